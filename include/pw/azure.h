@@ -1,0 +1,114 @@
+/* pw/azure.h: calls to Azure (AAD tokens, ARM, Kusto management) over HTTPS, driven
+ * by the event loop through libcurl multi.  Retries, backoff, Retry-After, token
+ * cache/refresh and ARM long-running operations are handled here; callers say what
+ * to send, not how to get it through.
+ *
+ * Security contract: a bearer token is only ever sent to the configured ARM
+ * endpoint host, to a Kusto cluster URI the caller has validated (https, no
+ * user-info, port or path; re-checked here), or - for LRO polling - to a URL on
+ * the ARM endpoint host.  TLS peers are always verified.  Secrets and tokens are
+ * never logged and never copied into pw_azure_result. */
+#ifndef PW_AZURE_H
+#define PW_AZURE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pw/loop.h"
+
+typedef struct pw_azure pw_azure;
+
+typedef struct pw_azure_config {
+    const char *tenant_id;      /* required */
+    const char *client_id;      /* required */
+    const char *client_secret;  /* required for now (client-credentials grant) */
+    const char *authority_host; /* default "https://login.microsoftonline.com" */
+    const char *arm_endpoint;   /* default "https://management.azure.com" */
+    const char *arm_api_version;/* default "2025-02-14" */
+    const char *ca_file;        /* NULL: the system trust store */
+    const char *const *connect_to; /* libcurl CURLOPT_CONNECT_TO entries, may be NULL */
+    size_t connect_to_count;
+    long connect_timeout_ms;    /* default 10000 */
+    long request_timeout_ms;    /* one HTTP exchange; default 60000 */
+    size_t max_response_bytes;  /* default 4 MiB; larger bodies fail the call */
+    unsigned max_attempts;      /* per HTTP request, first try included; default 8 */
+    long backoff_base_ms;       /* full jitter: sleep = random(0, min(max, base * 2^n)); default 500 */
+    long backoff_max_ms;        /* default 30000 */
+    long max_retry_after_ms;    /* honoured Retry-After is capped here; default 60000 */
+    long lro_poll_default_ms;   /* poll interval when a poll answer has no Retry-After; default 5000 */
+    long token_refresh_margin_ms; /* refresh a cached token this long before expiry; default 300000 */
+    long max_host_connections;  /* per host; default 16 */
+} pw_azure_config;
+
+/* Fills every field with its default (strings NULL where there is none). */
+void pw_azure_config_defaults(pw_azure_config *cfg);
+
+/* Stable error codes (pw_azure_result.code), shared with the reply contract. */
+#define PW_AZ_CODE_THROTTLED "Throttled"             /* 429 until attempts/deadline ran out */
+#define PW_AZ_CODE_UNAVAILABLE "AzureUnavailable"    /* 5xx or transport errors until attempts/deadline ran out */
+#define PW_AZ_CODE_TLS "TlsError"                    /* certificate verification or handshake failed */
+#define PW_AZ_CODE_AUTH "AuthenticationFailed"       /* AAD refused, or 401 after one refresh */
+#define PW_AZ_CODE_FORBIDDEN "Forbidden"             /* 403 (ARM AuthorizationFailed, Kusto forbidden) */
+#define PW_AZ_CODE_NOT_FOUND "NotFound"              /* 404, Kusto EntityNotFound */
+#define PW_AZ_CODE_BAD_REQUEST "AzureBadRequest"     /* other 4xx, Kusto @permanent errors */
+#define PW_AZ_CODE_DEADLINE "DeadlineExceeded"       /* the call's deadline passed first */
+#define PW_AZ_CODE_LRO_FAILED "OperationFailed"      /* ARM long-running operation ended Failed/Canceled */
+#define PW_AZ_CODE_PROTOCOL "AzureProtocolError"     /* unparseable/oversized answer, bad LRO URL */
+
+typedef struct pw_azure_result {
+    int ok;                      /* 1 = success; otherwise code/message say why */
+    const char *code;            /* one of PW_AZ_CODE_*, NULL on success */
+    int retryable;               /* would trying again later plausibly work */
+    int http_status;             /* last HTTP status seen, 0 if none */
+    json_t *body;                /* borrowed, valid only during the callback: final body or NULL */
+    char azure_code[128];        /* Azure's own error code from the body ("AuthorizationFailed", "BadRequest_EntityNotFound") */
+    char message[1024];          /* Azure's message (@message for Kusto) or the transport error */
+    unsigned attempts;           /* HTTP attempts of the main request (LRO polls not counted) */
+    uint64_t duration_ms;        /* from the call to the callback */
+    char request_id[128];        /* x-ms-request-id (ARM) or x-ms-activity-id (Kusto) */
+    char correlation_id[128];    /* x-ms-correlation-request-id (ARM), empty for Kusto */
+    char client_request_id[128]; /* the x-ms-client-request-id sent */
+} pw_azure_result;
+
+typedef struct pw_azure_progress {
+    const char *lro_status;      /* "Running", ... as Azure reported it */
+    unsigned polls;              /* polls so far */
+    int percent_complete;        /* -1 when unknown */
+} pw_azure_progress;
+
+typedef void (*pw_azure_done_cb)(void *ctx, const pw_azure_result *result);
+typedef void (*pw_azure_progress_cb)(void *ctx, const pw_azure_progress *progress);
+
+typedef struct pw_azure_call {
+    const char *request_id;           /* for logs and the x-ms-client-request-id; may be NULL */
+    uint64_t deadline_ms;             /* absolute, pw_loop_now_ms() clock; 0 = no deadline */
+    pw_azure_progress_cb on_progress; /* LRO polls; may be NULL */
+    pw_azure_done_cb on_done;         /* called exactly once, never from inside the starting call */
+    void *ctx;
+} pw_azure_call;
+
+/* Copies everything it needs from cfg.  NULL with err filled on bad configuration. */
+pw_azure *pw_azure_new(pw_loop *loop, const pw_azure_config *cfg, char *err, size_t errlen);
+/* Accepts NULL.  Abandons calls in flight without calling their callbacks. */
+void pw_azure_free(pw_azure *az);
+
+/* ARM request.  path: "/subscriptions/..." with no query (api-version is appended);
+ * method: GET, PUT, PATCH, POST or DELETE; body: borrowed, may be NULL.
+ * 201/202 answers are followed as long-running operations (Azure-AsyncOperation
+ * preferred, else Location; Retry-After honoured) until terminal; a PUT or PATCH
+ * then ends with a GET of the resource, whose body is the result's body.
+ * Returns 0 when started, -1 (err filled) when the call cannot be made. */
+int pw_azure_arm(pw_azure *az, const char *method, const char *path, const json_t *body,
+                 const pw_azure_call *call, char *err, size_t errlen);
+
+/* Kusto management command: POST <cluster_uri>/v1/rest/mgmt {"db":db,"csl":csl}.
+ * The token audience is the cluster URI.  The result's body is the v1 response.
+ * Returns 0 when started, -1 (err filled) when cluster_uri is not acceptable. */
+int pw_azure_kusto_mgmt(pw_azure *az, const char *cluster_uri, const char *db, const char *csl,
+                        const pw_azure_call *call, char *err, size_t errlen);
+
+/* Calls in flight (for drain and metrics). */
+size_t pw_azure_in_flight(const pw_azure *az);
+
+#endif

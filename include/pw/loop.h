@@ -1,0 +1,43 @@
+/* pw/loop.h: the one event loop of a worker process (epoll + one-shot timers).
+ *
+ * Everything that waits is driven from here: librdkafka queue wake-up fds,
+ * libcurl multi sockets and timeouts, retry/poll timers, signalfd.
+ * Single-threaded: no function may be called from another thread. */
+#ifndef PW_LOOP_H
+#define PW_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct pw_loop pw_loop;
+typedef struct pw_timer pw_timer;
+
+enum { PW_LOOP_READ = 1u, PW_LOOP_WRITE = 2u };
+
+/* events: PW_LOOP_READ/WRITE bits that are ready (error/hangup report as both). */
+typedef void (*pw_loop_fd_cb)(pw_loop *loop, int fd, unsigned events, void *ctx);
+typedef void (*pw_loop_timer_cb)(pw_loop *loop, void *ctx);
+
+pw_loop *pw_loop_new(char *err, size_t errlen);
+void pw_loop_free(pw_loop *loop); /* accepts NULL; pending timers are dropped without firing */
+
+/* Adds or changes the watch on fd; events == 0 removes it.  Returns 0 or -1 (errno set). */
+int pw_loop_fd_watch(pw_loop *loop, int fd, unsigned events, pw_loop_fd_cb cb, void *ctx);
+
+/* One-shot timer firing after delay_ms.  The handle is valid until its callback
+ * starts or it is cancelled; cancelling a NULL handle is a no-op.  O(log n). */
+pw_timer *pw_loop_timer_add(pw_loop *loop, uint64_t delay_ms, pw_loop_timer_cb cb, void *ctx);
+void pw_loop_timer_cancel(pw_loop *loop, pw_timer *timer);
+
+/* Monotonic milliseconds (CLOCK_MONOTONIC), refreshed once per iteration. */
+uint64_t pw_loop_now_ms(pw_loop *loop);
+
+/* Runs one iteration: waits at most max_wait_ms (-1: until the next timer/fd),
+ * dispatches ready fds and due timers.  Returns 0, or -1 on a fatal epoll error. */
+int pw_loop_run_once(pw_loop *loop, int max_wait_ms);
+
+/* Runs until pw_loop_stop() is called from a callback. */
+int pw_loop_run(pw_loop *loop);
+void pw_loop_stop(pw_loop *loop);
+
+#endif

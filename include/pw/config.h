@@ -32,11 +32,15 @@ typedef struct pw_config {
     char *schemas_dir;            /* worker.schemas.dir; default the source tree's schemas/ */
 
     size_t max_in_flight;         /* worker.inflight.max: requests being processed; default 1000 */
+    size_t max_uncommitted;       /* worker.uncommitted.max: messages received but not yet
+                                     committable (in flight or behind one); default 10000 */
     size_t max_message_bytes;     /* worker.message.max.bytes; default 1048576 */
     unsigned max_json_depth;      /* worker.json.max.depth; default 32 */
     size_t max_operations;        /* worker.operations.max per request; default 100 */
     long operation_timeout_ms;    /* worker.operation.timeout.ms: deadline per operation; default 600000 */
     long drain_timeout_ms;        /* worker.drain.timeout.ms: SIGTERM drain deadline; default 30000 */
+    long reply_retry_backoff_ms;  /* worker.reply.retry.backoff.ms: wait before re-producing a
+                                     reply whose delivery failed; default 1000 */
     char *log_level;              /* worker.log.level: debug|info|warn|error; default info */
 
     char **kusto_host_suffixes;   /* azure.kusto.host.suffixes: comma list; default the public and
@@ -49,8 +53,25 @@ typedef struct pw_config {
                                      its strings are owned by pw_config */
 } pw_config;
 
-/* Loads path (NULL: defaults + environment only).  Returns 0, or -1 with err naming the key. */
+/* Loads path (NULL: defaults + environment only).  Returns 0, or -1 with err naming the key.
+ * Order: defaults, then AZURE_* environment, then the file (the file wins).  Every kafka.*
+ * key is checked by librdkafka here.  Required values are not checked: see pw_config_require.
+ * On failure cfg is left zeroed (nothing to free). */
 int pw_config_load(pw_config *cfg, const char *path, char *err, size_t errlen);
 void pw_config_free(pw_config *cfg); /* frees the members; accepts a zeroed struct */
+
+/* Sets one key as a file line would (kafka.* appended; worker.* / azure.* replaced).
+ * Returns 0 or -1 with err naming the key (never echoing a secret value). */
+int pw_config_set(pw_config *cfg, const char *key, const char *value, char *err, size_t errlen);
+
+/* What a running worker needs: azure tenant/client id/secret, kafka.bootstrap.servers,
+ * kafka.group.id.  Returns 0 or -1 with err naming the missing key. */
+int pw_config_require(const pw_config *cfg, char *err, size_t errlen);
+
+/* The last value of a kafka.* key (name without the prefix), or NULL. */
+const char *pw_config_kafka_get(const pw_config *cfg, const char *key);
+
+/* 1 when topic is the reply topic or listed in worker.replyto.allowed. */
+int pw_config_reply_topic_allowed(const pw_config *cfg, const char *topic);
 
 #endif

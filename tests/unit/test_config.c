@@ -1,0 +1,253 @@
+/* test_config.c: the worker's key=value configuration: defaults, keys, env, errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pw/config.h"
+
+static char tmp_path[64];
+
+static const char *write_file(const char *text)
+{
+    snprintf(tmp_path, sizeof tmp_path, "/tmp/pw-test-config-XXXXXX");
+    int fd = mkstemp(tmp_path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return tmp_path;
+}
+
+static void clear_env(void)
+{
+    unsetenv("AZURE_TENANT_ID");
+    unsetenv("AZURE_CLIENT_ID");
+    unsetenv("AZURE_CLIENT_SECRET");
+    unsetenv("AZURE_AUTHORITY_HOST");
+}
+
+/* Loads text; returns the load's result with err filled. */
+static int load_text(pw_config *cfg, const char *text, char *err, size_t errlen)
+{
+    const char *p = write_file(text);
+    int rc = pw_config_load(cfg, p, err, errlen);
+    unlink(p);
+    return rc;
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    clear_env();
+    pw_config cfg;
+    char err[256] = "";
+    assert_int_equal(pw_config_load(&cfg, NULL, err, sizeof err), 0);
+    assert_string_equal(cfg.request_topic, "adx.policy.requests");
+    assert_string_equal(cfg.reply_topic, "adx.policy.replies");
+    assert_string_equal(cfg.dead_letter_topic, "adx.policy.deadletter");
+    assert_int_equal(cfg.max_in_flight, 1000);
+    assert_int_equal(cfg.max_message_bytes, 1048576);
+    assert_int_equal(cfg.max_json_depth, 32);
+    assert_int_equal(cfg.drain_timeout_ms, 30000);
+    assert_string_equal(cfg.log_level, "info");
+    assert_non_null(cfg.worker_id);
+    assert_true(cfg.kusto_host_suffix_count >= 1);
+    assert_string_equal(cfg.kusto_host_suffixes[0], ".kusto.windows.net");
+    assert_non_null(cfg.azure.authority_host);
+    assert_null(cfg.azure.client_secret);
+    assert_int_equal(cfg.kafka_count, 0);
+    /* Required values are missing: the worker would stop, naming the first one. */
+    assert_int_equal(pw_config_require(&cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "azure.tenant.id"));
+    pw_config_free(&cfg);
+    pw_config_free(&cfg); /* zeroed: second free is a no-op */
+}
+
+static const char *full_config = "# comment\n"
+                                 "\n"
+                                 "kafka.bootstrap.servers = 127.0.0.1:9092\n"
+                                 "kafka.group.id=g1\n"
+                                 "kafka.client.id=w\n"
+                                 "  worker.request.topic = req  \n"
+                                 "worker.reply.topic=rep\n"
+                                 "worker.deadletter.topic=dlq\n"
+                                 "worker.replyto.allowed= a , b,,c \n"
+                                 "worker.inflight.max=7\n"
+                                 "worker.drain.timeout.ms=1500\n"
+                                 "worker.json.max.depth=12\n"
+                                 "worker.log.level=debug\n"
+                                 "azure.tenant.id=t\n"
+                                 "azure.client.id=c\n"
+                                 "azure.client.secret=s3cr3t-value\n"
+                                 "azure.connect.to=::127.0.0.1:8443, login.x:443:127.0.0.1:9\n"
+                                 "azure.attempts.max=3\n"
+                                 "azure.kusto.host.suffixes=.kusto.windows.net\n";
+
+static void test_full_file(void **state)
+{
+    (void)state;
+    clear_env();
+    pw_config cfg;
+    char err[256] = "";
+    assert_int_equal(load_text(&cfg, full_config, err, sizeof err), 0);
+    assert_int_equal(cfg.kafka_count, 3);
+    assert_string_equal(cfg.kafka[0].key, "bootstrap.servers");
+    assert_string_equal(cfg.kafka[0].value, "127.0.0.1:9092");
+    assert_string_equal(pw_config_kafka_get(&cfg, "group.id"), "g1");
+    assert_null(pw_config_kafka_get(&cfg, "nope"));
+    assert_string_equal(cfg.request_topic, "req");
+    assert_string_equal(cfg.reply_topic, "rep");
+    assert_string_equal(cfg.dead_letter_topic, "dlq");
+    assert_int_equal(cfg.allowed_reply_topic_count, 3);
+    assert_string_equal(cfg.allowed_reply_topics[0], "a");
+    assert_string_equal(cfg.allowed_reply_topics[1], "b");
+    assert_string_equal(cfg.allowed_reply_topics[2], "c");
+    assert_true(pw_config_reply_topic_allowed(&cfg, "rep"));
+    assert_true(pw_config_reply_topic_allowed(&cfg, "b"));
+    assert_false(pw_config_reply_topic_allowed(&cfg, "evil"));
+    assert_int_equal(cfg.max_in_flight, 7);
+    assert_int_equal(cfg.drain_timeout_ms, 1500);
+    assert_int_equal(cfg.max_json_depth, 12);
+    assert_string_equal(cfg.log_level, "debug");
+    assert_string_equal(cfg.azure.tenant_id, "t");
+    assert_string_equal(cfg.azure.client_secret, "s3cr3t-value");
+    assert_int_equal(cfg.azure.connect_to_count, 2);
+    assert_string_equal(cfg.azure.connect_to[0], "::127.0.0.1:8443");
+    assert_string_equal(cfg.azure.connect_to[1], "login.x:443:127.0.0.1:9");
+    assert_int_equal(cfg.azure.max_attempts, 3);
+    assert_int_equal(cfg.kusto_host_suffix_count, 1);
+    assert_int_equal(pw_config_require(&cfg, err, sizeof err), 0);
+    pw_config_free(&cfg);
+}
+
+/* Each bad file fails with a message naming the key. */
+static void test_errors_name_the_key(void **state)
+{
+    (void)state;
+    clear_env();
+    struct {
+        const char *text;
+        const char *key;
+    } cases[] = {
+        {"worker.nope=1\n", "worker.nope"},
+        {"azure.tenant=1\n", "azure.tenant"},
+        {"bogus=1\n", "bogus"},
+        {"worker.inflight.max=abc\n", "worker.inflight.max"},
+        {"worker.inflight.max=0\n", "worker.inflight.max"},
+        {"worker.inflight.max=-5\n", "worker.inflight.max"},
+        {"worker.inflight.max=99999999999999999999999\n", "worker.inflight.max"},
+        {"worker.drain.timeout.ms=1.5\n", "worker.drain.timeout.ms"},
+        {"worker.log.level=loud\n", "worker.log.level"},
+        {"worker.reply.topic=\n", "worker.reply.topic"},
+        {"kafka.no.such.property=1\n", "kafka.no.such.property"},
+        {"kafka.acks=maybe\n", "kafka.acks"},
+        {"azure.arm.endpoint=http://management.azure.com\n", "azure.arm.endpoint"},
+        {"azure.ca.file=/nonexistent/ca.pem\n", "azure.ca.file"},
+        {"azure.kusto.host.suffixes=kusto.windows.net\n", "azure.kusto.host.suffixes"},
+        {"just a line\n", ":1:"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pw_config cfg;
+        char err[256] = "";
+        int rc = load_text(&cfg, cases[i].text, err, sizeof err);
+        if (rc != -1 || !strstr(err, cases[i].key))
+            fail_msg("case %zu (%s): rc=%d err=%s", i, cases[i].text, rc, err);
+        pw_config_free(&cfg);
+    }
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    pw_config cfg;
+    char err[256] = "";
+    assert_int_equal(pw_config_load(&cfg, "/nonexistent/pw.conf", err, sizeof err), -1);
+    assert_non_null(strstr(err, "/nonexistent/pw.conf"));
+}
+
+/* The secret never shows up in an error message. */
+static void test_secret_not_echoed(void **state)
+{
+    (void)state;
+    clear_env();
+    pw_config cfg;
+    char err[256] = "";
+    assert_int_equal(load_text(&cfg, "kafka.sasl.password=hunter2\nkafka.bogus.x=1\n", err,
+                               sizeof err),
+                     -1);
+    assert_null(strstr(err, "hunter2"));
+    assert_int_equal(load_text(&cfg, "azure.client.secret=\n", err, sizeof err), -1);
+    assert_non_null(strstr(err, "azure.client.secret"));
+}
+
+static void test_env_fills_unset(void **state)
+{
+    (void)state;
+    clear_env();
+    setenv("AZURE_TENANT_ID", "env-tenant", 1);
+    setenv("AZURE_CLIENT_ID", "env-client", 1);
+    setenv("AZURE_CLIENT_SECRET", "env-secret", 1);
+    setenv("AZURE_AUTHORITY_HOST", "https://login.example.test", 1);
+    pw_config cfg;
+    char err[256] = "";
+    assert_int_equal(load_text(&cfg, "azure.client.id=file-client\n", err, sizeof err), 0);
+    assert_string_equal(cfg.azure.tenant_id, "env-tenant");
+    assert_string_equal(cfg.azure.client_id, "file-client"); /* the file wins */
+    assert_string_equal(cfg.azure.client_secret, "env-secret");
+    assert_string_equal(cfg.azure.authority_host, "https://login.example.test");
+    pw_config_free(&cfg);
+    clear_env();
+}
+
+static void test_require_kafka(void **state)
+{
+    (void)state;
+    clear_env();
+    pw_config cfg;
+    char err[256] = "";
+    assert_int_equal(load_text(&cfg, "azure.tenant.id=t\nazure.client.id=c\n"
+                                     "azure.client.secret=s\n",
+                               err, sizeof err),
+                     0);
+    assert_int_equal(pw_config_require(&cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "kafka.bootstrap.servers"));
+    assert_int_equal(pw_config_set(&cfg, "kafka.bootstrap.servers", "x:1", err, sizeof err), 0);
+    assert_int_equal(pw_config_require(&cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "kafka.group.id"));
+    assert_int_equal(pw_config_set(&cfg, "kafka.group.id", "g", err, sizeof err), 0);
+    assert_int_equal(pw_config_require(&cfg, err, sizeof err), 0);
+    pw_config_free(&cfg);
+}
+
+static void test_long_line(void **state)
+{
+    (void)state;
+    size_t n = 20000;
+    char *text = malloc(n + 32);
+    assert_non_null(text);
+    strcpy(text, "worker.id=");
+    memset(text + 10, 'x', n);
+    strcpy(text + 10 + n, "\n");
+    pw_config cfg;
+    char err[256] = "";
+    assert_int_equal(load_text(&cfg, text, err, sizeof err), -1);
+    assert_non_null(strstr(err, "longer than"));
+    free(text);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),         cmocka_unit_test(test_full_file),
+        cmocka_unit_test(test_errors_name_the_key), cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_secret_not_echoed), cmocka_unit_test(test_env_fills_unset),
+        cmocka_unit_test(test_require_kafka),    cmocka_unit_test(test_long_line),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,608 @@
+/* config.c: loads the worker's key=value configuration file and the AZURE_* environment. */
+#include "pw/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CFG_MAX_LINE 8192      /* a longer line is an error, not a silent cut */
+#define CFG_MAX_LINES 10000    /* bounded file */
+#define CFG_MAX_LIST 256       /* entries in a comma list */
+
+static const char *const default_kusto_suffixes[] = {
+    ".kusto.windows.net",          /* public cloud */
+    ".kustomfa.windows.net",       /* public cloud, MFA endpoints */
+    ".kusto.usgovcloudapi.net",    /* Azure US Government */
+    ".kusto.chinacloudapi.cn",     /* Azure China */
+};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Keys whose values are never echoed in an error message. */
+static int is_sensitive_key(const char *key)
+{
+    return strstr(key, "secret") || strstr(key, "password") || strstr(key, "sasl.oauthbearer") ||
+           strstr(key, "ssl.key.pem") || strstr(key, "ssl_key");
+}
+
+static int replace_str(char **slot, const char *value)
+{
+    char *copy = strdup(value);
+    if (!copy)
+        return -1;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static int replace_cstr(const char **slot, const char *value)
+{
+    char *copy = strdup(value);
+    if (!copy)
+        return -1;
+    free((char *)*slot);
+    *slot = copy;
+    return 0;
+}
+
+static void free_list(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+/* Splits a comma list, trimming blanks and dropping empty entries. */
+static int parse_list(const char *key, const char *value, char ***out, size_t *count, char *err,
+                      size_t errlen)
+{
+    char **list = NULL;
+    size_t n = 0;
+    const char *p = value;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && isspace((unsigned char)*p)) {
+            p++;
+            len--;
+        }
+        while (len && isspace((unsigned char)p[len - 1]))
+            len--;
+        if (len) {
+            if (n == CFG_MAX_LIST) {
+                set_err(err, errlen, "%s: more than %d entries", key, CFG_MAX_LIST);
+                free_list(list, n);
+                return -1;
+            }
+            char **grown = realloc(list, (n + 1) * sizeof *list);
+            if (!grown) {
+                free_list(list, n);
+                set_err(err, errlen, "%s: out of memory", key);
+                return -1;
+            }
+            list = grown;
+            if (!(list[n] = strndup(p, len))) {
+                free_list(list, n);
+                set_err(err, errlen, "%s: out of memory", key);
+                return -1;
+            }
+            n++;
+        }
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    *out = list;
+    *count = n;
+    return 0;
+}
+
+/* Strict unsigned/long parse: decimal digits only, within [min, max]. */
+static int parse_num(const char *key, const char *value, long long min, long long max,
+                     long long *out, char *err, size_t errlen)
+{
+    const char *p = value;
+    if (!*p || !(isdigit((unsigned char)*p) || *p == '-')) {
+        set_err(err, errlen, "%s: not a number: \"%s\"", key, value);
+        return -1;
+    }
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(p, &end, 10);
+    if (errno || !end || *end) {
+        set_err(err, errlen, "%s: not a number: \"%s\"", key, value);
+        return -1;
+    }
+    if (v < min || v > max) {
+        set_err(err, errlen, "%s: %lld is out of range [%lld, %lld]", key, v, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int set_defaults(pw_config *cfg, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof *cfg);
+    /* The documented defaults of pw/azure.h, set here so the configuration does not depend
+     * on the Azure client's code (string defaults are owned copies, freed by pw_config_free). */
+    cfg->azure.connect_timeout_ms = 10000;
+    cfg->azure.request_timeout_ms = 60000;
+    cfg->azure.max_response_bytes = 4u << 20;
+    cfg->azure.max_attempts = 8;
+    cfg->azure.backoff_base_ms = 500;
+    cfg->azure.backoff_max_ms = 30000;
+    cfg->azure.max_retry_after_ms = 60000;
+    cfg->azure.lro_poll_default_ms = 5000;
+    cfg->azure.token_refresh_margin_ms = 300000;
+    cfg->azure.max_host_connections = 16;
+    if (!cfg->azure.authority_host && replace_cstr(&cfg->azure.authority_host,
+                                                   "https://login.microsoftonline.com"))
+        goto oom;
+    if (!cfg->azure.arm_endpoint &&
+        replace_cstr(&cfg->azure.arm_endpoint, "https://management.azure.com"))
+        goto oom;
+    if (!cfg->azure.arm_api_version && replace_cstr(&cfg->azure.arm_api_version, "2025-02-14"))
+        goto oom;
+    cfg->azure.connect_to = NULL;
+    cfg->azure.connect_to_count = 0;
+
+    char host[128] = "localhost";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    char id[200];
+    snprintf(id, sizeof id, "%s-%ld", host, (long)getpid());
+    if (replace_str(&cfg->worker_id, id) || replace_str(&cfg->request_topic, "adx.policy.requests") ||
+        replace_str(&cfg->reply_topic, "adx.policy.replies") ||
+        replace_str(&cfg->dead_letter_topic, "adx.policy.deadletter") ||
+        replace_str(&cfg->schemas_dir, PW_SOURCE_SCHEMAS_DIR) ||
+        replace_str(&cfg->log_level, "info"))
+        goto oom;
+    cfg->max_in_flight = 1000;
+    cfg->max_uncommitted = 10000;
+    cfg->max_message_bytes = 1048576;
+    cfg->max_json_depth = 32;
+    cfg->max_operations = 100;
+    cfg->operation_timeout_ms = 600000;
+    cfg->drain_timeout_ms = 30000;
+    cfg->reply_retry_backoff_ms = 1000;
+
+    size_t n = sizeof default_kusto_suffixes / sizeof default_kusto_suffixes[0];
+    cfg->kusto_host_suffixes = calloc(n, sizeof *cfg->kusto_host_suffixes);
+    if (!cfg->kusto_host_suffixes)
+        goto oom;
+    for (size_t i = 0; i < n; i++) {
+        cfg->kusto_host_suffixes[i] = strdup(default_kusto_suffixes[i]);
+        if (!cfg->kusto_host_suffixes[i])
+            goto oom;
+        cfg->kusto_host_suffix_count = i + 1;
+    }
+    return 0;
+oom:
+    set_err(err, errlen, "out of memory");
+    return -1;
+}
+
+typedef enum { K_STR, K_ASTR, K_LIST, K_NUM } key_type;
+
+typedef struct key_spec {
+    const char *name;
+    key_type type;
+    long long min, max;
+    size_t offset; /* of the field in pw_config */
+    int width;     /* K_NUM: sizeof the field */
+} key_spec;
+
+#define F(field) offsetof(pw_config, field)
+#define NUMK(name, field, min, max) \
+    { name, K_NUM, min, max, F(field), (int)sizeof(((pw_config *)0)->field) }
+
+static const key_spec key_specs[] = {
+    {"worker.id", K_STR, 0, 0, F(worker_id), 0},
+    {"worker.request.topic", K_STR, 0, 0, F(request_topic), 0},
+    {"worker.reply.topic", K_STR, 0, 0, F(reply_topic), 0},
+    {"worker.deadletter.topic", K_STR, 0, 0, F(dead_letter_topic), 0},
+    {"worker.replyto.allowed", K_LIST, 0, 0, F(allowed_reply_topics), 0},
+    {"worker.schemas.dir", K_STR, 0, 0, F(schemas_dir), 0},
+    {"worker.log.level", K_STR, 0, 0, F(log_level), 0},
+    NUMK("worker.inflight.max", max_in_flight, 1, 1000000),
+    NUMK("worker.uncommitted.max", max_uncommitted, 1, 10000000),
+    NUMK("worker.message.max.bytes", max_message_bytes, 2, 100 * 1024 * 1024),
+    NUMK("worker.json.max.depth", max_json_depth, 2, 1000),
+    NUMK("worker.operations.max", max_operations, 1, 10000),
+    NUMK("worker.operation.timeout.ms", operation_timeout_ms, 1, 86400000),
+    NUMK("worker.drain.timeout.ms", drain_timeout_ms, 0, 3600000),
+    NUMK("worker.reply.retry.backoff.ms", reply_retry_backoff_ms, 1, 600000),
+    {"azure.kusto.host.suffixes", K_LIST, 0, 0, F(kusto_host_suffixes), 0},
+    {"azure.tenant.id", K_ASTR, 0, 0, F(azure.tenant_id), 0},
+    {"azure.client.id", K_ASTR, 0, 0, F(azure.client_id), 0},
+    {"azure.client.secret", K_ASTR, 0, 0, F(azure.client_secret), 0},
+    {"azure.authority.host", K_ASTR, 0, 0, F(azure.authority_host), 0},
+    {"azure.arm.endpoint", K_ASTR, 0, 0, F(azure.arm_endpoint), 0},
+    {"azure.arm.api.version", K_ASTR, 0, 0, F(azure.arm_api_version), 0},
+    {"azure.ca.file", K_ASTR, 0, 0, F(azure.ca_file), 0},
+    {"azure.connect.to", K_LIST, 0, 0, F(azure.connect_to), 0},
+    NUMK("azure.connect.timeout.ms", azure.connect_timeout_ms, 1, 3600000),
+    NUMK("azure.request.timeout.ms", azure.request_timeout_ms, 1, 3600000),
+    NUMK("azure.response.max.bytes", azure.max_response_bytes, 1024, 1024 * 1024 * 1024),
+    NUMK("azure.attempts.max", azure.max_attempts, 1, 1000),
+    NUMK("azure.backoff.base.ms", azure.backoff_base_ms, 0, 3600000),
+    NUMK("azure.backoff.max.ms", azure.backoff_max_ms, 0, 3600000),
+    NUMK("azure.retry.after.max.ms", azure.max_retry_after_ms, 0, 3600000),
+    NUMK("azure.lro.poll.interval.ms", azure.lro_poll_default_ms, 1, 3600000),
+    NUMK("azure.token.refresh.margin.ms", azure.token_refresh_margin_ms, 0, 86400000),
+    NUMK("azure.host.connections.max", azure.max_host_connections, 1, 10000),
+};
+
+static const key_spec *find_spec(const char *key)
+{
+    for (size_t i = 0; i < sizeof key_specs / sizeof key_specs[0]; i++)
+        if (!strcmp(key_specs[i].name, key))
+            return &key_specs[i];
+    return NULL;
+}
+
+static size_t *list_count_slot(pw_config *cfg, const key_spec *spec)
+{
+    if (spec->offset == F(allowed_reply_topics))
+        return &cfg->allowed_reply_topic_count;
+    if (spec->offset == F(kusto_host_suffixes))
+        return &cfg->kusto_host_suffix_count;
+    return &cfg->azure.connect_to_count;
+}
+
+static int apply_key(pw_config *cfg, const key_spec *spec, const char *value, char *err,
+                     size_t errlen)
+{
+    char *base = (char *)cfg;
+    switch (spec->type) {
+    case K_STR:
+        if (!*value) {
+            set_err(err, errlen, "%s: empty value", spec->name);
+            return -1;
+        }
+        if (replace_str((char **)(base + spec->offset), value))
+            goto oom;
+        return 0;
+    case K_ASTR:
+        if (!*value) {
+            set_err(err, errlen, "%s: empty value", spec->name);
+            return -1;
+        }
+        if (replace_cstr((const char **)(base + spec->offset), value))
+            goto oom;
+        return 0;
+    case K_LIST: {
+        char **list = NULL;
+        size_t n = 0;
+        if (parse_list(spec->name, value, &list, &n, err, errlen))
+            return -1;
+        size_t *count = list_count_slot(cfg, spec);
+        char ***slot = (char ***)(base + spec->offset);
+        free_list(*slot, *count);
+        *slot = list;
+        *count = n;
+        return 0;
+    }
+    case K_NUM: {
+        long long v;
+        if (parse_num(spec->name, value, spec->min, spec->max, &v, err, errlen))
+            return -1;
+        void *slot = base + spec->offset;
+        if (spec->width == (int)sizeof(long long))
+            *(long long *)slot = v;
+        else if (spec->width == (int)sizeof(int))
+            *(int *)slot = (int)v;
+        else if (spec->width == (int)sizeof(short))
+            *(short *)slot = (short)v;
+        else
+            *(char *)slot = (char)v;
+        return 0;
+    }
+    }
+    return 0;
+oom:
+    set_err(err, errlen, "%s: out of memory", spec->name);
+    return -1;
+}
+
+static int add_kafka(pw_config *cfg, const char *key, const char *value, char *err, size_t errlen)
+{
+    if (cfg->kafka_count >= CFG_MAX_LINES) {
+        set_err(err, errlen, "kafka.%s: too many kafka.* keys", key);
+        return -1;
+    }
+    pw_config_kv *grown = realloc(cfg->kafka, (cfg->kafka_count + 1) * sizeof *grown);
+    if (!grown) {
+        set_err(err, errlen, "kafka.%s: out of memory", key);
+        return -1;
+    }
+    cfg->kafka = grown;
+    pw_config_kv *kv = &cfg->kafka[cfg->kafka_count];
+    kv->key = strdup(key);
+    kv->value = strdup(value);
+    if (!kv->key || !kv->value) {
+        free(kv->key);
+        free(kv->value);
+        set_err(err, errlen, "kafka.%s: out of memory", key);
+        return -1;
+    }
+    cfg->kafka_count++;
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+static int load_file(pw_config *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *line = malloc(CFG_MAX_LINE + 2);
+    if (!line) {
+        fclose(f);
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    unsigned lineno = 0;
+    while (fgets(line, CFG_MAX_LINE + 2, f)) {
+        lineno++;
+        if (lineno > CFG_MAX_LINES) {
+            set_err(err, errlen, "%s: more than %d lines", path, CFG_MAX_LINES);
+            rc = -1;
+            break;
+        }
+        size_t len = strlen(line);
+        if (len > CFG_MAX_LINE && line[len - 1] != '\n') {
+            set_err(err, errlen, "%s:%u: line longer than %d bytes", path, lineno, CFG_MAX_LINE);
+            rc = -1;
+            break;
+        }
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            set_err(err, errlen, "%s:%u: expected key=value", path, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s);
+        char *value = trim(eq + 1);
+        if ((rc = pw_config_set(cfg, key, value, err, errlen)))
+            break;
+    }
+    if (!rc && ferror(f)) {
+        set_err(err, errlen, "%s: read error", path);
+        rc = -1;
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+int pw_config_set(pw_config *cfg, const char *key, const char *value, char *err, size_t errlen)
+{
+    if (!strncmp(key, "kafka.", 6)) {
+        if (!key[6]) {
+            set_err(err, errlen, "kafka.: empty librdkafka property name");
+            return -1;
+        }
+        return add_kafka(cfg, key + 6, value, err, errlen);
+    }
+    const key_spec *spec = find_spec(key);
+    if (!spec) {
+        if (!strncmp(key, "worker.", 7) || !strncmp(key, "azure.", 6))
+            set_err(err, errlen, "%s: unknown configuration key", key);
+        else
+            set_err(err, errlen, "%s: unknown configuration key (expected a kafka.*, worker.* "
+                                 "or azure.* key)", key);
+        return -1;
+    }
+    if (apply_key(cfg, spec, value, err, errlen)) {
+        if (is_sensitive_key(key))
+            set_err(err, errlen, "%s: invalid value", key);
+        return -1;
+    }
+    return 0;
+}
+
+/* Each kafka.* key goes through librdkafka once here, so a bad one fails at start with its
+ * name instead of at the first rd_kafka_new. */
+static int check_kafka(const pw_config *cfg, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!conf) {
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        char rderr[512] = "";
+        if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, rderr,
+                              sizeof rderr) != RD_KAFKA_CONF_OK) {
+            if (is_sensitive_key(cfg->kafka[i].key))
+                set_err(err, errlen, "kafka.%s: rejected by librdkafka", cfg->kafka[i].key);
+            else
+                set_err(err, errlen, "kafka.%s: %s", cfg->kafka[i].key, rderr);
+            rc = -1;
+            break;
+        }
+    }
+    rd_kafka_conf_destroy(conf);
+    return rc;
+}
+
+static int check_values(pw_config *cfg, char *err, size_t errlen)
+{
+    const char *lvl = cfg->log_level;
+    if (strcmp(lvl, "debug") && strcmp(lvl, "info") && strcmp(lvl, "warn") && strcmp(lvl, "error")) {
+        set_err(err, errlen, "worker.log.level: expected debug, info, warn or error, not \"%s\"",
+                lvl);
+        return -1;
+    }
+    const char *urls[][2] = {{"azure.authority.host", cfg->azure.authority_host},
+                             {"azure.arm.endpoint", cfg->azure.arm_endpoint}};
+    for (size_t i = 0; i < 2; i++) {
+        if (urls[i][1] && strncmp(urls[i][1], "https://", 8)) {
+            set_err(err, errlen, "%s: must be an https:// URL, not \"%s\"", urls[i][0], urls[i][1]);
+            return -1;
+        }
+    }
+    if (cfg->azure.ca_file && access(cfg->azure.ca_file, R_OK)) {
+        set_err(err, errlen, "azure.ca.file: %s: %s", cfg->azure.ca_file, strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->kusto_host_suffix_count; i++) {
+        if (cfg->kusto_host_suffixes[i][0] != '.') {
+            set_err(err, errlen, "azure.kusto.host.suffixes: \"%s\" must start with '.'",
+                    cfg->kusto_host_suffixes[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The Azure SDKs' environment variables: applied before the file, so a value the file sets
+ * wins and the environment fills only what the file leaves unset (or at its default). */
+static int apply_env(pw_config *cfg, char *err, size_t errlen)
+{
+    struct {
+        const char *env;
+        const char **slot;
+    } map[] = {
+        {"AZURE_TENANT_ID", &cfg->azure.tenant_id},
+        {"AZURE_CLIENT_ID", &cfg->azure.client_id},
+        {"AZURE_CLIENT_SECRET", &cfg->azure.client_secret},
+        {"AZURE_AUTHORITY_HOST", &cfg->azure.authority_host},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        const char *v = getenv(map[i].env);
+        if (!v || !*v)
+            continue;
+        if (replace_cstr(map[i].slot, v)) {
+            set_err(err, errlen, "%s: out of memory", map[i].env);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int pw_config_load(pw_config *cfg, const char *path, char *err, size_t errlen)
+{
+    if (set_defaults(cfg, err, errlen) || apply_env(cfg, err, errlen))
+        goto fail;
+    if (path && load_file(cfg, path, err, errlen))
+        goto fail;
+    if (check_kafka(cfg, err, errlen) || check_values(cfg, err, errlen))
+        goto fail;
+    return 0;
+fail:
+    pw_config_free(cfg);
+    return -1;
+}
+int pw_config_require(const pw_config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->azure.tenant_id) {
+        set_err(err, errlen, "azure.tenant.id: required (or AZURE_TENANT_ID)");
+        return -1;
+    }
+    if (!cfg->azure.client_id) {
+        set_err(err, errlen, "azure.client.id: required (or AZURE_CLIENT_ID)");
+        return -1;
+    }
+    if (!cfg->azure.client_secret) {
+        set_err(err, errlen, "azure.client.secret: required (or AZURE_CLIENT_SECRET)");
+        return -1;
+    }
+    if (!pw_config_kafka_get(cfg, "bootstrap.servers") &&
+        !pw_config_kafka_get(cfg, "metadata.broker.list")) {
+        set_err(err, errlen, "kafka.bootstrap.servers: required");
+        return -1;
+    }
+    if (!pw_config_kafka_get(cfg, "group.id")) {
+        set_err(err, errlen, "kafka.group.id: required");
+        return -1;
+    }
+    return 0;
+}
+
+const char *pw_config_kafka_get(const pw_config *cfg, const char *key)
+{
+    const char *found = NULL;
+    for (size_t i = 0; i < cfg->kafka_count; i++)
+        if (!strcmp(cfg->kafka[i].key, key))
+            found = cfg->kafka[i].value; /* the last one wins, as in librdkafka */
+    return found;
+}
+
+int pw_config_reply_topic_allowed(const pw_config *cfg, const char *topic)
+{
+    if (!strcmp(topic, cfg->reply_topic))
+        return 1;
+    for (size_t i = 0; i < cfg->allowed_reply_topic_count; i++)
+        if (!strcmp(topic, cfg->allowed_reply_topics[i]))
+            return 1;
+    return 0;
+}
+
+void pw_config_free(pw_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        free(cfg->kafka[i].key);
+        free(cfg->kafka[i].value);
+    }
+    free(cfg->kafka);
+    free(cfg->worker_id);
+    free(cfg->request_topic);
+    free(cfg->reply_topic);
+    free(cfg->dead_letter_topic);
+    free_list(cfg->allowed_reply_topics, cfg->allowed_reply_topic_count);
+    free(cfg->schemas_dir);
+    free(cfg->log_level);
+    free_list(cfg->kusto_host_suffixes, cfg->kusto_host_suffix_count);
+    if (cfg->azure.client_secret) {
+        /* Do not leave the secret lying in freed heap memory. */
+        char *s = (char *)cfg->azure.client_secret;
+        explicit_bzero(s, strlen(s));
+    }
+    free((char *)cfg->azure.tenant_id);
+    free((char *)cfg->azure.client_id);
+    free((char *)cfg->azure.client_secret);
+    free((char *)cfg->azure.authority_host);
+    free((char *)cfg->azure.arm_endpoint);
+    free((char *)cfg->azure.arm_api_version);
+    free((char *)cfg->azure.ca_file);
+    free_list((char **)cfg->azure.connect_to, cfg->azure.connect_to_count);
+    memset(cfg, 0, sizeof *cfg);
+}

@@ -15,6 +15,9 @@
 #                             stderr -> $PW_TMP/NAME.err; wait (PW_START_TIMEOUT, default 60)
 #                             for its first stdout line; fail with the log tail if it dies or
 #                             times out. Must not run in a subshell ($(...)): it records the pid.
+#   pw_spawn NAME CMD...      like pw_start without waiting for output (for producers, one-shot
+#                             clients); pair with pw_wait_exit. Stdin is /dev/null unless
+#                             PW_STDIN names a file to feed it.
 #   pw_first_line NAME        print the first stdout line of NAME (e.g. a bootstrap list or URL).
 #   pw_line NAME N            print line N of NAME's stdout (empty if absent).
 #   pw_pid NAME               print NAME's pid.
@@ -23,6 +26,9 @@
 #                             send SIGNAL (default TERM), wait up to TIMEOUT (default 30) for
 #                             exit; returns the process's exit status (128+n if killed by a
 #                             signal). Escalates to KILL and returns 124 on timeout.
+#   pw_wait_exit NAME [TIMEOUT]
+#                             wait up to TIMEOUT (default 60) for NAME to exit by itself;
+#                             returns its exit status, or 124 (and leaves it running) on timeout.
 #   pw_kill_all               KILL everything pw_start started that still runs (the EXIT trap
 #                             calls it; call pw_cleanup from your own EXIT trap if you set one).
 #   pw_wait_until TIMEOUT CMD...
@@ -36,6 +42,10 @@
 #                             beginning, no consumer group) as kcat -J JSON lines (topic,
 #                             partition, offset, key, payload, headers); fail (return 1, with
 #                             what arrived on stderr) if fewer than N arrive within TIMEOUT.
+#   pw_kafka_ctl CONTROL CMD...
+#                             send one command line to kafka-mock's control port (CONTROL is
+#                             host:port, line 2 of kafka-mock's stdout, e.g.
+#                             "$(pw_line kafka 2)"); print the reply; succeed iff it is "ok...".
 #   pw_kcat_produce BOOTSTRAP TOPIC [KCAT-ARGS...] < LINES
 #                             produce one message per stdin line (key:value with -K:), wait
 #                             for delivery; non-zero if any message failed.
@@ -134,24 +144,34 @@ pw_line() {
   sed -n "${2}p" "$PW_TMP/$1.out" 2>/dev/null
 }
 
-pw_start() {
-  local name=$1 deadline pid
+# pw__launch NAME CMD...: background CMD with its output in the temp dir; records the pid.
+pw__launch() {
+  local name=$1 pid
   shift
-  [ $# -gt 0 ] || pw_fail "pw_start $name: no command"
+  [ $# -gt 0 ] || pw_fail "pw_start/pw_spawn $name: no command"
   case $name in
-    *[!A-Za-z0-9_.-]*|'') pw_fail "pw_start: bad name '$name'" ;;
+    *[!A-Za-z0-9_.-]*|'') pw_fail "pw_start/pw_spawn: bad name '$name'" ;;
   esac
   if [ -n "${PW__PIDS[$name]:-}" ]; then
-    pw_fail "pw_start: '$name' already started"
+    pw_fail "pw_start/pw_spawn: '$name' already started"
   fi
   pw_tmpdir >/dev/null
-  : >"$PW_TMP/$name.out"
-  : >"$PW_TMP/$name.err"
-  "$@" >"$PW_TMP/$name.out" 2>"$PW_TMP/$name.err" </dev/null &
+  "$@" >"$PW_TMP/$name.out" 2>"$PW_TMP/$name.err" <"${PW_STDIN:-/dev/null}" &
   pid=$!
   PW__PIDS[$name]=$pid
   PW__ORDER+=("$name")
   echo "$pid" >"$PW_TMP/$name.pid"
+}
+
+pw_spawn() {
+  pw__launch "$@"
+}
+
+pw_start() {
+  local name=$1 deadline pid
+  pw__launch "$@"
+  shift
+  pid=${PW__PIDS[$name]}
   deadline=$(pw__deadline "${PW_START_TIMEOUT:-60}")
   while :; do
     # A complete first line (ends with a newline) has arrived.
@@ -180,6 +200,20 @@ pw_stop() {
       unset 'PW__PIDS[$name]'
       return 124
     fi
+    sleep 0.1
+  done
+  rc=0
+  wait "$pid" 2>/dev/null || rc=$?
+  unset 'PW__PIDS[$name]'
+  return "$rc"
+}
+
+pw_wait_exit() {
+  local name=$1 t=${2:-60} pid deadline rc
+  pid=$(pw_pid "$name") || { pw_log "pw_wait_exit: unknown '$name'"; return 1; }
+  deadline=$(pw__deadline "$t")
+  while pw__pid_alive "$pid"; do
+    pw__before "$deadline" || return 124
     sleep 0.1
   done
   rc=0
@@ -245,6 +279,21 @@ pw_kcat_consume_n() {
   fi
   head -n "$n" "$out"
   rm -f -- "$out" "$out.err"
+}
+
+pw_kafka_ctl() {
+  local addr=$1 reply="" fd
+  shift
+  # A fresh connection per command keeps callers free of fd bookkeeping.
+  exec {fd}<>"/dev/tcp/${addr%:*}/${addr##*:}" || return 1
+  printf '%s\n' "$*" >&"$fd"
+  IFS= read -r -t "$(pw__scale 30)" reply <&"$fd" || true
+  exec {fd}>&-
+  printf '%s\n' "$reply"
+  case $reply in
+    ok|ok\ *) return 0 ;;
+    *) return 1 ;;
+  esac
 }
 
 pw_kcat_produce() {

@@ -1,0 +1,51 @@
+/* pw/intake.h: the worker's Kafka consumer on the event loop.
+ *
+ * Subscribes to worker.request.topic in the group kafka.group.id with
+ * enable.auto.offset.store=false (forced): an offset is committed only after the caller
+ * stores it with pw_intake_store (auto commit, if enabled, then commits what is stored).
+ * The consumer queue wakes the loop through a pipe.  Rebalances are handled here
+ * (eager or cooperative); partitions assigned while paused start paused. */
+#ifndef PW_INTAKE_H
+#define PW_INTAKE_H
+
+#include <librdkafka/rdkafka.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pw/config.h"
+#include "pw/loop.h"
+
+typedef struct pw_intake pw_intake;
+
+typedef struct pw_intake_handlers {
+    /* A request message; msg is borrowed for the duration of the call. */
+    void (*on_message)(void *ctx, const rd_kafka_message_t *msg);
+    /* A partition taken away from this consumer (before it is unassigned). */
+    void (*on_revoked)(void *ctx, const char *topic, int32_t partition);
+    /* The first assignment after start (readiness: logs "kafka.assigned"). */
+    void *ctx;
+} pw_intake_handlers;
+
+/* loop and cfg are borrowed; handlers copied. */
+pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_handlers *h,
+                         char *err, size_t errlen);
+
+/* Pauses (1) or resumes (0) every assigned partition; idempotent. */
+void pw_intake_pause(pw_intake *in, int paused);
+int pw_intake_paused(const pw_intake *in);
+
+/* Stores next_offset (the offset after the last done message) for commit. */
+int pw_intake_store(pw_intake *in, const char *topic, int32_t partition, int64_t next_offset);
+
+/* Stops delivering messages (drain): later ones are dropped uncommitted and redelivered. */
+void pw_intake_stop(pw_intake *in);
+
+/* Shutdown: commits what is stored (synchronously), closes the consumer (leaves the group).
+ * Returns 0, or -1 when the commit failed (logged). */
+int pw_intake_close(pw_intake *in);
+
+size_t pw_intake_assigned(const pw_intake *in); /* partitions currently assigned */
+
+void pw_intake_free(pw_intake *in); /* accepts NULL */
+
+#endif

@@ -1,0 +1,54 @@
+/* pw/reply.h: the worker's Kafka producer for reply, rejection and dead-letter messages.
+ *
+ * An idempotent producer (enable.idempotence=true, acks=all, forced over kafka.*) driven by
+ * the event loop: its queue wakes the loop through a pipe, delivery reports are served there.
+ * Messages leave in the order they were sent.  A message sent with must_deliver (a terminal
+ * reply, a dead-letter message) is produced again after worker.reply.retry.backoff.ms each
+ * time its delivery fails, until the broker acknowledges it; its callback runs once, on that
+ * acknowledgement (or with ok=0 only when it can never be produced, e.g. too large). */
+#ifndef PW_REPLY_H
+#define PW_REPLY_H
+
+#include <stddef.h>
+
+#include "pw/config.h"
+#include "pw/loop.h"
+
+typedef struct pw_reply pw_reply;
+
+typedef struct pw_reply_header {
+    const char *name;
+    const void *value;
+    size_t len;
+} pw_reply_header;
+
+typedef void (*pw_reply_acked_cb)(void *ctx, int ok);
+
+/* loop and cfg are borrowed and must outlive the producer. */
+pw_reply *pw_reply_new(pw_loop *loop, const pw_config *cfg, char *err, size_t errlen);
+
+/* Copies topic, key, value and headers.  cb (may be NULL) runs from the loop, never from
+ * inside this call.  Returns 0, or -1 (err filled) when the message cannot be queued at all. */
+int pw_reply_send(pw_reply *pr, const char *topic, const char *key, const void *value,
+                  size_t len, const pw_reply_header *headers, size_t header_count,
+                  int must_deliver, pw_reply_acked_cb cb, void *ctx, char *err, size_t errlen);
+
+/* Messages sent and not yet acknowledged or given up. */
+size_t pw_reply_pending(const pw_reply *pr);
+
+/* Blocks up to timeout_ms handing over queued messages and serving delivery reports
+ * (shutdown only).  Returns the number still pending. */
+size_t pw_reply_flush(pw_reply *pr, int timeout_ms);
+
+/* 1 after librdkafka reported a fatal error (e.g. the idempotent producer lost its state). */
+int pw_reply_fatal(const pw_reply *pr);
+
+/* Accepts NULL.  Pending messages are dropped without their callbacks. */
+void pw_reply_free(pw_reply *pr);
+
+/* Shared by the consumer: a librdkafka log callback writing through pw_log. */
+struct rd_kafka_s;
+void pw_reply_kafka_log_cb(const struct rd_kafka_s *rk, int level, const char *fac,
+                           const char *buf);
+
+#endif

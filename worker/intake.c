@@ -1,0 +1,322 @@
+/* intake.c: Kafka consumer on the event loop: subscribe, rebalance, pause/resume, store offsets. */
+#include "pw/intake.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pw/log.h"
+#include "pw/reply.h"
+
+#define INTAKE_POLL_BATCH 500     /* messages per wake-up before yielding to the loop */
+#define INTAKE_SAFETY_POLL_MS 500 /* a poll even without a wake-up, in case one was missed */
+
+struct pw_intake {
+    pw_loop *loop;
+    const pw_config *cfg;
+    pw_intake_handlers h;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *q;
+    int wake[2];
+    pw_timer *safety;
+    pw_timer *again;
+    int paused;
+    int stopped;
+    int closed;
+    size_t assigned;
+};
+
+static void set_err(char *err, size_t errlen, const char *msg, const char *detail)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "%s%s%s", msg, detail ? ": " : "", detail ? detail : "");
+}
+
+static void pause_list(pw_intake *in, rd_kafka_topic_partition_list_t *parts, int pause)
+{
+    if (!parts || !parts->cnt)
+        return;
+    rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(in->rk, parts)
+                                  : rd_kafka_resume_partitions(in->rk, parts);
+    if (e)
+        pw_log(PW_LOG_WARN, NULL, pause ? "kafka.pause_failed" : "kafka.resume_failed", "%s",
+               rd_kafka_err2str(e));
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    pw_intake *in = opaque;
+    int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_error_t *error = NULL;
+        rd_kafka_resp_err_t e = 0;
+        if (cooperative)
+            error = rd_kafka_incremental_assign(rk, parts);
+        else
+            e = rd_kafka_assign(rk, parts);
+        if (error) {
+            pw_log(PW_LOG_ERROR, NULL, "kafka.assign_failed", "%s", rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        } else if (e) {
+            pw_log(PW_LOG_ERROR, NULL, "kafka.assign_failed", "%s", rd_kafka_err2str(e));
+        }
+        in->assigned = cooperative ? in->assigned + (size_t)parts->cnt : (size_t)parts->cnt;
+        if (in->paused || in->stopped)
+            pause_list(in, parts, 1);
+        for (int i = 0; i < parts->cnt; i++)
+            pw_log(PW_LOG_INFO, NULL, "kafka.assigned", "%s [%d]", parts->elems[i].topic,
+                   (int)parts->elems[i].partition);
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        /* Commit what is stored before the partitions go, so the next owner starts there. */
+        if (!in->closed)
+            rd_kafka_commit(rk, NULL, 0);
+        for (int i = 0; i < parts->cnt; i++) {
+            pw_log(PW_LOG_INFO, NULL, "kafka.revoked", "%s [%d]", parts->elems[i].topic,
+                   (int)parts->elems[i].partition);
+            if (in->h.on_revoked)
+                in->h.on_revoked(in->h.ctx, parts->elems[i].topic, parts->elems[i].partition);
+        }
+    } else {
+        pw_log(PW_LOG_ERROR, NULL, "kafka.rebalance_error", "%s", rd_kafka_err2str(err));
+    }
+    if (cooperative) {
+        rd_kafka_error_t *error = rd_kafka_incremental_unassign(rk, parts);
+        if (error)
+            rd_kafka_error_destroy(error);
+        in->assigned = in->assigned > (size_t)parts->cnt ? in->assigned - (size_t)parts->cnt : 0;
+    } else {
+        rd_kafka_assign(rk, NULL);
+        in->assigned = 0;
+    }
+}
+
+static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        pw_log(PW_LOG_WARN, NULL, "kafka.commit_failed", "%s", rd_kafka_err2str(err));
+        return;
+    }
+    for (int i = 0; offsets && i < offsets->cnt; i++)
+        if (offsets->elems[i].offset >= 0)
+            pw_log(PW_LOG_DEBUG, NULL, "kafka.committed", "%s [%d] @ %lld",
+                   offsets->elems[i].topic, (int)offsets->elems[i].partition,
+                   (long long)offsets->elems[i].offset);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    pw_log(err == RD_KAFKA_RESP_ERR__FATAL ? PW_LOG_ERROR : PW_LOG_WARN, NULL,
+           "kafka.consumer_error", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void serve(pw_intake *in);
+
+static void again_cb(pw_loop *loop, void *ctx)
+{
+    pw_intake *in = ctx;
+    in->again = NULL;
+    serve(in);
+}
+
+static void serve(pw_intake *in)
+{
+    if (in->closed)
+        return;
+    for (int i = 0; i < INTAKE_POLL_BATCH; i++) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(in->rk, 0);
+        if (!msg)
+            return;
+        if (msg->err) {
+            if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                pw_log(PW_LOG_WARN, NULL, "kafka.consume_error", "%s: %s",
+                       msg->rkt ? rd_kafka_topic_name(msg->rkt) : "-",
+                       rd_kafka_message_errstr(msg));
+        } else if (!in->stopped && in->h.on_message) {
+            in->h.on_message(in->h.ctx, msg);
+        }
+        rd_kafka_message_destroy(msg);
+    }
+    if (!in->again)
+        in->again = pw_loop_timer_add(in->loop, 0, again_cb, in);
+}
+
+static void wake_cb(pw_loop *loop, int fd, unsigned events, void *ctx)
+{
+    char buf[256];
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+    serve(ctx);
+}
+
+static void safety_cb(pw_loop *loop, void *ctx)
+{
+    pw_intake *in = ctx;
+    in->safety = pw_loop_timer_add(loop, INTAKE_SAFETY_POLL_MS, safety_cb, in);
+    serve(in);
+}
+
+pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_handlers *h,
+                         char *err, size_t errlen)
+{
+    pw_intake *in = calloc(1, sizeof *in);
+    if (!in) {
+        set_err(err, errlen, "out of memory", NULL);
+        return NULL;
+    }
+    in->loop = loop;
+    in->cfg = cfg;
+    in->h = *h;
+    in->wake[0] = in->wake[1] = -1;
+    char rderr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, rderr,
+                              sizeof rderr) != RD_KAFKA_CONF_OK) {
+            snprintf(err, errlen, "kafka.%s: %s", cfg->kafka[i].key, rderr);
+            rd_kafka_conf_destroy(conf);
+            goto fail;
+        }
+    }
+    /* Forced: an offset is stored only when its message (and all before it) are done. */
+    if (rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", rderr, sizeof rderr)) {
+        set_err(err, errlen, "consumer configuration", rderr);
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_offset_commit_cb(conf, offset_commit_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, pw_reply_kafka_log_cb);
+    rd_kafka_conf_set_opaque(conf, in);
+    in->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof rderr);
+    if (!in->rk) {
+        rd_kafka_conf_destroy(conf);
+        set_err(err, errlen, "kafka consumer", rderr);
+        goto fail;
+    }
+    rd_kafka_poll_set_consumer(in->rk); /* one queue: messages, rebalances, errors */
+    if (pipe2(in->wake, O_NONBLOCK | O_CLOEXEC)) {
+        set_err(err, errlen, "pipe", strerror(errno));
+        goto fail;
+    }
+    in->q = rd_kafka_queue_get_consumer(in->rk);
+    rd_kafka_queue_io_event_enable(in->q, in->wake[1], "1", 1);
+    if (pw_loop_fd_watch(loop, in->wake[0], PW_LOOP_READ, wake_cb, in)) {
+        set_err(err, errlen, "loop watch", strerror(errno));
+        goto fail;
+    }
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, cfg->request_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(in->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        set_err(err, errlen, "kafka subscribe", rd_kafka_err2str(e));
+        goto fail;
+    }
+    in->safety = pw_loop_timer_add(loop, INTAKE_SAFETY_POLL_MS, safety_cb, in);
+    return in;
+fail:
+    pw_intake_free(in);
+    return NULL;
+}
+
+void pw_intake_pause(pw_intake *in, int paused)
+{
+    if (in->paused == !!paused || in->closed)
+        return;
+    in->paused = !!paused;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(in->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
+        if (!in->stopped || paused)
+            pause_list(in, parts, paused);
+        pw_log(PW_LOG_INFO, NULL, paused ? "kafka.paused" : "kafka.resumed", "%d partitions",
+               parts->cnt);
+    }
+    if (parts)
+        rd_kafka_topic_partition_list_destroy(parts);
+}
+
+int pw_intake_paused(const pw_intake *in)
+{
+    return in->paused;
+}
+
+int pw_intake_store(pw_intake *in, const char *topic, int32_t partition, int64_t next_offset)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next_offset;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_store(in->rk, l);
+    if (!e && l->elems[0].err)
+        e = l->elems[0].err;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        pw_log(PW_LOG_WARN, NULL, "kafka.store_failed", "%s [%d] @ %lld: %s", topic,
+               (int)partition, (long long)next_offset, rd_kafka_err2str(e));
+        return -1;
+    }
+    pw_log(PW_LOG_DEBUG, NULL, "kafka.stored", "%s [%d] @ %lld", topic, (int)partition,
+           (long long)next_offset);
+    return 0;
+}
+
+void pw_intake_stop(pw_intake *in)
+{
+    if (in->stopped)
+        return;
+    int was = in->paused;
+    pw_intake_pause(in, 1);
+    in->paused = was;
+    in->stopped = 1;
+}
+
+int pw_intake_close(pw_intake *in)
+{
+    if (in->closed)
+        return 0;
+    int rc = 0;
+    in->stopped = 1;
+    rd_kafka_resp_err_t e = rd_kafka_commit(in->rk, NULL, 0);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        pw_log(PW_LOG_WARN, NULL, "kafka.commit_failed", "final commit: %s", rd_kafka_err2str(e));
+        rc = -1;
+    }
+    in->closed = 1; /* the rebalance callback must not commit again during close */
+    e = rd_kafka_consumer_close(in->rk);
+    if (e)
+        pw_log(PW_LOG_WARN, NULL, "kafka.close_failed", "%s", rd_kafka_err2str(e));
+    return rc;
+}
+
+size_t pw_intake_assigned(const pw_intake *in)
+{
+    return in->assigned;
+}
+
+void pw_intake_free(pw_intake *in)
+{
+    if (!in)
+        return;
+    if (in->safety)
+        pw_loop_timer_cancel(in->loop, in->safety);
+    if (in->again)
+        pw_loop_timer_cancel(in->loop, in->again);
+    if (in->wake[0] >= 0)
+        pw_loop_fd_watch(in->loop, in->wake[0], 0, NULL, NULL);
+    if (in->q) {
+        rd_kafka_queue_io_event_enable(in->q, -1, NULL, 0);
+        rd_kafka_queue_destroy(in->q);
+    }
+    if (in->rk)
+        rd_kafka_destroy(in->rk);
+    for (int i = 0; i < 2; i++)
+        if (in->wake[i] >= 0)
+            close(in->wake[i]);
+    free(in);
+}

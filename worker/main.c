@@ -1,0 +1,89 @@
+/* main.c: policy-worker command line: `--config FILE` runs the worker; `validate FILE...`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pw/config.h"
+#include "pw/log.h"
+#include "pw/service.h"
+
+/* `policy-worker validate FILE...` belongs to the request validator's command-line module;
+ * it is wired in when that module's header exists:
+ *   int pw_validate_cli(int argc, char **argv);  (argv[0] == "validate") -> exit code */
+#if defined(__has_include)
+#if __has_include("pw/validate_cli.h")
+#include "pw/validate_cli.h"
+#define PW_HAVE_VALIDATE_CLI 1
+#endif
+#endif
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: policy-worker --config FILE\n"
+                "       policy-worker validate FILE...   (check request files against the "
+                "schemas)\n"
+                "       policy-worker --check-config FILE (load the configuration and exit)\n"
+                "Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage.\n");
+}
+
+static pw_log_level parse_level(const char *s)
+{
+    if (!strcmp(s, "debug"))
+        return PW_LOG_DEBUG;
+    if (!strcmp(s, "warn"))
+        return PW_LOG_WARN;
+    if (!strcmp(s, "error"))
+        return PW_LOG_ERROR;
+    return PW_LOG_INFO;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "validate")) {
+#ifdef PW_HAVE_VALIDATE_CLI
+        return pw_validate_cli(argc - 1, argv + 1);
+#else
+        fprintf(stderr, "policy-worker: validate is not built into this binary\n");
+        return 2;
+#endif
+    }
+    const char *path = NULL;
+    int check_only = 0;
+    for (int i = 1; i < argc; i++) {
+        if ((!strcmp(argv[i], "--config") || !strcmp(argv[i], "-c")) && i + 1 < argc) {
+            path = argv[++i];
+        } else if (!strcmp(argv[i], "--check-config") && i + 1 < argc) {
+            path = argv[++i];
+            check_only = 1;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!path) {
+        usage(stderr);
+        return 2;
+    }
+
+    pw_config cfg;
+    char err[512] = "";
+    if (pw_config_load(&cfg, path, err, sizeof err) || pw_config_require(&cfg, err, sizeof err)) {
+        pw_log(PW_LOG_ERROR, NULL, "config.invalid", "%s", err);
+        fprintf(stderr, "policy-worker: configuration error: %s\n", err);
+        pw_config_free(&cfg);
+        return 2;
+    }
+    pw_log_set_worker_id(cfg.worker_id);
+    pw_log_set_level(parse_level(cfg.log_level));
+    if (check_only) {
+        printf("configuration ok: %s\n", path);
+        pw_config_free(&cfg);
+        return 0;
+    }
+    int rc = pw_service_run(&cfg);
+    pw_config_free(&cfg);
+    return rc;
+}

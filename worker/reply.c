@@ -1,0 +1,370 @@
+/* reply.c: idempotent Kafka producer on the event loop; ordered sends, retried terminal messages. */
+#include "pw/reply.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pw/log.h"
+
+#define REPLY_POLL_BATCH 10000    /* events served per wake-up before yielding to the loop */
+#define REPLY_SAFETY_POLL_MS 1000 /* a poll even without a wake-up, in case one was missed */
+#define REPLY_QUEUE_FULL_RETRY_MS 50
+
+typedef struct out_msg {
+    struct out_msg *next;
+    pw_reply *pr;
+    char *topic;
+    char *key;
+    void *value;
+    size_t len;
+    rd_kafka_headers_t *headers; /* template; a copy goes with each produce */
+    int must_deliver;
+    unsigned attempts;
+    pw_reply_acked_cb cb;
+    void *ctx;
+} out_msg;
+
+struct pw_reply {
+    pw_loop *loop;
+    const pw_config *cfg;
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *mainq;
+    int wake[2];
+    pw_timer *safety;
+    pw_timer *drain_timer;
+    /* Not yet handed to librdkafka, in send order: a message waits here while any earlier
+     * one does, so the order on the wire is the order of pw_reply_send. */
+    out_msg *fifo_head, *fifo_tail;
+    size_t pending; /* sent and not yet finished (fifo + librdkafka) */
+    uint64_t hold_until_ms; /* after a failed delivery: the fifo waits until then */
+    int closing;
+    int fatal;
+};
+
+static void set_err(char *err, size_t errlen, const char *msg, const char *detail)
+{
+    if (err && errlen)
+        snprintf(err, errlen, "%s%s%s", msg, detail ? ": " : "", detail ? detail : "");
+}
+
+void pw_reply_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    pw_log_level l = level <= 3 ? PW_LOG_ERROR : level == 4 ? PW_LOG_WARN
+                                             : level <= 6 ? PW_LOG_INFO : PW_LOG_DEBUG;
+    pw_log(l, NULL, "kafka.log", "%s %s: %s", rk ? rd_kafka_name(rk) : "rdkafka", fac, buf);
+}
+
+static void out_free(out_msg *m)
+{
+    if (!m)
+        return;
+    free(m->topic);
+    free(m->key);
+    free(m->value);
+    if (m->headers)
+        rd_kafka_headers_destroy(m->headers);
+    free(m);
+}
+
+/* Finishes a message: its callback, then it is gone. */
+static void out_finish(pw_reply *pr, out_msg *m, int ok)
+{
+    pr->pending--;
+    pw_reply_acked_cb cb = m->cb;
+    void *ctx = m->ctx;
+    out_free(m);
+    if (cb)
+        cb(ctx, ok);
+}
+
+static void fifo_push(pw_reply *pr, out_msg *m)
+{
+    m->next = NULL;
+    if (pr->fifo_tail)
+        pr->fifo_tail->next = m;
+    else
+        pr->fifo_head = m;
+    pr->fifo_tail = m;
+}
+
+static void drain_fifo(pw_reply *pr);
+
+static void drain_timer_cb(pw_loop *loop, void *ctx)
+{
+    pw_reply *pr = ctx;
+    pr->drain_timer = NULL;
+    drain_fifo(pr);
+}
+
+static void arm_drain(pw_reply *pr, uint64_t ms)
+{
+    if (!pr->drain_timer)
+        pr->drain_timer = pw_loop_timer_add(pr->loop, ms, drain_timer_cb, pr);
+}
+
+/* Hands one message to librdkafka.  0: handed over; 1: try again later; -1: never. */
+static int produce_one(pw_reply *pr, out_msg *m)
+{
+    rd_kafka_headers_t *hdrs = m->headers ? rd_kafka_headers_copy(m->headers) : NULL;
+    m->attempts++;
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        pr->rk, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_KEY(m->key, m->key ? strlen(m->key) : 0),
+        RD_KAFKA_V_VALUE(m->value, m->len), RD_KAFKA_V_MSGFLAGS(0),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
+    if (!e)
+        return 0; /* hdrs now owned by librdkafka */
+    if (hdrs)
+        rd_kafka_headers_destroy(hdrs);
+    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        return 1;
+    pw_log(PW_LOG_ERROR, m->key, "reply.produce_failed", "topic %s: %s", m->topic,
+           rd_kafka_err2str(e));
+    return -1;
+}
+
+static void drain_fifo(pw_reply *pr)
+{
+    uint64_t now = pw_loop_now_ms(pr->loop);
+    if (pr->fifo_head && now < pr->hold_until_ms) {
+        arm_drain(pr, pr->hold_until_ms - now);
+        return;
+    }
+    while (pr->fifo_head) {
+        out_msg *m = pr->fifo_head;
+        int rc = produce_one(pr, m);
+        if (rc == 1) {
+            arm_drain(pr, REPLY_QUEUE_FULL_RETRY_MS);
+            return;
+        }
+        pr->fifo_head = m->next;
+        if (!pr->fifo_head)
+            pr->fifo_tail = NULL;
+        if (rc < 0)
+            out_finish(pr, m, 0);
+    }
+}
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+{
+    pw_reply *pr = opaque;
+    out_msg *m = msg->_private;
+    if (!m)
+        return;
+    if (pr->closing) {
+        pr->pending--;
+        out_free(m);
+        return;
+    }
+    if (!msg->err) {
+        out_finish(pr, m, 1);
+        return;
+    }
+    if (!m->must_deliver) {
+        pw_log(PW_LOG_WARN, m->key, "reply.delivery_failed", "topic %s: %s (progress event "
+               "dropped)", m->topic, rd_kafka_err2str(msg->err));
+        out_finish(pr, m, 0);
+        return;
+    }
+    /* A terminal reply or dead-letter message: its offset must not be committed before it
+     * is delivered, so it goes out again until it is. */
+    pw_log(PW_LOG_WARN, m->key, "reply.delivery_retry", "topic %s attempt %u: %s", m->topic,
+           m->attempts, rd_kafka_err2str(msg->err));
+    fifo_push(pr, m);
+    pr->hold_until_ms = pw_loop_now_ms(pr->loop) + (uint64_t)pr->cfg->reply_retry_backoff_ms;
+    arm_drain(pr, (uint64_t)pr->cfg->reply_retry_backoff_ms);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    pw_reply *pr = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[512];
+        rd_kafka_fatal_error(rk, buf, sizeof buf);
+        pw_log(PW_LOG_ERROR, NULL, "kafka.producer_fatal", "%s", buf);
+        pr->fatal = 1;
+        return;
+    }
+    pw_log(PW_LOG_WARN, NULL, "kafka.producer_error", "%s: %s",
+           rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+static void serve(pw_reply *pr)
+{
+    for (int i = 0; i < REPLY_POLL_BATCH; i++)
+        if (rd_kafka_poll(pr->rk, 0) <= 0)
+            return;
+    arm_drain(pr, 0); /* more to serve: come back after other work */
+}
+
+static void wake_cb(pw_loop *loop, int fd, unsigned events, void *ctx)
+{
+    pw_reply *pr = ctx;
+    char buf[256];
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+    serve(pr);
+    drain_fifo(pr);
+}
+
+static void safety_cb(pw_loop *loop, void *ctx)
+{
+    pw_reply *pr = ctx;
+    pr->safety = pw_loop_timer_add(loop, REPLY_SAFETY_POLL_MS, safety_cb, pr);
+    serve(pr);
+    drain_fifo(pr);
+}
+
+pw_reply *pw_reply_new(pw_loop *loop, const pw_config *cfg, char *err, size_t errlen)
+{
+    pw_reply *pr = calloc(1, sizeof *pr);
+    if (!pr) {
+        set_err(err, errlen, "out of memory", NULL);
+        return NULL;
+    }
+    pr->loop = loop;
+    pr->cfg = cfg;
+    pr->wake[0] = pr->wake[1] = -1;
+    char rderr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, rderr,
+                              sizeof rderr) != RD_KAFKA_CONF_OK) {
+            snprintf(err, errlen, "kafka.%s: %s", cfg->kafka[i].key, rderr);
+            rd_kafka_conf_destroy(conf);
+            goto fail;
+        }
+    }
+    /* Forced: replies are only acknowledged once durable, without duplicates on retry. */
+    if (rd_kafka_conf_set(conf, "enable.idempotence", "true", rderr, sizeof rderr) ||
+        rd_kafka_conf_set(conf, "acks", "all", rderr, sizeof rderr)) {
+        set_err(err, errlen, "producer configuration", rderr);
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_log_cb(conf, pw_reply_kafka_log_cb);
+    rd_kafka_conf_set_opaque(conf, pr);
+    pr->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof rderr); /* owns conf on success */
+    if (!pr->rk) {
+        rd_kafka_conf_destroy(conf);
+        set_err(err, errlen, "kafka producer", rderr);
+        goto fail;
+    }
+    if (pipe2(pr->wake, O_NONBLOCK | O_CLOEXEC)) {
+        set_err(err, errlen, "pipe", strerror(errno));
+        goto fail;
+    }
+    pr->mainq = rd_kafka_queue_get_main(pr->rk);
+    rd_kafka_queue_io_event_enable(pr->mainq, pr->wake[1], "1", 1);
+    if (pw_loop_fd_watch(loop, pr->wake[0], PW_LOOP_READ, wake_cb, pr)) {
+        set_err(err, errlen, "loop watch", strerror(errno));
+        goto fail;
+    }
+    pr->safety = pw_loop_timer_add(loop, REPLY_SAFETY_POLL_MS, safety_cb, pr);
+    return pr;
+fail:
+    pw_reply_free(pr);
+    return NULL;
+}
+
+int pw_reply_send(pw_reply *pr, const char *topic, const char *key, const void *value,
+                  size_t len, const pw_reply_header *headers, size_t header_count,
+                  int must_deliver, pw_reply_acked_cb cb, void *ctx, char *err, size_t errlen)
+{
+    out_msg *m = calloc(1, sizeof *m);
+    if (!m)
+        goto oom;
+    m->pr = pr;
+    m->topic = strdup(topic);
+    m->key = key ? strdup(key) : NULL;
+    m->value = malloc(len ? len : 1);
+    if (!m->topic || (key && !m->key) || !m->value)
+        goto oom;
+    if (len)
+        memcpy(m->value, value, len);
+    m->len = len;
+    if (header_count) {
+        m->headers = rd_kafka_headers_new(header_count);
+        for (size_t i = 0; i < header_count; i++)
+            rd_kafka_header_add(m->headers, headers[i].name, -1, headers[i].value,
+                                (ssize_t)headers[i].len);
+    }
+    m->must_deliver = must_deliver;
+    m->cb = cb;
+    m->ctx = ctx;
+    pr->pending++;
+    fifo_push(pr, m);
+    /* Hand over on the next loop turn, so a callback never runs inside this call. */
+    if (!pr->drain_timer)
+        arm_drain(pr, 0);
+    return 0;
+oom:
+    out_free(m);
+    set_err(err, errlen, "out of memory", NULL);
+    return -1;
+}
+
+size_t pw_reply_pending(const pw_reply *pr)
+{
+    return pr->pending;
+}
+
+int pw_reply_fatal(const pw_reply *pr)
+{
+    return pr->fatal;
+}
+
+size_t pw_reply_flush(pw_reply *pr, int timeout_ms)
+{
+    uint64_t start = pw_loop_now_ms(pr->loop);
+    for (;;) {
+        drain_fifo(pr);
+        rd_kafka_flush(pr->rk, 100);
+        rd_kafka_poll(pr->rk, 0);
+        if (!pr->pending)
+            break;
+        /* Let retry timers fire; the loop time is refreshed by run_once. */
+        pw_loop_run_once(pr->loop, 10);
+        if (pw_loop_now_ms(pr->loop) - start >= (uint64_t)timeout_ms)
+            break;
+    }
+    return pr->pending;
+}
+
+void pw_reply_free(pw_reply *pr)
+{
+    if (!pr)
+        return;
+    if (pr->safety)
+        pw_loop_timer_cancel(pr->loop, pr->safety);
+    if (pr->drain_timer)
+        pw_loop_timer_cancel(pr->loop, pr->drain_timer);
+    if (pr->wake[0] >= 0)
+        pw_loop_fd_watch(pr->loop, pr->wake[0], 0, NULL, NULL);
+    if (pr->mainq) {
+        rd_kafka_queue_io_event_enable(pr->mainq, -1, NULL, 0);
+        rd_kafka_queue_destroy(pr->mainq);
+    }
+    if (pr->rk) {
+        /* Purge what is left; the reports free the messages without callbacks. */
+        pr->closing = 1;
+        rd_kafka_purge(pr->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(pr->rk, 0);
+        rd_kafka_destroy(pr->rk);
+    }
+    while (pr->fifo_head) {
+        out_msg *m = pr->fifo_head;
+        pr->fifo_head = m->next;
+        out_free(m);
+    }
+    for (int i = 0; i < 2; i++)
+        if (pr->wake[i] >= 0)
+            close(pr->wake[i]);
+    free(pr);
+}

@@ -1,0 +1,21 @@
+/* pw/event.h: the common frame of reply events (schemas/reply.v1.json). */
+#ifndef PW_EVENT_H
+#define PW_EVENT_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define PW_EVENT_SCHEMA "adx-policy-reply/v1"
+
+/* {"schema","requestId","status","sequence","time","workerId"} with time = now (UTC,
+ * RFC 3339 with milliseconds).  New reference, NULL only when out of memory. */
+json_t *pw_event_new(const char *request_id, const char *status, unsigned sequence,
+                     const char *worker_id);
+
+/* {"code","message","retryable"}; message may be NULL (""). New reference. */
+json_t *pw_event_error(const char *code, const char *message, int retryable);
+
+/* Writes the current UTC time as 2026-11-24T15:30:00.123Z. */
+void pw_event_time(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,49 @@
+/* pw/names.h: the naming rules for everything a request puts into a URL or a command:
+ * Kusto entity names, ARM path segments (subscription, resource group, cluster) and
+ * cluster URIs.  The worker validates and never escapes: a name that breaks a rule is
+ * refused, so a valid name can be bracket-quoted or put into a path as it is. */
+#ifndef PW_NAMES_H
+#define PW_NAMES_H
+
+#include <stddef.h>
+
+typedef enum pw_names_status {
+    PW_NAMES_OK = 0,
+    PW_NAMES_INVALID = 1,          /* the name breaks its rule (err says which) */
+    PW_NAMES_URI_INVALID = 2,      /* a cluster URI is not https://host */
+    PW_NAMES_HOST_NOT_ALLOWED = 3, /* a cluster URI's host has no allowed suffix */
+} pw_names_status;
+
+/* Kusto entity name (databases, tables): 1..1024 characters of ASCII letters, digits,
+ * '_', ' ', '.', '-'; not starting or ending with "__". */
+pw_names_status pw_names_kusto_entity(const char *name, char *err, size_t errlen);
+
+/* A Kusto entity name that also goes into an ARM path (a database on the arm route):
+ * the Kusto rule, and not ".", "..", nor containing "..", nor leading/trailing space. */
+pw_names_status pw_names_arm_database(const char *name, char *err, size_t errlen);
+
+/* Subscription id: a GUID, 8-4-4-4-12 hexadecimal digits. */
+pw_names_status pw_names_subscription_id(const char *id, char *err, size_t errlen);
+
+/* Resource group: 1..90 of ASCII letters, digits, '_', '-', '.', '(', ')'; not ending
+ * with '.'; no "..". */
+pw_names_status pw_names_resource_group(const char *name, char *err, size_t errlen);
+
+/* Kusto cluster name as ARM has it: 4..22 lower-case letters and digits, starting with
+ * a letter. */
+pw_names_status pw_names_cluster(const char *name, char *err, size_t errlen);
+
+/* Cluster URI: "https://" + host, an optional single trailing '/', nothing else (no
+ * user-info, port, path, query, fragment).  The host (compared lower-cased) must be
+ * <label>[.<label>...] followed by one of suffixes (each like ".kusto.windows.net";
+ * a suffix without a leading '.' is matched as if it had one).  suffixes == NULL or
+ * count == 0 means the built-in list (public and sovereign clouds).  On success
+ * normalized receives "https://<lower-cased host>" and cluster the first host label. */
+pw_names_status pw_names_cluster_uri(const char *uri, const char *const *suffixes, size_t count,
+                                     char *normalized, size_t normalized_len, char *cluster,
+                                     size_t cluster_len, char *err, size_t errlen);
+
+/* The built-in Kusto host suffixes (NULL-terminated). */
+extern const char *const pw_names_default_kusto_suffixes[];
+
+#endif

@@ -241,6 +241,23 @@ static void test_long_line(void **state)
     free(text);
 }
 
+/* deploy/worker.example.conf documents every key and must itself load. */
+static void test_example_config_loads(void **state)
+{
+    (void)state;
+    clear_env();
+    setenv("AZURE_CLIENT_SECRET", "example-secret", 1);
+    pw_config cfg;
+    char err[256] = "";
+    int rc = pw_config_load(&cfg, PW_SOURCE_DIR "/deploy/worker.example.conf", err, sizeof err);
+    if (rc)
+        fail_msg("worker.example.conf: %s", err);
+    assert_string_equal(pw_config_kafka_get(&cfg, "group.id"), "adx-policy-worker");
+    assert_string_equal(cfg.request_topic, "adx.policy.requests");
+    pw_config_free(&cfg);
+    clear_env();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -248,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_errors_name_the_key), cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_secret_not_echoed), cmocka_unit_test(test_env_fills_unset),
         cmocka_unit_test(test_require_kafka),    cmocka_unit_test(test_long_line),
+        cmocka_unit_test(test_example_config_loads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

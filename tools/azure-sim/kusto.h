@@ -4,20 +4,85 @@
 #define SIM_KUSTO_H
 
 #include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef struct sim_kusto_caller {
-    const char *app_id;      /* from the token; used for role checks */
+    const char *app_id; /* from the token; used for role checks */
     const char *tenant_id;
 } sim_kusto_caller;
+
+/* Bounds on untrusted input.  Exceeding one is an error answer, never a cut. */
+#define SIM_KUSTO_MAX_CSL (64 * 1024) /* bytes of command text */
+#define SIM_KUSTO_MAX_NAME 1024       /* characters of an entity name */
+#define SIM_KUSTO_MAX_TOKENS 8192     /* tokens in one command */
+#define SIM_KUSTO_MAX_JSON_DEPTH 32   /* nesting of a policy JSON value */
+#define SIM_KUSTO_MAX_LIST 256        /* names in ( ... ) lists: tables, principals */
 
 /* Runs csl in database db (NULL or "" for cluster-scope commands) of cluster, which
  * is mutated in place.  Returns the HTTP status and sets *body to the answer (new
  * reference): a v1 frame on success, a OneApi error body otherwise.
  * client_request_id and activity_id go into an error's @context.
- * The caller holds the state lock.  Never crashes on any input; csl is bounded by the
- * caller (the front rejects bodies over its limit). */
+ * caller NULL skips role checks (in-process use only; the front always passes one).
+ * Role rules: writes (.alter/.alter-merge/.delete/.add/.drop) need the database Admin
+ * role (principals or database principalAssignments) or a cluster principalAssignment
+ * AllDatabasesAdmin; .show needs any database role or AllDatabasesViewer/-Admin.
+ * Cluster-scope writes need AllDatabasesAdmin, cluster .show AllDatabasesViewer/-Admin.
+ * The caller holds the state lock.  Never crashes on any input; csl over
+ * SIM_KUSTO_MAX_CSL bytes gets 400 BadRequest_SyntaxError. */
 int sim_kusto_execute(json_t *cluster, const char *db, const char *csl,
                       const sim_kusto_caller *caller, const char *client_request_id,
                       const char *activity_id, json_t **body);
+
+/* ---- Below: the engine's internal pieces, exported for its unit tests. ---- */
+
+/* Time spans are counted in .NET ticks (100 ns).  All return 0 on success, -1 on a
+ * malformed or out-of-range value (limit: about 10 million days). */
+#define SIM_KUSTO_TICKS_PER_SECOND 10000000LL
+#define SIM_KUSTO_TICKS_PER_DAY (86400LL * SIM_KUSTO_TICKS_PER_SECOND)
+/* KQL literal "30d", "1.5h", "100ms", "10microsecond", "1tick" (number + unit). */
+int sim_kusto_timespan_literal(const char *text, size_t len, int64_t *ticks);
+/* Inside time(...)/timespan(...): "1.12:00:00", "00:05:00", "15 seconds", "2d". */
+int sim_kusto_timespan_fn(const char *text, int64_t *ticks);
+/* .NET TimeSpan text "[-][d.]hh:mm[:ss[.fffffff]]" or "d" (whole days). */
+int sim_kusto_timespan_parse_net(const char *s, int64_t *ticks);
+/* ticks -> "d.hh:mm:ss[.fffffff]" (days omitted when 0, as .NET's "c" format). */
+void sim_kusto_timespan_format_net(int64_t ticks, char *out, size_t outlen);
+/* ISO-8601 duration "P365D", "PT1H30M", "P1DT0.5S" (Y = 365 d, month = 30 d, W = 7 d). */
+int sim_kusto_iso_parse(const char *s, int64_t *ticks);
+/* ticks -> "P10D", "PT12H", "P1DT2H3M4.5S", "PT0S". */
+void sim_kusto_iso_format(int64_t ticks, char *out, size_t outlen);
+/* "2021-01-01", "2021-01-01 12:00", "2021-01-01T12:00:00.5Z" -> canonical
+ * "2021-01-01T12:00:00.5000000Z" (out needs 29 bytes). */
+int sim_kusto_datetime_parse(const char *s, char *out, size_t outlen);
+
+typedef enum sim_kusto_tok_type {
+    SK_TOK_EOF = 0,
+    SK_TOK_IDENT,    /* [A-Za-z_][A-Za-z0-9_]* with inner '-' before a letter */
+    SK_TOK_QNAME,    /* ['..'] or [".."]; text = the decoded name */
+    SK_TOK_STRING,   /* any string literal form, adjacent literals joined; text decoded */
+    SK_TOK_NUMBER,   /* digits[.digits][unit letters], e.g. "30d", "1.5h", "500" */
+    SK_TOK_DATETIME, /* datetime(...): text = the inside, trimmed */
+    SK_TOK_TIMESPAN, /* time(...) / timespan(...): text = the inside, trimmed */
+    SK_TOK_PUNCT     /* one of ( ) [ ] , = * .. . or any other single byte */
+} sim_kusto_tok_type;
+
+typedef struct sim_kusto_token {
+    sim_kusto_tok_type type;
+    char *text; /* owned, NUL-terminated (decoded strings may hold NULs: see len) */
+    size_t len;
+    size_t pos; /* byte offset in the command */
+} sim_kusto_token;
+
+typedef struct sim_kusto_tokens {
+    sim_kusto_token *v;
+    size_t n; /* the last one is SK_TOK_EOF */
+} sim_kusto_tokens;
+
+/* Splits csl[0..len) into tokens.  On error returns -1 with *errpos set and a message
+ * in err (bad literal, too many tokens, over-long input); out is then empty. */
+int sim_kusto_lex(const char *csl, size_t len, sim_kusto_tokens *out, size_t *errpos, char *err,
+                  size_t errlen);
+void sim_kusto_tokens_free(sim_kusto_tokens *t);
 
 #endif

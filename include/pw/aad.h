@@ -1,0 +1,48 @@
+/* pw/aad.h: internal to worker/azure: AAD client-credentials tokens, cached per audience.
+ *
+ * One fetch per audience at a time; every caller waiting for that audience shares it.
+ * A cached token is reused until token_refresh_margin_ms before it expires (the margin is
+ * shrunk to half the token's lifetime for short-lived tokens).  Tokens never leave this
+ * module except as the borrowed string handed to a waiter; they are never logged. */
+#ifndef PW_AAD_H
+#define PW_AAD_H
+
+#include <stddef.h>
+
+#include "pw/azure.h"
+#include "pw/http.h"
+#include "pw/loop.h"
+
+typedef struct pw_aad pw_aad;
+typedef struct pw_aad_wait pw_aad_wait;
+
+typedef struct pw_aad_result {
+    const char *token; /* borrowed, valid during the callback; NULL on failure */
+    unsigned gen;      /* pass to pw_aad_invalidate after a 401 */
+    const char *code;  /* PW_AZ_CODE_* on failure */
+    int retryable;
+    int http_status;
+    const char *message; /* AAD's error_description or the transport error */
+} pw_aad_result;
+
+typedef void (*pw_aad_cb)(void *ctx, const pw_aad_result *res);
+
+/* cfg: tenant_id, client_id, client_secret, authority_host, request_timeout_ms,
+ * max_attempts, backoff_*, max_retry_after_ms, token_refresh_margin_ms are used. */
+pw_aad *pw_aad_new(pw_loop *loop, pw_http *http, const pw_azure_config *cfg, char *err,
+                   size_t errlen);
+void pw_aad_free(pw_aad *aad); /* waiters are dropped without callbacks */
+
+/* A usable cached token for the audience, or NULL.  *gen is set when non-NULL. */
+const char *pw_aad_cached(pw_aad *aad, const char *audience, unsigned *gen);
+
+/* Waits for a token (fetching one when needed); cb runs later, never inside this call.
+ * NULL on out-of-memory. */
+pw_aad_wait *pw_aad_get(pw_aad *aad, const char *audience, const char *request_id, pw_aad_cb cb,
+                        void *ctx);
+void pw_aad_cancel(pw_aad *aad, pw_aad_wait *w); /* NULL ok; no callback afterwards */
+
+/* Drops the cached token of this generation (a newer one is kept). */
+void pw_aad_invalidate(pw_aad *aad, const char *audience, unsigned gen);
+
+#endif

@@ -1,0 +1,385 @@
+/* aad.c: AAD client-credentials tokens, one shared fetch and one cache entry per audience. */
+#include "pw/aad.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pw/log.h"
+
+enum { MAX_AUDIENCES = 256, MAX_TOKEN_BYTES = 16384 };
+
+typedef struct aad_entry aad_entry;
+
+struct pw_aad_wait {
+    aad_entry *entry;
+    pw_aad_wait **list; /* the list it is on: entry->waiters or entry->delivering */
+    pw_aad_wait *prev, *next;
+    pw_aad_cb cb;
+    void *ctx;
+    char request_id[128];
+};
+
+struct aad_entry {
+    pw_aad *aad;
+    char *audience;
+    char *token;            /* NULL when none cached */
+    uint64_t refresh_at_ms; /* the token is used until then (loop clock) */
+    unsigned gen;
+    pw_http_xfer *xfer; /* fetch in flight */
+    pw_timer *retry;    /* backoff before the next fetch attempt */
+    pw_timer *kick;     /* delivers a cached token asynchronously */
+    unsigned attempts;
+    pw_aad_wait *waiters, *delivering;
+    char last_request_id[128];
+    aad_entry *next;
+};
+
+struct pw_aad {
+    pw_loop *loop;
+    pw_http *http;
+    char *token_url;
+    char *client_id, *client_secret;
+    long request_timeout_ms, backoff_base_ms, backoff_max_ms, max_retry_after_ms;
+    long margin_ms;
+    unsigned max_attempts;
+    aad_entry *entries;
+    size_t n_entries;
+};
+
+static void entry_free(pw_aad *aad, aad_entry *e)
+{
+    pw_http_cancel(aad->http, e->xfer);
+    pw_loop_timer_cancel(aad->loop, e->retry);
+    pw_loop_timer_cancel(aad->loop, e->kick);
+    for (pw_aad_wait **l = &e->waiters; l; l = l == &e->waiters ? &e->delivering : NULL) {
+        while (*l) {
+            pw_aad_wait *w = *l;
+            *l = w->next;
+            free(w);
+        }
+    }
+    if (e->token) {
+        memset(e->token, 0, strlen(e->token));
+        free(e->token);
+    }
+    free(e->audience);
+    free(e);
+}
+
+pw_aad *pw_aad_new(pw_loop *loop, pw_http *http, const pw_azure_config *cfg, char *err,
+                   size_t errlen)
+{
+    pw_aad *aad = calloc(1, sizeof *aad);
+    if (!aad) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    aad->loop = loop;
+    aad->http = http;
+    const char *authority =
+        cfg->authority_host ? cfg->authority_host : "https://login.microsoftonline.com";
+    size_t alen = strlen(authority);
+    while (alen > 0 && authority[alen - 1] == '/')
+        alen--;
+    size_t n = alen + strlen(cfg->tenant_id) + 64;
+    aad->token_url = malloc(n);
+    aad->client_id = strdup(cfg->client_id);
+    aad->client_secret = strdup(cfg->client_secret);
+    if (!aad->token_url || !aad->client_id || !aad->client_secret) {
+        snprintf(err, errlen, "out of memory");
+        pw_aad_free(aad);
+        return NULL;
+    }
+    snprintf(aad->token_url, n, "%.*s/%s/oauth2/v2.0/token", (int)alen, authority, cfg->tenant_id);
+    aad->request_timeout_ms = cfg->request_timeout_ms;
+    aad->backoff_base_ms = cfg->backoff_base_ms;
+    aad->backoff_max_ms = cfg->backoff_max_ms;
+    aad->max_retry_after_ms = cfg->max_retry_after_ms;
+    aad->margin_ms = cfg->token_refresh_margin_ms;
+    aad->max_attempts = cfg->max_attempts ? cfg->max_attempts : 1;
+    return aad;
+}
+
+void pw_aad_free(pw_aad *aad)
+{
+    if (!aad) return;
+    while (aad->entries) {
+        aad_entry *e = aad->entries;
+        aad->entries = e->next;
+        entry_free(aad, e);
+    }
+    if (aad->client_secret) {
+        memset(aad->client_secret, 0, strlen(aad->client_secret));
+        free(aad->client_secret);
+    }
+    free(aad->client_id);
+    free(aad->token_url);
+    free(aad);
+}
+
+static aad_entry *find_entry(pw_aad *aad, const char *audience, int create)
+{
+    for (aad_entry *e = aad->entries; e; e = e->next)
+        if (strcmp(e->audience, audience) == 0) return e;
+    if (!create || aad->n_entries >= MAX_AUDIENCES) return NULL;
+    aad_entry *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    e->aad = aad;
+    e->audience = strdup(audience);
+    if (!e->audience) {
+        free(e);
+        return NULL;
+    }
+    e->next = aad->entries;
+    aad->entries = e;
+    aad->n_entries++;
+    return e;
+}
+
+static int token_usable(pw_aad *aad, const aad_entry *e)
+{
+    return e->token && pw_loop_now_ms(aad->loop) < e->refresh_at_ms;
+}
+
+const char *pw_aad_cached(pw_aad *aad, const char *audience, unsigned *gen)
+{
+    aad_entry *e = find_entry(aad, audience, 0);
+    if (!e || !token_usable(aad, e)) return NULL;
+    *gen = e->gen;
+    return e->token;
+}
+
+static void wait_unlink(pw_aad_wait *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        *w->list = w->next;
+    if (w->next) w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    w->list = NULL;
+}
+
+/* Hands res to every current waiter.  Waiters added by the callbacks go to e->waiters and
+ * wait for the next outcome; callbacks may cancel waiters still on the delivering list. */
+static void deliver(aad_entry *e, const pw_aad_result *res)
+{
+    e->delivering = e->waiters;
+    e->waiters = NULL;
+    for (pw_aad_wait *w = e->delivering; w; w = w->next)
+        w->list = &e->delivering;
+    while (e->delivering) {
+        pw_aad_wait *w = e->delivering;
+        wait_unlink(w);
+        pw_aad_cb cb = w->cb;
+        void *ctx = w->ctx;
+        free(w);
+        cb(ctx, res);
+    }
+}
+
+static void start_fetch(aad_entry *e);
+
+static void fail_all(aad_entry *e, const char *code, int retryable, int status, const char *msg)
+{
+    pw_log(PW_LOG_WARN, e->last_request_id[0] ? e->last_request_id : NULL, "aad.token.failed",
+           "token for audience %s failed: %s (HTTP %d): %s", e->audience, code, status, msg);
+    pw_aad_result res = {
+        .code = code, .retryable = retryable, .http_status = status, .message = msg};
+    e->attempts = 0;
+    deliver(e, &res);
+}
+
+static void retry_fire(pw_loop *loop, void *ctx)
+{
+    aad_entry *e = ctx;
+    (void)loop;
+    e->retry = NULL;
+    start_fetch(e);
+}
+
+static int schedule_retry(aad_entry *e, const pw_http_resp *r)
+{
+    pw_aad *aad = e->aad;
+    if (e->attempts >= aad->max_attempts) return 0;
+    long delay = pw_http_retry_after_ms(r->retry_after, r->retry_after_ms, r->x_ms_retry_after_ms,
+                                        time(NULL));
+    if (delay > aad->max_retry_after_ms) delay = aad->max_retry_after_ms;
+    if (delay < 0)
+        delay = pw_http_backoff_ms(aad->backoff_base_ms, aad->backoff_max_ms, e->attempts - 1,
+                                   pw_http_random());
+    e->retry = pw_loop_timer_add(aad->loop, (uint64_t)delay, retry_fire, e);
+    return e->retry != NULL;
+}
+
+static void on_token(void *ctx, const pw_http_resp *r)
+{
+    aad_entry *e = ctx;
+    pw_aad *aad = e->aad;
+    e->xfer = NULL;
+    if (r->fail == PW_HTTP_TLS) {
+        fail_all(e, PW_AZ_CODE_TLS, 0, 0, r->error);
+        return;
+    }
+    if (r->fail != PW_HTTP_OK || r->status == 429 || r->status >= 500) {
+        if (r->fail != PW_HTTP_TOO_LARGE && r->fail != PW_HTTP_OTHER && schedule_retry(e, r)) {
+            pw_log(PW_LOG_INFO, e->last_request_id[0] ? e->last_request_id : NULL,
+                   "aad.token.retry", "token fetch attempt %u: %s%ld", e->attempts,
+                   r->fail != PW_HTTP_OK ? r->error : "HTTP ",
+                   r->fail != PW_HTTP_OK ? 0L : r->status);
+            return;
+        }
+        const char *code = r->status == 429 ? PW_AZ_CODE_THROTTLED : PW_AZ_CODE_UNAVAILABLE;
+        if (r->fail == PW_HTTP_TOO_LARGE || r->fail == PW_HTTP_OTHER) code = PW_AZ_CODE_PROTOCOL;
+        fail_all(e, code, 1, (int)r->status,
+                 r->fail != PW_HTTP_OK ? r->error : "token endpoint unavailable");
+        return;
+    }
+    if (r->status != 200) {
+        char code[128], msg[1024];
+        int perm;
+        pw_http_parse_error(r->body, r->body_len, code, sizeof code, msg, sizeof msg, &perm);
+        char text[1200];
+        snprintf(text, sizeof text, "%s%s%s", code[0] ? code : "HTTP error", msg[0] ? ": " : "",
+                 msg);
+        fail_all(e, PW_AZ_CODE_AUTH, 0, (int)r->status, text);
+        return;
+    }
+    json_t *root = json_loadb(r->body, r->body_len, 0, NULL);
+    json_t *tok = json_object_get(root, "access_token");
+    json_t *exp = json_object_get(root, "expires_in");
+    long long expires_in = json_is_integer(exp)  ? json_integer_value(exp)
+                           : json_is_string(exp) ? atoll(json_string_value(exp))
+                                                 : 3600;
+    if (!json_is_string(tok) || json_string_length(tok) == 0 ||
+        json_string_length(tok) > MAX_TOKEN_BYTES || expires_in <= 0) {
+        json_decref(root);
+        fail_all(e, PW_AZ_CODE_PROTOCOL, 1, 200, "token response without a usable access_token");
+        return;
+    }
+    if (e->token) {
+        memset(e->token, 0, strlen(e->token));
+        free(e->token);
+    }
+    e->token = strdup(json_string_value(tok));
+    json_decref(root);
+    if (!e->token) {
+        fail_all(e, PW_AZ_CODE_PROTOCOL, 1, 200, "out of memory");
+        return;
+    }
+    long long life_ms = expires_in * 1000;
+    long long margin = aad->margin_ms;
+    if (margin > life_ms / 2)
+        margin = life_ms / 2; /* short-lived tokens: still use them for half their life */
+    e->refresh_at_ms = pw_loop_now_ms(aad->loop) + (uint64_t)(life_ms - margin);
+    e->gen++;
+    pw_log(PW_LOG_INFO, e->last_request_id[0] ? e->last_request_id : NULL, "aad.token.ok",
+           "token for audience %s, expires in %llds, attempts %u", e->audience, expires_in,
+           e->attempts);
+    e->attempts = 0;
+    pw_aad_result res = {.token = e->token, .gen = e->gen, .http_status = 200};
+    deliver(e, &res);
+}
+
+static char *form_escape(const char *s)
+{
+    return curl_easy_escape(NULL, s, 0);
+}
+
+static void start_fetch(aad_entry *e)
+{
+    pw_aad *aad = e->aad;
+    char scope[1200];
+    size_t alen = strlen(e->audience);
+    while (alen > 0 && e->audience[alen - 1] == '/')
+        alen--;
+    snprintf(scope, sizeof scope, "%.*s/.default", (int)alen, e->audience);
+    char *cid = form_escape(aad->client_id);
+    char *sec = form_escape(aad->client_secret);
+    char *scp = form_escape(scope);
+    char *form = NULL;
+    if (cid && sec && scp &&
+        asprintf(&form, "grant_type=client_credentials&client_id=%s&client_secret=%s&scope=%s", cid,
+                 sec, scp) < 0)
+        form = NULL;
+    if (sec) {
+        memset(sec, 0, strlen(sec));
+        curl_free(sec);
+    }
+    curl_free(cid);
+    curl_free(scp);
+    if (!form) {
+        fail_all(e, PW_AZ_CODE_PROTOCOL, 1, 0, "out of memory");
+        return;
+    }
+    const char *headers[] = {"Content-Type: application/x-www-form-urlencoded",
+                             "Accept: application/json"};
+    pw_http_req req = {.method = "POST",
+                       .url = aad->token_url,
+                       .headers = headers,
+                       .header_count = 2,
+                       .body = form,
+                       .body_len = strlen(form),
+                       .timeout_ms = aad->request_timeout_ms};
+    e->attempts++;
+    e->xfer = pw_http_start(aad->http, &req, on_token, e);
+    memset(form, 0, strlen(form));
+    free(form);
+    if (!e->xfer) fail_all(e, PW_AZ_CODE_PROTOCOL, 1, 0, "out of memory");
+}
+
+static void kick_fire(pw_loop *loop, void *ctx)
+{
+    aad_entry *e = ctx;
+    (void)loop;
+    e->kick = NULL;
+    if (token_usable(e->aad, e)) {
+        pw_aad_result res = {.token = e->token, .gen = e->gen, .http_status = 200};
+        deliver(e, &res);
+    } else if (!e->xfer && !e->retry && e->waiters) {
+        start_fetch(e);
+    }
+}
+
+pw_aad_wait *pw_aad_get(pw_aad *aad, const char *audience, const char *request_id, pw_aad_cb cb,
+                        void *ctx)
+{
+    aad_entry *e = find_entry(aad, audience, 1);
+    if (!e) return NULL;
+    pw_aad_wait *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->entry = e;
+    w->cb = cb;
+    w->ctx = ctx;
+    snprintf(w->request_id, sizeof w->request_id, "%s", request_id ? request_id : "");
+    w->list = &e->waiters;
+    w->next = e->waiters;
+    if (w->next) w->next->prev = w;
+    e->waiters = w;
+    if (request_id) snprintf(e->last_request_id, sizeof e->last_request_id, "%s", request_id);
+    /* Both paths run from a timer so the callback never runs inside this call. */
+    if (!e->xfer && !e->retry && !e->kick) e->kick = pw_loop_timer_add(aad->loop, 0, kick_fire, e);
+    return w;
+}
+
+void pw_aad_cancel(pw_aad *aad, pw_aad_wait *w)
+{
+    (void)aad;
+    if (!w) return;
+    wait_unlink(w);
+    free(w);
+}
+
+void pw_aad_invalidate(pw_aad *aad, const char *audience, unsigned gen)
+{
+    aad_entry *e = find_entry(aad, audience, 0);
+    if (!e || !e->token || e->gen != gen) return;
+    memset(e->token, 0, strlen(e->token));
+    free(e->token);
+    e->token = NULL;
+    e->refresh_at_ms = 0;
+}

@@ -1,0 +1,591 @@
+/* http.c: HTTPS exchanges over libcurl multi (socket API) driven by pw_loop, plus Azure protocol
+ * helpers. */
+#include "pw/http.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+struct pw_http_xfer {
+    pw_http *http;
+    CURL *easy;
+    struct curl_slist *headers;
+    pw_http_cb cb;
+    void *ctx;
+    char *body;
+    size_t body_len, body_cap;
+    int too_large;
+    pw_http_resp resp;
+    char errbuf[CURL_ERROR_SIZE];
+    pw_http_xfer *prev, *next;
+};
+
+struct pw_http {
+    pw_loop *loop;
+    CURLM *multi;
+    pw_timer *timer;
+    struct curl_slist *connect_to;
+    char *ca_file;
+    long connect_timeout_ms;
+    size_t max_response_bytes;
+    pw_http_xfer *xfers;
+};
+
+static void xfer_unlink(pw_http *http, pw_http_xfer *x)
+{
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        http->xfers = x->next;
+    if (x->next) x->next->prev = x->prev;
+    x->prev = x->next = NULL;
+}
+
+static void xfer_free(pw_http *http, pw_http_xfer *x)
+{
+    if (!x) return;
+    xfer_unlink(http, x);
+    if (x->easy) {
+        curl_multi_remove_handle(http->multi, x->easy);
+        curl_easy_cleanup(x->easy);
+    }
+    curl_slist_free_all(x->headers);
+    free(x->body);
+    free(x);
+}
+
+static pw_http_fail classify(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return PW_HTTP_OK;
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ENGINE_INITFAILED:
+        return PW_HTTP_TLS;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_WEIRD_SERVER_REPLY:
+        return PW_HTTP_TRANSPORT;
+    default:
+        return PW_HTTP_OTHER;
+    }
+}
+
+static void finish(pw_http *http, CURL *easy, CURLcode rc)
+{
+    pw_http_xfer *x = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    if (!x) return;
+    pw_http_resp *r = &x->resp;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &r->status);
+    r->fail = classify(rc);
+    if (x->too_large) {
+        r->fail = PW_HTTP_TOO_LARGE;
+        snprintf(r->error, sizeof r->error, "response body larger than %zu bytes",
+                 http->max_response_bytes);
+    } else if (rc != CURLE_OK) {
+        snprintf(r->error, sizeof r->error, "%s",
+                 x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+    }
+    r->body = x->body ? x->body : (char *)"";
+    r->body_len = x->body_len;
+    pw_http_cb cb = x->cb;
+    void *ctx = x->ctx;
+    /* The callback may start or cancel other exchanges; this one is done either way. */
+    curl_multi_remove_handle(http->multi, easy);
+    xfer_unlink(http, x);
+    cb(ctx, r);
+    curl_easy_cleanup(x->easy);
+    x->easy = NULL;
+    curl_slist_free_all(x->headers);
+    free(x->body);
+    free(x);
+}
+
+static void check_done(pw_http *http)
+{
+    CURLMsg *msg;
+    int left;
+    /* One message at a time: a callback may remove other handles, which drops their messages. */
+    while ((msg = curl_multi_info_read(http->multi, &left))) {
+        if (msg->msg == CURLMSG_DONE) finish(http, msg->easy_handle, msg->data.result);
+    }
+}
+
+static void on_fd(pw_loop *loop, int fd, unsigned events, void *ctx)
+{
+    pw_http *http = ctx;
+    (void)loop;
+    int mask = 0, running;
+    if (events & PW_LOOP_READ) mask |= CURL_CSELECT_IN;
+    if (events & PW_LOOP_WRITE) mask |= CURL_CSELECT_OUT;
+    curl_multi_socket_action(http->multi, fd, mask, &running);
+    check_done(http);
+}
+
+static void on_timer(pw_loop *loop, void *ctx)
+{
+    pw_http *http = ctx;
+    (void)loop;
+    http->timer = NULL;
+    int running;
+    curl_multi_socket_action(http->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(http);
+}
+
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    pw_http *http = userp;
+    (void)easy;
+    (void)socketp;
+    unsigned ev = 0;
+    if (what == CURL_POLL_IN || what == CURL_POLL_INOUT) ev |= PW_LOOP_READ;
+    if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT) ev |= PW_LOOP_WRITE;
+    pw_loop_fd_watch(http->loop, s, ev, ev ? on_fd : NULL, http);
+    return 0;
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    pw_http *http = userp;
+    (void)multi;
+    pw_loop_timer_cancel(http->loop, http->timer);
+    http->timer = NULL;
+    /* Never drive curl from inside its own callback: a 0 ms timer runs on the next iteration. */
+    if (timeout_ms >= 0)
+        http->timer = pw_loop_timer_add(http->loop, (uint64_t)timeout_ms, on_timer, http);
+    return 0;
+}
+
+pw_http *pw_http_new(pw_loop *loop, const pw_http_opts *opts, char *err, size_t errlen)
+{
+    static int global_done;
+    if (!global_done) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+            snprintf(err, errlen, "curl_global_init failed");
+            return NULL;
+        }
+        global_done = 1;
+    }
+    pw_http *http = calloc(1, sizeof *http);
+    if (!http) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    http->loop = loop;
+    http->connect_timeout_ms = opts->connect_timeout_ms;
+    http->max_response_bytes = opts->max_response_bytes;
+    if (opts->ca_file && !(http->ca_file = strdup(opts->ca_file))) goto oom;
+    for (size_t i = 0; i < opts->connect_to_count; i++) {
+        struct curl_slist *n = curl_slist_append(http->connect_to, opts->connect_to[i]);
+        if (!n) goto oom;
+        http->connect_to = n;
+    }
+    http->multi = curl_multi_init();
+    if (!http->multi) goto oom;
+    curl_multi_setopt(http->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+    curl_multi_setopt(http->multi, CURLMOPT_SOCKETDATA, http);
+    curl_multi_setopt(http->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(http->multi, CURLMOPT_TIMERDATA, http);
+    curl_multi_setopt(http->multi, CURLMOPT_MAX_HOST_CONNECTIONS, opts->max_host_connections);
+    curl_multi_setopt(http->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    return http;
+oom:
+    snprintf(err, errlen, "out of memory");
+    pw_http_free(http);
+    return NULL;
+}
+
+void pw_http_free(pw_http *http)
+{
+    if (!http) return;
+    while (http->xfers)
+        xfer_free(http, http->xfers);
+    if (http->multi) curl_multi_cleanup(http->multi);
+    pw_loop_timer_cancel(http->loop, http->timer);
+    curl_slist_free_all(http->connect_to);
+    free(http->ca_file);
+    free(http);
+}
+
+static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+    pw_http_xfer *x = userp;
+    size_t n = size * nmemb;
+    if (x->body_len + n > x->http->max_response_bytes) {
+        x->too_large = 1;
+        return 0; /* aborts the transfer */
+    }
+    if (x->body_len + n + 1 > x->body_cap) {
+        size_t cap = x->body_cap ? x->body_cap : 4096;
+        while (cap < x->body_len + n + 1)
+            cap *= 2;
+        char *b = realloc(x->body, cap);
+        if (!b) return 0;
+        x->body = b;
+        x->body_cap = cap;
+    }
+    memcpy(x->body + x->body_len, data, n);
+    x->body_len += n;
+    x->body[x->body_len] = '\0';
+    return n;
+}
+
+/* Copies a header value (trimmed) into dst when the line's name matches. */
+static int take_header(const char *line, size_t len, const char *name, char *dst, size_t dstlen)
+{
+    size_t nl = strlen(name);
+    if (len <= nl || line[nl] != ':' || strncasecmp(line, name, nl) != 0) return 0;
+    const char *v = line + nl + 1;
+    const char *end = line + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && isspace((unsigned char)end[-1]))
+        end--;
+    size_t n = (size_t)(end - v);
+    if (n >= dstlen)
+        n = dstlen - 1; /* truncated values are treated as unusable by callers that check */
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+    return 1;
+}
+
+static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
+{
+    pw_http_xfer *x = userp;
+    size_t len = size * nitems;
+    pw_http_resp *r = &x->resp;
+    if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+        /* A new response (after 100-continue): forget the previous one's headers. */
+        r->retry_after[0] = r->retry_after_ms[0] = r->x_ms_retry_after_ms[0] = '\0';
+        r->request_id[0] = r->correlation_id[0] = r->activity_id[0] = '\0';
+        r->async_operation[0] = r->location[0] = '\0';
+        return len;
+    }
+    static const struct {
+        const char *name;
+        size_t off, len;
+    } want[] = {
+        {"Retry-After", offsetof(pw_http_resp, retry_after), sizeof r->retry_after},
+        {"retry-after-ms", offsetof(pw_http_resp, retry_after_ms), sizeof r->retry_after_ms},
+        {"x-ms-retry-after-ms", offsetof(pw_http_resp, x_ms_retry_after_ms),
+         sizeof r->x_ms_retry_after_ms},
+        {"x-ms-request-id", offsetof(pw_http_resp, request_id), sizeof r->request_id},
+        {"x-ms-correlation-request-id", offsetof(pw_http_resp, correlation_id),
+         sizeof r->correlation_id},
+        {"x-ms-activity-id", offsetof(pw_http_resp, activity_id), sizeof r->activity_id},
+        {"Azure-AsyncOperation", offsetof(pw_http_resp, async_operation),
+         sizeof r->async_operation},
+        {"Location", offsetof(pw_http_resp, location), sizeof r->location},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (take_header(line, len, want[i].name, (char *)r + want[i].off, want[i].len)) break;
+    return len;
+}
+
+pw_http_xfer *pw_http_start(pw_http *http, const pw_http_req *req, pw_http_cb cb, void *ctx)
+{
+    pw_http_xfer *x = calloc(1, sizeof *x);
+    if (!x) return NULL;
+    x->http = http;
+    x->cb = cb;
+    x->ctx = ctx;
+    x->easy = curl_easy_init();
+    if (!x->easy) goto fail;
+    for (size_t i = 0; i < req->header_count; i++) {
+        struct curl_slist *n = curl_slist_append(x->headers, req->headers[i]);
+        if (!n) goto fail;
+        x->headers = n;
+    }
+    /* libcurl adds "Expect: 100-continue" for larger bodies; Azure does not need it. */
+    struct curl_slist *n = curl_slist_append(x->headers, "Expect:");
+    if (!n) goto fail;
+    x->headers = n;
+
+    CURL *e = x->easy;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (http->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, http->ca_file);
+    if (http->connect_to) curl_easy_setopt(e, CURLOPT_CONNECT_TO, http->connect_to);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, http->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 60000L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "adx-policy-worker/1");
+    if (strcmp(req->method, "GET") == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+        /* COPYPOSTFIELDS: the caller's buffer need not outlive this call. */
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)(req->body ? req->body_len : 0));
+        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
+    }
+    if (curl_multi_add_handle(http->multi, e) != CURLM_OK) goto fail;
+    x->next = http->xfers;
+    if (x->next) x->next->prev = x;
+    http->xfers = x;
+    return x;
+fail:
+    if (x->easy) curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->headers);
+    free(x);
+    return NULL;
+}
+
+void pw_http_cancel(pw_http *http, pw_http_xfer *xfer)
+{
+    xfer_free(http, xfer);
+}
+
+/* ---- helpers ---- */
+
+static long parse_ms(const char *s)
+{
+    if (!s || !*s) return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    while (*end == ' ')
+        end++;
+    if (errno || *end || !(v >= 0) || v > 1e12) return -1;
+    return (long)v;
+}
+
+long pw_http_retry_after_ms(const char *retry_after, const char *retry_after_ms,
+                            const char *x_ms_retry_after_ms, time_t now)
+{
+    long ms = parse_ms(retry_after_ms);
+    if (ms >= 0) return ms;
+    ms = parse_ms(x_ms_retry_after_ms);
+    if (ms >= 0) return ms;
+    if (!retry_after || !*retry_after) return -1;
+    if (isdigit((unsigned char)retry_after[0])) {
+        char *end;
+        errno = 0;
+        unsigned long long s = strtoull(retry_after, &end, 10);
+        if (errno || *end || s > 1000000000ull) return -1;
+        return (long)(s * 1000ull);
+    }
+    /* HTTP-date (IMF-fixdate): "Sun, 06 Nov 1994 08:49:37 GMT". */
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(retry_after, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end || *end) return -1;
+    time_t when = timegm(&tm);
+    if (when == (time_t)-1) return -1;
+    return when <= now ? 0 : (long)(when - now) * 1000L;
+}
+
+long pw_http_backoff_ms(long base_ms, long max_ms, unsigned n, uint64_t rnd)
+{
+    if (base_ms <= 0 || max_ms <= 0) return 0;
+    long cap = base_ms;
+    for (unsigned i = 0; i < n && cap < max_ms; i++)
+        cap = cap > max_ms / 2 ? max_ms : cap * 2;
+    if (cap > max_ms) cap = max_ms;
+    return (long)(rnd % ((uint64_t)cap + 1));
+}
+
+typedef struct url_parts {
+    char *scheme, *user, *password, *host, *port, *path, *query, *fragment;
+} url_parts;
+
+static void parts_free(url_parts *p)
+{
+    curl_free(p->scheme);
+    curl_free(p->user);
+    curl_free(p->password);
+    curl_free(p->host);
+    curl_free(p->port);
+    curl_free(p->path);
+    curl_free(p->query);
+    curl_free(p->fragment);
+    memset(p, 0, sizeof *p);
+}
+
+static int parse_url(const char *url, url_parts *p)
+{
+    memset(p, 0, sizeof *p);
+    CURLU *u = curl_url();
+    if (!u) return -1;
+    int rc = -1;
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) goto out;
+    if (curl_url_get(u, CURLUPART_SCHEME, &p->scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &p->host, 0) != CURLUE_OK)
+        goto out;
+    curl_url_get(u, CURLUPART_USER, &p->user, 0);
+    curl_url_get(u, CURLUPART_PASSWORD, &p->password, 0);
+    curl_url_get(u, CURLUPART_PORT, &p->port, CURLU_DEFAULT_PORT);
+    curl_url_get(u, CURLUPART_PATH, &p->path, 0);
+    curl_url_get(u, CURLUPART_QUERY, &p->query, 0);
+    curl_url_get(u, CURLUPART_FRAGMENT, &p->fragment, 0);
+    rc = 0;
+out:
+    curl_url_cleanup(u);
+    if (rc) parts_free(p);
+    return rc;
+}
+
+int pw_http_same_origin(const char *url, const char *endpoint)
+{
+    if (!url || !endpoint) return 0;
+    url_parts a, b;
+    if (parse_url(url, &a) < 0) return 0;
+    if (parse_url(endpoint, &b) < 0) {
+        parts_free(&a);
+        return 0;
+    }
+    int ok = strcasecmp(a.scheme, "https") == 0 && strcasecmp(b.scheme, "https") == 0 && !a.user &&
+             !a.password && strcasecmp(a.host, b.host) == 0 && a.port && b.port &&
+             strcmp(a.port, b.port) == 0;
+    parts_free(&a);
+    parts_free(&b);
+    return ok;
+}
+
+int pw_http_cluster_uri(const char *uri, char *out, size_t outlen, char *err, size_t errlen)
+{
+    if (!uri || !*uri || strlen(uri) > 512) {
+        snprintf(err, errlen, "cluster URI missing or too long");
+        return -1;
+    }
+    for (const char *c = uri; *c; c++) {
+        if ((unsigned char)*c <= ' ' || *c == '\\' || (unsigned char)*c >= 0x7f) {
+            snprintf(err, errlen, "cluster URI contains a forbidden character");
+            return -1;
+        }
+    }
+    if (strncasecmp(uri, "https://", 8) != 0) {
+        snprintf(err, errlen, "cluster URI must be https://");
+        return -1;
+    }
+    /* Reject syntactically before parsing: '@' (user-info), ':' after the scheme (port),
+     * '?'/'#' anywhere; curl's parser is lenient about some of these. */
+    const char *rest = uri + 8;
+    if (strpbrk(rest, "@:?#%")) {
+        snprintf(err, errlen,
+                 "cluster URI must not carry user-info, port, query, fragment or escapes");
+        return -1;
+    }
+    const char *slash = strchr(rest, '/');
+    if (slash && slash[1] != '\0') {
+        snprintf(err, errlen, "cluster URI must not carry a path");
+        return -1;
+    }
+    url_parts p;
+    if (parse_url(uri, &p) < 0) {
+        snprintf(err, errlen, "cluster URI does not parse");
+        return -1;
+    }
+    int ok = p.host[0] && !p.user && !p.password && !p.query && !p.fragment &&
+             (!p.path || strcmp(p.path, "/") == 0 || !p.path[0]);
+    if (ok && snprintf(out, outlen, "https://%s", p.host) >= (int)outlen) ok = 0;
+    parts_free(&p);
+    if (!ok) {
+        snprintf(err, errlen, "cluster URI is not an https://host URI");
+        return -1;
+    }
+    for (char *c = out + 8; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    return 0;
+}
+
+static void copy_str(json_t *v, char *dst, size_t len)
+{
+    if (json_is_string(v) && len) snprintf(dst, len, "%s", json_string_value(v));
+}
+
+void pw_http_parse_error(const char *body, size_t len, char *code, size_t codelen, char *msg,
+                         size_t msglen, int *permanent)
+{
+    if (codelen) code[0] = '\0';
+    if (msglen) msg[0] = '\0';
+    *permanent = -1;
+    if (!body || !len) return;
+    json_t *root = json_loadb(body, len, JSON_DECODE_ANY, NULL);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return;
+    }
+    json_t *e = json_object_get(root, "error");
+    if (json_is_object(e)) {
+        copy_str(json_object_get(e, "code"), code, codelen);
+        json_t *m = json_object_get(e, "@message");
+        copy_str(json_is_string(m) ? m : json_object_get(e, "message"), msg, msglen);
+        json_t *p = json_object_get(e, "@permanent");
+        if (json_is_boolean(p)) *permanent = json_is_true(p);
+    } else if (json_is_string(e)) { /* AAD */
+        copy_str(e, code, codelen);
+        copy_str(json_object_get(root, "error_description"), msg, msglen);
+    }
+    json_decref(root);
+}
+
+int pw_http_lro_terminal(const char *status)
+{
+    if (!status) return 0;
+    if (strcasecmp(status, "Succeeded") == 0) return 1;
+    if (strcasecmp(status, "Failed") == 0) return 2;
+    if (strcasecmp(status, "Canceled") == 0 || strcasecmp(status, "Cancelled") == 0) return 3;
+    return 0;
+}
+
+uint64_t pw_http_random(void)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v) {
+        /* getrandom on Linux >= 3.17 does not fail for 8 bytes; keep a weak fallback anyway. */
+        static uint64_t s = 0x9e3779b97f4a7c15ull;
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        v = s ^ (uint64_t)time(NULL);
+    }
+    return v;
+}
+
+void pw_http_guid(char out[37])
+{
+    uint64_t a = pw_http_random(), b = pw_http_random();
+    unsigned char u[16];
+    memcpy(u, &a, 8);
+    memcpy(u + 8, &b, 8);
+    u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
+    u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
+             u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
+             u[14], u[15]);
+}

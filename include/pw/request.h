@@ -9,16 +9,48 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pw/config.h"
 
 typedef struct pw_request_checker pw_request_checker;
 typedef struct pw_request pw_request;
 
+/* The operation kinds of the v1 contract (schemas/ops/<kind>.v1.json). */
+typedef enum pw_op_kind {
+    PW_OP_DATABASE_RETENTION = 0,
+    PW_OP_DATABASE_CACHING,
+    PW_OP_TABLE_RETENTION,
+    PW_OP_TABLE_CACHING,
+    PW_OP_DATABASE_PRINCIPAL_ADD,
+    PW_OP_KIND_COUNT
+} pw_op_kind;
+
+typedef enum pw_route { PW_ROUTE_ARM = 0, PW_ROUTE_KUSTO = 1 } pw_route;
+
+/* One validated operation.  Every string has passed its naming rule; strings point into
+ * the request (valid while it lives).  cluster is the ARM cluster name, or on the kusto
+ * route the first label of the cluster URI's host (so both routes name the same lane). */
+typedef struct pw_request_op {
+    size_t index;
+    pw_op_kind kind;
+    pw_route route;
+    const json_t *target;        /* the target object as given */
+    const char *subscription_id; /* arm route (else NULL unless given) */
+    const char *resource_group;
+    const char *cluster;
+    const char *cluster_uri;     /* kusto route: "https://<lower-cased host>"; else NULL */
+    const char *database;
+    const char *table;           /* table kinds; else NULL */
+    int64_t period_ticks;        /* retention/caching kinds: the period in 100 ns ticks */
+    const json_t *principal;     /* database.principal.add: the principal object */
+} pw_request_op;
+
 /* Why a message was turned down.  code is stable (see schemas/reply.v1.json):
  * MessageTooLarge, InvalidUtf8, InvalidJson, NestingTooDeep, NotAnObject, MissingId,
  * InvalidId, SchemaViolation, UnknownOperationKind, InvalidDuration, DurationOutOfRange,
- * InvalidName, ClusterHostNotAllowed, ReplyToNotAllowed, TooManyOperations, ... */
+ * InvalidName, InvalidClusterUri, ClusterHostNotAllowed, ReplyToNotAllowed, TooManyOperations.
+ * The PW_REJECT_* names below are those strings. */
 typedef struct pw_rejection {
     char code[64];
     char message[512];
@@ -27,10 +59,33 @@ typedef struct pw_rejection {
     json_t *errors;          /* owned; schema errors in "basic" output shape, or NULL */
 } pw_rejection;
 
+#define PW_REJECT_MESSAGE_TOO_LARGE "MessageTooLarge"
+#define PW_REJECT_INVALID_UTF8 "InvalidUtf8"
+#define PW_REJECT_NESTING_TOO_DEEP "NestingTooDeep"
+#define PW_REJECT_INVALID_JSON "InvalidJson"
+#define PW_REJECT_NOT_AN_OBJECT "NotAnObject"
+#define PW_REJECT_MISSING_ID "MissingId"
+#define PW_REJECT_INVALID_ID "InvalidId"
+#define PW_REJECT_TOO_MANY_OPERATIONS "TooManyOperations"
+#define PW_REJECT_UNKNOWN_KIND "UnknownOperationKind"
+#define PW_REJECT_SCHEMA "SchemaViolation"
+#define PW_REJECT_REPLY_TO "ReplyToNotAllowed"
+#define PW_REJECT_INVALID_DURATION "InvalidDuration"
+#define PW_REJECT_DURATION_RANGE "DurationOutOfRange"
+#define PW_REJECT_INVALID_NAME "InvalidName"
+#define PW_REJECT_INVALID_CLUSTER_URI "InvalidClusterUri"
+#define PW_REJECT_HOST_NOT_ALLOWED "ClusterHostNotAllowed"
+
+/* Longest accepted period (soft delete or hot cache): 100 years of days. */
+#define PW_REQUEST_MAX_PERIOD_DAYS 36500
+
+/* Loads every *.json under cfg->schemas_dir (NULL: the source tree's schemas/) into a
+ * registry and compiles request.v1.json.  cfg is borrowed and must outlive the checker. */
 pw_request_checker *pw_request_checker_new(const pw_config *cfg, char *err, size_t errlen);
 void pw_request_checker_free(pw_request_checker *chk);
 
-/* Returns a new request (caller owns), or NULL with rej filled (caller clears it). */
+/* Returns a new request (caller owns), or NULL with rej filled (caller clears it).
+ * rej is fully overwritten; on MissingId/InvalidId rej->id is "" (dead-letter it). */
 pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload, size_t len,
                               pw_rejection *rej);
 void pw_rejection_clear(pw_rejection *rej);
@@ -38,6 +93,12 @@ void pw_rejection_clear(pw_rejection *rej);
 const char *pw_request_id(const pw_request *req);
 const char *pw_request_reply_to(const pw_request *req); /* NULL: the default reply topic */
 const json_t *pw_request_json(const pw_request *req);   /* the whole validated document */
+int pw_request_dry_run(const pw_request *req);
+size_t pw_request_op_count(const pw_request *req);
+const pw_request_op *pw_request_op_at(const pw_request *req, size_t i); /* NULL past the end */
+
+const char *pw_op_kind_name(pw_op_kind kind); /* "database.retention", ... */
+const char *pw_route_name(pw_route route);    /* "arm" / "kusto" */
 void pw_request_free(pw_request *req);
 
 /* The `rejected` terminal reply event for rej (new reference). */

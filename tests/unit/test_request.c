@@ -1,0 +1,478 @@
+/* test_request.c: every rejection code, and what a valid request decodes to. Rejected
+ * events are validated against schemas/reply.v1.json. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pw/duration.h"
+#include "pw/request.h"
+#include "pw/schema.h"
+
+#define SUB "22222222-2222-2222-2222-222222222222"
+#define URI "https://mykustocluster.westus.kusto.windows.net"
+
+static char *allowed[] = {"team.replies"};
+static pw_config cfg;
+static pw_request_checker *chk;
+static pw_schema_registry *reply_reg;
+static pw_schema *reply_schema;
+
+static int setup(void **state)
+{
+    (void)state;
+    char err[512];
+    memset(&cfg, 0, sizeof cfg);
+    cfg.reply_topic = "adx.policy.replies";
+    cfg.allowed_reply_topics = allowed;
+    cfg.allowed_reply_topic_count = 1;
+    cfg.schemas_dir = PW_SOURCE_DIR "/schemas";
+    cfg.max_message_bytes = 8192;
+    cfg.max_json_depth = 16;
+    cfg.max_operations = 5;
+    chk = pw_request_checker_new(&cfg, err, sizeof err);
+    if (!chk)
+        fail_msg("checker: %s", err);
+
+    reply_reg = pw_schema_registry_new();
+    const char *files[] = {"reply.v1.json"};
+    for (size_t i = 0; i < 1; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/schemas/%s", PW_SOURCE_DIR, files[i]);
+        if (pw_schema_registry_add_file(reply_reg, NULL, path, err, sizeof err) != 0)
+            fail_msg("%s", err);
+    }
+    reply_schema = pw_schema_compile(
+        reply_reg, "https://adx-policy-worker.example/schemas/reply.v1.json", NULL, err, sizeof err);
+    if (!reply_schema)
+        fail_msg("reply schema: %s", err);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    pw_request_checker_free(chk);
+    pw_schema_free(reply_schema);
+    pw_schema_registry_free(reply_reg);
+    return 0;
+}
+
+static json_t *arm_target(void)
+{
+    return json_pack("{s:s, s:s, s:s, s:s}", "subscriptionId", SUB, "resourceGroup", "testrg",
+                     "cluster", "mykustocluster", "database", "mykustodatabase");
+}
+
+/* A valid request with all five kinds (routes: arm, kusto, kusto, kusto, arm). */
+static json_t *base(void)
+{
+    json_t *ops = json_pack(
+        "[{s:s, s:o, s:s}, {s:s, s:s, s:{s:s, s:s}, s:s}, {s:s, s:{s:s, s:s, s:s}, s:s},"
+        " {s:s, s:{s:s, s:s, s:s}, s:s}, {s:s, s:o, s:{s:s, s:s, s:s, s:s}}]",
+        "kind", "database.retention", "target", arm_target(), "softDeletePeriod", "P10D",
+        "kind", "database.caching", "via", "kusto", "target", "clusterUri", URI, "database",
+        "mykustodatabase", "hotCachePeriod", "PT12H",
+        "kind", "table.caching", "target", "clusterUri", URI "/", "database", "mykustodatabase",
+        "table", "StormEvents", "hotCachePeriod", "P5D",
+        "kind", "table.retention", "target", "clusterUri", "https://MyKustoCluster.westus.kusto.windows.net",
+        "database", "mykustodatabase", "table", "Logs", "softDeletePeriod", "P1DT12H",
+        "kind", "database.principal.add", "target", arm_target(), "principal", "role", "Admin",
+        "name", "deploy-bot", "type", "App", "appId", "44444444-4444-4444-4444-444444444444");
+    return json_pack("{s:s, s:s, s:s, s:s, s:b, s:o}", "schema", "adx-policy-request/v1", "id",
+                     "chg-2026-000123", "requestedBy", "alice@contoso.com", "reason", "test",
+                     "dryRun", 0, "operations", ops);
+}
+
+static json_t *op(json_t *req, size_t i)
+{
+    return json_array_get(json_object_get(req, "operations"), i);
+}
+
+static pw_request *decode_json(json_t *doc, pw_rejection *rej)
+{
+    char *text = json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    pw_request *req = pw_request_decode(chk, text, strlen(text), rej);
+    free(text);
+    return req;
+}
+
+static void check_event(const pw_rejection *rej)
+{
+    json_t *ev = pw_rejection_event(rej, "worker-1");
+    assert_non_null(ev);
+    pw_schema_result res = {0};
+    pw_schema_status st = pw_schema_validate(reply_schema, ev, &res);
+    if (st != PW_SCHEMA_VALID) {
+        char *text = json_dumps(ev, 0);
+        fprintf(stderr, "event %s\n", text);
+        free(text);
+        for (size_t i = 0; i < res.count; i++)
+            fprintf(stderr, "  %s: %s\n", res.errors[i].instance_location, res.errors[i].message);
+    }
+    assert_int_equal(st, PW_SCHEMA_VALID);
+    pw_schema_result_clear(&res);
+    assert_string_equal(json_string_value(json_object_get(ev, "status")), "rejected");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(ev, "error"), "code")),
+                        rej->code);
+    json_decref(ev);
+}
+
+/* Decodes raw bytes, expects rejection code; returns nothing, checks the event shape. */
+static void expect_raw(const void *payload, size_t len, const char *code, const char *id)
+{
+    pw_rejection rej;
+    pw_request *req = pw_request_decode(chk, payload, len, &rej);
+    if (req)
+        fail_msg("accepted, expected %s", code);
+    if (strcmp(rej.code, code) != 0)
+        fail_msg("got %s (%s), expected %s", rej.code, rej.message, code);
+    assert_string_equal(rej.id, id);
+    assert_true(rej.message[0] != '\0');
+    check_event(&rej);
+    pw_rejection_clear(&rej);
+}
+
+/* Decodes doc (consumed), expects code, and (when location) an error unit there. */
+static void expect(json_t *doc, const char *code, const char *location)
+{
+    pw_rejection rej;
+    pw_request *req = decode_json(doc, &rej);
+    if (req)
+        fail_msg("accepted, expected %s", code);
+    if (strcmp(rej.code, code) != 0)
+        fail_msg("got %s (%s), expected %s", rej.code, rej.message, code);
+    assert_string_equal(rej.id, "chg-2026-000123");
+    if (location) {
+        int found = 0;
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(rej.errors, "errors"), i, e)
+        {
+            const char *loc = json_string_value(json_object_get(e, "instanceLocation"));
+            if (loc && strcmp(loc, location) == 0)
+                found = 1;
+        }
+        if (!found) {
+            char *t = json_dumps(rej.errors, 0);
+            fail_msg("no error at %s in %s (%s)", location, t ? t : "null", rej.message);
+        }
+    }
+    check_event(&rej);
+    pw_rejection_clear(&rej);
+}
+
+static void valid_request_decodes(void **state)
+{
+    (void)state;
+    pw_rejection rej;
+    pw_request *req = decode_json(base(), &rej);
+    if (!req)
+        fail_msg("%s: %s", rej.code, rej.message);
+    assert_string_equal(pw_request_id(req), "chg-2026-000123");
+    assert_null(pw_request_reply_to(req));
+    assert_int_equal(pw_request_dry_run(req), 0);
+    assert_int_equal(pw_request_op_count(req), 5);
+    const pw_request_op *o = pw_request_op_at(req, 0);
+    assert_int_equal(o->kind, PW_OP_DATABASE_RETENTION);
+    assert_int_equal(o->route, PW_ROUTE_ARM);
+    assert_string_equal(o->cluster, "mykustocluster");
+    assert_string_equal(o->subscription_id, SUB);
+    assert_null(o->cluster_uri);
+    assert_true(o->period_ticks == 10 * PW_TICKS_PER_DAY);
+    o = pw_request_op_at(req, 1);
+    assert_int_equal(o->kind, PW_OP_DATABASE_CACHING);
+    assert_int_equal(o->route, PW_ROUTE_KUSTO);
+    assert_string_equal(o->cluster_uri, URI);
+    assert_string_equal(o->cluster, "mykustocluster");
+    assert_true(o->period_ticks == 12 * 3600 * PW_TICKS_PER_SECOND);
+    o = pw_request_op_at(req, 2);
+    assert_int_equal(o->route, PW_ROUTE_KUSTO);
+    assert_string_equal(o->cluster_uri, URI); /* trailing slash dropped */
+    assert_string_equal(o->table, "StormEvents");
+    o = pw_request_op_at(req, 3);
+    assert_string_equal(o->cluster_uri, URI); /* host lower-cased */
+    assert_int_equal(o->kind, PW_OP_TABLE_RETENTION);
+    o = pw_request_op_at(req, 4);
+    assert_int_equal(o->kind, PW_OP_DATABASE_PRINCIPAL_ADD);
+    assert_string_equal(json_string_value(json_object_get(o->principal, "name")), "deploy-bot");
+    assert_null(pw_request_op_at(req, 5));
+    assert_string_equal(pw_op_kind_name(PW_OP_TABLE_CACHING), "table.caching");
+    pw_request_free(req);
+
+    /* replyTo allowed: kept; dryRun read. */
+    json_t *doc = base();
+    json_object_set_new(doc, "replyTo", json_string("team.replies"));
+    json_object_set_new(doc, "dryRun", json_true());
+    req = decode_json(doc, &rej);
+    assert_non_null(req);
+    assert_string_equal(pw_request_reply_to(req), "team.replies");
+    assert_int_equal(pw_request_dry_run(req), 1);
+    pw_request_free(req);
+}
+
+static void bounds_and_json(void **state)
+{
+    (void)state;
+    char big[9000];
+    memset(big, ' ', sizeof big);
+    big[0] = '{';
+    big[sizeof big - 1] = '}';
+    expect_raw(big, sizeof big, "MessageTooLarge", "");
+
+    const char bad_utf8[] = "{\"id\":\"x\",\"reason\":\"\xff\xfe\"}";
+    expect_raw(bad_utf8, strlen(bad_utf8), "InvalidUtf8", "");
+    const char overlong[] = "{\"id\":\"x\",\"reason\":\"\xc0\xaf\"}";
+    expect_raw(overlong, strlen(overlong), "InvalidUtf8", "");
+    const char surrogate[] = "{\"id\":\"x\",\"reason\":\"\xed\xa0\x80\"}";
+    expect_raw(surrogate, strlen(surrogate), "InvalidUtf8", "");
+    const char truncated[] = "{\"id\":\"x\",\"reason\":\"\xe2\x82\"}";
+    expect_raw(truncated, strlen(truncated), "InvalidUtf8", "");
+
+    char deep[4000];
+    size_t n = 0;
+    n += (size_t)snprintf(deep, sizeof deep, "{\"id\":\"chg-1\",\"x\":");
+    for (int i = 0; i < 1000; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < 1000; i++)
+        deep[n++] = ']';
+    deep[n++] = '}';
+    expect_raw(deep, n, "NestingTooDeep", "");
+    /* brackets inside strings do not count */
+    char shallow[200];
+    n = (size_t)snprintf(shallow, sizeof shallow, "{\"id\":\"chg-1\",\"reason\":\"[[[[[[[[[[[[[[[[[[[[[[\\\"[[[\"}");
+    expect_raw(shallow, n, "SchemaViolation", "chg-1");
+
+    expect_raw("not json", 8, "InvalidJson", "");
+    expect_raw("", 0, "InvalidJson", "");
+    expect_raw("{\"id\":\"a\",\"id\":\"b\"}", 19, "InvalidJson", "");
+    expect_raw("[1,2]", 5, "NotAnObject", "");
+    expect_raw("42", 2, "NotAnObject", "");
+    expect_raw("\"str\"", 5, "NotAnObject", "");
+}
+
+static void ids(void **state)
+{
+    (void)state;
+    const char no_id[] = "{\"schema\":\"adx-policy-request/v1\",\"operations\":[]}";
+    expect_raw(no_id, strlen(no_id), "MissingId", "");
+    const char *bad_ids[] = {"{\"id\":\"\"}", "{\"id\":\"has space\"}", "{\"id\":42}",
+                             "{\"id\":\"a/b\"}", "{\"id\":null}"};
+    for (size_t i = 0; i < sizeof bad_ids / sizeof *bad_ids; i++)
+        expect_raw(bad_ids[i], strlen(bad_ids[i]), "InvalidId", "");
+    char long_id[200];
+    int n = snprintf(long_id, sizeof long_id, "{\"id\":\"%0129d\"}", 0);
+    expect_raw(long_id, (size_t)n, "InvalidId", "");
+}
+
+static void schema_violations(void **state)
+{
+    (void)state;
+    json_t *d = base();
+    json_object_del(json_object_get(op(d, 0), "target"), "cluster");
+    expect(d, "SchemaViolation", "/operations/0/target");
+
+    d = base(); /* kusto route without clusterUri */
+    json_object_del(json_object_get(op(d, 1), "target"), "clusterUri");
+    expect(d, "SchemaViolation", "/operations/1/target");
+
+    d = base(); /* table kinds have no ARM route */
+    json_object_set_new(op(d, 2), "via", json_string("arm"));
+    expect(d, "SchemaViolation", "/operations/2/via");
+
+    d = base(); /* a typo in a field name */
+    json_object_set_new(op(d, 0), "softDeletePerod", json_string("P1D"));
+    expect(d, "SchemaViolation", "/operations/0");
+
+    d = base();
+    json_object_set_new(d, "schema", json_string("adx-policy-request/v2"));
+    expect(d, "SchemaViolation", "/schema");
+
+    d = base();
+    json_object_set_new(d, "operations", json_array());
+    expect(d, "SchemaViolation", "/operations");
+
+    d = base();
+    json_object_set_new(json_object_get(op(d, 4), "principal"), "role", json_string("Root"));
+    expect(d, "SchemaViolation", "/operations/4/principal/role");
+
+    d = base();
+    json_object_set_new(op(d, 1), "kind", json_string("database.drop"));
+    expect(d, "UnknownOperationKind", "/operations/1/kind");
+
+    d = base();
+    json_t *ops = json_object_get(d, "operations");
+    for (int i = 0; i < 3; i++)
+        json_array_append(ops, op(d, 0));
+    expect(d, "TooManyOperations", "/operations");
+}
+
+static void durations(void **state)
+{
+    (void)state;
+    json_t *d = base();
+    json_object_set_new(op(d, 0), "softDeletePeriod", json_string("P10X"));
+    expect(d, "InvalidDuration", "/operations/0/softDeletePeriod");
+    d = base();
+    json_object_set_new(op(d, 1), "hotCachePeriod", json_string("P1Y"));
+    expect(d, "InvalidDuration", "/operations/1/hotCachePeriod");
+    d = base();
+    json_object_set_new(op(d, 2), "hotCachePeriod", json_string("5d"));
+    expect(d, "InvalidDuration", "/operations/2/hotCachePeriod");
+    d = base();
+    json_object_set_new(op(d, 0), "softDeletePeriod", json_string("-P5D"));
+    expect(d, "DurationOutOfRange", "/operations/0/softDeletePeriod");
+    d = base();
+    json_object_set_new(op(d, 3), "softDeletePeriod", json_string("P0D"));
+    expect(d, "DurationOutOfRange", "/operations/3/softDeletePeriod");
+    d = base();
+    json_object_set_new(op(d, 0), "softDeletePeriod", json_string("P36501D"));
+    expect(d, "DurationOutOfRange", "/operations/0/softDeletePeriod");
+    d = base();
+    json_object_set_new(op(d, 2), "hotCachePeriod", json_string("P99999999999D"));
+    expect(d, "DurationOutOfRange", "/operations/2/hotCachePeriod");
+    d = base(); /* hot cache of zero is a legitimate policy (nothing hot) */
+    json_object_set_new(op(d, 2), "hotCachePeriod", json_string("P0D"));
+    pw_rejection rej;
+    pw_request *req = decode_json(d, &rej);
+    assert_non_null(req);
+    pw_request_free(req);
+}
+
+static void names(void **state)
+{
+    (void)state;
+    json_t *d = base();
+    json_object_set_new(json_object_get(op(d, 2), "target"), "table",
+                        json_string("'] ; .drop table X"));
+    expect(d, "InvalidName", "/operations/2/target/table");
+    d = base();
+    json_object_set_new(json_object_get(op(d, 3), "target"), "table", json_string("__reserved"));
+    expect(d, "InvalidName", "/operations/3/target/table");
+    d = base();
+    json_object_set_new(json_object_get(op(d, 1), "target"), "database", json_string("db\"x"));
+    expect(d, "InvalidName", "/operations/1/target/database");
+    d = base();
+    json_object_set_new(json_object_get(op(d, 0), "target"), "resourceGroup",
+                        json_string("testrg/../other"));
+    expect(d, "InvalidName", "/operations/0/target/resourceGroup");
+    d = base();
+    json_object_set_new(json_object_get(op(d, 0), "target"), "resourceGroup", json_string("a..b"));
+    expect(d, "InvalidName", "/operations/0/target/resourceGroup");
+    d = base();
+    json_object_set_new(json_object_get(op(d, 0), "target"), "resourceGroup", json_string("rg?x=1"));
+    expect(d, "InvalidName", "/operations/0/target/resourceGroup");
+    d = base();
+    json_object_set_new(json_object_get(op(d, 0), "target"), "subscriptionId",
+                        json_string("not-a-guid"));
+    expect(d, "InvalidName", "/operations/0/target/subscriptionId");
+    d = base();
+    json_object_set_new(json_object_get(op(d, 4), "target"), "cluster", json_string("My/Cluster"));
+    expect(d, "InvalidName", "/operations/4/target/cluster");
+    d = base();
+    json_object_set_new(json_object_get(op(d, 0), "target"), "database", json_string(".."));
+    expect(d, "InvalidName", "/operations/0/target/database");
+    d = base();
+    json_object_set_new(json_object_get(op(d, 0), "target"), "database", json_string("a\tb"));
+    expect(d, "InvalidName", "/operations/0/target/database");
+}
+
+static void cluster_uris(void **state)
+{
+    (void)state;
+    struct {
+        const char *uri, *code;
+    } cases[] = {
+        {"https://evil.example.com", "ClusterHostNotAllowed"},
+        {"https://kusto.windows.net", "ClusterHostNotAllowed"},
+        {"https://x.kusto.windows.net.evil.com", "ClusterHostNotAllowed"},
+        {"https://xkusto.windows.net", "ClusterHostNotAllowed"},
+        {"http://mykustocluster.westus.kusto.windows.net", "InvalidClusterUri"},
+        {"https://user:pw@mykustocluster.westus.kusto.windows.net", "InvalidClusterUri"},
+        {"https://evil.com@mykustocluster.westus.kusto.windows.net", "InvalidClusterUri"},
+        {"https://mykustocluster.westus.kusto.windows.net:8443", "InvalidClusterUri"},
+        {"https://mykustocluster.westus.kusto.windows.net/v1/rest", "InvalidClusterUri"},
+        {"https://mykustocluster.westus.kusto.windows.net?x=1", "InvalidClusterUri"},
+        {"https://mykustocluster.westus.kusto.windows.net#f", "InvalidClusterUri"},
+        {"https://", "InvalidClusterUri"},
+        {"mykustocluster.westus.kusto.windows.net", "InvalidClusterUri"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        json_t *d = base();
+        json_object_set_new(json_object_get(op(d, 2), "target"), "clusterUri",
+                            json_string(cases[i].uri));
+        expect(d, cases[i].code, "/operations/2/target/clusterUri");
+    }
+}
+
+static void reply_to(void **state)
+{
+    (void)state;
+    json_t *d = base();
+    json_object_set_new(d, "replyTo", json_string("someone.elses.topic"));
+    pw_rejection rej;
+    assert_null(decode_json(d, &rej));
+    assert_string_equal(rej.code, "ReplyToNotAllowed");
+    assert_string_equal(rej.reply_to, ""); /* the rejection goes to the default topic */
+    check_event(&rej);
+    pw_rejection_clear(&rej);
+
+    /* an allowed replyTo routes even the rejection */
+    d = base();
+    json_object_set_new(d, "replyTo", json_string("team.replies"));
+    json_object_set_new(op(d, 0), "softDeletePeriod", json_string("P10X"));
+    assert_null(decode_json(d, &rej));
+    assert_string_equal(rej.code, "InvalidDuration");
+    assert_string_equal(rej.reply_to, "team.replies");
+    pw_rejection_clear(&rej);
+
+    d = base(); /* the default reply topic is always allowed */
+    json_object_set_new(d, "replyTo", json_string("adx.policy.replies"));
+    pw_request *req = decode_json(d, &rej);
+    assert_non_null(req);
+    assert_string_equal(pw_request_reply_to(req), "adx.policy.replies");
+    pw_request_free(req);
+}
+
+static void host_suffix_config(void **state)
+{
+    (void)state;
+    char *suffixes[] = {".kusto.localtest"};
+    pw_config c2 = cfg;
+    c2.kusto_host_suffixes = suffixes;
+    c2.kusto_host_suffix_count = 1;
+    char err[256];
+    pw_request_checker *k2 = pw_request_checker_new(&c2, err, sizeof err);
+    assert_non_null(k2);
+    json_t *d = base();
+    char *text = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    pw_rejection rej;
+    assert_null(pw_request_decode(k2, text, strlen(text), &rej));
+    assert_string_equal(rej.code, "ClusterHostNotAllowed");
+    pw_rejection_clear(&rej);
+    free(text);
+    pw_request_checker_free(k2);
+
+    c2.schemas_dir = "/nonexistent";
+    assert_null(pw_request_checker_new(&c2, err, sizeof err));
+    assert_non_null(strstr(err, "worker.schemas.dir"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(valid_request_decodes), cmocka_unit_test(bounds_and_json),
+        cmocka_unit_test(ids),                   cmocka_unit_test(schema_violations),
+        cmocka_unit_test(durations),             cmocka_unit_test(names),
+        cmocka_unit_test(cluster_uris),          cmocka_unit_test(reply_to),
+        cmocka_unit_test(host_suffix_config),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

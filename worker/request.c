@@ -1,0 +1,632 @@
+/* request.c: from a message payload to a validated request, or a rejection with a stable code. */
+#include "pw/request.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "pw/duration.h"
+#include "pw/event.h"
+#include "pw/names.h"
+#include "pw/schema.h"
+
+#define REQUEST_SCHEMA_URI "https://adx-policy-worker.example/schemas/request.v1.json"
+#define MAX_SCHEMA_FILES 256
+#define MAX_SCHEMA_DIR_DEPTH 4
+
+#ifndef PW_SOURCE_SCHEMAS_DIR
+#define PW_SOURCE_SCHEMAS_DIR "schemas"
+#endif
+
+static const char *const kind_names[PW_OP_KIND_COUNT] = {
+    "database.retention", "database.caching", "table.retention", "table.caching",
+    "database.principal.add",
+};
+
+struct pw_request_checker {
+    const pw_config *cfg;
+    pw_schema_registry *registry;
+    pw_schema *schema;
+};
+
+/* A validated operation with the storage its normalized strings need. */
+typedef struct op_slot {
+    pw_request_op op;
+    char cluster_uri[300];
+    char cluster[64];
+} op_slot;
+
+struct pw_request {
+    json_t *doc;
+    const char *id;
+    const char *reply_to; /* NULL: default topic */
+    int dry_run;
+    size_t op_count;
+    op_slot *ops;
+};
+
+const char *pw_op_kind_name(pw_op_kind kind)
+{
+    return (unsigned)kind < PW_OP_KIND_COUNT ? kind_names[kind] : "unknown";
+}
+
+const char *pw_route_name(pw_route route)
+{
+    return route == PW_ROUTE_KUSTO ? "kusto" : "arm";
+}
+
+static int kind_from_name(const char *name, pw_op_kind *kind)
+{
+    for (int i = 0; name && i < PW_OP_KIND_COUNT; i++) {
+        if (strcmp(name, kind_names[i]) == 0) {
+            *kind = (pw_op_kind)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ checker */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* Registers every *.json under dir (sub-directories too, bounded), each under its $id. */
+static int load_dir(pw_schema_registry *reg, const char *dir, int depth, size_t *files,
+                    char *err, size_t errlen)
+{
+    if (depth > MAX_SCHEMA_DIR_DEPTH)
+        return 0;
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "worker.schemas.dir: cannot open %s", dir);
+        return -1;
+    }
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[4096];
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
+            continue;
+        struct stat st;
+        if (stat(path, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            rc = load_dir(reg, path, depth + 1, files, err, errlen);
+        } else if (S_ISREG(st.st_mode) && ends_with(e->d_name, ".json")) {
+            if (++*files > MAX_SCHEMA_FILES) {
+                snprintf(err, errlen, "worker.schemas.dir: more than %d schema files",
+                         MAX_SCHEMA_FILES);
+                rc = -1;
+                break;
+            }
+            char e2[256];
+            if (pw_schema_registry_add_file(reg, NULL, path, e2, sizeof e2) != 0) {
+                snprintf(err, errlen, "worker.schemas.dir: %s: %s", path, e2);
+                rc = -1;
+            }
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+pw_request_checker *pw_request_checker_new(const pw_config *cfg, char *err, size_t errlen)
+{
+    pw_request_checker *chk = calloc(1, sizeof *chk);
+    if (!chk) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    chk->cfg = cfg;
+    chk->registry = pw_schema_registry_new();
+    if (!chk->registry) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    const char *dir = cfg && cfg->schemas_dir && *cfg->schemas_dir ? cfg->schemas_dir
+                                                                    : PW_SOURCE_SCHEMAS_DIR;
+    size_t files = 0;
+    if (load_dir(chk->registry, dir, 0, &files, err, errlen) != 0)
+        goto fail;
+    pw_schema_options opts = {0};
+    opts.max_errors = 32;
+    char e2[512];
+    chk->schema = pw_schema_compile(chk->registry, REQUEST_SCHEMA_URI, &opts, e2, sizeof e2);
+    if (!chk->schema) {
+        snprintf(err, errlen, "worker.schemas.dir: compiling %s: %s", REQUEST_SCHEMA_URI, e2);
+        goto fail;
+    }
+    return chk;
+fail:
+    pw_request_checker_free(chk);
+    return NULL;
+}
+
+void pw_request_checker_free(pw_request_checker *chk)
+{
+    if (!chk)
+        return;
+    pw_schema_free(chk->schema);
+    pw_schema_registry_free(chk->registry);
+    free(chk);
+}
+
+/* --------------------------------------------------------------- rejection */
+
+static void reject(pw_rejection *rej, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void reject(pw_rejection *rej, const char *code, const char *fmt, ...)
+{
+    snprintf(rej->code, sizeof rej->code, "%s", code);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rej->message, sizeof rej->message, fmt, ap);
+    va_end(ap);
+}
+
+/* A rejection about one field: the message, plus one basic-output unit at location. */
+static void reject_at(pw_rejection *rej, const char *code, const char *location, const char *what)
+{
+    reject(rej, code, "%s: %s", location, what);
+    json_decref(rej->errors);
+    rej->errors = json_pack("{s:b, s:[{s:s, s:s}]}", "valid", 0, "errors", "instanceLocation",
+                            location, "error", what);
+}
+
+void pw_rejection_clear(pw_rejection *rej)
+{
+    if (!rej)
+        return;
+    json_decref(rej->errors);
+    memset(rej, 0, sizeof *rej);
+}
+
+json_t *pw_rejection_event(const pw_rejection *rej, const char *worker_id)
+{
+    json_t *ev = pw_event_new(rej->id, "rejected", 1, worker_id);
+    json_t *error = pw_event_error(rej->code, rej->message, 0);
+    if (!ev || !error) {
+        json_decref(ev);
+        json_decref(error);
+        return NULL;
+    }
+    json_t *errors = json_object_get(rej->errors, "errors");
+    if (json_is_array(errors) && json_array_size(errors) > 0)
+        json_object_set(error, "errors", errors);
+    json_object_set_new(ev, "error", error);
+    return ev;
+}
+
+/* ------------------------------------------------------------ byte checks */
+
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        unsigned lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF)
+            need = 1;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            need = 2;
+            if (c == 0xE0)
+                lo = 0xA0;
+            else if (c == 0xED)
+                hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            need = 3;
+            if (c == 0xF0)
+                lo = 0x90;
+            else if (c == 0xF4)
+                hi = 0x8F;
+        } else
+            return 0;
+        if (i + need >= n)
+            return 0;
+        if (s[i + 1] < lo || s[i + 1] > hi)
+            return 0;
+        for (size_t k = 2; k <= need; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF)
+                return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+/* Deepest array/object nesting, without building anything (strings skipped, escapes
+ * honoured).  Stops counting once past limit. */
+static unsigned json_depth(const char *s, size_t n, unsigned limit)
+{
+    unsigned depth = 0, max = 0;
+    int in_string = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max) {
+                max = depth;
+                if (max > limit)
+                    return max;
+            }
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return max;
+}
+
+static int id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n < 1 || n > 128)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int reply_to_allowed(const pw_config *cfg, const char *topic)
+{
+    if (!cfg)
+        return 0;
+    if (cfg->reply_topic && strcmp(cfg->reply_topic, topic) == 0)
+        return 1;
+    for (size_t i = 0; i < cfg->allowed_reply_topic_count; i++)
+        if (cfg->allowed_reply_topics[i] && strcmp(cfg->allowed_reply_topics[i], topic) == 0)
+            return 1;
+    return 0;
+}
+
+/* -------------------------------------------------------- semantic checks */
+
+static const char *target_str(const json_t *target, const char *key)
+{
+    return json_string_value(json_object_get(target, key));
+}
+
+/* Checks one name; on failure fills rej at /operations/i/target/<key>. */
+static int check_name(pw_rejection *rej, size_t i, const char *key, const char *value,
+                      pw_names_status (*rule)(const char *, char *, size_t))
+{
+    char why[256], where[96];
+    if (rule(value, why, sizeof why) == PW_NAMES_OK)
+        return 0;
+    snprintf(where, sizeof where, "/operations/%zu/target/%s", i, key);
+    reject_at(rej, PW_REJECT_INVALID_NAME, where, why);
+    return -1;
+}
+
+static int check_period(pw_rejection *rej, size_t i, const char *field, const char *text,
+                        int zero_allowed, int64_t *ticks)
+{
+    char why[256], where[96];
+    snprintf(where, sizeof where, "/operations/%zu/%s", i, field);
+    pw_duration_status st = pw_duration_parse_iso(text, ticks, why, sizeof why);
+    if (st == PW_DURATION_OVERFLOW) {
+        reject_at(rej, PW_REJECT_DURATION_RANGE, where, "the period is absurdly long");
+        return -1;
+    }
+    if (st != PW_DURATION_OK) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "\"%.40s\" is not an accepted ISO-8601 duration: %s", text, why);
+        reject_at(rej, PW_REJECT_INVALID_DURATION, where, msg);
+        return -1;
+    }
+    if (*ticks < 0) {
+        reject_at(rej, PW_REJECT_DURATION_RANGE, where, "a period must not be negative");
+        return -1;
+    }
+    if (*ticks == 0 && !zero_allowed) {
+        reject_at(rej, PW_REJECT_DURATION_RANGE, where,
+                  "a soft-delete period of zero would drop all data at once");
+        return -1;
+    }
+    if (*ticks > (int64_t)PW_REQUEST_MAX_PERIOD_DAYS * PW_TICKS_PER_DAY) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "a period longer than %d days (100 years) is refused",
+                 PW_REQUEST_MAX_PERIOD_DAYS);
+        reject_at(rej, PW_REJECT_DURATION_RANGE, where, msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, op_slot *slot,
+                    pw_rejection *rej)
+{
+    pw_request_op *op = &slot->op;
+    const json_t *target = json_object_get(jop, "target");
+    const char *via = json_string_value(json_object_get(jop, "via"));
+    op->index = i;
+    op->target = target;
+    if (kind_from_name(json_string_value(json_object_get(jop, "kind")), &op->kind) != 0) {
+        reject(rej, PW_REJECT_UNKNOWN_KIND, "operation %zu: unknown kind", i);
+        return -1;
+    }
+    int table_kind = op->kind == PW_OP_TABLE_RETENTION || op->kind == PW_OP_TABLE_CACHING;
+    op->route = via ? (strcmp(via, "kusto") == 0 ? PW_ROUTE_KUSTO : PW_ROUTE_ARM)
+                    : (table_kind ? PW_ROUTE_KUSTO : PW_ROUTE_ARM);
+    op->subscription_id = target_str(target, "subscriptionId");
+    op->resource_group = target_str(target, "resourceGroup");
+    op->database = target_str(target, "database");
+    op->table = table_kind ? target_str(target, "table") : NULL;
+    const char *cluster = target_str(target, "cluster");
+    const char *uri = target_str(target, "clusterUri");
+
+    /* Every name given is checked, whichever route uses it: a bad name is a bad request. */
+    if (op->subscription_id &&
+        check_name(rej, i, "subscriptionId", op->subscription_id, pw_names_subscription_id))
+        return -1;
+    if (op->resource_group &&
+        check_name(rej, i, "resourceGroup", op->resource_group, pw_names_resource_group))
+        return -1;
+    if (cluster && check_name(rej, i, "cluster", cluster, pw_names_cluster))
+        return -1;
+    if (check_name(rej, i, "database", op->database,
+                   op->route == PW_ROUTE_ARM ? pw_names_arm_database : pw_names_kusto_entity))
+        return -1;
+    if (table_kind && check_name(rej, i, "table", op->table, pw_names_kusto_entity))
+        return -1;
+    if (uri) {
+        char why[256], where[96];
+        const pw_config *cfg = chk->cfg;
+        pw_names_status st = pw_names_cluster_uri(
+            uri, cfg ? (const char *const *)cfg->kusto_host_suffixes : NULL,
+            cfg ? cfg->kusto_host_suffix_count : 0, slot->cluster_uri, sizeof slot->cluster_uri,
+            slot->cluster, sizeof slot->cluster, why, sizeof why);
+        if (st != PW_NAMES_OK) {
+            snprintf(where, sizeof where, "/operations/%zu/target/clusterUri", i);
+            reject_at(rej,
+                      st == PW_NAMES_HOST_NOT_ALLOWED ? PW_REJECT_HOST_NOT_ALLOWED
+                                                      : PW_REJECT_INVALID_CLUSTER_URI,
+                      where, why);
+            return -1;
+        }
+    }
+    if (op->route == PW_ROUTE_KUSTO) {
+        op->cluster_uri = slot->cluster_uri;
+        op->cluster = slot->cluster;
+    } else {
+        op->cluster = cluster;
+    }
+    /* The schema requires these per route; re-checked so a schema edit cannot open a hole. */
+    if (op->route == PW_ROUTE_ARM
+            ? !(op->subscription_id && op->resource_group && op->cluster && op->database)
+            : !(uri && op->database)) {
+        reject(rej, PW_REJECT_SCHEMA, "operation %zu: target incomplete for route %s", i,
+               pw_route_name(op->route));
+        return -1;
+    }
+
+    switch (op->kind) {
+    case PW_OP_DATABASE_RETENTION:
+    case PW_OP_TABLE_RETENTION:
+        return check_period(rej, i, "softDeletePeriod",
+                            json_string_value(json_object_get(jop, "softDeletePeriod")), 0,
+                            &op->period_ticks);
+    case PW_OP_DATABASE_CACHING:
+    case PW_OP_TABLE_CACHING:
+        return check_period(rej, i, "hotCachePeriod",
+                            json_string_value(json_object_get(jop, "hotCachePeriod")), 1,
+                            &op->period_ticks);
+    case PW_OP_DATABASE_PRINCIPAL_ADD:
+        op->principal = json_object_get(jop, "principal");
+        if (!json_is_object(op->principal)) {
+            reject(rej, PW_REJECT_SCHEMA, "operation %zu: no principal", i);
+            return -1;
+        }
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+/* After a failed schema validation: is an operation's kind the reason?  (A kind outside
+ * the enum also trips every if/then, so the kind is named first, the details follow.) */
+static long unknown_kind_index(const json_t *ops)
+{
+    size_t i;
+    const json_t *op;
+    pw_op_kind k;
+    json_array_foreach(ops, i, op)
+    {
+        const json_t *kind = json_object_get(op, "kind");
+        if (json_is_string(kind) && kind_from_name(json_string_value(kind), &k) != 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------ decode */
+
+pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload, size_t len,
+                              pw_rejection *rej)
+{
+    const pw_config *cfg = chk->cfg;
+    size_t max_bytes = cfg && cfg->max_message_bytes ? cfg->max_message_bytes : 1048576;
+    unsigned max_depth = cfg && cfg->max_json_depth ? cfg->max_json_depth : 32;
+    size_t max_ops = cfg && cfg->max_operations ? cfg->max_operations : 100;
+    json_t *doc = NULL;
+    pw_request *req = NULL;
+
+    memset(rej, 0, sizeof *rej);
+    if (len > max_bytes) {
+        reject(rej, PW_REJECT_MESSAGE_TOO_LARGE, "the message has %zu bytes, the limit is %zu",
+               len, max_bytes);
+        return NULL;
+    }
+    if (!payload && len) {
+        reject(rej, PW_REJECT_INVALID_JSON, "no payload");
+        return NULL;
+    }
+    if (!utf8_valid(payload, len)) {
+        reject(rej, PW_REJECT_INVALID_UTF8, "the message is not valid UTF-8");
+        return NULL;
+    }
+    if (json_depth(payload, len, max_depth) > max_depth) {
+        reject(rej, PW_REJECT_NESTING_TOO_DEEP, "JSON nested deeper than %u levels", max_depth);
+        return NULL;
+    }
+    json_error_t jerr;
+    doc = json_loadb(payload ? payload : "", len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+                     &jerr);
+    if (!doc) {
+        reject(rej, PW_REJECT_INVALID_JSON, "not JSON: %s (line %d, column %d)", jerr.text,
+               jerr.line, jerr.column);
+        return NULL;
+    }
+    if (!json_is_object(doc)) {
+        reject(rej, PW_REJECT_NOT_AN_OBJECT, "a request is a JSON object");
+        goto fail;
+    }
+    const json_t *jid = json_object_get(doc, "id");
+    if (!jid) {
+        reject(rej, PW_REJECT_MISSING_ID, "the request has no id");
+        goto fail;
+    }
+    if (!json_is_string(jid) || !id_valid(json_string_value(jid))) {
+        reject(rej, PW_REJECT_INVALID_ID, "an id is 1-128 characters of A-Z a-z 0-9 . _ : -");
+        goto fail;
+    }
+    snprintf(rej->id, sizeof rej->id, "%s", json_string_value(jid));
+
+    /* From here on a reply can be keyed; send it where the request asked when allowed. */
+    const json_t *jreply = json_object_get(doc, "replyTo");
+    int reply_ok = json_is_string(jreply) && reply_to_allowed(cfg, json_string_value(jreply));
+    if (reply_ok)
+        snprintf(rej->reply_to, sizeof rej->reply_to, "%s", json_string_value(jreply));
+
+    const json_t *ops = json_object_get(doc, "operations");
+    if (json_is_array(ops) && json_array_size(ops) > max_ops) {
+        reject_at(rej, PW_REJECT_TOO_MANY_OPERATIONS, "/operations",
+                  "more operations than worker.operations.max");
+        snprintf(rej->message, sizeof rej->message, "%zu operations, the limit is %zu",
+                 json_array_size(ops), max_ops);
+        goto fail;
+    }
+
+    pw_schema_result result = {0};
+    pw_schema_status vs = pw_schema_validate(chk->schema, doc, &result);
+    if (vs != PW_SCHEMA_VALID) {
+        rej->errors = pw_schema_result_to_basic(&result);
+        pw_schema_result_clear(&result);
+        long bad = json_is_array(ops) ? unknown_kind_index(ops) : -1;
+        if (bad >= 0)
+            reject(rej, PW_REJECT_UNKNOWN_KIND, "/operations/%ld/kind: unknown operation kind \"%.64s\"",
+                   bad,
+                   json_string_value(json_object_get(json_array_get(ops, (size_t)bad), "kind")));
+        else if (vs == PW_SCHEMA_LIMIT)
+            reject(rej, PW_REJECT_SCHEMA, "the request hit a validation limit");
+        else {
+            const json_t *first = json_array_get(json_object_get(rej->errors, "errors"), 0);
+            reject(rej, PW_REJECT_SCHEMA, "the request breaks schemas/request.v1.json: %s: %s",
+                   json_string_value(json_object_get(first, "instanceLocation"))
+                       ? json_string_value(json_object_get(first, "instanceLocation"))
+                       : "",
+                   json_string_value(json_object_get(first, "error"))
+                       ? json_string_value(json_object_get(first, "error"))
+                       : "");
+        }
+        goto fail;
+    }
+
+    if (jreply && !reply_ok) {
+        reject_at(rej, PW_REJECT_REPLY_TO, "/replyTo",
+                  "replyTo names a topic the worker's configuration does not allow");
+        goto fail;
+    }
+
+    req = calloc(1, sizeof *req);
+    if (!req) {
+        reject(rej, PW_REJECT_INVALID_JSON, "out of memory");
+        goto fail;
+    }
+    req->op_count = json_array_size(ops);
+    req->ops = calloc(req->op_count, sizeof *req->ops);
+    if (!req->ops) {
+        reject(rej, PW_REJECT_INVALID_JSON, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < req->op_count; i++)
+        if (check_op(chk, json_array_get(ops, i), i, &req->ops[i], rej) != 0)
+            goto fail;
+
+    req->doc = doc;
+    req->id = json_string_value(jid);
+    req->reply_to = reply_ok ? json_string_value(jreply) : NULL;
+    req->dry_run = json_is_true(json_object_get(doc, "dryRun"));
+    memset(rej, 0, sizeof *rej);
+    return req;
+
+fail:
+    if (req) {
+        free(req->ops);
+        free(req);
+    }
+    json_decref(doc);
+    return NULL;
+}
+
+const char *pw_request_id(const pw_request *req)
+{
+    return req->id;
+}
+
+const char *pw_request_reply_to(const pw_request *req)
+{
+    return req->reply_to;
+}
+
+const json_t *pw_request_json(const pw_request *req)
+{
+    return req->doc;
+}
+
+int pw_request_dry_run(const pw_request *req)
+{
+    return req->dry_run;
+}
+
+size_t pw_request_op_count(const pw_request *req)
+{
+    return req->op_count;
+}
+
+const pw_request_op *pw_request_op_at(const pw_request *req, size_t i)
+{
+    return i < req->op_count ? &req->ops[i].op : NULL;
+}
+
+void pw_request_free(pw_request *req)
+{
+    if (!req)
+        return;
+    free(req->ops);
+    json_decref(req->doc);
+    free(req);
+}

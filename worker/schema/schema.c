@@ -1,0 +1,2366 @@
+/* schema.c: JSON Schema 2020-12 registry, compiler (schema -> node graph) and validator. */
+#include "pw/schema.h"
+
+#include "schema_int.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#define META_2020 "https://json-schema.org/draft/2020-12/schema"
+#define DEFAULT_DEPTH 128u
+#define DEFAULT_ERRORS 64u
+#define REGEX_MATCH_LIMIT 100000u
+#define REGEX_DEPTH_LIMIT 5000u
+#define MAX_REGISTRY_DOCS 4096u
+
+/* ---------------------------------------------------------------- registry */
+
+typedef struct reg_doc {
+    char *uri;
+    json_t *doc;
+} reg_doc;
+
+struct pw_schema_registry {
+    reg_doc *docs;
+    size_t n, cap;
+};
+
+pw_schema_registry *pw_schema_registry_new(void)
+{
+    return calloc(1, sizeof(pw_schema_registry));
+}
+
+void pw_schema_registry_free(pw_schema_registry *reg)
+{
+    if (!reg)
+        return;
+    for (size_t i = 0; i < reg->n; i++) {
+        free(reg->docs[i].uri);
+        json_decref(reg->docs[i].doc);
+    }
+    free(reg->docs);
+    free(reg);
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Drops a trailing empty fragment so "x#" and "x" name the same document. */
+static char *norm_uri(const char *u)
+{
+    char *s = pw_schema_uri_resolve(NULL, u);
+    return s;
+}
+
+int pw_schema_registry_add(pw_schema_registry *reg, const char *uri, json_t *doc, char *err,
+                           size_t errlen)
+{
+    if (!reg || !doc) {
+        set_err(err, errlen, "registry or document missing");
+        return -1;
+    }
+    if (!uri) {
+        json_t *id = json_is_object(doc) ? json_object_get(doc, "$id") : NULL;
+        if (!json_is_string(id)) {
+            set_err(err, errlen, "document has no $id and no URI was given");
+            return -1;
+        }
+        uri = json_string_value(id);
+    }
+    if (reg->n >= MAX_REGISTRY_DOCS) {
+        set_err(err, errlen, "registry full (%u documents)", MAX_REGISTRY_DOCS);
+        return -1;
+    }
+    char *u = norm_uri(uri);
+    if (!u) {
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < reg->n; i++) {
+        if (!strcmp(reg->docs[i].uri, u)) { /* replace */
+            json_decref(reg->docs[i].doc);
+            reg->docs[i].doc = json_incref(doc);
+            free(u);
+            return 0;
+        }
+    }
+    if (reg->n == reg->cap) {
+        size_t nc = reg->cap ? reg->cap * 2 : 16;
+        reg_doc *nd = realloc(reg->docs, nc * sizeof *nd);
+        if (!nd) {
+            free(u);
+            set_err(err, errlen, "out of memory");
+            return -1;
+        }
+        reg->docs = nd;
+        reg->cap = nc;
+    }
+    reg->docs[reg->n].uri = u;
+    reg->docs[reg->n].doc = json_incref(doc);
+    reg->n++;
+    return 0;
+}
+
+int pw_schema_registry_add_file(pw_schema_registry *reg, const char *uri, const char *path,
+                                char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *doc = json_load_file(path, JSON_DECODE_ANY, &je);
+    if (!doc) {
+        set_err(err, errlen, "%s:%d: %s", path, je.line, je.text);
+        return -1;
+    }
+    int rc = pw_schema_registry_add(reg, uri, doc, err, errlen);
+    json_decref(doc);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- pointer map */
+
+typedef struct pmap_ent {
+    const void *key;
+    void *val;
+} pmap_ent;
+
+typedef struct pmap {
+    pmap_ent *e;
+    size_t n, cap; /* cap is a power of two */
+} pmap;
+
+static size_t ptr_hash(const void *p)
+{
+    uintptr_t x = (uintptr_t)p;
+    x ^= x >> 17;
+    x *= 0x9E3779B97F4A7C15ull;
+    return (size_t)(x ^ (x >> 29));
+}
+
+static void *pmap_get(const pmap *m, const void *k)
+{
+    if (!m->cap)
+        return NULL;
+    for (size_t i = ptr_hash(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->e[i].key)
+            return NULL;
+        if (m->e[i].key == k)
+            return m->e[i].val;
+    }
+}
+
+static int pmap_put(pmap *m, const void *k, void *v)
+{
+    if ((m->n + 1) * 2 > m->cap) {
+        size_t nc = m->cap ? m->cap * 2 : 256;
+        pmap_ent *ne = calloc(nc, sizeof *ne);
+        if (!ne)
+            return -1;
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->e[i].key)
+                continue;
+            size_t j = ptr_hash(m->e[i].key) & (nc - 1);
+            while (ne[j].key)
+                j = (j + 1) & (nc - 1);
+            ne[j] = m->e[i];
+        }
+        free(m->e);
+        m->e = ne;
+        m->cap = nc;
+    }
+    size_t i = ptr_hash(k) & (m->cap - 1);
+    while (m->e[i].key && m->e[i].key != k)
+        i = (i + 1) & (m->cap - 1);
+    if (!m->e[i].key)
+        m->n++;
+    m->e[i].key = k;
+    m->e[i].val = v;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- compiled graph */
+
+enum { T_NULL = 1, T_BOOL = 2, T_OBJECT = 4, T_ARRAY = 8, T_NUMBER = 16, T_STRING = 32,
+       T_INTEGER = 64 };
+
+enum { V_CORE = 1, V_APPLICATOR = 2, V_UNEVALUATED = 4, V_VALIDATION = 8, V_FORMAT_ASSERT = 16,
+       V_ALL = 1 | 2 | 4 | 8 };
+
+typedef struct node node;
+
+typedef struct dyn_anchor {
+    int name;
+    node *target;
+} dyn_anchor;
+
+typedef struct resource {
+    dyn_anchor *anchors;
+    size_t n;
+} resource;
+
+typedef struct named_node {
+    const char *key; /* borrowed from the schema document */
+    size_t keylen;
+    node *n;
+} named_node;
+
+typedef struct regex_node {
+    pcre2_code *re;
+    const char *src;
+    node *n;
+} regex_node;
+
+typedef struct dep_req {
+    const char *key;
+    json_t *names; /* array of strings */
+} dep_req;
+
+struct node {
+    int boolean; /* -1: object schema; 0: false; 1: true */
+    json_t *json;
+    char *abs;   /* absolute location of this schema, "uri#/pointer" */
+    resource *res;
+    int needs_ann_items, needs_ann_props;
+    unsigned types;
+    node *ref;
+    node *dynref;
+    int dynref_name; /* -1: plain $ref semantics */
+    node **all_of, **any_of, **one_of;
+    size_t n_all, n_any, n_one;
+    node *not_, *if_, *then_, *else_;
+    named_node *dep_schemas;
+    size_t n_dep_schemas;
+    node **prefix;
+    size_t n_prefix;
+    node *items, *contains;
+    int has_min_contains, has_max_contains;
+    json_int_t min_contains, max_contains;
+    named_node *props;
+    size_t n_props;
+    size_t *prop_hash; /* open addressing table of indexes+1 into props */
+    size_t prop_hash_cap;
+    regex_node *pattern_props;
+    size_t n_pattern_props;
+    node *additional_props, *property_names, *uneval_items, *uneval_props;
+    json_t *enum_, *const_;
+    int has_const;
+    json_t *multiple_of, *maximum, *exclusive_maximum, *minimum, *exclusive_minimum;
+    json_int_t max_length, min_length, max_items, min_items, max_props, min_props;
+    pcre2_code *pattern;
+    const char *pattern_src;
+    int unique_items;
+    json_t *required;
+    dep_req *dep_required;
+    size_t n_dep_required;
+    const char *format; /* set only when format asserts */
+    pw_schema_format_fn format_fn;
+    const char *format_what;
+    node *next_alloc;   /* every node of a schema, for freeing */
+};
+
+struct pw_schema {
+    node *root;
+    node *nodes;          /* allocation list */
+    resource **resources;
+    size_t n_resources;
+    char **names;         /* interned $dynamicAnchor names */
+    size_t n_names;
+    json_t **docs;        /* references that keep borrowed strings alive */
+    size_t n_docs;
+    unsigned max_instance_depth;
+    size_t max_errors;
+};
+
+static void node_free(node *n)
+{
+    free(n->abs);
+    free(n->all_of);
+    free(n->any_of);
+    free(n->one_of);
+    free(n->dep_schemas);
+    free(n->prefix);
+    free(n->props);
+    free(n->prop_hash);
+    for (size_t i = 0; i < n->n_pattern_props; i++)
+        pcre2_code_free(n->pattern_props[i].re);
+    free(n->pattern_props);
+    pcre2_code_free(n->pattern);
+    free(n->dep_required);
+    free(n);
+}
+
+void pw_schema_free(pw_schema *s)
+{
+    if (!s)
+        return;
+    for (node *n = s->nodes, *nx; n; n = nx) {
+        nx = n->next_alloc;
+        node_free(n);
+    }
+    for (size_t i = 0; i < s->n_resources; i++) {
+        free(s->resources[i]->anchors);
+        free(s->resources[i]);
+    }
+    free(s->resources);
+    for (size_t i = 0; i < s->n_names; i++)
+        free(s->names[i]);
+    free(s->names);
+    for (size_t i = 0; i < s->n_docs; i++)
+        json_decref(s->docs[i]);
+    free(s->docs);
+    free(s);
+}
+
+/* ---------------------------------------------------------------- index of resources */
+
+/* Facts about one subschema found by walking every document: its base URI, the
+ * resource it belongs to, its JSON pointer inside that resource and the $schema
+ * in force. */
+typedef struct sinfo {
+    char *base;          /* base URI without fragment */
+    json_t *resroot;
+    char *ptr;           /* pointer from resroot */
+    const char *dialect; /* $schema in force (borrowed), NULL: default */
+} sinfo;
+
+typedef struct named_uri {
+    char *uri; /* absolute, fragment included for anchors */
+    json_t *target;
+    int dynamic;
+} named_uri;
+
+typedef struct cctx {
+    pw_schema *s;
+    const pw_schema_options *opts;
+    unsigned max_depth;
+    pmap info;       /* json_t* -> sinfo* */
+    pmap compiled;   /* json_t* -> node* */
+    pmap resmap;     /* resroot json_t* -> resource* */
+    named_uri *uris; /* resources ($id, retrieval URIs) and anchors */
+    size_t n_uris, cap_uris;
+    sinfo **infos;
+    size_t n_infos, cap_infos;
+    char *err;
+    size_t errlen;
+    int failed;
+} cctx;
+
+static int add_uri(cctx *c, char *uri, json_t *target, int dynamic)
+{
+    for (size_t i = 0; i < c->n_uris; i++)
+        if (!strcmp(c->uris[i].uri, uri)) {
+            free(uri); /* first wins: retrieval URI and $id may coincide */
+            return 0;
+        }
+    if (c->n_uris == c->cap_uris) {
+        size_t nc = c->cap_uris ? c->cap_uris * 2 : 64;
+        named_uri *nu = realloc(c->uris, nc * sizeof *nu);
+        if (!nu) {
+            free(uri);
+            return -1;
+        }
+        c->uris = nu;
+        c->cap_uris = nc;
+    }
+    c->uris[c->n_uris++] = (named_uri){uri, target, dynamic};
+    return 0;
+}
+
+static named_uri *find_uri(cctx *c, const char *uri)
+{
+    for (size_t i = 0; i < c->n_uris; i++)
+        if (!strcmp(c->uris[i].uri, uri))
+            return &c->uris[i];
+    return NULL;
+}
+
+static char *ptr_append(const char *ptr, const char *seg)
+{
+    size_t n = strlen(ptr), extra = 0;
+    for (const char *p = seg; *p; p++)
+        extra += (*p == '~' || *p == '/') ? 2 : 1;
+    char *out = malloc(n + extra + 2);
+    if (!out)
+        return NULL;
+    memcpy(out, ptr, n);
+    out[n++] = '/';
+    for (const char *p = seg; *p; p++) {
+        if (*p == '~')
+            out[n++] = '~', out[n++] = '0';
+        else if (*p == '/')
+            out[n++] = '~', out[n++] = '1';
+        else
+            out[n++] = *p;
+    }
+    out[n] = 0;
+    return out;
+}
+
+static char *ptr_append_idx(const char *ptr, size_t i)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%zu", i);
+    return ptr_append(ptr, b);
+}
+
+/* Keywords whose value is one subschema, an array of them, or an object of them. */
+static const char *const kw_single[] = {"additionalProperties", "items", "contains", "not", "if",
+                                        "then", "else", "unevaluatedItems",
+                                        "unevaluatedProperties", "propertyNames", "contentSchema",
+                                        "additionalItems", NULL};
+static const char *const kw_array[] = {"allOf", "anyOf", "oneOf", "prefixItems", "items", NULL};
+static const char *const kw_object[] = {"$defs", "definitions", "properties", "patternProperties",
+                                        "dependentSchemas", "dependencies", NULL};
+
+static int index_walk(cctx *c, json_t *s, const char *base, json_t *resroot, const char *ptr,
+                      const char *dialect, unsigned depth);
+
+static int index_child(cctx *c, json_t *sub, const char *base, json_t *resroot, const char *ptr,
+                       const char *seg, long idx, const char *dialect, unsigned depth)
+{
+    char *p = idx >= 0 ? ptr_append_idx(ptr, (size_t)idx) : ptr_append(ptr, seg);
+    if (!p)
+        return -1;
+    int rc = index_walk(c, sub, base, resroot, p, dialect, depth + 1);
+    free(p);
+    return rc;
+}
+
+static int index_walk(cctx *c, json_t *s, const char *base, json_t *resroot, const char *ptr,
+                      const char *dialect, unsigned depth)
+{
+    if (!json_is_object(s) && !json_is_boolean(s))
+        return 0;
+    if (depth > c->max_depth) {
+        set_err(c->err, c->errlen, "schema nesting deeper than %u at %s#%s", c->max_depth, base,
+                ptr);
+        return -2;
+    }
+    if (pmap_get(&c->info, s))
+        return 0; /* same document registered twice */
+    char *mybase = NULL;
+    const char *myptr = ptr;
+    if (json_is_object(s)) {
+        json_t *sch = json_object_get(s, "$schema");
+        if (json_is_string(sch))
+            dialect = json_string_value(sch);
+        json_t *id = json_object_get(s, "$id");
+        if (json_is_string(id) && json_string_value(id)[0] != '#') {
+            mybase = pw_schema_uri_resolve(base, json_string_value(id));
+            if (!mybase)
+                return -1;
+            char *hash = strchr(mybase, '#');
+            if (hash)
+                *hash = 0;
+            char *u = strdup(mybase);
+            if (!u || add_uri(c, u, s, 0) < 0) {
+                free(mybase);
+                return -1;
+            }
+            resroot = s;
+            myptr = "";
+        }
+    }
+    if (!mybase && !(mybase = strdup(base)))
+        return -1;
+    sinfo *si = calloc(1, sizeof *si);
+    if (!si) {
+        free(mybase);
+        return -1;
+    }
+    si->base = mybase;
+    si->resroot = resroot;
+    si->ptr = strdup(myptr);
+    si->dialect = dialect;
+    if (c->n_infos == c->cap_infos) {
+        size_t nc = c->cap_infos ? c->cap_infos * 2 : 256;
+        sinfo **ni = realloc(c->infos, nc * sizeof *ni);
+        if (!ni) {
+            free(si->base), free(si->ptr), free(si);
+            return -1;
+        }
+        c->infos = ni;
+        c->cap_infos = nc;
+    }
+    c->infos[c->n_infos++] = si;
+    if (!si->ptr || pmap_put(&c->info, s, si) < 0)
+        return -1;
+    if (!json_is_object(s))
+        return 0;
+    const char *anchors[2] = {"$anchor", "$dynamicAnchor"};
+    for (int k = 0; k < 2; k++) {
+        json_t *a = json_object_get(s, anchors[k]);
+        if (!json_is_string(a))
+            continue;
+        size_t bl = strlen(mybase), al = json_string_length(a);
+        char *u = malloc(bl + al + 2);
+        if (!u)
+            return -1;
+        memcpy(u, mybase, bl);
+        u[bl] = '#';
+        memcpy(u + bl + 1, json_string_value(a), al + 1);
+        if (add_uri(c, u, s, k) < 0)
+            return -1;
+    }
+    int rc;
+    for (const char *const *k = kw_single; *k; k++) {
+        json_t *v = json_object_get(s, *k);
+        if (v && (rc = index_child(c, v, mybase, resroot, myptr, *k, -1, dialect, depth)))
+            return rc;
+    }
+    for (const char *const *k = kw_array; *k; k++) {
+        json_t *v = json_object_get(s, *k);
+        if (!json_is_array(v))
+            continue;
+        char *p = ptr_append(myptr, *k);
+        if (!p)
+            return -1;
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if ((rc = index_child(c, json_array_get(v, i), mybase, resroot, p, NULL, (long)i,
+                                  dialect, depth))) {
+                free(p);
+                return rc;
+            }
+        free(p);
+    }
+    for (const char *const *k = kw_object; *k; k++) {
+        json_t *v = json_object_get(s, *k);
+        if (!json_is_object(v))
+            continue;
+        char *p = ptr_append(myptr, *k);
+        if (!p)
+            return -1;
+        const char *key;
+        json_t *sub;
+        json_object_foreach(v, key, sub)
+        {
+            if ((rc = index_child(c, sub, mybase, resroot, p, key, -1, dialect, depth))) {
+                free(p);
+                return rc;
+            }
+        }
+        free(p);
+    }
+    return 0;
+}
+
+static int index_doc(cctx *c, const char *uri, json_t *doc)
+{
+    char *u = strdup(uri);
+    if (!u || add_uri(c, u, doc, 0) < 0)
+        return -1;
+    return index_walk(c, doc, uri, doc, "", NULL, 0);
+}
+
+/* ---------------------------------------------------------------- compile */
+
+static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot, const char *ptr,
+                          unsigned vocab, unsigned depth);
+
+static int intern_name(cctx *c, const char *name)
+{
+    pw_schema *s = c->s;
+    for (size_t i = 0; i < s->n_names; i++)
+        if (!strcmp(s->names[i], name))
+            return (int)i;
+    char **nn = realloc(s->names, (s->n_names + 1) * sizeof *nn);
+    if (!nn)
+        return -1;
+    s->names = nn;
+    if (!(nn[s->n_names] = strdup(name)))
+        return -1;
+    return (int)s->n_names++;
+}
+
+static int pct_decode(const char *in, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (in[i] != '%') {
+            out[o++] = in[i];
+            continue;
+        }
+        if (i + 2 >= n)
+            return -1;
+        char h[3] = {in[i + 1], in[i + 2], 0};
+        char *end;
+        long v = strtol(h, &end, 16);
+        if (*end)
+            return -1;
+        out[o++] = (char)v;
+        i += 2;
+    }
+    out[o] = 0;
+    return (int)o;
+}
+
+/* Follows a JSON pointer (already percent-decoded) inside doc. */
+static json_t *ptr_follow(json_t *doc, const char *ptr)
+{
+    json_t *cur = doc;
+    const char *p = ptr;
+    char seg[1024];
+    while (*p) {
+        if (*p != '/')
+            return NULL;
+        p++;
+        size_t n = 0;
+        while (*p && *p != '/') {
+            if (n + 1 >= sizeof seg)
+                return NULL;
+            if (*p == '~') {
+                if (p[1] == '0')
+                    seg[n++] = '~';
+                else if (p[1] == '1')
+                    seg[n++] = '/';
+                else
+                    return NULL;
+                p += 2;
+            } else {
+                seg[n++] = *p++;
+            }
+        }
+        seg[n] = 0;
+        if (json_is_object(cur)) {
+            cur = json_object_get(cur, seg);
+        } else if (json_is_array(cur)) {
+            char *end;
+            unsigned long i = strtoul(seg, &end, 10);
+            if (*end || !n || (n > 1 && seg[0] == '0'))
+                return NULL;
+            cur = json_array_get(cur, i);
+        } else {
+            return NULL;
+        }
+        if (!cur)
+            return NULL;
+    }
+    return cur;
+}
+
+static unsigned vocab_for(cctx *c, const char *dialect)
+{
+    if (!dialect)
+        return V_ALL;
+    char *u = pw_schema_uri_resolve(NULL, dialect);
+    if (!u)
+        return V_ALL;
+    unsigned mask = V_ALL;
+    if (strcmp(u, META_2020) != 0) {
+        named_uri *nu = find_uri(c, u);
+        json_t *voc = nu && json_is_object(nu->target)
+                          ? json_object_get(nu->target, "$vocabulary")
+                          : NULL;
+        if (json_is_object(voc)) {
+            static const struct {
+                const char *suffix;
+                unsigned bit;
+            } known[] = {{"/vocab/core", V_CORE},
+                         {"/vocab/applicator", V_APPLICATOR},
+                         {"/vocab/unevaluated", V_UNEVALUATED},
+                         {"/vocab/validation", V_VALIDATION},
+                         {"/vocab/format-assertion", V_FORMAT_ASSERT}};
+            mask = V_CORE;
+            const char *k;
+            json_t *v;
+            json_object_foreach(voc, k, v)
+            {
+                size_t kl = strlen(k);
+                for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+                    size_t sl = strlen(known[i].suffix);
+                    if (kl >= sl && !strcmp(k + kl - sl, known[i].suffix))
+                        mask |= known[i].bit;
+                }
+            }
+        }
+    }
+    free(u);
+    return mask;
+}
+
+/* Resolves ref against base to a compiled node; *anchor_out receives the plain-name
+ * fragment (malloc'd) when there is one. */
+static node *resolve_ref(cctx *c, const char *base, const char *ref, unsigned depth,
+                         char **anchor_out, json_t **target_out)
+{
+    char *abs = pw_schema_uri_resolve(base, ref);
+    if (!abs) {
+        set_err(c->err, c->errlen, "out of memory");
+        return NULL;
+    }
+    char *frag = strchr(abs, '#');
+    if (frag)
+        *frag++ = 0;
+    named_uri *doc = find_uri(c, abs);
+    if (!doc) {
+        set_err(c->err, c->errlen, "cannot resolve $ref \"%s\": no schema is registered as %s",
+                ref, abs);
+        free(abs);
+        return NULL;
+    }
+    json_t *target = doc->target;
+    sinfo *di = pmap_get(&c->info, target);
+    const char *tbase = di ? di->base : abs;
+    json_t *tres = di ? di->resroot : target;
+    char *tptr = NULL;
+    if (frag && frag[0] == '/') {
+        char *dec = malloc(strlen(frag) + 1);
+        if (!dec || pct_decode(frag, strlen(frag), dec) < 0) {
+            free(dec);
+            set_err(c->err, c->errlen, "bad JSON pointer in $ref \"%s\"", ref);
+            free(abs);
+            return NULL;
+        }
+        target = ptr_follow(target, dec);
+        tptr = dec;
+        if (!target) {
+            set_err(c->err, c->errlen, "cannot resolve $ref \"%s\": %s has nothing at %s", ref,
+                    abs, frag);
+            free(tptr);
+            free(abs);
+            return NULL;
+        }
+    } else if (frag && *frag) {
+        size_t al = strlen(abs), fl = strlen(frag);
+        char *u = malloc(al + fl + 2);
+        if (!u) {
+            free(abs);
+            return NULL;
+        }
+        memcpy(u, abs, al);
+        u[al] = '#';
+        memcpy(u + al + 1, frag, fl + 1);
+        named_uri *an = find_uri(c, u);
+        free(u);
+        if (!an) {
+            set_err(c->err, c->errlen, "cannot resolve $ref \"%s\": no anchor \"%s\" in %s", ref,
+                    frag, abs);
+            free(abs);
+            return NULL;
+        }
+        target = an->target;
+        if (anchor_out && !(*anchor_out = strdup(frag))) {
+            free(abs);
+            return NULL;
+        }
+    }
+    sinfo *ti = pmap_get(&c->info, target);
+    unsigned vocab = V_ALL;
+    node *n;
+    if (ti) {
+        vocab = vocab_for(c, ti->dialect);
+        n = compile_node(c, target, ti->base, ti->resroot, ti->ptr, vocab, depth);
+    } else {
+        /* inside a keyword this validator does not know: base is the resource's */
+        n = compile_node(c, target, tbase, tres, tptr ? tptr : "", vocab, depth);
+    }
+    if (target_out)
+        *target_out = target;
+    free(tptr);
+    free(abs);
+    return n;
+}
+
+static node **compile_array(cctx *c, json_t *arr, const char *kw, const char *base,
+                            json_t *resroot, const char *ptr, unsigned vocab, unsigned depth,
+                            size_t *count)
+{
+    size_t n = json_array_size(arr);
+    *count = n;
+    node **out = calloc(n ? n : 1, sizeof *out);
+    char *p = ptr_append(ptr, kw);
+    if (!out || !p) {
+        free(out), free(p);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *pi = ptr_append_idx(p, i);
+        if (!pi || !(out[i] = compile_node(c, json_array_get(arr, i), base, resroot, pi, vocab,
+                                           depth + 1))) {
+            free(pi), free(p), free(out);
+            return NULL;
+        }
+        free(pi);
+    }
+    free(p);
+    return out;
+}
+
+static node *compile_child(cctx *c, json_t *sub, const char *kw, const char *key,
+                           const char *base, json_t *resroot, const char *ptr, unsigned vocab,
+                           unsigned depth)
+{
+    char *p = ptr_append(ptr, kw);
+    char *p2 = p && key ? ptr_append(p, key) : NULL;
+    if (!p || (key && !p2)) {
+        free(p), free(p2);
+        return NULL;
+    }
+    node *n = compile_node(c, sub, base, resroot, key ? p2 : p, vocab, depth + 1);
+    free(p);
+    free(p2);
+    return n;
+}
+
+static pcre2_code *compile_regex(cctx *c, const char *src, const char *where)
+{
+    char *tr = pw_schema_regex_translate(src);
+    if (!tr) {
+        set_err(c->err, c->errlen, "out of memory");
+        return NULL;
+    }
+    int ec;
+    PCRE2_SIZE off;
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)tr, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_NO_UTF_CHECK, &ec,
+                                   &off, NULL);
+    free(tr);
+    if (!re) {
+        PCRE2_UCHAR msg[128];
+        pcre2_get_error_message(ec, msg, sizeof msg);
+        set_err(c->err, c->errlen, "%s: invalid regular expression \"%s\": %s", where, src,
+                (char *)msg);
+        return NULL;
+    }
+    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* optional speed-up; failure is harmless */
+    return re;
+}
+
+static size_t str_hash(const char *s, size_t n)
+{
+    size_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static int get_nonneg(cctx *c, json_t *s, const char *kw, json_int_t *out, const char *where)
+{
+    json_t *v = json_object_get(s, kw);
+    *out = -1;
+    if (!v)
+        return 0;
+    double d = json_number_value(v);
+    if (!json_is_number(v) || d < 0 || d != floor(d)) {
+        set_err(c->err, c->errlen, "%s/%s: must be a non-negative integer", where, kw);
+        return -1;
+    }
+    *out = d > 9e18 ? (json_int_t)9e18 : (json_int_t)d;
+    return 0;
+}
+
+static unsigned type_bit(const char *t)
+{
+    static const struct {
+        const char *n;
+        unsigned b;
+    } m[] = {{"null", T_NULL},     {"boolean", T_BOOL}, {"object", T_OBJECT},
+             {"array", T_ARRAY},   {"number", T_NUMBER}, {"string", T_STRING},
+             {"integer", T_INTEGER}};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        if (!strcmp(t, m[i].n))
+            return m[i].b;
+    return 0;
+}
+
+static resource *resource_for(cctx *c, json_t *resroot, const char *base, unsigned depth)
+{
+    resource *r = pmap_get(&c->resmap, resroot);
+    if (r)
+        return r;
+    if (!(r = calloc(1, sizeof *r)))
+        return NULL;
+    resource **nr = realloc(c->s->resources, (c->s->n_resources + 1) * sizeof *nr);
+    if (!nr || pmap_put(&c->resmap, resroot, r) < 0) {
+        free(r);
+        if (nr)
+            c->s->resources = nr;
+        return NULL;
+    }
+    c->s->resources = nr;
+    nr[c->s->n_resources++] = r;
+    /* every $dynamicAnchor declared inside this resource: compiled now so that
+     * $dynamicRef can jump to it without a lookup by name at validation time */
+    size_t bl = strlen(base);
+    for (size_t i = 0; i < c->n_uris; i++) {
+        named_uri *u = &c->uris[i];
+        if (!u->dynamic || strncmp(u->uri, base, bl) || u->uri[bl] != '#')
+            continue;
+        sinfo *ti = pmap_get(&c->info, u->target);
+        if (!ti || ti->resroot != resroot)
+            continue;
+        int name = intern_name(c, u->uri + bl + 1);
+        dyn_anchor *na = realloc(r->anchors, (r->n + 1) * sizeof *na);
+        if (name < 0 || !na)
+            return NULL;
+        r->anchors = na;
+        node *t = compile_node(c, u->target, ti->base, ti->resroot, ti->ptr,
+                               vocab_for(c, ti->dialect), depth);
+        if (!t)
+            return NULL;
+        r->anchors[r->n++] = (dyn_anchor){name, t};
+    }
+    return r;
+}
+
+static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot, const char *ptr,
+                          unsigned vocab, unsigned depth)
+{
+    node *n = pmap_get(&c->compiled, s);
+    if (n)
+        return n;
+    if (depth > c->max_depth) {
+        set_err(c->err, c->errlen, "schema nesting deeper than %u at %s#%s", c->max_depth, base,
+                ptr);
+        return NULL;
+    }
+    if (!json_is_object(s) && !json_is_boolean(s)) {
+        set_err(c->err, c->errlen, "%s#%s: a schema must be an object or a boolean", base, ptr);
+        return NULL;
+    }
+    if (!(n = calloc(1, sizeof *n)))
+        return NULL;
+    n->next_alloc = c->s->nodes;
+    c->s->nodes = n;
+    n->json = s;
+    n->dynref_name = -1;
+    n->boolean = json_is_boolean(s) ? json_is_true(s) : -1;
+    n->max_length = n->min_length = n->max_items = n->min_items = n->max_props =
+        n->min_props = -1;
+    if (pmap_put(&c->compiled, s, n) < 0)
+        return NULL;
+    {
+        sinfo *si = pmap_get(&c->info, s);
+        if (si) {
+            base = si->base;
+            resroot = si->resroot;
+            ptr = si->ptr;
+        }
+        size_t bl = strlen(base), pl = strlen(ptr);
+        if (!(n->abs = malloc(bl + pl + 2)))
+            return NULL;
+        memcpy(n->abs, base, bl);
+        n->abs[bl] = '#';
+        memcpy(n->abs + bl + 1, ptr, pl + 1);
+    }
+    if (!(n->res = resource_for(c, resroot, base, depth)))
+        return NULL;
+    if (n->boolean >= 0)
+        return n;
+
+    char where[512];
+    snprintf(where, sizeof where, "%s#%s", base, ptr);
+    json_t *v;
+
+    if (vocab & V_CORE) {
+        if ((v = json_object_get(s, "$ref"))) {
+            if (!json_is_string(v)) {
+                set_err(c->err, c->errlen, "%s/$ref: must be a string", where);
+                return NULL;
+            }
+            if (!(n->ref = resolve_ref(c, base, json_string_value(v), depth + 1, NULL, NULL)))
+                return NULL;
+        }
+        if ((v = json_object_get(s, "$dynamicRef"))) {
+            if (!json_is_string(v)) {
+                set_err(c->err, c->errlen, "%s/$dynamicRef: must be a string", where);
+                return NULL;
+            }
+            char *anchor = NULL;
+            json_t *target = NULL;
+            if (!(n->dynref = resolve_ref(c, base, json_string_value(v), depth + 1, &anchor,
+                                          &target))) {
+                free(anchor);
+                return NULL;
+            }
+            json_t *da = anchor && json_is_object(target)
+                             ? json_object_get(target, "$dynamicAnchor")
+                             : NULL;
+            /* dynamic only when the initial target itself declares the anchor */
+            if (json_is_string(da) && !strcmp(json_string_value(da), anchor))
+                n->dynref_name = intern_name(c, anchor);
+            free(anchor);
+        }
+    }
+    if (vocab & V_APPLICATOR) {
+        struct {
+            const char *kw;
+            node ***out;
+            size_t *cnt;
+        } arrs[] = {{"allOf", &n->all_of, &n->n_all},
+                    {"anyOf", &n->any_of, &n->n_any},
+                    {"oneOf", &n->one_of, &n->n_one},
+                    {"prefixItems", &n->prefix, &n->n_prefix}};
+        for (size_t i = 0; i < 4; i++) {
+            if (!(v = json_object_get(s, arrs[i].kw)))
+                continue;
+            if (!json_is_array(v) || (i < 3 && !json_array_size(v))) {
+                set_err(c->err, c->errlen, "%s/%s: must be a non-empty array of schemas", where,
+                        arrs[i].kw);
+                return NULL;
+            }
+            if (!(*arrs[i].out = compile_array(c, v, arrs[i].kw, base, resroot, ptr, vocab, depth,
+                                               arrs[i].cnt)))
+                return NULL;
+        }
+        struct {
+            const char *kw;
+            node **out;
+        } singles[] = {{"not", &n->not_},
+                       {"if", &n->if_},
+                       {"then", &n->then_},
+                       {"else", &n->else_},
+                       {"items", &n->items},
+                       {"contains", &n->contains},
+                       {"additionalProperties", &n->additional_props},
+                       {"propertyNames", &n->property_names}};
+        for (size_t i = 0; i < sizeof singles / sizeof singles[0]; i++) {
+            if (!(v = json_object_get(s, singles[i].kw)))
+                continue;
+            if (!(*singles[i].out =
+                      compile_child(c, v, singles[i].kw, NULL, base, resroot, ptr, vocab, depth)))
+                return NULL;
+        }
+        if (!json_object_get(s, "if"))
+            n->then_ = n->else_ = NULL; /* then/else without if are ignored */
+        if ((v = json_object_get(s, "properties"))) {
+            if (!json_is_object(v)) {
+                set_err(c->err, c->errlen, "%s/properties: must be an object", where);
+                return NULL;
+            }
+            size_t cnt = json_object_size(v), i = 0;
+            n->props = calloc(cnt ? cnt : 1, sizeof *n->props);
+            n->prop_hash_cap = 4;
+            while (n->prop_hash_cap < cnt * 2)
+                n->prop_hash_cap *= 2;
+            n->prop_hash = calloc(n->prop_hash_cap, sizeof *n->prop_hash);
+            if (!n->props || !n->prop_hash)
+                return NULL;
+            const char *key;
+            json_t *sub;
+            json_object_foreach(v, key, sub)
+            {
+                named_node *pn = &n->props[i];
+                pn->key = key;
+                pn->keylen = strlen(key);
+                if (!(pn->n = compile_child(c, sub, "properties", key, base, resroot, ptr, vocab,
+                                            depth)))
+                    return NULL;
+                size_t h = str_hash(key, pn->keylen) & (n->prop_hash_cap - 1);
+                while (n->prop_hash[h])
+                    h = (h + 1) & (n->prop_hash_cap - 1);
+                n->prop_hash[h] = ++i;
+            }
+            n->n_props = i;
+        }
+        if ((v = json_object_get(s, "patternProperties"))) {
+            if (!json_is_object(v)) {
+                set_err(c->err, c->errlen, "%s/patternProperties: must be an object", where);
+                return NULL;
+            }
+            size_t cnt = json_object_size(v);
+            if (!(n->pattern_props = calloc(cnt ? cnt : 1, sizeof *n->pattern_props)))
+                return NULL;
+            const char *key;
+            json_t *sub;
+            json_object_foreach(v, key, sub)
+            {
+                regex_node *rn = &n->pattern_props[n->n_pattern_props];
+                if (!(rn->re = compile_regex(c, key, where)))
+                    return NULL;
+                n->n_pattern_props++;
+                rn->src = key;
+                if (!(rn->n = compile_child(c, sub, "patternProperties", key, base, resroot, ptr,
+                                            vocab, depth)))
+                    return NULL;
+            }
+        }
+        if ((v = json_object_get(s, "dependentSchemas"))) {
+            if (!json_is_object(v)) {
+                set_err(c->err, c->errlen, "%s/dependentSchemas: must be an object", where);
+                return NULL;
+            }
+            size_t cnt = json_object_size(v);
+            if (!(n->dep_schemas = calloc(cnt ? cnt : 1, sizeof *n->dep_schemas)))
+                return NULL;
+            const char *key;
+            json_t *sub;
+            json_object_foreach(v, key, sub)
+            {
+                named_node *dn = &n->dep_schemas[n->n_dep_schemas];
+                dn->key = key;
+                dn->keylen = strlen(key);
+                if (!(dn->n = compile_child(c, sub, "dependentSchemas", key, base, resroot, ptr,
+                                            vocab, depth)))
+                    return NULL;
+                n->n_dep_schemas++;
+            }
+        }
+    }
+    if (vocab & V_UNEVALUATED) {
+        if ((v = json_object_get(s, "unevaluatedItems")) &&
+            !(n->uneval_items =
+                  compile_child(c, v, "unevaluatedItems", NULL, base, resroot, ptr, vocab, depth)))
+            return NULL;
+        if ((v = json_object_get(s, "unevaluatedProperties")) &&
+            !(n->uneval_props = compile_child(c, v, "unevaluatedProperties", NULL, base, resroot,
+                                              ptr, vocab, depth)))
+            return NULL;
+        n->needs_ann_items = n->uneval_items != NULL;
+        n->needs_ann_props = n->uneval_props != NULL;
+    }
+    if (vocab & V_VALIDATION) {
+        if ((v = json_object_get(s, "type"))) {
+            if (json_is_string(v)) {
+                n->types = type_bit(json_string_value(v));
+            } else if (json_is_array(v)) {
+                for (size_t i = 0; i < json_array_size(v); i++)
+                    if (json_is_string(json_array_get(v, i)))
+                        n->types |= type_bit(json_string_value(json_array_get(v, i)));
+            }
+            if (!n->types) {
+                set_err(c->err, c->errlen, "%s/type: unknown type", where);
+                return NULL;
+            }
+        }
+        if ((v = json_object_get(s, "enum"))) {
+            if (!json_is_array(v)) {
+                set_err(c->err, c->errlen, "%s/enum: must be an array", where);
+                return NULL;
+            }
+            n->enum_ = v;
+        }
+        if ((v = json_object_get(s, "const"))) {
+            n->const_ = v;
+            n->has_const = 1;
+        }
+        struct {
+            const char *kw;
+            json_t **out;
+        } nums[] = {{"multipleOf", &n->multiple_of},
+                    {"maximum", &n->maximum},
+                    {"exclusiveMaximum", &n->exclusive_maximum},
+                    {"minimum", &n->minimum},
+                    {"exclusiveMinimum", &n->exclusive_minimum}};
+        for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+            if (!(v = json_object_get(s, nums[i].kw)))
+                continue;
+            if (!json_is_number(v) || (i == 0 && json_number_value(v) <= 0)) {
+                set_err(c->err, c->errlen, "%s/%s: must be a number%s", where, nums[i].kw,
+                        i == 0 ? " greater than 0" : "");
+                return NULL;
+            }
+            *nums[i].out = v;
+        }
+        if (get_nonneg(c, s, "maxLength", &n->max_length, where) ||
+            get_nonneg(c, s, "minLength", &n->min_length, where) ||
+            get_nonneg(c, s, "maxItems", &n->max_items, where) ||
+            get_nonneg(c, s, "minItems", &n->min_items, where) ||
+            get_nonneg(c, s, "maxProperties", &n->max_props, where) ||
+            get_nonneg(c, s, "minProperties", &n->min_props, where) ||
+            get_nonneg(c, s, "minContains", &n->min_contains, where) ||
+            get_nonneg(c, s, "maxContains", &n->max_contains, where))
+            return NULL;
+        n->has_min_contains = n->min_contains >= 0;
+        n->has_max_contains = n->max_contains >= 0;
+        if ((v = json_object_get(s, "pattern"))) {
+            if (!json_is_string(v)) {
+                set_err(c->err, c->errlen, "%s/pattern: must be a string", where);
+                return NULL;
+            }
+            n->pattern_src = json_string_value(v);
+            if (!(n->pattern = compile_regex(c, n->pattern_src, where)))
+                return NULL;
+        }
+        n->unique_items = json_is_true(json_object_get(s, "uniqueItems"));
+        if ((v = json_object_get(s, "required"))) {
+            if (!json_is_array(v)) {
+                set_err(c->err, c->errlen, "%s/required: must be an array of strings", where);
+                return NULL;
+            }
+            n->required = v;
+        }
+        if ((v = json_object_get(s, "dependentRequired")) && json_is_object(v)) {
+            size_t cnt = json_object_size(v);
+            if (!(n->dep_required = calloc(cnt ? cnt : 1, sizeof *n->dep_required)))
+                return NULL;
+            const char *key;
+            json_t *names;
+            json_object_foreach(v, key, names)
+            {
+                if (!json_is_array(names)) {
+                    set_err(c->err, c->errlen, "%s/dependentRequired: values must be arrays",
+                            where);
+                    return NULL;
+                }
+                n->dep_required[n->n_dep_required++] = (dep_req){key, names};
+            }
+        }
+    }
+    if ((v = json_object_get(s, "format")) && json_is_string(v) &&
+        ((c->opts && c->opts->format_assertion) || (vocab & V_FORMAT_ASSERT))) {
+        n->format = json_string_value(v);
+        n->format_fn = pw_schema_format_lookup(n->format, &n->format_what);
+    }
+    return n;
+}
+
+/* Detects $ref loops that would recurse forever on any instance: a cycle of
+ * in-place applicators (ref, allOf, anyOf, oneOf, not, if/then/else,
+ * dependentSchemas, the initial $dynamicRef target). */
+static int cycle_check(node *n, pmap *state, unsigned depth)
+{
+    if (!n || n->boolean >= 0)
+        return 0;
+    uintptr_t st = (uintptr_t)pmap_get(state, n);
+    if (st == 1)
+        return 1;
+    if (st == 2 || depth > 100000)
+        return 0;
+    pmap_put(state, n, (void *)1);
+    int loop = cycle_check(n->ref, state, depth + 1) || cycle_check(n->dynref, state, depth + 1) ||
+               cycle_check(n->not_, state, depth + 1) || cycle_check(n->if_, state, depth + 1) ||
+               cycle_check(n->then_, state, depth + 1) || cycle_check(n->else_, state, depth + 1);
+    for (size_t i = 0; !loop && i < n->n_all; i++)
+        loop = cycle_check(n->all_of[i], state, depth + 1);
+    for (size_t i = 0; !loop && i < n->n_any; i++)
+        loop = cycle_check(n->any_of[i], state, depth + 1);
+    for (size_t i = 0; !loop && i < n->n_one; i++)
+        loop = cycle_check(n->one_of[i], state, depth + 1);
+    for (size_t i = 0; !loop && i < n->n_dep_schemas; i++)
+        loop = cycle_check(n->dep_schemas[i].n, state, depth + 1);
+    if (loop)
+        return 1;
+    pmap_put(state, n, (void *)2);
+    return 0;
+}
+
+static pw_schema *compile_common(pw_schema_registry *reg, json_t *doc, const char *uri,
+                                 const pw_schema_options *opts, char *err, size_t errlen)
+{
+    cctx c = {0};
+    c.opts = opts;
+    c.max_depth = opts && opts->max_schema_depth ? opts->max_schema_depth : DEFAULT_DEPTH;
+    c.err = err;
+    c.errlen = errlen;
+    set_err(err, errlen, "out of memory");
+    pw_schema *s = calloc(1, sizeof *s);
+    pw_schema *ret = NULL;
+    if (!s)
+        return NULL;
+    c.s = s;
+    s->max_instance_depth =
+        opts && opts->max_instance_depth ? opts->max_instance_depth : DEFAULT_DEPTH;
+    s->max_errors = opts && opts->max_errors ? opts->max_errors : DEFAULT_ERRORS;
+    size_t ndocs = (reg ? reg->n : 0) + (doc ? 1 : 0);
+    if (!(s->docs = calloc(ndocs ? ndocs : 1, sizeof *s->docs)))
+        goto out;
+    int rc = 0;
+    const char *anon = "urn:pw-schema:anonymous";
+    if (doc) {
+        json_t *id = json_is_object(doc) ? json_object_get(doc, "$id") : NULL;
+        s->docs[s->n_docs++] = json_incref(doc);
+        if ((rc = index_doc(&c, json_is_string(id) ? json_string_value(id) : anon, doc)))
+            goto idxfail;
+    }
+    for (size_t i = 0; reg && i < reg->n; i++) {
+        s->docs[s->n_docs++] = json_incref(reg->docs[i].doc);
+        if ((rc = index_doc(&c, reg->docs[i].uri, reg->docs[i].doc)))
+            goto idxfail;
+    }
+    if (doc) {
+        sinfo *si = pmap_get(&c.info, doc);
+        s->root = compile_node(&c, doc, si->base, si->resroot, si->ptr, vocab_for(&c, si->dialect),
+                               0);
+    } else {
+        set_err(err, errlen, "out of memory");
+        s->root = resolve_ref(&c, NULL, uri, 0, NULL, NULL);
+    }
+    if (!s->root)
+        goto out;
+    pmap state = {0};
+    int loop = cycle_check(s->root, &state, 0);
+    for (size_t i = 0; !loop && i < s->n_resources; i++)
+        for (size_t j = 0; !loop && j < s->resources[i]->n; j++)
+            loop = cycle_check(s->resources[i]->anchors[j].target, &state, 0);
+    free(state.e);
+    if (loop) {
+        set_err(err, errlen, "$ref cycle: a schema refers to itself without consuming input");
+        goto out;
+    }
+    ret = s;
+    goto out;
+idxfail:
+    if (rc == -1)
+        set_err(err, errlen, "out of memory");
+out:
+    for (size_t i = 0; i < c.n_uris; i++)
+        free(c.uris[i].uri);
+    free(c.uris);
+    for (size_t i = 0; i < c.n_infos; i++) {
+        free(c.infos[i]->base);
+        free(c.infos[i]->ptr);
+        free(c.infos[i]);
+    }
+    free(c.infos);
+    free(c.info.e);
+    free(c.compiled.e);
+    free(c.resmap.e);
+    if (!ret)
+        pw_schema_free(s);
+    return ret;
+}
+
+pw_schema *pw_schema_compile(pw_schema_registry *reg, const char *uri,
+                             const pw_schema_options *opts, char *err, size_t errlen)
+{
+    if (!reg || !uri) {
+        set_err(err, errlen, "registry or URI missing");
+        return NULL;
+    }
+    return compile_common(reg, NULL, uri, opts, err, errlen);
+}
+
+pw_schema *pw_schema_compile_json(pw_schema_registry *reg, json_t *doc,
+                                  const pw_schema_options *opts, char *err, size_t errlen)
+{
+    if (!doc) {
+        set_err(err, errlen, "schema document missing");
+        return NULL;
+    }
+    return compile_common(reg, doc, NULL, opts, err, errlen);
+}
+
+/* ---------------------------------------------------------------- validation */
+
+#define MAX_EVAL_DEPTH 1000u
+#define MAX_IPATH 1024u
+#define MAX_KPATH 2100u
+#define INLINE_BITS 4u
+
+typedef struct seg {
+    const char *s; /* NULL: idx is an array index */
+    size_t idx;
+} seg;
+
+/* Evaluated items/properties of one instance, for unevaluated*.  Small sets live
+ * inline so that validating ordinary instances allocates nothing. */
+typedef struct bits {
+    uint64_t *w;
+    size_t nw;
+    uint64_t inl[INLINE_BITS];
+} bits;
+
+typedef struct vctx {
+    const pw_schema *s;
+    pw_schema_result *res;
+    int collect;
+    int limit;
+    unsigned depth, idepth;
+    unsigned nscope, nip, nkp;
+    const resource *scope[MAX_EVAL_DEPTH + 1];
+    seg ip[MAX_IPATH];
+    seg kp[MAX_KPATH];
+} vctx;
+
+static int bits_init(bits *b, size_t n)
+{
+    b->nw = (n + 63) / 64;
+    if (b->nw <= INLINE_BITS) {
+        b->w = b->inl;
+        memset(b->inl, 0, sizeof b->inl);
+        return 0;
+    }
+    b->w = calloc(b->nw, sizeof *b->w);
+    return b->w ? 0 : -1;
+}
+
+static void bits_free(bits *b)
+{
+    if (b->w != b->inl)
+        free(b->w);
+}
+
+static void bits_set(bits *b, size_t i)
+{
+    if (b && i / 64 < b->nw)
+        b->w[i / 64] |= 1ull << (i % 64);
+}
+
+static int bits_get(const bits *b, size_t i)
+{
+    return (b->w[i / 64] >> (i % 64)) & 1;
+}
+
+static void bits_all(bits *b)
+{
+    if (b)
+        memset(b->w, 0xff, b->nw * sizeof *b->w);
+}
+
+static void bits_or(bits *dst, const bits *src)
+{
+    for (size_t i = 0; i < dst->nw && i < src->nw; i++)
+        dst->w[i] |= src->w[i];
+}
+
+/* -- numbers and equality */
+
+static int is_integral(const json_t *v)
+{
+    if (json_is_integer(v))
+        return 1;
+    if (!json_is_real(v))
+        return 0;
+    double d = json_real_value(v);
+    return isfinite(d) && d == floor(d);
+}
+
+static int num_cmp(const json_t *a, const json_t *b)
+{
+    if (json_is_integer(a) && json_is_integer(b)) {
+        json_int_t x = json_integer_value(a), y = json_integer_value(b);
+        return x < y ? -1 : x > y;
+    }
+    long double x = json_is_integer(a) ? (long double)json_integer_value(a) : json_real_value(a);
+    long double y = json_is_integer(b) ? (long double)json_integer_value(b) : json_real_value(b);
+    return x < y ? -1 : x > y;
+}
+
+static int json_eq(const json_t *a, const json_t *b, unsigned depth)
+{
+    if (depth > 256)
+        return 0;
+    if (json_is_number(a) && json_is_number(b))
+        return num_cmp(a, b) == 0;
+    if (json_typeof(a) != json_typeof(b))
+        return 0;
+    switch (json_typeof(a)) {
+    case JSON_STRING:
+        return json_string_length(a) == json_string_length(b) &&
+               !memcmp(json_string_value(a), json_string_value(b), json_string_length(a));
+    case JSON_ARRAY: {
+        size_t n = json_array_size(a);
+        if (n != json_array_size(b))
+            return 0;
+        for (size_t i = 0; i < n; i++)
+            if (!json_eq(json_array_get(a, i), json_array_get(b, i), depth + 1))
+                return 0;
+        return 1;
+    }
+    case JSON_OBJECT: {
+        if (json_object_size(a) != json_object_size(b))
+            return 0;
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)a, k, v)
+        {
+            json_t *w = json_object_get(b, k);
+            if (!w || !json_eq(v, w, depth + 1))
+                return 0;
+        }
+        return 1;
+    }
+    default:
+        return 1; /* true, false, null: same type is equal */
+    }
+}
+
+static int multiple_of(const json_t *v, const json_t *m)
+{
+    if (json_is_integer(v) && json_is_integer(m)) {
+        json_int_t d = json_integer_value(m);
+        return d > 0 && json_integer_value(v) % d == 0;
+    }
+    double x = json_number_value(v), y = json_number_value(m);
+    double q = x / y;
+    if (!isfinite(q))
+        return 0;
+    double r = fabs(q - nearbyint(q));
+    return r <= fabs(q) * 4 * 2.220446049250313e-16 || r == 0;
+}
+
+static size_t utf8_len(const char *s, size_t n)
+{
+    size_t cp = 0;
+    for (size_t i = 0; i < n; i++)
+        cp += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return cp;
+}
+
+/* -- regular expressions: thread-local match data, shared limits */
+
+static pthread_once_t re_once = PTHREAD_ONCE_INIT;
+static pthread_key_t re_key;
+static pcre2_match_context *re_mctx;
+
+static void re_md_free(void *p)
+{
+    pcre2_match_data_free(p);
+}
+
+static void re_init(void)
+{
+    pthread_key_create(&re_key, re_md_free);
+    re_mctx = pcre2_match_context_create(NULL);
+    if (re_mctx) {
+        pcre2_set_match_limit(re_mctx, REGEX_MATCH_LIMIT);
+        pcre2_set_depth_limit(re_mctx, REGEX_DEPTH_LIMIT);
+    }
+}
+
+/* 1: match, 0: no match, -1: a limit was hit (counts as no match). */
+static int re_search(vctx *c, const pcre2_code *re, const char *s, size_t n)
+{
+    pthread_once(&re_once, re_init);
+    pcre2_match_data *md = pthread_getspecific(re_key);
+    if (!md) {
+        md = pcre2_match_data_create(1, NULL);
+        if (!md || pthread_setspecific(re_key, md)) {
+            pcre2_match_data_free(md);
+            c->limit = 1;
+            return -1;
+        }
+    }
+    int rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, md, re_mctx);
+    if (rc >= 0 || rc == PCRE2_ERROR_PARTIAL)
+        return 1;
+    if (rc == PCRE2_ERROR_NOMATCH)
+        return 0;
+    c->limit = 1;
+    return -1;
+}
+
+/* -- error reporting (only in collect mode) */
+
+static void kp_push(vctx *c, const char *s)
+{
+    if (c->collect && c->nkp < MAX_KPATH)
+        c->kp[c->nkp] = (seg){s, 0};
+    if (c->collect)
+        c->nkp++;
+}
+
+static void kp_push_idx(vctx *c, size_t i)
+{
+    if (c->collect && c->nkp < MAX_KPATH)
+        c->kp[c->nkp] = (seg){NULL, i};
+    if (c->collect)
+        c->nkp++;
+}
+
+static void kp_pop(vctx *c, unsigned n)
+{
+    if (c->collect)
+        c->nkp -= n;
+}
+
+static char *path_string(const seg *segs, unsigned n, unsigned cap, const char *k1,
+                         const char *k2)
+{
+    size_t len = 1;
+    if (n > cap)
+        n = cap;
+    for (unsigned i = 0; i < n; i++)
+        len += segs[i].s ? strlen(segs[i].s) * 2 + 1 : 22;
+    len += (k1 ? strlen(k1) * 2 + 1 : 0) + (k2 ? strlen(k2) * 2 + 1 : 0);
+    char *out = malloc(len), *o = out;
+    if (!out)
+        return NULL;
+    for (unsigned i = 0; i <= n + 1; i++) {
+        const char *s;
+        if (i < n) {
+            if (!segs[i].s) {
+                o += sprintf(o, "/%zu", segs[i].idx);
+                continue;
+            }
+            s = segs[i].s;
+        } else {
+            s = i == n ? k1 : k2;
+            if (!s)
+                continue;
+        }
+        *o++ = '/';
+        for (; *s; s++) {
+            if (*s == '~')
+                *o++ = '~', *o++ = '0';
+            else if (*s == '/')
+                *o++ = '~', *o++ = '1';
+            else
+                *o++ = *s;
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+static void render(const json_t *v, char *buf, size_t n)
+{
+    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    if (!s) {
+        snprintf(buf, n, "(value)");
+        return;
+    }
+    if (strlen(s) > 60)
+        snprintf(buf, n, "%.57s...", s);
+    else
+        snprintf(buf, n, "%s", s);
+    free(s);
+}
+
+static void report(vctx *c, const node *n, const char *kw, const char *kw2, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void report(vctx *c, const node *n, const char *kw, const char *kw2, const char *fmt, ...)
+{
+    if (!c->collect || !c->res)
+        return;
+    pw_schema_result *r = c->res;
+    if (r->count >= c->s->max_errors) {
+        r->truncated = 1;
+        return;
+    }
+    if (!r->errors && !(r->errors = calloc(c->s->max_errors, sizeof *r->errors)))
+        return;
+    pw_schema_error *e = &r->errors[r->count];
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    e->instance_location = path_string(c->ip, c->nip, MAX_IPATH, NULL, NULL);
+    e->keyword_location = path_string(c->kp, c->nkp, MAX_KPATH, kw, kw2);
+    e->message = strdup(msg);
+    const char *abs = n ? n->abs : "";
+    size_t al = strlen(abs);
+    char *kws = path_string(NULL, 0, 0, kw, kw2);
+    if (kws && (e->absolute_keyword_location = malloc(al + strlen(kws) + 1)))
+        sprintf(e->absolute_keyword_location, "%s%s", abs, kws);
+    free(kws);
+    r->count++;
+}
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "object";
+    case JSON_ARRAY: return "array";
+    case JSON_STRING: return "string";
+    case JSON_INTEGER: return "integer";
+    case JSON_REAL: return is_integral(v) ? "integer" : "number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "boolean";
+    default: return "null";
+    }
+}
+
+static void types_text(unsigned t, char *buf, size_t n)
+{
+    static const char *names[] = {"null", "boolean", "object", "array", "number", "string",
+                                  "integer"};
+    size_t o = 0;
+    buf[0] = 0;
+    for (int i = 0; i < 7; i++)
+        if (t & (1u << i))
+            o += (size_t)snprintf(buf + o, o < n ? n - o : 0, "%s%s", o ? " or " : "", names[i]);
+}
+
+/* -- evaluation */
+
+static int eval(vctx *c, const node *n, const json_t *inst, bits *ann);
+
+#define FAIL()                                                                                    \
+    do {                                                                                          \
+        ok = 0;                                                                                   \
+        if (!c->collect)                                                                          \
+            return 0;                                                                             \
+    } while (0)
+
+/* Evaluates a child instance (array item or property value). */
+static int eval_child(vctx *c, const node *n, const json_t *inst, const char *key, size_t idx)
+{
+    if (c->idepth >= c->s->max_instance_depth) {
+        c->limit = 1;
+        if (c->collect)
+            report(c, NULL, NULL, NULL, "instance nested deeper than %u levels",
+                   c->s->max_instance_depth);
+        return 0;
+    }
+    if (c->collect) {
+        if (c->nip < MAX_IPATH)
+            c->ip[c->nip] = (seg){key, idx};
+        c->nip++;
+    }
+    c->idepth++;
+    int ok = eval(c, n, inst, NULL);
+    c->idepth--;
+    if (c->collect)
+        c->nip--;
+    return ok;
+}
+
+static int eval_in_place(vctx *c, const node *sub, const json_t *inst, bits *ann, const char *kw,
+                         long idx)
+{
+    kp_push(c, kw);
+    if (idx >= 0)
+        kp_push_idx(c, (size_t)idx);
+    int ok = eval(c, sub, inst, ann);
+    kp_pop(c, idx >= 0 ? 2 : 1);
+    return ok;
+}
+
+static size_t ann_size(const json_t *inst)
+{
+    return json_is_array(inst) ? json_array_size(inst) : json_object_size(inst);
+}
+
+/* anyOf / oneOf: validity is decided without collecting errors; when the keyword
+ * fails in collect mode the branches are evaluated again for their errors. */
+static int eval_choice(vctx *c, const node *n, node *const *subs, size_t cnt, const char *kw,
+                       int one, const json_t *inst, bits *ann)
+{
+    int saved = c->collect;
+    unsigned savednkp = c->nkp;
+    c->collect = 0;
+    size_t valid = 0, first = 0, second = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        bits tmp;
+        if (ann && bits_init(&tmp, ann_size(inst)) < 0) {
+            c->limit = 1;
+            break;
+        }
+        if (eval(c, subs[i], inst, ann ? &tmp : NULL)) {
+            if (!valid)
+                first = i;
+            else if (valid == 1)
+                second = i;
+            valid++;
+            if (ann && (!one || valid == 1))
+                bits_or(ann, &tmp);
+        }
+        if (ann)
+            bits_free(&tmp);
+        if (valid && !one && !ann)
+            break;
+        if (valid > 1 && one)
+            break;
+    }
+    c->collect = saved;
+    c->nkp = savednkp;
+    if (one ? valid == 1 : valid > 0)
+        return 1;
+    if (!c->collect)
+        return 0;
+    char v[80];
+    render(inst, v, sizeof v);
+    if (valid > 1) {
+        report(c, n, kw, NULL, "%s matches more than one schema in %s (%zu and %zu)", v, kw, first,
+               second);
+        return 0;
+    }
+    report(c, n, kw, NULL, "%s does not match any schema in %s", v, kw);
+    /* The branches' own errors.  A branch that failed on a const/enum (a
+     * discriminator such as "kind") is left out when another branch failed only
+     * on other keywords: that one is what the author meant. */
+    pw_schema_result *r = c->res;
+    size_t base = r ? r->count : 0;
+    size_t *start = calloc(cnt + 1, sizeof *start);
+    int *disc = calloc(cnt + 1, sizeof *disc);
+    int any_plain = 0;
+    for (size_t i = 0; i < cnt; i++) {
+        start[i] = r ? r->count : 0;
+        eval_in_place(c, subs[i], inst, NULL, kw, (long)i);
+        for (size_t e = start[i]; disc && r && e < r->count; e++) {
+            const char *k = r->errors[e].keyword_location;
+            size_t kl = k ? strlen(k) : 0;
+            if ((kl >= 6 && !strcmp(k + kl - 6, "/const")) ||
+                (kl >= 5 && !strcmp(k + kl - 5, "/enum")))
+                disc[i] = 1;
+        }
+        if (disc && !disc[i])
+            any_plain = 1;
+    }
+    if (start && disc && r && any_plain && !r->truncated) {
+        start[cnt] = r->count;
+        size_t o = base;
+        for (size_t i = 0; i < cnt; i++) {
+            for (size_t e = start[i]; e < start[i + 1]; e++) {
+                if (disc[i]) {
+                    free(r->errors[e].instance_location);
+                    free(r->errors[e].keyword_location);
+                    free(r->errors[e].absolute_keyword_location);
+                    free(r->errors[e].message);
+                } else {
+                    r->errors[o++] = r->errors[e];
+                }
+            }
+        }
+        r->count = o;
+    }
+    free(start);
+    free(disc);
+    return 0;
+}
+
+static int eval_array(vctx *c, const node *n, const json_t *inst, bits *ann)
+{
+    int ok = 1;
+    size_t size = json_array_size(inst);
+    char v[80];
+    for (size_t i = 0; i < n->n_prefix && i < size; i++) {
+        kp_push(c, "prefixItems");
+        kp_push_idx(c, i);
+        if (!eval_child(c, n->prefix[i], json_array_get(inst, i), NULL, i)) {
+            kp_pop(c, 2);
+            FAIL();
+        } else {
+            kp_pop(c, 2);
+        }
+        bits_set(ann, i);
+    }
+    if (n->items) {
+        kp_push(c, "items");
+        for (size_t i = n->n_prefix; i < size; i++) {
+            if (!eval_child(c, n->items, json_array_get(inst, i), NULL, i)) {
+                kp_pop(c, 1);
+                FAIL();
+                kp_push(c, "items");
+            }
+        }
+        kp_pop(c, 1);
+        if (size > n->n_prefix)
+            bits_all(ann);
+    }
+    if (n->contains) {
+        int saved = c->collect;
+        c->collect = 0;
+        json_int_t count = 0, min = n->has_min_contains ? n->min_contains : 1;
+        for (size_t i = 0; i < size; i++) {
+            if (eval(c, n->contains, json_array_get(inst, i), NULL)) {
+                count++;
+                bits_set(ann, i);
+                if (!ann && !n->has_max_contains && count >= min)
+                    break;
+            }
+        }
+        c->collect = saved;
+        if (count < min) {
+            if (min == 1)
+                report(c, n, "contains", NULL, "no item of the array matches \"contains\"");
+            else
+                report(c, n, "minContains", NULL,
+                       "%lld items match \"contains\", at least %lld are required",
+                       (long long)count, (long long)min);
+            FAIL();
+        }
+        if (n->has_max_contains && count > n->max_contains) {
+            report(c, n, "maxContains", NULL,
+                   "%lld items match \"contains\", at most %lld are allowed", (long long)count,
+                   (long long)n->max_contains);
+            FAIL();
+        }
+    }
+    if (n->max_items >= 0 && (json_int_t)size > n->max_items) {
+        report(c, n, "maxItems", NULL, "array has %zu items, at most %lld are allowed", size,
+               (long long)n->max_items);
+        FAIL();
+    }
+    if (n->min_items >= 0 && (json_int_t)size < n->min_items) {
+        report(c, n, "minItems", NULL, "array has %zu items, at least %lld are required", size,
+               (long long)n->min_items);
+        FAIL();
+    }
+    if (n->unique_items) {
+        for (size_t i = 0; i < size; i++)
+            for (size_t j = i + 1; j < size; j++)
+                if (json_eq(json_array_get(inst, i), json_array_get(inst, j), 0)) {
+                    render(json_array_get(inst, i), v, sizeof v);
+                    report(c, n, "uniqueItems", NULL, "items %zu and %zu are equal (%s)", i, j,
+                           v);
+                    FAIL();
+                    i = j = size;
+                }
+    }
+    return ok;
+}
+
+static const named_node *prop_lookup(const node *n, const char *key, size_t kl)
+{
+    size_t mask = n->prop_hash_cap - 1;
+    for (size_t h = str_hash(key, kl) & mask;; h = (h + 1) & mask) {
+        size_t i = n->prop_hash[h];
+        if (!i)
+            return NULL;
+        const named_node *p = &n->props[i - 1];
+        if (p->keylen == kl && !memcmp(p->key, key, kl))
+            return p;
+    }
+}
+
+static int eval_object(vctx *c, const node *n, const json_t *inst, bits *ann)
+{
+    int ok = 1;
+    const char *key;
+    json_t *val;
+    size_t idx = 0;
+    if (n->n_props || n->n_pattern_props || n->additional_props || n->property_names) {
+        json_object_foreach((json_t *)inst, key, val)
+        {
+            size_t kl = strlen(key);
+            int matched = 0;
+            if (n->n_props) {
+                const named_node *p = prop_lookup(n, key, kl);
+                if (p) {
+                    matched = 1;
+                    kp_push(c, "properties");
+                    kp_push(c, p->key);
+                    int r = eval_child(c, p->n, val, key, 0);
+                    kp_pop(c, 2);
+                    if (!r)
+                        FAIL();
+                }
+            }
+            for (size_t i = 0; i < n->n_pattern_props; i++) {
+                int m = re_search(c, n->pattern_props[i].re, key, kl);
+                if (m <= 0)
+                    continue;
+                matched = 1;
+                kp_push(c, "patternProperties");
+                kp_push(c, n->pattern_props[i].src);
+                int r = eval_child(c, n->pattern_props[i].n, val, key, 0);
+                kp_pop(c, 2);
+                if (!r)
+                    FAIL();
+            }
+            if (!matched && n->additional_props) {
+                matched = 1;
+                if (n->additional_props->boolean == 0) {
+                    report(c, n, "additionalProperties", NULL, "property \"%s\" is not allowed",
+                           key);
+                    FAIL();
+                } else {
+                    kp_push(c, "additionalProperties");
+                    int r = eval_child(c, n->additional_props, val, key, 0);
+                    kp_pop(c, 1);
+                    if (!r)
+                        FAIL();
+                }
+            }
+            if (matched)
+                bits_set(ann, idx);
+            if (n->property_names) {
+                json_t *k = json_stringn_nocheck(key, kl);
+                kp_push(c, "propertyNames");
+                int r = k && eval_child(c, n->property_names, k, key, 0);
+                kp_pop(c, 1);
+                json_decref(k);
+                if (!r)
+                    FAIL();
+            }
+            idx++;
+        }
+    }
+    if (n->required) {
+        for (size_t i = 0; i < json_array_size(n->required); i++) {
+            const char *name = json_string_value(json_array_get(n->required, i));
+            if (name && !json_object_get(inst, name)) {
+                report(c, n, "required", NULL, "required property \"%s\" is missing", name);
+                FAIL();
+            }
+        }
+    }
+    for (size_t d = 0; d < n->n_dep_required; d++) {
+        if (!json_object_get(inst, n->dep_required[d].key))
+            continue;
+        json_t *names = n->dep_required[d].names;
+        for (size_t i = 0; i < json_array_size(names); i++) {
+            const char *name = json_string_value(json_array_get(names, i));
+            if (name && !json_object_get(inst, name)) {
+                report(c, n, "dependentRequired", n->dep_required[d].key,
+                       "property \"%s\" is required when \"%s\" is present", name,
+                       n->dep_required[d].key);
+                FAIL();
+            }
+        }
+    }
+    size_t size = json_object_size(inst);
+    if (n->max_props >= 0 && (json_int_t)size > n->max_props) {
+        report(c, n, "maxProperties", NULL, "object has %zu properties, at most %lld are allowed",
+               size, (long long)n->max_props);
+        FAIL();
+    }
+    if (n->min_props >= 0 && (json_int_t)size < n->min_props) {
+        report(c, n, "minProperties", NULL,
+               "object has %zu properties, at least %lld are required", size,
+               (long long)n->min_props);
+        FAIL();
+    }
+    return ok;
+}
+
+static int eval_string(vctx *c, const node *n, const json_t *inst)
+{
+    int ok = 1;
+    const char *s = json_string_value(inst);
+    size_t bl = json_string_length(inst);
+    char v[80];
+    if (n->max_length >= 0 || n->min_length >= 0) {
+        size_t len = utf8_len(s, bl);
+        if (n->max_length >= 0 && (json_int_t)len > n->max_length) {
+            render(inst, v, sizeof v);
+            report(c, n, "maxLength", NULL, "%s is longer than %lld characters", v,
+                   (long long)n->max_length);
+            FAIL();
+        }
+        if (n->min_length >= 0 && (json_int_t)len < n->min_length) {
+            render(inst, v, sizeof v);
+            report(c, n, "minLength", NULL, "%s is shorter than %lld characters", v,
+                   (long long)n->min_length);
+            FAIL();
+        }
+    }
+    if (n->pattern) {
+        int m = re_search(c, n->pattern, s, bl);
+        if (m <= 0) {
+            render(inst, v, sizeof v);
+            if (m < 0)
+                report(c, n, "pattern", NULL, "%s: matching pattern \"%s\" hit the match limit",
+                       v, n->pattern_src);
+            else
+                report(c, n, "pattern", NULL, "%s does not match the pattern \"%s\"", v,
+                       n->pattern_src);
+            FAIL();
+        }
+    }
+    if (n->format_fn && !n->format_fn(s, bl)) {
+        render(inst, v, sizeof v);
+        report(c, n, "format", NULL, "%s is not %s", v, n->format_what);
+        FAIL();
+    }
+    return ok;
+}
+
+static int eval_number(vctx *c, const node *n, const json_t *inst)
+{
+    int ok = 1;
+    char v[80], lim[80];
+    struct {
+        const json_t *bound;
+        const char *kw;
+        int bad_if; /* fails when num_cmp(inst, bound) is one of these */
+        const char *text;
+    } checks[] = {{n->maximum, "maximum", 1, "greater than the maximum"},
+                  {n->exclusive_maximum, "exclusiveMaximum", 2, "not less than"},
+                  {n->minimum, "minimum", -1, "less than the minimum"},
+                  {n->exclusive_minimum, "exclusiveMinimum", -2, "not greater than"}};
+    for (size_t i = 0; i < 4; i++) {
+        if (!checks[i].bound)
+            continue;
+        int r = num_cmp(inst, checks[i].bound);
+        int bad = checks[i].bad_if == 1    ? r > 0
+                  : checks[i].bad_if == 2  ? r >= 0
+                  : checks[i].bad_if == -1 ? r < 0
+                                           : r <= 0;
+        if (bad) {
+            render(inst, v, sizeof v);
+            render(checks[i].bound, lim, sizeof lim);
+            report(c, n, checks[i].kw, NULL, "%s is %s %s", v, checks[i].text, lim);
+            FAIL();
+        }
+    }
+    if (n->multiple_of && !multiple_of(inst, n->multiple_of)) {
+        render(inst, v, sizeof v);
+        render(n->multiple_of, lim, sizeof lim);
+        report(c, n, "multipleOf", NULL, "%s is not a multiple of %s", v, lim);
+        FAIL();
+    }
+    return ok;
+}
+
+static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
+{
+    int ok = 1;
+    char v[80];
+    if (n->types) {
+        unsigned t;
+        switch (json_typeof(inst)) {
+        case JSON_OBJECT: t = T_OBJECT; break;
+        case JSON_ARRAY: t = T_ARRAY; break;
+        case JSON_STRING: t = T_STRING; break;
+        case JSON_INTEGER: t = T_NUMBER | T_INTEGER; break;
+        case JSON_REAL: t = T_NUMBER | (is_integral(inst) ? T_INTEGER : 0); break;
+        case JSON_TRUE:
+        case JSON_FALSE: t = T_BOOL; break;
+        default: t = T_NULL;
+        }
+        if (!(n->types & t)) {
+            char want[96];
+            render(inst, v, sizeof v);
+            types_text(n->types, want, sizeof want);
+            report(c, n, "type", NULL, "%s is of type %s, expected %s", v, type_name(inst), want);
+            FAIL();
+        }
+    }
+    if (n->has_const && !json_eq(inst, n->const_, 0)) {
+        char want[80];
+        render(inst, v, sizeof v);
+        render(n->const_, want, sizeof want);
+        report(c, n, "const", NULL, "%s is not %s", v, want);
+        FAIL();
+    }
+    if (n->enum_) {
+        size_t i, cnt = json_array_size(n->enum_);
+        for (i = 0; i < cnt; i++)
+            if (json_eq(inst, json_array_get(n->enum_, i), 0))
+                break;
+        if (i == cnt) {
+            char want[80];
+            render(inst, v, sizeof v);
+            render(n->enum_, want, sizeof want);
+            report(c, n, "enum", NULL, "%s is not one of %s", v, want);
+            FAIL();
+        }
+    }
+    if (json_is_number(inst) && !eval_number(c, n, inst))
+        FAIL();
+    if (json_is_string(inst) && !eval_string(c, n, inst))
+        FAIL();
+    if (n->ref && !eval_in_place(c, n->ref, inst, ann, "$ref", -1))
+        FAIL();
+    if (n->dynref) {
+        const node *target = n->dynref;
+        if (n->dynref_name >= 0) {
+            for (unsigned i = 0; i < c->nscope && target == n->dynref; i++) {
+                const resource *r = c->scope[i];
+                for (size_t j = 0; j < r->n; j++)
+                    if (r->anchors[j].name == n->dynref_name) {
+                        target = r->anchors[j].target;
+                        break;
+                    }
+            }
+        }
+        if (!eval_in_place(c, target, inst, ann, "$dynamicRef", -1))
+            FAIL();
+    }
+    for (size_t i = 0; i < n->n_all; i++)
+        if (!eval_in_place(c, n->all_of[i], inst, ann, "allOf", (long)i))
+            FAIL();
+    if (n->n_any && !eval_choice(c, n, n->any_of, n->n_any, "anyOf", 0, inst, ann))
+        FAIL();
+    if (n->n_one && !eval_choice(c, n, n->one_of, n->n_one, "oneOf", 1, inst, ann))
+        FAIL();
+    if (n->not_) {
+        int saved = c->collect;
+        c->collect = 0;
+        int r = eval(c, n->not_, inst, NULL);
+        c->collect = saved;
+        if (r) {
+            render(inst, v, sizeof v);
+            report(c, n, "not", NULL, "%s must not match the schema in \"not\"", v);
+            FAIL();
+        }
+    }
+    if (n->if_) {
+        int saved = c->collect;
+        c->collect = 0;
+        bits tmp;
+        int have_tmp = ann && bits_init(&tmp, ann_size(inst)) == 0;
+        int r = eval(c, n->if_, inst, have_tmp ? &tmp : NULL);
+        c->collect = saved;
+        if (r && have_tmp)
+            bits_or(ann, &tmp);
+        if (have_tmp)
+            bits_free(&tmp);
+        const node *branch = r ? n->then_ : n->else_;
+        if (branch && !eval_in_place(c, branch, inst, ann, r ? "then" : "else", -1))
+            FAIL();
+    }
+    if (json_is_object(inst)) {
+        for (size_t i = 0; i < n->n_dep_schemas; i++) {
+            if (!json_object_get(inst, n->dep_schemas[i].key))
+                continue;
+            kp_push(c, "dependentSchemas");
+            int r = eval_in_place(c, n->dep_schemas[i].n, inst, ann, n->dep_schemas[i].key, -1);
+            kp_pop(c, 1);
+            if (!r)
+                FAIL();
+        }
+        if (!eval_object(c, n, inst, ann))
+            FAIL();
+        if (n->uneval_props) {
+            const char *key;
+            json_t *val;
+            size_t idx = 0;
+            json_object_foreach((json_t *)inst, key, val)
+            {
+                if (!bits_get(ann, idx++)) {
+                    if (n->uneval_props->boolean == 0) {
+                        report(c, n, "unevaluatedProperties", NULL,
+                               "property \"%s\" is not allowed", key);
+                        FAIL();
+                        continue;
+                    }
+                    kp_push(c, "unevaluatedProperties");
+                    int r = eval_child(c, n->uneval_props, val, key, 0);
+                    kp_pop(c, 1);
+                    if (!r)
+                        FAIL();
+                }
+            }
+            bits_all(ann);
+        }
+    } else if (json_is_array(inst)) {
+        if (!eval_array(c, n, inst, ann))
+            FAIL();
+        if (n->uneval_items) {
+            size_t size = json_array_size(inst);
+            for (size_t i = 0; i < size; i++) {
+                if (bits_get(ann, i))
+                    continue;
+                if (n->uneval_items->boolean == 0) {
+                    report(c, n, "unevaluatedItems", NULL, "item %zu is not allowed", i);
+                    FAIL();
+                    continue;
+                }
+                kp_push(c, "unevaluatedItems");
+                int r = eval_child(c, n->uneval_items, json_array_get(inst, i), NULL, i);
+                kp_pop(c, 1);
+                if (!r)
+                    FAIL();
+            }
+            bits_all(ann);
+        }
+    }
+    return ok;
+}
+
+static int eval(vctx *c, const node *n, const json_t *inst, bits *ann)
+{
+    if (n->boolean == 1)
+        return 1;
+    if (n->boolean == 0) {
+        report(c, n, NULL, NULL, "no value is allowed here");
+        return 0;
+    }
+    if (c->depth >= MAX_EVAL_DEPTH) {
+        if (!c->limit)
+            report(c, n, NULL, NULL, "schema evaluation nested deeper than %u levels",
+                   MAX_EVAL_DEPTH);
+        c->limit = 1;
+        return 0;
+    }
+    c->depth++;
+    int pushed = 0;
+    if (!c->nscope || c->scope[c->nscope - 1] != n->res) {
+        c->scope[c->nscope++] = n->res;
+        pushed = 1;
+    }
+    bits local, *mine = ann;
+    int own = 0;
+    if ((n->needs_ann_items && json_is_array(inst)) ||
+        (n->needs_ann_props && json_is_object(inst))) {
+        if (bits_init(&local, ann_size(inst)) < 0) {
+            c->limit = 1;
+            c->depth--;
+            c->nscope -= (unsigned)pushed;
+            return 0;
+        }
+        mine = &local;
+        own = 1;
+    }
+    int ok = eval_keywords(c, n, inst, mine);
+    if (own) {
+        if (ok && ann)
+            bits_or(ann, &local);
+        bits_free(&local);
+    }
+    c->nscope -= (unsigned)pushed;
+    c->depth--;
+    return ok;
+}
+
+pw_schema_status pw_schema_validate(const pw_schema *schema, const json_t *instance,
+                                    pw_schema_result *result)
+{
+    if (result)
+        memset(result, 0, sizeof *result);
+    vctx *c, stackctx;
+    c = &stackctx;
+    c->s = schema;
+    c->res = NULL;
+    c->collect = 0;
+    c->limit = 0;
+    c->depth = c->idepth = c->nscope = c->nip = c->nkp = 0;
+    int ok = eval(c, schema->root, instance, NULL);
+    if (ok && !c->limit)
+        return PW_SCHEMA_VALID;
+    if (result) {
+        c->res = result;
+        c->collect = 1;
+        c->depth = c->idepth = c->nscope = c->nip = c->nkp = 0;
+        eval(c, schema->root, instance, NULL);
+        if (!result->count)
+            report(c, schema->root, NULL, NULL, "the instance is not valid");
+    }
+    return c->limit ? PW_SCHEMA_LIMIT : PW_SCHEMA_INVALID;
+}
+
+void pw_schema_result_clear(pw_schema_result *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->count; i++) {
+        free(r->errors[i].instance_location);
+        free(r->errors[i].keyword_location);
+        free(r->errors[i].absolute_keyword_location);
+        free(r->errors[i].message);
+    }
+    free(r->errors);
+    memset(r, 0, sizeof *r);
+}
+
+json_t *pw_schema_result_to_basic(const pw_schema_result *r)
+{
+    json_t *out = json_object();
+    json_t *errs = json_array();
+    if (!out || !errs) {
+        json_decref(out);
+        json_decref(errs);
+        return NULL;
+    }
+    size_t n = r ? r->count : 0;
+    json_object_set_new(out, "valid", json_boolean(n == 0));
+    for (size_t i = 0; i < n; i++) {
+        const pw_schema_error *e = &r->errors[i];
+        json_array_append_new(
+            errs, json_pack("{s:s?, s:s?, s:s?, s:s?}", "instanceLocation", e->instance_location,
+                            "keywordLocation", e->keyword_location, "absoluteKeywordLocation",
+                            e->absolute_keyword_location, "error", e->message));
+    }
+    if (n)
+        json_object_set_new(out, "errors", errs);
+    else
+        json_decref(errs);
+    return out;
+}
+
+int pw_schema_format_supported(const char *name)
+{
+    const char *what;
+    return pw_schema_format_lookup(name, &what) != NULL;
+}

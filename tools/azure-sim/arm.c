@@ -1173,8 +1173,8 @@ static void handle_db(arm_ctx *c)
                          c->db);
         return;
     }
-    const char *name = c->jdb ? jstr(c->jdb, "name") : c->db;
-    copy(c->db, name);
+    if (c->jdb) copy(c->db, jstr(c->jdb, "name"));
+    const char *name = c->db;
     /* The 202 body shows the database as it will be once the operation succeeded. */
     json_t *preview = c->jdb ? json_deep_copy(c->jdb) : new_database(name, NULL);
     if (!patch) {

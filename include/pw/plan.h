@@ -1,0 +1,54 @@
+/* pw/plan.h: what the worker will send for each operation of a validated request.
+ *
+ * Per operation: the read of the current value (ARM GET database, Kusto .show ... policy,
+ * ARM listPrincipals), the change (ARM PATCH database / POST addPrincipals, a Kusto
+ * command), the value expected afterwards, and the lane key that orders operations on the
+ * same target.  Values are given in request terms: {"softDeletePeriod": "P10D"},
+ * {"hotCachePeriod": "P5D"} (null = not set at this level), {"principal": {...} | null}. */
+#ifndef PW_PLAN_H
+#define PW_PLAN_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "pw/request.h"
+
+typedef struct pw_plan_call {
+    pw_route route;
+    const char *method;      /* arm: "GET", "PATCH", "POST" */
+    char *path;              /* arm: "/subscriptions/..." without the api-version query */
+    json_t *body;            /* arm: the body, or NULL */
+    const char *cluster_uri; /* kusto: normalized cluster URI (borrowed from the request) */
+    const char *database;    /* kusto: the request's `db` */
+    char *command;           /* kusto: the command text */
+} pw_plan_call;
+
+typedef struct pw_plan_op {
+    const pw_request_op *op; /* borrowed from the request */
+    pw_plan_call read;       /* reads the before value */
+    pw_plan_call apply;      /* makes the change */
+    int after_from_reread;   /* 1: after comes from repeating read (the apply answer lacks it) */
+    json_t *planned;         /* the value expected after the change */
+    char *lane;              /* "<cluster>/<database lower-cased>[/<table>]" */
+} pw_plan_op;
+
+typedef struct pw_plan pw_plan;
+
+/* Builds the plan of every operation.  req is borrowed and must outlive the plan.
+ * api_version NULL: "2025-02-14".  NULL with err filled only when out of memory. */
+pw_plan *pw_plan_new(const pw_request *req, const char *api_version, char *err, size_t errlen);
+void pw_plan_free(pw_plan *plan); /* accepts NULL */
+
+size_t pw_plan_count(const pw_plan *plan);
+const pw_plan_op *pw_plan_op_at(const pw_plan *plan, size_t i);
+
+/* {"read": call, "apply": call} as in reply.v1.json's plan (new reference). */
+json_t *pw_plan_op_json(const pw_plan *plan, size_t i);
+
+/* Reads the value in request terms from an answer: the ARM database resource, a Kusto
+ * policy answer, or an ARM principal list ({"value": [...]}).  *value is a new
+ * reference.  Returns 0, or -1 with err filled when the answer has another shape. */
+int pw_plan_value(const pw_plan_op *pop, const json_t *answer, json_t **value, char *err,
+                  size_t errlen);
+
+#endif

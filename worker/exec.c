@@ -1,0 +1,601 @@
+/* exec.c: runs planned operations through Azure in per-target lanes and emits reply events.
+ *
+ * Ordering: at submit time every operation of a request is appended to the lane of its
+ * target (cluster/database[/table]).  An operation starts when it is at the head of its
+ * lane, its lane is idle and the previous operation of its request has finished.  Since
+ * lanes are filled in one global order (request arrival, then operation index), the
+ * oldest waiting operation can always start: no deadlock. */
+#include "pw/exec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pw/event.h"
+#include "pw/log.h"
+#include "pw/plan.h"
+
+#define LANE_BUCKETS 1024u
+
+typedef enum op_status {
+    OP_PENDING = 0,
+    OP_RUNNING,
+    OP_SUCCEEDED,
+    OP_PLANNED,
+    OP_FAILED,
+    OP_SKIPPED,
+} op_status;
+
+static const char *const op_status_names[] = {"pending", "running", "succeeded",
+                                              "planned", "failed",  "skipped"};
+
+typedef enum op_step { STEP_READ = 0, STEP_APPLY, STEP_REREAD } op_step;
+
+typedef struct req_state req_state;
+typedef struct lane lane;
+
+typedef struct lane_entry {
+    struct lane_entry *next;
+    req_state *rs;
+    size_t index;
+} lane_entry;
+
+struct lane {
+    lane *next_in_bucket;
+    char *key;
+    lane_entry *head, *tail;
+    int busy;
+};
+
+typedef struct op_state {
+    req_state *rs;
+    size_t index;
+    op_status status;
+    op_step step;
+    lane *lane;
+    json_t *before, *after, *error;
+    unsigned attempts;
+    uint64_t start_ms, deadline_ms, duration_ms;
+    char az_request_id[128], az_correlation_id[128], az_client_request_id[128];
+    pw_timer *fail_timer; /* a call that could not start fails from the loop, not inline */
+    int has_lro;
+    char lro_status[32];
+    unsigned polls;
+    int percent;
+} op_state;
+
+struct req_state {
+    pw_exec *ex;
+    req_state *prev, *next;
+    pw_request *req;
+    pw_plan *plan;
+    pw_exec_event_cb cb;
+    void *ctx;
+    pw_timer *start_timer;
+    unsigned seq;
+    size_t count, next_op;
+    int started, failed;
+    long failed_index;
+    op_state ops[];
+};
+
+struct pw_exec {
+    pw_loop *loop;
+    pw_azure *azure;
+    const pw_config *cfg;
+    lane *buckets[LANE_BUCKETS];
+    req_state *reqs;
+    size_t in_flight;
+    long op_timeout_ms;
+    char worker_id[128];
+    char api_version[32];
+};
+
+static void kick(pw_exec *ex, lane *ln);
+static void issue(op_state *os, op_step step);
+
+/* ------------------------------------------------------------------- lanes */
+
+static unsigned hash_key(const char *s)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h % LANE_BUCKETS;
+}
+
+static lane *lane_get(pw_exec *ex, const char *key)
+{
+    unsigned b = hash_key(key);
+    for (lane *ln = ex->buckets[b]; ln; ln = ln->next_in_bucket)
+        if (strcmp(ln->key, key) == 0)
+            return ln;
+    lane *ln = calloc(1, sizeof *ln);
+    if (!ln || !(ln->key = strdup(key))) {
+        free(ln);
+        return NULL;
+    }
+    ln->next_in_bucket = ex->buckets[b];
+    ex->buckets[b] = ln;
+    return ln;
+}
+
+static void lane_drop(pw_exec *ex, lane *ln)
+{
+    lane **pp = &ex->buckets[hash_key(ln->key)];
+    while (*pp && *pp != ln)
+        pp = &(*pp)->next_in_bucket;
+    if (*pp)
+        *pp = ln->next_in_bucket;
+    free(ln->key);
+    free(ln);
+}
+
+/* Removes the entry of (rs, index) from its lane.  Returns 1 when it was the head. */
+static int lane_remove(lane *ln, const req_state *rs, size_t index)
+{
+    lane_entry **pp = &ln->head, *prev = NULL;
+    while (*pp && !((*pp)->rs == rs && (*pp)->index == index)) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    lane_entry *e = *pp;
+    if (!e)
+        return 0;
+    int was_head = e == ln->head;
+    *pp = e->next;
+    if (ln->tail == e)
+        ln->tail = prev;
+    free(e);
+    return was_head;
+}
+
+/* ------------------------------------------------------------------ events */
+
+static json_t *op_json(const req_state *rs, size_t i, int with_plan)
+{
+    const op_state *os = &rs->ops[i];
+    const pw_plan_op *pop = pw_plan_op_at(rs->plan, i);
+    const pw_request_op *op = pop->op;
+    uint64_t dur = os->status == OP_RUNNING ? pw_loop_now_ms(rs->ex->loop) - os->start_ms
+                                            : os->duration_ms;
+    json_t *j = json_pack("{s:I, s:s, s:s, s:O, s:s, s:O, s:O, s:I, s:I}", "index", (json_int_t)i,
+                          "kind", pw_op_kind_name(op->kind), "route", pw_route_name(op->route),
+                          "target", op->target, "status", op_status_names[os->status],
+                          "before", os->before ? os->before : json_null(), "after",
+                          os->after ? os->after : json_null(), "attempts",
+                          (json_int_t)os->attempts, "durationMs", (json_int_t)dur);
+    if (!j)
+        return NULL;
+    if (with_plan)
+        json_object_set_new(j, "plan", pw_plan_op_json(rs->plan, i));
+    if (os->az_request_id[0] || os->az_correlation_id[0] || os->az_client_request_id[0])
+        json_object_set_new(j, "azure",
+                            json_pack("{s:s, s:s, s:s}", "requestId", os->az_request_id,
+                                      "correlationId", os->az_correlation_id, "clientRequestId",
+                                      os->az_client_request_id));
+    if (os->has_lro) {
+        json_t *lro = json_pack("{s:s, s:I}", "status", os->lro_status, "polls",
+                                (json_int_t)os->polls);
+        if (lro && os->percent >= 0 && os->percent <= 100)
+            json_object_set_new(lro, "percentComplete", json_integer(os->percent));
+        json_object_set_new(j, "lro", lro);
+    }
+    if (os->error)
+        json_object_set(j, "error", os->error);
+    return j;
+}
+
+/* Builds and hands over one event; terminal events free the request afterwards. */
+static void emit(req_state *rs, const char *status, long op_index, int terminal)
+{
+    pw_exec *ex = rs->ex;
+    json_t *ev = pw_event_new(pw_request_id(rs->req), status, ++rs->seq, ex->worker_id);
+    if (ev) {
+        int accepted = strcmp(status, "accepted") == 0;
+        if (pw_request_dry_run(rs->req))
+            json_object_set_new(ev, "dryRun", json_true());
+        if (op_index >= 0)
+            json_object_set_new(ev, "operationIndex", json_integer(op_index));
+        json_t *ops = json_array();
+        for (size_t i = 0; i < rs->count; i++)
+            json_array_append_new(ops, op_json(rs, i, accepted));
+        json_object_set_new(ev, "operations", ops);
+        if (terminal && rs->failed && rs->failed_index >= 0) {
+            json_t *err = json_deep_copy(rs->ops[rs->failed_index].error);
+            if (err) {
+                json_object_set_new(err, "operationIndex", json_integer(rs->failed_index));
+                json_object_set_new(ev, "error", err);
+            }
+        }
+    } else {
+        pw_log(PW_LOG_ERROR, pw_request_id(rs->req), "exec.nomem", "event %s not built", status);
+    }
+    if (ev || terminal)
+        rs->cb(rs->ctx, ev, terminal); /* takes ownership of ev */
+}
+
+static void req_free(req_state *rs)
+{
+    pw_exec *ex = rs->ex;
+    if (rs->prev)
+        rs->prev->next = rs->next;
+    else
+        ex->reqs = rs->next;
+    if (rs->next)
+        rs->next->prev = rs->prev;
+    if (rs->start_timer)
+        pw_loop_timer_cancel(ex->loop, rs->start_timer);
+    for (size_t i = 0; i < rs->count; i++) {
+        if (rs->ops[i].fail_timer)
+            pw_loop_timer_cancel(ex->loop, rs->ops[i].fail_timer);
+        json_decref(rs->ops[i].before);
+        json_decref(rs->ops[i].after);
+        json_decref(rs->ops[i].error);
+    }
+    pw_plan_free(rs->plan);
+    pw_request_free(rs->req);
+    free(rs);
+}
+
+static void finish_request(req_state *rs)
+{
+    pw_exec *ex = rs->ex;
+    pw_log(rs->failed ? PW_LOG_WARN : PW_LOG_INFO, pw_request_id(rs->req),
+           rs->failed ? "request.failed" : "request.succeeded", "%zu operations%s", rs->count,
+           pw_request_dry_run(rs->req) ? " (dry run)" : "");
+    emit(rs, rs->failed ? "failed" : "succeeded", -1, 1);
+    ex->in_flight--;
+    req_free(rs);
+}
+
+/* -------------------------------------------------------------- operations */
+
+static void set_error(op_state *os, const char *code, const char *message, int retryable,
+                      int http_status, const char *azure_code)
+{
+    json_decref(os->error);
+    os->error = pw_event_error(code, message, retryable);
+    if (os->error && http_status > 0)
+        json_object_set_new(os->error, "httpStatus", json_integer(http_status));
+    if (os->error && azure_code && *azure_code)
+        json_object_set_new(os->error, "azureCode", json_string(azure_code));
+}
+
+static void record_ids(op_state *os, const pw_azure_result *r)
+{
+    snprintf(os->az_request_id, sizeof os->az_request_id, "%s", r->request_id);
+    snprintf(os->az_correlation_id, sizeof os->az_correlation_id, "%s", r->correlation_id);
+    snprintf(os->az_client_request_id, sizeof os->az_client_request_id, "%s",
+             r->client_request_id);
+}
+
+/* The operation is over (any final status): free its lane, move the request on. */
+static void finish_op(op_state *os, op_status status)
+{
+    req_state *rs = os->rs;
+    pw_exec *ex = rs->ex;
+    lane *ln = os->lane;
+    os->status = status;
+    os->duration_ms = pw_loop_now_ms(ex->loop) - os->start_ms;
+    pw_log(status == OP_FAILED ? PW_LOG_WARN : PW_LOG_INFO, pw_request_id(rs->req), "op.finished",
+           "operation %zu %s: %s in %llu ms", os->index,
+           pw_op_kind_name(pw_plan_op_at(rs->plan, os->index)->op->kind), op_status_names[status],
+           (unsigned long long)os->duration_ms);
+    ln->busy = 0;
+    lane_remove(ln, rs, os->index);
+    rs->next_op = os->index + 1;
+
+    lane *others_small[16], **others = others_small;
+    size_t n_others = 0;
+    if (status == OP_FAILED && rs->count > 16) {
+        others = malloc(rs->count * sizeof *others);
+        if (!others)
+            others = others_small; /* degrade: kick at most 16 (others start at their next finish) */
+    }
+    size_t cap = others == others_small ? 16 : rs->count;
+    if (status == OP_FAILED) {
+        rs->failed = 1;
+        rs->failed_index = (long)os->index;
+        for (size_t j = os->index + 1; j < rs->count; j++) {
+            rs->ops[j].status = OP_SKIPPED;
+            lane *lj = rs->ops[j].lane;
+            if (lj && lane_remove(lj, rs, j) && lj != ln) {
+                size_t k = 0;
+                while (k < n_others && others[k] != lj)
+                    k++;
+                if (k == n_others && n_others < cap)
+                    others[n_others++] = lj;
+            }
+        }
+        rs->next_op = rs->count;
+    }
+    lane *next_lane = rs->next_op < rs->count ? rs->ops[rs->next_op].lane : NULL;
+    if (rs->next_op >= rs->count)
+        finish_request(rs); /* rs is gone from here on */
+    kick(ex, ln);
+    for (size_t k = 0; k < n_others; k++)
+        kick(ex, others[k]);
+    if (others != others_small)
+        free(others);
+    if (next_lane && next_lane != ln)
+        kick(ex, next_lane);
+}
+
+static void fail_op(op_state *os, const pw_azure_result *r)
+{
+    set_error(os, r->code ? r->code : PW_AZ_CODE_PROTOCOL, r->message, r->retryable,
+              r->http_status, r->azure_code);
+    record_ids(os, r);
+    finish_op(os, OP_FAILED);
+}
+
+static void on_progress(void *ctx, const pw_azure_progress *p)
+{
+    op_state *os = ctx;
+    os->has_lro = 1;
+    snprintf(os->lro_status, sizeof os->lro_status, "%s", p->lro_status ? p->lro_status : "");
+    os->polls = p->polls;
+    os->percent = p->percent_complete;
+    emit(os->rs, "running", (long)os->index, 0);
+}
+
+static void on_done(void *ctx, const pw_azure_result *r)
+{
+    op_state *os = ctx;
+    req_state *rs = os->rs;
+    const pw_plan_op *pop = pw_plan_op_at(rs->plan, os->index);
+    char err[256];
+    json_t *value = NULL;
+
+    if (os->step == STEP_APPLY) {
+        os->attempts = r->attempts;
+        record_ids(os, r);
+        if (os->has_lro && r->ok)
+            snprintf(os->lro_status, sizeof os->lro_status, "Succeeded");
+    }
+    if (!r->ok) {
+        if (os->step == STEP_REREAD) {
+            /* applied; only the confirmation read failed */
+            pw_log(PW_LOG_WARN, pw_request_id(rs->req), "op.reread_failed", "%s: %s",
+                   r->code ? r->code : "?", r->message);
+            finish_op(os, OP_SUCCEEDED);
+            return;
+        }
+        fail_op(os, r);
+        return;
+    }
+    int parsed = pw_plan_value(pop, r->body, &value, err, sizeof err) == 0;
+    switch (os->step) {
+    case STEP_READ:
+        if (!parsed) {
+            record_ids(os, r);
+            set_error(os, PW_AZ_CODE_PROTOCOL, err, 0, r->http_status, NULL);
+            finish_op(os, OP_FAILED);
+            return;
+        }
+        os->before = value;
+        if (pw_request_dry_run(rs->req)) {
+            os->after = json_incref(pop->planned);
+            record_ids(os, r);
+            finish_op(os, OP_PLANNED);
+            return;
+        }
+        if (pop->op->kind == PW_OP_DATABASE_PRINCIPAL_ADD &&
+            !json_is_null(json_object_get(value, "principal"))) {
+            /* already there: adding again changes nothing (and a redelivery must not fail) */
+            os->after = json_incref(value);
+            record_ids(os, r);
+            finish_op(os, OP_SUCCEEDED);
+            return;
+        }
+        issue(os, STEP_APPLY);
+        return;
+    case STEP_APPLY:
+        if (parsed && !pop->after_from_reread) {
+            os->after = value;
+            finish_op(os, OP_SUCCEEDED);
+            return;
+        }
+        json_decref(value);
+        issue(os, STEP_REREAD);
+        return;
+    case STEP_REREAD:
+        os->after = parsed ? value : NULL;
+        finish_op(os, OP_SUCCEEDED);
+        return;
+    }
+}
+
+static void on_not_started(pw_loop *loop, void *ctx)
+{
+    (void)loop;
+    op_state *os = ctx;
+    os->fail_timer = NULL;
+    finish_op(os, OP_FAILED);
+}
+
+static void issue(op_state *os, op_step step)
+{
+    req_state *rs = os->rs;
+    pw_exec *ex = rs->ex;
+    const pw_plan_op *pop = pw_plan_op_at(rs->plan, os->index);
+    const pw_plan_call *c = step == STEP_APPLY ? &pop->apply : &pop->read;
+    pw_azure_call call = {
+        .request_id = pw_request_id(rs->req),
+        .deadline_ms = os->deadline_ms,
+        .on_progress = step == STEP_APPLY ? on_progress : NULL,
+        .on_done = on_done,
+        .ctx = os,
+    };
+    char err[256];
+    int rc;
+    os->step = step;
+    if (c->route == PW_ROUTE_ARM)
+        rc = pw_azure_arm(ex->azure, c->method, c->path, c->body, &call, err, sizeof err);
+    else
+        rc = pw_azure_kusto_mgmt(ex->azure, c->cluster_uri, c->database, c->command, &call, err,
+                                 sizeof err);
+    if (rc != 0) {
+        pw_log(PW_LOG_ERROR, pw_request_id(rs->req), "op.not_started", "%s", err);
+        set_error(os, "InternalError", err, 0, 0, NULL);
+        os->fail_timer = pw_loop_timer_add(ex->loop, 0, on_not_started, os);
+        if (!os->fail_timer)
+            finish_op(os, OP_FAILED);
+    }
+}
+
+static void start_op(req_state *rs, size_t i)
+{
+    pw_exec *ex = rs->ex;
+    op_state *os = &rs->ops[i];
+    os->status = OP_RUNNING;
+    os->start_ms = pw_loop_now_ms(ex->loop);
+    os->deadline_ms = ex->op_timeout_ms > 0 ? os->start_ms + (uint64_t)ex->op_timeout_ms : 0;
+    os->lane->busy = 1;
+    pw_log(PW_LOG_INFO, pw_request_id(rs->req), "op.started", "operation %zu %s via %s on %s", i,
+           pw_op_kind_name(pw_plan_op_at(rs->plan, i)->op->kind),
+           pw_route_name(pw_plan_op_at(rs->plan, i)->op->route), os->lane->key);
+    emit(rs, "running", (long)i, 0);
+    issue(os, STEP_READ);
+}
+
+/* Starts the lane's head operation when it may run; drops the lane when it is empty. */
+static void kick(pw_exec *ex, lane *ln)
+{
+    if (ln->busy)
+        return;
+    if (!ln->head) {
+        lane_drop(ex, ln);
+        return;
+    }
+    lane_entry *e = ln->head;
+    if (e->rs->started && e->rs->next_op == e->index)
+        start_op(e->rs, e->index);
+}
+
+/* ------------------------------------------------------------------ submit */
+
+static void on_start(pw_loop *loop, void *ctx)
+{
+    (void)loop;
+    req_state *rs = ctx;
+    rs->start_timer = NULL;
+    if (!rs->plan) {
+        /* planning failed (out of memory): a terminal failure, nothing applied */
+        rs->failed = 1;
+        rs->failed_index = -1;
+        pw_exec *ex = rs->ex;
+        json_t *ev = pw_event_new(pw_request_id(rs->req), "failed", ++rs->seq, ex->worker_id);
+        if (ev) {
+            json_object_set_new(ev, "operations", json_array());
+            json_object_set_new(ev, "error",
+                                pw_event_error("InternalError", "the request could not be planned", 0));
+        }
+        rs->cb(rs->ctx, ev, 1);
+        ex->in_flight--;
+        req_free(rs);
+        return;
+    }
+    rs->started = 1;
+    emit(rs, "accepted", -1, 0);
+    kick(rs->ex, rs->ops[0].lane);
+}
+
+pw_exec *pw_exec_new(pw_loop *loop, pw_azure *azure, const pw_config *cfg, char *err,
+                     size_t errlen)
+{
+    pw_exec *ex = calloc(1, sizeof *ex);
+    if (!ex) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    ex->loop = loop;
+    ex->azure = azure;
+    ex->cfg = cfg;
+    ex->op_timeout_ms = cfg && cfg->operation_timeout_ms > 0 ? cfg->operation_timeout_ms : 600000;
+    snprintf(ex->worker_id, sizeof ex->worker_id, "%s",
+             cfg && cfg->worker_id ? cfg->worker_id : "policy-worker");
+    snprintf(ex->api_version, sizeof ex->api_version, "%s",
+             cfg && cfg->azure.arm_api_version ? cfg->azure.arm_api_version : "2025-02-14");
+    return ex;
+}
+
+void pw_exec_free(pw_exec *ex)
+{
+    if (!ex)
+        return;
+    while (ex->reqs)
+        req_free(ex->reqs);
+    for (unsigned b = 0; b < LANE_BUCKETS; b++) {
+        while (ex->buckets[b]) {
+            lane *ln = ex->buckets[b];
+            while (ln->head) {
+                lane_entry *e = ln->head;
+                ln->head = e->next;
+                free(e);
+            }
+            ex->buckets[b] = ln->next_in_bucket;
+            free(ln->key);
+            free(ln);
+        }
+    }
+    free(ex);
+}
+
+void pw_exec_submit(pw_exec *ex, pw_request *req, pw_exec_event_cb cb, void *ctx)
+{
+    size_t count = pw_request_op_count(req);
+    req_state *rs = calloc(1, sizeof *rs + count * sizeof(op_state));
+    if (!rs) {
+        /* Nothing to report through: the caller's request stays unanswered and is
+         * redelivered after a restart, like any request in flight at a crash. */
+        pw_log(PW_LOG_ERROR, pw_request_id(req), "exec.nomem", "request dropped");
+        pw_request_free(req);
+        return;
+    }
+    rs->ex = ex;
+    rs->req = req;
+    rs->cb = cb;
+    rs->ctx = ctx;
+    rs->count = count;
+    rs->failed_index = -1;
+    char err[256];
+    rs->plan = pw_plan_new(req, ex->api_version, err, sizeof err);
+    for (size_t i = 0; i < count; i++) {
+        rs->ops[i].rs = rs;
+        rs->ops[i].index = i;
+        rs->ops[i].percent = -1;
+    }
+    /* Enqueue now, in arrival order: this is what orders requests on one target. */
+    for (size_t i = 0; rs->plan && i < count; i++) {
+        lane *ln = lane_get(ex, pw_plan_op_at(rs->plan, i)->lane);
+        lane_entry *e = ln ? calloc(1, sizeof *e) : NULL;
+        if (!e) {
+            for (size_t j = 0; j < i; j++)
+                lane_remove(rs->ops[j].lane, rs, j); /* (empty lanes are dropped at next kick) */
+            pw_plan_free(rs->plan);
+            rs->plan = NULL;
+            break;
+        }
+        e->rs = rs;
+        e->index = i;
+        if (ln->tail)
+            ln->tail->next = e;
+        else
+            ln->head = e;
+        ln->tail = e;
+        rs->ops[i].lane = ln;
+    }
+    rs->next = ex->reqs;
+    if (ex->reqs)
+        ex->reqs->prev = rs;
+    ex->reqs = rs;
+    ex->in_flight++;
+    rs->start_timer = pw_loop_timer_add(ex->loop, 0, on_start, rs);
+}
+
+size_t pw_exec_in_flight(const pw_exec *ex)
+{
+    return ex->in_flight;
+}

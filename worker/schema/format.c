@@ -1,6 +1,7 @@
 /* format.c: checkers for the "format" keyword and ECMA-262 -> PCRE2 pattern translation. */
 #include "schema_int.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,20 +124,22 @@ static int f_date_time(const char *s, size_t len)
     return parse_time(s, len, &i) && i == len;
 }
 
-/* ISO 8601 duration as RFC 3339 appendix A: P[nY][nM][nD][T[nH][nM][nS]] or PnW. */
+/* ISO 8601 duration as RFC 3339 appendix A: P[nY[nM[nD]]] / P[nM[nD]] / P[nD], then
+ * optionally T[nH[nM[nS]]] / T[nM[nS]] / T[nS]; or PnW.  Units, once started, must
+ * follow each other without gaps (P1Y2D is not a duration). */
 static int f_duration(const char *s, size_t len)
 {
     size_t i = 0;
     if (len < 2 || s[i++] != 'P')
         return 0;
     static const char date_units[] = "YMD", time_units[] = "HMS";
-    int any = 0, in_time = 0, pos = 0;
+    int any = 0, in_time = 0, next = -1; /* next: required index of the following unit */
     while (i < len) {
         if (s[i] == 'T') {
             if (in_time)
                 return 0;
             in_time = 1;
-            pos = 0;
+            next = -1;
             i++;
             if (i >= len)
                 return 0;
@@ -148,31 +151,182 @@ static int f_duration(const char *s, size_t len)
         if (i == st || i >= len)
             return 0;
         char u = s[i++];
-        if (u == 'W') {
-            if (any || in_time || i != len)
-                return 0;
-            return 1;
-        }
+        if (u == 'W')
+            return !any && !in_time && i == len;
         const char *units = in_time ? time_units : date_units;
-        const char *p = strchr(units, u);
-        if (!p || !u || (int)(p - units) < pos)
+        const char *p = u ? strchr(units, u) : NULL;
+        if (!p || (next >= 0 && (int)(p - units) != next))
             return 0;
-        pos = (int)(p - units) + 1;
+        next = (int)(p - units) + 1;
         any = 1;
     }
-    if (in_time && s[len - 1] == 'T')
-        return 0;
     return any;
 }
 
 /* -- network names and addresses */
 
+/* RFC 3492 Punycode decoding of an A-label's tail into code points. */
+static int punycode_decode(const char *in, size_t n, uint32_t *out, size_t cap, size_t *outlen)
+{
+    enum { BASE = 36, TMIN = 1, TMAX = 26, SKEW = 38, DAMP = 700 };
+    size_t b = 0, o = 0;
+    for (size_t j = 0; j < n; j++)
+        if (in[j] == '-')
+            b = j;
+    for (size_t j = 0; j < b; j++) {
+        if ((unsigned char)in[j] >= 0x80 || o >= cap)
+            return 0;
+        out[o++] = (unsigned char)in[j];
+    }
+    uint32_t cp = 128, bias = 72;
+    uint64_t i = 0;
+    for (size_t in_pos = b > 0 ? b + 1 : 0; in_pos < n;) {
+        uint64_t oldi = i, w = 1;
+        for (uint32_t k = BASE;; k += BASE) {
+            if (in_pos >= n)
+                return 0;
+            char ch = in[in_pos++];
+            uint32_t digit;
+            if (ch >= '0' && ch <= '9')
+                digit = (uint32_t)(ch - '0' + 26);
+            else if (ch >= 'a' && ch <= 'z')
+                digit = (uint32_t)(ch - 'a');
+            else if (ch >= 'A' && ch <= 'Z')
+                digit = (uint32_t)(ch - 'A');
+            else
+                return 0;
+            i += digit * w;
+            if (i > 0x10FFFFull * 64)
+                return 0;
+            uint32_t t = k <= bias ? TMIN : k >= bias + TMAX ? TMAX : k - bias;
+            if (digit < t)
+                break;
+            w *= BASE - t;
+        }
+        uint64_t delta = i - oldi;
+        delta = oldi == 0 ? delta / DAMP : delta / 2;
+        delta += delta / (o + 1);
+        uint32_t k = 0;
+        while (delta > ((BASE - TMIN) * TMAX) / 2) {
+            delta /= BASE - TMIN;
+            k += BASE;
+        }
+        bias = (uint32_t)(k + (BASE - TMIN + 1) * delta / (delta + SKEW));
+        cp += (uint32_t)(i / (o + 1));
+        i %= o + 1;
+        if (cp > 0x10FFFF || o >= cap)
+            return 0;
+        memmove(out + i + 1, out + i, (o - i) * sizeof *out);
+        out[i++] = cp;
+        o++;
+    }
+    *outlen = o;
+    return 1;
+}
+
+/* Unicode property tests through PCRE2, compiled once. */
+enum { UP_MARK, UP_GREEK, UP_HEBREW, UP_KANA_HAN, UP_COUNT };
+static pcre2_code *uprops[UP_COUNT];
+static pthread_once_t uprops_once = PTHREAD_ONCE_INIT;
+
+static void uprops_init(void)
+{
+    static const char *const src[UP_COUNT] = {"^\\p{M}$", "^\\p{Greek}$", "^\\p{Hebrew}$",
+                                              "^[\\p{Hiragana}\\p{Katakana}\\p{Han}]$"};
+    for (int i = 0; i < UP_COUNT; i++) {
+        int ec;
+        PCRE2_SIZE off;
+        uprops[i] = pcre2_compile((PCRE2_SPTR)src[i], PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &off,
+                                  NULL);
+    }
+}
+
+static int cp_has(int prop, uint32_t cp)
+{
+    pthread_once(&uprops_once, uprops_init);
+    if (!uprops[prop])
+        return 0;
+    unsigned char b[4];
+    size_t n;
+    if (cp < 0x80)
+        b[0] = (unsigned char)cp, n = 1;
+    else if (cp < 0x800)
+        b[0] = (unsigned char)(0xC0 | cp >> 6), b[1] = (unsigned char)(0x80 | (cp & 0x3F)), n = 2;
+    else if (cp < 0x10000)
+        b[0] = (unsigned char)(0xE0 | cp >> 12), b[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)),
+        b[2] = (unsigned char)(0x80 | (cp & 0x3F)), n = 3;
+    else
+        b[0] = (unsigned char)(0xF0 | cp >> 18), b[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F)),
+        b[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)), b[3] = (unsigned char)(0x80 | (cp & 0x3F)),
+        n = 4;
+    if (cp >= 0xD800 && cp <= 0xDFFF)
+        return 0;
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    if (!md)
+        return 0;
+    int rc = pcre2_match(uprops[prop], b, n, 0, 0, md, NULL);
+    pcre2_match_data_free(md);
+    return rc >= 0;
+}
+
+static int is_virama(uint32_t c)
+{
+    static const uint32_t v[] = {
+        0x094D, 0x09CD, 0x0A4D, 0x0ACD, 0x0B4D, 0x0BCD, 0x0C4D, 0x0CCD, 0x0D3B, 0x0D3C,
+        0x0D4D, 0x0DCA, 0x0E3A, 0x0EBA, 0x0F84, 0x1039, 0x103A, 0x1714, 0x1734, 0x17D2,
+        0x1A60, 0x1B44, 0x1BAA, 0x1BAB, 0x1BF2, 0x1BF3, 0x2D7F, 0xA806, 0xA8C4, 0xA953,
+        0xA9C0, 0xAAF6, 0xABED, 0x10A3F, 0x11046, 0x1107F, 0x110B9, 0x11133, 0x11134,
+        0x111C0, 0x11235, 0x112EA, 0x1134D, 0x11442, 0x114C2, 0x115BF, 0x1163F, 0x116B6,
+        0x1172B, 0x11839, 0x119E0, 0x11A34, 0x11A47, 0x11A99, 0x11C3F, 0x11D44, 0x11D45,
+        0x11D97};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+        if (v[i] == c)
+            return 1;
+    return 0;
+}
+
+/* IDNA2008 checks on a decoded U-label (RFC 5891 section 5.4, RFC 5892 contextual
+ * rules) as far as they can be decided without the full derived-property table. */
+static int ulabel_ok(const uint32_t *u, size_t n)
+{
+    if (!n || cp_has(UP_MARK, u[0]))
+        return 0;
+    if (n >= 4 && u[2] == '-' && u[3] == '-')
+        return 0;
+    int arabic = 0, ext_arabic = 0, kana_han = 0, katakana_dot = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = u[i];
+        if (c == 0x0640 || c == 0x07FA || c == 0x302E || c == 0x302F ||
+            (c >= 0x3031 && c <= 0x3035) || c == 0x303B)
+            return 0; /* DISALLOWED exceptions and tone marks */
+        if (c == 0x00B7 && !(i > 0 && u[i - 1] == 'l' && i + 1 < n && u[i + 1] == 'l'))
+            return 0;
+        if (c == 0x0375 && !(i + 1 < n && cp_has(UP_GREEK, u[i + 1])))
+            return 0;
+        if ((c == 0x05F3 || c == 0x05F4) && !(i > 0 && cp_has(UP_HEBREW, u[i - 1])))
+            return 0;
+        if (c == 0x200D && !(i > 0 && is_virama(u[i - 1])))
+            return 0;
+        if (c >= 0x0660 && c <= 0x0669)
+            arabic = 1;
+        if (c >= 0x06F0 && c <= 0x06F9)
+            ext_arabic = 1;
+        if (c == 0x30FB)
+            katakana_dot = 1;
+        else if (cp_has(UP_KANA_HAN, c))
+            kana_han = 1;
+    }
+    if (arabic && ext_arabic)
+        return 0;
+    if (katakana_dot && !kana_han)
+        return 0;
+    return 1;
+}
+
 static int hostname_n(const char *s, size_t len)
 {
-    if (len == 0 || len > 253 + (s[len - 1] == '.'))
+    if (len == 0 || len > 253)
         return 0;
-    if (s[len - 1] == '.')
-        len--;
     size_t st = 0;
     for (size_t i = 0; i <= len; i++) {
         if (i < len && s[i] != '.') {
@@ -183,10 +337,17 @@ static int hostname_n(const char *s, size_t len)
         size_t ll = i - st;
         if (ll == 0 || ll > 63 || s[st] == '-' || s[i - 1] == '-')
             return 0;
-        /* "--" in positions 3-4 is reserved for A-labels (xn--) */
-        if (ll >= 4 && s[st + 2] == '-' && s[st + 3] == '-' &&
-            !((s[st] == 'x' || s[st] == 'X') && (s[st + 1] == 'n' || s[st + 1] == 'N')))
-            return 0;
+        int alabel = ll >= 4 && (s[st] == 'x' || s[st] == 'X') &&
+                     (s[st + 1] == 'n' || s[st + 1] == 'N') && s[st + 2] == '-' &&
+                     s[st + 3] == '-';
+        if (alabel) {
+            uint32_t u[64];
+            size_t un;
+            if (!punycode_decode(s + st + 4, ll - 4, u, 64, &un) || !ulabel_ok(u, un))
+                return 0;
+        } else if (ll >= 4 && s[st + 2] == '-' && s[st + 3] == '-') {
+            return 0; /* "--" in positions 3-4 is reserved for A-labels */
+        }
         st = i + 1;
     }
     return 1;
@@ -492,8 +653,41 @@ static int f_relative_json_pointer(const char *s, size_t len)
     return pointer_n(s + i, len - i);
 }
 
+/* Rejects syntax PCRE2 accepts but ECMA-262 does not: unknown letter escapes
+ * (\\a, \\A, \\Z, ...), Python groups (?P...), comments (?#...) and inline flags. */
+static int ecma_syntax_ok(const char *s, size_t len)
+{
+    int in_class = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '\\') {
+            if (++i >= len)
+                return 0;
+            char e = s[i];
+            if (is_alpha(e) && !strchr("dDwWsSbBfnrtvcxukpP", e))
+                return 0;
+            continue;
+        }
+        if (in_class) {
+            if (c == ']')
+                in_class = 0;
+            continue;
+        }
+        if (c == '[')
+            in_class = 1;
+        else if (c == '(' && i + 1 < len && s[i + 1] == '?') {
+            char k = i + 2 < len ? s[i + 2] : 0;
+            if (k != ':' && k != '=' && k != '!' && k != '<')
+                return 0;
+        }
+    }
+    return 1;
+}
+
 static int f_regex(const char *s, size_t len)
 {
+    if (!ecma_syntax_ok(s, len))
+        return 0;
     char *buf = malloc(len + 1);
     if (!buf)
         return 0;
@@ -509,7 +703,9 @@ static int f_regex(const char *s, size_t len)
                                    NULL);
     free(tr);
     pcre2_code_free(re);
-    return re != NULL;
+    /* ES2018 allows variable-width lookbehind; this PCRE2 cannot compile it, but the
+     * string is still a regular expression */
+    return re != NULL || ec == PCRE2_ERROR_LOOKBEHIND_NOT_FIXED_LENGTH;
 }
 
 static const struct {

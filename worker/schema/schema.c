@@ -1090,16 +1090,29 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
                     return NULL;
             }
         }
-        if ((v = json_object_get(s, "dependentSchemas"))) {
-            if (!json_is_object(v)) {
+        json_t *deps = json_object_get(s, "dependencies"); /* pre-2019 spelling */
+        if ((v = json_object_get(s, "dependentSchemas")) || json_is_object(deps)) {
+            if (v && !json_is_object(v)) {
                 set_err(c->err, c->errlen, "%s/dependentSchemas: must be an object", where);
                 return NULL;
             }
-            size_t cnt = json_object_size(v);
+            size_t cnt = json_object_size(v) + json_object_size(deps);
             if (!(n->dep_schemas = calloc(cnt ? cnt : 1, sizeof *n->dep_schemas)))
                 return NULL;
             const char *key;
             json_t *sub;
+            json_object_foreach(deps, key, sub)
+            {
+                if (json_is_array(sub))
+                    continue;
+                named_node *dn = &n->dep_schemas[n->n_dep_schemas];
+                dn->key = key;
+                dn->keylen = strlen(key);
+                if (!(dn->n = compile_child(c, sub, "dependencies", key, base, resroot, ptr,
+                                            vocab, depth)))
+                    return NULL;
+                n->n_dep_schemas++;
+            }
             json_object_foreach(v, key, sub)
             {
                 named_node *dn = &n->dep_schemas[n->n_dep_schemas];
@@ -1195,12 +1208,18 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
             }
             n->required = v;
         }
-        if ((v = json_object_get(s, "dependentRequired")) && json_is_object(v)) {
-            size_t cnt = json_object_size(v);
+        json_t *deps = json_object_get(s, "dependencies"); /* pre-2019 spelling */
+        if ((v = json_object_get(s, "dependentRequired")) || deps) {
+            size_t cnt = json_object_size(v) + json_object_size(deps);
             if (!(n->dep_required = calloc(cnt ? cnt : 1, sizeof *n->dep_required)))
                 return NULL;
             const char *key;
             json_t *names;
+            json_object_foreach(deps, key, names)
+            {
+                if (json_is_array(names))
+                    n->dep_required[n->n_dep_required++] = (dep_req){key, names};
+            }
             json_object_foreach(v, key, names)
             {
                 if (!json_is_array(names)) {
@@ -1489,8 +1508,11 @@ static int multiple_of(const json_t *v, const json_t *m)
     }
     double x = json_number_value(v), y = json_number_value(m);
     double q = x / y;
-    if (!isfinite(q))
-        return 0;
+    if (!isfinite(q)) {
+        /* overflow: an integer is still a multiple of 1/k for integer k (0.5, 0.25) */
+        double inv = 1.0 / y;
+        return is_integral(v) && isfinite(inv) && inv == floor(inv);
+    }
     double r = fabs(q - nearbyint(q));
     return r <= fabs(q) * 4 * 2.220446049250313e-16 || r == 0;
 }

@@ -901,7 +901,11 @@ static void admin_handle(sim_server *srv, const sim_request *req, sim_response *
         admin_token(srv, req, resp);
     else if (!strcmp(p, "/health")) {
         resp->status = 200;
-        resp->body = json_pack("{s:s,s:s}", "status", "ok", "baseUrl", srv->st->base_url);
+        pthread_mutex_lock(&srv->st->lock);
+        json_t *inflight = json_deep_copy(srv->inflight);
+        pthread_mutex_unlock(&srv->st->lock);
+        resp->body = json_pack("{s:s,s:s,s:o}", "status", "ok", "baseUrl", srv->st->base_url,
+                               "kustoInFlight", inflight);
     } else
         admin_error(resp, 404, "NotFound",
                     "Unknown /_sim endpoint; see tools/azure-sim/README.md (state, settings, "

@@ -52,9 +52,9 @@ struct km_opts {
 };
 
 struct km_client {
-    int fd;            /* -1 when the slot is free */
-    size_t len;        /* bytes buffered in line[] */
-    int discarding;    /* 1 while skipping the rest of an over-long line */
+    int fd;         /* -1 when the slot is free */
+    size_t len;     /* bytes buffered in line[] */
+    int discarding; /* 1 while skipping the rest of an over-long line */
     char line[KM_MAX_LINE];
 };
 
@@ -116,12 +116,10 @@ static int km_parse_int(const char *s, long lo, long hi, long *out)
     char *end;
     long v;
 
-    if (!s || !*s)
-        return -1;
+    if (!s || !*s) return -1;
     errno = 0;
     v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return -1;
+    if (errno || *end || v < lo || v > hi) return -1;
     *out = v;
     return 0;
 }
@@ -131,10 +129,8 @@ static int km_topic_name_ok(const char *s, size_t len)
 {
     size_t i;
 
-    if (len == 0 || len > KM_MAX_TOPIC_NAME)
-        return 0;
-    if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
-        return 0;
+    if (len == 0 || len > KM_MAX_TOPIC_NAME) return 0;
+    if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.')) return 0;
     for (i = 0; i < len; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -275,8 +271,7 @@ static int km_lookup_api(const char *s, int16_t *out)
 }
 
 /* Broker id 1..N, or "all" / -1 for every broker. */
-static int km_parse_broker(const struct km_server *srv, const char *s, int allow_all,
-                           int32_t *out)
+static int km_parse_broker(const struct km_server *srv, const char *s, int allow_all, int32_t *out)
 {
     long v;
 
@@ -284,8 +279,7 @@ static int km_parse_broker(const struct km_server *srv, const char *s, int allow
         *out = -1;
         return 0;
     }
-    if (km_parse_int(s, 1, srv->brokers, &v))
-        return -1;
+    if (km_parse_int(s, 1, srv->brokers, &v)) return -1;
     *out = (int32_t)v;
     return 0;
 }
@@ -425,8 +419,8 @@ static int km_execute(struct km_server *srv, char *line, char *reply, size_t rle
             km_reply(reply, rlen, "ok");
         } else {
             for (i = 0; i < v; i++) {
-                rd_kafka_resp_err_t r = rd_kafka_mock_broker_push_request_error_rtts(
-                    srv->mc, b, api, 1, e, (int)v2);
+                rd_kafka_resp_err_t r =
+                    rd_kafka_mock_broker_push_request_error_rtts(srv->mc, b, api, 1, e, (int)v2);
                 if (r) {
                     km_mock_result(r, reply, rlen);
                     return 0;
@@ -473,8 +467,7 @@ static int km_execute(struct km_server *srv, char *line, char *reply, size_t rle
             km_reply(reply, rlen, "error replication must be 1..%d", srv->brokers);
             return 0;
         }
-        km_mock_result(rd_kafka_mock_topic_create(srv->mc, tok[1], (int)v, (int)v2), reply,
-                       rlen);
+        km_mock_result(rd_kafka_mock_topic_create(srv->mc, tok[1], (int)v, (int)v2), reply, rlen);
     } else if (!strcmp(tok[0], "topic-error")) {
         KM_ARGC(2, 2, "topic-error TOPIC ERROR");
         if (!km_topic_name_ok(tok[1], strlen(tok[1]))) {
@@ -507,8 +500,7 @@ static int km_execute(struct km_server *srv, char *line, char *reply, size_t rle
 
 static void km_client_close(struct km_client *c)
 {
-    if (c->fd >= 0)
-        close(c->fd);
+    if (c->fd >= 0) close(c->fd);
     c->fd = -1;
     c->len = 0;
     c->discarding = 0;
@@ -521,16 +513,13 @@ static int km_client_send(struct km_client *c, const char *s)
     char buf[KM_REPLY_MAX + 2];
     size_t len = strlen(s), off = 0;
 
-    if (len > KM_REPLY_MAX)
-        len = KM_REPLY_MAX;
+    if (len > KM_REPLY_MAX) len = KM_REPLY_MAX;
     memcpy(buf, s, len);
     buf[len++] = '\n';
     while (off < len) {
         ssize_t w = send(c->fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
         off += (size_t)w;
     }
     return 0;
@@ -545,35 +534,29 @@ static int km_client_read(struct km_server *srv, struct km_client *c)
     ssize_t i;
 
     r = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
-    if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
-        return 0;
-    if (r <= 0)
-        return -1;
+    if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+    if (r <= 0) return -1;
     for (i = 0; i < r; i++) {
         char ch = buf[i];
         if (ch == '\n') {
             if (c->discarding) {
                 c->discarding = 0;
                 c->len = 0;
-                if (km_client_send(c, "error line too long"))
-                    return -1;
+                if (km_client_send(c, "error line too long")) return -1;
                 continue;
             }
-            if (c->len > 0 && c->line[c->len - 1] == '\r')
-                c->len--;
+            if (c->len > 0 && c->line[c->len - 1] == '\r') c->len--;
             c->line[c->len] = '\0';
             c->len = 0;
             if (strlen(c->line) == 0)
                 continue; /* blank lines are ignored, handy for interactive use */
             {
                 int quit = km_execute(srv, c->line, reply, sizeof(reply));
-                if (km_client_send(c, reply) || quit)
-                    return -1;
+                if (km_client_send(c, reply) || quit) return -1;
             }
             continue;
         }
-        if (c->discarding)
-            continue;
+        if (c->discarding) continue;
         if (ch == '\0' || ((unsigned char)ch < 0x20 && ch != '\t' && ch != '\r') ||
             (unsigned char)ch >= 0x7f)
             ch = '?'; /* binary garbage: keep the line bounded and printable; it will not match */
@@ -593,8 +576,7 @@ static int km_listen(int port, int *out_port)
     int fd, one = 1;
 
     fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
@@ -615,11 +597,9 @@ static void km_accept(struct km_server *srv)
 
     for (;;) {
         fd = accept4(srv->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0)
-            return;
+        if (fd < 0) return;
         for (i = 0; i < KM_MAX_CLIENTS; i++) {
-            if (srv->clients[i].fd < 0)
-                break;
+            if (srv->clients[i].fd < 0) break;
         }
         if (i == KM_MAX_CLIENTS) {
             static const char busy[] = "error too many control connections\n";
@@ -651,15 +631,13 @@ static void km_serve(struct km_server *srv, int sigfd)
         pfd[n].events = POLLIN;
         idx[n++] = -1;
         for (i = 0; i < KM_MAX_CLIENTS; i++) {
-            if (srv->clients[i].fd < 0)
-                continue;
+            if (srv->clients[i].fd < 0) continue;
             pfd[n].fd = srv->clients[i].fd;
             pfd[n].events = POLLIN;
             idx[n++] = i;
         }
         if (poll(pfd, (nfds_t)n, -1) < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             fprintf(stderr, "kafka-mock: poll: %s\n", strerror(errno));
             return;
         }
@@ -670,12 +648,10 @@ static void km_serve(struct km_server *srv, int sigfd)
                 return;
             }
         }
-        if (pfd[1].revents & POLLIN)
-            km_accept(srv);
+        if (pfd[1].revents & POLLIN) km_accept(srv);
         for (i = 2; i < n; i++) {
             struct km_client *c = &srv->clients[idx[i]];
-            if (!pfd[i].revents)
-                continue;
+            if (!pfd[i].revents) continue;
             if ((pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) && km_client_read(srv, c) < 0)
                 km_client_close(c);
         }
@@ -691,8 +667,7 @@ int main(int argc, char **argv)
     sigset_t mask;
     int sigfd = -1, port = 0, i, rc = 1;
 
-    if (km_parse_args(argc, argv, &o))
-        return 2;
+    if (km_parse_args(argc, argv, &o)) return 2;
 
     /* Block the shutdown signals before librdkafka starts its threads, so that they inherit
      * the mask and the signals reach only our signalfd. */
@@ -738,8 +713,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "kafka-mock: cannot create the mock cluster\n");
         goto out;
     }
-    if (o.rtt_ms)
-        rd_kafka_mock_broker_set_rtt(srv.mc, -1, o.rtt_ms);
+    if (o.rtt_ms) rd_kafka_mock_broker_set_rtt(srv.mc, -1, o.rtt_ms);
     for (i = 0; i < o.ntopics; i++) {
         char name[KM_MAX_TOPIC_NAME + 1];
         const char *colon = strchr(o.topics[i].name, ':');
@@ -772,13 +746,9 @@ int main(int argc, char **argv)
 out:
     for (i = 0; i < KM_MAX_CLIENTS; i++)
         km_client_close(&srv.clients[i]);
-    if (srv.listen_fd >= 0)
-        close(srv.listen_fd);
-    if (srv.mc)
-        rd_kafka_mock_cluster_destroy(srv.mc);
-    if (srv.rk)
-        rd_kafka_destroy(srv.rk);
-    if (sigfd >= 0)
-        close(sigfd);
+    if (srv.listen_fd >= 0) close(srv.listen_fd);
+    if (srv.mc) rd_kafka_mock_cluster_destroy(srv.mc);
+    if (srv.rk) rd_kafka_destroy(srv.rk);
+    if (sigfd >= 0) close(sigfd);
     return rc;
 }

@@ -27,71 +27,6 @@ static json_t *load_json(const char *path, char *err, size_t errlen)
     return j;
 }
 
-/* Registers every *.json under dir as REMOTE_BASE + its relative path. */
-static int add_tree(pw_schema_registry *reg, const char *dir, const char *rel, const char *base)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s%s%s", dir, *rel ? "/" : "", rel);
-    DIR *d = opendir(path);
-    if (!d) {
-        fprintf(stderr, "jsonschema-suite: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    struct dirent *e;
-    int rc = 0;
-    while (!rc && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
-        char sub[4096], full[4096];
-        snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name);
-        snprintf(full, sizeof full, "%s/%s", dir, sub);
-        struct stat st;
-        if (stat(full, &st) < 0)
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            rc = add_tree(reg, dir, sub, base);
-        } else if (strlen(sub) > 5 && !strcmp(sub + strlen(sub) - 5, ".json")) {
-            char uri[4096], err[512];
-            snprintf(uri, sizeof uri, "%s%s", base, sub);
-            json_t *doc = load_json(full, err, sizeof err);
-            if (!doc || pw_schema_registry_add(reg, uri, doc, err, sizeof err) < 0) {
-                fprintf(stderr, "jsonschema-suite: %s\n", err);
-                rc = -1;
-            }
-            json_decref(doc);
-        }
-    }
-    closedir(d);
-    return rc;
-}
-
-/* Meta-schemas: schema.json and every meta/ file, each under its own $id. */
-static int add_meta(pw_schema_registry *reg, const char *dir)
-{
-    char path[4096], err[512];
-    snprintf(path, sizeof path, "%s/schema.json", dir);
-    if (pw_schema_registry_add_file(reg, NULL, path, err, sizeof err) < 0) {
-        fprintf(stderr, "jsonschema-suite: %s\n", err);
-        return -1;
-    }
-    snprintf(path, sizeof path, "%s/meta", dir);
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t l = strlen(e->d_name);
-        if (l < 6 || strcmp(e->d_name + l - 5, ".json"))
-            continue;
-        char f[4096];
-        snprintf(f, sizeof f, "%s/%s", path, e->d_name);
-        if (pw_schema_registry_add_file(reg, NULL, f, err, sizeof err) < 0)
-            fprintf(stderr, "jsonschema-suite: %s\n", err);
-    }
-    closedir(d);
-    return 0;
-}
-
 static void run_file(pw_schema_registry *reg, const char *path, const char *label, int fmt,
                      counts *cnt)
 {
@@ -237,16 +172,19 @@ int main(int argc, char **argv)
         snprintf(metabuf, sizeof metabuf, "%s/../json-schema-meta", dir);
         meta = metabuf;
     }
+    char err[1024];
     pw_schema_registry *reg = pw_schema_registry_new();
     snprintf(path, sizeof path, "%s/remotes", dir);
-    if (!reg || add_tree(reg, path, "", REMOTE_BASE) < 0) {
+    if (!reg || pw_schema_registry_add_dir(reg, path, REMOTE_BASE, err, sizeof err) < 0) {
+        fprintf(stderr, "jsonschema-suite: %s\n", reg ? err : "out of memory");
         pw_schema_registry_free(reg);
         return 2;
     }
     struct stat st;
     snprintf(path, sizeof path, "%s/schema.json", meta);
     if (stat(path, &st) == 0) {
-        if (add_meta(reg, meta) < 0) {
+        if (pw_schema_registry_add_dir(reg, meta, NULL, err, sizeof err) < 0) {
+            fprintf(stderr, "jsonschema-suite: %s\n", err);
             pw_schema_registry_free(reg);
             return 2;
         }

@@ -3,6 +3,8 @@
 
 #include "schema_int.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -10,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -130,6 +133,81 @@ int pw_schema_registry_add_file(pw_schema_registry *reg, const char *uri, const 
     int rc = pw_schema_registry_add(reg, uri, doc, err, errlen);
     json_decref(doc);
     return rc;
+}
+
+#define MAX_DIR_FILES 1024u
+
+static int add_dir_rec(pw_schema_registry *reg, const char *root, const char *rel,
+                       const char *base_uri, unsigned depth, int *count, char *err, size_t errlen)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel) >= (int)sizeof path ||
+        depth > 16) {
+        set_err(err, errlen, "%s: path too long or too deep", root);
+        return -1;
+    }
+    DIR *d = opendir(path);
+    if (!d) {
+        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    int rc = 0;
+    while (!rc && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sub[4096], full[8192];
+        size_t nl = strlen(e->d_name);
+        if (snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name) >=
+            (int)sizeof sub) {
+            set_err(err, errlen, "%s/%s: path too long", path, e->d_name);
+            rc = -1;
+            break;
+        }
+        snprintf(full, sizeof full, "%s/%s", root, sub);
+        struct stat st;
+        if (stat(full, &st) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            rc = add_dir_rec(reg, root, sub, base_uri, depth + 1, count, err, errlen);
+        } else if (nl > 5 && !strcmp(e->d_name + nl - 5, ".json")) {
+            if (++*count > (int)MAX_DIR_FILES) {
+                set_err(err, errlen, "%s: more than %u schema files", root, MAX_DIR_FILES);
+                rc = -1;
+                break;
+            }
+            char *uri = NULL;
+            if (base_uri && (uri = malloc(strlen(base_uri) + strlen(sub) + 1)))
+                sprintf(uri, "%s%s", base_uri, sub);
+            if (base_uri && !uri) {
+                set_err(err, errlen, "out of memory");
+                rc = -1;
+                break;
+            }
+            rc = pw_schema_registry_add_file(reg, uri, full, err, errlen);
+            if (rc < 0 && !base_uri) {
+                size_t l = strlen(err);
+                if (l < errlen)
+                    snprintf(err + l, errlen - l, " (%s)", full);
+            }
+            free(uri);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int pw_schema_registry_add_dir(pw_schema_registry *reg, const char *dir, const char *base_uri,
+                               char *err, size_t errlen)
+{
+    int count = 0;
+    if (!reg || !dir) {
+        set_err(err, errlen, "registry or directory missing");
+        return -1;
+    }
+    if (add_dir_rec(reg, dir, "", base_uri, 0, &count, err, errlen) < 0)
+        return -1;
+    return count;
 }
 
 /* ---------------------------------------------------------------- pointer map */

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# e2e: a bad configuration stops policy-worker at start (exit 2) with a message naming the key;
+# the secret is never printed; AZURE_* environment variables fill unset values.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+pw_require jq
+[ -x "$PW_BIN_DIR/policy-worker" ] || pw_skip "$PW_BIN_DIR/policy-worker not built"
+pw_tmpdir >/dev/null
+KAFKA=127.0.0.1:9 SIM_PORT=9 SIM_CA=/dev/null
+base() {
+  e2e_write_config "$1"
+  sed -i '/^azure.ca.file=/d' "$1"
+}
+
+# expect_bad NAME KEY LINE...: the config with LINEs appended fails naming KEY.
+expect_bad() {
+  local name=$1 key=$2 rc=0
+  shift 2
+  base "$PW_TMP/$name.conf"
+  local l
+  for l in "$@"; do printf '%s\n' "$l" >>"$PW_TMP/$name.conf"; done
+  "$PW_BIN_DIR/policy-worker" --config "$PW_TMP/$name.conf" >"$PW_TMP/$name.out" \
+    2>"$PW_TMP/worker-$name.err" </dev/null || rc=$?
+  [ "$rc" = 2 ] || pw_fail "$name: exit $rc, expected 2"
+  grep -qF -- "$key" "$PW_TMP/worker-$name.err" || pw_fail "$name: the message does not name $key"
+  pw_log "$name: exit 2, names $key"
+}
+
+expect_bad unknown-worker-key worker.nonsense 'worker.nonsense=1'
+expect_bad unknown-azure-key azure.tenant 'azure.tenant=x'
+expect_bad bad-number worker.inflight.max 'worker.inflight.max=lots'
+expect_bad zero-number worker.inflight.max 'worker.inflight.max=0'
+expect_bad bad-kafka-key kafka.no.such.thing 'kafka.no.such.thing=1'
+expect_bad bad-kafka-value kafka.acks 'kafka.acks=sometimes'
+expect_bad bad-ca azure.ca.file 'azure.ca.file=/nonexistent/ca.pem'
+expect_bad http-arm azure.arm.endpoint 'azure.arm.endpoint=http://management.azure.com'
+expect_bad bad-level worker.log.level 'worker.log.level=chatty'
+
+# missing required values
+e2e_write_config "$PW_TMP/nosecret.conf"
+sed -i '/^azure.client.secret=/d; /^azure.ca.file=/d' "$PW_TMP/nosecret.conf"
+rc=0
+env -u AZURE_CLIENT_SECRET "$PW_BIN_DIR/policy-worker" --config "$PW_TMP/nosecret.conf" \
+  2>"$PW_TMP/worker-nosecret.err" </dev/null || rc=$?
+[ "$rc" = 2 ] && grep -q azure.client.secret "$PW_TMP/worker-nosecret.err" ||
+  pw_fail "missing secret: exit $rc"
+sed -i '/^kafka.group.id=/d' "$PW_TMP/nosecret.conf"
+rc=0
+AZURE_CLIENT_SECRET=$SECRET "$PW_BIN_DIR/policy-worker" --check-config "$PW_TMP/nosecret.conf" \
+  >"$PW_TMP/worker-nogroup.out" 2>"$PW_TMP/worker-nogroup.err" </dev/null || rc=$?
+[ "$rc" = 2 ] && grep -q kafka.group.id "$PW_TMP/worker-nogroup.err" || pw_fail "missing group: exit $rc"
+
+# the secret from the environment completes a configuration
+printf 'kafka.group.id=g\n' >>"$PW_TMP/nosecret.conf"
+AZURE_CLIENT_SECRET=$SECRET "$PW_BIN_DIR/policy-worker" --check-config "$PW_TMP/nosecret.conf" \
+  >"$PW_TMP/worker-envok.out" 2>"$PW_TMP/worker-envok.err" </dev/null ||
+  pw_fail "AZURE_CLIENT_SECRET did not fill azure.client.secret"
+
+# usage errors
+rc=0
+"$PW_BIN_DIR/policy-worker" >/dev/null 2>&1 </dev/null || rc=$?
+[ "$rc" = 2 ] || pw_fail "no arguments: exit $rc"
+rc=0
+"$PW_BIN_DIR/policy-worker" --config /nonexistent.conf 2>"$PW_TMP/worker-nofile.err" </dev/null || rc=$?
+[ "$rc" = 2 ] && grep -q /nonexistent.conf "$PW_TMP/worker-nofile.err" || pw_fail "missing file: exit $rc"
+
+e2e_check_no_secret
+pw_log PASS

@@ -153,6 +153,53 @@ static const char *cluster_name(const ctx *c)
     return n ? n : "azure-sim";
 }
 
+/* Length of the valid UTF-8 sequence at s (1..4), 0 when invalid or truncated. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    size_t n;
+    unsigned cp;
+    if (s[0] < 0x80) return 1;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF)
+        n = 2, cp = s[0] & 0x1Fu;
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+        n = 3, cp = s[0] & 0x0Fu;
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+        n = 4, cp = s[0] & 0x07u;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return n;
+}
+
+static int utf8_valid(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq((const unsigned char *)s + i);
+        if (n == 0 || i + n > len) return 0;
+        i += n;
+    }
+    return 1;
+}
+
+/* Replaces every byte that is not part of valid UTF-8 with '?' (JSON needs UTF-8;
+ * messages echo user input and may be cut mid-character). */
+static void utf8_scrub(char *s)
+{
+    for (size_t i = 0; s[i];) {
+        size_t n = utf8_seq((const unsigned char *)s + i);
+        if (n == 0)
+            s[i++] = '?';
+        else
+            i += n;
+    }
+}
+
 /* Sets c->status/body to a OneApi error; returns -1 so callers can "return fail(...)". */
 static int fail(ctx *c, int status, const char *code, const char *type, int permanent,
                 const char *fmt, ...) __attribute__((format(printf, 6, 7)));
@@ -165,6 +212,7 @@ static int fail(ctx *c, int status, const char *code, const char *type, int perm
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_scrub(msg);
     now_timestamp(ts, sizeof ts);
     new_guid(sub);
     new_guid(parent);
@@ -173,8 +221,9 @@ static int fail(ctx *c, int status, const char *code, const char *type, int perm
     snprintf(alias, sizeof alias, "%s", cluster_name(c));
     for (char *p = alias; *p; p++)
         *p = (char)toupper((unsigned char)*p);
-    snprintf(stack, sizeof stack, "(Activity stack: CRID=%s ARID=%s > %s/%s)", crid, aid,
+    snprintf(stack, sizeof stack, "(Activity stack: CRID=%.200s ARID=%.100s > %s/%s)", crid, aid,
              c->activity_type, sub);
+    utf8_scrub(stack);
     const char *generic = status == 404   ? "The requested entity was not found."
                           : status == 403 ? "Principal is not authorized to perform this operation."
                                           : GENERIC_400;
@@ -502,7 +551,7 @@ static int parse_principal_list(ctx *c, parser *p, cmd *k)
         if (t->type != SK_TOK_STRING) return syntax(c, p);
         if (k->nfqns >= SIM_KUSTO_MAX_LIST)
             return fail_bad(c, "too many principals in one command (limit %d)", SIM_KUSTO_MAX_LIST);
-        if (strlen(t->text) != t->len || t->len > MAX_FQN)
+        if (strlen(t->text) != t->len || t->len > MAX_FQN || !utf8_valid(t->text, t->len))
             return fail_bad(c, "invalid principal name");
         k->fqns[k->nfqns++] = t->text;
         advance(p);
@@ -512,7 +561,8 @@ static int parse_principal_list(ctx *c, parser *p, cmd *k)
     if (accept_kw(p, "skip-results")) k->skip_results = 1;
     if (peek(p)->type == SK_TOK_STRING) {
         const sim_kusto_token *t = advance(p);
-        if (strlen(t->text) != t->len || t->len > MAX_NOTES) return fail_bad(c, "invalid notes");
+        if (strlen(t->text) != t->len || t->len > MAX_NOTES || !utf8_valid(t->text, t->len))
+            return fail_bad(c, "invalid notes");
         k->notes = t->text;
     }
     return 0;
@@ -536,12 +586,13 @@ static int parse_command(ctx *c, parser *p, cmd *k)
         int verb;
     } VERBS[] = {{"show", V_SHOW},     {"alter", V_ALTER}, {"alter-merge", V_MERGE},
                  {"delete", V_DELETE}, {"add", V_ADD},     {"drop", V_DROP}};
+    size_t dot = peek(p)->pos;
     if (!accept_punct(p, ".")) return syntax(c, p);
     const sim_kusto_token *t = peek(p);
     k->verb = -1;
     for (size_t i = 0; i < sizeof VERBS / sizeof VERBS[0]; i++)
         if (is_kw(t, VERBS[i].kw)) k->verb = VERBS[i].verb;
-    if (k->verb < 0 || t->pos != 1) return syntax(c, p); /* no blank between '.' and verb */
+    if (k->verb < 0 || t->pos != dot + 1) return syntax(c, p); /* no blank between '.' and verb */
     advance(p);
     c->activity_type = k->verb == V_SHOW ? "DN.AdminCommand.PolicyShowCommand"
                                          : "DN.AdminCommand.PolicyAlterCommand";

@@ -52,6 +52,8 @@ expect_ok clear-request-errors Fetch
 expect_ok coordinator group g1 1
 
 expect_error nonsense
+expect_error ''
+expect_error ping extra
 expect_error broker-down
 expect_error broker-down 3
 expect_error broker-down -5

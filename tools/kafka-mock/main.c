@@ -305,196 +305,290 @@ static int km_mock_result(rd_kafka_resp_err_t err, char *reply, size_t len)
     return 0;
 }
 
-static const char km_help[] =
-    "ok commands: ping | bootstraps | broker-down ID|all | broker-up ID|all | rtt ID|all MS | "
-    "request-errors API ERROR COUNT | broker-request-errors ID API ERROR COUNT [RTT_MS] | "
-    "clear-request-errors API | leader TOPIC PARTITION ID|-1 | topic-create NAME PARTITIONS "
-    "[REPLICATION] | topic-error TOPIC ERROR | coordinator group|transaction KEY ID | quit";
+/* One control command: argv[0] is the command word, argc counts it. Writes a one-line reply
+ * (no newline). Returns 1 if the connection should be closed after the reply. */
+typedef int (*km_cmd_fn)(struct km_server *srv, int argc, char **argv, char *reply, size_t rlen);
 
-/* Executes one command line; writes a one-line reply (no newline). Returns 1 if the client
- * asked to close the connection. */
-static int km_execute(struct km_server *srv, char *line, char *reply, size_t rlen)
+static int km_cmd_ping(struct km_server *srv, int argc, char **argv, char *reply, size_t rlen)
 {
-    char *tok[KM_MAX_TOKENS + 1];
-    char *save = NULL, *t;
-    int n = 0;
-    long v, v2;
-    int32_t b;
-    int16_t api;
-    rd_kafka_resp_err_t e;
+    km_reply(reply, rlen, "ok");
+    return 0;
+}
 
-    for (t = strtok_r(line, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
-        if (n == KM_MAX_TOKENS) {
-            km_reply(reply, rlen, "error too many arguments");
+static int km_cmd_quit(struct km_server *srv, int argc, char **argv, char *reply, size_t rlen)
+{
+    km_reply(reply, rlen, "ok");
+    return 1;
+}
+
+static int km_cmd_help(struct km_server *srv, int argc, char **argv, char *reply, size_t rlen);
+
+static int km_cmd_bootstraps(struct km_server *srv, int argc, char **argv, char *reply, size_t rlen)
+{
+    km_reply(reply, rlen, "ok %s", rd_kafka_mock_cluster_bootstraps(srv->mc));
+    return 0;
+}
+
+static int km_cmd_broker_updown(struct km_server *srv, int argc, char **argv, char *reply,
+                                size_t rlen)
+{
+    int32_t b;
+
+    if (km_parse_broker(srv, argv[1], 1, &b)) {
+        km_reply(reply, rlen, "error broker id must be 1..%d or all", srv->brokers);
+        return 0;
+    }
+    km_mock_result(!strcmp(argv[0], "broker-down") ? rd_kafka_mock_broker_set_down(srv->mc, b)
+                                                   : rd_kafka_mock_broker_set_up(srv->mc, b),
+                   reply, rlen);
+    return 0;
+}
+
+static int km_cmd_rtt(struct km_server *srv, int argc, char **argv, char *reply, size_t rlen)
+{
+    int32_t b;
+    long ms;
+
+    if (km_parse_broker(srv, argv[1], 1, &b)) {
+        km_reply(reply, rlen, "error broker id must be 1..%d or all", srv->brokers);
+        return 0;
+    }
+    if (km_parse_int(argv[2], 0, KM_MAX_RTT_MS, &ms)) {
+        km_reply(reply, rlen, "error rtt must be 0..%d ms", KM_MAX_RTT_MS);
+        return 0;
+    }
+    km_mock_result(rd_kafka_mock_broker_set_rtt(srv->mc, b, (int)ms), reply, rlen);
+    return 0;
+}
+
+/* Parses "API ERROR COUNT" starting at argv[i]; on failure writes the reply and returns -1. */
+static int km_parse_api_error_count(char **argv, int i, int16_t *api, rd_kafka_resp_err_t *err,
+                                    long *count, char *reply, size_t rlen)
+{
+    if (km_lookup_api(argv[i], api)) {
+        km_reply(reply, rlen, "error unknown API (a name like Produce or a number 0..100)");
+        return -1;
+    }
+    if (km_lookup_error(argv[i + 1], err)) {
+        km_reply(reply, rlen, "error unknown error code (e.g. NOT_LEADER_FOR_PARTITION)");
+        return -1;
+    }
+    if (km_parse_int(argv[i + 2], 1, KM_MAX_ERROR_COUNT, count)) {
+        km_reply(reply, rlen, "error count must be 1..%d", KM_MAX_ERROR_COUNT);
+        return -1;
+    }
+    return 0;
+}
+
+static int km_cmd_request_errors(struct km_server *srv, int argc, char **argv, char *reply,
+                                 size_t rlen)
+{
+    rd_kafka_resp_err_t err, *errs;
+    int16_t api;
+    long count, i;
+
+    if (km_parse_api_error_count(argv, 1, &api, &err, &count, reply, rlen)) return 0;
+    errs = malloc(sizeof(*errs) * (size_t)count);
+    if (!errs) {
+        km_reply(reply, rlen, "error out of memory");
+        return 0;
+    }
+    for (i = 0; i < count; i++)
+        errs[i] = err;
+    rd_kafka_mock_push_request_errors_array(srv->mc, api, (size_t)count, errs);
+    free(errs);
+    km_reply(reply, rlen, "ok");
+    return 0;
+}
+
+static int km_cmd_broker_request_errors(struct km_server *srv, int argc, char **argv, char *reply,
+                                        size_t rlen)
+{
+    rd_kafka_resp_err_t err, r;
+    int16_t api;
+    long count, rtt = 0, i;
+    int32_t b;
+
+    if (km_parse_broker(srv, argv[1], 0, &b)) {
+        km_reply(reply, rlen, "error broker id must be 1..%d", srv->brokers);
+        return 0;
+    }
+    if (km_parse_api_error_count(argv, 2, &api, &err, &count, reply, rlen)) return 0;
+    if (argc == 6 && km_parse_int(argv[5], 0, KM_MAX_RTT_MS, &rtt)) {
+        km_reply(reply, rlen, "error rtt must be 0..%d ms", KM_MAX_RTT_MS);
+        return 0;
+    }
+    /* The broker variant takes (error, rtt) pairs as varargs: push them one at a time. */
+    for (i = 0; i < count; i++) {
+        r = rd_kafka_mock_broker_push_request_error_rtts(srv->mc, b, api, 1, err, (int)rtt);
+        if (r) {
+            km_mock_result(r, reply, rlen);
             return 0;
         }
-        tok[n++] = t;
     }
-    tok[n] = NULL;
-    if (n == 0) {
+    km_reply(reply, rlen, "ok");
+    return 0;
+}
+
+static int km_cmd_clear_request_errors(struct km_server *srv, int argc, char **argv, char *reply,
+                                       size_t rlen)
+{
+    int16_t api;
+
+    if (km_lookup_api(argv[1], &api)) {
+        km_reply(reply, rlen, "error unknown API");
+        return 0;
+    }
+    rd_kafka_mock_clear_request_errors(srv->mc, api);
+    km_reply(reply, rlen, "ok");
+    return 0;
+}
+
+static int km_check_topic(const char *name, char *reply, size_t rlen)
+{
+    if (km_topic_name_ok(name, strlen(name))) return 0;
+    km_reply(reply, rlen, "error bad topic name (1..%d of A-Z a-z 0-9 . _ -)", KM_MAX_TOPIC_NAME);
+    return -1;
+}
+
+static int km_cmd_leader(struct km_server *srv, int argc, char **argv, char *reply, size_t rlen)
+{
+    long part;
+    int32_t b;
+
+    if (km_check_topic(argv[1], reply, rlen)) return 0;
+    if (km_parse_int(argv[2], 0, KM_MAX_PARTITIONS - 1, &part)) {
+        km_reply(reply, rlen, "error partition must be 0..%d", KM_MAX_PARTITIONS - 1);
+        return 0;
+    }
+    if (km_parse_broker(srv, argv[3], 1, &b)) {
+        km_reply(reply, rlen, "error broker id must be 1..%d or -1", srv->brokers);
+        return 0;
+    }
+    km_mock_result(rd_kafka_mock_partition_set_leader(srv->mc, argv[1], (int32_t)part, b), reply,
+                   rlen);
+    return 0;
+}
+
+static int km_cmd_topic_create(struct km_server *srv, int argc, char **argv, char *reply,
+                               size_t rlen)
+{
+    long parts, repl = srv->replication;
+
+    if (km_check_topic(argv[1], reply, rlen)) return 0;
+    if (km_parse_int(argv[2], 1, KM_MAX_PARTITIONS, &parts)) {
+        km_reply(reply, rlen, "error partitions must be 1..%d", KM_MAX_PARTITIONS);
+        return 0;
+    }
+    if (argc == 4 && km_parse_int(argv[3], 1, srv->brokers, &repl)) {
+        km_reply(reply, rlen, "error replication must be 1..%d", srv->brokers);
+        return 0;
+    }
+    km_mock_result(rd_kafka_mock_topic_create(srv->mc, argv[1], (int)parts, (int)repl), reply,
+                   rlen);
+    return 0;
+}
+
+static int km_cmd_topic_error(struct km_server *srv, int argc, char **argv, char *reply,
+                              size_t rlen)
+{
+    rd_kafka_resp_err_t err;
+
+    if (km_check_topic(argv[1], reply, rlen)) return 0;
+    if (km_lookup_error(argv[2], &err)) {
+        km_reply(reply, rlen, "error unknown error code");
+        return 0;
+    }
+    rd_kafka_mock_topic_set_error(srv->mc, argv[1], err);
+    km_reply(reply, rlen, "ok");
+    return 0;
+}
+
+static int km_cmd_coordinator(struct km_server *srv, int argc, char **argv, char *reply,
+                              size_t rlen)
+{
+    int32_t b;
+
+    if (strcmp(argv[1], "group") && strcmp(argv[1], "transaction")) {
+        km_reply(reply, rlen, "error key type must be group or transaction");
+        return 0;
+    }
+    if (km_parse_broker(srv, argv[3], 0, &b)) {
+        km_reply(reply, rlen, "error broker id must be 1..%d", srv->brokers);
+        return 0;
+    }
+    km_mock_result(rd_kafka_mock_coordinator_set(srv->mc, argv[1], argv[2], b), reply, rlen);
+    return 0;
+}
+
+/* The command table: name, argument count range (command word excluded), usage, handler. */
+static const struct km_command {
+    const char *name;
+    int min_args, max_args;
+    const char *usage;
+    km_cmd_fn fn;
+} km_commands[] = {
+    {"ping", 0, 0, "ping", km_cmd_ping},
+    {"help", 0, 0, "help", km_cmd_help},
+    {"quit", 0, 0, "quit", km_cmd_quit},
+    {"bootstraps", 0, 0, "bootstraps", km_cmd_bootstraps},
+    {"broker-down", 1, 1, "broker-down ID|all", km_cmd_broker_updown},
+    {"broker-up", 1, 1, "broker-up ID|all", km_cmd_broker_updown},
+    {"rtt", 2, 2, "rtt ID|all MS", km_cmd_rtt},
+    {"request-errors", 3, 3, "request-errors API ERROR COUNT", km_cmd_request_errors},
+    {"broker-request-errors", 4, 5, "broker-request-errors ID API ERROR COUNT [RTT_MS]",
+     km_cmd_broker_request_errors},
+    {"clear-request-errors", 1, 1, "clear-request-errors API", km_cmd_clear_request_errors},
+    {"leader", 3, 3, "leader TOPIC PARTITION ID|-1", km_cmd_leader},
+    {"topic-create", 2, 3, "topic-create NAME PARTITIONS [REPLICATION]", km_cmd_topic_create},
+    {"topic-error", 2, 2, "topic-error TOPIC ERROR", km_cmd_topic_error},
+    {"coordinator", 3, 3, "coordinator group|transaction KEY ID", km_cmd_coordinator},
+};
+
+#define KM_NCOMMANDS (sizeof(km_commands) / sizeof(km_commands[0]))
+
+static int km_cmd_help(struct km_server *srv, int argc, char **argv, char *reply, size_t rlen)
+{
+    size_t i, off;
+
+    km_reply(reply, rlen, "ok commands:");
+    for (i = 0; i < KM_NCOMMANDS; i++) {
+        off = strlen(reply);
+        km_reply(reply + off, rlen - off, "%s %s", i ? " |" : "", km_commands[i].usage);
+    }
+    return 0;
+}
+
+/* Splits a command line into words and runs it. Returns 1 if the connection should close. */
+static int km_execute(struct km_server *srv, char *line, char *reply, size_t rlen)
+{
+    char *argv[KM_MAX_TOKENS + 1];
+    char *save = NULL, *t;
+    int argc = 0;
+    size_t i;
+
+    for (t = strtok_r(line, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
+        if (argc == KM_MAX_TOKENS) {
+            km_reply(reply, rlen, "error too many words (at most %d)", KM_MAX_TOKENS);
+            return 0;
+        }
+        argv[argc++] = t;
+    }
+    argv[argc] = NULL;
+    if (argc == 0) {
         km_reply(reply, rlen, "error empty command");
         return 0;
     }
-
-#define KM_ARGC(want_lo, want_hi, usage)                                                           \
-    do {                                                                                           \
-        if (n - 1 < (want_lo) || n - 1 > (want_hi)) {                                              \
-            km_reply(reply, rlen, "error usage: %s", usage);                                       \
-            return 0;                                                                              \
-        }                                                                                          \
-    } while (0)
-
-    if (!strcmp(tok[0], "ping")) {
-        KM_ARGC(0, 0, "ping");
-        km_reply(reply, rlen, "ok");
-    } else if (!strcmp(tok[0], "help")) {
-        km_reply(reply, rlen, "%s", km_help);
-    } else if (!strcmp(tok[0], "quit")) {
-        km_reply(reply, rlen, "ok");
-        return 1;
-    } else if (!strcmp(tok[0], "bootstraps")) {
-        KM_ARGC(0, 0, "bootstraps");
-        km_reply(reply, rlen, "ok %s", rd_kafka_mock_cluster_bootstraps(srv->mc));
-    } else if (!strcmp(tok[0], "broker-down") || !strcmp(tok[0], "broker-up")) {
-        KM_ARGC(1, 1, "broker-down|broker-up ID|all");
-        if (km_parse_broker(srv, tok[1], 1, &b)) {
-            km_reply(reply, rlen, "error broker id must be 1..%d or all", srv->brokers);
+    for (i = 0; i < KM_NCOMMANDS; i++) {
+        const struct km_command *c = &km_commands[i];
+        if (strcmp(c->name, argv[0])) continue;
+        if (argc - 1 < c->min_args || argc - 1 > c->max_args) {
+            km_reply(reply, rlen, "error usage: %s", c->usage);
             return 0;
         }
-        e = tok[0][7] == 'd' ? rd_kafka_mock_broker_set_down(srv->mc, b)
-                             : rd_kafka_mock_broker_set_up(srv->mc, b);
-        km_mock_result(e, reply, rlen);
-    } else if (!strcmp(tok[0], "rtt")) {
-        KM_ARGC(2, 2, "rtt ID|all MS");
-        if (km_parse_broker(srv, tok[1], 1, &b)) {
-            km_reply(reply, rlen, "error broker id must be 1..%d or all", srv->brokers);
-            return 0;
-        }
-        if (km_parse_int(tok[2], 0, KM_MAX_RTT_MS, &v)) {
-            km_reply(reply, rlen, "error rtt must be 0..%d ms", KM_MAX_RTT_MS);
-            return 0;
-        }
-        km_mock_result(rd_kafka_mock_broker_set_rtt(srv->mc, b, (int)v), reply, rlen);
-    } else if (!strcmp(tok[0], "request-errors") || !strcmp(tok[0], "broker-request-errors")) {
-        int per_broker = tok[0][0] == 'b';
-        int i0 = per_broker ? 2 : 1;
-        rd_kafka_resp_err_t *errs;
-        long i;
-
-        if (per_broker)
-            KM_ARGC(4, 5, "broker-request-errors ID API ERROR COUNT [RTT_MS]");
-        else
-            KM_ARGC(3, 3, "request-errors API ERROR COUNT");
-        if (per_broker && km_parse_broker(srv, tok[1], 0, &b)) {
-            km_reply(reply, rlen, "error broker id must be 1..%d", srv->brokers);
-            return 0;
-        }
-        if (km_lookup_api(tok[i0], &api)) {
-            km_reply(reply, rlen, "error unknown API (a name like Produce or a number 0..100)");
-            return 0;
-        }
-        if (km_lookup_error(tok[i0 + 1], &e)) {
-            km_reply(reply, rlen, "error unknown error code (e.g. NOT_LEADER_FOR_PARTITION)");
-            return 0;
-        }
-        if (km_parse_int(tok[i0 + 2], 1, KM_MAX_ERROR_COUNT, &v)) {
-            km_reply(reply, rlen, "error count must be 1..%d", KM_MAX_ERROR_COUNT);
-            return 0;
-        }
-        v2 = 0;
-        if (per_broker && n == 6 && km_parse_int(tok[5], 0, KM_MAX_RTT_MS, &v2)) {
-            km_reply(reply, rlen, "error rtt must be 0..%d ms", KM_MAX_RTT_MS);
-            return 0;
-        }
-        if (!per_broker) {
-            errs = malloc(sizeof(*errs) * (size_t)v);
-            if (!errs) {
-                km_reply(reply, rlen, "error out of memory");
-                return 0;
-            }
-            for (i = 0; i < v; i++)
-                errs[i] = e;
-            rd_kafka_mock_push_request_errors_array(srv->mc, api, (size_t)v, errs);
-            free(errs);
-            km_reply(reply, rlen, "ok");
-        } else {
-            for (i = 0; i < v; i++) {
-                rd_kafka_resp_err_t r =
-                    rd_kafka_mock_broker_push_request_error_rtts(srv->mc, b, api, 1, e, (int)v2);
-                if (r) {
-                    km_mock_result(r, reply, rlen);
-                    return 0;
-                }
-            }
-            km_reply(reply, rlen, "ok");
-        }
-    } else if (!strcmp(tok[0], "clear-request-errors")) {
-        KM_ARGC(1, 1, "clear-request-errors API");
-        if (km_lookup_api(tok[1], &api)) {
-            km_reply(reply, rlen, "error unknown API");
-            return 0;
-        }
-        rd_kafka_mock_clear_request_errors(srv->mc, api);
-        km_reply(reply, rlen, "ok");
-    } else if (!strcmp(tok[0], "leader")) {
-        KM_ARGC(3, 3, "leader TOPIC PARTITION ID|-1");
-        if (!km_topic_name_ok(tok[1], strlen(tok[1]))) {
-            km_reply(reply, rlen, "error bad topic name");
-            return 0;
-        }
-        if (km_parse_int(tok[2], 0, KM_MAX_PARTITIONS - 1, &v)) {
-            km_reply(reply, rlen, "error partition must be 0..%d", KM_MAX_PARTITIONS - 1);
-            return 0;
-        }
-        if (km_parse_broker(srv, tok[3], 1, &b)) {
-            km_reply(reply, rlen, "error broker id must be 1..%d or -1", srv->brokers);
-            return 0;
-        }
-        km_mock_result(rd_kafka_mock_partition_set_leader(srv->mc, tok[1], (int32_t)v, b), reply,
-                       rlen);
-    } else if (!strcmp(tok[0], "topic-create")) {
-        KM_ARGC(2, 3, "topic-create NAME PARTITIONS [REPLICATION]");
-        if (!km_topic_name_ok(tok[1], strlen(tok[1]))) {
-            km_reply(reply, rlen, "error bad topic name");
-            return 0;
-        }
-        if (km_parse_int(tok[2], 1, KM_MAX_PARTITIONS, &v)) {
-            km_reply(reply, rlen, "error partitions must be 1..%d", KM_MAX_PARTITIONS);
-            return 0;
-        }
-        v2 = srv->replication;
-        if (n == 4 && km_parse_int(tok[3], 1, srv->brokers, &v2)) {
-            km_reply(reply, rlen, "error replication must be 1..%d", srv->brokers);
-            return 0;
-        }
-        km_mock_result(rd_kafka_mock_topic_create(srv->mc, tok[1], (int)v, (int)v2), reply, rlen);
-    } else if (!strcmp(tok[0], "topic-error")) {
-        KM_ARGC(2, 2, "topic-error TOPIC ERROR");
-        if (!km_topic_name_ok(tok[1], strlen(tok[1]))) {
-            km_reply(reply, rlen, "error bad topic name");
-            return 0;
-        }
-        if (km_lookup_error(tok[2], &e)) {
-            km_reply(reply, rlen, "error unknown error code");
-            return 0;
-        }
-        rd_kafka_mock_topic_set_error(srv->mc, tok[1], e);
-        km_reply(reply, rlen, "ok");
-    } else if (!strcmp(tok[0], "coordinator")) {
-        KM_ARGC(3, 3, "coordinator group|transaction KEY ID");
-        if (strcmp(tok[1], "group") && strcmp(tok[1], "transaction")) {
-            km_reply(reply, rlen, "error key type must be group or transaction");
-            return 0;
-        }
-        if (km_parse_broker(srv, tok[3], 0, &b)) {
-            km_reply(reply, rlen, "error broker id must be 1..%d", srv->brokers);
-            return 0;
-        }
-        km_mock_result(rd_kafka_mock_coordinator_set(srv->mc, tok[1], tok[2], b), reply, rlen);
-    } else {
-        km_reply(reply, rlen, "error unknown command (try help)");
+        return c->fn(srv, argc, argv, reply, rlen);
     }
-#undef KM_ARGC
+    km_reply(reply, rlen, "error unknown command (try help)");
     return 0;
 }
 
@@ -525,6 +619,20 @@ static int km_client_send(struct km_client *c, const char *s)
     return 0;
 }
 
+/* Runs one complete line (every line gets exactly one reply, blank ones included) and logs it
+ * on stderr. Returns -1 when the connection must close. */
+static int km_run_line(struct km_server *srv, struct km_client *c, char *reply, size_t rlen)
+{
+    char shown[KM_MAX_LINE];
+    int quit;
+
+    snprintf(shown, sizeof(shown), "%s", c->line); /* km_execute splits line in place */
+    quit = km_execute(srv, c->line, reply, rlen);
+    fprintf(stderr, "kafka-mock: control: %s -> %s\n", shown, reply);
+    if (km_client_send(c, reply) || quit) return -1;
+    return 0;
+}
+
 /* Reads what is available and runs every complete line. Returns -1 when the client is done. */
 static int km_client_read(struct km_server *srv, struct km_client *c)
 {
@@ -548,12 +656,7 @@ static int km_client_read(struct km_server *srv, struct km_client *c)
             if (c->len > 0 && c->line[c->len - 1] == '\r') c->len--;
             c->line[c->len] = '\0';
             c->len = 0;
-            if (strlen(c->line) == 0)
-                continue; /* blank lines are ignored, handy for interactive use */
-            {
-                int quit = km_execute(srv, c->line, reply, sizeof(reply));
-                if (km_client_send(c, reply) || quit) return -1;
-            }
+            if (km_run_line(srv, c, reply, sizeof(reply))) return -1;
             continue;
         }
         if (c->discarding) continue;

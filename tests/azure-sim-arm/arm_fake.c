@@ -92,8 +92,7 @@ static const char *fake_query(const sim_request *req, const char *name)
     return NULL;
 }
 
-void arm_call(sim_state *st, const char *method, const char *url, const char *body,
-              arm_answer *out)
+void arm_call(sim_state *st, const char *method, const char *url, const char *body, arm_answer *out)
 {
     fake_impl f;
     memset(&f, 0, sizeof f);
@@ -134,8 +133,8 @@ void arm_call(sim_state *st, const char *method, const char *url, const char *bo
     sim_arm_tick(st);
     sim_arm_handle(st, &req, &out->resp);
     pthread_mutex_unlock(&st->lock);
-    out->text = out->resp.body ? json_dumps(out->resp.body, JSON_COMPACT | JSON_SORT_KEYS)
-                               : strdup("");
+    out->text =
+        out->resp.body ? json_dumps(out->resp.body, JSON_COMPACT | JSON_SORT_KEYS) : strdup("");
     for (size_t i = 0; i < f.nq; i++) {
         free(f.qk[i]);
         free(f.qv[i]);
@@ -160,7 +159,7 @@ const char *arm_header(const arm_answer *a, const char *name)
 
 const char *arm_error_code(const arm_answer *a)
 {
-    const char *c = json_string_value(json_object_get(json_object_get(a->resp.body, "error"),
-                                                      "code"));
+    const char *c =
+        json_string_value(json_object_get(json_object_get(a->resp.body, "error"), "code"));
     return c ? c : "";
 }

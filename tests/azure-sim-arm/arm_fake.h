@@ -6,10 +6,12 @@
 
 #define ARM_SUB "22222222-2222-2222-2222-222222222222"
 #define ARM_TENANT "11111111-1111-1111-1111-111111111111"
-#define ARM_WRITER "33333333-3333-3333-3333-333333333333" /* Contributor on the subscription */
-#define ARM_READER "44444444-4444-4444-4444-444444444444" /* Reader on the subscription */
+#define ARM_WRITER "33333333-3333-3333-3333-333333333333"  /* Contributor on the subscription */
+#define ARM_READER "44444444-4444-4444-4444-444444444444"  /* Reader on the subscription */
 #define ARM_RG_ONLY "55555555-5555-5555-5555-555555555555" /* Owner on resource group otherrg */
-#define ARM_C "/subscriptions/" ARM_SUB "/resourceGroups/testrg/providers/Microsoft.Kusto/clusters/mykustocluster"
+#define ARM_C                                                                                      \
+    "/subscriptions/" ARM_SUB                                                                      \
+    "/resourceGroups/testrg/providers/Microsoft.Kusto/clusters/mykustocluster"
 #define ARM_DB ARM_C "/databases/mykustodatabase"
 
 /* A state like azure-sim's default: tenant, sub, rg testrg (+ empty otherrg), cluster

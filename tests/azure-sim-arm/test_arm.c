@@ -34,31 +34,32 @@ static void set_setting(sim_state *st, const char *name, long v)
 /* The database object in the state (borrowed). */
 static json_t *state_db(sim_state *st, const char *name)
 {
-    json_t *cl = json_array_get(json_object_get(json_array_get(json_object_get(json_array_get(
-                                                                   json_object_get(st->root,
-                                                                                   "subscriptions"),
-                                                                   0),
-                                                               "resourceGroups"),
-                                                1),
-                                "clusters"),
-                                0);
+    json_t *cl = json_array_get(
+        json_object_get(
+            json_array_get(
+                json_object_get(json_array_get(json_object_get(st->root, "subscriptions"), 0),
+                                "resourceGroups"),
+                1),
+            "clusters"),
+        0);
     size_t i;
     json_t *db;
-    json_array_foreach(json_object_get(cl, "databases"), i, db)
-        if (strcmp(json_string_value(json_object_get(db, "name")), name) == 0) return db;
+    json_array_foreach(json_object_get(cl, "databases"), i,
+                       db) if (strcmp(json_string_value(json_object_get(db, "name")), name) ==
+                               0) return db;
     return NULL;
 }
 
 static json_t *state_cluster(sim_state *st)
 {
-    return json_array_get(json_object_get(json_array_get(json_object_get(json_array_get(
-                                                             json_object_get(st->root,
-                                                                             "subscriptions"),
-                                                             0),
-                                                         "resourceGroups"),
-                                          1),
-                          "clusters"),
-                          0);
+    return json_array_get(
+        json_object_get(
+            json_array_get(
+                json_object_get(json_array_get(json_object_get(st->root, "subscriptions"), 0),
+                                "resourceGroups"),
+                1),
+            "clusters"),
+        0);
 }
 
 /* Makes every running operation due now (instead of waiting lroDurationMs). */
@@ -67,8 +68,7 @@ static void expire_ops(sim_state *st)
     size_t i;
     json_t *op;
     json_array_foreach(json_object_get(json_object_get(st->root, "armRuntime"), "operations"), i,
-                       op)
-        json_object_set_new(op, "dueMs", json_integer(0));
+                       op) json_object_set_new(op, "dueMs", json_integer(0));
 }
 
 static const char *prop(const arm_answer *a, const char *key)
@@ -95,8 +95,8 @@ static void expect_error(sim_state *st, const char *method, const char *url, con
                 status, code);
     assert_int_equal(a.resp.status, status);
     assert_string_equal(arm_error_code(&a), code);
-    assert_non_null(json_string_value(
-        json_object_get(json_object_get(a.resp.body, "error"), "message")));
+    assert_non_null(
+        json_string_value(json_object_get(json_object_get(a.resp.body, "error"), "message")));
     assert_string_equal(arm_header(&a, "Content-Type"), "application/json; charset=utf-8");
     arm_answer_clear(&a);
 }
@@ -174,8 +174,7 @@ static void test_api_versions(void **state)
                  "NoRegisteredProviderFound");
     expect_error(st, "GET", ARM_DB "?api-version=2025-02-14-preview", NULL, 400,
                  "NoRegisteredProviderFound");
-    expect_error(st, "GET", ARM_DB "?api-version=latest", NULL, 400,
-                 "InvalidApiVersionParameter");
+    expect_error(st, "GET", ARM_DB "?api-version=latest", NULL, 400, "InvalidApiVersionParameter");
     expect_error(st, "PATCH", ARM_DB "?api-version=2025-2-14", "{}", 400,
                  "InvalidApiVersionParameter");
 }
@@ -200,10 +199,8 @@ static void test_not_found(void **state)
                  "ResourceNotFound");
     expect_error(st, "POST", ARM_C "/databases/nodb/addPrincipals" V, "{\"value\":[]}", 404,
                  "ResourceNotFound");
-    expect_error(st, "GET", ARM_DB "/principalAssignments/nopa" V, NULL, 404,
-                 "ResourceNotFound");
-    expect_error(st, "GET", ARM_C "/principalAssignments/nopa" V, NULL, 404,
-                 "ResourceNotFound");
+    expect_error(st, "GET", ARM_DB "/principalAssignments/nopa" V, NULL, 404, "ResourceNotFound");
+    expect_error(st, "GET", ARM_C "/principalAssignments/nopa" V, NULL, 404, "ResourceNotFound");
     expect_error(st, "GET", ARM_DB "/tables" V, NULL, 404, "InvalidResourceType");
     expect_error(st, "GET", "/" V, NULL, 404, "InvalidResourceType");
     expect_error(st, "GET",
@@ -238,10 +235,10 @@ static void test_authorization(void **state)
     assert_string_equal(arm_error_code(&a), "AuthorizationFailed");
     const char *msg =
         json_string_value(json_object_get(json_object_get(a.resp.body, "error"), "message"));
-    assert_non_null(strstr(msg, "The client '" ARM_READER "' with object id '" ARM_READER
-                                "' does not have authorization to perform action "
-                                "'Microsoft.Kusto/clusters/databases/write' over scope '" ARM_DB
-                                "'"));
+    assert_non_null(strstr(msg,
+                           "The client '" ARM_READER "' with object id '" ARM_READER
+                           "' does not have authorization to perform action "
+                           "'Microsoft.Kusto/clusters/databases/write' over scope '" ARM_DB "'"));
     arm_answer_clear(&a);
     expect_error(st, "POST", ARM_DB "/listPrincipals" V, NULL, 403, "AuthorizationFailed");
     expect_error(st, "DELETE", ARM_DB V, NULL, 403, "AuthorizationFailed");
@@ -278,7 +275,8 @@ static void test_patch_lro(void **state)
     sim_state *st = *state;
     arm_answer a;
     char op_url[512], loc_url[600];
-    arm_call(st, "PATCH", ARM_DB V, "{\"kind\":\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"P30D\"}}", &a);
+    arm_call(st, "PATCH", ARM_DB V,
+             "{\"kind\":\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"P30D\"}}", &a);
     assert_int_equal(a.resp.status, 202);
     check_lro_headers(&a, op_url, sizeof op_url);
     assert_string_equal(prop(&a, "softDeletePeriod"), "P30D");
@@ -322,20 +320,22 @@ static void test_patch_lro(void **state)
     assert_string_equal(prop(&a, "provisioningState"), "Succeeded");
     arm_answer_clear(&a);
     /* the Kusto view reads the same field */
-    assert_string_equal(json_string_value(json_object_get(state_db(st, "mykustodatabase"),
-                                                          "softDeletePeriod")),
-                        "P30D");
+    assert_string_equal(
+        json_string_value(json_object_get(state_db(st, "mykustodatabase"), "softDeletePeriod")),
+        "P30D");
 
     /* hot cache change, with location */
     arm_call(st, "PATCH", ARM_DB V,
-             "{\"kind\":\"ReadWrite\",\"location\":\"westus\",\"properties\":{\"hotCachePeriod\":\"P7D\"}}", &a);
+             "{\"kind\":\"ReadWrite\",\"location\":\"westus\",\"properties\":{\"hotCachePeriod\":"
+             "\"P7D\"}}",
+             &a);
     assert_int_equal(a.resp.status, 202);
     arm_answer_clear(&a);
     expire_ops(st);
     sim_arm_tick(st);
-    assert_string_equal(json_string_value(json_object_get(state_db(st, "mykustodatabase"),
-                                                          "hotCachePeriod")),
-                        "P7D");
+    assert_string_equal(
+        json_string_value(json_object_get(state_db(st, "mykustodatabase"), "hotCachePeriod")),
+        "P7D");
 }
 
 /* With a tiny lroDurationMs the operation completes on its own: poll, bounded. */
@@ -346,7 +346,8 @@ static void test_lro_completes_in_time(void **state)
     set_setting(st, "lroRetryAfterSeconds", 3);
     arm_answer a;
     char op_url[512];
-    arm_call(st, "PATCH", ARM_DB V, "{\"kind\":\"ReadWrite\",\"properties\":{\"hotCachePeriod\":\"PT12H\"}}", &a);
+    arm_call(st, "PATCH", ARM_DB V,
+             "{\"kind\":\"ReadWrite\",\"properties\":{\"hotCachePeriod\":\"PT12H\"}}", &a);
     assert_int_equal(a.resp.status, 202);
     assert_string_equal(arm_header(&a, "Retry-After"), "3");
     snprintf(op_url, sizeof op_url, "%s", after_host(arm_header(&a, "Azure-AsyncOperation")));
@@ -372,7 +373,9 @@ static void test_put_create_delete(void **state)
     sim_state *st = *state;
     arm_answer a;
     arm_call(st, "PUT", ARM_C "/databases/NewDb" V,
-             "{\"kind\":\"ReadWrite\",\"location\":\"westus\",\"properties\":{\"softDeletePeriod\":\"P1D\"}}", &a);
+             "{\"kind\":\"ReadWrite\",\"location\":\"westus\",\"properties\":{\"softDeletePeriod\":"
+             "\"P1D\"}}",
+             &a);
     assert_int_equal(a.resp.status, 202);
     assert_string_equal(prop(&a, "provisioningState"), "Creating");
     assert_string_equal(json_string_value(json_object_get(a.resp.body, "name")),
@@ -395,7 +398,8 @@ static void test_put_create_delete(void **state)
     assert_non_null(json_object_get(db, "tables"));
 
     /* PUT on an existing database replaces its writable properties */
-    arm_call(st, "PUT", ARM_DB V, "{\"kind\":\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"P2D\"}}", &a);
+    arm_call(st, "PUT", ARM_DB V,
+             "{\"kind\":\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"P2D\"}}", &a);
     assert_int_equal(a.resp.status, 202);
     arm_answer_clear(&a);
     expire_ops(st);
@@ -406,7 +410,8 @@ static void test_put_create_delete(void **state)
     assert_non_null(json_object_get(db, "tables")); /* Kusto content kept */
 
     /* callerRole=None: no principal added */
-    arm_call(st, "PUT", ARM_C "/databases/quiet" V "&callerRole=None", "{\"kind\":\"ReadWrite\"}", &a);
+    arm_call(st, "PUT", ARM_C "/databases/quiet" V "&callerRole=None", "{\"kind\":\"ReadWrite\"}",
+             &a);
     assert_int_equal(a.resp.status, 202);
     arm_answer_clear(&a);
     expect_error(st, "PUT", ARM_C "/databases/x" V "&callerRole=Boss", "{\"kind\":\"ReadWrite\"}",
@@ -436,7 +441,8 @@ static void test_operation_fails_when_target_vanishes(void **state)
     sim_state *st = *state;
     arm_answer a;
     char op_url[512], loc_url[600];
-    arm_call(st, "PATCH", ARM_DB V, "{\"kind\":\"ReadWrite\",\"properties\":{\"hotCachePeriod\":\"P1D\"}}", &a);
+    arm_call(st, "PATCH", ARM_DB V,
+             "{\"kind\":\"ReadWrite\",\"properties\":{\"hotCachePeriod\":\"P1D\"}}", &a);
     snprintf(op_url, sizeof op_url, "%s", after_host(arm_header(&a, "Azure-AsyncOperation")));
     snprintf(loc_url, sizeof loc_url, "%s", after_host(arm_header(&a, "Location")));
     arm_answer_clear(&a);
@@ -445,8 +451,8 @@ static void test_operation_fails_when_target_vanishes(void **state)
     arm_call(st, "GET", op_url, NULL, &a);
     assert_int_equal(a.resp.status, 200);
     assert_string_equal(json_string_value(json_object_get(a.resp.body, "status")), "Failed");
-    assert_non_null(json_string_value(
-        json_object_get(json_object_get(a.resp.body, "error"), "code")));
+    assert_non_null(
+        json_string_value(json_object_get(json_object_get(a.resp.body, "error"), "code")));
     arm_answer_clear(&a);
     arm_call(st, "GET", loc_url, NULL, &a);
     assert_int_equal(a.resp.status, 400);
@@ -495,18 +501,19 @@ static void test_body_validation(void **state)
         expect_error(st, "PATCH", ARM_DB V, bad[i].body, 400, bad[i].code);
         expect_error(st, "PUT", ARM_DB V, bad[i].body, 400, bad[i].code);
     }
-    expect_error(st, "PUT", ARM_C "/databases/follower" V, "{\"kind\":\"ReadOnlyFollowing\"}",
-                 400, "BadRequest");
+    expect_error(st, "PUT", ARM_C "/databases/follower" V, "{\"kind\":\"ReadOnlyFollowing\"}", 400,
+                 "BadRequest");
     /* error target names the field */
     arm_answer a;
-    arm_call(st, "PATCH", ARM_DB V, "{\"kind\":\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"10 days\"}}", &a);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(a.resp.body, "error"),
-                                                          "target")),
-                        "properties.softDeletePeriod");
+    arm_call(st, "PATCH", ARM_DB V,
+             "{\"kind\":\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"10 days\"}}", &a);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(a.resp.body, "error"), "target")),
+        "properties.softDeletePeriod");
     arm_answer_clear(&a);
     /* valid durations and ignored read-only / unknown members */
-    static const char *const good[] = {"P1D", "PT12H", "P1Y2M3W4DT5H6M7.5S", "PT0.5S", "P365D",
-                                       "PT90M"};
+    static const char *const good[] = {"P1D",    "PT12H", "P1Y2M3W4DT5H6M7.5S",
+                                       "PT0.5S", "P365D", "PT90M"};
     char body[256];
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         snprintf(body, sizeof body,
@@ -521,7 +528,8 @@ static void test_body_validation(void **state)
         arm_answer_clear(&a);
     }
     /* PATCH with null unsets the hot cache */
-    arm_call(st, "PATCH", ARM_DB V, "{\"kind\":\"ReadWrite\",\"properties\":{\"hotCachePeriod\":null}}", &a);
+    arm_call(st, "PATCH", ARM_DB V,
+             "{\"kind\":\"ReadWrite\",\"properties\":{\"hotCachePeriod\":null}}", &a);
     assert_int_equal(a.resp.status, 202);
     arm_answer_clear(&a);
     expire_ops(st);
@@ -671,10 +679,12 @@ static void test_principal_assignments(void **state)
         "{\"properties\":{\"role\":\"Admin\",\"principalType\":\"App\"}}",
         "{\"properties\":{\"principalId\":\"a\",\"principalType\":\"App\"}}",
         "{\"properties\":{\"principalId\":\"a\",\"role\":\"Admin\"}}",
-        "{\"properties\":{\"principalId\":\"a\",\"role\":\"AllDatabasesAdmin\",\"principalType\":\"App\"}}",
+        "{\"properties\":{\"principalId\":\"a\",\"role\":\"AllDatabasesAdmin\",\"principalType\":"
+        "\"App\"}}",
         "{\"properties\":{\"principalId\":\"a\",\"role\":\"Admin\",\"principalType\":\"Robot\"}}",
         "{\"properties\":{\"principalId\":1,\"role\":\"Admin\",\"principalType\":\"App\"}}",
-        "{\"properties\":{\"principalId\":\"a\",\"role\":\"Admin\",\"principalType\":\"App\",\"tenantId\":[]}}",
+        "{\"properties\":{\"principalId\":\"a\",\"role\":\"Admin\",\"principalType\":\"App\","
+        "\"tenantId\":[]}}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         arm_call(st, "PUT", ARM_DB "/principalAssignments/pa2" V, bad[i], &a);
@@ -694,9 +704,10 @@ static void test_principal_assignments(void **state)
     assert_string_equal(json_string_value(json_object_get(a.resp.body, "name")),
                         "mykustocluster/cpa");
     arm_answer_clear(&a);
-    expect_error(st, "PUT", ARM_C "/principalAssignments/cpa2" V,
-                 "{\"properties\":{\"principalId\":\"a\",\"role\":\"Admin\",\"principalType\":\"App\"}}",
-                 400, "BadRequest");
+    expect_error(
+        st, "PUT", ARM_C "/principalAssignments/cpa2" V,
+        "{\"properties\":{\"principalId\":\"a\",\"role\":\"Admin\",\"principalType\":\"App\"}}",
+        400, "BadRequest");
     expire_ops(st);
     arm_call(st, "GET", ARM_C "/principalAssignments" V, NULL, &a);
     assert_int_equal(json_array_size(json_object_get(a.resp.body, "value")), 1);
@@ -833,8 +844,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_patch_lro, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lro_completes_in_time, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_create_delete, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_operation_fails_when_target_vanishes, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_operation_fails_when_target_vanishes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_principals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_principal_assignments, setup, teardown),

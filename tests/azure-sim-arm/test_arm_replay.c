@@ -43,11 +43,11 @@ typedef struct answer {
 
 static int failures;
 
-#define FAIL(...)                                                                              \
-    do {                                                                                       \
-        fprintf(stderr, "FAIL: " __VA_ARGS__);                                                 \
-        fputc('\n', stderr);                                                                   \
-        failures++;                                                                            \
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        fprintf(stderr, "FAIL: " __VA_ARGS__);                                                     \
+        fputc('\n', stderr);                                                                       \
+        failures++;                                                                                \
     } while (0)
 
 /* ---------- transports ---------- */
@@ -67,7 +67,8 @@ static int inproc_send(json_t *seed, const char *method, const char *url, const 
     for (size_t i = 0; i < a.resp.header_count; i++) {
         char name[64];
         snprintf(name, sizeof name, "%s", a.resp.headers[i].name);
-        for (char *p = name; *p; p++) *p = (char)tolower((unsigned char)*p);
+        for (char *p = name; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
         json_object_set_new(out->headers, name, json_string(a.resp.headers[i].value));
     }
     arm_answer_clear(&a);
@@ -115,10 +116,13 @@ static size_t on_header(char *d, size_t sz, size_t nm, void *u)
     if (!colon) return n;
     *colon = '\0';
     char *v = colon + 1;
-    while (*v == ' ') v++;
+    while (*v == ' ')
+        v++;
     size_t vl = strlen(v);
-    while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n')) v[--vl] = '\0';
-    for (char *p = line; *p; p++) *p = (char)tolower((unsigned char)*p);
+    while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
+        v[--vl] = '\0';
+    for (char *p = line; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
     json_object_set_new(h, line, json_string(v));
     return n;
 }
@@ -343,14 +347,16 @@ static void collect_keys(json_t *spec, json_t *schema, json_t *keys, json_t *pro
                         json_object_foreach(sub, k, v)
                         {
                             json_object_set_new(keys, k, json_true());
-                            if (!strcmp(k, "properties")) collect_keys(spec, v, props, NULL, depth + 1);
+                            if (!strcmp(k, "properties"))
+                                collect_keys(spec, v, props, NULL, depth + 1);
                         }
                     }
                 }
             }
         } else if (strstr(ref, "ProxyResource") || strstr(ref, "Resource")) {
             static const char *const base[] = {"id", "name", "type", "systemData"};
-            for (size_t i = 0; i < 4; i++) json_object_set_new(keys, base[i], json_true());
+            for (size_t i = 0; i < 4; i++)
+                json_object_set_new(keys, base[i], json_true());
         }
         return;
     }
@@ -425,17 +431,16 @@ static json_t *seed_state(json_t *params, const char *op_id, json_t *example)
     snprintf(scope, sizeof scope, "/subscriptions/%s", sub ? sub : ARM_SUB);
     json_t *dbo = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{}, s:[], s:[], s:[], s:[]}", "name",
                             db ? db : "KustoDatabase8", "kind", "ReadWrite", "softDeletePeriod",
-                            "P1D", "hotCachePeriod", "P1D", "recoverability", "Enabled",
-                            "policies", "principals", "principalAssignments", "tables",
-                            "materializedViews");
-    json_t *clo = json_pack("{s:s, s:s, s:s, s:{}, s:[], s:[o]}", "name",
-                            cl ? cl : "kustoCluster", "location", loc ? loc : "westus", "uri",
+                            "P1D", "hotCachePeriod", "P1D", "recoverability", "Enabled", "policies",
+                            "principals", "principalAssignments", "tables", "materializedViews");
+    json_t *clo = json_pack("{s:s, s:s, s:s, s:{}, s:[], s:[o]}", "name", cl ? cl : "kustoCluster",
+                            "location", loc ? loc : "westus", "uri",
                             "https://kustocluster.westus.kusto.windows.net", "policies",
                             "principalAssignments", "databases", dbo);
     if (pa && !creating) {
         json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", pa, "principalId",
-                                "87654321-1234-1234-1234-123456789123", "role", "Admin",
-                                "tenantId", ARM_TENANT, "principalType", "App");
+                                "87654321-1234-1234-1234-123456789123", "role", "Admin", "tenantId",
+                                ARM_TENANT, "principalType", "App");
         json_array_append_new(json_object_get(dbo, "principalAssignments"), json_deep_copy(rec));
         json_object_set_new(rec, "role", json_string("AllDatabasesAdmin"));
         json_array_append_new(json_object_get(clo, "principalAssignments"), rec);
@@ -443,41 +448,39 @@ static json_t *seed_state(json_t *params, const char *op_id, json_t *example)
     /* principals the example's answer lists exist beforehand (list, remove) */
     if (op_id && (strstr(op_id, "ListPrincipals") || strstr(op_id, "RemovePrincipals"))) {
         json_t *v = json_object_get(
-            json_object_get(json_object_get(json_object_get(example, "responses"), "200"),
-                            "body"),
+            json_object_get(json_object_get(json_object_get(example, "responses"), "200"), "body"),
             "value");
         json_t *list = json_deep_copy(v);
         /* and the database creator, as in a real database: removePrincipals answers the
          * principals that remain */
-        json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name",
-                                              "TestApp", "type", "App", "role", "Admin", "fqn",
+        json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "name", "TestApp",
+                                              "type", "App", "role", "Admin", "fqn",
                                               "aadapp=" ARM_WRITER ";" ARM_TENANT, "appId",
                                               ARM_WRITER, "email", ""));
         json_object_set_new(dbo, "principals", list);
     }
-    json_t *root = json_pack(
-        "{s:[{s:s, s:s}], s:[{s:s, s:s, s:s, s:[s], s:[], s:[{s:s, s:s}]}],"
-        " s:[{s:s, s:[{s:s, s:[o]}]}], s:{s:i, s:i, s:i, s:i}}",
-        "tenants", "id", ARM_TENANT, "domain", "contoso.onmicrosoft.com", "apps", "appId",
-        ARM_WRITER, "tenantId", ARM_TENANT, "displayName", "TestApp", "secrets", "secret",
-        "certificates", "armRoles", "scope", scope, "role", "Owner", "subscriptions", "id",
-        sub ? sub : ARM_SUB, "resourceGroups", "name", rg ? rg : "kustorptest", "clusters", clo,
-        "settings", "lroDurationMs", 60000, "lroRetryAfterSeconds", 1, "armWriteBucket", 200,
-        "armWriteRefillPerSecond", 10);
+    json_t *root =
+        json_pack("{s:[{s:s, s:s}], s:[{s:s, s:s, s:s, s:[s], s:[], s:[{s:s, s:s}]}],"
+                  " s:[{s:s, s:[{s:s, s:[o]}]}], s:{s:i, s:i, s:i, s:i}}",
+                  "tenants", "id", ARM_TENANT, "domain", "contoso.onmicrosoft.com", "apps", "appId",
+                  ARM_WRITER, "tenantId", ARM_TENANT, "displayName", "TestApp", "secrets", "secret",
+                  "certificates", "armRoles", "scope", scope, "role", "Owner", "subscriptions",
+                  "id", sub ? sub : ARM_SUB, "resourceGroups", "name", rg ? rg : "kustorptest",
+                  "clusters", clo, "settings", "lroDurationMs", 60000, "lroRetryAfterSeconds", 1,
+                  "armWriteBucket", 200, "armWriteRefillPerSecond", 10);
     if (opid) {
         /* the operation the example asks about: failed as in the example, or still running
          * when the example has no body (the Location variant) */
         json_t *body = json_object_get(
-            json_object_get(json_object_get(json_object_get(example, "responses"), "200"),
-                            "body"),
+            json_object_get(json_object_get(json_object_get(example, "responses"), "200"), "body"),
             "error");
-        json_t *op = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:{}, s:n}",
-                               "name", opid, "subscriptionId", sub ? sub : ARM_SUB, "location",
-                               loc ? loc : "westus", "operationKind", "DatabaseUpdate", "action",
-                               "dbUpdate", "resourceId", "/subscriptions/x", "status",
-                               body ? "Failed" : "Running", "startTime",
-                               "2026-01-01T00:00:00.000Z", "startMs", (json_int_t)0, "dueMs",
-                               (json_int_t)1 << 52, "target", "payload");
+        json_t *op =
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:{}, s:n}", "name", opid,
+                      "subscriptionId", sub ? sub : ARM_SUB, "location", loc ? loc : "westus",
+                      "operationKind", "DatabaseUpdate", "action", "dbUpdate", "resourceId",
+                      "/subscriptions/x", "status", body ? "Failed" : "Running", "startTime",
+                      "2026-01-01T00:00:00.000Z", "startMs", (json_int_t)0, "dueMs",
+                      (json_int_t)1 << 52, "target", "payload");
         json_object_set_new(op, "callerAppId", json_string(ARM_WRITER));
         if (body) {
             json_object_set(op, "error", body);
@@ -578,7 +581,8 @@ static void replay(json_t *spec, const char *dir, const char *file, send_fn send
     {
         char lower[64];
         snprintf(lower, sizeof lower, "%s", hk);
-        for (char *q = lower; *q; q++) *q = (char)tolower((unsigned char)*q);
+        for (char *q = lower; *q; q++)
+            *q = (char)tolower((unsigned char)*q);
         const char *got = json_string_value(json_object_get(a.headers, lower));
         if (a.status != 204 && !got)
             FAIL("%s: header %s missing", file, hk);
@@ -587,16 +591,16 @@ static void replay(json_t *spec, const char *dir, const char *file, send_fn send
     }
     json_t *wbody = json_object_get(want, "body");
     if (!wbody) {
-        if (a.body) FAIL("%s: the example has no body for %d but the answer has one", file,
-                         a.status);
+        if (a.body)
+            FAIL("%s: the example has no body for %d but the answer has one", file, a.status);
         goto out;
     }
     if (!a.body) {
         FAIL("%s: answer %d has no body", file, a.status);
         goto out;
     }
-    json_t *schema = json_object_get(json_object_get(json_object_get(oi.op, "responses"), status),
-                                     "schema");
+    json_t *schema =
+        json_object_get(json_object_get(json_object_get(oi.op, "responses"), status), "schema");
     json_t *keys = json_object(), *pkeys = json_object();
     collect_keys(spec, schema, keys, pkeys, 0);
     same_shape(file, "body", wbody, a.body, json_object_size(keys) ? keys : NULL);
@@ -667,7 +671,8 @@ int main(int argc, char **argv)
         if (argc < 3 || access(argv[2], X_OK) != 0) {
             printf("SKIP: azure-sim program not given or not built\n");
             json_decref(spec);
-            for (size_t i = 0; i < nf; i++) free(files[i]);
+            for (size_t i = 0; i < nf; i++)
+                free(files[i]);
             return 77;
         }
         curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -40,8 +40,8 @@
 
 #define ARM_HOST_URL "https://management.azure.com"
 #define ARM_MAX_SEGMENTS 16
-#define ARM_MAX_SEGMENT_LEN 260  /* ARM resource names are at most 260 characters */
-#define ARM_MAX_BODY (1024 * 1024) /* larger bodies get 413 RequestEntityTooLarge */
+#define ARM_MAX_SEGMENT_LEN 260     /* ARM resource names are at most 260 characters */
+#define ARM_MAX_BODY (1024 * 1024)  /* larger bodies get 413 RequestEntityTooLarge */
 #define ARM_MAX_PRINCIPALS 1000     /* per addPrincipals / removePrincipals request */
 #define ARM_MAX_DB_PRINCIPALS 10000 /* per database, total */
 #define ARM_MAX_OPERATIONS 256      /* finished operations are pruned beyond this */
@@ -54,8 +54,8 @@ static const char *const arm_api_versions[] = {"2025-02-14", "2024-04-13", "2023
 static const char arm_api_versions_text[] =
     "2025-02-14, 2024-04-13, 2023-08-15, 2023-05-02, 2022-12-29, 2022-11-11";
 
-static const char *const db_roles[] = {"Admin", "Ingestor", "Monitor", "User",
-                                       "UnrestrictedViewer", "Viewer", NULL};
+static const char *const db_roles[] = {
+    "Admin", "Ingestor", "Monitor", "User", "UnrestrictedViewer", "Viewer", NULL};
 static const char *const cluster_roles[] = {"AllDatabasesAdmin", "AllDatabasesViewer",
                                             "AllDatabasesMonitor", NULL};
 static const char *const principal_types[] = {"App", "Group", "User", NULL};
@@ -99,13 +99,14 @@ static void arm_guid(char out[37])
 {
     unsigned char b[16];
     if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
-        for (size_t i = 0; i < sizeof b; i++) b[i] = (unsigned char)rand();
+        for (size_t i = 0; i < sizeof b; i++)
+            b[i] = (unsigned char)rand();
     }
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
 }
 
 static const char *jstr(const json_t *obj, const char *key)
@@ -302,10 +303,10 @@ static json_t *render_db(const char *sub, const char *rg, json_t *cluster, json_
     const char *cl = jstr(cluster, "name"), *name = jstr(db, "name");
     const char *kind = jstr(db, "kind") ? jstr(db, "kind") : "ReadWrite";
     json_t *id = cluster_id(sub, rg, cl);
-    json_t *out = json_pack("{s:s++, s:s++, s:s, s:s, s:s}", "id", json_string_value(id),
-                            "/Databases/", name, "name", cl, "/", name, "type",
-                            "Microsoft.Kusto/Clusters/Databases", "kind", kind, "location",
-                            jstr(cluster, "location") ? jstr(cluster, "location") : "westus");
+    json_t *out =
+        json_pack("{s:s++, s:s++, s:s, s:s, s:s}", "id", json_string_value(id), "/Databases/", name,
+                  "name", cl, "/", name, "type", "Microsoft.Kusto/Clusters/Databases", "kind", kind,
+                  "location", jstr(cluster, "location") ? jstr(cluster, "location") : "westus");
     json_decref(id);
     json_t *props = json_object();
     const char *sd = jstr(db, "softDeletePeriod"), *hc = jstr(db, "hotCachePeriod");
@@ -321,8 +322,8 @@ static json_t *render_db(const char *sub, const char *rg, json_t *cluster, json_
 
 static json_t *render_principal(json_t *p)
 {
-    static const char *const keys[] = {"role", "name", "type", "fqn", "email", "appId",
-                                       "tenantName"};
+    static const char *const keys[] = {"role",  "name",  "type",      "fqn",
+                                       "email", "appId", "tenantName"};
     json_t *out = json_object();
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         const char *v = jstr(p, keys[i]);
@@ -355,28 +356,28 @@ static json_t *render_pa(sim_state *st, const char *sub, const char *rg, json_t 
     json_t *cid = cluster_id(sub, rg, cl);
     json_t *out;
     if (db)
-        out = json_pack("{s:s+++++, s:s++++, s:s}", "id", json_string_value(cid),
-                        "/Databases/", jstr(db, "name"), "/PrincipalAssignments/", name, "",
-                        "name", cl, "/", jstr(db, "name"), "/", name, "type",
+        out = json_pack("{s:s+++++, s:s++++, s:s}", "id", json_string_value(cid), "/Databases/",
+                        jstr(db, "name"), "/PrincipalAssignments/", name, "", "name", cl, "/",
+                        jstr(db, "name"), "/", name, "type",
                         "Microsoft.Kusto/Clusters/Databases/PrincipalAssignments");
     else
         out = json_pack("{s:s+++, s:s+++, s:s}", "id", json_string_value(cid),
-                        "/PrincipalAssignments/", name, "", "name", cl, "/", name, "",
-                        "type", "Microsoft.Kusto/Clusters/PrincipalAssignments");
+                        "/PrincipalAssignments/", name, "", "name", cl, "/", name, "", "type",
+                        "Microsoft.Kusto/Clusters/PrincipalAssignments");
     json_decref(cid);
-    json_object_set_new(
-        out, "properties",
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "principalId", pid, "role",
-                  jstr(pa, "role") ? jstr(pa, "role") : "", "tenantId", tid, "principalType",
-                  ptype, "tenantName", domain ? domain : tid, "principalName", pname,
-                  "provisioningState", prov, "aadObjectId", pid));
+    json_object_set_new(out, "properties",
+                        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "principalId", pid,
+                                  "role", jstr(pa, "role") ? jstr(pa, "role") : "", "tenantId", tid,
+                                  "principalType", ptype, "tenantName", domain ? domain : tid,
+                                  "principalName", pname, "provisioningState", prov, "aadObjectId",
+                                  pid));
     return out;
 }
 
 /* ---------- long-running operations ---------- */
 
-#define OP_URL_FMT                                                                         \
-    ARM_HOST_URL "/subscriptions/%s/providers/Microsoft.Kusto/locations/%s/operationResults/%s" \
+#define OP_URL_FMT                                                                                 \
+    ARM_HOST_URL "/subscriptions/%s/providers/Microsoft.Kusto/locations/%s/operationResults/%s"    \
                  "?api-version=%s%s"
 
 static void lro_headers(arm_ctx *c, json_t *op)
@@ -418,8 +419,8 @@ static void prune_ops(json_t *ops)
 }
 
 /* Starts an operation (takes ownership of payload). action names what the tick applies. */
-static json_t *start_op(arm_ctx *c, const char *action, const char *kind,
-                        const char *resource_id, json_t *payload)
+static json_t *start_op(arm_ctx *c, const char *action, const char *kind, const char *resource_id,
+                        json_t *payload)
 {
     json_t *rt = runtime(c->st);
     char guid[37], now[64];
@@ -431,11 +432,11 @@ static json_t *start_op(arm_ctx *c, const char *action, const char *kind,
     const char *loc = jstr(c->jcluster, "location") ? jstr(c->jcluster, "location") : "westus";
     json_t *op = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:{s:s, s:s, s:s, s:s, s:s}, s:o}",
-        "name", guid, "subscriptionId", jstr(c->jsub, "id"), "location", loc, "operationKind",
-        kind, "action", action, "resourceId", resource_id, "status", "Running", "startTime", now,
+        "name", guid, "subscriptionId", jstr(c->jsub, "id"), "location", loc, "operationKind", kind,
+        "action", action, "resourceId", resource_id, "status", "Running", "startTime", now,
         "startMs", (json_int_t)t, "dueMs", (json_int_t)(t + (uint64_t)dur), "target", "sub",
-        jstr(c->jsub, "id"), "rg", jstr(c->jrg, "name"), "cluster", jstr(c->jcluster, "name"), "db", c->db,
-        "pa", c->pa, "payload", payload ? payload : json_null());
+        jstr(c->jsub, "id"), "rg", jstr(c->jrg, "name"), "cluster", jstr(c->jcluster, "name"), "db",
+        c->db, "pa", c->pa, "payload", payload ? payload : json_null());
     json_object_set_new(op, "callerAppId",
                         json_string(c->req->caller_app_id ? c->req->caller_app_id : ""));
     json_t *ops = json_object_get(rt, "operations");
@@ -583,16 +584,18 @@ static int throttle(arm_ctx *c)
     if (cap <= 0) return 0; /* a bucket of 0 turns throttling off */
     json_t *buckets = json_object_get(runtime(c->st), "throttle");
     char key[600];
-    snprintf(key, sizeof key, "%s|%s|%s", kind,
-             c->req->caller_app_id ? c->req->caller_app_id : "-", jstr(c->jsub, "id"));
-    for (char *p = key; *p; p++) *p = (char)tolower((unsigned char)*p);
+    snprintf(key, sizeof key, "%s|%s|%s", kind, c->req->caller_app_id ? c->req->caller_app_id : "-",
+             jstr(c->jsub, "id"));
+    for (char *p = key; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
     json_t *b = json_object_get(buckets, key);
     uint64_t now = sim_now_ms();
     double tokens = (double)cap;
     if (json_is_object(b)) {
         tokens = json_number_value(json_object_get(b, "tokens"));
         json_int_t at = json_integer_value(json_object_get(b, "atMs"));
-        if ((uint64_t)at < now && refill > 0) tokens += (double)(now - (uint64_t)at) / 1000.0 * (double)refill;
+        if ((uint64_t)at < now && refill > 0)
+            tokens += (double)(now - (uint64_t)at) / 1000.0 * (double)refill;
         if (tokens > (double)cap) tokens = (double)cap;
     } else {
         if (json_object_size(buckets) >= ARM_MAX_THROTTLE_KEYS) json_object_clear(buckets);
@@ -633,7 +636,8 @@ static int authorized(sim_state *st, const char *app_id, const char *scope, int 
         const char *s = jstr(r, "scope"), *role = jstr(r, "role");
         if (!s || !role) continue;
         size_t n = strlen(s);
-        while (n > 0 && s[n - 1] == '/') n--;
+        while (n > 0 && s[n - 1] == '/')
+            n--;
         if (n > 0 && (strncasecmp(scope, s, n) != 0 || (scope[n] != '/' && scope[n] != '\0')))
             continue;
         if (strcasecmp(role, "Owner") == 0 || strcasecmp(role, "Contributor") == 0) return 1;
@@ -668,7 +672,8 @@ static int split_path(const char *path, char segs[][ARM_MAX_SEGMENT_LEN + 1])
     const char *p = path;
     if (*p != '/') return -1;
     while (*p) {
-        while (*p == '/') p++;
+        while (*p == '/')
+            p++;
         if (!*p) break;
         const char *e = strchr(p, '/');
         size_t len = e ? (size_t)(e - p) : strlen(p);
@@ -702,8 +707,8 @@ static int parse_route(arm_ctx *c)
     if (n >= 2 && seg_is(segs[0], "subscriptions")) {
         copy(c->sub, segs[1]);
         if (n >= 4 && seg_is(segs[2], "providers") && !seg_is(segs[3], "Microsoft.Kusto")) {
-            arm_error(c, 400, "InvalidResourceNamespace",
-                      "The resource namespace '%s' is invalid.", segs[3]);
+            arm_error(c, 400, "InvalidResourceNamespace", "The resource namespace '%s' is invalid.",
+                      segs[3]);
             return -1;
         }
         if (n == 8 && seg_is(segs[2], "providers") && seg_is(segs[4], "locations") &&
@@ -713,8 +718,8 @@ static int parse_route(arm_ctx *c)
             c->route = R_OPRESULT;
         } else if (n >= 6 && seg_is(segs[2], "resourceGroups") && seg_is(segs[4], "providers") &&
                    !seg_is(segs[5], "Microsoft.Kusto")) {
-            arm_error(c, 400, "InvalidResourceNamespace",
-                      "The resource namespace '%s' is invalid.", segs[5]);
+            arm_error(c, 400, "InvalidResourceNamespace", "The resource namespace '%s' is invalid.",
+                      segs[5]);
             return -1;
         } else if (n >= 9 && seg_is(segs[2], "resourceGroups") && seg_is(segs[4], "providers") &&
                    seg_is(segs[6], "clusters")) {
@@ -722,9 +727,12 @@ static int parse_route(arm_ctx *c)
             copy(c->cluster, segs[7]);
             if (seg_is(segs[8], "databases") && n >= 10) {
                 copy(c->db, segs[9]);
-                if (n == 10) c->route = R_DB;
-                else if (n == 11 && seg_is(segs[10], "addPrincipals")) c->route = R_DB_ADD;
-                else if (n == 11 && seg_is(segs[10], "removePrincipals")) c->route = R_DB_REMOVE;
+                if (n == 10)
+                    c->route = R_DB;
+                else if (n == 11 && seg_is(segs[10], "addPrincipals"))
+                    c->route = R_DB_ADD;
+                else if (n == 11 && seg_is(segs[10], "removePrincipals"))
+                    c->route = R_DB_REMOVE;
                 else if (n == 11 && seg_is(segs[10], "listPrincipals"))
                     c->route = R_DB_LIST_PRINCIPALS;
                 else if (n == 11 && seg_is(segs[10], "principalAssignments"))
@@ -734,7 +742,8 @@ static int parse_route(arm_ctx *c)
                     c->route = R_DB_PA;
                 }
             } else if (seg_is(segs[8], "principalAssignments")) {
-                if (n == 9) c->route = R_CL_PA_LIST;
+                if (n == 9)
+                    c->route = R_CL_PA_LIST;
                 else if (n == 10) {
                     copy(c->pa, segs[9]);
                     c->route = R_CL_PA;
@@ -752,19 +761,24 @@ static int parse_route(arm_ctx *c)
     /* scope: the path as sent, trailing slashes dropped */
     snprintf(c->scope, sizeof c->scope, "%s", c->req->path);
     size_t l = strlen(c->scope);
-    while (l > 1 && c->scope[l - 1] == '/') c->scope[--l] = '\0';
+    while (l > 1 && c->scope[l - 1] == '/')
+        c->scope[--l] = '\0';
     return 0;
 }
 
 static const char *route_type(arm_route r)
 {
     switch (r) {
-    case R_OPRESULT: return "locations/operationResults";
+    case R_OPRESULT:
+        return "locations/operationResults";
     case R_DB_PA:
-    case R_DB_PA_LIST: return "clusters/databases/principalAssignments";
+    case R_DB_PA_LIST:
+        return "clusters/databases/principalAssignments";
     case R_CL_PA:
-    case R_CL_PA_LIST: return "clusters/principalAssignments";
-    default: return "clusters/databases";
+    case R_CL_PA_LIST:
+        return "clusters/principalAssignments";
+    default:
+        return "clusters/databases";
     }
 }
 
@@ -776,10 +790,13 @@ static int method_allowed(arm_route r, const char *m)
                !strcmp(m, "DELETE");
     case R_DB_ADD:
     case R_DB_REMOVE:
-    case R_DB_LIST_PRINCIPALS: return !strcmp(m, "POST");
+    case R_DB_LIST_PRINCIPALS:
+        return !strcmp(m, "POST");
     case R_DB_PA:
-    case R_CL_PA: return !strcmp(m, "GET") || !strcmp(m, "PUT") || !strcmp(m, "DELETE");
-    default: return !strcmp(m, "GET");
+    case R_CL_PA:
+        return !strcmp(m, "GET") || !strcmp(m, "PUT") || !strcmp(m, "DELETE");
+    default:
+        return !strcmp(m, "GET");
     }
 }
 
@@ -787,10 +804,14 @@ static const char *route_action(arm_route r, const char *m)
 {
     int get = !strcmp(m, "GET"), del = !strcmp(m, "DELETE");
     switch (r) {
-    case R_OPRESULT: return "Microsoft.Kusto/locations/operationResults/read";
-    case R_DB_ADD: return "Microsoft.Kusto/clusters/databases/addPrincipals/action";
-    case R_DB_REMOVE: return "Microsoft.Kusto/clusters/databases/removePrincipals/action";
-    case R_DB_LIST_PRINCIPALS: return "Microsoft.Kusto/clusters/databases/listPrincipals/action";
+    case R_OPRESULT:
+        return "Microsoft.Kusto/locations/operationResults/read";
+    case R_DB_ADD:
+        return "Microsoft.Kusto/clusters/databases/addPrincipals/action";
+    case R_DB_REMOVE:
+        return "Microsoft.Kusto/clusters/databases/removePrincipals/action";
+    case R_DB_LIST_PRINCIPALS:
+        return "Microsoft.Kusto/clusters/databases/listPrincipals/action";
     case R_DB_PA:
     case R_DB_PA_LIST:
         return get   ? "Microsoft.Kusto/clusters/databases/principalAssignments/read"
@@ -839,14 +860,15 @@ static json_t *parse_body(arm_ctx *c, int required)
 {
     if (c->req->body_len > ARM_MAX_BODY) {
         arm_error(c, 413, "RequestEntityTooLarge",
-                  "The request content size %zu exceeds the maximum of %d bytes.",
-                  c->req->body_len, ARM_MAX_BODY);
+                  "The request content size %zu exceeds the maximum of %d bytes.", c->req->body_len,
+                  ARM_MAX_BODY);
         return NULL;
     }
     const char *b = c->req->body ? c->req->body : "";
     size_t len = c->req->body ? c->req->body_len : 0;
     size_t ws = 0;
-    while (ws < len && isspace((unsigned char)b[ws])) ws++;
+    while (ws < len && isspace((unsigned char)b[ws]))
+        ws++;
     if (ws == len) {
         if (!required) return json_object();
         arm_error(c, 400, "InvalidRequestContent",
@@ -937,8 +959,8 @@ static json_t *db_fields(arm_ctx *c, json_t *body, int patch, const char *existi
     const char *kind = jstr(body, "kind");
     if (existing_kind && strcmp(existing_kind, kind) != 0) {
         arm_error_target(c, 400, "BadRequest", "kind",
-                         "The database kind cannot be changed from '%s' to '%s'.",
-                         existing_kind, kind);
+                         "The database kind cannot be changed from '%s' to '%s'.", existing_kind,
+                         kind);
         return NULL;
     }
     if (!existing_kind && strcmp(kind, "ReadWrite") != 0) {
@@ -967,8 +989,8 @@ static json_t *db_fields(arm_ctx *c, json_t *body, int patch, const char *existi
         return NULL;
     }
     if (json_is_object(kv)) {
-        static const char *const kvk[] = {"keyName", "keyVersion", "keyVaultUri",
-                                          "userIdentity", "federatedIdentityClientId"};
+        static const char *const kvk[] = {"keyName", "keyVersion", "keyVaultUri", "userIdentity",
+                                          "federatedIdentityClientId"};
         for (size_t i = 0; i < sizeof kvk / sizeof kvk[0]; i++) {
             char path[96];
             snprintf(path, sizeof path, "properties.keyVaultProperties.%s", kvk[i]);
@@ -1018,18 +1040,17 @@ static json_t *principal_from(arm_ctx *c, json_t *p, size_t i)
         return NULL;
     const char *type = jstr(p, "type"), *fqn = jstr(p, "fqn"), *app = jstr(p, "appId"),
                *email = jstr(p, "email");
-    json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:s}", "role", jstr(p, "role"), "name",
-                            jstr(p, "name"), "type", type, "email", email ? email : "", "appId",
-                            app ? app : "");
+    json_t *out =
+        json_pack("{s:s, s:s, s:s, s:s, s:s}", "role", jstr(p, "role"), "name", jstr(p, "name"),
+                  "type", type, "email", email ? email : "", "appId", app ? app : "");
     if (fqn && *fqn) {
         json_object_set_new(out, "fqn", json_string(fqn));
     } else if (strcmp(type, "App") == 0 && app && *app) {
         json_object_set_new(out, "fqn", json_sprintf("aadapp=%s", app));
     } else if (email && *email) {
-        json_object_set_new(out, "fqn", json_sprintf("%s=%s",
-                                                     strcmp(type, "Group") == 0 ? "aadgroup"
-                                                                                : "aaduser",
-                                                     email));
+        json_object_set_new(
+            out, "fqn",
+            json_sprintf("%s=%s", strcmp(type, "Group") == 0 ? "aadgroup" : "aaduser", email));
     } else {
         json_decref(out);
         arm_error_target(c, 400, "BadRequest", path,
@@ -1119,9 +1140,9 @@ static void handle_db(arm_ctx *c)
     const char *sub = jstr(c->jsub, "id"), *rg = jstr(c->jrg, "name");
     if (!strcmp(m, "GET")) {
         if (!c->jdb) {
-        db_not_found(c);
-        return;
-    }
+            db_not_found(c);
+            return;
+        }
         json_t *id = db_resource_id(c, jstr(c->jdb, "name"));
         json_t *op = pending_op_for(c->st, json_string_value(id));
         json_decref(id);
@@ -1187,14 +1208,16 @@ static void handle_db(arm_ctx *c)
     if (!patch && !c->jdb && !(caller_role && strcmp(caller_role, "None") == 0) &&
         c->req->caller_app_id) {
         json_t *app = find_app(c->st, c->req->caller_app_id);
-        const char *tid = c->req->caller_tenant_id ? c->req->caller_tenant_id
-                                                   : (jstr(app, "tenantId") ? jstr(app, "tenantId") : "");
-        const char *dn = jstr(app, "displayName") ? jstr(app, "displayName") : c->req->caller_app_id;
+        const char *tid = c->req->caller_tenant_id
+                              ? c->req->caller_tenant_id
+                              : (jstr(app, "tenantId") ? jstr(app, "tenantId") : "");
+        const char *dn =
+            jstr(app, "displayName") ? jstr(app, "displayName") : c->req->caller_app_id;
         const char *domain = tenant_domain(c->st, tid);
-        json_t *admin = json_pack("{s:s, s:s, s:s, s:s+++, s:s, s:s, s:s}", "role", "Admin", "type",
-                                  "App", "name", dn, "fqn", "aadapp=", c->req->caller_app_id,
-                                  ";", tid, "appId", c->req->caller_app_id, "email", "",
-                                  "tenantName", domain ? domain : tid);
+        json_t *admin =
+            json_pack("{s:s, s:s, s:s, s:s+++, s:s, s:s, s:s}", "role", "Admin", "type", "App",
+                      "name", dn, "fqn", "aadapp=", c->req->caller_app_id, ";", tid, "appId",
+                      c->req->caller_app_id, "email", "", "tenantName", domain ? domain : tid);
         json_object_set_new(payload, "callerAdmin", admin);
     }
     json_t *id = db_resource_id(c, name);
@@ -1233,8 +1256,7 @@ static void handle_principals(arm_ctx *c)
     if (json_array_size(value) > ARM_MAX_PRINCIPALS) {
         json_decref(body);
         arm_error_target(c, 400, "BadRequest", "value",
-                         "At most %d principals may be given in one request.",
-                         ARM_MAX_PRINCIPALS);
+                         "At most %d principals may be given in one request.", ARM_MAX_PRINCIPALS);
         return;
     }
     /* Validate everything first, so a bad element changes nothing. */
@@ -1321,20 +1343,19 @@ static void handle_pa(arm_ctx *c)
         json_t *value = json_array();
         size_t i;
         json_t *pa;
-        json_array_foreach(arr, i, pa)
-            json_array_append_new(value, render_pa(c->st, sub, rg, c->jcluster, dbarg, pa,
-                                                   "Succeeded"));
+        json_array_foreach(arr, i, pa) json_array_append_new(
+            value, render_pa(c->st, sub, rg, c->jcluster, dbarg, pa, "Succeeded"));
         c->resp->status = 200;
         set_body(c->resp, json_pack("{s:o}", "value", value));
         return;
     }
     json_t *cur = find_named(arr, "name", c->pa, NULL);
     json_t *cid = cluster_id(sub, rg, jstr(c->jcluster, "name"));
-    json_t *rid = at_db ? json_sprintf("%s/Databases/%s/PrincipalAssignments/%s",
-                                       json_string_value(cid), jstr(c->jdb, "name"),
-                                       cur ? jstr(cur, "name") : c->pa)
-                        : json_sprintf("%s/PrincipalAssignments/%s", json_string_value(cid),
-                                       cur ? jstr(cur, "name") : c->pa);
+    json_t *rid =
+        at_db ? json_sprintf("%s/Databases/%s/PrincipalAssignments/%s", json_string_value(cid),
+                             jstr(c->jdb, "name"), cur ? jstr(cur, "name") : c->pa)
+              : json_sprintf("%s/PrincipalAssignments/%s", json_string_value(cid),
+                             cur ? jstr(cur, "name") : c->pa);
     json_decref(cid);
     if (at_db) copy(c->db, jstr(c->jdb, "name"));
     if (!strcmp(m, "GET")) {
@@ -1384,8 +1405,7 @@ static void handle_pa(arm_ctx *c)
         bad = 1;
     } else if (req_enum(c, props, "principalId", "properties.principalId", NULL) ||
                req_enum(c, props, "role", "properties.role", at_db ? db_roles : cluster_roles) ||
-               req_enum(c, props, "principalType", "properties.principalType",
-                        principal_types) ||
+               req_enum(c, props, "principalType", "properties.principalType", principal_types) ||
                opt_string(c, props, "tenantId", "properties.tenantId")) {
         bad = 1;
     } else if (!cur && !valid_resource_name(c->pa)) {
@@ -1411,8 +1431,8 @@ static void handle_pa(arm_ctx *c)
     json_decref(body);
     copy(c->pa, jstr(rec, "name"));
     c->resp->status = cur ? 200 : 201;
-    set_body(c->resp, render_pa(c->st, sub, rg, c->jcluster, dbarg, rec,
-                                cur ? "Running" : "Creating"));
+    set_body(c->resp,
+             render_pa(c->st, sub, rg, c->jcluster, dbarg, rec, cur ? "Running" : "Creating"));
     json_t *op = start_op(c, at_db ? "dbPaPut" : "dbClusterPaPut",
                           at_db ? "DatabasePrincipalAssignmentCreateOrUpdate"
                                 : "ClusterPrincipalAssignmentCreateOrUpdate",
@@ -1457,16 +1477,15 @@ static void handle_opresult(arm_ctx *c)
     {
         const char *sub = jstr(op, "subscriptionId"), *loc = jstr(op, "location"),
                    *name = jstr(op, "name");
-        if (name && sub && loc && strcasecmp(name, c->opid) == 0 &&
-            strcasecmp(sub, c->sub) == 0 && strcasecmp(loc, c->location) == 0) {
+        if (name && sub && loc && strcasecmp(name, c->opid) == 0 && strcasecmp(sub, c->sub) == 0 &&
+            strcasecmp(loc, c->location) == 0) {
             found = op;
             break;
         }
     }
     if (!found) {
         arm_error(c, 404, "ResourceNotFound",
-                  "The operation '%s' could not be found in location '%s'.", c->opid,
-                  c->location);
+                  "The operation '%s' could not be found in location '%s'.", c->opid, c->location);
         return;
     }
     /* The operation's starter may poll it; others need read access to its resource. */
@@ -1474,8 +1493,7 @@ static void handle_opresult(arm_ctx *c)
     const char *app = c->req->caller_app_id ? c->req->caller_app_id : "";
     if (!(starter && *starter && strcasecmp(starter, app) == 0)) {
         const char *rid = jstr(found, "resourceId") ? jstr(found, "resourceId") : c->scope;
-        if (!authorized(c->st, app, rid, 0) && authorize(c, route_action(c->route, "GET")))
-            return;
+        if (!authorized(c->st, app, rid, 0) && authorize(c, route_action(c->route, "GET"))) return;
     }
     const char *status = jstr(found, "status") ? jstr(found, "status") : "Running";
     const char *rtype = c->req->query ? c->req->query(c->req, "operationResultResponseType") : NULL;
@@ -1573,10 +1591,16 @@ void sim_arm_handle(sim_state *st, const sim_request *req, sim_response *resp)
     if (authorize(&c, route_action(c.route, m))) return;
     if (need_rg_cluster(&c)) return;
     switch (c.route) {
-    case R_DB: handle_db(&c); break;
+    case R_DB:
+        handle_db(&c);
+        break;
     case R_DB_ADD:
     case R_DB_REMOVE:
-    case R_DB_LIST_PRINCIPALS: handle_principals(&c); break;
-    default: handle_pa(&c); break;
+    case R_DB_LIST_PRINCIPALS:
+        handle_principals(&c);
+        break;
+    default:
+        handle_pa(&c);
+        break;
     }
 }

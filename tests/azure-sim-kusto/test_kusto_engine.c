@@ -322,6 +322,17 @@ static void test_table_policies(void **state)
                   "with (distributed = true)",
                   want);
 
+    /* bare true/false policies */
+    expect_policy(".alter table StormEvents policy ingestiontime true", "{\"IsEnabled\":true}");
+    expect_policy(".alter table StormEvents policy restricted_view_access false",
+                  "{\"IsEnabled\":false}");
+    json_t *mb = ok(".alter tables (StormEvents, Logs) policy ingestiontime false");
+    assert_int_equal(nrows(mb), 2);
+    assert_string_equal(cell(mb, 1, 0), "IngestionTimePolicy");
+    json_decref(mb);
+    expect_policy(".delete table StormEvents policy ingestiontime", NULL);
+    expect_policy(".delete table StormEvents policy restricted_view_access", NULL);
+
     /* .delete makes Policy null (the database's applies) */
     const char *kws[] = {"retention",    "caching",           "merge",
                          "partitioning", "ingestionbatching", "streamingingestion",
@@ -532,7 +543,13 @@ static void test_syntax_and_injection(void **state)
         ".drop table StormEvents",
         ".create table X (a:string)",
         ".show databases",
-        ".set database mykustodatabase admins none",
+        ".set database mykustodatabase admins",
+        ".set database mykustodatabase admins none none",
+        ".set table StormEvents admins none",
+        ".set database mykustodatabase policy caching hot = 1d",
+        ".alter table StormEvents policy ingestiontime yes",
+        ".alter-merge table StormEvents policy ingestiontime true",
+        ".alter database mykustodatabase policy ingestiontime true",
         ".add table StormEvents admins ('aadapp=x;y')",
         ".add database mykustodatabase owners ('aadapp=x;y')",
         ".add database mykustodatabase admins 'aadapp=x;y'",
@@ -834,6 +851,22 @@ static void test_principals(void **state)
     assert_int_equal(nrows(b), 4);
     json_decref(b);
 
+    /* .set replaces a role's members; none empties it */
+    b = ok(".set database mykustodatabase viewers ('aadapp=v1;" TENANT "', 'aadapp=v2;" TENANT
+           "') 'set'");
+    assert_int_equal(nrows(b), 5); /* admin, ingestor app, monitor, v1, v2 (the old viewer gone) */
+    for (size_t i = 0; i < nrows(b); i++)
+        assert_true(strcmp(cell(b, i, 4), "aadapp=" VIEWER_APP ";" TENANT) != 0);
+    json_decref(b);
+    b = ok(".set database mykustodatabase viewers none skip-results");
+    assert_int_equal(nrows(b), 0);
+    json_decref(b);
+    b = ok(".show database mykustodatabase principals");
+    assert_int_equal(nrows(b), 3);
+    json_decref(b);
+    json_decref(
+        err_as(&TEST_VIEWER, DB, ".set database mykustodatabase admins none", 403, "Forbidden"));
+
     /* bad FQNs */
     expect_err(".add database mykustodatabase admins ('bob')", 400, "General_BadRequest");
     expect_err(".add database mykustodatabase admins ('aadapp=abc')", 400, "General_BadRequest");
@@ -842,7 +875,7 @@ static void test_principals(void **state)
                "General_BadRequest");
     expect_err(".add database nosuchdb admins ('aadapp=a;t')", 400, "BadRequest_EntityNotFound");
     b = ok(".show database mykustodatabase principals");
-    assert_int_equal(nrows(b), 4);
+    assert_int_equal(nrows(b), 3);
     json_decref(b);
 }
 

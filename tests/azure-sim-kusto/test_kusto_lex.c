@@ -34,11 +34,15 @@ static void test_timespan_literals(void **state)
     assert_true(lit("1tick") == 1);
     assert_true(lit("2days") == 2 * SIM_KUSTO_TICKS_PER_DAY);
     assert_true(lit("0.5d") == 12 * TICKS_H);
+    /* the worker writes odd spans in ticks: 365000 days and one tick */
+    assert_true(lit("315360000000000001tick") == 365000LL * SIM_KUSTO_TICKS_PER_DAY + 1);
+    assert_true(lit("0d") == 0);
     int64_t t;
     assert_int_equal(sim_kusto_timespan_literal("30", 2, &t), -1); /* no unit */
     assert_int_equal(sim_kusto_timespan_literal("3w", 2, &t), -1); /* no 'w' unit */
     assert_int_equal(sim_kusto_timespan_literal("d", 1, &t), -1);
     assert_int_equal(sim_kusto_timespan_literal("99999999999d", 12, &t), -1); /* too big */
+    assert_int_equal(sim_kusto_timespan_literal("99999999999999999999999tick", 27, &t), -1);
     assert_int_equal(sim_kusto_timespan_literal("1.5x", 4, &t), -1);
 }
 

@@ -19,7 +19,25 @@ typedef struct sim_kusto_caller {
 #define SIM_KUSTO_MAX_JSON_DEPTH 32   /* nesting of a policy JSON value */
 #define SIM_KUSTO_MAX_LIST 256        /* names in ( ... ) lists: tables, principals */
 
-/* Runs csl in database db (NULL or "" for cluster-scope commands) of cluster, which
+/* Commands (REFERENCE.md §4, §6):
+ *   .show|.alter|.alter-merge|.delete  cluster | database D | table [Db.]T |
+ *        materialized-view [Db.]V  policy <kw> [value]     (scopes per policy as in §4)
+ *   .show database * policy <kw>, .show table * policy <kw>  (one row per entity)
+ *   .alter tables (T1, T2, ...) policy caching|retention|merge|ingestionbatching|
+ *        ingestiontime|restricted_view_access <value>
+ *   .add|.drop|.set database D <role> ('fqn', ...) [skip-results] ['notes'] (.set: or none)
+ *   .show database D principals
+ * Policy keywords: caching, retention, merge, partitioning, ingestionbatching,
+ * streamingingestion, sharding, auto_delete, extent_tags_retention, update, ingestiontime,
+ * restricted_view_access.  Database retention/caching live in the database object's
+ * softDeletePeriod/recoverability/hotCachePeriod (ISO-8601); every other policy in the
+ * entity's "policies" object under its keyword, in Kusto JSON form.
+ * Errors: 400 BadRequest_SyntaxError (anything that does not parse, trailing tokens),
+ * 400 BadRequest_EntityNotFound (table/view/database named in the command),
+ * 404 NotFound (db unknown), 400 General_BadRequest (bad policy value or principal),
+ * 403 Forbidden (role missing); all with "@permanent": true.
+ *
+ * Runs csl in database db (NULL or "" for cluster-scope commands) of cluster, which
  * is mutated in place.  Returns the HTTP status and sets *body to the answer (new
  * reference): a v1 frame on success, a OneApi error body otherwise.
  * client_request_id and activity_id go into an error's @context.

@@ -20,9 +20,10 @@
 /* ------------------------------------------------------------------ policies */
 
 enum { SC_CLUSTER = 1, SC_DB = 2, SC_TABLE = 4, SC_MV = 8, SC_TABLES = 16 };
-enum { V_SHOW, V_ALTER, V_MERGE, V_DELETE, V_ADD, V_DROP };
+enum { V_SHOW, V_ALTER, V_MERGE, V_DELETE, V_ADD, V_DROP, V_SET };
+#define ROLE_VERB(v) ((v) == V_ADD || (v) == V_DROP || (v) == V_SET)
 /* How a policy's value is written after "policy <kw>" in .alter / .alter-merge. */
-enum { PV_JSON_OBJ, PV_JSON_ARR, PV_CACHING, PV_RETENTION, PV_STREAMING };
+enum { PV_JSON_OBJ, PV_JSON_ARR, PV_CACHING, PV_RETENTION, PV_STREAMING, PV_BOOL };
 
 typedef struct policy_info {
     const char *kw;
@@ -51,6 +52,9 @@ static const policy_info POLICIES[] = {
     {"auto_delete", "AutoDeletePolicy", PV_JSON_OBJ, SC_TABLE, 0, SC_TABLE, SC_TABLE},
     {"extent_tags_retention", "ExtentTagsRetentionPolicy", PV_JSON_ARR, SC_DB | SC_TABLE, 0,
      SC_DB | SC_TABLE, SC_DB | SC_TABLE},
+    {"ingestiontime", "IngestionTimePolicy", PV_BOOL, SC_TABLE | SC_TABLES, 0, SC_TABLE, SC_TABLE},
+    {"restricted_view_access", "RestrictedViewAccessPolicy", PV_BOOL, SC_TABLE | SC_TABLES, 0,
+     SC_TABLE, SC_TABLE},
     {"update", "UpdatePolicy", PV_JSON_ARR, SC_TABLE, SC_TABLE, SC_TABLE, SC_TABLE},
 };
 #define NPOLICIES (sizeof POLICIES / sizeof POLICIES[0])
@@ -491,6 +495,15 @@ static int parse_policy_value(ctx *c, parser *p, cmd *k)
     const policy_info *pi = k->pol;
     if (k->verb == V_SHOW || k->verb == V_DELETE) return 0;
     if (pi->kind == PV_CACHING) return parse_caching(c, p, k);
+    if (pi->kind == PV_BOOL) { /* bare true / false, stored as {"IsEnabled": b} */
+        if (accept_kw(p, "true"))
+            k->special = json_pack("{s:b}", "IsEnabled", 1);
+        else if (accept_kw(p, "false"))
+            k->special = json_pack("{s:b}", "IsEnabled", 0);
+        else
+            return syntax(c, p);
+        return 0;
+    }
     if (pi->kind == PV_RETENTION && k->verb == V_MERGE && peek(p)->type == SK_TOK_IDENT)
         return parse_retention_special(c, p, k);
     if (pi->kind == PV_STREAMING && k->verb == V_ALTER && (k->scope & (SC_DB | SC_TABLE))) {
@@ -542,9 +555,10 @@ static int parse_policy(ctx *c, parser *p, cmd *k)
     return syntax(c, p);
 }
 
-/* ( 'fqn' [, 'fqn']... ) [skip-results] ['notes'] */
+/* ( 'fqn' [, 'fqn']... ) | none (.set only) then [skip-results] ['notes'] */
 static int parse_principal_list(ctx *c, parser *p, cmd *k)
 {
+    if (k->verb == V_SET && accept_kw(p, "none")) goto tail; /* empties the role */
     if (!accept_punct(p, "(")) return syntax(c, p);
     for (;;) {
         const sim_kusto_token *t = peek(p);
@@ -558,6 +572,7 @@ static int parse_principal_list(ctx *c, parser *p, cmd *k)
         if (accept_punct(p, ")")) break;
         if (!accept_punct(p, ",")) return syntax(c, p);
     }
+tail:
     if (accept_kw(p, "skip-results")) k->skip_results = 1;
     if (peek(p)->type == SK_TOK_STRING) {
         const sim_kusto_token *t = advance(p);
@@ -585,7 +600,8 @@ static int parse_command(ctx *c, parser *p, cmd *k)
         const char *kw;
         int verb;
     } VERBS[] = {{"show", V_SHOW},     {"alter", V_ALTER}, {"alter-merge", V_MERGE},
-                 {"delete", V_DELETE}, {"add", V_ADD},     {"drop", V_DROP}};
+                 {"delete", V_DELETE}, {"add", V_ADD},     {"drop", V_DROP},
+                 {"set", V_SET}};
     size_t dot = peek(p)->pos;
     if (!accept_punct(p, ".")) return syntax(c, p);
     const sim_kusto_token *t = peek(p);
@@ -598,7 +614,7 @@ static int parse_command(ctx *c, parser *p, cmd *k)
                                          : "DN.AdminCommand.PolicyAlterCommand";
 
     if (accept_kw(p, "cluster")) {
-        if (k->verb == V_ADD || k->verb == V_DROP) return syntax(c, p);
+        if (ROLE_VERB(k->verb)) return syntax(c, p);
         k->scope = SC_CLUSTER;
         if (parse_policy(c, p, k)) return -1;
     } else if (accept_kw(p, "database")) {
@@ -618,7 +634,7 @@ static int parse_command(ctx *c, parser *p, cmd *k)
             k->nnames = 1;
         }
     role_no_db:
-        if (k->verb == V_ADD || k->verb == V_DROP) {
+        if (ROLE_VERB(k->verb)) {
             c->activity_type = "DN.AdminCommand.DatabaseAddPrincipalsCommand";
             if (parse_role(c, p, k)) return -1;
         } else if (k->verb == V_SHOW && !k->wildcard && accept_kw(p, "principals")) {
@@ -629,7 +645,7 @@ static int parse_command(ctx *c, parser *p, cmd *k)
         }
     } else if (accept_kw(p, "table") || accept_kw(p, "materialized-view")) {
         int mv = is_kw(&p->t->v[p->i - 1], "materialized-view");
-        if (k->verb == V_ADD || k->verb == V_DROP) return syntax(c, p);
+        if (ROLE_VERB(k->verb)) return syntax(c, p);
         k->scope = mv ? SC_MV : SC_TABLE;
         if (!mv && k->verb == V_SHOW && accept_punct(p, "*")) {
             k->wildcard = 1;
@@ -1331,7 +1347,10 @@ static int run_roles(ctx *c, const cmd *k, json_t *db)
         return 0;
     }
     if (!may(c, db, 1))
-        return fail_forbidden(c, db, k->verb == V_ADD ? "add principals" : "drop principals");
+        return fail_forbidden(c, db,
+                              k->verb == V_ADD    ? "add principals"
+                              : k->verb == V_DROP ? "drop principals"
+                                                  : "set principals");
     const char *role = ROLES[k->role].role;
     json_t *list = json_object_get(db, "principals");
     if (!json_is_array(list)) {
@@ -1346,6 +1365,12 @@ static int run_roles(ctx *c, const cmd *k, json_t *db)
                             "principal '%.600s' is not a valid FQN (aadapp=<appId>;<tenant>, "
                             "aaduser=<upn>[;tenant], aadgroup=<name>[;tenant], msauser=<email>)",
                             k->fqns[i]);
+    }
+    if (k->verb == V_SET) { /* .set replaces everyone in the role */
+        for (size_t j = json_array_size(list); j-- > 0;) {
+            const char *r = json_string_value(json_object_get(json_array_get(list, j), "role"));
+            if (r && !strcasecmp(r, role)) json_array_remove(list, j);
+        }
     }
     for (size_t i = 0; i < k->nfqns; i++) {
         char kind[16], id[MAX_FQN], tenant[MAX_FQN], fqn[3 * MAX_FQN];

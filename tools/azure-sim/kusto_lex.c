@@ -61,7 +61,7 @@ static size_t parse_decimal(const char *s, size_t len, uint64_t *whole, uint64_t
     *fnum = 0;
     *fden = 1;
     while (i < len && isdigit((unsigned char)s[i])) {
-        if (*whole > 100000000000000ULL) return 0; /* way beyond any valid span */
+        if (*whole > (UINT64_MAX - 9) / 10) return 0; /* beyond any valid span */
         *whole = *whole * 10 + (uint64_t)(s[i] - '0');
         i++;
     }

@@ -1382,6 +1382,10 @@ static pw_schema *compile_common(pw_schema_registry *reg, json_t *doc, const cha
     }
     if (doc) {
         sinfo *si = pmap_get(&c.info, doc);
+        if (!si) {
+            set_err(err, errlen, "a schema must be an object or a boolean");
+            goto out;
+        }
         s->root = compile_node(&c, doc, si->base, si->resroot, si->ptr, vocab_for(&c, si->dialect),
                                0);
     } else {

@@ -132,6 +132,20 @@ static void test_get_database(void **state)
     arm_answer_clear(&a);
 }
 
+static void test_list_databases(void **state)
+{
+    sim_state *st = *state;
+    arm_answer a;
+    arm_call(st, "GET", ARM_C "/databases" V, NULL, &a);
+    assert_int_equal(a.resp.status, 200);
+    json_t *v = json_object_get(a.resp.body, "value");
+    assert_int_equal(json_array_size(v), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(v, 0), "name")),
+                        "mykustocluster/mykustodatabase");
+    arm_answer_clear(&a);
+    expect_error(st, "PUT", ARM_C "/databases" V, "{}", 405, "MethodNotAllowed");
+}
+
 static void test_case_insensitive_paths(void **state)
 {
     sim_state *st = *state;
@@ -837,6 +851,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_get_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_databases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_case_insensitive_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_found, setup, teardown),

@@ -2,7 +2,7 @@
  *
  * Routes (matched case-insensitively; {C} = /subscriptions/{sub}/resourceGroups/{rg}/
  * providers/Microsoft.Kusto/clusters/{cluster}):
- *   GET|PUT|PATCH|DELETE {C}/databases/{db}
+ *   GET {C}/databases (one page), GET|PUT|PATCH|DELETE {C}/databases/{db}
  *   POST {C}/databases/{db}/addPrincipals | removePrincipals | listPrincipals
  *   GET {C}/databases/{db}/principalAssignments, GET|PUT|DELETE .../principalAssignments/{name}
  *   GET {C}/principalAssignments,                GET|PUT|DELETE {C}/principalAssignments/{name}
@@ -67,6 +67,7 @@ typedef enum {
     R_DB_ADD,
     R_DB_REMOVE,
     R_DB_LIST_PRINCIPALS,
+    R_DB_LIST,
     R_DB_PA_LIST,
     R_DB_PA,
     R_CL_PA_LIST,
@@ -725,7 +726,9 @@ static int parse_route(arm_ctx *c)
                    seg_is(segs[6], "clusters")) {
             copy(c->rg, segs[3]);
             copy(c->cluster, segs[7]);
-            if (seg_is(segs[8], "databases") && n >= 10) {
+            if (seg_is(segs[8], "databases") && n == 9) {
+                c->route = R_DB_LIST;
+            } else if (seg_is(segs[8], "databases") && n >= 10) {
                 copy(c->db, segs[9]);
                 if (n == 10)
                     c->route = R_DB;
@@ -752,10 +755,17 @@ static int parse_route(arm_ctx *c)
         }
     }
     if (c->route == R_NONE) {
+        /* the resource type: every other segment after the namespace */
+        char type[512] = "";
+        int start = (n >= 6 && seg_is(segs[2], "resourceGroups")) ? 6 : 4;
+        for (int i = start; i < n; i += 2) {
+            size_t l = strlen(type);
+            snprintf(type + l, sizeof type - l, "%s%.64s", l ? "/" : "", segs[i]);
+        }
         arm_error(c, 404, "InvalidResourceType",
-                  "The resource type could not be found in the namespace 'Microsoft.Kusto' "
-                  "for api version '%s'.",
-                  c->api_version);
+                  "The resource type '%s' could not be found in the namespace "
+                  "'Microsoft.Kusto' for api version '%s'.",
+                  type, c->api_version);
         return -1;
     }
     /* scope: the path as sent, trailing slashes dropped */
@@ -1134,6 +1144,16 @@ static int valid_resource_name(const char *n)
     return 1;
 }
 
+/* Provisioning state a resource shows while an operation on it runs. */
+static const char *db_prov(arm_ctx *c, json_t *db)
+{
+    json_t *id = db_resource_id(c, jstr(db, "name"));
+    json_t *op = pending_op_for(c->st, json_string_value(id));
+    json_decref(id);
+    if (!op) return "Succeeded";
+    return strcmp(jstr(op, "action"), "dbDelete") == 0 ? "Deleting" : "Running";
+}
+
 static void handle_db(arm_ctx *c)
 {
     const char *m = c->req->method;
@@ -1143,13 +1163,8 @@ static void handle_db(arm_ctx *c)
             db_not_found(c);
             return;
         }
-        json_t *id = db_resource_id(c, jstr(c->jdb, "name"));
-        json_t *op = pending_op_for(c->st, json_string_value(id));
-        json_decref(id);
-        const char *prov = "Succeeded";
-        if (op) prov = strcmp(jstr(op, "action"), "dbDelete") == 0 ? "Deleting" : "Running";
         c->resp->status = 200;
-        set_body(c->resp, render_db(sub, rg, c->jcluster, c->jdb, prov));
+        set_body(c->resp, render_db(sub, rg, c->jcluster, c->jdb, db_prov(c, c->jdb)));
         return;
     }
     if (!strcmp(m, "DELETE")) {
@@ -1229,6 +1244,22 @@ static void handle_db(arm_ctx *c)
     set_body(c->resp, render_db(sub, rg, c->jcluster, preview, c->jdb ? "Running" : "Creating"));
     json_decref(preview);
     lro_headers(c, op);
+}
+
+/* GET {C}/databases (Databases_ListByCluster): one page, no nextLink. */
+static void handle_db_list(arm_ctx *c)
+{
+    json_t *value = json_array();
+    size_t i;
+    json_t *db;
+    json_array_foreach(json_object_get(c->jcluster, "databases"), i, db)
+    {
+        if (!jstr(db, "name")) continue;
+        json_array_append_new(value, render_db(jstr(c->jsub, "id"), jstr(c->jrg, "name"),
+                                               c->jcluster, db, db_prov(c, db)));
+    }
+    c->resp->status = 200;
+    set_body(c->resp, json_pack("{s:o}", "value", value));
 }
 
 static void handle_principals(arm_ctx *c)
@@ -1593,6 +1624,9 @@ void sim_arm_handle(sim_state *st, const sim_request *req, sim_response *resp)
     switch (c.route) {
     case R_DB:
         handle_db(&c);
+        break;
+    case R_DB_LIST:
+        handle_db_list(&c);
         break;
     case R_DB_ADD:
     case R_DB_REMOVE:

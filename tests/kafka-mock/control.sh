@@ -2,6 +2,7 @@
 # kafka-mock's control port: faults take effect, bad input gets "error ..." and never stops it;
 # bad flags exit 2; SIGTERM shuts it down cleanly with status 0.
 set -euo pipefail
+# shellcheck source=../lib/stack.sh
 . "$(dirname "$0")/../lib/stack.sh"
 
 KM=${1:?usage: control.sh PATH/TO/kafka-mock}

@@ -2,6 +2,7 @@
 # kafka-mock with kcat: produce, consume in a consumer group, take the partition leader down and
 # back up while producing and consuming, resume the group from its commits; nothing is lost.
 set -euo pipefail
+# shellcheck source=../lib/stack.sh
 . "$(dirname "$0")/../lib/stack.sh"
 
 KM=${1:?usage: kcat_failover.sh PATH/TO/kafka-mock}
@@ -86,28 +87,48 @@ diff "$PW_TMP/want12" "$PW_TMP/got12" >"$PW_TMP/diff12.log" ||
 dups=$(($(consumed consumer1) - 200))
 pw_log "all 200 consumed, content matches ($dups redelivered)"
 
-# 3. A new member of the same group resumes from the committed offsets: it gets batch 3,
-#    and batch 1-2 at most again (at-least-once), never less.
-gen 201 250 | produce || pw_fail "producing batch 3 failed"
-pw_start consumer2 "${consumer_cmd[@]}"
-want3() {
-  actual "$PW_TMP/consumer2.out" | grep -c -- "-msg-2[0-5][0-9] " | awk '{ exit !($1 >= 50) }'
-}
-pw_wait_until 300 want3 || pw_fail "second group member did not get batch 3"
-pw_stop consumer2 TERM 60 || pw_fail "consumer2 did not stop cleanly"
-expected 201 250 >"$PW_TMP/want3"
-actual "$PW_TMP/consumer2.out" | sort -u | grep -E -- "-msg-(2[0-4][0-9]|250) " |
-  grep -v -- "-msg-200 " >"$PW_TMP/got3" || true
-diff "$PW_TMP/want3" "$PW_TMP/got3" >"$PW_TMP/diff3.log" || pw_fail "batch 3 differs (diff3.log)"
-again=$(($(consumed consumer2) - 50))
-pw_log "second member got batch 3 ($again earlier messages redelivered)"
+# 3. Fail over: take a broker down and move its partitions' leadership to a live broker; producing
+#    completes while it is still down (the mock keeps one log per partition, so nothing moves).
+DOWN=$(((LEADER % 3) + 1))
+pw_kafka_ctl "$CTL" broker-down "$DOWN" >/dev/null || pw_fail "broker-down $DOWN"
+for p in 0 1 2; do
+  pw_kafka_ctl "$CTL" leader "$TOPIC" "$p" $(((DOWN % 3) + 1)) >/dev/null ||
+    pw_fail "leader $TOPIC $p"
+done
+pw_log "broker $DOWN is down, every partition now led by broker $(((DOWN % 3) + 1))"
+gen 201 250 | produce || pw_fail "producing batch 3 with broker $DOWN down failed"
+pw_log "batch 3 delivered while broker $DOWN is down"
+pw_kafka_ctl "$CTL" broker-up "$DOWN" >/dev/null || pw_fail "broker-up $DOWN"
 
-# 4. Everything in the topic, read from the beginning without a group: exactly 250, no dups.
-pw_kcat_consume_n "$BOOT" "$TOPIC" 250 180 >"$PW_TMP/all.json" || pw_fail "reading back 250"
-expected 1 250 >"$PW_TMP/want_all"
+# 4. A new member of the same group resumes from the committed offsets: it gets batches 3 and 4,
+#    and batches 1-2 at most again (at-least-once), never less.
+gen 251 300 | produce || pw_fail "producing batch 4 failed"
+expected 201 300 >"$PW_TMP/want34"
+# new_in_consumer2: messages of consumer2 not in batches 1-2, unique, sorted.
+new_in_consumer2() {
+  actual "$PW_TMP/consumer2.out" | sort -u | comm -23 - "$PW_TMP/want12"
+}
+has_batches_34() {
+  [ "$(new_in_consumer2 | wc -l)" -ge 100 ]
+}
+pw_start consumer2 "${consumer_cmd[@]}"
+pw_wait_until 300 has_batches_34 ||
+  pw_fail "second group member got $(new_in_consumer2 | wc -l)/100 of batches 3-4"
+pw_stop consumer2 TERM 60 || pw_fail "consumer2 did not stop cleanly"
+new_in_consumer2 >"$PW_TMP/got34"
+diff "$PW_TMP/want34" "$PW_TMP/got34" >"$PW_TMP/diff34.log" ||
+  pw_fail "batches 3-4 differ (diff34.log)"
+pw_log "second member got batches 3-4 ($(($(consumed consumer2) - 100)) earlier ones redelivered)"
+
+# 5. Everything in the topic, read from the beginning without a group: exactly 300, no dups.
+pw_kcat_consume_n "$BOOT" "$TOPIC" 300 180 >"$PW_TMP/all.json" || pw_fail "reading back 300"
+expected 1 300 >"$PW_TMP/want_all"
 actual "$PW_TMP/all.json" >"$PW_TMP/got_all"
 diff "$PW_TMP/want_all" "$PW_TMP/got_all" >"$PW_TMP/diff_all.log" ||
   pw_fail "topic content differs (diff_all.log)"
+if [ "$(kcat -q -C -b "$BOOT" -t "$TOPIC" -o beginning -e -J | grep -c '^{')" -ne 300 ]; then
+  pw_fail "topic holds more than the 300 messages produced (duplicates)"
+fi
 
 rc=0
 pw_stop kafka TERM 60 || rc=$?

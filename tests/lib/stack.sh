@@ -1,4 +1,5 @@
 # tests/lib/stack.sh: bash helpers for end-to-end tests that start real programs on loopback.
+# shellcheck shell=bash
 #
 # Use:   set -euo pipefail
 #        . "$(dirname "$0")/../lib/stack.sh"      (sourcing installs an EXIT trap)

@@ -27,6 +27,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef PW_REFERENCE_DIR
@@ -177,21 +178,24 @@ static void answer_clear(answer *a)
     memset(a, 0, sizeof *a);
 }
 
+/* Seeds the state (unless seed is NULL), mints a management token for the writer, sends. */
 static int https_send(json_t *seed, const char *method, const char *url, const char *body,
                       answer *out)
 {
-    /* seed the state, mint a management token for the writer, send */
-    char *state = json_dumps(seed, JSON_COMPACT);
     answer a;
     memset(&a, 0, sizeof a);
-    int rc = https_do("PUT", "https://management.azure.com/_sim/state", state, NULL, &a);
-    free(state);
-    if (rc || a.status != 200) {
-        FAIL("seeding the state: %d", a.status);
+    int rc;
+    if (seed) {
+        char *state = json_dumps(seed, JSON_COMPACT);
+        rc = https_do("PUT", "https://management.azure.com/_sim/state", state, NULL, &a);
+        free(state);
+        if (rc || a.status != 200) {
+            FAIL("seeding the state: %d", a.status);
+            answer_clear(&a);
+            return -1;
+        }
         answer_clear(&a);
-        return -1;
     }
-    answer_clear(&a);
     rc = https_do("POST", "https://management.azure.com/_sim/token",
                   "{\"appId\":\"" ARM_WRITER "\",\"tenantId\":\"" ARM_TENANT
                   "\",\"aud\":\"https://management.azure.com\"}",
@@ -205,7 +209,10 @@ static int https_send(json_t *seed, const char *method, const char *url, const c
     char *token = strdup(tok);
     answer_clear(&a);
     char full[2048];
-    snprintf(full, sizeof full, "https://management.azure.com%s", url);
+    if (strncmp(url, "https://", 8) == 0)
+        snprintf(full, sizeof full, "%s", url);
+    else
+        snprintf(full, sizeof full, "https://management.azure.com%s", url);
     rc = https_do(method, full, body, token, out);
     free(token);
     return rc;
@@ -630,6 +637,80 @@ out:
     json_decref(ex);
 }
 
+/* Over HTTPS through the real front: an LRO followed to its end as a client would, a bad
+ * body, and throttling with Retry-After.  No timing assumptions: polls are bounded. */
+static void https_scenarios(void)
+{
+    sim_state *tmp = arm_fake_state();
+    json_t *seed = json_deep_copy(tmp->root);
+    arm_fake_state_free(tmp);
+    json_object_set_new(json_object_get(seed, "settings"), "lroDurationMs", json_integer(300));
+    answer a;
+    memset(&a, 0, sizeof a);
+    const char *db = ARM_DB "?api-version=2025-02-14";
+    if (https_send(seed, "PATCH", db,
+                   "{\"kind\":\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"P10D\"}}", &a) ||
+        a.status != 202) {
+        FAIL("https PATCH: %d", a.status);
+        answer_clear(&a);
+        json_decref(seed);
+        return;
+    }
+    char async_url[600] = "", loc_url[700] = "";
+    const char *h = json_string_value(json_object_get(a.headers, "azure-asyncoperation"));
+    const char *l = json_string_value(json_object_get(a.headers, "location"));
+    const char *ra = json_string_value(json_object_get(a.headers, "retry-after"));
+    if (!h || !l || !ra || strcmp(ra, "1") != 0) FAIL("https PATCH: LRO headers missing");
+    snprintf(async_url, sizeof async_url, "%s", h ? h : "");
+    snprintf(loc_url, sizeof loc_url, "%s", l ? l : "");
+    answer_clear(&a);
+    int done = 0;
+    for (int i = 0; i < 600 && !done && async_url[0]; i++) { /* up to ~60 s */
+        if (https_send(NULL, "GET", async_url, NULL, &a) == 0 && a.status == 200) {
+            const char *status = json_string_value(json_object_get(a.body, "status"));
+            done = status && strcmp(status, "Succeeded") == 0;
+            if (status && strcmp(status, "Running") && !done) FAIL("https LRO: %s", status);
+        }
+        answer_clear(&a);
+        if (!done) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (!done) FAIL("https LRO: never Succeeded");
+    if (https_send(NULL, "GET", loc_url, NULL, &a) || a.status != 200)
+        FAIL("https Location after success: %d", a.status);
+    answer_clear(&a);
+    if (https_send(NULL, "GET", db, NULL, &a) || a.status != 200 ||
+        !json_string_value(
+            json_object_get(json_object_get(a.body, "properties"), "softDeletePeriod")) ||
+        strcmp(json_string_value(
+                   json_object_get(json_object_get(a.body, "properties"), "softDeletePeriod")),
+               "P10D") != 0)
+        FAIL("https GET after the LRO: %d", a.status);
+    answer_clear(&a);
+    /* a bad body gets the ARM envelope */
+    if (https_send(NULL, "PATCH", db, "{\"kind\":", &a) || a.status != 400 ||
+        !json_is_string(json_object_get(json_object_get(a.body, "error"), "code")))
+        FAIL("https bad JSON: %d", a.status);
+    answer_clear(&a);
+    /* throttling through the front: bucket of 1, no refill */
+    json_object_set_new(json_object_get(seed, "settings"), "armWriteBucket", json_integer(1));
+    json_object_set_new(json_object_get(seed, "settings"), "armWriteRefillPerSecond",
+                        json_integer(0));
+    const char *lp = ARM_DB "/listPrincipals?api-version=2025-02-14";
+    if (https_send(seed, "POST", lp, NULL, &a) || a.status != 200)
+        FAIL("https listPrincipals: %d", a.status);
+    answer_clear(&a);
+    if (https_send(NULL, "POST", lp, NULL, &a) || a.status != 429 ||
+        !json_object_get(a.headers, "retry-after") ||
+        !json_object_get(a.headers, "x-ms-ratelimit-remaining-subscription-writes"))
+        FAIL("https throttling: %d", a.status);
+    answer_clear(&a);
+    json_decref(seed);
+    printf("https scenarios (LRO, bad body, throttling) done\n");
+}
+
 static int by_name(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -688,6 +769,7 @@ int main(int argc, char **argv)
         free(files[i]);
     }
     if (send == https_send) {
+        https_scenarios();
         https_stop();
         curl_global_cleanup();
     }

@@ -1,0 +1,855 @@
+/* test_exec.c: the executor against the real azure-sim (forked on a free loopback port):
+ * each operation through each route, checking reply events (validated against
+ * schemas/reply.v1.json), azure-sim's state, and the exact URLs, bodies and KQL it logged;
+ * dry runs; failure with skipped operations; lane ordering across requests and routes. */
+#include <curl/curl.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "pw/azure.h"
+#include "pw/config.h"
+#include "pw/exec.h"
+#include "pw/log.h"
+#include "pw/loop.h"
+#include "pw/request.h"
+#include "pw/schema.h"
+
+#define SUB "22222222-2222-2222-2222-222222222222"
+#define DB_PATH                                                                                    \
+    "/subscriptions/" SUB "/resourceGroups/testrg/providers/Microsoft.Kusto/clusters/"             \
+    "mykustocluster/databases/mykustodatabase"
+#define CLUSTER "https://mykustocluster.westus.kusto.windows.net"
+#define KUSTO_HOST "mykustocluster.westus.kusto.windows.net"
+#define ARM_TARGET                                                                                 \
+    "{\"subscriptionId\":\"" SUB "\",\"resourceGroup\":\"testrg\",\"cluster\":\"mykustocluster\"," \
+    "\"database\":\"mykustodatabase\"}"
+#define KUSTO_DB_TARGET "{\"clusterUri\":\"" CLUSTER "\",\"database\":\"mykustodatabase\"}"
+#define KUSTO_TABLE_TARGET(t)                                                                      \
+    "{\"clusterUri\":\"" CLUSTER "\",\"database\":\"mykustodatabase\",\"table\":\"" t "\"}"
+
+static pid_t sim_pid;
+static char sim_dir[256];
+static char ca_file[300];
+static char connect_to[64];
+static const char *connect_list[1];
+
+static pw_config cfg;
+static pw_request_checker *checker;
+static pw_schema_registry *reply_reg;
+static pw_schema *reply_schema;
+
+/* ---- azure-sim process and its /_sim/ API ---- */
+
+static int sim_start(void)
+{
+    if (access(AZURE_SIM_BIN, X_OK) != 0) {
+        fprintf(stderr, "skip: %s not built\n", AZURE_SIM_BIN);
+        return 77;
+    }
+    snprintf(sim_dir, sizeof sim_dir, "/tmp/pw-exec-XXXXXX");
+    if (!mkdtemp(sim_dir))
+        return 1;
+    int fds[2];
+    if (pipe(fds) != 0)
+        return 1;
+    sim_pid = fork();
+    if (sim_pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl(AZURE_SIM_BIN, "azure-sim", "--listen", "127.0.0.1:0", "--cert-dir", sim_dir,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char line[256];
+    size_t n = 0;
+    while (n + 1 < sizeof line) { /* first stdout line: the base URL */
+        ssize_t r = read(fds[0], line + n, 1);
+        if (r <= 0 || line[n] == '\n')
+            break;
+        n++;
+    }
+    line[n] = '\0';
+    close(fds[0]);
+    char *colon = strrchr(line, ':');
+    int port = colon ? atoi(colon + 1) : 0;
+    if (port <= 0) {
+        fprintf(stderr, "azure-sim did not print a base URL (got '%s')\n", line);
+        return 1;
+    }
+    snprintf(connect_to, sizeof connect_to, "::127.0.0.1:%d", port);
+    connect_list[0] = connect_to;
+    snprintf(ca_file, sizeof ca_file, "%s/ca.pem", sim_dir);
+    return 0;
+}
+
+static void sim_stop(void)
+{
+    if (sim_pid > 0) {
+        kill(sim_pid, SIGTERM);
+        waitpid(sim_pid, NULL, 0);
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", sim_dir);
+    if (sim_dir[0] && system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", sim_dir);
+}
+
+typedef struct buf {
+    char *p;
+    size_t n;
+} buf;
+
+static size_t buf_write(char *d, size_t s, size_t n, void *u)
+{
+    buf *b = u;
+    char *p = realloc(b->p, b->n + s * n + 1);
+    if (!p)
+        return 0;
+    memcpy(p + b->n, d, s * n);
+    b->p = p;
+    b->n += s * n;
+    b->p[b->n] = '\0';
+    return s * n;
+}
+
+static json_t *sim_admin(const char *method, const char *path, const char *body)
+{
+    CURL *e = curl_easy_init();
+    struct curl_slist *ct = curl_slist_append(NULL, connect_to);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    char url[512];
+    snprintf(url, sizeof url, "https://management.azure.com%s", path);
+    buf b = {0};
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_CONNECT_TO, ct);
+    curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    if (body)
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
+    CURLcode rc = curl_easy_perform(e);
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(e);
+    curl_slist_free_all(ct);
+    curl_slist_free_all(h);
+    if (rc != CURLE_OK || status >= 300)
+        fail_msg("sim_admin %s %s: curl %d HTTP %ld %s", method, path, rc, status,
+                 b.p ? b.p : "");
+    json_t *j = b.n ? json_loads(b.p, 0, NULL) : json_object();
+    free(b.p);
+    return j;
+}
+
+static void sim_admin_do(const char *method, const char *path, const char *body)
+{
+    json_decref(sim_admin(method, path, body));
+}
+
+static json_t *default_state;
+
+static void sim_reset(void)
+{
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
+    char *st = json_dumps(default_state, JSON_COMPACT);
+    sim_admin_do("PUT", "/_sim/state", st);
+    free(st);
+    sim_admin_do("PATCH", "/_sim/settings", "{\"lroDurationMs\": 600, \"lroRetryAfterSeconds\": 1}");
+    sim_admin_do("DELETE", "/_sim/requests", NULL);
+}
+
+static json_t *sim_database(void)
+{
+    json_t *st = sim_admin("GET", "/_sim/state", NULL);
+    json_t *db = json_array_get(
+        json_object_get(
+            json_array_get(
+                json_object_get(
+                    json_array_get(json_object_get(
+                                       json_array_get(json_object_get(st, "subscriptions"), 0),
+                                       "resourceGroups"),
+                                   0),
+                    "clusters"),
+                0),
+            "databases"),
+        0);
+    json_incref(db);
+    json_decref(st);
+    return db;
+}
+
+static json_t *sim_table_policy(const char *table, const char *policy)
+{
+    json_t *db = sim_database();
+    json_t *out = NULL;
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(db, "tables"), i, t)
+    {
+        if (strcmp(json_string_value(json_object_get(t, "name")), table) == 0)
+            out = json_incref(json_object_get(json_object_get(t, "policies"), policy));
+    }
+    json_decref(db);
+    return out;
+}
+
+/* The logged requests other than AAD's and /_sim's, in order. */
+static json_t *sim_calls(void)
+{
+    json_t *j = sim_admin("GET", "/_sim/requests", NULL);
+    json_t *out = json_array();
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(j, "requests"), i, r)
+    {
+        const char *host = json_string_value(json_object_get(r, "host"));
+        const char *path = json_string_value(json_object_get(r, "path"));
+        if (!host || !path || strstr(host, "login.") || strncmp(path, "/_sim", 5) == 0)
+            continue;
+        json_array_append(out, r);
+    }
+    json_decref(j);
+    return out;
+}
+
+static json_t *logged_body(const json_t *call)
+{
+    json_t *b = json_object_get(call, "body");
+    if (json_is_string(b))
+        return json_loads(json_string_value(b), 0, NULL);
+    return json_incref(b);
+}
+
+/* Index of the first logged call from `from` on with method, exact path (query included)
+ * or host+csl; -1 when none. */
+static long find_call(const json_t *calls, size_t from, const char *method, const char *path,
+                      const char *csl)
+{
+    for (size_t i = from; i < json_array_size(calls); i++) {
+        const json_t *c = json_array_get(calls, i);
+        if (strcmp(json_string_value(json_object_get(c, "method")), method) != 0)
+            continue;
+        if (path && strcmp(json_string_value(json_object_get(c, "path")), path) != 0)
+            continue;
+        if (csl) {
+            if (strcmp(json_string_value(json_object_get(c, "host")), KUSTO_HOST) != 0)
+                continue;
+            json_t *b = logged_body(c);
+            int same = b && json_is_string(json_object_get(b, "csl")) &&
+                       strcmp(json_string_value(json_object_get(b, "csl")), csl) == 0 &&
+                       strcmp(json_string_value(json_object_get(b, "db")), "mykustodatabase") == 0;
+            json_decref(b);
+            if (!same)
+                continue;
+        }
+        return (long)i;
+    }
+    return -1;
+}
+
+static size_t count_method(const json_t *calls, const char *method)
+{
+    size_t n = 0, i;
+    json_t *c;
+    json_array_foreach(calls, i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "method")), method) == 0)
+            n++;
+    }
+    return n;
+}
+
+static void dump_calls(const json_t *calls)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(calls, i, c)
+    {
+        json_t *b = logged_body(c);
+        char *bt = b ? json_dumps(b, JSON_COMPACT) : NULL;
+        fprintf(stderr, "  %s %s %s %s\n", json_string_value(json_object_get(c, "method")),
+                json_string_value(json_object_get(c, "host")),
+                json_string_value(json_object_get(c, "path")), bt ? bt : "");
+        free(bt);
+        json_decref(b);
+    }
+}
+
+/* ---- executor harness ---- */
+
+#define MAX_EVENTS 512
+
+typedef struct harness {
+    pw_loop *loop;
+    pw_azure *az;
+    pw_exec *ex;
+    json_t *events[MAX_EVENTS]; /* every event of every request, in callback order */
+    size_t n_events;
+    size_t terminals;
+} harness;
+
+static harness H;
+
+static void on_event(void *ctx, json_t *event, int terminal)
+{
+    harness *h = ctx;
+    assert_non_null(event);
+    pw_schema_result res = {0};
+    if (pw_schema_validate(reply_schema, event, &res) != PW_SCHEMA_VALID) {
+        char *t = json_dumps(event, JSON_INDENT(1));
+        fprintf(stderr, "event breaks reply.v1.json: %s\n", t);
+        free(t);
+        for (size_t i = 0; i < res.count; i++)
+            fprintf(stderr, "  %s: %s\n", res.errors[i].instance_location, res.errors[i].message);
+        pw_schema_result_clear(&res);
+        fail();
+    }
+    const char *status = json_string_value(json_object_get(event, "status"));
+    int is_terminal = strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0;
+    assert_int_equal(terminal, is_terminal);
+    assert_true(h->n_events < MAX_EVENTS);
+    h->events[h->n_events++] = event;
+    if (terminal)
+        h->terminals++;
+}
+
+static void harness_open(void)
+{
+    char err[256];
+    memset(&H, 0, sizeof H);
+    H.loop = pw_loop_new(err, sizeof err);
+    assert_non_null(H.loop);
+    pw_azure_config az;
+    pw_azure_config_defaults(&az);
+    az.tenant_id = "11111111-1111-1111-1111-111111111111";
+    az.client_id = "33333333-3333-3333-3333-333333333333";
+    az.client_secret = "local-demo-secret";
+    az.ca_file = ca_file;
+    az.connect_to = connect_list;
+    az.connect_to_count = 1;
+    az.backoff_base_ms = 50;
+    az.backoff_max_ms = 400;
+    az.lro_poll_default_ms = 200;
+    az.max_attempts = 4;
+    H.az = pw_azure_new(H.loop, &az, err, sizeof err);
+    if (!H.az)
+        fail_msg("pw_azure_new: %s", err);
+    H.ex = pw_exec_new(H.loop, H.az, &cfg, err, sizeof err);
+    assert_non_null(H.ex);
+}
+
+static void harness_close(void)
+{
+    pw_exec_free(H.ex);
+    pw_azure_free(H.az);
+    pw_loop_free(H.loop);
+    for (size_t i = 0; i < H.n_events; i++)
+        json_decref(H.events[i]);
+    memset(&H, 0, sizeof H);
+}
+
+static void submit(const char *text)
+{
+    pw_rejection rej;
+    pw_request *req = pw_request_decode(checker, text, strlen(text), &rej);
+    if (!req)
+        fail_msg("request rejected: %s %s", rej.code, rej.message);
+    size_t before = H.n_events;
+    pw_exec_submit(H.ex, req, on_event, &H);
+    assert_int_equal(H.n_events, before); /* never an event from inside submit */
+}
+
+static void run_until_terminals(size_t want)
+{
+    uint64_t start = pw_loop_now_ms(H.loop);
+    while (H.terminals < want && pw_loop_now_ms(H.loop) - start < 180000)
+        assert_int_equal(pw_loop_run_once(H.loop, 100), 0);
+    assert_int_equal(H.terminals, want);
+    assert_int_equal(pw_exec_in_flight(H.ex), 0);
+}
+
+/* The events of one request, checked for sequence 1..n, accepted first, one terminal last. */
+static size_t request_events(const char *id, json_t **out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < H.n_events; i++) {
+        if (strcmp(json_string_value(json_object_get(H.events[i], "requestId")), id) != 0)
+            continue;
+        assert_true(n < cap);
+        out[n++] = H.events[i];
+        assert_int_equal(json_integer_value(json_object_get(H.events[i], "sequence")), n);
+    }
+    assert_true(n >= 2);
+    assert_string_equal(json_string_value(json_object_get(out[0], "status")), "accepted");
+    for (size_t i = 1; i + 1 < n; i++)
+        assert_string_equal(json_string_value(json_object_get(out[i], "status")), "running");
+    return n;
+}
+
+static size_t event_pos(const char *id, const char *status)
+{
+    for (size_t i = 0; i < H.n_events; i++)
+        if (strcmp(json_string_value(json_object_get(H.events[i], "requestId")), id) == 0 &&
+            strcmp(json_string_value(json_object_get(H.events[i], "status")), status) == 0)
+            return i;
+    fail_msg("no %s event for %s", status, id);
+    return 0;
+}
+
+static const json_t *terminal_op(json_t **evs, size_t n, size_t i)
+{
+    return json_array_get(json_object_get(evs[n - 1], "operations"), i);
+}
+
+static void check_value(const json_t *op, const char *which, const char *field, const char *want)
+{
+    const json_t *v = json_object_get(json_object_get(op, which), field);
+    if (!want) {
+        if (!json_is_null(v))
+            fail_msg("%s.%s: expected null", which, field);
+        return;
+    }
+    if (!json_is_string(v) || strcmp(json_string_value(v), want) != 0) {
+        char *t = json_dumps(op, JSON_INDENT(1));
+        fail_msg("%s.%s: expected %s in %s", which, field, want, t);
+    }
+}
+
+static char *request_text(const char *id, int dry_run, const char *ops)
+{
+    char *t = malloc(strlen(ops) + 256);
+    sprintf(t, "{\"schema\":\"adx-policy-request/v1\",\"id\":\"%s\",\"dryRun\":%s,\"operations\":[%s]}",
+            id, dry_run ? "true" : "false", ops);
+    return t;
+}
+
+static void submit_ops(const char *id, int dry_run, const char *ops)
+{
+    char *t = request_text(id, dry_run, ops);
+    submit(t);
+    free(t);
+}
+
+/* ---- tests ---- */
+
+static void database_retention_arm(void **state)
+{
+    (void)state;
+    sim_reset();
+    harness_open();
+    submit_ops("r-arm-1", 0,
+               "{\"kind\":\"database.retention\",\"target\":" ARM_TARGET
+               ",\"softDeletePeriod\":\"P10D\"}");
+    run_until_terminals(1);
+    json_t *evs[64];
+    size_t n = request_events("r-arm-1", evs, 64);
+    assert_string_equal(json_string_value(json_object_get(evs[n - 1], "status")), "succeeded");
+    /* accepted carries the plan */
+    const json_t *plan = json_object_get(json_array_get(json_object_get(evs[0], "operations"), 0), "plan");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(plan, "apply"), "path")),
+                        DB_PATH);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(plan, "apply"), "method")),
+                        "PATCH");
+    const json_t *op = terminal_op(evs, n, 0);
+    assert_string_equal(json_string_value(json_object_get(op, "status")), "succeeded");
+    assert_string_equal(json_string_value(json_object_get(op, "route")), "arm");
+    check_value(op, "before", "softDeletePeriod", "P365D");
+    check_value(op, "after", "softDeletePeriod", "P10D");
+    assert_true(json_integer_value(json_object_get(op, "attempts")) >= 1);
+    assert_true(strlen(json_string_value(json_object_get(json_object_get(op, "azure"), "requestId"))) > 0);
+    assert_true(strlen(json_string_value(json_object_get(json_object_get(op, "azure"), "correlationId"))) > 0);
+    /* at least one running event per LRO poll, with its status */
+    int saw_lro = 0;
+    for (size_t i = 1; i + 1 < n; i++) {
+        const json_t *lro = json_object_get(json_array_get(json_object_get(evs[i], "operations"), 0), "lro");
+        if (lro && json_integer_value(json_object_get(lro, "polls")) >= 1)
+            saw_lro = 1;
+    }
+    assert_true(saw_lro);
+
+    json_t *db = sim_database();
+    assert_string_equal(json_string_value(json_object_get(db, "softDeletePeriod")), "P10D");
+    assert_string_equal(json_string_value(json_object_get(db, "hotCachePeriod")), "P31D");
+    json_decref(db);
+    json_t *calls = sim_calls();
+    long get = find_call(calls, 0, "GET", DB_PATH "?api-version=2025-02-14", NULL);
+    long patch = find_call(calls, 0, "PATCH", DB_PATH "?api-version=2025-02-14", NULL);
+    if (get < 0 || patch < 0 || get > patch) {
+        dump_calls(calls);
+        fail_msg("expected GET then PATCH of the database");
+    }
+    json_t *body = logged_body(json_array_get(calls, (size_t)patch));
+    json_t *want = json_loads("{\"kind\":\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"P10D\"}}", 0, NULL);
+    assert_true(json_equal(body, want));
+    json_decref(body);
+    json_decref(want);
+    assert_int_equal(count_method(calls, "PATCH"), 1);
+    json_decref(calls);
+    harness_close();
+}
+
+static void database_caching_arm(void **state)
+{
+    (void)state;
+    sim_reset();
+    harness_open();
+    submit_ops("c-arm-1", 0,
+               "{\"kind\":\"database.caching\",\"target\":" ARM_TARGET
+               ",\"hotCachePeriod\":\"P1DT12H\"}");
+    run_until_terminals(1);
+    json_t *evs[64];
+    size_t n = request_events("c-arm-1", evs, 64);
+    const json_t *op = terminal_op(evs, n, 0);
+    assert_string_equal(json_string_value(json_object_get(op, "status")), "succeeded");
+    check_value(op, "before", "hotCachePeriod", "P31D");
+    check_value(op, "after", "hotCachePeriod", "P1DT12H");
+    json_t *calls = sim_calls();
+    long patch = find_call(calls, 0, "PATCH", DB_PATH "?api-version=2025-02-14", NULL);
+    assert_true(patch >= 0);
+    json_t *body = logged_body(json_array_get(calls, (size_t)patch));
+    json_t *want = json_loads("{\"kind\":\"ReadWrite\",\"properties\":{\"hotCachePeriod\":\"P1DT12H\"}}", 0, NULL);
+    assert_true(json_equal(body, want));
+    json_decref(body);
+    json_decref(want);
+    json_decref(calls);
+    json_t *db = sim_database();
+    assert_string_equal(json_string_value(json_object_get(db, "hotCachePeriod")), "P1DT12H");
+    json_decref(db);
+    harness_close();
+}
+
+static void kusto_routes(void **state)
+{
+    (void)state;
+    sim_reset();
+    harness_open();
+    submit_ops("k-1", 0,
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET("StormEvents")
+               ",\"hotCachePeriod\":\"P5D\"},"
+               "{\"kind\":\"table.retention\",\"target\":" KUSTO_TABLE_TARGET("Logs")
+               ",\"softDeletePeriod\":\"P1DT12H\"},"
+               "{\"kind\":\"database.retention\",\"via\":\"kusto\",\"target\":" KUSTO_DB_TARGET
+               ",\"softDeletePeriod\":\"P10D\"},"
+               "{\"kind\":\"database.caching\",\"via\":\"kusto\",\"target\":" KUSTO_DB_TARGET
+               ",\"hotCachePeriod\":\"PT12H\"}");
+    run_until_terminals(1);
+    json_t *evs[64];
+    size_t n = request_events("k-1", evs, 64);
+    if (strcmp(json_string_value(json_object_get(evs[n - 1], "status")), "succeeded") != 0) {
+        char *t = json_dumps(evs[n - 1], JSON_INDENT(1));
+        fail_msg("not succeeded: %s", t);
+    }
+    const json_t *op = terminal_op(evs, n, 0);
+    assert_string_equal(json_string_value(json_object_get(op, "route")), "kusto");
+    check_value(op, "before", "hotCachePeriod", NULL); /* no table-level policy yet */
+    check_value(op, "after", "hotCachePeriod", "P5D");
+    op = terminal_op(evs, n, 1);
+    check_value(op, "after", "softDeletePeriod", "P1DT12H");
+    op = terminal_op(evs, n, 2);
+    check_value(op, "before", "softDeletePeriod", "P365D");
+    check_value(op, "after", "softDeletePeriod", "P10D");
+    op = terminal_op(evs, n, 3);
+    check_value(op, "before", "hotCachePeriod", "P31D");
+    check_value(op, "after", "hotCachePeriod", "PT12H");
+
+    json_t *calls = sim_calls();
+    const char *csl[] = {
+        ".show table ['StormEvents'] policy caching",
+        ".alter table ['StormEvents'] policy caching hot = 5d",
+        ".show table ['Logs'] policy retention",
+        ".alter-merge table ['Logs'] policy retention softdelete = 36h",
+        ".show database ['mykustodatabase'] policy retention",
+        ".alter-merge database ['mykustodatabase'] policy retention softdelete = 10d",
+        ".show database ['mykustodatabase'] policy caching",
+        ".alter database ['mykustodatabase'] policy caching hot = 12h",
+    };
+    long at = 0;
+    for (size_t i = 0; i < sizeof csl / sizeof *csl; i++) {
+        long k = find_call(calls, (size_t)at, "POST", "/v1/rest/mgmt", csl[i]);
+        if (k < 0) {
+            dump_calls(calls);
+            fail_msg("no (or out of order) Kusto call: %s", csl[i]);
+        }
+        at = k + 1;
+    }
+    assert_int_equal(json_array_size(calls), 8); /* nothing through ARM */
+    json_decref(calls);
+
+    json_t *db = sim_database();
+    assert_string_equal(json_string_value(json_object_get(db, "softDeletePeriod")), "P10D");
+    assert_string_equal(json_string_value(json_object_get(db, "hotCachePeriod")), "PT12H");
+    json_decref(db);
+    json_t *pol = sim_table_policy("StormEvents", "caching");
+    assert_non_null(pol);
+    json_decref(pol);
+    harness_close();
+}
+
+static void principal_add_arm(void **state)
+{
+    (void)state;
+    sim_reset();
+    harness_open();
+    const char *ops = "{\"kind\":\"database.principal.add\",\"target\":" ARM_TARGET
+                      ",\"principal\":{\"role\":\"Viewer\",\"name\":\"deploy-bot\",\"type\":\"App\","
+                      "\"appId\":\"44444444-4444-4444-4444-444444444444\"}}";
+    submit_ops("p-1", 0, ops);
+    run_until_terminals(1);
+    json_t *evs[64];
+    size_t n = request_events("p-1", evs, 64);
+    const json_t *op = terminal_op(evs, n, 0);
+    if (strcmp(json_string_value(json_object_get(op, "status")), "succeeded") != 0) {
+        char *t = json_dumps(op, JSON_INDENT(1));
+        fail_msg("not succeeded: %s", t);
+    }
+    assert_true(json_is_null(json_object_get(json_object_get(op, "before"), "principal")));
+    const json_t *after = json_object_get(json_object_get(op, "after"), "principal");
+    assert_string_equal(json_string_value(json_object_get(after, "role")), "Viewer");
+    json_t *calls = sim_calls();
+    long list = find_call(calls, 0, "POST", DB_PATH "/listPrincipals?api-version=2025-02-14", NULL);
+    long add = find_call(calls, 0, "POST", DB_PATH "/addPrincipals?api-version=2025-02-14", NULL);
+    if (list < 0 || add < 0 || list > add) {
+        dump_calls(calls);
+        fail_msg("expected listPrincipals then addPrincipals");
+    }
+    json_t *body = logged_body(json_array_get(calls, (size_t)add));
+    json_t *want = json_loads("{\"value\":[{\"role\":\"Viewer\",\"name\":\"deploy-bot\",\"type\":\"App\","
+                              "\"appId\":\"44444444-4444-4444-4444-444444444444\"}]}", 0, NULL);
+    assert_true(json_equal(body, want));
+    json_decref(body);
+    json_decref(want);
+    json_decref(calls);
+    json_t *db = sim_database();
+    assert_int_equal(json_array_size(json_object_get(db, "principals")), 2);
+    json_decref(db);
+
+    /* the same request again (a redelivery): already there, nothing added twice */
+    sim_admin_do("DELETE", "/_sim/requests", NULL);
+    submit_ops("p-2", 0, ops);
+    run_until_terminals(2);
+    calls = sim_calls();
+    assert_int_equal(find_call(calls, 0, "POST", DB_PATH "/addPrincipals?api-version=2025-02-14", NULL), -1);
+    json_decref(calls);
+    n = request_events("p-2", evs, 64);
+    assert_string_equal(json_string_value(json_object_get(evs[n - 1], "status")), "succeeded");
+    harness_close();
+}
+
+static void dry_run_changes_nothing(void **state)
+{
+    (void)state;
+    sim_reset();
+    harness_open();
+    submit_ops("d-1", 1,
+               "{\"kind\":\"database.retention\",\"target\":" ARM_TARGET
+               ",\"softDeletePeriod\":\"P10D\"},"
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET("StormEvents")
+               ",\"hotCachePeriod\":\"P5D\"}");
+    run_until_terminals(1);
+    json_t *evs[64];
+    size_t n = request_events("d-1", evs, 64);
+    assert_true(json_is_true(json_object_get(evs[n - 1], "dryRun")));
+    assert_string_equal(json_string_value(json_object_get(evs[n - 1], "status")), "succeeded");
+    const json_t *op = terminal_op(evs, n, 0);
+    assert_string_equal(json_string_value(json_object_get(op, "status")), "planned");
+    check_value(op, "before", "softDeletePeriod", "P365D");
+    check_value(op, "after", "softDeletePeriod", "P10D");
+    op = terminal_op(evs, n, 1);
+    assert_string_equal(json_string_value(json_object_get(op, "status")), "planned");
+    json_t *calls = sim_calls();
+    assert_int_equal(count_method(calls, "PATCH"), 0);
+    size_t i;
+    json_t *c;
+    json_array_foreach(calls, i, c)
+    {
+        json_t *b = logged_body(c);
+        const char *csl = json_string_value(json_object_get(b, "csl"));
+        if (csl && strncmp(csl, ".show ", 6) != 0)
+            fail_msg("dry run sent %s", csl);
+        json_decref(b);
+    }
+    json_decref(calls);
+    json_t *db = sim_database();
+    assert_string_equal(json_string_value(json_object_get(db, "softDeletePeriod")), "P365D");
+    json_decref(db);
+    harness_close();
+}
+
+static void failure_skips_the_rest(void **state)
+{
+    (void)state;
+    sim_reset();
+    harness_open();
+    submit_ops("f-1", 0,
+               "{\"kind\":\"database.retention\",\"target\":{\"subscriptionId\":\"" SUB
+               "\",\"resourceGroup\":\"testrg\",\"cluster\":\"mykustocluster\",\"database\":\"nosuchdb\"}"
+               ",\"softDeletePeriod\":\"P10D\"},"
+               "{\"kind\":\"database.caching\",\"target\":" ARM_TARGET ",\"hotCachePeriod\":\"P5D\"}");
+    run_until_terminals(1);
+    json_t *evs[64];
+    size_t n = request_events("f-1", evs, 64);
+    json_t *last = evs[n - 1];
+    assert_string_equal(json_string_value(json_object_get(last, "status")), "failed");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(last, "error"), "code")), "NotFound");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(last, "error"), "operationIndex")), 0);
+    const json_t *op = terminal_op(evs, n, 0);
+    assert_string_equal(json_string_value(json_object_get(op, "status")), "failed");
+    assert_false(json_is_true(json_object_get(json_object_get(op, "error"), "retryable")));
+    op = terminal_op(evs, n, 1);
+    assert_string_equal(json_string_value(json_object_get(op, "status")), "skipped");
+    json_t *calls = sim_calls();
+    assert_int_equal(count_method(calls, "PATCH"), 0);
+    json_decref(calls);
+    json_t *db = sim_database();
+    assert_string_equal(json_string_value(json_object_get(db, "hotCachePeriod")), "P31D");
+    json_decref(db);
+    harness_close();
+}
+
+/* Same database through ARM then Kusto, from two requests: one lane, arrival order, so the
+ * second request's read comes after the first one's change and the last value wins.  A
+ * request on another table runs meanwhile. */
+static void lanes_order_same_target(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PATCH", "/_sim/settings", "{\"lroDurationMs\": 1500}");
+    harness_open();
+    submit_ops("l-1", 0,
+               "{\"kind\":\"database.retention\",\"target\":" ARM_TARGET
+               ",\"softDeletePeriod\":\"P40D\"}");
+    submit_ops("l-2", 0,
+               "{\"kind\":\"database.retention\",\"via\":\"kusto\",\"target\":{\"clusterUri\":\""
+               CLUSTER "\",\"database\":\"MyKustoDatabase\"},\"softDeletePeriod\":\"P50D\"}");
+    submit_ops("l-3", 0,
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET("Logs")
+               ",\"hotCachePeriod\":\"P2D\"}");
+    run_until_terminals(3);
+    json_t *evs[64];
+    size_t n = request_events("l-2", evs, 64);
+    const json_t *op = terminal_op(evs, n, 0);
+    if (strcmp(json_string_value(json_object_get(op, "status")), "succeeded") != 0) {
+        char *t = json_dumps(op, JSON_INDENT(1));
+        fail_msg("l-2: %s", t);
+    }
+    check_value(op, "before", "softDeletePeriod", "P40D"); /* saw l-1's change */
+    check_value(op, "after", "softDeletePeriod", "P50D");
+    /* l-2 started only after l-1 ended */
+    assert_true(event_pos("l-2", "running") > event_pos("l-1", "succeeded"));
+    /* l-3 (another target) did not wait for l-1's long-running PATCH */
+    assert_true(event_pos("l-3", "succeeded") < event_pos("l-1", "succeeded"));
+    json_t *db = sim_database();
+    assert_string_equal(json_string_value(json_object_get(db, "softDeletePeriod")), "P50D");
+    json_decref(db);
+    json_t *calls = sim_calls();
+    long patch = find_call(calls, 0, "PATCH", DB_PATH "?api-version=2025-02-14", NULL);
+    long show = find_call(calls, 0, "POST", "/v1/rest/mgmt", NULL);
+    assert_true(patch >= 0 && show >= 0);
+    json_decref(calls);
+    harness_close();
+}
+
+/* Within one request, operations run in order even on different lanes; a second request on
+ * the first request's second target waits for it. */
+static void request_order_across_lanes(void **state)
+{
+    (void)state;
+    sim_reset();
+    harness_open();
+    submit_ops("o-1", 0,
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET("StormEvents")
+               ",\"hotCachePeriod\":\"P3D\"},"
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET("Logs")
+               ",\"hotCachePeriod\":\"P4D\"}");
+    submit_ops("o-2", 0,
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET("Logs")
+               ",\"hotCachePeriod\":\"P6D\"}");
+    run_until_terminals(2);
+    json_t *evs[64];
+    size_t n = request_events("o-2", evs, 64);
+    check_value(terminal_op(evs, n, 0), "before", "hotCachePeriod", "P4D");
+    n = request_events("o-1", evs, 64);
+    assert_int_equal(n, 4); /* accepted, running (op 0), running (op 1), succeeded */
+    json_t *calls = sim_calls();
+    long a = find_call(calls, 0, "POST", "/v1/rest/mgmt",
+                       ".alter table ['StormEvents'] policy caching hot = 3d");
+    long b = find_call(calls, 0, "POST", "/v1/rest/mgmt", ".alter table ['Logs'] policy caching hot = 4d");
+    long c = find_call(calls, 0, "POST", "/v1/rest/mgmt", ".alter table ['Logs'] policy caching hot = 6d");
+    assert_true(a >= 0 && b > a && c > b);
+    json_decref(calls);
+    harness_close();
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    char err[512];
+    pw_log_set_level(PW_LOG_WARN);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.worker_id = "exec-test";
+    cfg.reply_topic = "adx.policy.replies";
+    cfg.schemas_dir = PW_SOURCE_DIR "/schemas";
+    cfg.max_message_bytes = 1 << 20;
+    cfg.max_json_depth = 32;
+    cfg.max_operations = 100;
+    cfg.operation_timeout_ms = 120000;
+    checker = pw_request_checker_new(&cfg, err, sizeof err);
+    if (!checker)
+        fail_msg("checker: %s", err);
+    reply_reg = pw_schema_registry_new();
+    if (pw_schema_registry_add_file(reply_reg, NULL, PW_SOURCE_DIR "/schemas/reply.v1.json", err,
+                                    sizeof err) != 0)
+        fail_msg("%s", err);
+    reply_schema = pw_schema_compile(reply_reg, "https://adx-policy-worker.example/schemas/reply.v1.json",
+                                     NULL, err, sizeof err);
+    if (!reply_schema)
+        fail_msg("%s", err);
+    default_state = sim_admin("GET", "/_sim/state", NULL);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    json_decref(default_state);
+    pw_schema_free(reply_schema);
+    pw_schema_registry_free(reply_reg);
+    pw_request_checker_free(checker);
+    return 0;
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = sim_start();
+    if (rc != 0) {
+        sim_stop();
+        return rc;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(database_retention_arm), cmocka_unit_test(database_caching_arm),
+        cmocka_unit_test(kusto_routes),           cmocka_unit_test(principal_add_arm),
+        cmocka_unit_test(dry_run_changes_nothing), cmocka_unit_test(failure_skips_the_rest),
+        cmocka_unit_test(lanes_order_same_target), cmocka_unit_test(request_order_across_lanes),
+    };
+    rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    sim_stop();
+    curl_global_cleanup();
+    return rc;
+}

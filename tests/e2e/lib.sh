@@ -242,3 +242,11 @@ e2e_check_no_secret() {
 e2e_worker_alive() {
   pw_alive "${1:-worker}" || pw_fail "${1:-worker} is not running"
 }
+
+# e2e_seen STATUS [ID]: some reply event (of ID, when given) has STATUS.
+e2e_seen() {
+  [ -f "$PW_TMP/replies.out" ] || return 1
+  jq -e -s --arg s "$1" --arg id "${2:-}" \
+    'map(select($id == "" or .key == $id) | .payload | fromjson | .status) | index($s) != null' \
+    "$PW_TMP/replies.out" >/dev/null 2>&1
+}

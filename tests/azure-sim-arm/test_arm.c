@@ -847,6 +847,44 @@ static void test_hostile_paths(void **state)
     arm_answer_clear(&a);
 }
 
+/* A state edited by hand (or by /_sim/state) may hold anything: no crash, sane answers. */
+static void test_garbage_runtime_state(void **state)
+{
+    sim_state *st = *state;
+    json_error_t e;
+    json_object_set_new(
+        st->root, "armRuntime",
+        json_loads("{\"operations\": [5, {\"status\": \"Running\"}, {\"name\": \"x\"},"
+                   " {\"name\": \"op1\", \"subscriptionId\": \"" ARM_SUB "\","
+                   "  \"location\": \"westus\", \"status\": \"Running\", \"dueMs\": 0,"
+                   "  \"action\": \"dbUpdate\", \"target\": {\"sub\": 3}}],"
+                   " \"throttle\": {\"writes|x|y\": 3}}",
+                   0, &e));
+    arm_answer a;
+    arm_call(st, "GET", ARM_DB V, NULL, &a);
+    assert_int_equal(a.resp.status, 200);
+    arm_answer_clear(&a);
+    arm_call(st, "GET",
+             "/subscriptions/" ARM_SUB "/providers/Microsoft.Kusto/locations/westus/"
+             "operationResults/op1" V,
+             NULL, &a);
+    assert_int_equal(a.resp.status, 200);
+    assert_string_equal(json_string_value(json_object_get(a.resp.body, "status")), "Failed");
+    arm_answer_clear(&a);
+    json_object_set_new(st->root, "armRuntime", json_string("nonsense"));
+    arm_call(st, "PATCH", ARM_DB V, "{\"kind\":\"ReadWrite\"}", &a);
+    assert_int_equal(a.resp.status, 202);
+    arm_answer_clear(&a);
+    /* principals that are not an array are replaced on write */
+    json_object_set_new(state_db(st, "mykustodatabase"), "principals", json_integer(1));
+    arm_call(st, "POST", ARM_DB "/listPrincipals" V, NULL, &a);
+    assert_int_equal(a.resp.status, 200);
+    arm_answer_clear(&a);
+    arm_call(st, "POST", ARM_DB "/addPrincipals" V, principals_body, &a);
+    assert_int_equal(a.resp.status, 200);
+    arm_answer_clear(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -866,6 +904,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_throttling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_operation_result_access, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_runtime_state, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

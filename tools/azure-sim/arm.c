@@ -127,6 +127,7 @@ static json_t *find_named(json_t *arr, const char *key, const char *name, size_t
 {
     size_t i;
     json_t *el;
+    if (!name) return NULL;
     json_array_foreach(arr, i, el)
     {
         const char *n = jstr(el, key);
@@ -1474,7 +1475,7 @@ static void handle_pa(arm_ctx *c)
 
 static json_t *render_op(json_t *op)
 {
-    const char *status = jstr(op, "status");
+    const char *status = jstr(op, "status") ? jstr(op, "status") : "Running";
     int running = status && strcmp(status, "Running") == 0;
     double pct = 100.0;
     if (running) {

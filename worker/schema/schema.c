@@ -1713,8 +1713,13 @@ static char *path_string(const seg *segs, unsigned n, unsigned cap, const char *
     return out;
 }
 
-static void render(const json_t *v, char *buf, size_t n)
+/* Renders v for a message; a no-op outside collect mode, so that failing
+ * subschemas on the fast path (if, anyOf branches) cost nothing. */
+static void render(const vctx *c, const json_t *v, char *buf, size_t n)
 {
+    buf[0] = 0;
+    if (!c->collect)
+        return;
     char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
     if (!s) {
         snprintf(buf, n, "(value)");
@@ -1871,7 +1876,7 @@ static int eval_choice(vctx *c, const node *n, node *const *subs, size_t cnt, co
     if (!c->collect)
         return 0;
     char v[80];
-    render(inst, v, sizeof v);
+    render(c, inst, v, sizeof v);
     if (valid > 1) {
         report(c, n, kw, NULL, "%s matches more than one schema in %s (%zu and %zu)", v, kw, first,
                second);
@@ -1993,7 +1998,7 @@ static int eval_array(vctx *c, const node *n, const json_t *inst, bits *ann)
         for (size_t i = 0; i < size; i++)
             for (size_t j = i + 1; j < size; j++)
                 if (json_eq(json_array_get(inst, i), json_array_get(inst, j), 0)) {
-                    render(json_array_get(inst, i), v, sizeof v);
+                    render(c, json_array_get(inst, i), v, sizeof v);
                     report(c, n, "uniqueItems", NULL, "items %zu and %zu are equal (%s)", i, j,
                            v);
                     FAIL();
@@ -2126,13 +2131,13 @@ static int eval_string(vctx *c, const node *n, const json_t *inst)
     if (n->max_length >= 0 || n->min_length >= 0) {
         size_t len = utf8_len(s, bl);
         if (n->max_length >= 0 && (json_int_t)len > n->max_length) {
-            render(inst, v, sizeof v);
+            render(c, inst, v, sizeof v);
             report(c, n, "maxLength", NULL, "%s is longer than %lld characters", v,
                    (long long)n->max_length);
             FAIL();
         }
         if (n->min_length >= 0 && (json_int_t)len < n->min_length) {
-            render(inst, v, sizeof v);
+            render(c, inst, v, sizeof v);
             report(c, n, "minLength", NULL, "%s is shorter than %lld characters", v,
                    (long long)n->min_length);
             FAIL();
@@ -2141,7 +2146,7 @@ static int eval_string(vctx *c, const node *n, const json_t *inst)
     if (n->pattern) {
         int m = re_search(c, n->pattern, s, bl);
         if (m <= 0) {
-            render(inst, v, sizeof v);
+            render(c, inst, v, sizeof v);
             if (m < 0)
                 report(c, n, "pattern", NULL, "%s: matching pattern \"%s\" hit the match limit",
                        v, n->pattern_src);
@@ -2152,7 +2157,7 @@ static int eval_string(vctx *c, const node *n, const json_t *inst)
         }
     }
     if (n->format_fn && !n->format_fn(s, bl)) {
-        render(inst, v, sizeof v);
+        render(c, inst, v, sizeof v);
         report(c, n, "format", NULL, "%s is not %s", v, n->format_what);
         FAIL();
     }
@@ -2181,15 +2186,15 @@ static int eval_number(vctx *c, const node *n, const json_t *inst)
                   : checks[i].bad_if == -1 ? r < 0
                                            : r <= 0;
         if (bad) {
-            render(inst, v, sizeof v);
-            render(checks[i].bound, lim, sizeof lim);
+            render(c, inst, v, sizeof v);
+            render(c, checks[i].bound, lim, sizeof lim);
             report(c, n, checks[i].kw, NULL, "%s is %s %s", v, checks[i].text, lim);
             FAIL();
         }
     }
     if (n->multiple_of && !multiple_of(inst, n->multiple_of)) {
-        render(inst, v, sizeof v);
-        render(n->multiple_of, lim, sizeof lim);
+        render(c, inst, v, sizeof v);
+        render(c, n->multiple_of, lim, sizeof lim);
         report(c, n, "multipleOf", NULL, "%s is not a multiple of %s", v, lim);
         FAIL();
     }
@@ -2214,7 +2219,7 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
         }
         if (!(n->types & t)) {
             char want[96];
-            render(inst, v, sizeof v);
+            render(c, inst, v, sizeof v);
             types_text(n->types, want, sizeof want);
             report(c, n, "type", NULL, "%s is of type %s, expected %s", v, type_name(inst), want);
             FAIL();
@@ -2222,8 +2227,8 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
     }
     if (n->has_const && !json_eq(inst, n->const_, 0)) {
         char want[80];
-        render(inst, v, sizeof v);
-        render(n->const_, want, sizeof want);
+        render(c, inst, v, sizeof v);
+        render(c, n->const_, want, sizeof want);
         report(c, n, "const", NULL, "%s is not %s", v, want);
         FAIL();
     }
@@ -2234,8 +2239,8 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
                 break;
         if (i == cnt) {
             char want[80];
-            render(inst, v, sizeof v);
-            render(n->enum_, want, sizeof want);
+            render(c, inst, v, sizeof v);
+            render(c, n->enum_, want, sizeof want);
             report(c, n, "enum", NULL, "%s is not one of %s", v, want);
             FAIL();
         }
@@ -2274,7 +2279,7 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
         int r = eval(c, n->not_, inst, NULL);
         c->collect = saved;
         if (r) {
-            render(inst, v, sizeof v);
+            render(c, inst, v, sizeof v);
             report(c, n, "not", NULL, "%s must not match the schema in \"not\"", v);
             FAIL();
         }

@@ -263,6 +263,8 @@ static void test_table_policies(void **state)
                   "{\"SoftDeletePeriod\":\"30.00:00:00\",\"Recoverability\":\"Disabled\"}");
     expect_policy(".alter table StormEvents policy caching hot = 12h",
                   "{\"DataHotSpan\":\"12:00:00\",\"IndexHotSpan\":\"12:00:00\"}");
+    expect_policy(".alter table StormEvents policy caching hotdata = 2d hotindex = 1d",
+                  "{\"DataHotSpan\":\"2.00:00:00\",\"IndexHotSpan\":\"1.00:00:00\"}");
     expect_policy(".alter table StormEvents policy merge '{\"AllowRebuild\":true}'",
                   "{\"AllowRebuild\":true}");
     expect_policy(".alter-merge table StormEvents policy merge '{\"AllowMerge\":false}'",
@@ -426,6 +428,15 @@ static void test_multi_table(void **state)
                400, "BadRequest_EntityNotFound");
     expect_policy(".show table StormEvents policy retention",
                   "{\"SoftDeletePeriod\":\"7.00:00:00\",\"Recoverability\":\"Enabled\"}");
+    b = ok(".alter-merge tables (StormEvents, Logs) policy ingestionbatching "
+           "'{\"MaximumNumberOfItems\":7}'");
+    assert_int_equal(nrows(b), 2);
+    assert_string_equal(cell(b, 1, 2),
+                        "{\"MaximumBatchingTimeSpan\":\"00:05:00\",\"MaximumNumberOfItems\":7,"
+                        "\"MaximumRawDataSizeMB\":1024}");
+    json_decref(b);
+    expect_err(".alter-merge tables (StormEvents) policy merge '{}'", 400,
+               "BadRequest_SyntaxError");
     expect_err(".alter tables (StormEvents) policy update '[]'", 400, "BadRequest_SyntaxError");
     expect_err(".alter tables () policy caching hot = 1d", 400, "BadRequest_SyntaxError");
     expect_err(".alter-merge tables (StormEvents) policy retention softdelete = 1d", 400,
@@ -529,6 +540,8 @@ static void test_syntax_and_injection(void **state)
         ".alter table StormEvents policy retention",
         ".alter table StormEvents policy caching '{\"DataHotSpan\":\"1.00:00:00\"}'",
         ".alter table StormEvents policy caching hot 1d",
+        ".alter table StormEvents policy caching hotdata = 1d",
+        ".alter table StormEvents policy caching hotdata = 1d hotindex 1d",
         ".alter table StormEvents policy caching hot = 1w",
         ".alter table StormEvents policy caching hot = -1d",
         ".alter table StormEvents policy caching hot = 1d, hot_window = datetime(2021-01-01)",

@@ -43,8 +43,8 @@ static const policy_info POLICIES[] = {
     {"partitioning", "PartitioningPolicy", PV_JSON_OBJ, SC_TABLE | SC_MV, SC_TABLE | SC_MV,
      SC_TABLE | SC_MV, SC_TABLE | SC_MV},
     {"ingestionbatching", "IngestionBatchingPolicy", PV_JSON_OBJ,
-     SC_CLUSTER | SC_DB | SC_TABLE | SC_TABLES, SC_CLUSTER | SC_DB | SC_TABLE, SC_DB | SC_TABLE,
-     SC_CLUSTER | SC_DB | SC_TABLE},
+     SC_CLUSTER | SC_DB | SC_TABLE | SC_TABLES, SC_CLUSTER | SC_DB | SC_TABLE | SC_TABLES,
+     SC_DB | SC_TABLE, SC_CLUSTER | SC_DB | SC_TABLE},
     {"streamingingestion", "StreamingIngestionPolicy", PV_STREAMING, SC_CLUSTER | SC_DB | SC_TABLE,
      SC_CLUSTER | SC_DB | SC_TABLE, SC_CLUSTER | SC_DB | SC_TABLE, SC_CLUSTER | SC_DB | SC_TABLE},
     {"sharding", "ShardingPolicy", PV_JSON_OBJ, SC_CLUSTER | SC_DB | SC_TABLE,
@@ -393,10 +393,20 @@ static json_t *ts_json(int64_t ticks)
     return json_string(buf);
 }
 
-/* hot = TS [, hot_window = datetime(a) .. datetime(b)]... */
+/* hot = TS [, hot_window = datetime(a) .. datetime(b)]...
+ * or the legacy hotdata = TS hotindex = TS */
 static int parse_caching(ctx *c, parser *p, cmd *k)
 {
-    int64_t hot;
+    int64_t hot, index;
+    if (accept_kw(p, "hotdata")) {
+        if (!accept_punct(p, "=")) return syntax(c, p);
+        if (parse_timespan(c, p, &hot)) return -1;
+        if (!accept_kw(p, "hotindex") || !accept_punct(p, "=")) return syntax(c, p);
+        if (parse_timespan(c, p, &index)) return -1;
+        k->special =
+            json_pack("{s:o, s:o}", "DataHotSpan", ts_json(hot), "IndexHotSpan", ts_json(index));
+        return 0;
+    }
     if (!accept_kw(p, "hot") || !accept_punct(p, "=")) return syntax(c, p);
     if (parse_timespan(c, p, &hot)) return -1;
     json_t *v = json_pack("{s:o, s:o}", "DataHotSpan", ts_json(hot), "IndexHotSpan", ts_json(hot));
@@ -655,7 +665,7 @@ static int parse_command(ctx *c, parser *p, cmd *k)
         }
         if (parse_policy(c, p, k)) return -1;
     } else if (accept_kw(p, "tables")) {
-        if (k->verb != V_ALTER) return syntax(c, p);
+        if (k->verb != V_ALTER && k->verb != V_MERGE) return syntax(c, p);
         k->scope = SC_TABLES;
         if (!accept_punct(p, "(")) return syntax(c, p);
         for (;;) {

@@ -20,10 +20,44 @@
  *   InvalidRequestContent for JSON that does not parse or has wrong JSON types, 400
  *   BadRequest for values the spec rejects: missing required field, enum, duration).
  *
+ * Answers: database PUT/PATCH/DELETE 202 (PUT/PATCH with the database as it will be,
+ * provisioningState Creating/Running); principalAssignment PUT 201 (new) / 200 (update)
+ * with the assignment, DELETE 202; DELETE of a missing resource 204.  Every LRO answer
+ * carries Azure-AsyncOperation (.../operationResults/{guid}?api-version=<the request's>),
+ * Location (the same + &operationResultResponseType=Location) and Retry-After.
+ * operationResults: 200 {id, name, status Running|Succeeded|Failed, startTime, endTime,
+ * percentComplete, properties{operationKind, provisioningState, operationState}, error};
+ * the Location variant: 202 while running, 200 without body when Succeeded, 400 with the
+ * operation's error when Failed.  GET shows the old values (provisioningState Running or
+ * Deleting) until the operation succeeded; a created database appears only then.
+ *
+ * Bodies: read-only members (provisioningState, statistics, isFollowed, suspensionDetails,
+ * tenantName, principalName, aadObjectId) and unknown members are ignored, as ARM RPs do
+ * so that a GET body can be PUT back.  PATCH merges (JSON null unsets a period); PUT
+ * replaces softDeletePeriod, hotCachePeriod and keyVaultProperties (tables, policies and
+ * principals stay).  kind cannot change; ReadOnlyFollowing databases cannot be created
+ * here and their softDeletePeriod is read-only.  PUT of a new database adds the caller as
+ * Admin principal (fqn aadapp=<appId>;<tenantId>) unless callerRole=None.
+ * addPrincipals/removePrincipals answer the database's whole principal list afterwards;
+ * identity = role + fqn (case-insensitive; "aadapp=X" matches "aadapp=X;<tenant>").
+ *
+ * Settings (state.settings): lroDurationMs (1500), lroRetryAfterSeconds (1),
+ * armWriteBucket (200) / armWriteRefillPerSecond (10) for PUT/PATCH/DELETE/POST,
+ * armReadBucket (250) / armReadRefillPerSecond (25) for GET; one bucket per (caller appId,
+ * subscription, reads|writes); a bucket of 0 turns that throttling off.  Answers carry
+ * x-ms-ratelimit-remaining-subscription-writes or -reads; an empty bucket gets 429
+ * SubscriptionRequestsThrottled with Retry-After (seconds to the next token; 60 when the
+ * refill is 0).  RBAC: state.apps[].armRoles, scope = path prefix at a segment boundary;
+ * Owner/Contributor may do everything, Reader only GET (POST actions are not reads).
+ * Operation results may be read by the operation's starter or by anyone who may read
+ * its resource.
+ *
  * Long-running operations (database PUT/PATCH/DELETE, principalAssignment PUT/DELETE) are
  * kept in state.root["armRuntime"]["operations"] (visible in /_sim/state): each runs for
  * settings.lroDurationMs, then sim_arm_tick applies its change and marks it Succeeded
- * (or Failed when its target vanished meanwhile).  Throttling buckets live in
+ * (or Failed when its target vanished meanwhile); operations apply in the order they
+ * were started; finished ones beyond ARM_MAX_OPERATIONS are pruned, oldest first.
+ * dueMs/startMs are this process's monotonic milliseconds.  Throttling buckets live in
  * state.root["armRuntime"]["throttle"]; replacing the state resets both. */
 #include "sim.h"
 

@@ -348,8 +348,8 @@ static void on_done(void *ctx, const pw_azure_result *r)
     char err[256];
     json_t *value = NULL;
 
+    os->attempts += r->attempts;
     if (os->step == STEP_APPLY) {
-        os->attempts = r->attempts;
         record_ids(os, r);
         if (os->has_lro && r->ok)
             snprintf(os->lro_status, sizeof os->lro_status, "Succeeded");

@@ -329,6 +329,8 @@ static void on_event(void *ctx, json_t *event, int terminal)
         h->terminals++;
 }
 
+static unsigned max_attempts = 4;
+
 static void harness_open(void)
 {
     char err[256];
@@ -346,7 +348,7 @@ static void harness_open(void)
     az.backoff_base_ms = 50;
     az.backoff_max_ms = 400;
     az.lro_poll_default_ms = 200;
-    az.max_attempts = 4;
+    az.max_attempts = max_attempts;
     H.az = pw_azure_new(H.loop, &az, err, sizeof err);
     if (!H.az)
         fail_msg("pw_azure_new: %s", err);
@@ -796,6 +798,84 @@ static void request_order_across_lanes(void **state)
     harness_close();
 }
 
+/* 429 and 503 for a while, then recovery: the operation succeeds, the retries counted. */
+static void throttled_then_recovers(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 2, \"status\": 429, \"host\": \"" KUSTO_HOST
+                 "\", \"retryAfter\": 0}, {\"count\": 1, \"status\": 503, \"host\": \"" KUSTO_HOST
+                 "\", \"retryAfter\": 0}]}");
+    harness_open();
+    submit_ops("t-1", 0,
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET("StormEvents")
+               ",\"hotCachePeriod\":\"P7D\"}");
+    run_until_terminals(1);
+    json_t *evs[64];
+    size_t n = request_events("t-1", evs, 64);
+    const json_t *op = terminal_op(evs, n, 0);
+    if (strcmp(json_string_value(json_object_get(op, "status")), "succeeded") != 0) {
+        char *t = json_dumps(op, JSON_INDENT(1));
+        fail_msg("t-1: %s", t);
+    }
+    assert_int_equal(json_integer_value(json_object_get(op, "attempts")), 5); /* 4 reads + 1 */
+    check_value(op, "after", "hotCachePeriod", "P7D");
+    harness_close();
+
+    /* throttled past the attempts: failed, Throttled, retryable */
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 100, \"status\": 429, \"host\": "
+                 "\"management.azure.com\", \"retryAfter\": 0}]}");
+    harness_open();
+    submit_ops("t-2", 0,
+               "{\"kind\":\"database.caching\",\"target\":" ARM_TARGET ",\"hotCachePeriod\":\"P5D\"}");
+    run_until_terminals(1);
+    n = request_events("t-2", evs, 64);
+    const json_t *err = json_object_get(evs[n - 1], "error");
+    assert_string_equal(json_string_value(json_object_get(evs[n - 1], "status")), "failed");
+    assert_string_equal(json_string_value(json_object_get(err, "code")), "Throttled");
+    assert_true(json_is_true(json_object_get(err, "retryable")));
+    assert_int_equal(json_integer_value(json_object_get(err, "httpStatus")), 429);
+    harness_close();
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
+}
+
+/* Azure unavailable past the operation deadline: failed with a retryable code. */
+static void deadline_exceeded(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 100000, \"status\": 503, \"host\": \"" KUSTO_HOST
+                 "\", \"retryAfter\": 0}]}");
+    long saved = cfg.operation_timeout_ms;
+    cfg.operation_timeout_ms = 1500;
+    max_attempts = 1000;
+    harness_open();
+    submit_ops("x-1", 0,
+               "{\"kind\":\"table.retention\",\"target\":" KUSTO_TABLE_TARGET("Logs")
+               ",\"softDeletePeriod\":\"P7D\"},"
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET("Logs")
+               ",\"hotCachePeriod\":\"P7D\"}");
+    run_until_terminals(1);
+    cfg.operation_timeout_ms = saved;
+    max_attempts = 4;
+    json_t *evs[64];
+    size_t n = request_events("x-1", evs, 64);
+    const json_t *err = json_object_get(evs[n - 1], "error");
+    assert_string_equal(json_string_value(json_object_get(evs[n - 1], "status")), "failed");
+    /* pw_azure names the cause it saw until the deadline cut the retries short */
+    const char *code = json_string_value(json_object_get(err, "code"));
+    if (strcmp(code, "AzureUnavailable") != 0 && strcmp(code, "DeadlineExceeded") != 0)
+        fail_msg("code %s", code);
+    assert_true(json_is_true(json_object_get(err, "retryable")));
+    assert_true(json_integer_value(json_object_get(terminal_op(evs, n, 0), "attempts")) > 1);
+    assert_string_equal(json_string_value(json_object_get(terminal_op(evs, n, 1), "status")), "skipped");
+    harness_close();
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -847,6 +927,7 @@ int main(void)
         cmocka_unit_test(kusto_routes),           cmocka_unit_test(principal_add_arm),
         cmocka_unit_test(dry_run_changes_nothing), cmocka_unit_test(failure_skips_the_rest),
         cmocka_unit_test(lanes_order_same_target), cmocka_unit_test(request_order_across_lanes),
+        cmocka_unit_test(throttled_then_recovers), cmocka_unit_test(deadline_exceeded),
     };
     rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
     sim_stop();

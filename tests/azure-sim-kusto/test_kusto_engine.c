@@ -978,6 +978,20 @@ static void test_null_inputs(void **state)
                                        &TEST_ADMIN, NULL, NULL, &b),
                      400);
     json_decref(b);
+    /* request ids that are not UTF-8 (or very long) still give a JSON error body */
+    char longid[2000];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    longid[5] = '\xff';
+    assert_int_equal(sim_kusto_execute(g_cluster, DB, ".show table Nope policy retention",
+                                       &TEST_ADMIN, longid, "\xc3", &b),
+                     400);
+    assert_string_equal(err_code(b), "BadRequest_EntityNotFound");
+    const char *crid = json_string_value(json_object_get(
+        json_object_get(json_object_get(b, "error"), "@context"), "clientRequestId"));
+    assert_non_null(crid);
+    assert_true(!strncmp(crid, "xxxxx?xx", 8));
+    json_decref(b);
     json_t *empty = json_object();
     assert_int_equal(
         sim_kusto_execute(empty, DB, ".show database * policy retention", NULL, NULL, NULL, &b),

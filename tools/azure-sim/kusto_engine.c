@@ -211,7 +211,7 @@ static int fail(ctx *c, int status, const char *code, const char *type, int perm
 static int fail(ctx *c, int status, const char *code, const char *type, int permanent,
                 const char *fmt, ...)
 {
-    char msg[1024], ts[40], sub[37], parent[37], stack[512], alias[128];
+    char msg[1024], ts[40], sub[37], parent[37], stack[640], alias[128];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -220,12 +220,15 @@ static int fail(ctx *c, int status, const char *code, const char *type, int perm
     now_timestamp(ts, sizeof ts);
     new_guid(sub);
     new_guid(parent);
-    const char *crid = c->crid ? c->crid : "";
-    const char *aid = c->aid ? c->aid : "";
+    char crid[256], aid[128]; /* from request headers: bounded, made valid UTF-8 */
+    snprintf(crid, sizeof crid, "%s", c->crid ? c->crid : "");
+    snprintf(aid, sizeof aid, "%s", c->aid ? c->aid : "");
+    utf8_scrub(crid);
+    utf8_scrub(aid);
     snprintf(alias, sizeof alias, "%s", cluster_name(c));
     for (char *p = alias; *p; p++)
         *p = (char)toupper((unsigned char)*p);
-    snprintf(stack, sizeof stack, "(Activity stack: CRID=%.200s ARID=%.100s > %s/%s)", crid, aid,
+    snprintf(stack, sizeof stack, "(Activity stack: CRID=%s ARID=%s > %s/%s)", crid, aid,
              c->activity_type, sub);
     utf8_scrub(stack);
     const char *generic = status == 404   ? "The requested entity was not found."
@@ -1602,6 +1605,9 @@ int sim_kusto_execute(json_t *cluster, const char *db, const char *csl,
         c.status = 200;
     }
     if (!c.body) fail_bad(&c, "internal error building the answer");
+    if (!c.body) /* out of memory: the smallest answer that still says what happened */
+        c.body = json_pack("{s:{s:s, s:s, s:b}}", "error", "code", "General_BadRequest", "message",
+                           GENERIC_400, "@permanent", 0);
     *body = c.body;
     return c.status;
 }

@@ -17,13 +17,30 @@
 typedef struct pw_exec pw_exec;
 
 /* event: a reply event (schemas/reply.v1.json); ownership passes to the callee.
- * terminal: 1 for the last event of this request (succeeded/failed). */
+ * terminal: 1 for the last event of this request (succeeded/failed).  Only when memory
+ * ran out building it can a terminal event be NULL (the request is over all the same).
+ *
+ * Events of a request, sequence 1, 2, ...:
+ *   accepted   every operation with its plan ({"read": call, "apply": call}), status pending
+ *   running    operationIndex = the operation starting, or whose ARM LRO was polled
+ *              (operations[i].lro = {status, polls[, percentComplete]})
+ *   succeeded  every operation succeeded (or, dryRun, "planned": read, not applied)
+ *   failed     error = the failed operation's error + operationIndex; later operations of
+ *              the request are "skipped" (never applied)
+ * Per operation: index, kind, route, target, status, before, after, attempts, durationMs,
+ * azure {requestId, correlationId, clientRequestId}, lro, error {code, message, retryable,
+ * httpStatus?, azureCode?}, codes as in pw/azure.h plus InternalError.
+ * database.principal.add whose principal already holds the role succeeds without calling
+ * addPrincipals (a redelivered request must not fail or duplicate). */
 typedef void (*pw_exec_event_cb)(void *ctx, json_t *event, int terminal);
 
 /* loop, azure and cfg are borrowed and must outlive the executor. */
 pw_exec *pw_exec_new(pw_loop *loop, pw_azure *azure, const pw_config *cfg, char *err,
                      size_t errlen);
-void pw_exec_free(pw_exec *ex); /* accepts NULL; abandons requests in flight silently */
+/* Accepts NULL; abandons requests in flight silently (no more callbacks).  Azure calls
+ * still in flight point at freed state: run no loop iteration between this and
+ * pw_azure_free() (which drops their callbacks). */
+void pw_exec_free(pw_exec *ex);
 
 /* Takes ownership of req.  cb receives every event of this request, the first
  * never from inside this call. */

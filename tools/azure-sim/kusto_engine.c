@@ -1084,8 +1084,7 @@ static json_t *finalize(const policy_info *pi, json_t *v, char *err, size_t errl
 }
 
 /* Parses J (a decoded string literal) into a normalized policy value. */
-static json_t *parse_policy_json(const policy_info *pi, const sim_kusto_token *t, char *err,
-                                 size_t errlen)
+static json_t *parse_policy_json(const sim_kusto_token *t, char *err, size_t errlen)
 {
     json_error_t je;
     if (json_text_depth(t->text, t->len) > SIM_KUSTO_MAX_JSON_DEPTH) {
@@ -1107,8 +1106,8 @@ static json_t *parse_policy_json(const policy_info *pi, const sim_kusto_token *t
 static json_t *new_value(ctx *c, const cmd *k, json_t *current)
 {
     char err[512] = "";
-    json_t *in = k->special ? json_incref(k->special)
-                            : parse_policy_json(k->pol, k->json_tok, err, sizeof err);
+    json_t *in =
+        k->special ? json_incref(k->special) : parse_policy_json(k->json_tok, err, sizeof err);
     if (!in) {
         fail_bad(c, "%s", err);
         return NULL;

@@ -11,7 +11,8 @@
 #
 # Functions (timeouts are whole seconds before scaling; every helper that can fail returns
 # non-zero, the pw_fail* ones exit the test with status 1 after printing the logs):
-#   pw_tmpdir                 create (once) the per-test temp dir, set PW_TMP, print it.
+#   pw_tmpdir                 print the per-test temp dir ($PW_TMP, made when this file is
+#                             sourced, removed on exit unless PW_KEEP=1).
 #   pw_start NAME CMD...      start CMD in the background, stdout -> $PW_TMP/NAME.out,
 #                             stderr -> $PW_TMP/NAME.err; wait (PW_START_TIMEOUT, default 60)
 #                             for its first stdout line; fail with the log tail if it dies or
@@ -57,7 +58,9 @@ if [ -n "${PW_STACK_SH_LOADED:-}" ]; then
 fi
 PW_STACK_SH_LOADED=1
 
-PW_TMP=${PW_TMP:-}
+# The per-test temp dir exists from the moment this file is sourced, so that $(pw_tmpdir) in a
+# subshell and the EXIT trap agree on it.
+PW_TMP=$(mktemp -d "${TMPDIR:-/tmp}/pwtest.XXXXXX")
 declare -A PW__PIDS=()
 PW__ORDER=()
 
@@ -86,9 +89,7 @@ pw__deadline() {
 }
 
 pw_tmpdir() {
-  if [ -z "$PW_TMP" ] || [ ! -d "$PW_TMP" ]; then
-    PW_TMP=$(mktemp -d "${TMPDIR:-/tmp}/pwtest.XXXXXX")
-  fi
+  mkdir -p -- "$PW_TMP"
   printf '%s\n' "$PW_TMP"
 }
 
@@ -286,7 +287,7 @@ pw_kafka_ctl() {
   local addr=$1 reply="" fd
   shift
   # A fresh connection per command keeps callers free of fd bookkeeping.
-  exec {fd}<>"/dev/tcp/${addr%:*}/${addr##*:}" || return 1
+  { exec {fd}<>"/dev/tcp/${addr%:*}/${addr##*:}"; } 2>/dev/null || return 1
   printf '%s\n' "$*" >&"$fd"
   IFS= read -r -t "$(pw__scale 30)" reply <&"$fd" || true
   exec {fd}>&-

@@ -248,6 +248,26 @@ static void test_catastrophic_regex(void **state)
     pw_schema_free(s);
 }
 
+static void test_exponential_schema(void **state)
+{
+    (void)state;
+    /* d14 = allOf of four d13, ... d0 = {}: 4^14 evaluations without a step bound */
+    char text[4096], err[256];
+    size_t o = (size_t)snprintf(text, sizeof text, "{\"$ref\":\"#/$defs/d14\",\"$defs\":{\"d0\":{}");
+    for (int k = 1; k <= 14; k++) {
+        o += (size_t)snprintf(text + o, sizeof text - o, ",\"d%d\":{\"allOf\":[", k);
+        for (int j = 0; j < 4; j++)
+            o += (size_t)snprintf(text + o, sizeof text - o, "%s{\"$ref\":\"#/$defs/d%d\"}",
+                                  j ? "," : "", k - 1);
+        o += (size_t)snprintf(text + o, sizeof text - o, "]}");
+    }
+    snprintf(text + o, sizeof text - o, "}}");
+    pw_schema *s = compile_text(text, NULL, err, sizeof err);
+    assert_non_null(s);
+    assert_int_equal(check(s, "1", NULL), PW_SCHEMA_LIMIT);
+    pw_schema_free(s);
+}
+
 static void test_values(void **state)
 {
     (void)state;
@@ -344,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_ref_cycle),
         cmocka_unit_test(test_depth_bounds),
         cmocka_unit_test(test_catastrophic_regex),
+        cmocka_unit_test(test_exponential_schema),
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_unevaluated_and_oneof_messages),
         cmocka_unit_test(test_max_errors),

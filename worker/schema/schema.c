@@ -1453,6 +1453,10 @@ pw_schema *pw_schema_compile_json(pw_schema_registry *reg, json_t *doc,
 #define MAX_IPATH 1024u
 #define MAX_KPATH 2100u
 #define INLINE_BITS 4u
+/* Node evaluations (plus uniqueItems comparisons) allowed per validation: a schema
+ * that branches widely over the same instance (allOf of allOfs ...) could otherwise
+ * take exponential time.  About a second of work; ordinary requests use thousands. */
+#define MAX_EVAL_STEPS 10000000ul
 
 typedef struct seg {
     const char *s; /* NULL: idx is an array index */
@@ -1474,6 +1478,7 @@ typedef struct vctx {
     int limit;
     unsigned depth, idepth;
     unsigned nscope, nip, nkp;
+    unsigned long steps;
     const resource *scope[MAX_EVAL_DEPTH + 1];
     seg ip[MAX_IPATH];
     seg kp[MAX_KPATH];
@@ -1997,7 +2002,12 @@ static int eval_array(vctx *c, const node *n, const json_t *inst, bits *ann)
     if (n->unique_items) {
         for (size_t i = 0; i < size; i++)
             for (size_t j = i + 1; j < size; j++)
-                if (json_eq(json_array_get(inst, i), json_array_get(inst, j), 0)) {
+                if ((c->steps += 1) > MAX_EVAL_STEPS) {
+                    c->limit = 1;
+                    report(c, n, "uniqueItems", NULL, "array too large to check uniqueItems");
+                    FAIL();
+                    i = j = size;
+                } else if (json_eq(json_array_get(inst, i), json_array_get(inst, j), 0)) {
                     render(c, json_array_get(inst, i), v, sizeof v);
                     report(c, n, "uniqueItems", NULL, "items %zu and %zu are equal (%s)", i, j,
                            v);
@@ -2366,10 +2376,10 @@ static int eval(vctx *c, const node *n, const json_t *inst, bits *ann)
         report(c, n, NULL, NULL, "no value is allowed here");
         return 0;
     }
-    if (c->depth >= MAX_EVAL_DEPTH) {
+    if (c->depth >= MAX_EVAL_DEPTH || ++c->steps > MAX_EVAL_STEPS) {
         if (!c->limit)
-            report(c, n, NULL, NULL, "schema evaluation nested deeper than %u levels",
-                   MAX_EVAL_DEPTH);
+            report(c, n, NULL, NULL, "schema evaluation exceeded its bounds (%u levels, %lu steps)",
+                   MAX_EVAL_DEPTH, MAX_EVAL_STEPS);
         c->limit = 1;
         return 0;
     }
@@ -2415,6 +2425,7 @@ pw_schema_status pw_schema_validate(const pw_schema *schema, const json_t *insta
     c->collect = 0;
     c->limit = 0;
     c->depth = c->idepth = c->nscope = c->nip = c->nkp = 0;
+    c->steps = 0;
     int ok = eval(c, schema->root, instance, NULL);
     if (ok && !c->limit)
         return PW_SCHEMA_VALID;
@@ -2422,6 +2433,7 @@ pw_schema_status pw_schema_validate(const pw_schema *schema, const json_t *insta
         c->res = result;
         c->collect = 1;
         c->depth = c->idepth = c->nscope = c->nip = c->nkp = 0;
+        c->steps = 0;
         eval(c, schema->root, instance, NULL);
         if (!result->count)
             report(c, schema->root, NULL, NULL, "the instance is not valid");

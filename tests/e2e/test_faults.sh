@@ -5,6 +5,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 e2e_stack worker.operation.timeout.ms=8000 azure.token.refresh.margin.ms=0
 arm=$(e2e_arm_target)
+# Tokens live 2 s from the start (the worker refreshes at expiry: margin 0).
+e2e_sim_settings '{"tokenLifetimeSeconds":2}'
 
 # --- 1. throttling and unavailability, then recovery -----------------------------------
 e2e_sim_clear_requests
@@ -19,9 +21,9 @@ e2e_sim DELETE /_sim/faults >/dev/null
 pw_log "429/503 then recovery: succeeded"
 
 # --- 2. a token that expires mid-run ------------------------------------------------------
-# Tokens live 2 s; the long-running operation takes 5 s and is polled every 0.2 s, so the
+# Tokens live 2 s; the long-running operation takes 5 s and is polled every second, so the
 # ARM token expires while it runs and must be fetched again.
-e2e_sim_settings '{"tokenLifetimeSeconds":2,"lroDurationMs":5000,"lroRetryAfterSeconds":0}'
+e2e_sim_settings '{"tokenLifetimeSeconds":2,"lroDurationMs":5000,"lroRetryAfterSeconds":1}'
 e2e_sim_clear_requests
 e2e_send_json token-expiry "$(e2e_request token-expiry "[{\"kind\":\"database.caching\",\"target\":$arm,\"hotCachePeriod\":\"P7D\"}]")"
 t=$(e2e_wait_terminal token-expiry 120)
@@ -29,7 +31,7 @@ e2e_expect "succeeded across a token expiry" '.status == "succeeded"' "$t"
 log=$(e2e_sim_requests)
 e2e_expect "more than one token request" '[.[] | select(.host == "login.microsoftonline.com")] | length >= 2' "$log"
 e2e_expect "no ARM call failed for lack of a valid token at the end" '[.[] | select(.host == "management.azure.com")] | last | .status < 400' "$log"
-e2e_sim_settings '{"tokenLifetimeSeconds":3600,"lroDurationMs":300,"lroRetryAfterSeconds":0}'
+e2e_sim_settings '{"tokenLifetimeSeconds":3600,"lroDurationMs":300,"lroRetryAfterSeconds":1}'
 pw_log "token expiry mid-run: refreshed, succeeded"
 
 # --- 3. azure-sim down past the deadline -> failed with a code ---------------------------

@@ -88,6 +88,12 @@ for _ in $(seq 20); do
   fds+=("$f")
 done
 for f in "${fds[@]}"; do exec {f}>&-; done
+# Random bytes on a few connections.
+for _ in 1 2 3; do
+  exec {fd}<>"/dev/tcp/${CTL%:*}/${CTL##*:}"
+  { head -c 200000 /dev/urandom >&"$fd"; } 2>/dev/null || true
+  exec {fd}>&-
+done
 pw_wait_until 30 pw_kafka_ctl "$CTL" ping >/dev/null || pw_fail "control port dead after garbage"
 pw_alive kafka || pw_fail "kafka-mock died"
 
@@ -100,13 +106,18 @@ pw_kcat_consume_n "$BOOT" ctl 20 120 >"$PW_TMP/got.json" || pw_fail "consume aft
 jq -r .payload "$PW_TMP/got.json" | sort >"$PW_TMP/got"
 sort "$PW_TMP/sent" | diff - "$PW_TMP/got" || pw_fail "messages differ after injected errors"
 
-# Clean shutdown: SIGTERM -> exit 0, bootstrap and control ports closed.
+# Clean shutdown with clients still connected: SIGTERM -> exit 0, bootstrap and control ports
+# closed.
+pw_spawn reader kcat -q -C -b "$BOOT" -t ctl -o beginning -u
+exec {idle}<>"/dev/tcp/${CTL%:*}/${CTL##*:}"
+pw_wait_until 60 grep -q ctl-20 "$PW_TMP/reader.out" || pw_fail "reader got nothing"
 rc=0
 pw_stop kafka TERM 60 || rc=$?
 [ "$rc" -eq 0 ] || pw_fail "kafka-mock exited $rc on SIGTERM, want 0"
 if (exec 3<>"/dev/tcp/${CTL%:*}/${CTL##*:}") 2>/dev/null; then
   pw_fail "control port still open after exit"
 fi
+exec {idle}>&-
 if (exec 3<>"/dev/tcp/${BOOT%%:*}/$(echo "$BOOT" | cut -d, -f1 | cut -d: -f2)") 2>/dev/null; then
   pw_fail "broker port still open after exit"
 fi

@@ -8,6 +8,7 @@
 
 #include "pw/schema.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,6 +339,51 @@ static void test_max_errors(void **state)
     assert_false(pw_schema_format_supported("idn-email"));
 }
 
+typedef struct thread_arg {
+    pw_schema *s;
+    int bad;
+} thread_arg;
+
+static void *validate_many(void *p)
+{
+    thread_arg *a = p;
+    json_t *good = json_loads("{\"id\":\"x\",\"n\":[\"ab\",\"cd\"]}", 0, NULL);
+    json_t *bad = json_loads("{\"id\":\"x y\",\"n\":[1]}", 0, NULL);
+    for (int i = 0; i < 2000; i++) {
+        pw_schema_result r;
+        if (pw_schema_validate(a->s, good, NULL) != PW_SCHEMA_VALID)
+            a->bad++;
+        if (pw_schema_validate(a->s, bad, &r) != PW_SCHEMA_INVALID || r.count != 2)
+            a->bad++;
+        pw_schema_result_clear(&r);
+    }
+    json_decref(good);
+    json_decref(bad);
+    return NULL;
+}
+
+/* One compiled schema shared by several threads (regex match data is per thread). */
+static void test_threads(void **state)
+{
+    (void)state;
+    char err[256];
+    pw_schema *s = compile_text("{\"properties\":{\"id\":{\"pattern\":\"^[a-z]+$\"},"
+                                "\"n\":{\"items\":{\"type\":\"string\"}}}}",
+                                NULL, err, sizeof err);
+    assert_non_null(s);
+    pthread_t t[4];
+    thread_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (thread_arg){s, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, validate_many, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(a[i].bad, 0);
+    }
+    pw_schema_free(s);
+}
+
 static void test_add_dir(void **state)
 {
     (void)state;
@@ -368,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_values),
         cmocka_unit_test(test_unevaluated_and_oneof_messages),
         cmocka_unit_test(test_max_errors),
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_add_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -465,6 +465,67 @@ static void host_suffix_config(void **state)
     assert_non_null(strstr(err, "worker.schemas.dir"));
 }
 
+static int known_code(const char *code)
+{
+    static const char *const codes[] = {
+        "MessageTooLarge", "InvalidUtf8", "NestingTooDeep", "InvalidJson", "NotAnObject",
+        "MissingId", "InvalidId", "TooManyOperations", "UnknownOperationKind", "SchemaViolation",
+        "ReplyToNotAllowed", "InvalidDuration", "DurationOutOfRange", "InvalidName",
+        "InvalidClusterUri", "ClusterHostNotAllowed"};
+    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
+        if (strcmp(code, codes[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Every prefix of a valid request, and many random byte mutations of it, either decode or
+ * are rejected with a documented code (and never crash: this runs under ASan/UBSan). */
+static void truncations_and_mutations(void **state)
+{
+    (void)state;
+    json_t *d = base();
+    char *text = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    size_t len = strlen(text);
+    char *copy = malloc(len + 1);
+    for (size_t n = 0; n < len; n++) {
+        memcpy(copy, text, n);
+        pw_rejection rej;
+        pw_request *req = pw_request_decode(chk, copy, n, &rej);
+        assert_null(req);
+        if (!known_code(rej.code))
+            fail_msg("prefix %zu: unknown code '%s'", n, rej.code);
+        pw_rejection_clear(&rej);
+    }
+    unsigned seed = 12345;
+    static const char alphabet[] = "{}[]\":,\\ 0aZ'-._/\x01\xff\xc3";
+    for (int round = 0; round < 3000; round++) {
+        memcpy(copy, text, len);
+        int flips = 1 + round % 3;
+        for (int k = 0; k < flips; k++) {
+            seed = seed * 1103515245u + 12345u;
+            size_t at = (seed >> 8) % len;
+            seed = seed * 1103515245u + 12345u;
+            copy[at] = alphabet[(seed >> 8) % (sizeof alphabet - 1)];
+        }
+        pw_rejection rej;
+        pw_request *req = pw_request_decode(chk, copy, len, &rej);
+        if (req) {
+            pw_request_free(req);
+            continue;
+        }
+        if (!known_code(rej.code))
+            fail_msg("mutation %d: unknown code '%s'", round, rej.code);
+        json_t *ev = pw_rejection_event(&rej, "w");
+        assert_non_null(ev);
+        assert_int_equal(pw_schema_validate(reply_schema, ev, NULL), PW_SCHEMA_VALID);
+        json_decref(ev);
+        pw_rejection_clear(&rej);
+    }
+    free(copy);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -472,7 +533,7 @@ int main(void)
         cmocka_unit_test(ids),                   cmocka_unit_test(schema_violations),
         cmocka_unit_test(durations),             cmocka_unit_test(names),
         cmocka_unit_test(cluster_uris),          cmocka_unit_test(reply_to),
-        cmocka_unit_test(host_suffix_config),
+        cmocka_unit_test(host_suffix_config),    cmocka_unit_test(truncations_and_mutations),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

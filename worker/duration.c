@@ -12,18 +12,15 @@
 
 static void set_err(char *err, size_t errlen, const char *msg)
 {
-    if (err && errlen)
-        snprintf(err, errlen, "%s", msg);
+    if (err && errlen) snprintf(err, errlen, "%s", msg);
 }
 
 /* acc += n * unit, refusing overflow. */
 static int add_scaled(int64_t *acc, int64_t n, int64_t unit)
 {
-    if (n > INT64_MAX / unit)
-        return -1;
+    if (n > INT64_MAX / unit) return -1;
     int64_t v = n * unit;
-    if (*acc > INT64_MAX - v)
-        return -1;
+    if (*acc > INT64_MAX - v) return -1;
     *acc += v;
     return 0;
 }
@@ -127,8 +124,7 @@ pw_duration_status pw_duration_parse_iso(const char *s, int64_t *ticks, char *er
         }
         total += frac;
         components++;
-        if (in_time)
-            time_components++;
+        if (in_time) time_components++;
         p++;
     }
     if (components == 0) {
@@ -150,13 +146,11 @@ static int read_digits(const char **pp, int n, int64_t *out)
     int64_t v = 0;
     int count = 0;
     while (*p >= '0' && *p <= '9' && (n == 0 || count < n)) {
-        if (++count > 15)
-            return -1;
+        if (++count > 15) return -1;
         v = v * 10 + (*p - '0');
         p++;
     }
-    if (count == 0 || (n && count != n))
-        return -1;
+    if (count == 0 || (n && count != n)) return -1;
     *pp = p;
     *out = v;
     return 0;
@@ -164,8 +158,7 @@ static int read_digits(const char **pp, int n, int64_t *out)
 
 int pw_duration_parse_dotnet(const char *s, int64_t *ticks)
 {
-    if (!s)
-        return -1;
+    if (!s) return -1;
     const char *p = s;
     int negative = 0;
     int64_t days = 0, h, m, sec, frac = 0;
@@ -177,34 +170,28 @@ int pw_duration_parse_dotnet(const char *s, int64_t *ticks)
     const char *colon = strchr(p, ':');
     const char *dot = strchr(p, '.');
     if (dot && colon && dot < colon) {
-        if (read_digits(&p, 0, &days) != 0 || *p != '.')
-            return -1;
+        if (read_digits(&p, 0, &days) != 0 || *p != '.') return -1;
         p++;
     }
-    if (read_digits(&p, 2, &h) != 0 || *p++ != ':' || read_digits(&p, 2, &m) != 0 ||
-        *p++ != ':' || read_digits(&p, 2, &sec) != 0)
+    if (read_digits(&p, 2, &h) != 0 || *p++ != ':' || read_digits(&p, 2, &m) != 0 || *p++ != ':' ||
+        read_digits(&p, 2, &sec) != 0)
         return -1;
-    if (h > 23 || m > 59 || sec > 59)
-        return -1;
+    if (h > 23 || m > 59 || sec > 59) return -1;
     if (*p == '.') {
         p++;
         int fd = 0;
         int64_t scale = PW_TICKS_PER_SECOND;
         while (*p >= '0' && *p <= '9') {
-            if (++fd > 7)
-                return -1;
+            if (++fd > 7) return -1;
             scale /= 10;
             frac += (*p - '0') * scale;
             p++;
         }
-        if (fd == 0)
-            return -1;
+        if (fd == 0) return -1;
     }
-    if (*p)
-        return -1;
+    if (*p) return -1;
     int64_t total = 0;
-    if (add_scaled(&total, days, PW_TICKS_PER_DAY) != 0)
-        return -1;
+    if (add_scaled(&total, days, PW_TICKS_PER_DAY) != 0) return -1;
     total += h * TICKS_PER_HOUR + m * TICKS_PER_MINUTE + sec * PW_TICKS_PER_SECOND + frac;
     *ticks = negative ? -total : total;
     return 0;
@@ -219,8 +206,7 @@ static int append(char *buf, size_t len, size_t *off, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(buf + *off, len - *off, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= len - *off)
-        return -1;
+    if (n < 0 || (size_t)n >= len - *off) return -1;
     *off += (size_t)n;
     return 0;
 }
@@ -228,13 +214,10 @@ static int append(char *buf, size_t len, size_t *off, const char *fmt, ...)
 int pw_duration_format_iso(int64_t ticks, char *buf, size_t len)
 {
     size_t off = 0;
-    if (!buf || len == 0 || ticks == INT64_MIN)
-        return -1;
+    if (!buf || len == 0 || ticks == INT64_MIN) return -1;
     buf[0] = '\0';
-    if (append(buf, len, &off, "%sP", ticks < 0 ? "-" : "") != 0)
-        return -1;
-    if (ticks < 0)
-        ticks = -ticks;
+    if (append(buf, len, &off, "%sP", ticks < 0 ? "-" : "") != 0) return -1;
+    if (ticks < 0) ticks = -ticks;
     int64_t days = ticks / PW_TICKS_PER_DAY, rest = ticks % PW_TICKS_PER_DAY;
     int64_t hours = rest / TICKS_PER_HOUR;
     rest %= TICKS_PER_HOUR;
@@ -242,27 +225,19 @@ int pw_duration_format_iso(int64_t ticks, char *buf, size_t len)
     rest %= TICKS_PER_MINUTE;
     int64_t secs = rest / PW_TICKS_PER_SECOND, frac = rest % PW_TICKS_PER_SECOND;
 
-    if (days && append(buf, len, &off, "%" PRId64 "D", days) != 0)
-        return -1;
-    if (!(hours || minutes || secs || frac || days == 0))
-        return 0;
-    if (append(buf, len, &off, "T") != 0)
-        return -1;
-    if (hours && append(buf, len, &off, "%" PRId64 "H", hours) != 0)
-        return -1;
-    if (minutes && append(buf, len, &off, "%" PRId64 "M", minutes) != 0)
-        return -1;
-    if (!(secs || frac || (!hours && !minutes)))
-        return 0;
-    if (append(buf, len, &off, "%" PRId64, secs) != 0)
-        return -1;
+    if (days && append(buf, len, &off, "%" PRId64 "D", days) != 0) return -1;
+    if (!(hours || minutes || secs || frac || days == 0)) return 0;
+    if (append(buf, len, &off, "T") != 0) return -1;
+    if (hours && append(buf, len, &off, "%" PRId64 "H", hours) != 0) return -1;
+    if (minutes && append(buf, len, &off, "%" PRId64 "M", minutes) != 0) return -1;
+    if (!(secs || frac || (!hours && !minutes))) return 0;
+    if (append(buf, len, &off, "%" PRId64, secs) != 0) return -1;
     if (frac) {
         char f[9];
         snprintf(f, sizeof f, "%07" PRId64, frac);
         for (size_t i = strlen(f) - 1; i > 0 && f[i] == '0'; i--)
             f[i] = '\0';
-        if (append(buf, len, &off, ".%s", f) != 0)
-            return -1;
+        if (append(buf, len, &off, ".%s", f) != 0) return -1;
     }
     return append(buf, len, &off, "S");
 }
@@ -272,12 +247,10 @@ int pw_duration_format_kql(int64_t ticks, char *buf, size_t len)
     static const struct {
         int64_t ticks;
         const char *unit;
-    } units[] = {{PW_TICKS_PER_DAY, "d"},       {TICKS_PER_HOUR, "h"},
-                 {TICKS_PER_MINUTE, "m"},       {PW_TICKS_PER_SECOND, "s"},
-                 {INT64_C(10000), "ms"},         {INT64_C(10), "microsecond"},
+    } units[] = {{PW_TICKS_PER_DAY, "d"},    {TICKS_PER_HOUR, "h"},  {TICKS_PER_MINUTE, "m"},
+                 {PW_TICKS_PER_SECOND, "s"}, {INT64_C(10000), "ms"}, {INT64_C(10), "microsecond"},
                  {INT64_C(1), "tick"}};
-    if (!buf || len == 0 || ticks < 0)
-        return -1;
+    if (!buf || len == 0 || ticks < 0) return -1;
     if (ticks == 0) {
         int n = snprintf(buf, len, "0d");
         return n > 0 && (size_t)n < len ? 0 : -1;
@@ -294,8 +267,7 @@ int pw_duration_format_kql(int64_t ticks, char *buf, size_t len)
 int pw_duration_format_dotnet(int64_t ticks, char *buf, size_t len)
 {
     const char *sign = "";
-    if (!buf || len == 0 || ticks == INT64_MIN)
-        return -1;
+    if (!buf || len == 0 || ticks == INT64_MIN) return -1;
     if (ticks < 0) {
         sign = "-";
         ticks = -ticks;

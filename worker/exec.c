@@ -108,8 +108,7 @@ static lane *lane_get(pw_exec *ex, const char *key)
 {
     unsigned b = hash_key(key);
     for (lane *ln = ex->buckets[b]; ln; ln = ln->next_in_bucket)
-        if (strcmp(ln->key, key) == 0)
-            return ln;
+        if (strcmp(ln->key, key) == 0) return ln;
     lane *ln = calloc(1, sizeof *ln);
     if (!ln || !(ln->key = strdup(key))) {
         free(ln);
@@ -125,8 +124,7 @@ static void lane_drop(pw_exec *ex, lane *ln)
     lane **pp = &ex->buckets[hash_key(ln->key)];
     while (*pp && *pp != ln)
         pp = &(*pp)->next_in_bucket;
-    if (*pp)
-        *pp = ln->next_in_bucket;
+    if (*pp) *pp = ln->next_in_bucket;
     free(ln->key);
     free(ln);
 }
@@ -140,12 +138,10 @@ static int lane_remove(lane *ln, const req_state *rs, size_t index)
         pp = &(*pp)->next;
     }
     lane_entry *e = *pp;
-    if (!e)
-        return 0;
+    if (!e) return 0;
     int was_head = e == ln->head;
     *pp = e->next;
-    if (ln->tail == e)
-        ln->tail = prev;
+    if (ln->tail == e) ln->tail = prev;
     free(e);
     return was_head;
 }
@@ -157,32 +153,29 @@ static json_t *op_json(const req_state *rs, size_t i, int with_plan)
     const op_state *os = &rs->ops[i];
     const pw_plan_op *pop = pw_plan_op_at(rs->plan, i);
     const pw_request_op *op = pop->op;
-    uint64_t dur = os->status == OP_RUNNING ? pw_loop_now_ms(rs->ex->loop) - os->start_ms
-                                            : os->duration_ms;
+    uint64_t dur =
+        os->status == OP_RUNNING ? pw_loop_now_ms(rs->ex->loop) - os->start_ms : os->duration_ms;
     json_t *j = json_pack("{s:I, s:s, s:s, s:O, s:s, s:O, s:O, s:I, s:I}", "index", (json_int_t)i,
                           "kind", pw_op_kind_name(op->kind), "route", pw_route_name(op->route),
-                          "target", op->target, "status", op_status_names[os->status],
-                          "before", os->before ? os->before : json_null(), "after",
-                          os->after ? os->after : json_null(), "attempts",
-                          (json_int_t)os->attempts, "durationMs", (json_int_t)dur);
-    if (!j)
-        return NULL;
-    if (with_plan)
-        json_object_set_new(j, "plan", pw_plan_op_json(rs->plan, i));
+                          "target", op->target, "status", op_status_names[os->status], "before",
+                          os->before ? os->before : json_null(), "after",
+                          os->after ? os->after : json_null(), "attempts", (json_int_t)os->attempts,
+                          "durationMs", (json_int_t)dur);
+    if (!j) return NULL;
+    if (with_plan) json_object_set_new(j, "plan", pw_plan_op_json(rs->plan, i));
     if (os->az_request_id[0] || os->az_correlation_id[0] || os->az_client_request_id[0])
         json_object_set_new(j, "azure",
                             json_pack("{s:s, s:s, s:s}", "requestId", os->az_request_id,
                                       "correlationId", os->az_correlation_id, "clientRequestId",
                                       os->az_client_request_id));
     if (os->has_lro) {
-        json_t *lro = json_pack("{s:s, s:I}", "status", os->lro_status, "polls",
-                                (json_int_t)os->polls);
+        json_t *lro =
+            json_pack("{s:s, s:I}", "status", os->lro_status, "polls", (json_int_t)os->polls);
         if (lro && os->percent >= 0 && os->percent <= 100)
             json_object_set_new(lro, "percentComplete", json_integer(os->percent));
         json_object_set_new(j, "lro", lro);
     }
-    if (os->error)
-        json_object_set(j, "error", os->error);
+    if (os->error) json_object_set(j, "error", os->error);
     return j;
 }
 
@@ -193,10 +186,8 @@ static void emit(req_state *rs, const char *status, long op_index, int terminal)
     json_t *ev = pw_event_new(pw_request_id(rs->req), status, ++rs->seq, ex->worker_id);
     if (ev) {
         int accepted = strcmp(status, "accepted") == 0;
-        if (pw_request_dry_run(rs->req))
-            json_object_set_new(ev, "dryRun", json_true());
-        if (op_index >= 0)
-            json_object_set_new(ev, "operationIndex", json_integer(op_index));
+        if (pw_request_dry_run(rs->req)) json_object_set_new(ev, "dryRun", json_true());
+        if (op_index >= 0) json_object_set_new(ev, "operationIndex", json_integer(op_index));
         json_t *ops = json_array();
         for (size_t i = 0; i < rs->count; i++)
             json_array_append_new(ops, op_json(rs, i, accepted));
@@ -211,8 +202,7 @@ static void emit(req_state *rs, const char *status, long op_index, int terminal)
     } else {
         pw_log(PW_LOG_ERROR, pw_request_id(rs->req), "exec.nomem", "event %s not built", status);
     }
-    if (ev || terminal)
-        rs->cb(rs->ctx, ev, terminal); /* takes ownership of ev */
+    if (ev || terminal) rs->cb(rs->ctx, ev, terminal); /* takes ownership of ev */
 }
 
 static void req_free(req_state *rs)
@@ -222,13 +212,10 @@ static void req_free(req_state *rs)
         rs->prev->next = rs->next;
     else
         ex->reqs = rs->next;
-    if (rs->next)
-        rs->next->prev = rs->prev;
-    if (rs->start_timer)
-        pw_loop_timer_cancel(ex->loop, rs->start_timer);
+    if (rs->next) rs->next->prev = rs->prev;
+    if (rs->start_timer) pw_loop_timer_cancel(ex->loop, rs->start_timer);
     for (size_t i = 0; i < rs->count; i++) {
-        if (rs->ops[i].fail_timer)
-            pw_loop_timer_cancel(ex->loop, rs->ops[i].fail_timer);
+        if (rs->ops[i].fail_timer) pw_loop_timer_cancel(ex->loop, rs->ops[i].fail_timer);
         json_decref(rs->ops[i].before);
         json_decref(rs->ops[i].after);
         json_decref(rs->ops[i].error);
@@ -266,8 +253,7 @@ static void record_ids(op_state *os, const pw_azure_result *r)
 {
     snprintf(os->az_request_id, sizeof os->az_request_id, "%s", r->request_id);
     snprintf(os->az_correlation_id, sizeof os->az_correlation_id, "%s", r->correlation_id);
-    snprintf(os->az_client_request_id, sizeof os->az_client_request_id, "%s",
-             r->client_request_id);
+    snprintf(os->az_client_request_id, sizeof os->az_client_request_id, "%s", r->client_request_id);
 }
 
 /* The operation is over (any final status): free its lane, move the request on. */
@@ -291,7 +277,8 @@ static void finish_op(op_state *os, op_status status)
     if (status == OP_FAILED && rs->count > 16) {
         others = malloc(rs->count * sizeof *others);
         if (!others)
-            others = others_small; /* degrade: kick at most 16 (others start at their next finish) */
+            others =
+                others_small; /* degrade: kick at most 16 (others start at their next finish) */
     }
     size_t cap = others == others_small ? 16 : rs->count;
     if (status == OP_FAILED) {
@@ -304,28 +291,24 @@ static void finish_op(op_state *os, op_status status)
                 size_t k = 0;
                 while (k < n_others && others[k] != lj)
                     k++;
-                if (k == n_others && n_others < cap)
-                    others[n_others++] = lj;
+                if (k == n_others && n_others < cap) others[n_others++] = lj;
             }
         }
         rs->next_op = rs->count;
     }
     lane *next_lane = rs->next_op < rs->count ? rs->ops[rs->next_op].lane : NULL;
-    if (rs->next_op >= rs->count)
-        finish_request(rs); /* rs is gone from here on */
+    if (rs->next_op >= rs->count) finish_request(rs); /* rs is gone from here on */
     kick(ex, ln);
     for (size_t k = 0; k < n_others; k++)
         kick(ex, others[k]);
-    if (others != others_small)
-        free(others);
-    if (next_lane && next_lane != ln)
-        kick(ex, next_lane);
+    if (others != others_small) free(others);
+    if (next_lane && next_lane != ln) kick(ex, next_lane);
 }
 
 static void fail_op(op_state *os, const pw_azure_result *r)
 {
-    set_error(os, r->code ? r->code : PW_AZ_CODE_PROTOCOL, r->message, r->retryable,
-              r->http_status, r->azure_code);
+    set_error(os, r->code ? r->code : PW_AZ_CODE_PROTOCOL, r->message, r->retryable, r->http_status,
+              r->azure_code);
     record_ids(os, r);
     finish_op(os, OP_FAILED);
 }
@@ -351,8 +334,7 @@ static void on_done(void *ctx, const pw_azure_result *r)
     os->attempts += r->attempts;
     if (os->step == STEP_APPLY) {
         record_ids(os, r);
-        if (os->has_lro && r->ok)
-            snprintf(os->lro_status, sizeof os->lro_status, "Succeeded");
+        if (os->has_lro && r->ok) snprintf(os->lro_status, sizeof os->lro_status, "Succeeded");
     }
     if (!r->ok) {
         if (os->step == STEP_REREAD) {
@@ -440,8 +422,7 @@ static void issue(op_state *os, op_step step)
         pw_log(PW_LOG_ERROR, pw_request_id(rs->req), "op.not_started", "%s", err);
         set_error(os, "InternalError", err, 0, 0, NULL);
         os->fail_timer = pw_loop_timer_add(ex->loop, 0, on_not_started, os);
-        if (!os->fail_timer)
-            finish_op(os, OP_FAILED);
+        if (!os->fail_timer) finish_op(os, OP_FAILED);
     }
 }
 
@@ -463,15 +444,13 @@ static void start_op(req_state *rs, size_t i)
 /* Starts the lane's head operation when it may run; drops the lane when it is empty. */
 static void kick(pw_exec *ex, lane *ln)
 {
-    if (ln->busy)
-        return;
+    if (ln->busy) return;
     if (!ln->head) {
         lane_drop(ex, ln);
         return;
     }
     lane_entry *e = ln->head;
-    if (e->rs->started && e->rs->next_op == e->index)
-        start_op(e->rs, e->index);
+    if (e->rs->started && e->rs->next_op == e->index) start_op(e->rs, e->index);
 }
 
 /* ------------------------------------------------------------------ submit */
@@ -489,8 +468,9 @@ static void on_start(pw_loop *loop, void *ctx)
         json_t *ev = pw_event_new(pw_request_id(rs->req), "failed", ++rs->seq, ex->worker_id);
         if (ev) {
             json_object_set_new(ev, "operations", json_array());
-            json_object_set_new(ev, "error",
-                                pw_event_error("InternalError", "the request could not be planned", 0));
+            json_object_set_new(
+                ev, "error",
+                pw_event_error("InternalError", "the request could not be planned", 0));
         }
         rs->cb(rs->ctx, ev, 1);
         ex->in_flight--;
@@ -502,8 +482,7 @@ static void on_start(pw_loop *loop, void *ctx)
     kick(rs->ex, rs->ops[0].lane);
 }
 
-pw_exec *pw_exec_new(pw_loop *loop, pw_azure *azure, const pw_config *cfg, char *err,
-                     size_t errlen)
+pw_exec *pw_exec_new(pw_loop *loop, pw_azure *azure, const pw_config *cfg, char *err, size_t errlen)
 {
     pw_exec *ex = calloc(1, sizeof *ex);
     if (!ex) {
@@ -523,8 +502,7 @@ pw_exec *pw_exec_new(pw_loop *loop, pw_azure *azure, const pw_config *cfg, char 
 
 void pw_exec_free(pw_exec *ex)
 {
-    if (!ex)
-        return;
+    if (!ex) return;
     while (ex->reqs)
         req_free(ex->reqs);
     for (unsigned b = 0; b < LANE_BUCKETS; b++) {
@@ -588,8 +566,7 @@ void pw_exec_submit(pw_exec *ex, pw_request *req, pw_exec_event_cb cb, void *ctx
         rs->ops[i].lane = ln;
     }
     rs->next = ex->reqs;
-    if (ex->reqs)
-        ex->reqs->prev = rs;
+    if (ex->reqs) ex->reqs->prev = rs;
     ex->reqs = rs;
     ex->in_flight++;
     rs->start_timer = pw_loop_timer_add(ex->loop, 0, on_start, rs);

@@ -7,18 +7,17 @@
 #include <strings.h>
 
 const char *const pw_names_default_kusto_suffixes[] = {
-    ".kusto.windows.net",        /* public cloud */
-    ".kusto.chinacloudapi.cn",   /* Azure China */
-    ".kusto.usgovcloudapi.net",  /* Azure US Government */
-    ".kustomfa.windows.net",     /* public cloud, MFA-enforced endpoint */
+    ".kusto.windows.net",          /* public cloud */
+    ".kusto.chinacloudapi.cn",     /* Azure China */
+    ".kusto.usgovcloudapi.net",    /* Azure US Government */
+    ".kustomfa.windows.net",       /* public cloud, MFA-enforced endpoint */
     ".kusto.fabric.microsoft.com", /* Microsoft Fabric eventhouses */
     NULL,
 };
 
 static pw_names_status fail(char *err, size_t errlen, pw_names_status st, const char *msg)
 {
-    if (err && errlen)
-        snprintf(err, errlen, "%s", msg);
+    if (err && errlen) snprintf(err, errlen, "%s", msg);
     return st;
 }
 
@@ -32,12 +31,12 @@ pw_names_status pw_names_kusto_entity(const char *name, char *err, size_t errlen
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
         if (!(isascii(c) && (isalnum(c) || c == '_' || c == ' ' || c == '.' || c == '-')))
-            return fail(err, errlen, PW_NAMES_INVALID, 
+            return fail(err, errlen, PW_NAMES_INVALID,
                         "an entity name may hold only letters, digits, '_', ' ', '.' and '-'");
     }
     if ((n >= 2 && name[0] == '_' && name[1] == '_') ||
         (n >= 2 && name[n - 1] == '_' && name[n - 2] == '_'))
-        return fail(err, errlen, PW_NAMES_INVALID, 
+        return fail(err, errlen, PW_NAMES_INVALID,
                     "entity names starting or ending with '__' are reserved");
     return PW_NAMES_OK;
 }
@@ -45,11 +44,10 @@ pw_names_status pw_names_kusto_entity(const char *name, char *err, size_t errlen
 pw_names_status pw_names_arm_database(const char *name, char *err, size_t errlen)
 {
     pw_names_status st = pw_names_kusto_entity(name, err, errlen);
-    if (st != PW_NAMES_OK)
-        return st;
+    if (st != PW_NAMES_OK) return st;
     size_t n = strlen(name);
     if (strstr(name, "..") || strcmp(name, ".") == 0 || name[0] == ' ' || name[n - 1] == ' ')
-        return fail(err, errlen, PW_NAMES_INVALID, 
+        return fail(err, errlen, PW_NAMES_INVALID,
                     "a database name in an ARM path must not be '.', contain '..' or start/end "
                     "with a space");
     return PW_NAMES_OK;
@@ -62,8 +60,7 @@ pw_names_status pw_names_subscription_id(const char *id, char *err, size_t errle
         return fail(err, errlen, PW_NAMES_INVALID, "a subscription id is a GUID");
     for (size_t i = 0; shape[i]; i++) {
         int ok = shape[i] == '-' ? id[i] == '-' : isxdigit((unsigned char)id[i]) != 0;
-        if (!ok)
-            return fail(err, errlen, PW_NAMES_INVALID, "a subscription id is a GUID");
+        if (!ok) return fail(err, errlen, PW_NAMES_INVALID, "a subscription id is a GUID");
     }
     return PW_NAMES_OK;
 }
@@ -71,12 +68,11 @@ pw_names_status pw_names_subscription_id(const char *id, char *err, size_t errle
 pw_names_status pw_names_resource_group(const char *name, char *err, size_t errlen)
 {
     if (!name || !*name || strlen(name) > 90)
-        return fail(err, errlen, PW_NAMES_INVALID, 
-                    "a resource group name has 1 to 90 characters");
+        return fail(err, errlen, PW_NAMES_INVALID, "a resource group name has 1 to 90 characters");
     for (const char *p = name; *p; p++) {
         unsigned char c = (unsigned char)*p;
         if (!(isascii(c) && (isalnum(c) || strchr("_-.()", c))))
-            return fail(err, errlen, PW_NAMES_INVALID, 
+            return fail(err, errlen, PW_NAMES_INVALID,
                         "a resource group name may hold only letters, digits, '_', '-', '.', "
                         "'(' and ')' (no '/', '?', '#', control characters)");
     }
@@ -91,13 +87,13 @@ pw_names_status pw_names_cluster(const char *name, char *err, size_t errlen)
 {
     size_t n = name ? strlen(name) : 0;
     if (n < 4 || n > 22 || !islower((unsigned char)name[0]))
-        return fail(err, errlen, PW_NAMES_INVALID, 
+        return fail(err, errlen, PW_NAMES_INVALID,
                     "a cluster name has 4 to 22 lower-case letters and digits, starting with a "
                     "letter");
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
         if (!(isascii(c) && (islower(c) || isdigit(c))))
-            return fail(err, errlen, PW_NAMES_INVALID, 
+            return fail(err, errlen, PW_NAMES_INVALID,
                         "a cluster name has only lower-case letters and digits");
     }
     return PW_NAMES_OK;
@@ -106,8 +102,7 @@ pw_names_status pw_names_cluster(const char *name, char *err, size_t errlen)
 static int host_has_suffix(const char *host, const char *suffix)
 {
     char want[256];
-    if (!suffix || !*suffix)
-        return 0;
+    if (!suffix || !*suffix) return 0;
     snprintf(want, sizeof want, "%s%s", suffix[0] == '.' ? "" : ".", suffix);
     size_t h = strlen(host), w = strlen(want);
     /* at least one label before the suffix */
@@ -127,23 +122,23 @@ pw_names_status pw_names_cluster_uri(const char *uri, const char *const *suffixe
     if (n == 0 || n >= sizeof host)
         return fail(err, errlen, PW_NAMES_URI_INVALID, "a cluster URI needs a host");
     switch (h[n]) {
-    case '\0': break;
+    case '\0':
+        break;
     case '/':
-        if (h[n + 1] == '\0')
-            break;
+        if (h[n + 1] == '\0') break;
         return fail(err, errlen, PW_NAMES_URI_INVALID, "a cluster URI must not have a path");
     case '@':
         return fail(err, errlen, PW_NAMES_URI_INVALID, "a cluster URI must not carry user-info");
     case ':':
         return fail(err, errlen, PW_NAMES_URI_INVALID, "a cluster URI must not carry a port");
     default:
-        return fail(err, errlen, PW_NAMES_URI_INVALID, 
+        return fail(err, errlen, PW_NAMES_URI_INVALID,
                     "a cluster URI must not have a query or fragment");
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)h[i];
         if (!(isascii(c) && (isalnum(c) || c == '-' || c == '.')))
-            return fail(err, errlen, PW_NAMES_URI_INVALID, 
+            return fail(err, errlen, PW_NAMES_URI_INVALID,
                         "a cluster URI's host may hold only letters, digits, '-' and '.'");
         host[i] = (char)tolower(c);
     }
@@ -162,16 +157,18 @@ pw_names_status pw_names_cluster_uri(const char *uri, const char *const *suffixe
         allowed = host_has_suffix(host, suffixes[i]);
     if (!allowed) {
         if (err && errlen)
-            snprintf(err, errlen, "cluster host '%s' does not end with an allowed Kusto host suffix",
-                     host);
+            snprintf(err, errlen,
+                     "cluster host '%s' does not end with an allowed Kusto host suffix", host);
         return PW_NAMES_HOST_NOT_ALLOWED;
     }
-    if (normalized && snprintf(normalized, normalized_len, "https://%s", host) >= (int)normalized_len)
+    if (normalized &&
+        snprintf(normalized, normalized_len, "https://%s", host) >= (int)normalized_len)
         return fail(err, errlen, PW_NAMES_URI_INVALID, "a cluster URI is too long");
     if (cluster) {
         size_t l = strcspn(host, ".");
         if (l >= cluster_len)
-            return fail(err, errlen, PW_NAMES_URI_INVALID, "a cluster URI's first label is too long");
+            return fail(err, errlen, PW_NAMES_URI_INVALID,
+                        "a cluster URI's first label is too long");
         memcpy(cluster, host, l);
         cluster[l] = '\0';
     }

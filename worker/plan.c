@@ -55,10 +55,10 @@ static char *database_path(const pw_request_op *op, const char *suffix)
 
 static char *lane_key(const pw_request_op *op)
 {
-    size_t need = strlen(op->cluster) + strlen(op->database) + (op->table ? strlen(op->table) : 0) + 4;
+    size_t need =
+        strlen(op->cluster) + strlen(op->database) + (op->table ? strlen(op->table) : 0) + 4;
     char *key = malloc(need);
-    if (!key)
-        return NULL;
+    if (!key) return NULL;
     snprintf(key, need, "%s/%s%s%s", op->cluster, op->database, op->table ? "/" : "",
              op->table ? op->table : "");
     /* cluster and database names are case-insensitive; table names are not */
@@ -79,13 +79,12 @@ static json_t *period_value(pw_op_kind kind, int is_set, int64_t ticks)
 /* The principal as sent to addPrincipals: only the fields the request gave. */
 static json_t *principal_body(const json_t *principal)
 {
-    static const char *const fields[] = {"role", "name", "type", "appId", "email", "fqn",
-                                         "tenantName"};
+    static const char *const fields[] = {"role",  "name", "type",      "appId",
+                                         "email", "fqn",  "tenantName"};
     json_t *p = json_object();
     for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
         json_t *v = json_object_get(principal, fields[i]);
-        if (json_is_string(v))
-            json_object_set_new(p, fields[i], json_string(json_string_value(v)));
+        if (json_is_string(v)) json_object_set_new(p, fields[i], json_string(json_string_value(v)));
     }
     return p;
 }
@@ -111,8 +110,7 @@ static int build_op(pw_plan_op *pop, const pw_request_op *op)
     pop->planned = period_value(op->kind, 1, op->period_ticks);
     if (op->route == PW_ROUTE_ARM) {
         char iso[64];
-        if (pw_duration_format_iso(op->period_ticks, iso, sizeof iso) != 0)
-            return -1;
+        if (pw_duration_format_iso(op->period_ticks, iso, sizeof iso) != 0) return -1;
         pop->read.method = "GET";
         pop->read.path = database_path(op, "");
         pop->apply.method = "PATCH";
@@ -141,17 +139,14 @@ static void call_clear(pw_plan_call *c)
 pw_plan *pw_plan_new(const pw_request *req, const char *api_version, char *err, size_t errlen)
 {
     pw_plan *plan = calloc(1, sizeof *plan);
-    if (!plan)
-        goto oom;
+    if (!plan) goto oom;
     snprintf(plan->api_version, sizeof plan->api_version, "%s",
              api_version && *api_version ? api_version : DEFAULT_API_VERSION);
     plan->count = pw_request_op_count(req);
     plan->ops = calloc(plan->count ? plan->count : 1, sizeof *plan->ops);
-    if (!plan->ops)
-        goto oom;
+    if (!plan->ops) goto oom;
     for (size_t i = 0; i < plan->count; i++)
-        if (build_op(&plan->ops[i], pw_request_op_at(req, i)) != 0)
-            goto oom;
+        if (build_op(&plan->ops[i], pw_request_op_at(req, i)) != 0) goto oom;
     return plan;
 oom:
     snprintf(err, errlen, "out of memory (or an unplannable operation) while planning");
@@ -161,8 +156,7 @@ oom:
 
 void pw_plan_free(pw_plan *plan)
 {
-    if (!plan)
-        return;
+    if (!plan) return;
     for (size_t i = 0; plan->ops && i < plan->count; i++) {
         call_clear(&plan->ops[i].read);
         call_clear(&plan->ops[i].apply);
@@ -188,8 +182,7 @@ static json_t *call_json(const pw_plan_call *c, const char *api_version)
     if (c->route == PW_ROUTE_ARM) {
         json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "route", "arm", "method", c->method, "path",
                               c->path, "apiVersion", api_version);
-        if (j && c->body)
-            json_object_set_new(j, "body", json_deep_copy(c->body));
+        if (j && c->body) json_object_set_new(j, "body", json_deep_copy(c->body));
         return j;
     }
     return json_pack("{s:s, s:s, s:s, s:s}", "route", "kusto", "clusterUri", c->cluster_uri,
@@ -199,8 +192,7 @@ static json_t *call_json(const pw_plan_call *c, const char *api_version)
 json_t *pw_plan_op_json(const pw_plan *plan, size_t i)
 {
     const pw_plan_op *pop = pw_plan_op_at(plan, i);
-    if (!pop)
-        return NULL;
+    if (!pop) return NULL;
     return json_pack("{s:o, s:o}", "read", call_json(&pop->read, plan->api_version), "apply",
                      call_json(&pop->apply, plan->api_version));
 }
@@ -220,12 +212,10 @@ static int nonempty(const json_t *v)
  * resolved forms (aadapp=<appId>;<tenant>), so ids are compared, case-insensitively. */
 static int principal_matches(const json_t *want, const json_t *have)
 {
-    if (!ieq(json_object_get(want, "role"), json_object_get(have, "role")))
-        return 0;
+    if (!ieq(json_object_get(want, "role"), json_object_get(have, "role"))) return 0;
     const json_t *app = json_object_get(want, "appId");
     if (nonempty(app)) {
-        if (ieq(app, json_object_get(have, "appId")))
-            return 1;
+        if (ieq(app, json_object_get(have, "appId"))) return 1;
         const char *fqn = json_string_value(json_object_get(have, "fqn"));
         char prefix[300];
         snprintf(prefix, sizeof prefix, "aadapp=%s", json_string_value(app));
@@ -233,19 +223,16 @@ static int principal_matches(const json_t *want, const json_t *have)
         return fqn && strncasecmp(fqn, prefix, n) == 0 && (fqn[n] == '\0' || fqn[n] == ';');
     }
     const json_t *fqn = json_object_get(want, "fqn");
-    if (nonempty(fqn))
-        return ieq(fqn, json_object_get(have, "fqn"));
+    if (nonempty(fqn)) return ieq(fqn, json_object_get(have, "fqn"));
     const json_t *email = json_object_get(want, "email");
-    if (nonempty(email))
-        return ieq(email, json_object_get(have, "email"));
+    if (nonempty(email)) return ieq(email, json_object_get(have, "email"));
     return ieq(json_object_get(want, "name"), json_object_get(have, "name")) &&
            ieq(json_object_get(want, "type"), json_object_get(have, "type"));
 }
 
 static int fail(char *err, size_t errlen, const char *msg)
 {
-    if (err && errlen)
-        snprintf(err, errlen, "%s", msg);
+    if (err && errlen) snprintf(err, errlen, "%s", msg);
     return -1;
 }
 
@@ -256,8 +243,7 @@ int pw_plan_value(const pw_plan_op *pop, const json_t *answer, json_t **value, c
     *value = NULL;
     if (op->kind == PW_OP_DATABASE_PRINCIPAL_ADD) {
         const json_t *list = json_object_get(answer, "value");
-        if (!json_is_array(list))
-            return fail(err, errlen, "the principal list has no value array");
+        if (!json_is_array(list)) return fail(err, errlen, "the principal list has no value array");
         size_t i;
         const json_t *have;
         json_array_foreach(list, i, have)

@@ -22,8 +22,8 @@
 #endif
 
 static const char *const kind_names[PW_OP_KIND_COUNT] = {
-    "database.retention", "database.caching", "table.retention", "table.caching",
-    "database.principal.add",
+    "database.retention", "database.caching",       "table.retention",
+    "table.caching",      "database.principal.add",
 };
 
 struct pw_request_checker {
@@ -78,11 +78,10 @@ static int ends_with(const char *s, const char *suffix)
 }
 
 /* Registers every *.json under dir (sub-directories too, bounded), each under its $id. */
-static int load_dir(pw_schema_registry *reg, const char *dir, int depth, size_t *files,
-                    char *err, size_t errlen)
+static int load_dir(pw_schema_registry *reg, const char *dir, int depth, size_t *files, char *err,
+                    size_t errlen)
 {
-    if (depth > MAX_SCHEMA_DIR_DEPTH)
-        return 0;
+    if (depth > MAX_SCHEMA_DIR_DEPTH) return 0;
     DIR *d = opendir(dir);
     if (!d) {
         snprintf(err, errlen, "worker.schemas.dir: cannot open %s", dir);
@@ -91,14 +90,11 @@ static int load_dir(pw_schema_registry *reg, const char *dir, int depth, size_t 
     struct dirent *e;
     int rc = 0;
     while (rc == 0 && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
+        if (e->d_name[0] == '.') continue;
         char path[4096];
-        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
-            continue;
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
         struct stat st;
-        if (stat(path, &st) != 0)
-            continue;
+        if (stat(path, &st) != 0) continue;
         if (S_ISDIR(st.st_mode)) {
             rc = load_dir(reg, path, depth + 1, files, err, errlen);
         } else if (S_ISREG(st.st_mode) && ends_with(e->d_name, ".json")) {
@@ -132,11 +128,10 @@ pw_request_checker *pw_request_checker_new(const pw_config *cfg, char *err, size
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    const char *dir = cfg && cfg->schemas_dir && *cfg->schemas_dir ? cfg->schemas_dir
-                                                                    : PW_SOURCE_SCHEMAS_DIR;
+    const char *dir =
+        cfg && cfg->schemas_dir && *cfg->schemas_dir ? cfg->schemas_dir : PW_SOURCE_SCHEMAS_DIR;
     size_t files = 0;
-    if (load_dir(chk->registry, dir, 0, &files, err, errlen) != 0)
-        goto fail;
+    if (load_dir(chk->registry, dir, 0, &files, err, errlen) != 0) goto fail;
     pw_schema_options opts = {0};
     opts.max_errors = 32;
     char e2[512];
@@ -153,8 +148,7 @@ fail:
 
 void pw_request_checker_free(pw_request_checker *chk)
 {
-    if (!chk)
-        return;
+    if (!chk) return;
     pw_schema_free(chk->schema);
     pw_schema_registry_free(chk->registry);
     free(chk);
@@ -184,8 +178,7 @@ static void reject_at(pw_rejection *rej, const char *code, const char *location,
 
 void pw_rejection_clear(pw_rejection *rej)
 {
-    if (!rej)
-        return;
+    if (!rej) return;
     json_decref(rej->errors);
     memset(rej, 0, sizeof *rej);
 }
@@ -236,13 +229,10 @@ static int utf8_valid(const unsigned char *s, size_t n)
                 hi = 0x8F;
         } else
             return 0;
-        if (i + need >= n)
-            return 0;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return 0;
+        if (i + need >= n) return 0;
+        if (s[i + 1] < lo || s[i + 1] > hi) return 0;
         for (size_t k = 2; k <= need; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xBF)
-                return 0;
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF) return 0;
         i += need + 1;
     }
     return 1;
@@ -266,8 +256,7 @@ static unsigned json_depth(const char *s, size_t n, unsigned limit)
         } else if (c == '[' || c == '{') {
             if (++depth > max) {
                 max = depth;
-                if (max > limit)
-                    return max;
+                if (max > limit) return max;
             }
         } else if ((c == ']' || c == '}') && depth > 0) {
             depth--;
@@ -279,8 +268,7 @@ static unsigned json_depth(const char *s, size_t n, unsigned limit)
 static int id_valid(const char *id)
 {
     size_t n = strlen(id);
-    if (n < 1 || n > 128)
-        return 0;
+    if (n < 1 || n > 128) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = id[i];
         if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -292,10 +280,8 @@ static int id_valid(const char *id)
 
 static int reply_to_allowed(const pw_config *cfg, const char *topic)
 {
-    if (!cfg)
-        return 0;
-    if (cfg->reply_topic && strcmp(cfg->reply_topic, topic) == 0)
-        return 1;
+    if (!cfg) return 0;
+    if (cfg->reply_topic && strcmp(cfg->reply_topic, topic) == 0) return 1;
     for (size_t i = 0; i < cfg->allowed_reply_topic_count; i++)
         if (cfg->allowed_reply_topics[i] && strcmp(cfg->allowed_reply_topics[i], topic) == 0)
             return 1;
@@ -314,8 +300,7 @@ static int check_name(pw_rejection *rej, size_t i, const char *key, const char *
                       pw_names_status (*rule)(const char *, char *, size_t))
 {
     char why[256], where[96];
-    if (rule(value, why, sizeof why) == PW_NAMES_OK)
-        return 0;
+    if (rule(value, why, sizeof why) == PW_NAMES_OK) return 0;
     snprintf(where, sizeof where, "/operations/%zu/target/%s", i, key);
     reject_at(rej, PW_REJECT_INVALID_NAME, where, why);
     return -1;
@@ -385,13 +370,11 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
     if (op->resource_group &&
         check_name(rej, i, "resourceGroup", op->resource_group, pw_names_resource_group))
         return -1;
-    if (cluster && check_name(rej, i, "cluster", cluster, pw_names_cluster))
-        return -1;
+    if (cluster && check_name(rej, i, "cluster", cluster, pw_names_cluster)) return -1;
     if (check_name(rej, i, "database", op->database,
                    op->route == PW_ROUTE_ARM ? pw_names_arm_database : pw_names_kusto_entity))
         return -1;
-    if (table_kind && check_name(rej, i, "table", op->table, pw_names_kusto_entity))
-        return -1;
+    if (table_kind && check_name(rej, i, "table", op->table, pw_names_kusto_entity)) return -1;
     if (uri) {
         char why[256], where[96];
         const pw_config *cfg = chk->cfg;
@@ -476,8 +459,8 @@ pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload
 
     memset(rej, 0, sizeof *rej);
     if (len > max_bytes) {
-        reject(rej, PW_REJECT_MESSAGE_TOO_LARGE, "the message has %zu bytes, the limit is %zu",
-               len, max_bytes);
+        reject(rej, PW_REJECT_MESSAGE_TOO_LARGE, "the message has %zu bytes, the limit is %zu", len,
+               max_bytes);
         return NULL;
     }
     if (!payload && len) {
@@ -493,8 +476,7 @@ pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload
         return NULL;
     }
     json_error_t jerr;
-    doc = json_loadb(payload ? payload : "", len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
-                     &jerr);
+    doc = json_loadb(payload ? payload : "", len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
     if (!doc) {
         reject(rej, PW_REJECT_INVALID_JSON, "not JSON: %s (line %d, column %d)", jerr.text,
                jerr.line, jerr.column);
@@ -518,8 +500,7 @@ pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload
     /* From here on a reply can be keyed; send it where the request asked when allowed. */
     const json_t *jreply = json_object_get(doc, "replyTo");
     int reply_ok = json_is_string(jreply) && reply_to_allowed(cfg, json_string_value(jreply));
-    if (reply_ok)
-        snprintf(rej->reply_to, sizeof rej->reply_to, "%s", json_string_value(jreply));
+    if (reply_ok) snprintf(rej->reply_to, sizeof rej->reply_to, "%s", json_string_value(jreply));
 
     const json_t *ops = json_object_get(doc, "operations");
     if (json_is_array(ops) && json_array_size(ops) > max_ops) {
@@ -537,8 +518,8 @@ pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload
         pw_schema_result_clear(&result);
         long bad = json_is_array(ops) ? unknown_kind_index(ops) : -1;
         if (bad >= 0)
-            reject(rej, PW_REJECT_UNKNOWN_KIND, "/operations/%ld/kind: unknown operation kind \"%.64s\"",
-                   bad,
+            reject(rej, PW_REJECT_UNKNOWN_KIND,
+                   "/operations/%ld/kind: unknown operation kind \"%.64s\"", bad,
                    json_string_value(json_object_get(json_array_get(ops, (size_t)bad), "kind")));
         else if (vs == PW_SCHEMA_LIMIT)
             reject(rej, PW_REJECT_SCHEMA, "the request hit a validation limit");
@@ -573,8 +554,7 @@ pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload
         goto fail;
     }
     for (size_t i = 0; i < req->op_count; i++)
-        if (check_op(chk, json_array_get(ops, i), i, &req->ops[i], rej) != 0)
-            goto fail;
+        if (check_op(chk, json_array_get(ops, i), i, &req->ops[i], rej) != 0) goto fail;
 
     req->doc = doc;
     req->id = json_string_value(jid);
@@ -624,8 +604,7 @@ const pw_request_op *pw_request_op_at(const pw_request *req, size_t i)
 
 void pw_request_free(pw_request *req)
 {
-    if (!req)
-        return;
+    if (!req) return;
     free(req->ops);
     json_decref(req->doc);
     free(req);

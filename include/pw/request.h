@@ -39,11 +39,11 @@ typedef struct pw_request_op {
     const char *subscription_id; /* arm route (else NULL unless given) */
     const char *resource_group;
     const char *cluster;
-    const char *cluster_uri;     /* kusto route: "https://<lower-cased host>"; else NULL */
+    const char *cluster_uri; /* kusto route: "https://<lower-cased host>"; else NULL */
     const char *database;
-    const char *table;           /* table kinds; else NULL */
-    int64_t period_ticks;        /* retention/caching kinds: the period in 100 ns ticks */
-    const json_t *principal;     /* database.principal.add: the principal object */
+    const char *table;       /* table kinds; else NULL */
+    int64_t period_ticks;    /* retention/caching kinds: the period in 100 ns ticks */
+    const json_t *principal; /* database.principal.add: the principal object */
 } pw_request_op;
 
 /* Why a message was turned down.  code is stable (see schemas/reply.v1.json):
@@ -54,9 +54,9 @@ typedef struct pw_request_op {
 typedef struct pw_rejection {
     char code[64];
     char message[512];
-    char id[129];            /* the request id when one could be read and is valid, else "" */
-    char reply_to[256];      /* an allowed replyTo from the request, else "" (use the default) */
-    json_t *errors;          /* owned; schema errors in "basic" output shape, or NULL */
+    char id[129];       /* the request id when one could be read and is valid, else "" */
+    char reply_to[256]; /* an allowed replyTo from the request, else "" (use the default) */
+    json_t *errors;     /* owned; schema errors in "basic" output shape, or NULL */
 } pw_rejection;
 
 #define PW_REJECT_MESSAGE_TOO_LARGE "MessageTooLarge"

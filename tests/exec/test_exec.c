@@ -58,11 +58,9 @@ static int sim_start(void)
         return 77;
     }
     snprintf(sim_dir, sizeof sim_dir, "/tmp/pw-exec-XXXXXX");
-    if (!mkdtemp(sim_dir))
-        return 1;
+    if (!mkdtemp(sim_dir)) return 1;
     int fds[2];
-    if (pipe(fds) != 0)
-        return 1;
+    if (pipe(fds) != 0) return 1;
     sim_pid = fork();
     if (sim_pid == 0) {
         dup2(fds[1], 1);
@@ -77,8 +75,7 @@ static int sim_start(void)
     size_t n = 0;
     while (n + 1 < sizeof line) { /* first stdout line: the base URL */
         ssize_t r = read(fds[0], line + n, 1);
-        if (r <= 0 || line[n] == '\n')
-            break;
+        if (r <= 0 || line[n] == '\n') break;
         n++;
     }
     line[n] = '\0';
@@ -103,8 +100,7 @@ static void sim_stop(void)
     }
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", sim_dir);
-    if (sim_dir[0] && system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", sim_dir);
+    if (sim_dir[0] && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", sim_dir);
 }
 
 typedef struct buf {
@@ -116,8 +112,7 @@ static size_t buf_write(char *d, size_t s, size_t n, void *u)
 {
     buf *b = u;
     char *p = realloc(b->p, b->n + s * n + 1);
-    if (!p)
-        return 0;
+    if (!p) return 0;
     memcpy(p + b->n, d, s * n);
     b->p = p;
     b->n += s * n;
@@ -138,8 +133,7 @@ static json_t *sim_admin(const char *method, const char *path, const char *body)
     curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    if (body)
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    if (body) curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
@@ -150,8 +144,7 @@ static json_t *sim_admin(const char *method, const char *path, const char *body)
     curl_slist_free_all(ct);
     curl_slist_free_all(h);
     if (rc != CURLE_OK || status >= 300)
-        fail_msg("sim_admin %s %s: curl %d HTTP %ld %s", method, path, rc, status,
-                 b.p ? b.p : "");
+        fail_msg("sim_admin %s %s: curl %d HTTP %ld %s", method, path, rc, status, b.p ? b.p : "");
     json_t *j = b.n ? json_loads(b.p, 0, NULL) : json_object();
     free(b.p);
     return j;
@@ -170,7 +163,8 @@ static void sim_reset(void)
     char *st = json_dumps(default_state, JSON_COMPACT);
     sim_admin_do("PUT", "/_sim/state", st);
     free(st);
-    sim_admin_do("PATCH", "/_sim/settings", "{\"lroDurationMs\": 600, \"lroRetryAfterSeconds\": 1}");
+    sim_admin_do("PATCH", "/_sim/settings",
+                 "{\"lroDurationMs\": 600, \"lroRetryAfterSeconds\": 1}");
     sim_admin_do("DELETE", "/_sim/requests", NULL);
 }
 
@@ -181,10 +175,10 @@ static json_t *sim_database(void)
         json_object_get(
             json_array_get(
                 json_object_get(
-                    json_array_get(json_object_get(
-                                       json_array_get(json_object_get(st, "subscriptions"), 0),
-                                       "resourceGroups"),
-                                   0),
+                    json_array_get(
+                        json_object_get(json_array_get(json_object_get(st, "subscriptions"), 0),
+                                        "resourceGroups"),
+                        0),
                     "clusters"),
                 0),
             "databases"),
@@ -220,8 +214,7 @@ static json_t *sim_calls(void)
     {
         const char *host = json_string_value(json_object_get(r, "host"));
         const char *path = json_string_value(json_object_get(r, "path"));
-        if (!host || !path || strstr(host, "login.") || strncmp(path, "/_sim", 5) == 0)
-            continue;
+        if (!host || !path || strstr(host, "login.") || strncmp(path, "/_sim", 5) == 0) continue;
         json_array_append(out, r);
     }
     json_decref(j);
@@ -231,8 +224,7 @@ static json_t *sim_calls(void)
 static json_t *logged_body(const json_t *call)
 {
     json_t *b = json_object_get(call, "body");
-    if (json_is_string(b))
-        return json_loads(json_string_value(b), 0, NULL);
+    if (json_is_string(b)) return json_loads(json_string_value(b), 0, NULL);
     return json_incref(b);
 }
 
@@ -243,20 +235,16 @@ static long find_call(const json_t *calls, size_t from, const char *method, cons
 {
     for (size_t i = from; i < json_array_size(calls); i++) {
         const json_t *c = json_array_get(calls, i);
-        if (strcmp(json_string_value(json_object_get(c, "method")), method) != 0)
-            continue;
-        if (path && strcmp(json_string_value(json_object_get(c, "path")), path) != 0)
-            continue;
+        if (strcmp(json_string_value(json_object_get(c, "method")), method) != 0) continue;
+        if (path && strcmp(json_string_value(json_object_get(c, "path")), path) != 0) continue;
         if (csl) {
-            if (strcmp(json_string_value(json_object_get(c, "host")), KUSTO_HOST) != 0)
-                continue;
+            if (strcmp(json_string_value(json_object_get(c, "host")), KUSTO_HOST) != 0) continue;
             json_t *b = logged_body(c);
             int same = b && json_is_string(json_object_get(b, "csl")) &&
                        strcmp(json_string_value(json_object_get(b, "csl")), csl) == 0 &&
                        strcmp(json_string_value(json_object_get(b, "db")), "mykustodatabase") == 0;
             json_decref(b);
-            if (!same)
-                continue;
+            if (!same) continue;
         }
         return (long)i;
     }
@@ -269,8 +257,7 @@ static size_t count_method(const json_t *calls, const char *method)
     json_t *c;
     json_array_foreach(calls, i, c)
     {
-        if (strcmp(json_string_value(json_object_get(c, "method")), method) == 0)
-            n++;
+        if (strcmp(json_string_value(json_object_get(c, "method")), method) == 0) n++;
     }
     return n;
 }
@@ -325,8 +312,7 @@ static void on_event(void *ctx, json_t *event, int terminal)
     assert_int_equal(terminal, is_terminal);
     assert_true(h->n_events < MAX_EVENTS);
     h->events[h->n_events++] = event;
-    if (terminal)
-        h->terminals++;
+    if (terminal) h->terminals++;
 }
 
 static unsigned max_attempts = 4;
@@ -350,8 +336,7 @@ static void harness_open(void)
     az.lro_poll_default_ms = 200;
     az.max_attempts = max_attempts;
     H.az = pw_azure_new(H.loop, &az, err, sizeof err);
-    if (!H.az)
-        fail_msg("pw_azure_new: %s", err);
+    if (!H.az) fail_msg("pw_azure_new: %s", err);
     H.ex = pw_exec_new(H.loop, H.az, &cfg, err, sizeof err);
     assert_non_null(H.ex);
 }
@@ -370,8 +355,7 @@ static void submit(const char *text)
 {
     pw_rejection rej;
     pw_request *req = pw_request_decode(checker, text, strlen(text), &rej);
-    if (!req)
-        fail_msg("request rejected: %s %s", rej.code, rej.message);
+    if (!req) fail_msg("request rejected: %s %s", rej.code, rej.message);
     size_t before = H.n_events;
     pw_exec_submit(H.ex, req, on_event, &H);
     assert_int_equal(H.n_events, before); /* never an event from inside submit */
@@ -391,8 +375,7 @@ static size_t request_events(const char *id, json_t **out, size_t cap)
 {
     size_t n = 0;
     for (size_t i = 0; i < H.n_events; i++) {
-        if (strcmp(json_string_value(json_object_get(H.events[i], "requestId")), id) != 0)
-            continue;
+        if (strcmp(json_string_value(json_object_get(H.events[i], "requestId")), id) != 0) continue;
         assert_true(n < cap);
         out[n++] = H.events[i];
         assert_int_equal(json_integer_value(json_object_get(H.events[i], "sequence")), n);
@@ -423,8 +406,7 @@ static void check_value(const json_t *op, const char *which, const char *field, 
 {
     const json_t *v = json_object_get(json_object_get(op, which), field);
     if (!want) {
-        if (!json_is_null(v))
-            fail_msg("%s.%s: expected null", which, field);
+        if (!json_is_null(v)) fail_msg("%s.%s: expected null", which, field);
         return;
     }
     if (!json_is_string(v) || strcmp(json_string_value(v), want) != 0) {
@@ -436,8 +418,9 @@ static void check_value(const json_t *op, const char *which, const char *field, 
 static char *request_text(const char *id, int dry_run, const char *ops)
 {
     char *t = malloc(strlen(ops) + 256);
-    sprintf(t, "{\"schema\":\"adx-policy-request/v1\",\"id\":\"%s\",\"dryRun\":%s,\"operations\":[%s]}",
-            id, dry_run ? "true" : "false", ops);
+    sprintf(
+        t, "{\"schema\":\"adx-policy-request/v1\",\"id\":\"%s\",\"dryRun\":%s,\"operations\":[%s]}",
+        id, dry_run ? "true" : "false", ops);
     return t;
 }
 
@@ -463,25 +446,28 @@ static void database_retention_arm(void **state)
     size_t n = request_events("r-arm-1", evs, 64);
     assert_string_equal(json_string_value(json_object_get(evs[n - 1], "status")), "succeeded");
     /* accepted carries the plan */
-    const json_t *plan = json_object_get(json_array_get(json_object_get(evs[0], "operations"), 0), "plan");
+    const json_t *plan =
+        json_object_get(json_array_get(json_object_get(evs[0], "operations"), 0), "plan");
     assert_string_equal(json_string_value(json_object_get(json_object_get(plan, "apply"), "path")),
                         DB_PATH);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(plan, "apply"), "method")),
-                        "PATCH");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(plan, "apply"), "method")), "PATCH");
     const json_t *op = terminal_op(evs, n, 0);
     assert_string_equal(json_string_value(json_object_get(op, "status")), "succeeded");
     assert_string_equal(json_string_value(json_object_get(op, "route")), "arm");
     check_value(op, "before", "softDeletePeriod", "P365D");
     check_value(op, "after", "softDeletePeriod", "P10D");
     assert_true(json_integer_value(json_object_get(op, "attempts")) >= 1);
-    assert_true(strlen(json_string_value(json_object_get(json_object_get(op, "azure"), "requestId"))) > 0);
-    assert_true(strlen(json_string_value(json_object_get(json_object_get(op, "azure"), "correlationId"))) > 0);
+    assert_true(
+        strlen(json_string_value(json_object_get(json_object_get(op, "azure"), "requestId"))) > 0);
+    assert_true(strlen(json_string_value(
+                    json_object_get(json_object_get(op, "azure"), "correlationId"))) > 0);
     /* at least one running event per LRO poll, with its status */
     int saw_lro = 0;
     for (size_t i = 1; i + 1 < n; i++) {
-        const json_t *lro = json_object_get(json_array_get(json_object_get(evs[i], "operations"), 0), "lro");
-        if (lro && json_integer_value(json_object_get(lro, "polls")) >= 1)
-            saw_lro = 1;
+        const json_t *lro =
+            json_object_get(json_array_get(json_object_get(evs[i], "operations"), 0), "lro");
+        if (lro && json_integer_value(json_object_get(lro, "polls")) >= 1) saw_lro = 1;
     }
     assert_true(saw_lro);
 
@@ -497,7 +483,8 @@ static void database_retention_arm(void **state)
         fail_msg("expected GET then PATCH of the database");
     }
     json_t *body = logged_body(json_array_get(calls, (size_t)patch));
-    json_t *want = json_loads("{\"kind\":\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"P10D\"}}", 0, NULL);
+    json_t *want = json_loads(
+        "{\"kind\":\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"P10D\"}}", 0, NULL);
     assert_true(json_equal(body, want));
     json_decref(body);
     json_decref(want);
@@ -525,7 +512,8 @@ static void database_caching_arm(void **state)
     long patch = find_call(calls, 0, "PATCH", DB_PATH "?api-version=2025-02-14", NULL);
     assert_true(patch >= 0);
     json_t *body = logged_body(json_array_get(calls, (size_t)patch));
-    json_t *want = json_loads("{\"kind\":\"ReadWrite\",\"properties\":{\"hotCachePeriod\":\"P1DT12H\"}}", 0, NULL);
+    json_t *want = json_loads(
+        "{\"kind\":\"ReadWrite\",\"properties\":{\"hotCachePeriod\":\"P1DT12H\"}}", 0, NULL);
     assert_true(json_equal(body, want));
     json_decref(body);
     json_decref(want);
@@ -542,14 +530,16 @@ static void kusto_routes(void **state)
     sim_reset();
     harness_open();
     submit_ops("k-1", 0,
-               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET("StormEvents")
-               ",\"hotCachePeriod\":\"P5D\"},"
-               "{\"kind\":\"table.retention\",\"target\":" KUSTO_TABLE_TARGET("Logs")
-               ",\"softDeletePeriod\":\"P1DT12H\"},"
-               "{\"kind\":\"database.retention\",\"via\":\"kusto\",\"target\":" KUSTO_DB_TARGET
-               ",\"softDeletePeriod\":\"P10D\"},"
-               "{\"kind\":\"database.caching\",\"via\":\"kusto\",\"target\":" KUSTO_DB_TARGET
-               ",\"hotCachePeriod\":\"PT12H\"}");
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET(
+                   "StormEvents") ",\"hotCachePeriod\":\"P5D\"},"
+                                  "{\"kind\":\"table.retention\",\"target\":" KUSTO_TABLE_TARGET(
+                                      "Logs") ",\"softDeletePeriod\":\"P1DT12H\"},"
+                                              "{\"kind\":\"database.retention\",\"via\":\"kusto\","
+                                              "\"target\":" KUSTO_DB_TARGET
+                                              ",\"softDeletePeriod\":\"P10D\"},"
+                                              "{\"kind\":\"database.caching\",\"via\":\"kusto\","
+                                              "\"target\":" KUSTO_DB_TARGET
+                                              ",\"hotCachePeriod\":\"PT12H\"}");
     run_until_terminals(1);
     json_t *evs[64];
     size_t n = request_events("k-1", evs, 64);
@@ -608,9 +598,10 @@ static void principal_add_arm(void **state)
     (void)state;
     sim_reset();
     harness_open();
-    const char *ops = "{\"kind\":\"database.principal.add\",\"target\":" ARM_TARGET
-                      ",\"principal\":{\"role\":\"Viewer\",\"name\":\"deploy-bot\",\"type\":\"App\","
-                      "\"appId\":\"44444444-4444-4444-4444-444444444444\"}}";
+    const char *ops =
+        "{\"kind\":\"database.principal.add\",\"target\":" ARM_TARGET
+        ",\"principal\":{\"role\":\"Viewer\",\"name\":\"deploy-bot\",\"type\":\"App\","
+        "\"appId\":\"44444444-4444-4444-4444-444444444444\"}}";
     submit_ops("p-1", 0, ops);
     run_until_terminals(1);
     json_t *evs[64];
@@ -631,8 +622,10 @@ static void principal_add_arm(void **state)
         fail_msg("expected listPrincipals then addPrincipals");
     }
     json_t *body = logged_body(json_array_get(calls, (size_t)add));
-    json_t *want = json_loads("{\"value\":[{\"role\":\"Viewer\",\"name\":\"deploy-bot\",\"type\":\"App\","
-                              "\"appId\":\"44444444-4444-4444-4444-444444444444\"}]}", 0, NULL);
+    json_t *want =
+        json_loads("{\"value\":[{\"role\":\"Viewer\",\"name\":\"deploy-bot\",\"type\":\"App\","
+                   "\"appId\":\"44444444-4444-4444-4444-444444444444\"}]}",
+                   0, NULL);
     assert_true(json_equal(body, want));
     json_decref(body);
     json_decref(want);
@@ -646,7 +639,8 @@ static void principal_add_arm(void **state)
     submit_ops("p-2", 0, ops);
     run_until_terminals(2);
     calls = sim_calls();
-    assert_int_equal(find_call(calls, 0, "POST", DB_PATH "/addPrincipals?api-version=2025-02-14", NULL), -1);
+    assert_int_equal(
+        find_call(calls, 0, "POST", DB_PATH "/addPrincipals?api-version=2025-02-14", NULL), -1);
     json_decref(calls);
     n = request_events("p-2", evs, 64);
     assert_string_equal(json_string_value(json_object_get(evs[n - 1], "status")), "succeeded");
@@ -661,8 +655,8 @@ static void dry_run_changes_nothing(void **state)
     submit_ops("d-1", 1,
                "{\"kind\":\"database.retention\",\"target\":" ARM_TARGET
                ",\"softDeletePeriod\":\"P10D\"},"
-               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET("StormEvents")
-               ",\"hotCachePeriod\":\"P5D\"}");
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET(
+                   "StormEvents") ",\"hotCachePeriod\":\"P5D\"}");
     run_until_terminals(1);
     json_t *evs[64];
     size_t n = request_events("d-1", evs, 64);
@@ -682,8 +676,7 @@ static void dry_run_changes_nothing(void **state)
     {
         json_t *b = logged_body(c);
         const char *csl = json_string_value(json_object_get(b, "csl"));
-        if (csl && strncmp(csl, ".show ", 6) != 0)
-            fail_msg("dry run sent %s", csl);
+        if (csl && strncmp(csl, ".show ", 6) != 0) fail_msg("dry run sent %s", csl);
         json_decref(b);
     }
     json_decref(calls);
@@ -698,18 +691,21 @@ static void failure_skips_the_rest(void **state)
     (void)state;
     sim_reset();
     harness_open();
-    submit_ops("f-1", 0,
-               "{\"kind\":\"database.retention\",\"target\":{\"subscriptionId\":\"" SUB
-               "\",\"resourceGroup\":\"testrg\",\"cluster\":\"mykustocluster\",\"database\":\"nosuchdb\"}"
-               ",\"softDeletePeriod\":\"P10D\"},"
-               "{\"kind\":\"database.caching\",\"target\":" ARM_TARGET ",\"hotCachePeriod\":\"P5D\"}");
+    submit_ops(
+        "f-1", 0,
+        "{\"kind\":\"database.retention\",\"target\":{\"subscriptionId\":\"" SUB
+        "\",\"resourceGroup\":\"testrg\",\"cluster\":\"mykustocluster\",\"database\":\"nosuchdb\"}"
+        ",\"softDeletePeriod\":\"P10D\"},"
+        "{\"kind\":\"database.caching\",\"target\":" ARM_TARGET ",\"hotCachePeriod\":\"P5D\"}");
     run_until_terminals(1);
     json_t *evs[64];
     size_t n = request_events("f-1", evs, 64);
     json_t *last = evs[n - 1];
     assert_string_equal(json_string_value(json_object_get(last, "status")), "failed");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(last, "error"), "code")), "NotFound");
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(last, "error"), "operationIndex")), 0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(last, "error"), "code")),
+                        "NotFound");
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(last, "error"), "operationIndex")), 0);
     const json_t *op = terminal_op(evs, n, 0);
     assert_string_equal(json_string_value(json_object_get(op, "status")), "failed");
     assert_false(json_is_true(json_object_get(json_object_get(op, "error"), "retryable")));
@@ -736,12 +732,13 @@ static void lanes_order_same_target(void **state)
     submit_ops("l-1", 0,
                "{\"kind\":\"database.retention\",\"target\":" ARM_TARGET
                ",\"softDeletePeriod\":\"P40D\"}");
-    submit_ops("l-2", 0,
-               "{\"kind\":\"database.retention\",\"via\":\"kusto\",\"target\":{\"clusterUri\":\""
-               CLUSTER "\",\"database\":\"MyKustoDatabase\"},\"softDeletePeriod\":\"P50D\"}");
+    submit_ops(
+        "l-2", 0,
+        "{\"kind\":\"database.retention\",\"via\":\"kusto\",\"target\":{\"clusterUri\":\"" CLUSTER
+        "\",\"database\":\"MyKustoDatabase\"},\"softDeletePeriod\":\"P50D\"}");
     submit_ops("l-3", 0,
-               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET("Logs")
-               ",\"hotCachePeriod\":\"P2D\"}");
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET(
+                   "Logs") ",\"hotCachePeriod\":\"P2D\"}");
     run_until_terminals(3);
     json_t *evs[64];
     size_t n = request_events("l-2", evs, 64);
@@ -775,13 +772,13 @@ static void request_order_across_lanes(void **state)
     sim_reset();
     harness_open();
     submit_ops("o-1", 0,
-               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET("StormEvents")
-               ",\"hotCachePeriod\":\"P3D\"},"
-               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET("Logs")
-               ",\"hotCachePeriod\":\"P4D\"}");
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET(
+                   "StormEvents") ",\"hotCachePeriod\":\"P3D\"},"
+                                  "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET(
+                                      "Logs") ",\"hotCachePeriod\":\"P4D\"}");
     submit_ops("o-2", 0,
-               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET("Logs")
-               ",\"hotCachePeriod\":\"P6D\"}");
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET(
+                   "Logs") ",\"hotCachePeriod\":\"P6D\"}");
     run_until_terminals(2);
     json_t *evs[64];
     size_t n = request_events("o-2", evs, 64);
@@ -791,8 +788,10 @@ static void request_order_across_lanes(void **state)
     json_t *calls = sim_calls();
     long a = find_call(calls, 0, "POST", "/v1/rest/mgmt",
                        ".alter table ['StormEvents'] policy caching hot = 3d");
-    long b = find_call(calls, 0, "POST", "/v1/rest/mgmt", ".alter table ['Logs'] policy caching hot = 4d");
-    long c = find_call(calls, 0, "POST", "/v1/rest/mgmt", ".alter table ['Logs'] policy caching hot = 6d");
+    long b = find_call(calls, 0, "POST", "/v1/rest/mgmt",
+                       ".alter table ['Logs'] policy caching hot = 4d");
+    long c = find_call(calls, 0, "POST", "/v1/rest/mgmt",
+                       ".alter table ['Logs'] policy caching hot = 6d");
     assert_true(a >= 0 && b > a && c > b);
     json_decref(calls);
     harness_close();
@@ -809,8 +808,8 @@ static void throttled_then_recovers(void **state)
                  "\", \"retryAfter\": 0}]}");
     harness_open();
     submit_ops("t-1", 0,
-               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET("StormEvents")
-               ",\"hotCachePeriod\":\"P7D\"}");
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET(
+                   "StormEvents") ",\"hotCachePeriod\":\"P7D\"}");
     run_until_terminals(1);
     json_t *evs[64];
     size_t n = request_events("t-1", evs, 64);
@@ -829,7 +828,8 @@ static void throttled_then_recovers(void **state)
                  "\"management.azure.com\", \"retryAfter\": 0}]}");
     harness_open();
     submit_ops("t-2", 0,
-               "{\"kind\":\"database.caching\",\"target\":" ARM_TARGET ",\"hotCachePeriod\":\"P5D\"}");
+               "{\"kind\":\"database.caching\",\"target\":" ARM_TARGET
+               ",\"hotCachePeriod\":\"P5D\"}");
     run_until_terminals(1);
     n = request_events("t-2", evs, 64);
     const json_t *err = json_object_get(evs[n - 1], "error");
@@ -854,10 +854,10 @@ static void deadline_exceeded(void **state)
     max_attempts = 1000;
     harness_open();
     submit_ops("x-1", 0,
-               "{\"kind\":\"table.retention\",\"target\":" KUSTO_TABLE_TARGET("Logs")
-               ",\"softDeletePeriod\":\"P7D\"},"
-               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET("Logs")
-               ",\"hotCachePeriod\":\"P7D\"}");
+               "{\"kind\":\"table.retention\",\"target\":" KUSTO_TABLE_TARGET(
+                   "Logs") ",\"softDeletePeriod\":\"P7D\"},"
+                           "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET(
+                               "Logs") ",\"hotCachePeriod\":\"P7D\"}");
     run_until_terminals(1);
     cfg.operation_timeout_ms = saved;
     max_attempts = 4;
@@ -871,7 +871,8 @@ static void deadline_exceeded(void **state)
         fail_msg("code %s", code);
     assert_true(json_is_true(json_object_get(err, "retryable")));
     assert_true(json_integer_value(json_object_get(terminal_op(evs, n, 0), "attempts")) > 1);
-    assert_string_equal(json_string_value(json_object_get(terminal_op(evs, n, 1), "status")), "skipped");
+    assert_string_equal(json_string_value(json_object_get(terminal_op(evs, n, 1), "status")),
+                        "skipped");
     harness_close();
     sim_admin_do("DELETE", "/_sim/faults", NULL);
 }
@@ -890,16 +891,15 @@ static int group_setup(void **state)
     cfg.max_operations = 100;
     cfg.operation_timeout_ms = 120000;
     checker = pw_request_checker_new(&cfg, err, sizeof err);
-    if (!checker)
-        fail_msg("checker: %s", err);
+    if (!checker) fail_msg("checker: %s", err);
     reply_reg = pw_schema_registry_new();
     if (pw_schema_registry_add_file(reply_reg, NULL, PW_SOURCE_DIR "/schemas/reply.v1.json", err,
                                     sizeof err) != 0)
         fail_msg("%s", err);
-    reply_schema = pw_schema_compile(reply_reg, "https://adx-policy-worker.example/schemas/reply.v1.json",
-                                     NULL, err, sizeof err);
-    if (!reply_schema)
-        fail_msg("%s", err);
+    reply_schema =
+        pw_schema_compile(reply_reg, "https://adx-policy-worker.example/schemas/reply.v1.json",
+                          NULL, err, sizeof err);
+    if (!reply_schema) fail_msg("%s", err);
     default_state = sim_admin("GET", "/_sim/state", NULL);
     return 0;
 }
@@ -923,11 +923,16 @@ int main(void)
         return rc;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(database_retention_arm), cmocka_unit_test(database_caching_arm),
-        cmocka_unit_test(kusto_routes),           cmocka_unit_test(principal_add_arm),
-        cmocka_unit_test(dry_run_changes_nothing), cmocka_unit_test(failure_skips_the_rest),
-        cmocka_unit_test(lanes_order_same_target), cmocka_unit_test(request_order_across_lanes),
-        cmocka_unit_test(throttled_then_recovers), cmocka_unit_test(deadline_exceeded),
+        cmocka_unit_test(database_retention_arm),
+        cmocka_unit_test(database_caching_arm),
+        cmocka_unit_test(kusto_routes),
+        cmocka_unit_test(principal_add_arm),
+        cmocka_unit_test(dry_run_changes_nothing),
+        cmocka_unit_test(failure_skips_the_rest),
+        cmocka_unit_test(lanes_order_same_target),
+        cmocka_unit_test(request_order_across_lanes),
+        cmocka_unit_test(throttled_then_recovers),
+        cmocka_unit_test(deadline_exceeded),
     };
     rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
     sim_stop();

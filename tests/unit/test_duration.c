@@ -40,9 +40,9 @@ static void parse_iso_rejects(void **state)
     (void)state;
     int64_t t;
     char err[200];
-    const char *syntax[] = {"P10X", "10D", "P", "PT", "P1DT", "P1H", "PT1D", "p10d", "P10d",
-                            "P1D2D", "PT1S1M", "P1.5D", "PT1.S", "P 1D", "P1D ", "PT1.12345678S",
-                            "P10DT", "", "--P1D", "P-1D", "PTT1H"};
+    const char *syntax[] = {"P10X", "10D",           "P",     "PT",     "P1DT",  "P1H",   "PT1D",
+                            "p10d", "P10d",          "P1D2D", "PT1S1M", "P1.5D", "PT1.S", "P 1D",
+                            "P1D ", "PT1.12345678S", "P10DT", "",       "--P1D", "P-1D",  "PTT1H"};
     for (size_t i = 0; i < sizeof syntax / sizeof *syntax; i++) {
         err[0] = '\0';
         if (pw_duration_parse_iso(syntax[i], &t, err, sizeof err) != PW_DURATION_SYNTAX)
@@ -108,11 +108,18 @@ static void parse_dotnet(void **state)
     assert_true(t == 36 * HOUR + 5000000);
     assert_int_equal(pw_duration_parse_dotnet("-1.00:00:00", &t), 0);
     assert_true(t == -DAY);
-    const char *bad[] = {"", "5", "5d", "1.24:00:00", "00:60:00", "0:05:00", "1.00:00:00.",
-                         "00:00:00.12345678", "1.00:00:00x", "P5D"};
+    const char *bad[] = {"",
+                         "5",
+                         "5d",
+                         "1.24:00:00",
+                         "00:60:00",
+                         "0:05:00",
+                         "1.00:00:00.",
+                         "00:00:00.12345678",
+                         "1.00:00:00x",
+                         "P5D"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        if (pw_duration_parse_dotnet(bad[i], &t) != -1)
-            fail_msg("accepted \"%s\"", bad[i]);
+        if (pw_duration_parse_dotnet(bad[i], &t) != -1) fail_msg("accepted \"%s\"", bad[i]);
 }
 
 int main(void)

@@ -32,7 +32,8 @@ static void builds_commands(void **state)
                ".alter table ['StormEvents'] policy caching hot = 5d");
     expect_cmd(pw_kql_alter(PW_KQL_RETENTION, "db", "Storm Events-2.x", 36 * HOUR),
                ".alter-merge table ['Storm Events-2.x'] policy retention softdelete = 36h");
-    expect_cmd(pw_kql_alter(PW_KQL_CACHING, "db", "T", 0), ".alter table ['T'] policy caching hot = 0d");
+    expect_cmd(pw_kql_alter(PW_KQL_CACHING, "db", "T", 0),
+               ".alter table ['T'] policy caching hot = 0d");
     expect_cmd(pw_kql_show(PW_KQL_RETENTION, "mykustodatabase", NULL),
                ".show database ['mykustodatabase'] policy retention");
     expect_cmd(pw_kql_show(PW_KQL_CACHING, "db", "Logs"), ".show table ['Logs'] policy caching");
@@ -41,8 +42,9 @@ static void builds_commands(void **state)
 static void refuses_bad_names(void **state)
 {
     (void)state;
-    const char *bad[] = {"'] ; .drop table X", "a'b", "a]b", "a\\b", "a\nb", "__x", "x__", "",
-                         "a;b", "a\"b", "\xc3\xa9t\xc3\xa9"};
+    const char *bad[] = {
+        "'] ; .drop table X", "a'b", "a]b", "a\\b", "a\nb", "__x", "x__", "", "a;b", "a\"b",
+        "\xc3\xa9t\xc3\xa9"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         assert_null(pw_kql_alter(PW_KQL_CACHING, "db", bad[i], DAY));
         assert_null(pw_kql_alter(PW_KQL_CACHING, bad[i], NULL, DAY));
@@ -81,18 +83,19 @@ static void expect_policy(const char *cell, pw_kql_policy policy, int want_set, 
     char err[128];
     assert_int_equal(pw_kql_parse_policy(v, policy, &is_set, &ticks, err, sizeof err), 0);
     assert_int_equal(is_set, want_set);
-    if (want_set)
-        assert_true(ticks == want);
+    if (want_set) assert_true(ticks == want);
     json_decref(v);
 }
 
 static void parses_answers(void **state)
 {
     (void)state;
-    expect_policy("\"{\\\"SoftDeletePeriod\\\":\\\"365.00:00:00\\\",\\\"Recoverability\\\":\\\"Enabled\\\"}\"",
+    expect_policy("\"{\\\"SoftDeletePeriod\\\":\\\"365.00:00:00\\\",\\\"Recoverability\\\":"
+                  "\\\"Enabled\\\"}\"",
                   PW_KQL_RETENTION, 1, 365 * DAY);
     expect_policy("\"{\\\"DataHotSpan\\\":\\\"4.00:00:00\\\"}\"", PW_KQL_CACHING, 1, 4 * DAY);
-    expect_policy("\"{\\\"DataHotSpan\\\":{\\\"Value\\\":\\\"30.00:00:00\\\"},\\\"IndexHotSpan\\\":{\\\"Value\\\":\\\"30.00:00:00\\\"}}\"",
+    expect_policy("\"{\\\"DataHotSpan\\\":{\\\"Value\\\":\\\"30.00:00:00\\\"},\\\"IndexHotSpan\\\":"
+                  "{\\\"Value\\\":\\\"30.00:00:00\\\"}}\"",
                   PW_KQL_CACHING, 1, 30 * DAY);
     expect_policy("\"{\\\"DataHotSpan\\\":\\\"1.12:00:00\\\"}\"", PW_KQL_CACHING, 1, 36 * HOUR);
     expect_policy("null", PW_KQL_CACHING, 0, 0);

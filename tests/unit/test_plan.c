@@ -29,8 +29,7 @@ static int setup(void **state)
     cfg.reply_topic = "r";
     cfg.schemas_dir = PW_SOURCE_DIR "/schemas";
     chk = pw_request_checker_new(&cfg, err, sizeof err);
-    if (!chk)
-        fail_msg("%s", err);
+    if (!chk) fail_msg("%s", err);
     return 0;
 }
 
@@ -48,8 +47,7 @@ static pw_request *decode(const char *ops)
              "{\"schema\":\"adx-policy-request/v1\",\"id\":\"p1\",\"operations\":[%s]}", ops);
     pw_rejection rej;
     pw_request *req = pw_request_decode(chk, text, strlen(text), &rej);
-    if (!req)
-        fail_msg("%s: %s", rej.code, rej.message);
+    if (!req) fail_msg("%s: %s", rej.code, rej.message);
     return req;
 }
 
@@ -57,7 +55,7 @@ static pw_request *decode(const char *ops)
     "{\"subscriptionId\":\"" SUB "\",\"resourceGroup\":\"testrg\",\"cluster\":\"mykustocluster\"," \
     "\"database\":\"" db "\"}"
 #define KUSTO_T(db, extra)                                                                         \
-    "{\"clusterUri\":\"https://MyKustoCluster.westus.kusto.windows.net\",\"database\":\"" db      \
+    "{\"clusterUri\":\"https://MyKustoCluster.westus.kusto.windows.net\",\"database\":\"" db       \
     "\"" extra "}"
 
 static void json_is(const json_t *got, const char *want_text)
@@ -74,14 +72,20 @@ static void json_is(const json_t *got, const char *want_text)
 static void plans_each_kind(void **state)
 {
     (void)state;
-    pw_request *req = decode(
-        "{\"kind\":\"database.retention\",\"target\":" ARM_T("My DB") ",\"softDeletePeriod\":\"P2W\"},"
-        "{\"kind\":\"database.caching\",\"via\":\"kusto\",\"target\":" KUSTO_T("My DB", "")
-        ",\"hotCachePeriod\":\"PT36H\"},"
-        "{\"kind\":\"table.caching\",\"target\":" KUSTO_T("db", ",\"table\":\"StormEvents\"")
-        ",\"hotCachePeriod\":\"P5D\"},"
-        "{\"kind\":\"database.principal.add\",\"target\":" ARM_T("db")
-        ",\"principal\":{\"role\":\"Admin\",\"name\":\"bot\",\"type\":\"App\",\"appId\":\"AB-12\"}}");
+    pw_request *req = decode("{\"kind\":\"database.retention\",\"target\":" ARM_T(
+        "My DB") ",\"softDeletePeriod\":\"P2W\"},"
+                 "{\"kind\":\"database.caching\",\"via\":\"kusto\",\"target\":" KUSTO_T(
+                     "My DB",
+                     "") ",\"hotCachePeriod\":\"PT36H\"},"
+                         "{\"kind\":\"table.caching\",\"target\":" KUSTO_T(
+                             "db",
+                             ",\"table\":\"StormEvents\"") ",\"hotCachePeriod\":\"P5D\"},"
+                                                           "{\"kind\":\"database.principal.add\","
+                                                           "\"target\":" ARM_T(
+                                                               "db") ",\"principal\":{\"role\":"
+                                                                     "\"Admin\",\"name\":\"bot\","
+                                                                     "\"type\":\"App\",\"appId\":"
+                                                                     "\"AB-12\"}}");
     char err[256];
     pw_plan *plan = pw_plan_new(req, NULL, err, sizeof err);
     assert_non_null(plan);
@@ -92,7 +96,8 @@ static void plans_each_kind(void **state)
     assert_string_equal(p->read.method, "GET");
     assert_string_equal(p->read.path, DB_PATH "My%20DB");
     assert_string_equal(p->apply.method, "PATCH");
-    json_is(p->apply.body, "{\"kind\":\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"P14D\"}}");
+    json_is(p->apply.body,
+            "{\"kind\":\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"P14D\"}}");
     json_is(p->planned, "{\"softDeletePeriod\":\"P14D\"}");
 
     p = pw_plan_op_at(plan, 1); /* same database by the kusto route: the same lane */
@@ -113,7 +118,9 @@ static void plans_each_kind(void **state)
     assert_string_equal(p->read.path, DB_PATH "db/listPrincipals");
     assert_null(p->read.body);
     assert_string_equal(p->apply.path, DB_PATH "db/addPrincipals");
-    json_is(p->apply.body, "{\"value\":[{\"role\":\"Admin\",\"name\":\"bot\",\"type\":\"App\",\"appId\":\"AB-12\"}]}");
+    json_is(
+        p->apply.body,
+        "{\"value\":[{\"role\":\"Admin\",\"name\":\"bot\",\"type\":\"App\",\"appId\":\"AB-12\"}]}");
     assert_int_equal(p->after_from_reread, 1);
 
     json_t *j = pw_plan_op_json(plan, 0);
@@ -123,16 +130,20 @@ static void plans_each_kind(void **state)
                "\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"P14D\"}}}}");
     json_decref(j);
     j = pw_plan_op_json(plan, 2);
-    json_is(j, "{\"read\":{\"route\":\"kusto\",\"clusterUri\":\"https://mykustocluster.westus.kusto.windows.net\","
+    json_is(j, "{\"read\":{\"route\":\"kusto\",\"clusterUri\":\"https://"
+               "mykustocluster.westus.kusto.windows.net\","
                "\"database\":\"db\",\"command\":\".show table ['StormEvents'] policy caching\"},"
-               "\"apply\":{\"route\":\"kusto\",\"clusterUri\":\"https://mykustocluster.westus.kusto.windows.net\","
-               "\"database\":\"db\",\"command\":\".alter table ['StormEvents'] policy caching hot = 5d\"}}");
+               "\"apply\":{\"route\":\"kusto\",\"clusterUri\":\"https://"
+               "mykustocluster.westus.kusto.windows.net\","
+               "\"database\":\"db\",\"command\":\".alter table ['StormEvents'] policy caching hot "
+               "= 5d\"}}");
     json_decref(j);
     assert_null(pw_plan_op_json(plan, 4));
 
     /* values from answers */
     json_t *v = NULL;
-    json_t *arm = json_loads("{\"properties\":{\"softDeletePeriod\":\"P365D\",\"hotCachePeriod\":\"P31D\"}}", 0, NULL);
+    json_t *arm = json_loads(
+        "{\"properties\":{\"softDeletePeriod\":\"P365D\",\"hotCachePeriod\":\"P31D\"}}", 0, NULL);
     assert_int_equal(pw_plan_value(pw_plan_op_at(plan, 0), arm, &v, err, sizeof err), 0);
     json_is(v, "{\"softDeletePeriod\":\"P365D\"}");
     json_decref(v);
@@ -147,20 +158,25 @@ static void plans_each_kind(void **state)
     json_decref(arm);
 
     json_t *kq = json_loads("{\"Tables\":[{\"Columns\":[{\"ColumnName\":\"Policy\"}],\"Rows\":"
-                            "[[\"{\\\"DataHotSpan\\\":{\\\"Value\\\":\\\"1.12:00:00\\\"}}\"]]}]}", 0, NULL);
+                            "[[\"{\\\"DataHotSpan\\\":{\\\"Value\\\":\\\"1.12:00:00\\\"}}\"]]}]}",
+                            0, NULL);
     assert_int_equal(pw_plan_value(pw_plan_op_at(plan, 1), kq, &v, err, sizeof err), 0);
     json_is(v, "{\"hotCachePeriod\":\"P1DT12H\"}");
     json_decref(v);
     json_decref(kq);
 
-    json_t *list = json_loads("{\"value\":[{\"role\":\"Admin\",\"name\":\"x\",\"type\":\"App\",\"appId\":\"zz\"},"
-                              "{\"role\":\"admin\",\"name\":\"Bot\",\"type\":\"App\",\"fqn\":\"aadapp=ab-12;tenant\"}]}", 0, NULL);
+    json_t *list = json_loads(
+        "{\"value\":[{\"role\":\"Admin\",\"name\":\"x\",\"type\":\"App\",\"appId\":\"zz\"},"
+        "{\"role\":\"admin\",\"name\":\"Bot\",\"type\":\"App\",\"fqn\":\"aadapp=ab-12;tenant\"}]}",
+        0, NULL);
     assert_int_equal(pw_plan_value(pw_plan_op_at(plan, 3), list, &v, err, sizeof err), 0);
     assert_string_equal(json_string_value(json_object_get(json_object_get(v, "principal"), "fqn")),
                         "aadapp=ab-12;tenant");
     json_decref(v);
     json_decref(list);
-    list = json_loads("{\"value\":[{\"role\":\"Viewer\",\"name\":\"bot\",\"type\":\"App\",\"appId\":\"AB-12\"}]}", 0, NULL);
+    list = json_loads(
+        "{\"value\":[{\"role\":\"Viewer\",\"name\":\"bot\",\"type\":\"App\",\"appId\":\"AB-12\"}]}",
+        0, NULL);
     assert_int_equal(pw_plan_value(pw_plan_op_at(plan, 3), list, &v, err, sizeof err), 0);
     json_is(v, "{\"principal\":null}"); /* another role is another assignment */
     json_decref(v);

@@ -36,8 +36,7 @@ static int setup(void **state)
     cfg.max_json_depth = 16;
     cfg.max_operations = 5;
     chk = pw_request_checker_new(&cfg, err, sizeof err);
-    if (!chk)
-        fail_msg("checker: %s", err);
+    if (!chk) fail_msg("checker: %s", err);
 
     reply_reg = pw_schema_registry_new();
     const char *files[] = {"reply.v1.json"};
@@ -47,10 +46,10 @@ static int setup(void **state)
         if (pw_schema_registry_add_file(reply_reg, NULL, path, err, sizeof err) != 0)
             fail_msg("%s", err);
     }
-    reply_schema = pw_schema_compile(
-        reply_reg, "https://adx-policy-worker.example/schemas/reply.v1.json", NULL, err, sizeof err);
-    if (!reply_schema)
-        fail_msg("reply schema: %s", err);
+    reply_schema =
+        pw_schema_compile(reply_reg, "https://adx-policy-worker.example/schemas/reply.v1.json",
+                          NULL, err, sizeof err);
+    if (!reply_schema) fail_msg("reply schema: %s", err);
     return 0;
 }
 
@@ -75,15 +74,15 @@ static json_t *base(void)
     json_t *ops = json_pack(
         "[{s:s, s:o, s:s}, {s:s, s:s, s:{s:s, s:s}, s:s}, {s:s, s:{s:s, s:s, s:s}, s:s},"
         " {s:s, s:{s:s, s:s, s:s}, s:s}, {s:s, s:o, s:{s:s, s:s, s:s, s:s}}]",
-        "kind", "database.retention", "target", arm_target(), "softDeletePeriod", "P10D",
-        "kind", "database.caching", "via", "kusto", "target", "clusterUri", URI, "database",
-        "mykustodatabase", "hotCachePeriod", "PT12H",
-        "kind", "table.caching", "target", "clusterUri", URI "/", "database", "mykustodatabase",
-        "table", "StormEvents", "hotCachePeriod", "P5D",
-        "kind", "table.retention", "target", "clusterUri", "https://MyKustoCluster.westus.kusto.windows.net",
-        "database", "mykustodatabase", "table", "Logs", "softDeletePeriod", "P1DT12H",
-        "kind", "database.principal.add", "target", arm_target(), "principal", "role", "Admin",
-        "name", "deploy-bot", "type", "App", "appId", "44444444-4444-4444-4444-444444444444");
+        "kind", "database.retention", "target", arm_target(), "softDeletePeriod", "P10D", "kind",
+        "database.caching", "via", "kusto", "target", "clusterUri", URI, "database",
+        "mykustodatabase", "hotCachePeriod", "PT12H", "kind", "table.caching", "target",
+        "clusterUri", URI "/", "database", "mykustodatabase", "table", "StormEvents",
+        "hotCachePeriod", "P5D", "kind", "table.retention", "target", "clusterUri",
+        "https://MyKustoCluster.westus.kusto.windows.net", "database", "mykustodatabase", "table",
+        "Logs", "softDeletePeriod", "P1DT12H", "kind", "database.principal.add", "target",
+        arm_target(), "principal", "role", "Admin", "name", "deploy-bot", "type", "App", "appId",
+        "44444444-4444-4444-4444-444444444444");
     return json_pack("{s:s, s:s, s:s, s:s, s:b, s:o}", "schema", "adx-policy-request/v1", "id",
                      "chg-2026-000123", "requestedBy", "alice@contoso.com", "reason", "test",
                      "dryRun", 0, "operations", ops);
@@ -129,8 +128,7 @@ static void expect_raw(const void *payload, size_t len, const char *code, const 
 {
     pw_rejection rej;
     pw_request *req = pw_request_decode(chk, payload, len, &rej);
-    if (req)
-        fail_msg("accepted, expected %s", code);
+    if (req) fail_msg("accepted, expected %s", code);
     if (strcmp(rej.code, code) != 0)
         fail_msg("got %s (%s), expected %s", rej.code, rej.message, code);
     assert_string_equal(rej.id, id);
@@ -144,8 +142,7 @@ static void expect(json_t *doc, const char *code, const char *location)
 {
     pw_rejection rej;
     pw_request *req = decode_json(doc, &rej);
-    if (req)
-        fail_msg("accepted, expected %s", code);
+    if (req) fail_msg("accepted, expected %s", code);
     if (strcmp(rej.code, code) != 0)
         fail_msg("got %s (%s), expected %s", rej.code, rej.message, code);
     assert_string_equal(rej.id, "chg-2026-000123");
@@ -156,8 +153,7 @@ static void expect(json_t *doc, const char *code, const char *location)
         json_array_foreach(json_object_get(rej.errors, "errors"), i, e)
         {
             const char *loc = json_string_value(json_object_get(e, "instanceLocation"));
-            if (loc && strcmp(loc, location) == 0)
-                found = 1;
+            if (loc && strcmp(loc, location) == 0) found = 1;
         }
         if (!found) {
             char *t = json_dumps(rej.errors, 0);
@@ -173,8 +169,7 @@ static void valid_request_decodes(void **state)
     (void)state;
     pw_rejection rej;
     pw_request *req = decode_json(base(), &rej);
-    if (!req)
-        fail_msg("%s: %s", rej.code, rej.message);
+    if (!req) fail_msg("%s: %s", rej.code, rej.message);
     assert_string_equal(pw_request_id(req), "chg-2026-000123");
     assert_null(pw_request_reply_to(req));
     assert_int_equal(pw_request_dry_run(req), 0);
@@ -246,7 +241,8 @@ static void bounds_and_json(void **state)
     expect_raw(deep, n, "NestingTooDeep", "");
     /* brackets inside strings do not count */
     char shallow[200];
-    n = (size_t)snprintf(shallow, sizeof shallow, "{\"id\":\"chg-1\",\"reason\":\"[[[[[[[[[[[[[[[[[[[[[[\\\"[[[\"}");
+    n = (size_t)snprintf(shallow, sizeof shallow,
+                         "{\"id\":\"chg-1\",\"reason\":\"[[[[[[[[[[[[[[[[[[[[[[\\\"[[[\"}");
     expect_raw(shallow, n, "SchemaViolation", "chg-1");
 
     expect_raw("not json", 8, "InvalidJson", "");
@@ -366,7 +362,8 @@ static void names(void **state)
     json_object_set_new(json_object_get(op(d, 0), "target"), "resourceGroup", json_string("a..b"));
     expect(d, "InvalidName", "/operations/0/target/resourceGroup");
     d = base();
-    json_object_set_new(json_object_get(op(d, 0), "target"), "resourceGroup", json_string("rg?x=1"));
+    json_object_set_new(json_object_get(op(d, 0), "target"), "resourceGroup",
+                        json_string("rg?x=1"));
     expect(d, "InvalidName", "/operations/0/target/resourceGroup");
     d = base();
     json_object_set_new(json_object_get(op(d, 0), "target"), "subscriptionId",
@@ -468,13 +465,12 @@ static void host_suffix_config(void **state)
 static int known_code(const char *code)
 {
     static const char *const codes[] = {
-        "MessageTooLarge", "InvalidUtf8", "NestingTooDeep", "InvalidJson", "NotAnObject",
-        "MissingId", "InvalidId", "TooManyOperations", "UnknownOperationKind", "SchemaViolation",
-        "ReplyToNotAllowed", "InvalidDuration", "DurationOutOfRange", "InvalidName",
-        "InvalidClusterUri", "ClusterHostNotAllowed"};
+        "MessageTooLarge",      "InvalidUtf8",     "NestingTooDeep",    "InvalidJson",
+        "NotAnObject",          "MissingId",       "InvalidId",         "TooManyOperations",
+        "UnknownOperationKind", "SchemaViolation", "ReplyToNotAllowed", "InvalidDuration",
+        "DurationOutOfRange",   "InvalidName",     "InvalidClusterUri", "ClusterHostNotAllowed"};
     for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
-        if (strcmp(code, codes[i]) == 0)
-            return 1;
+        if (strcmp(code, codes[i]) == 0) return 1;
     return 0;
 }
 
@@ -493,8 +489,7 @@ static void truncations_and_mutations(void **state)
         pw_rejection rej;
         pw_request *req = pw_request_decode(chk, copy, n, &rej);
         assert_null(req);
-        if (!known_code(rej.code))
-            fail_msg("prefix %zu: unknown code '%s'", n, rej.code);
+        if (!known_code(rej.code)) fail_msg("prefix %zu: unknown code '%s'", n, rej.code);
         pw_rejection_clear(&rej);
     }
     unsigned seed = 12345;
@@ -514,8 +509,7 @@ static void truncations_and_mutations(void **state)
             pw_request_free(req);
             continue;
         }
-        if (!known_code(rej.code))
-            fail_msg("mutation %d: unknown code '%s'", round, rej.code);
+        if (!known_code(rej.code)) fail_msg("mutation %d: unknown code '%s'", round, rej.code);
         json_t *ev = pw_rejection_event(&rej, "w");
         assert_non_null(ev);
         assert_int_equal(pw_schema_validate(reply_schema, ev, NULL), PW_SCHEMA_VALID);
@@ -529,11 +523,16 @@ static void truncations_and_mutations(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(valid_request_decodes), cmocka_unit_test(bounds_and_json),
-        cmocka_unit_test(ids),                   cmocka_unit_test(schema_violations),
-        cmocka_unit_test(durations),             cmocka_unit_test(names),
-        cmocka_unit_test(cluster_uris),          cmocka_unit_test(reply_to),
-        cmocka_unit_test(host_suffix_config),    cmocka_unit_test(truncations_and_mutations),
+        cmocka_unit_test(valid_request_decodes),
+        cmocka_unit_test(bounds_and_json),
+        cmocka_unit_test(ids),
+        cmocka_unit_test(schema_violations),
+        cmocka_unit_test(durations),
+        cmocka_unit_test(names),
+        cmocka_unit_test(cluster_uris),
+        cmocka_unit_test(reply_to),
+        cmocka_unit_test(host_suffix_config),
+        cmocka_unit_test(truncations_and_mutations),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -10,8 +10,7 @@
 
 int pw_kql_quote_name(const char *name, char *buf, size_t len)
 {
-    if (pw_names_kusto_entity(name, NULL, 0) != PW_NAMES_OK)
-        return -1;
+    if (pw_names_kusto_entity(name, NULL, 0) != PW_NAMES_OK) return -1;
     int n = snprintf(buf, len, "['%s']", name);
     return n > 0 && (size_t)n < len ? 0 : -1;
 }
@@ -19,10 +18,10 @@ int pw_kql_quote_name(const char *name, char *buf, size_t len)
 static char *format_command(const char *fmt_verb, const char *scope, const char *quoted,
                             const char *policy_tail)
 {
-    size_t need = strlen(fmt_verb) + strlen(scope) + strlen(quoted) + strlen(policy_tail) + 16; /* 3 spaces, "policy ", NUL */
+    size_t need = strlen(fmt_verb) + strlen(scope) + strlen(quoted) + strlen(policy_tail) +
+                  16; /* 3 spaces, "policy ", NUL */
     char *out = malloc(need);
-    if (out)
-        snprintf(out, need, "%s %s %s policy %s", fmt_verb, scope, quoted, policy_tail);
+    if (out) snprintf(out, need, "%s %s %s policy %s", fmt_verb, scope, quoted, policy_tail);
     return out;
 }
 
@@ -33,8 +32,7 @@ char *pw_kql_alter(pw_kql_policy policy, const char *database, const char *table
     if (pw_kql_quote_name(name, quoted, sizeof quoted) != 0 ||
         pw_duration_format_kql(ticks, span, sizeof span) != 0)
         return NULL;
-    if (table && pw_names_kusto_entity(database, NULL, 0) != PW_NAMES_OK)
-        return NULL;
+    if (table && pw_names_kusto_entity(database, NULL, 0) != PW_NAMES_OK) return NULL;
     const char *scope = table ? "table" : "database";
     if (policy == PW_KQL_RETENTION) {
         snprintf(tail, sizeof tail, "retention softdelete = %s", span);
@@ -48,18 +46,15 @@ char *pw_kql_show(pw_kql_policy policy, const char *database, const char *table)
 {
     char quoted[1100];
     const char *name = table ? table : database;
-    if (pw_kql_quote_name(name, quoted, sizeof quoted) != 0)
-        return NULL;
-    if (table && pw_names_kusto_entity(database, NULL, 0) != PW_NAMES_OK)
-        return NULL;
+    if (pw_kql_quote_name(name, quoted, sizeof quoted) != 0) return NULL;
+    if (table && pw_names_kusto_entity(database, NULL, 0) != PW_NAMES_OK) return NULL;
     return format_command(".show", table ? "table" : "database", quoted,
                           policy == PW_KQL_RETENTION ? "retention" : "caching");
 }
 
 static int failf(char *err, size_t errlen, const char *msg)
 {
-    if (err && errlen)
-        snprintf(err, errlen, "%s", msg);
+    if (err && errlen) snprintf(err, errlen, "%s", msg);
     return -1;
 }
 
@@ -77,14 +72,11 @@ int pw_kql_parse_policy(const json_t *v1, pw_kql_policy policy, int *is_set, int
     json_array_foreach(columns, i, c)
     {
         const char *name = json_string_value(json_object_get(c, "ColumnName"));
-        if (name && strcmp(name, "Policy") == 0)
-            col = i;
+        if (name && strcmp(name, "Policy") == 0) col = i;
     }
-    if (col == (size_t)-1)
-        return failf(err, errlen, "the answer has no Policy column");
+    if (col == (size_t)-1) return failf(err, errlen, "the answer has no Policy column");
     const json_t *row = json_array_get(rows, 0);
-    if (!json_is_array(row))
-        return failf(err, errlen, "the answer has no row");
+    if (!json_is_array(row)) return failf(err, errlen, "the answer has no row");
     const json_t *cell = json_array_get(row, col);
     if (!cell || json_is_null(cell)) {
         *is_set = 0;
@@ -99,8 +91,7 @@ int pw_kql_parse_policy(const json_t *v1, pw_kql_policy policy, int *is_set, int
             return 0;
         }
         owned = json_loads(text, JSON_DECODE_ANY, NULL);
-        if (!owned)
-            return failf(err, errlen, "the Policy cell is not JSON");
+        if (!owned) return failf(err, errlen, "the Policy cell is not JSON");
         doc = owned;
     }
     int rc = 0;

@@ -310,6 +310,11 @@ static void on_event(void *ctx, json_t *event, int terminal)
     const char *status = json_string_value(json_object_get(event, "status"));
     int is_terminal = strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0;
     assert_int_equal(terminal, is_terminal);
+    if (getenv("PW_TEST_DUMP_EVENTS")) { /* for reading the events a person will see */
+        char *t = json_dumps(event, JSON_COMPACT);
+        fprintf(stderr, "EVENT %s\n", t);
+        free(t);
+    }
     assert_true(h->n_events < MAX_EVENTS);
     h->events[h->n_events++] = event;
     if (terminal) h->terminals++;

@@ -101,7 +101,8 @@ json_t *pw_schema_result_to_basic(const pw_schema_result *result);
 
 /* 1 when format assertion is implemented for name (date-time, date, time, duration,
  * email, hostname, ipv4, ipv6, uri, uri-reference, iri, iri-reference, uuid,
- * json-pointer, relative-json-pointer, regex); other formats are annotations only. */
+ * uri-template, json-pointer, relative-json-pointer, regex); other formats (idn-email,
+ * idn-hostname, unknown names) stay annotations even with format_assertion. */
 int pw_schema_format_supported(const char *name);
 
 #endif

@@ -617,6 +617,70 @@ static int f_iri_reference(const char *s, size_t len)
     return uri_check(s, len, 0, 1);
 }
 
+/* -- URI templates (RFC 6570, level 4 syntax) */
+
+static int f_uri_template(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= len || !is_hex(s[i + 1]) || !is_hex(s[i + 2]))
+                return 0;
+            i += 3;
+            continue;
+        }
+        if (c != '{') { /* literal: any printable except a few delimiters, or non-ASCII */
+            if (c <= 0x20 || c == 0x7F || strchr("\"<>\\^`|}", c))
+                return 0;
+            i++;
+            continue;
+        }
+        i++;
+        if (i < len && strchr("+#./;?&", s[i]) && s[i])
+            i++;
+        for (;;) { /* varspec */
+            size_t st = i;
+            int prev_dot = 1;
+            while (i < len) {
+                if (s[i] == '%') {
+                    if (i + 2 >= len || !is_hex(s[i + 1]) || !is_hex(s[i + 2]))
+                        return 0;
+                    i += 3;
+                    prev_dot = 0;
+                } else if (is_alpha(s[i]) || is_digit(s[i]) || s[i] == '_') {
+                    i++;
+                    prev_dot = 0;
+                } else if (s[i] == '.' && !prev_dot) {
+                    i++;
+                    prev_dot = 1;
+                } else {
+                    break;
+                }
+            }
+            if (i == st || prev_dot)
+                return 0;
+            if (i < len && s[i] == ':') {
+                size_t d = ++i;
+                while (i < len && is_digit(s[i]))
+                    i++;
+                if (i == d || i - d > 4 || s[d] == '0')
+                    return 0;
+            } else if (i < len && s[i] == '*') {
+                i++;
+            }
+            if (i < len && s[i] == ',') {
+                i++;
+                continue;
+            }
+            break;
+        }
+        if (i >= len || s[i] != '}')
+            return 0;
+        i++;
+    }
+    return 1;
+}
+
 /* -- JSON pointers */
 
 static int pointer_n(const char *s, size_t len)
@@ -726,6 +790,7 @@ static const struct {
     {"iri", f_iri, "an absolute IRI"},
     {"iri-reference", f_iri_reference, "an IRI reference"},
     {"uuid", f_uuid, "a UUID"},
+    {"uri-template", f_uri_template, "a URI template"},
     {"json-pointer", f_json_pointer, "a JSON pointer"},
     {"relative-json-pointer", f_relative_json_pointer, "a relative JSON pointer"},
     {"regex", f_regex, "a regular expression"},

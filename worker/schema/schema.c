@@ -276,8 +276,10 @@ static int pmap_put(pmap *m, const void *k, void *v)
 enum { T_NULL = 1, T_BOOL = 2, T_OBJECT = 4, T_ARRAY = 8, T_NUMBER = 16, T_STRING = 32,
        T_INTEGER = 64 };
 
+/* V_LEGACY_ITEMS: the resource declares draft 2019-09 or older, where "items" may be
+ * an array (tuple) with "additionalItems", and "prefixItems" is not a keyword. */
 enum { V_CORE = 1, V_APPLICATOR = 2, V_UNEVALUATED = 4, V_VALIDATION = 8, V_FORMAT_ASSERT = 16,
-       V_ALL = 1 | 2 | 4 | 8 };
+       V_LEGACY_ITEMS = 32, V_ALL = 1 | 2 | 4 | 8 };
 
 typedef struct node node;
 
@@ -739,7 +741,10 @@ static unsigned vocab_for(cctx *c, const char *dialect)
     if (!u)
         return V_ALL;
     unsigned mask = V_ALL;
-    if (strcmp(u, META_2020) != 0) {
+    if (!strcmp(u, "https://json-schema.org/draft/2019-09/schema") ||
+        !strncmp(u, "http://json-schema.org/draft-0", 30)) {
+        mask = V_ALL | V_LEGACY_ITEMS;
+    } else if (strcmp(u, META_2020) != 0) {
         named_uri *nu = find_uri(c, u);
         json_t *voc = nu && json_is_object(nu->target)
                           ? json_object_get(nu->target, "$vocabulary")
@@ -1085,7 +1090,7 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
                     {"oneOf", &n->one_of, &n->n_one},
                     {"prefixItems", &n->prefix, &n->n_prefix}};
         for (size_t i = 0; i < 4; i++) {
-            if (!(v = json_object_get(s, arrs[i].kw)))
+            if (!(v = json_object_get(s, arrs[i].kw)) || (i == 3 && (vocab & V_LEGACY_ITEMS)))
                 continue;
             if (!json_is_array(v) || (i < 3 && !json_array_size(v))) {
                 set_err(c->err, c->errlen, "%s/%s: must be a non-empty array of schemas", where,
@@ -1108,7 +1113,8 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
                        {"additionalProperties", &n->additional_props},
                        {"propertyNames", &n->property_names}};
         for (size_t i = 0; i < sizeof singles / sizeof singles[0]; i++) {
-            if (!(v = json_object_get(s, singles[i].kw)))
+            if (!(v = json_object_get(s, singles[i].kw)) ||
+                (singles[i].out == &n->items && (vocab & V_LEGACY_ITEMS) && json_is_array(v)))
                 continue;
             if (!(*singles[i].out =
                       compile_child(c, v, singles[i].kw, NULL, base, resroot, ptr, vocab, depth)))
@@ -1116,6 +1122,16 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
         }
         if (!json_object_get(s, "if"))
             n->then_ = n->else_ = NULL; /* then/else without if are ignored */
+        if ((vocab & V_LEGACY_ITEMS) && json_is_array(v = json_object_get(s, "items"))) {
+            n->items = NULL;
+            if (!(n->prefix = compile_array(c, v, "items", base, resroot, ptr, vocab, depth,
+                                            &n->n_prefix)))
+                return NULL;
+            if ((v = json_object_get(s, "additionalItems")) &&
+                !(n->items = compile_child(c, v, "additionalItems", NULL, base, resroot, ptr,
+                                           vocab, depth)))
+                return NULL;
+        }
         if ((v = json_object_get(s, "properties"))) {
             if (!json_is_object(v)) {
                 set_err(c->err, c->errlen, "%s/properties: must be an object", where);

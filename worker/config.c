@@ -11,23 +11,22 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CFG_MAX_LINE 8192      /* a longer line is an error, not a silent cut */
-#define CFG_MAX_LINES 10000    /* bounded file */
-#define CFG_MAX_LIST 256       /* entries in a comma list */
+#define CFG_MAX_LINE 8192   /* a longer line is an error, not a silent cut */
+#define CFG_MAX_LINES 10000 /* bounded file */
+#define CFG_MAX_LIST 256    /* entries in a comma list */
 
 static const char *const default_kusto_suffixes[] = {
-    ".kusto.windows.net",          /* public cloud */
-    ".kustomfa.windows.net",       /* public cloud, MFA endpoints */
-    ".kusto.usgovcloudapi.net",    /* Azure US Government */
-    ".kusto.chinacloudapi.cn",     /* Azure China */
+    ".kusto.windows.net",       /* public cloud */
+    ".kustomfa.windows.net",    /* public cloud, MFA endpoints */
+    ".kusto.usgovcloudapi.net", /* Azure US Government */
+    ".kusto.chinacloudapi.cn",  /* Azure China */
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (!err || !errlen)
-        return;
+    if (!err || !errlen) return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
@@ -44,8 +43,7 @@ static int is_sensitive_key(const char *key)
 static int replace_str(char **slot, const char *value)
 {
     char *copy = strdup(value);
-    if (!copy)
-        return -1;
+    if (!copy) return -1;
     free(*slot);
     *slot = copy;
     return 0;
@@ -54,8 +52,7 @@ static int replace_str(char **slot, const char *value)
 static int replace_cstr(const char **slot, const char *value)
 {
     char *copy = strdup(value);
-    if (!copy)
-        return -1;
+    if (!copy) return -1;
     free((char *)*slot);
     *slot = copy;
     return 0;
@@ -104,8 +101,7 @@ static int parse_list(const char *key, const char *value, char ***out, size_t *c
             }
             n++;
         }
-        if (!end)
-            break;
+        if (!end) break;
         p = end + 1;
     }
     *out = list;
@@ -152,8 +148,8 @@ static int set_defaults(pw_config *cfg, char *err, size_t errlen)
     cfg->azure.lro_poll_default_ms = 5000;
     cfg->azure.token_refresh_margin_ms = 300000;
     cfg->azure.max_host_connections = 16;
-    if (!cfg->azure.authority_host && replace_cstr(&cfg->azure.authority_host,
-                                                   "https://login.microsoftonline.com"))
+    if (!cfg->azure.authority_host &&
+        replace_cstr(&cfg->azure.authority_host, "https://login.microsoftonline.com"))
         goto oom;
     if (!cfg->azure.arm_endpoint &&
         replace_cstr(&cfg->azure.arm_endpoint, "https://management.azure.com"))
@@ -168,7 +164,8 @@ static int set_defaults(pw_config *cfg, char *err, size_t errlen)
     host[sizeof host - 1] = '\0';
     char id[200];
     snprintf(id, sizeof id, "%s-%ld", host, (long)getpid());
-    if (replace_str(&cfg->worker_id, id) || replace_str(&cfg->request_topic, "adx.policy.requests") ||
+    if (replace_str(&cfg->worker_id, id) ||
+        replace_str(&cfg->request_topic, "adx.policy.requests") ||
         replace_str(&cfg->reply_topic, "adx.policy.replies") ||
         replace_str(&cfg->dead_letter_topic, "adx.policy.deadletter") ||
         replace_str(&cfg->schemas_dir, PW_SOURCE_SCHEMAS_DIR) ||
@@ -185,12 +182,10 @@ static int set_defaults(pw_config *cfg, char *err, size_t errlen)
 
     size_t n = sizeof default_kusto_suffixes / sizeof default_kusto_suffixes[0];
     cfg->kusto_host_suffixes = calloc(n, sizeof *cfg->kusto_host_suffixes);
-    if (!cfg->kusto_host_suffixes)
-        goto oom;
+    if (!cfg->kusto_host_suffixes) goto oom;
     for (size_t i = 0; i < n; i++) {
         cfg->kusto_host_suffixes[i] = strdup(default_kusto_suffixes[i]);
-        if (!cfg->kusto_host_suffixes[i])
-            goto oom;
+        if (!cfg->kusto_host_suffixes[i]) goto oom;
         cfg->kusto_host_suffix_count = i + 1;
     }
     return 0;
@@ -210,8 +205,10 @@ typedef struct key_spec {
 } key_spec;
 
 #define F(field) offsetof(pw_config, field)
-#define NUMK(name, field, min, max) \
-    { name, K_NUM, min, max, F(field), (int)sizeof(((pw_config *)0)->field) }
+#define NUMK(name, field, min, max)                                                                \
+    {                                                                                              \
+        name, K_NUM, min, max, F(field), (int)sizeof(((pw_config *)0)->field)                      \
+    }
 
 static const key_spec key_specs[] = {
     {"worker.id", K_STR, 0, 0, F(worker_id), 0},
@@ -253,17 +250,14 @@ static const key_spec key_specs[] = {
 static const key_spec *find_spec(const char *key)
 {
     for (size_t i = 0; i < sizeof key_specs / sizeof key_specs[0]; i++)
-        if (!strcmp(key_specs[i].name, key))
-            return &key_specs[i];
+        if (!strcmp(key_specs[i].name, key)) return &key_specs[i];
     return NULL;
 }
 
 static size_t *list_count_slot(pw_config *cfg, const key_spec *spec)
 {
-    if (spec->offset == F(allowed_reply_topics))
-        return &cfg->allowed_reply_topic_count;
-    if (spec->offset == F(kusto_host_suffixes))
-        return &cfg->kusto_host_suffix_count;
+    if (spec->offset == F(allowed_reply_topics)) return &cfg->allowed_reply_topic_count;
+    if (spec->offset == F(kusto_host_suffixes)) return &cfg->kusto_host_suffix_count;
     return &cfg->azure.connect_to_count;
 }
 
@@ -277,22 +271,19 @@ static int apply_key(pw_config *cfg, const key_spec *spec, const char *value, ch
             set_err(err, errlen, "%s: empty value", spec->name);
             return -1;
         }
-        if (replace_str((char **)(base + spec->offset), value))
-            goto oom;
+        if (replace_str((char **)(base + spec->offset), value)) goto oom;
         return 0;
     case K_ASTR:
         if (!*value) {
             set_err(err, errlen, "%s: empty value", spec->name);
             return -1;
         }
-        if (replace_cstr((const char **)(base + spec->offset), value))
-            goto oom;
+        if (replace_cstr((const char **)(base + spec->offset), value)) goto oom;
         return 0;
     case K_LIST: {
         char **list = NULL;
         size_t n = 0;
-        if (parse_list(spec->name, value, &list, &n, err, errlen))
-            return -1;
+        if (parse_list(spec->name, value, &list, &n, err, errlen)) return -1;
         size_t *count = list_count_slot(cfg, spec);
         char ***slot = (char ***)(base + spec->offset);
         free_list(*slot, *count);
@@ -302,8 +293,7 @@ static int apply_key(pw_config *cfg, const key_spec *spec, const char *value, ch
     }
     case K_NUM: {
         long long v;
-        if (parse_num(spec->name, value, spec->min, spec->max, &v, err, errlen))
-            return -1;
+        if (parse_num(spec->name, value, spec->min, spec->max, &v, err, errlen)) return -1;
         void *slot = base + spec->offset;
         if (spec->width == (int)sizeof(long long))
             *(long long *)slot = v;
@@ -386,8 +376,7 @@ static int load_file(pw_config *cfg, const char *path, char *err, size_t errlen)
             break;
         }
         char *s = trim(line);
-        if (!*s || *s == '#')
-            continue;
+        if (!*s || *s == '#') continue;
         char *eq = strchr(s, '=');
         if (!eq) {
             set_err(err, errlen, "%s:%u: expected key=value", path, lineno);
@@ -397,8 +386,7 @@ static int load_file(pw_config *cfg, const char *path, char *err, size_t errlen)
         *eq = '\0';
         char *key = trim(s);
         char *value = trim(eq + 1);
-        if ((rc = pw_config_set(cfg, key, value, err, errlen)))
-            break;
+        if ((rc = pw_config_set(cfg, key, value, err, errlen))) break;
     }
     if (!rc && ferror(f)) {
         set_err(err, errlen, "%s: read error", path);
@@ -423,13 +411,14 @@ int pw_config_set(pw_config *cfg, const char *key, const char *value, char *err,
         if (!strncmp(key, "worker.", 7) || !strncmp(key, "azure.", 6))
             set_err(err, errlen, "%s: unknown configuration key", key);
         else
-            set_err(err, errlen, "%s: unknown configuration key (expected a kafka.*, worker.* "
-                                 "or azure.* key)", key);
+            set_err(err, errlen,
+                    "%s: unknown configuration key (expected a kafka.*, worker.* "
+                    "or azure.* key)",
+                    key);
         return -1;
     }
     if (apply_key(cfg, spec, value, err, errlen)) {
-        if (is_sensitive_key(key))
-            set_err(err, errlen, "%s: invalid value", key);
+        if (is_sensitive_key(key)) set_err(err, errlen, "%s: invalid value", key);
         return -1;
     }
     return 0;
@@ -447,8 +436,8 @@ static int check_kafka(const pw_config *cfg, char *err, size_t errlen)
     int rc = 0;
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         char rderr[512] = "";
-        if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, rderr,
-                              sizeof rderr) != RD_KAFKA_CONF_OK) {
+        if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, rderr, sizeof rderr) !=
+            RD_KAFKA_CONF_OK) {
             if (is_sensitive_key(cfg->kafka[i].key))
                 set_err(err, errlen, "kafka.%s: rejected by librdkafka", cfg->kafka[i].key);
             else
@@ -464,7 +453,8 @@ static int check_kafka(const pw_config *cfg, char *err, size_t errlen)
 static int check_values(pw_config *cfg, char *err, size_t errlen)
 {
     const char *lvl = cfg->log_level;
-    if (strcmp(lvl, "debug") && strcmp(lvl, "info") && strcmp(lvl, "warn") && strcmp(lvl, "error")) {
+    if (strcmp(lvl, "debug") && strcmp(lvl, "info") && strcmp(lvl, "warn") &&
+        strcmp(lvl, "error")) {
         set_err(err, errlen, "worker.log.level: expected debug, info, warn or error, not \"%s\"",
                 lvl);
         return -1;
@@ -506,8 +496,7 @@ static int apply_env(pw_config *cfg, char *err, size_t errlen)
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
         const char *v = getenv(map[i].env);
-        if (!v || !*v)
-            continue;
+        if (!v || !*v) continue;
         if (replace_cstr(map[i].slot, v)) {
             set_err(err, errlen, "%s: out of memory", map[i].env);
             return -1;
@@ -518,12 +507,9 @@ static int apply_env(pw_config *cfg, char *err, size_t errlen)
 
 int pw_config_load(pw_config *cfg, const char *path, char *err, size_t errlen)
 {
-    if (set_defaults(cfg, err, errlen) || apply_env(cfg, err, errlen))
-        goto fail;
-    if (path && load_file(cfg, path, err, errlen))
-        goto fail;
-    if (check_kafka(cfg, err, errlen) || check_values(cfg, err, errlen))
-        goto fail;
+    if (set_defaults(cfg, err, errlen) || apply_env(cfg, err, errlen)) goto fail;
+    if (path && load_file(cfg, path, err, errlen)) goto fail;
+    if (check_kafka(cfg, err, errlen) || check_values(cfg, err, errlen)) goto fail;
     return 0;
 fail:
     pw_config_free(cfg);
@@ -566,18 +552,15 @@ const char *pw_config_kafka_get(const pw_config *cfg, const char *key)
 
 int pw_config_reply_topic_allowed(const pw_config *cfg, const char *topic)
 {
-    if (!strcmp(topic, cfg->reply_topic))
-        return 1;
+    if (!strcmp(topic, cfg->reply_topic)) return 1;
     for (size_t i = 0; i < cfg->allowed_reply_topic_count; i++)
-        if (!strcmp(topic, cfg->allowed_reply_topics[i]))
-            return 1;
+        if (!strcmp(topic, cfg->allowed_reply_topics[i])) return 1;
     return 0;
 }
 
 void pw_config_free(pw_config *cfg)
 {
-    if (!cfg)
-        return;
+    if (!cfg) return;
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         free(cfg->kafka[i].key);
         free(cfg->kafka[i].value);

@@ -37,8 +37,7 @@ static void set_err(char *err, size_t errlen, const char *msg, const char *detai
 
 static void pause_list(pw_intake *in, rd_kafka_topic_partition_list_t *parts, int pause)
 {
-    if (!parts || !parts->cnt)
-        return;
+    if (!parts || !parts->cnt) return;
     rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(in->rk, parts)
                                   : rd_kafka_resume_partitions(in->rk, parts);
     if (e)
@@ -65,8 +64,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             pw_log(PW_LOG_ERROR, NULL, "kafka.assign_failed", "%s", rd_kafka_err2str(e));
         }
         in->assigned = cooperative ? in->assigned + (size_t)parts->cnt : (size_t)parts->cnt;
-        if (in->paused || in->stopped)
-            pause_list(in, parts, 1);
+        if (in->paused || in->stopped) pause_list(in, parts, 1);
         for (int i = 0; i < parts->cnt; i++)
             pw_log(PW_LOG_INFO, NULL, "kafka.assigned", "%s [%d]", parts->elems[i].topic,
                    (int)parts->elems[i].partition);
@@ -74,8 +72,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         /* Commit what is stored before the partitions go, so the next owner starts there. */
-        if (!in->closed)
-            rd_kafka_commit(rk, NULL, 0);
+        if (!in->closed) rd_kafka_commit(rk, NULL, 0);
         for (int i = 0; i < parts->cnt; i++) {
             pw_log(PW_LOG_INFO, NULL, "kafka.revoked", "%s [%d]", parts->elems[i].topic,
                    (int)parts->elems[i].partition);
@@ -87,8 +84,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     if (cooperative) {
         rd_kafka_error_t *error = rd_kafka_incremental_unassign(rk, parts);
-        if (error)
-            rd_kafka_error_destroy(error);
+        if (error) rd_kafka_error_destroy(error);
         in->assigned = in->assigned > (size_t)parts->cnt ? in->assigned - (size_t)parts->cnt : 0;
     } else {
         rd_kafka_assign(rk, NULL);
@@ -105,9 +101,8 @@ static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     for (int i = 0; offsets && i < offsets->cnt; i++)
         if (offsets->elems[i].offset >= 0)
-            pw_log(PW_LOG_DEBUG, NULL, "kafka.committed", "%s [%d] @ %lld",
-                   offsets->elems[i].topic, (int)offsets->elems[i].partition,
-                   (long long)offsets->elems[i].offset);
+            pw_log(PW_LOG_DEBUG, NULL, "kafka.committed", "%s [%d] @ %lld", offsets->elems[i].topic,
+                   (int)offsets->elems[i].partition, (long long)offsets->elems[i].offset);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -127,12 +122,10 @@ static void again_cb(pw_loop *loop, void *ctx)
 
 static void serve(pw_intake *in)
 {
-    if (in->closed)
-        return;
+    if (in->closed) return;
     for (int i = 0; i < INTAKE_POLL_BATCH; i++) {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(in->rk, 0);
-        if (!msg)
-            return;
+        if (!msg) return;
         if (msg->err) {
             if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                 pw_log(PW_LOG_WARN, NULL, "kafka.consume_error", "%s: %s",
@@ -143,8 +136,7 @@ static void serve(pw_intake *in)
         }
         rd_kafka_message_destroy(msg);
     }
-    if (!in->again)
-        in->again = pw_loop_timer_add(in->loop, 0, again_cb, in);
+    if (!in->again) in->again = pw_loop_timer_add(in->loop, 0, again_cb, in);
 }
 
 static void wake_cb(pw_loop *loop, int fd, unsigned events, void *ctx)
@@ -177,8 +169,8 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
     char rderr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     for (size_t i = 0; i < cfg->kafka_count; i++) {
-        if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, rderr,
-                              sizeof rderr) != RD_KAFKA_CONF_OK) {
+        if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, rderr, sizeof rderr) !=
+            RD_KAFKA_CONF_OK) {
             snprintf(err, errlen, "kafka.%s: %s", cfg->kafka[i].key, rderr);
             rd_kafka_conf_destroy(conf);
             goto fail;
@@ -229,18 +221,15 @@ fail:
 
 void pw_intake_pause(pw_intake *in, int paused)
 {
-    if (in->paused == !!paused || in->closed)
-        return;
+    if (in->paused == !!paused || in->closed) return;
     in->paused = !!paused;
     rd_kafka_topic_partition_list_t *parts = NULL;
     if (rd_kafka_assignment(in->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
-        if (!in->stopped || paused)
-            pause_list(in, parts, paused);
+        if (!in->stopped || paused) pause_list(in, parts, paused);
         pw_log(PW_LOG_INFO, NULL, paused ? "kafka.paused" : "kafka.resumed", "%d partitions",
                parts->cnt);
     }
-    if (parts)
-        rd_kafka_topic_partition_list_destroy(parts);
+    if (parts) rd_kafka_topic_partition_list_destroy(parts);
 }
 
 int pw_intake_paused(const pw_intake *in)
@@ -253,12 +242,11 @@ int pw_intake_store(pw_intake *in, const char *topic, int32_t partition, int64_t
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next_offset;
     rd_kafka_resp_err_t e = rd_kafka_offsets_store(in->rk, l);
-    if (!e && l->elems[0].err)
-        e = l->elems[0].err;
+    if (!e && l->elems[0].err) e = l->elems[0].err;
     rd_kafka_topic_partition_list_destroy(l);
     if (e) {
-        pw_log(PW_LOG_WARN, NULL, "kafka.store_failed", "%s [%d] @ %lld: %s", topic,
-               (int)partition, (long long)next_offset, rd_kafka_err2str(e));
+        pw_log(PW_LOG_WARN, NULL, "kafka.store_failed", "%s [%d] @ %lld: %s", topic, (int)partition,
+               (long long)next_offset, rd_kafka_err2str(e));
         return -1;
     }
     pw_log(PW_LOG_DEBUG, NULL, "kafka.stored", "%s [%d] @ %lld", topic, (int)partition,
@@ -268,8 +256,7 @@ int pw_intake_store(pw_intake *in, const char *topic, int32_t partition, int64_t
 
 void pw_intake_stop(pw_intake *in)
 {
-    if (in->stopped)
-        return;
+    if (in->stopped) return;
     int was = in->paused;
     pw_intake_pause(in, 1);
     in->paused = was;
@@ -278,8 +265,7 @@ void pw_intake_stop(pw_intake *in)
 
 int pw_intake_close(pw_intake *in)
 {
-    if (in->closed)
-        return 0;
+    if (in->closed) return 0;
     int rc = 0;
     in->stopped = 1;
     rd_kafka_resp_err_t e = rd_kafka_commit(in->rk, NULL, 0);
@@ -289,8 +275,7 @@ int pw_intake_close(pw_intake *in)
     }
     in->closed = 1; /* the rebalance callback must not commit again during close */
     e = rd_kafka_consumer_close(in->rk);
-    if (e)
-        pw_log(PW_LOG_WARN, NULL, "kafka.close_failed", "%s", rd_kafka_err2str(e));
+    if (e) pw_log(PW_LOG_WARN, NULL, "kafka.close_failed", "%s", rd_kafka_err2str(e));
     return rc;
 }
 
@@ -301,22 +286,16 @@ size_t pw_intake_assigned(const pw_intake *in)
 
 void pw_intake_free(pw_intake *in)
 {
-    if (!in)
-        return;
-    if (in->safety)
-        pw_loop_timer_cancel(in->loop, in->safety);
-    if (in->again)
-        pw_loop_timer_cancel(in->loop, in->again);
-    if (in->wake[0] >= 0)
-        pw_loop_fd_watch(in->loop, in->wake[0], 0, NULL, NULL);
+    if (!in) return;
+    if (in->safety) pw_loop_timer_cancel(in->loop, in->safety);
+    if (in->again) pw_loop_timer_cancel(in->loop, in->again);
+    if (in->wake[0] >= 0) pw_loop_fd_watch(in->loop, in->wake[0], 0, NULL, NULL);
     if (in->q) {
         rd_kafka_queue_io_event_enable(in->q, -1, NULL, 0);
         rd_kafka_queue_destroy(in->q);
     }
-    if (in->rk)
-        rd_kafka_destroy(in->rk);
+    if (in->rk) rd_kafka_destroy(in->rk);
     for (int i = 0; i < 2; i++)
-        if (in->wake[i] >= 0)
-            close(in->wake[i]);
+        if (in->wake[i] >= 0) close(in->wake[i]);
     free(in);
 }

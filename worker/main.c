@@ -28,12 +28,9 @@ static void usage(FILE *to)
 
 static pw_log_level parse_level(const char *s)
 {
-    if (!strcmp(s, "debug"))
-        return PW_LOG_DEBUG;
-    if (!strcmp(s, "warn"))
-        return PW_LOG_WARN;
-    if (!strcmp(s, "error"))
-        return PW_LOG_ERROR;
+    if (!strcmp(s, "debug")) return PW_LOG_DEBUG;
+    if (!strcmp(s, "warn")) return PW_LOG_WARN;
+    if (!strcmp(s, "error")) return PW_LOG_ERROR;
     return PW_LOG_INFO;
 }
 

@@ -1,4 +1,5 @@
-/* reply.c: idempotent Kafka producer on the event loop; ordered sends, retried terminal messages. */
+/* reply.c: idempotent Kafka producer on the event loop; ordered sends, retried terminal messages.
+ */
 #include "pw/reply.h"
 
 #include <errno.h>
@@ -40,7 +41,7 @@ struct pw_reply {
     /* Not yet handed to librdkafka, in send order: a message waits here while any earlier
      * one does, so the order on the wire is the order of pw_reply_send. */
     out_msg *fifo_head, *fifo_tail;
-    size_t pending; /* sent and not yet finished (fifo + librdkafka) */
+    size_t pending;         /* sent and not yet finished (fifo + librdkafka) */
     uint64_t hold_until_ms; /* after a failed delivery: the fifo waits until then */
     int closing;
     int fatal;
@@ -54,20 +55,24 @@ static void set_err(char *err, size_t errlen, const char *msg, const char *detai
 
 void pw_reply_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    pw_log_level l = level <= 3 ? PW_LOG_ERROR : level == 4 ? PW_LOG_WARN
-                                             : level <= 6 ? PW_LOG_INFO : PW_LOG_DEBUG;
+    pw_log_level l = level <= 3   ? PW_LOG_ERROR
+                     : level == 4 ? PW_LOG_WARN
+                     : level <= 6 ? PW_LOG_INFO
+                                  : PW_LOG_DEBUG;
+    /* One kafka.* list serves both clients, so each one ignores the other's properties:
+     * expected, not worth a warning. */
+    if (l == PW_LOG_WARN && !strcmp(fac, "CONFWARN") && strstr(buf, "property and will be ignored"))
+        l = PW_LOG_DEBUG;
     pw_log(l, NULL, "kafka.log", "%s %s: %s", rk ? rd_kafka_name(rk) : "rdkafka", fac, buf);
 }
 
 static void out_free(out_msg *m)
 {
-    if (!m)
-        return;
+    if (!m) return;
     free(m->topic);
     free(m->key);
     free(m->value);
-    if (m->headers)
-        rd_kafka_headers_destroy(m->headers);
+    if (m->headers) rd_kafka_headers_destroy(m->headers);
     free(m);
 }
 
@@ -78,8 +83,7 @@ static void out_finish(pw_reply *pr, out_msg *m, int ok)
     pw_reply_acked_cb cb = m->cb;
     void *ctx = m->ctx;
     out_free(m);
-    if (cb)
-        cb(ctx, ok);
+    if (cb) cb(ctx, ok);
 }
 
 static void fifo_push(pw_reply *pr, out_msg *m)
@@ -103,8 +107,7 @@ static void drain_timer_cb(pw_loop *loop, void *ctx)
 
 static void arm_drain(pw_reply *pr, uint64_t ms)
 {
-    if (!pr->drain_timer)
-        pr->drain_timer = pw_loop_timer_add(pr->loop, ms, drain_timer_cb, pr);
+    if (!pr->drain_timer) pr->drain_timer = pw_loop_timer_add(pr->loop, ms, drain_timer_cb, pr);
 }
 
 /* Hands one message to librdkafka.  0: handed over; 1: try again later; -1: never. */
@@ -114,14 +117,11 @@ static int produce_one(pw_reply *pr, out_msg *m)
     m->attempts++;
     rd_kafka_resp_err_t e = rd_kafka_producev(
         pr->rk, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_KEY(m->key, m->key ? strlen(m->key) : 0),
-        RD_KAFKA_V_VALUE(m->value, m->len), RD_KAFKA_V_MSGFLAGS(0),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
-    if (!e)
-        return 0; /* hdrs now owned by librdkafka */
-    if (hdrs)
-        rd_kafka_headers_destroy(hdrs);
-    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-        return 1;
+        RD_KAFKA_V_VALUE(m->value, m->len), RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_HEADERS(hdrs),
+        RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
+    if (!e) return 0; /* hdrs now owned by librdkafka */
+    if (hdrs) rd_kafka_headers_destroy(hdrs);
+    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return 1;
     pw_log(PW_LOG_ERROR, m->key, "reply.produce_failed", "topic %s: %s", m->topic,
            rd_kafka_err2str(e));
     return -1;
@@ -142,10 +142,8 @@ static void drain_fifo(pw_reply *pr)
             return;
         }
         pr->fifo_head = m->next;
-        if (!pr->fifo_head)
-            pr->fifo_tail = NULL;
-        if (rc < 0)
-            out_finish(pr, m, 0);
+        if (!pr->fifo_head) pr->fifo_tail = NULL;
+        if (rc < 0) out_finish(pr, m, 0);
     }
 }
 
@@ -153,8 +151,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
 {
     pw_reply *pr = opaque;
     out_msg *m = msg->_private;
-    if (!m)
-        return;
+    if (!m) return;
     if (pr->closing) {
         pr->pending--;
         out_free(m);
@@ -165,8 +162,10 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
         return;
     }
     if (!m->must_deliver) {
-        pw_log(PW_LOG_WARN, m->key, "reply.delivery_failed", "topic %s: %s (progress event "
-               "dropped)", m->topic, rd_kafka_err2str(msg->err));
+        pw_log(PW_LOG_WARN, m->key, "reply.delivery_failed",
+               "topic %s: %s (progress event "
+               "dropped)",
+               m->topic, rd_kafka_err2str(msg->err));
         out_finish(pr, m, 0);
         return;
     }
@@ -196,8 +195,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static void serve(pw_reply *pr)
 {
     for (int i = 0; i < REPLY_POLL_BATCH; i++)
-        if (rd_kafka_poll(pr->rk, 0) <= 0)
-            return;
+        if (rd_kafka_poll(pr->rk, 0) <= 0) return;
     arm_drain(pr, 0); /* more to serve: come back after other work */
 }
 
@@ -232,8 +230,8 @@ pw_reply *pw_reply_new(pw_loop *loop, const pw_config *cfg, char *err, size_t er
     char rderr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     for (size_t i = 0; i < cfg->kafka_count; i++) {
-        if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, rderr,
-                              sizeof rderr) != RD_KAFKA_CONF_OK) {
+        if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, rderr, sizeof rderr) !=
+            RD_KAFKA_CONF_OK) {
             snprintf(err, errlen, "kafka.%s: %s", cfg->kafka[i].key, rderr);
             rd_kafka_conf_destroy(conf);
             goto fail;
@@ -273,21 +271,18 @@ fail:
     return NULL;
 }
 
-int pw_reply_send(pw_reply *pr, const char *topic, const char *key, const void *value,
-                  size_t len, const pw_reply_header *headers, size_t header_count,
-                  int must_deliver, pw_reply_acked_cb cb, void *ctx, char *err, size_t errlen)
+int pw_reply_send(pw_reply *pr, const char *topic, const char *key, const void *value, size_t len,
+                  const pw_reply_header *headers, size_t header_count, int must_deliver,
+                  pw_reply_acked_cb cb, void *ctx, char *err, size_t errlen)
 {
     out_msg *m = calloc(1, sizeof *m);
-    if (!m)
-        goto oom;
+    if (!m) goto oom;
     m->pr = pr;
     m->topic = strdup(topic);
     m->key = key ? strdup(key) : NULL;
     m->value = malloc(len ? len : 1);
-    if (!m->topic || (key && !m->key) || !m->value)
-        goto oom;
-    if (len)
-        memcpy(m->value, value, len);
+    if (!m->topic || (key && !m->key) || !m->value) goto oom;
+    if (len) memcpy(m->value, value, len);
     m->len = len;
     if (header_count) {
         m->headers = rd_kafka_headers_new(header_count);
@@ -301,8 +296,7 @@ int pw_reply_send(pw_reply *pr, const char *topic, const char *key, const void *
     pr->pending++;
     fifo_push(pr, m);
     /* Hand over on the next loop turn, so a callback never runs inside this call. */
-    if (!pr->drain_timer)
-        arm_drain(pr, 0);
+    if (!pr->drain_timer) arm_drain(pr, 0);
     return 0;
 oom:
     out_free(m);
@@ -327,26 +321,20 @@ size_t pw_reply_flush(pw_reply *pr, int timeout_ms)
         drain_fifo(pr);
         rd_kafka_flush(pr->rk, 100);
         rd_kafka_poll(pr->rk, 0);
-        if (!pr->pending)
-            break;
+        if (!pr->pending) break;
         /* Let retry timers fire; the loop time is refreshed by run_once. */
         pw_loop_run_once(pr->loop, 10);
-        if (pw_loop_now_ms(pr->loop) - start >= (uint64_t)timeout_ms)
-            break;
+        if (pw_loop_now_ms(pr->loop) - start >= (uint64_t)timeout_ms) break;
     }
     return pr->pending;
 }
 
 void pw_reply_free(pw_reply *pr)
 {
-    if (!pr)
-        return;
-    if (pr->safety)
-        pw_loop_timer_cancel(pr->loop, pr->safety);
-    if (pr->drain_timer)
-        pw_loop_timer_cancel(pr->loop, pr->drain_timer);
-    if (pr->wake[0] >= 0)
-        pw_loop_fd_watch(pr->loop, pr->wake[0], 0, NULL, NULL);
+    if (!pr) return;
+    if (pr->safety) pw_loop_timer_cancel(pr->loop, pr->safety);
+    if (pr->drain_timer) pw_loop_timer_cancel(pr->loop, pr->drain_timer);
+    if (pr->wake[0] >= 0) pw_loop_fd_watch(pr->loop, pr->wake[0], 0, NULL, NULL);
     if (pr->mainq) {
         rd_kafka_queue_io_event_enable(pr->mainq, -1, NULL, 0);
         rd_kafka_queue_destroy(pr->mainq);
@@ -364,7 +352,6 @@ void pw_reply_free(pw_reply *pr)
         out_free(m);
     }
     for (int i = 0; i < 2; i++)
-        if (pr->wake[i] >= 0)
-            close(pr->wake[i]);
+        if (pr->wake[i] >= 0) close(pr->wake[i]);
     free(pr);
 }

@@ -60,15 +60,13 @@ struct svc {
 
 static void ctx_free(req_ctx *c)
 {
-    if (!c)
-        return;
+    if (!c) return;
     if (c->s) {
         if (c->prev)
             c->prev->next = c->next;
         else
             c->s->live = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
+        if (c->next) c->next->prev = c->prev;
     }
     free(c->reply_topic);
     free(c->correlation);
@@ -80,22 +78,24 @@ static void finish_loop_if_drained(svc *s)
 {
     if (s->draining && !s->in_flight && !s->stopping) {
         s->stopping = 1;
-        pw_log(PW_LOG_INFO, NULL, "worker.drained", "every request in flight has its terminal "
-                                                    "reply");
+        pw_log(PW_LOG_INFO, NULL, "worker.drained",
+               "every request in flight has its terminal "
+               "reply");
         pw_loop_stop(s->loop);
     }
 }
 
 static void update_backpressure(svc *s)
 {
-    if (s->draining)
-        return;
+    if (s->draining) return;
     int over = s->in_flight >= s->cfg->max_in_flight ||
                pw_offsets_pending_total(s->ledger) >= s->cfg->max_uncommitted;
     if (over != pw_intake_paused(s->intake)) {
         if (over)
-            pw_log(PW_LOG_INFO, NULL, "worker.backpressure", "pausing intake: %zu in flight, "
-                   "%zu uncommitted", s->in_flight, pw_offsets_pending_total(s->ledger));
+            pw_log(PW_LOG_INFO, NULL, "worker.backpressure",
+                   "pausing intake: %zu in flight, "
+                   "%zu uncommitted",
+                   s->in_flight, pw_offsets_pending_total(s->ledger));
         pw_intake_pause(s->intake, over);
     }
 }
@@ -109,11 +109,11 @@ static void on_terminal_acked(void *ctx, int ok)
         /* Never deliverable (e.g. too large): the offset stays behind it; a restart retries. */
         pw_log(PW_LOG_ERROR, c->id[0] ? c->id : NULL, "reply.undeliverable",
                "terminal message for %s [%d] @ %lld could not be produced; its offset is not "
-               "committed", c->topic, (int)c->partition, (long long)c->offset);
+               "committed",
+               c->topic, (int)c->partition, (long long)c->offset);
     } else if (c->tracked) {
         int64_t next = -1;
-        if (pw_offsets_done(s->ledger, c->topic, c->partition, c->offset, &next) ==
-                PW_OFFSETS_OK &&
+        if (pw_offsets_done(s->ledger, c->topic, c->partition, c->offset, &next) == PW_OFFSETS_OK &&
             next >= 0)
             pw_intake_store(s->intake, c->topic, c->partition, next);
     }
@@ -125,8 +125,7 @@ static void on_terminal_acked(void *ctx, int ok)
 
 static size_t ctx_headers(const req_ctx *c, pw_reply_header *h)
 {
-    if (!c->correlation)
-        return 0;
+    if (!c->correlation) return 0;
     h[0] = (pw_reply_header){SVC_CORRELATION_HEADER, c->correlation, c->correlation_len};
     return 1;
 }
@@ -167,8 +166,7 @@ static void on_exec_event(void *ctx, json_t *event, int terminal)
         json_decref(event);
         return;
     }
-    if (terminal)
-        c->terminal_sent = 1;
+    if (terminal) c->terminal_sent = 1;
     send_event(c, event, terminal);
     json_decref(event);
 }
@@ -209,18 +207,17 @@ static void copy_correlation(req_ctx *c, const rd_kafka_message_t *msg)
     rd_kafka_headers_t *hdrs = NULL;
     const void *val = NULL;
     size_t size = 0;
-    if (rd_kafka_message_headers(msg, &hdrs) || !hdrs)
-        return;
-    if (rd_kafka_header_get_last(hdrs, SVC_CORRELATION_HEADER, &val, &size) || !val)
-        return;
+    if (rd_kafka_message_headers(msg, &hdrs) || !hdrs) return;
+    if (rd_kafka_header_get_last(hdrs, SVC_CORRELATION_HEADER, &val, &size) || !val) return;
     if (size > SVC_CORRELATION_MAX) {
-        pw_log(PW_LOG_WARN, NULL, "request.correlation_dropped", "%s header of %zu bytes is "
-               "over %d and is not echoed", SVC_CORRELATION_HEADER, size, SVC_CORRELATION_MAX);
+        pw_log(PW_LOG_WARN, NULL, "request.correlation_dropped",
+               "%s header of %zu bytes is "
+               "over %d and is not echoed",
+               SVC_CORRELATION_HEADER, size, SVC_CORRELATION_MAX);
         return;
     }
     c->correlation = malloc(size ? size : 1);
-    if (!c->correlation)
-        return;
+    if (!c->correlation) return;
     memcpy(c->correlation, val, size);
     c->correlation_len = size;
 }
@@ -239,8 +236,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
     }
     c->s = s;
     c->next = s->live;
-    if (s->live)
-        s->live->prev = c;
+    if (s->live) s->live->prev = c;
     s->live = c;
     c->partition = msg->partition;
     c->offset = msg->offset;
@@ -255,8 +251,8 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
     pw_rejection rej;
     memset(&rej, 0, sizeof rej);
     /* A tombstone (no value) decodes as an empty payload. */
-    pw_request *req = pw_request_decode(s->checker, msg->payload ? msg->payload : "", msg->len,
-                                        &rej);
+    pw_request *req =
+        pw_request_decode(s->checker, msg->payload ? msg->payload : "", msg->len, &rej);
     if (!req) {
         if (!rej.id[0]) {
             dead_letter(s, c, msg, &rej);
@@ -308,25 +304,26 @@ static void drain_deadline_cb(pw_loop *loop, void *ctx)
 {
     svc *s = ctx;
     s->drain_timer = NULL;
-    if (s->stopping)
-        return;
+    if (s->stopping) return;
     s->stopping = 1;
-    pw_log(PW_LOG_WARN, NULL, "worker.drain_timeout", "%zu requests still in flight after %ld "
-           "ms; their offsets are not committed and they will be redelivered", s->in_flight,
-           s->cfg->drain_timeout_ms);
+    pw_log(PW_LOG_WARN, NULL, "worker.drain_timeout",
+           "%zu requests still in flight after %ld "
+           "ms; their offsets are not committed and they will be redelivered",
+           s->in_flight, s->cfg->drain_timeout_ms);
     pw_loop_stop(loop);
 }
 
 static void begin_drain(svc *s, const char *why)
 {
-    if (s->draining)
-        return;
+    if (s->draining) return;
     s->draining = 1;
-    pw_log(PW_LOG_INFO, NULL, "worker.draining", "%s: stop taking requests, %zu in flight, "
-           "deadline %ld ms", why, s->in_flight, s->cfg->drain_timeout_ms);
+    pw_log(PW_LOG_INFO, NULL, "worker.draining",
+           "%s: stop taking requests, %zu in flight, "
+           "deadline %ld ms",
+           why, s->in_flight, s->cfg->drain_timeout_ms);
     pw_intake_stop(s->intake);
-    s->drain_timer = pw_loop_timer_add(s->loop, (uint64_t)s->cfg->drain_timeout_ms,
-                                       drain_deadline_cb, s);
+    s->drain_timer =
+        pw_loop_timer_add(s->loop, (uint64_t)s->cfg->drain_timeout_ms, drain_deadline_cb, s);
     finish_loop_if_drained(s);
 }
 
@@ -363,11 +360,9 @@ static int setup_signals(svc *s, sigset_t *old)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
-    if (sigprocmask(SIG_BLOCK, &set, old))
-        return -1;
+    if (sigprocmask(SIG_BLOCK, &set, old)) return -1;
     s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (s->sigfd < 0)
-        return -1;
+    if (s->sigfd < 0) return -1;
     return pw_loop_fd_watch(s->loop, s->sigfd, PW_LOOP_READ, signal_cb, s);
 }
 
@@ -396,23 +391,19 @@ int pw_service_run(const pw_config *cfg)
         snprintf(err, sizeof err, "out of memory");
         goto start_failed;
     }
-    if (!(s->checker = pw_request_checker_new(cfg, err, sizeof err)))
-        goto start_failed;
-    if (!(s->azure = pw_azure_new(s->loop, &cfg->azure, err, sizeof err)))
-        goto start_failed;
-    if (!(s->exec = pw_exec_new(s->loop, s->azure, cfg, err, sizeof err)))
-        goto start_failed;
-    if (!(s->reply = pw_reply_new(s->loop, cfg, err, sizeof err)))
-        goto start_failed;
+    if (!(s->checker = pw_request_checker_new(cfg, err, sizeof err))) goto start_failed;
+    if (!(s->azure = pw_azure_new(s->loop, &cfg->azure, err, sizeof err))) goto start_failed;
+    if (!(s->exec = pw_exec_new(s->loop, s->azure, cfg, err, sizeof err))) goto start_failed;
+    if (!(s->reply = pw_reply_new(s->loop, cfg, err, sizeof err))) goto start_failed;
     pw_intake_handlers h = {.on_message = on_message, .on_revoked = on_revoked, .ctx = s};
-    if (!(s->intake = pw_intake_new(s->loop, cfg, &h, err, sizeof err)))
-        goto start_failed;
+    if (!(s->intake = pw_intake_new(s->loop, cfg, &h, err, sizeof err))) goto start_failed;
     s->exit_code = 0;
     s->watch_timer = pw_loop_timer_add(s->loop, 1000, watch_cb, s);
-    pw_log(PW_LOG_INFO, NULL, "worker.started", "consuming %s in group %s; replies to %s, "
-           "dead letters to %s; in-flight limit %zu", cfg->request_topic,
-           pw_config_kafka_get(cfg, "group.id"), cfg->reply_topic, cfg->dead_letter_topic,
-           cfg->max_in_flight);
+    pw_log(PW_LOG_INFO, NULL, "worker.started",
+           "consuming %s in group %s; replies to %s, "
+           "dead letters to %s; in-flight limit %zu",
+           cfg->request_topic, pw_config_kafka_get(cfg, "group.id"), cfg->reply_topic,
+           cfg->dead_letter_topic, cfg->max_in_flight);
 
     if (pw_loop_run(s->loop)) {
         pw_log(PW_LOG_ERROR, NULL, "worker.loop_failed", "%s", strerror(errno));
@@ -424,8 +415,7 @@ int pw_service_run(const pw_config *cfg)
     pw_intake_stop(s->intake);
     size_t left = pw_reply_flush(s->reply, SVC_FLUSH_TIMEOUT_MS);
     if (left)
-        pw_log(PW_LOG_WARN, NULL, "worker.flush_incomplete", "%zu messages not acknowledged",
-               left);
+        pw_log(PW_LOG_WARN, NULL, "worker.flush_incomplete", "%zu messages not acknowledged", left);
     pw_intake_close(s->intake);
     pw_log(PW_LOG_INFO, NULL, "worker.stopped", "%zu requests unfinished (to be redelivered)",
            s->in_flight);
@@ -434,10 +424,8 @@ int pw_service_run(const pw_config *cfg)
 start_failed:
     pw_log(PW_LOG_ERROR, NULL, "worker.start_failed", "%s", err);
 out:
-    if (s->drain_timer)
-        pw_loop_timer_cancel(s->loop, s->drain_timer);
-    if (s->watch_timer)
-        pw_loop_timer_cancel(s->loop, s->watch_timer);
+    if (s->drain_timer) pw_loop_timer_cancel(s->loop, s->drain_timer);
+    if (s->watch_timer) pw_loop_timer_cancel(s->loop, s->watch_timer);
     pw_intake_free(s->intake);
     pw_exec_free(s->exec); /* abandons unfinished requests: their contexts leak no callbacks */
     pw_reply_free(s->reply);

@@ -15,42 +15,44 @@
 #include "pw/azure.h"
 
 typedef struct pw_config_kv {
-    char *key;   /* without the "kafka." prefix */
+    char *key; /* without the "kafka." prefix */
     char *value;
 } pw_config_kv;
 
 typedef struct pw_config {
-    pw_config_kv *kafka;          /* kafka.* pass-through, in file order */
+    pw_config_kv *kafka; /* kafka.* pass-through, in file order */
     size_t kafka_count;
 
-    char *worker_id;              /* worker.id; default "<hostname>-<pid>" */
-    char *request_topic;          /* worker.request.topic; default "adx.policy.requests" */
-    char *reply_topic;            /* worker.reply.topic; default "adx.policy.replies" */
-    char *dead_letter_topic;      /* worker.deadletter.topic; default "adx.policy.deadletter" */
-    char **allowed_reply_topics;  /* worker.replyto.allowed: comma list; reply_topic is always allowed */
+    char *worker_id;             /* worker.id; default "<hostname>-<pid>" */
+    char *request_topic;         /* worker.request.topic; default "adx.policy.requests" */
+    char *reply_topic;           /* worker.reply.topic; default "adx.policy.replies" */
+    char *dead_letter_topic;     /* worker.deadletter.topic; default "adx.policy.deadletter" */
+    char **allowed_reply_topics; /* worker.replyto.allowed: comma list; reply_topic is always
+                                    allowed */
     size_t allowed_reply_topic_count;
-    char *schemas_dir;            /* worker.schemas.dir; default the source tree's schemas/ */
+    char *schemas_dir; /* worker.schemas.dir; default the source tree's schemas/ */
 
-    size_t max_in_flight;         /* worker.inflight.max: requests being processed; default 1000 */
-    size_t max_uncommitted;       /* worker.uncommitted.max: messages received but not yet
-                                     committable (in flight or behind one); default 10000 */
-    size_t max_message_bytes;     /* worker.message.max.bytes; default 1048576 */
-    unsigned max_json_depth;      /* worker.json.max.depth; default 32 */
-    size_t max_operations;        /* worker.operations.max per request; default 100 */
-    long operation_timeout_ms;    /* worker.operation.timeout.ms: deadline per operation; default 600000 */
-    long drain_timeout_ms;        /* worker.drain.timeout.ms: SIGTERM drain deadline; default 30000 */
-    long reply_retry_backoff_ms;  /* worker.reply.retry.backoff.ms: wait before re-producing a
-                                     reply whose delivery failed; default 1000 */
-    char *log_level;              /* worker.log.level: debug|info|warn|error; default info */
+    size_t max_in_flight;      /* worker.inflight.max: requests being processed; default 1000 */
+    size_t max_uncommitted;    /* worker.uncommitted.max: messages received but not yet
+                                  committable (in flight or behind one); default 10000 */
+    size_t max_message_bytes;  /* worker.message.max.bytes; default 1048576 */
+    unsigned max_json_depth;   /* worker.json.max.depth; default 32 */
+    size_t max_operations;     /* worker.operations.max per request; default 100 */
+    long operation_timeout_ms; /* worker.operation.timeout.ms: deadline per operation; default
+                                  600000 */
+    long drain_timeout_ms;     /* worker.drain.timeout.ms: SIGTERM drain deadline; default 30000 */
+    long reply_retry_backoff_ms; /* worker.reply.retry.backoff.ms: wait before re-producing a
+                                    reply whose delivery failed; default 1000 */
+    char *log_level;             /* worker.log.level: debug|info|warn|error; default info */
 
-    char **kusto_host_suffixes;   /* azure.kusto.host.suffixes: comma list; default the public and
-                                     sovereign Kusto suffixes (".kusto.windows.net", ...) */
+    char **kusto_host_suffixes; /* azure.kusto.host.suffixes: comma list; default the public and
+                                   sovereign Kusto suffixes (".kusto.windows.net", ...) */
     size_t kusto_host_suffix_count;
 
-    pw_azure_config azure;        /* azure.tenant.id, azure.client.id, azure.client.secret,
-                                     azure.authority.host, azure.arm.endpoint, azure.arm.api.version,
-                                     azure.ca.file, azure.connect.to (comma list), azure.*.ms timeouts;
-                                     its strings are owned by pw_config */
+    pw_azure_config azure; /* azure.tenant.id, azure.client.id, azure.client.secret,
+                              azure.authority.host, azure.arm.endpoint, azure.arm.api.version,
+                              azure.ca.file, azure.connect.to (comma list), azure.*.ms timeouts;
+                              its strings are owned by pw_config */
 } pw_config;
 
 /* Loads path (NULL: defaults + environment only).  Returns 0, or -1 with err naming the key.

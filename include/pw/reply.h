@@ -29,9 +29,9 @@ pw_reply *pw_reply_new(pw_loop *loop, const pw_config *cfg, char *err, size_t er
 
 /* Copies topic, key, value and headers.  cb (may be NULL) runs from the loop, never from
  * inside this call.  Returns 0, or -1 (err filled) when the message cannot be queued at all. */
-int pw_reply_send(pw_reply *pr, const char *topic, const char *key, const void *value,
-                  size_t len, const pw_reply_header *headers, size_t header_count,
-                  int must_deliver, pw_reply_acked_cb cb, void *ctx, char *err, size_t errlen);
+int pw_reply_send(pw_reply *pr, const char *topic, const char *key, const void *value, size_t len,
+                  const pw_reply_header *headers, size_t header_count, int must_deliver,
+                  pw_reply_acked_cb cb, void *ctx, char *err, size_t errlen);
 
 /* Messages sent and not yet acknowledged or given up. */
 size_t pw_reply_pending(const pw_reply *pr);

@@ -178,9 +178,8 @@ static void test_secret_not_echoed(void **state)
     clear_env();
     pw_config cfg;
     char err[256] = "";
-    assert_int_equal(load_text(&cfg, "kafka.sasl.password=hunter2\nkafka.bogus.x=1\n", err,
-                               sizeof err),
-                     -1);
+    assert_int_equal(
+        load_text(&cfg, "kafka.sasl.password=hunter2\nkafka.bogus.x=1\n", err, sizeof err), -1);
     assert_null(strstr(err, "hunter2"));
     assert_int_equal(load_text(&cfg, "azure.client.secret=\n", err, sizeof err), -1);
     assert_non_null(strstr(err, "azure.client.secret"));
@@ -211,8 +210,9 @@ static void test_require_kafka(void **state)
     clear_env();
     pw_config cfg;
     char err[256] = "";
-    assert_int_equal(load_text(&cfg, "azure.tenant.id=t\nazure.client.id=c\n"
-                                     "azure.client.secret=s\n",
+    assert_int_equal(load_text(&cfg,
+                               "azure.tenant.id=t\nazure.client.id=c\n"
+                               "azure.client.secret=s\n",
                                err, sizeof err),
                      0);
     assert_int_equal(pw_config_require(&cfg, err, sizeof err), -1);
@@ -250,8 +250,7 @@ static void test_example_config_loads(void **state)
     pw_config cfg;
     char err[256] = "";
     int rc = pw_config_load(&cfg, PW_SOURCE_DIR "/deploy/worker.example.conf", err, sizeof err);
-    if (rc)
-        fail_msg("worker.example.conf: %s", err);
+    if (rc) fail_msg("worker.example.conf: %s", err);
     assert_string_equal(pw_config_kafka_get(&cfg, "group.id"), "adx-policy-worker");
     assert_string_equal(cfg.request_topic, "adx.policy.requests");
     pw_config_free(&cfg);
@@ -261,10 +260,14 @@ static void test_example_config_loads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),         cmocka_unit_test(test_full_file),
-        cmocka_unit_test(test_errors_name_the_key), cmocka_unit_test(test_missing_file),
-        cmocka_unit_test(test_secret_not_echoed), cmocka_unit_test(test_env_fills_unset),
-        cmocka_unit_test(test_require_kafka),    cmocka_unit_test(test_long_line),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_full_file),
+        cmocka_unit_test(test_errors_name_the_key),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_secret_not_echoed),
+        cmocka_unit_test(test_env_fills_unset),
+        cmocka_unit_test(test_require_kafka),
+        cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_example_config_loads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -151,9 +151,12 @@ static void test_many_shuffled(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_in_order),          cmocka_unit_test(test_out_of_order_done),
-        cmocka_unit_test(test_partitions_independent), cmocka_unit_test(test_gaps_and_errors),
-        cmocka_unit_test(test_drop_and_redeliver), cmocka_unit_test(test_many_shuffled),
+        cmocka_unit_test(test_in_order),
+        cmocka_unit_test(test_out_of_order_done),
+        cmocka_unit_test(test_partitions_independent),
+        cmocka_unit_test(test_gaps_and_errors),
+        cmocka_unit_test(test_drop_and_redeliver),
+        cmocka_unit_test(test_many_shuffled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -479,6 +479,10 @@ static void on_start(pw_loop *loop, void *ctx)
     }
     rs->started = 1;
     emit(rs, "accepted", -1, 0);
+    if (rs->count == 0) { /* (the schema requires one; nothing to do is success) */
+        finish_request(rs);
+        return;
+    }
     kick(rs->ex, rs->ops[0].lane);
 }
 

@@ -435,6 +435,8 @@ static void on_response(void *ctx, const pw_http_resp *r)
     az_call *c = ctx;
     pw_azure *az = c->az;
     c->xfer = NULL;
+    if (r->status)
+        c->res.http_status = (int)r->status;
     if (r->fail == PW_HTTP_TLS) {
         finish(c, PW_AZ_CODE_TLS, 0, NULL, "TLS: %s", r->error);
         return;

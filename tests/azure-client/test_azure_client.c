@@ -1,0 +1,790 @@
+/* test_azure_client.c: pw_azure against the real azure-sim (forked on a free loopback port):
+ * tokens, ARM GET, ARM PATCH LRO, Kusto mgmt, injected 429/503, token refresh, TLS, deadline. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "pw/azure.h"
+#include "pw/log.h"
+#include "pw/loop.h"
+
+#define SUB "22222222-2222-2222-2222-222222222222"
+#define DB_PATH                                                                                    \
+    "/subscriptions/" SUB "/resourceGroups/testrg/providers/Microsoft.Kusto/clusters/"             \
+    "mykustocluster/databases/mykustodatabase"
+#define CLUSTER "https://mykustocluster.westus.kusto.windows.net"
+#define SECRET "local-demo-secret"
+
+static pid_t sim_pid;
+static char sim_dir[256];
+static char ca_file[300];
+static char connect_to[64];
+static const char *connect_list[1];
+
+/* ---- azure-sim process ---- */
+
+static int sim_start(void)
+{
+    if (access(AZURE_SIM_BIN, X_OK) != 0) {
+        fprintf(stderr, "skip: %s not built\n", AZURE_SIM_BIN);
+        return 77;
+    }
+    snprintf(sim_dir, sizeof sim_dir, "/tmp/pw-azure-client-XXXXXX");
+    if (!mkdtemp(sim_dir)) return 1;
+    int fds[2];
+    if (pipe(fds) != 0) return 1;
+    sim_pid = fork();
+    if (sim_pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl(AZURE_SIM_BIN, "azure-sim", "--listen", "127.0.0.1:0", "--cert-dir", sim_dir,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char line[256];
+    size_t n = 0;
+    /* The first stdout line is the base URL; certificate generation may take a while. */
+    while (n + 1 < sizeof line) {
+        ssize_t r = read(fds[0], line + n, 1);
+        if (r <= 0) break;
+        if (line[n] == '\n') break;
+        n++;
+    }
+    line[n] = '\0';
+    close(fds[0]);
+    char *colon = strrchr(line, ':');
+    int port = colon ? atoi(colon + 1) : 0;
+    if (port <= 0) {
+        fprintf(stderr, "azure-sim did not print a base URL (got '%s')\n", line);
+        return 1;
+    }
+    snprintf(connect_to, sizeof connect_to, "::127.0.0.1:%d", port);
+    connect_list[0] = connect_to;
+    snprintf(ca_file, sizeof ca_file, "%s/ca.pem", sim_dir);
+    return 0;
+}
+
+static void sim_stop(void)
+{
+    if (sim_pid > 0) {
+        kill(sim_pid, SIGTERM);
+        waitpid(sim_pid, NULL, 0);
+    }
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", sim_dir);
+    if (sim_dir[0] && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", sim_dir);
+}
+
+typedef struct buf {
+    char *p;
+    size_t n;
+} buf;
+
+static size_t buf_write(char *d, size_t s, size_t n, void *u)
+{
+    buf *b = u;
+    char *p = realloc(b->p, b->n + s * n + 1);
+    if (!p) return 0;
+    memcpy(p + b->n, d, s * n);
+    b->p = p;
+    b->n += s * n;
+    b->p[b->n] = '\0';
+    return s * n;
+}
+
+/* Blocking call to azure-sim's /_sim/ API (test side only). */
+static json_t *sim_admin(const char *method, const char *path, const char *body)
+{
+    CURL *e = curl_easy_init();
+    struct curl_slist *ct = curl_slist_append(NULL, connect_to);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    char url[512];
+    snprintf(url, sizeof url, "https://management.azure.com%s", path);
+    buf b = {0};
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_CONNECT_TO, ct);
+    curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    if (body) curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
+    CURLcode rc = curl_easy_perform(e);
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(e);
+    curl_slist_free_all(ct);
+    curl_slist_free_all(h);
+    if (rc != CURLE_OK || status >= 300)
+        fprintf(stderr, "sim_admin %s %s: curl %d HTTP %ld %s\n", method, path, rc, status,
+                b.p ? b.p : "");
+    assert_int_equal(rc, CURLE_OK);
+    assert_true(status < 300);
+    json_t *j = b.n ? json_loads(b.p, 0, NULL) : json_object();
+    free(b.p);
+    return j;
+}
+
+static void sim_admin_do(const char *method, const char *path, const char *body)
+{
+    json_decref(sim_admin(method, path, body));
+}
+
+/* Requests azure-sim logged for host since the log was last cleared. */
+static size_t sim_count(const char *host, const char *path_prefix)
+{
+    json_t *j = sim_admin("GET", "/_sim/requests", NULL);
+    size_t i, count = 0;
+    json_t *r;
+    json_array_foreach(json_object_get(j, "requests"), i, r)
+    {
+        const char *h = json_string_value(json_object_get(r, "host"));
+        const char *p = json_string_value(json_object_get(r, "path"));
+        if (h && !strcmp(h, host) &&
+            (!path_prefix || (p && !strncmp(p, path_prefix, strlen(path_prefix)))))
+            count++;
+    }
+    json_decref(j);
+    return count;
+}
+
+/* Every logged header and body must be free of the client secret (the sim logs AAD bodies). */
+
+static void sim_reset(void)
+{
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
+    sim_admin_do("DELETE", "/_sim/requests", NULL);
+    sim_admin_do("PATCH", "/_sim/settings",
+                 "{\"lroDurationMs\": 1500, \"lroRetryAfterSeconds\": 1, "
+                 "\"tokenLifetimeSeconds\": 3600}");
+}
+
+/* ---- client side ---- */
+
+typedef struct outcome {
+    int done;
+    pw_azure_result res;
+    json_t *body;
+    unsigned progress_calls;
+    char last_status[64];
+    int last_percent;
+} outcome;
+
+static void on_done(void *ctx, const pw_azure_result *r)
+{
+    outcome *o = ctx;
+    assert_int_equal(o->done, 0); /* exactly once */
+    o->done = 1;
+    o->res = *r;
+    o->res.body = NULL;
+    o->body = r->body ? json_incref(r->body) : NULL;
+}
+
+static void on_progress(void *ctx, const pw_azure_progress *p)
+{
+    outcome *o = ctx;
+    o->progress_calls++;
+    snprintf(o->last_status, sizeof o->last_status, "%s", p->lro_status ? p->lro_status : "");
+    o->last_percent = p->percent_complete;
+}
+
+typedef struct fixture {
+    pw_loop *loop;
+    pw_azure *az;
+} fixture;
+
+static void fixture_open(fixture *f, const char *ca, long token_margin_ms)
+{
+    char err[256];
+    f->loop = pw_loop_new(err, sizeof err);
+    assert_non_null(f->loop);
+    pw_azure_config cfg;
+    pw_azure_config_defaults(&cfg);
+    cfg.tenant_id = "11111111-1111-1111-1111-111111111111";
+    cfg.client_id = "33333333-3333-3333-3333-333333333333";
+    cfg.client_secret = SECRET;
+    cfg.ca_file = ca;
+    cfg.connect_to = connect_list;
+    cfg.connect_to_count = 1;
+    cfg.backoff_base_ms = 50;
+    cfg.backoff_max_ms = 400;
+    cfg.lro_poll_default_ms = 200;
+    cfg.max_attempts = 6;
+    cfg.token_refresh_margin_ms = token_margin_ms;
+    f->az = pw_azure_new(f->loop, &cfg, err, sizeof err);
+    if (!f->az) fail_msg("pw_azure_new: %s", err);
+}
+
+static void fixture_close(fixture *f)
+{
+    pw_azure_free(f->az);
+    pw_loop_free(f->loop);
+}
+
+/* Runs the loop until o is done (generous bound for a slow shared machine). */
+static void wait_done(fixture *f, outcome *o)
+{
+    uint64_t start = pw_loop_now_ms(f->loop);
+    while (!o->done && pw_loop_now_ms(f->loop) - start < 120000)
+        assert_int_equal(pw_loop_run_once(f->loop, 100), 0);
+    assert_true(o->done);
+}
+
+static void outcome_clear(outcome *o)
+{
+    json_decref(o->body);
+    memset(o, 0, sizeof *o);
+}
+
+static void arm(fixture *f, outcome *o, const char *method, const char *path, json_t *body,
+                uint64_t deadline_ms)
+{
+    char err[256];
+    pw_azure_call call = {.request_id = "itest",
+                          .deadline_ms = deadline_ms,
+                          .on_progress = on_progress,
+                          .on_done = on_done,
+                          .ctx = o};
+    assert_int_equal(pw_azure_arm(f->az, method, path, body, &call, err, sizeof err), 0);
+    assert_int_equal(o->done, 0); /* never synchronous */
+    wait_done(f, o);
+}
+
+static void test_arm_get_and_token_cache(void **state)
+{
+    (void)state;
+    sim_reset();
+    fixture f;
+    fixture_open(&f, ca_file, 300000);
+    outcome o = {0};
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    if (!o.res.ok) fail_msg("GET failed: %s %s", o.res.code, o.res.message);
+    assert_int_equal(o.res.http_status, 200);
+    assert_int_equal(o.res.attempts, 1);
+    assert_true(o.res.request_id[0] != '\0');
+    assert_true(o.res.correlation_id[0] != '\0');
+    assert_int_equal(strlen(o.res.client_request_id), 36);
+    assert_non_null(json_object_get(o.body, "properties"));
+    outcome_clear(&o);
+    /* Two calls started together share the cached token: still one AAD request. */
+    outcome a = {0}, b = {0};
+    char err[256];
+    pw_azure_call ca = {.on_done = on_done, .ctx = &a}, cb = {.on_done = on_done, .ctx = &b};
+    assert_int_equal(pw_azure_arm(f.az, "GET", DB_PATH, NULL, &ca, err, sizeof err), 0);
+    assert_int_equal(pw_azure_arm(f.az, "GET", DB_PATH, NULL, &cb, err, sizeof err), 0);
+    assert_int_equal(pw_azure_in_flight(f.az), 2);
+    wait_done(&f, &a);
+    wait_done(&f, &b);
+    assert_true(a.res.ok && b.res.ok);
+    assert_int_equal(sim_count("login.microsoftonline.com", NULL), 1);
+    assert_int_equal(sim_count("management.azure.com", "/subscriptions/"), 3);
+    outcome_clear(&a);
+    outcome_clear(&b);
+    fixture_close(&f);
+}
+
+static void test_shared_token_fetch(void **state)
+{
+    (void)state;
+    sim_reset();
+    fixture f;
+    fixture_open(&f, ca_file, 300000);
+    enum { N = 5 };
+    outcome o[N];
+    memset(o, 0, sizeof o);
+    char err[256];
+    for (int i = 0; i < N; i++) {
+        pw_azure_call c = {.on_done = on_done, .ctx = &o[i]};
+        assert_int_equal(pw_azure_arm(f.az, "GET", DB_PATH, NULL, &c, err, sizeof err), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        wait_done(&f, &o[i]);
+        assert_true(o[i].res.ok);
+        outcome_clear(&o[i]);
+    }
+    assert_int_equal(sim_count("login.microsoftonline.com", NULL), 1);
+    fixture_close(&f);
+}
+
+static void test_arm_patch_lro(void **state)
+{
+    (void)state;
+    sim_reset();
+    fixture f;
+    fixture_open(&f, ca_file, 300000);
+    outcome o = {0};
+    json_t *body =
+        json_pack("{s:s,s:{s:s}}", "kind", "ReadWrite", "properties", "softDeletePeriod", "P10D");
+    arm(&f, &o, "PATCH", DB_PATH, body, 0);
+    json_decref(body);
+    if (!o.res.ok) fail_msg("PATCH failed: %s %s", o.res.code, o.res.message);
+    assert_true(o.progress_calls >= 1);
+    assert_string_equal(o.last_status, "Succeeded");
+    json_t *props = json_object_get(o.body, "properties");
+    assert_string_equal(json_string_value(json_object_get(props, "softDeletePeriod")), "P10D");
+    assert_int_equal(o.res.attempts, 1);
+    /* The poll went to the operation URL on the ARM host, then a final GET of the database. */
+    assert_true(sim_count("management.azure.com", "/subscriptions/" SUB "/providers/") >= 1);
+    outcome_clear(&o);
+    fixture_close(&f);
+}
+
+static void test_kusto_show(void **state)
+{
+    (void)state;
+    sim_reset();
+    fixture f;
+    fixture_open(&f, ca_file, 300000);
+    outcome o = {0};
+    char err[256];
+    pw_azure_call call = {.request_id = "itest-kusto", .on_done = on_done, .ctx = &o};
+    assert_int_equal(pw_azure_kusto_mgmt(f.az, CLUSTER "/", "mykustodatabase",
+                                         ".show database ['mykustodatabase'] policy retention",
+                                         &call, err, sizeof err),
+                     0);
+    wait_done(&f, &o);
+    if (!o.res.ok)
+        fail_msg("kusto failed: %s %s (%s)", o.res.code, o.res.message, o.res.azure_code);
+    assert_true(json_is_array(json_object_get(o.body, "Tables")));
+    assert_true(strncmp(o.res.client_request_id, "PW.execute;", 11) == 0);
+    assert_int_equal(sim_count("mykustocluster.westus.kusto.windows.net", "/v1/rest/mgmt"), 1);
+    outcome_clear(&o);
+    /* A permanent Kusto error is not retried and keeps Azure's code. */
+    pw_azure_call call2 = {.on_done = on_done, .ctx = &o};
+    assert_int_equal(pw_azure_kusto_mgmt(f.az, CLUSTER, "mykustodatabase",
+                                         ".show table ['NoSuchTable'] policy caching", &call2, err,
+                                         sizeof err),
+                     0);
+    wait_done(&f, &o);
+    assert_false(o.res.ok);
+    assert_int_equal(o.res.attempts, 1);
+    assert_true(o.res.azure_code[0] != '\0');
+    outcome_clear(&o);
+    fixture_close(&f);
+}
+
+static void test_throttle_then_recover(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 2, \"status\": 429, \"host\": "
+                 "\"management.azure.com\", \"retryAfter\": 0}, {\"count\": 1, \"status\": 503, "
+                 "\"host\": \"management.azure.com\", \"retryAfter\": 0}]}");
+    fixture f;
+    fixture_open(&f, ca_file, 300000);
+    outcome o = {0};
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    if (!o.res.ok) fail_msg("GET failed: %s %s", o.res.code, o.res.message);
+    assert_int_equal(o.res.attempts, 4);
+    outcome_clear(&o);
+    /* Throttled for longer than max_attempts: Throttled, retryable. */
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 50, \"status\": 429, \"host\": "
+                 "\"management.azure.com\", \"retryAfter\": 0}]}");
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_THROTTLED);
+    assert_true(o.res.retryable);
+    assert_int_equal(o.res.attempts, 6);
+    assert_int_equal(o.res.http_status, 429);
+    outcome_clear(&o);
+    /* A 404 is not retried. */
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
+    arm(&f, &o, "GET",
+        "/subscriptions/" SUB "/resourceGroups/testrg/providers/Microsoft.Kusto/clusters/"
+        "mykustocluster/databases/nosuchdb",
+        NULL, 0);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_NOT_FOUND);
+    assert_int_equal(o.res.attempts, 1);
+    outcome_clear(&o);
+    fixture_close(&f);
+}
+
+static void sleep_loop(fixture *f, uint64_t ms)
+{
+    uint64_t start = pw_loop_now_ms(f->loop);
+    while (pw_loop_now_ms(f->loop) - start < ms)
+        pw_loop_run_once(f->loop, 50);
+}
+
+static void test_token_refresh(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PATCH", "/_sim/settings", "{\"tokenLifetimeSeconds\": 2}");
+    fixture f;
+    fixture_open(&f, ca_file, 300000); /* margin shrinks to half the 2 s lifetime */
+    outcome o = {0};
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    assert_true(o.res.ok);
+    outcome_clear(&o);
+    sleep_loop(&f, 2500);
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    if (!o.res.ok) fail_msg("GET after expiry failed: %s %s", o.res.code, o.res.message);
+    outcome_clear(&o);
+    assert_int_equal(sim_count("login.microsoftonline.com", NULL), 2);
+    fixture_close(&f);
+
+    /* With no margin the cached token expires at the server first: the 401 refreshes once. */
+    sim_admin_do("DELETE", "/_sim/requests", NULL);
+    fixture_open(&f, ca_file, 0);
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    assert_true(o.res.ok);
+    outcome_clear(&o);
+    sleep_loop(&f, 2200); /* token_refresh_margin 0 -> half-life margin = 1 s: refreshed anyway */
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    assert_true(o.res.ok);
+    outcome_clear(&o);
+    fixture_close(&f);
+}
+
+static void test_401_refreshes_once(void **state)
+{
+    (void)state;
+    sim_reset();
+    fixture f;
+    fixture_open(&f, ca_file, 300000);
+    outcome o = {0};
+    arm(&f, &o, "GET", DB_PATH, NULL, 0); /* caches a token */
+    assert_true(o.res.ok);
+    outcome_clear(&o);
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 1, \"status\": 401, \"host\": "
+                 "\"management.azure.com\"}]}");
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    if (!o.res.ok) fail_msg("GET after 401 failed: %s %s", o.res.code, o.res.message);
+    assert_int_equal(o.res.attempts, 2);
+    outcome_clear(&o);
+    assert_int_equal(sim_count("login.microsoftonline.com", NULL), 2);
+    /* Two 401s in a row: AuthenticationFailed, not retried further. */
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 2, \"status\": 401, \"host\": "
+                 "\"management.azure.com\"}]}");
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_AUTH);
+    assert_int_equal(o.res.attempts, 2);
+    outcome_clear(&o);
+    fixture_close(&f);
+}
+
+static void test_untrusted_ca(void **state)
+{
+    (void)state;
+    sim_reset();
+    fixture f;
+    fixture_open(&f, NULL, 300000); /* system store: azure-sim's CA is not in it */
+    outcome o = {0};
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_TLS);
+    assert_false(o.res.retryable);
+    assert_true(o.res.message[0] != '\0');
+    fprintf(stderr, "TLS message: %s\n", o.res.message);
+    outcome_clear(&o);
+    fixture_close(&f);
+    assert_int_equal(sim_count("login.microsoftonline.com", NULL), 0);
+}
+
+static void test_deadline(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PATCH", "/_sim/settings", "{\"lroDurationMs\": 60000}");
+    fixture f;
+    fixture_open(&f, ca_file, 300000);
+    outcome o = {0};
+    json_t *body =
+        json_pack("{s:s,s:{s:s}}", "kind", "ReadWrite", "properties", "hotCachePeriod", "P5D");
+    uint64_t deadline = pw_loop_now_ms(f.loop) + 3000;
+    arm(&f, &o, "PATCH", DB_PATH, body, deadline);
+    json_decref(body);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_DEADLINE);
+    outcome_clear(&o);
+    /* Unavailable past the deadline: the last cause is named. */
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 1000, \"status\": 503, \"host\": "
+                 "\"management.azure.com\", \"retryAfter\": 1}]}");
+    arm(&f, &o, "GET", DB_PATH, NULL, pw_loop_now_ms(f.loop) + 1500);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_UNAVAILABLE);
+    assert_true(o.res.retryable);
+    assert_true(o.res.attempts < 6); /* cut by the deadline, not by max_attempts */
+    assert_non_null(strstr(o.res.message, "deadline"));
+    outcome_clear(&o);
+    fixture_close(&f);
+}
+
+/* ---- a one-answer HTTPS server posing as management.azure.com (the sim's server cert) ----
+ * Used where azure-sim cannot misbehave on purpose: a foreign LRO URL, an oversized body. */
+
+typedef struct fake_srv {
+    int lfd, port;
+    pthread_t thread;
+    volatile int stop;
+    const char *answer; /* full HTTP response */
+    size_t answer_len;
+    int requests;
+    SSL_CTX *ctx;
+} fake_srv;
+
+static void *fake_run(void *arg)
+{
+    fake_srv *f = arg;
+    while (!f->stop) {
+        struct pollfd p = {.fd = f->lfd, .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0) continue;
+        int fd = accept(f->lfd, NULL, NULL);
+        if (fd < 0) continue;
+        SSL *ssl = SSL_new(f->ctx);
+        SSL_set_fd(ssl, fd);
+        if (SSL_accept(ssl) == 1) {
+            char req[8192];
+            size_t n = 0;
+            while (n + 1 < sizeof req) {
+                int r = SSL_read(ssl, req + n, (int)(sizeof req - 1 - n));
+                if (r <= 0) break;
+                n += (size_t)r;
+                req[n] = '\0';
+                char *end = strstr(req, "\r\n\r\n");
+                if (end) {
+                    const char *cl = strcasestr(req, "Content-Length:");
+                    size_t want = cl ? (size_t)atol(cl + 15) : 0;
+                    if (n - (size_t)(end + 4 - req) >= want) break;
+                }
+            }
+            __atomic_add_fetch(&f->requests, 1, __ATOMIC_SEQ_CST);
+            size_t off = 0;
+            while (off < f->answer_len) {
+                int w = SSL_write(ssl, f->answer + off, (int)(f->answer_len - off));
+                if (w <= 0) break;
+                off += (size_t)w;
+            }
+            SSL_shutdown(ssl);
+        }
+        SSL_free(ssl);
+        close(fd);
+    }
+    return NULL;
+}
+
+static void fake_start(fake_srv *f, const char *answer, size_t len)
+{
+    memset(f, 0, sizeof *f);
+    f->answer = answer;
+    f->answer_len = len;
+    f->ctx = SSL_CTX_new(TLS_server_method());
+    assert_non_null(f->ctx);
+    char cert[320], key[320];
+    snprintf(cert, sizeof cert, "%s/server.pem", sim_dir);
+    snprintf(key, sizeof key, "%s/server-key.pem", sim_dir);
+    assert_int_equal(SSL_CTX_use_certificate_chain_file(f->ctx, cert), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey_file(f->ctx, key, SSL_FILETYPE_PEM), 1);
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(f->lfd, 8), 0);
+    socklen_t al = sizeof a;
+    getsockname(f->lfd, (struct sockaddr *)&a, &al);
+    f->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&f->thread, NULL, fake_run, f), 0);
+}
+
+static void fake_stop(fake_srv *f)
+{
+    f->stop = 1;
+    pthread_join(f->thread, NULL);
+    close(f->lfd);
+    SSL_CTX_free(f->ctx);
+}
+
+/* AAD goes to azure-sim, ARM to the fake server. */
+static void fixture_open_fake(fixture *fx, const fake_srv *f, size_t max_body)
+{
+    static char aad_to[80], arm_to[80];
+    static const char *list[2];
+    const char *colon = strrchr(connect_to, ':');
+    snprintf(aad_to, sizeof aad_to, "login.microsoftonline.com::127.0.0.1:%s", colon + 1);
+    snprintf(arm_to, sizeof arm_to, "management.azure.com::127.0.0.1:%d", f->port);
+    list[0] = aad_to;
+    list[1] = arm_to;
+    char err[256];
+    fx->loop = pw_loop_new(err, sizeof err);
+    pw_azure_config cfg;
+    pw_azure_config_defaults(&cfg);
+    cfg.tenant_id = "11111111-1111-1111-1111-111111111111";
+    cfg.client_id = "33333333-3333-3333-3333-333333333333";
+    cfg.client_secret = SECRET;
+    cfg.ca_file = ca_file;
+    cfg.connect_to = list;
+    cfg.connect_to_count = 2;
+    cfg.max_attempts = 2;
+    cfg.backoff_base_ms = 10;
+    if (max_body) cfg.max_response_bytes = max_body;
+    fx->az = pw_azure_new(fx->loop, &cfg, err, sizeof err);
+    if (!fx->az) fail_msg("pw_azure_new: %s", err);
+}
+
+static void test_lro_foreign_host_refused(void **state)
+{
+    (void)state;
+    sim_reset();
+    static const char *const answers[] = {
+        "HTTP/1.1 202 Accepted\r\nAzure-AsyncOperation: https://evil.example.com/op?x=1\r\n"
+        "Retry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 202 Accepted\r\nLocation: http://management.azure.com/op?x=1\r\n"
+        "Retry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 202 Accepted\r\nLocation: https://management.azure.com:8443/op\r\n"
+        "Retry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
+        fake_srv f;
+        fake_start(&f, answers[i], strlen(answers[i]));
+        fixture fx;
+        fixture_open_fake(&fx, &f, 0);
+        outcome o = {0};
+        json_t *body = json_pack("{s:{s:s}}", "properties", "softDeletePeriod", "P1D");
+        arm(&fx, &o, "PATCH", DB_PATH, body, 0);
+        json_decref(body);
+        assert_false(o.res.ok);
+        assert_string_equal(o.res.code, PW_AZ_CODE_PROTOCOL);
+        assert_int_equal(o.res.http_status, 202);
+        /* Nothing was sent anywhere after the 202: one request reached the fake server. */
+        assert_int_equal(__atomic_load_n(&f.requests, __ATOMIC_SEQ_CST), 1);
+        outcome_clear(&o);
+        fixture_close(&fx);
+        fake_stop(&f);
+    }
+}
+
+static void test_response_too_large(void **state)
+{
+    (void)state;
+    sim_reset();
+    static char answer[70000];
+    int n = snprintf(answer, sizeof answer,
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                     "%d\r\nConnection: close\r\n\r\n{\"pad\":\"",
+                     65536);
+    size_t len = (size_t)n;
+    size_t body_start = len - 8;
+    while (len - body_start < 65536 - 2)
+        answer[len++] = 'x';
+    answer[len++] = '"';
+    answer[len++] = '}';
+    fake_srv f;
+    fake_start(&f, answer, len);
+    fixture fx;
+    fixture_open_fake(&fx, &f, 4096);
+    outcome o = {0};
+    arm(&fx, &o, "GET", DB_PATH, NULL, 0);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_PROTOCOL);
+    outcome_clear(&o);
+    fixture_close(&fx);
+    fake_stop(&f);
+}
+
+static void test_wrong_secret(void **state)
+{
+    (void)state;
+    sim_reset();
+    char err[256];
+    pw_loop *loop = pw_loop_new(err, sizeof err);
+    pw_azure_config cfg;
+    pw_azure_config_defaults(&cfg);
+    cfg.tenant_id = "11111111-1111-1111-1111-111111111111";
+    cfg.client_id = "33333333-3333-3333-3333-333333333333";
+    cfg.client_secret = "wrong-secret-value";
+    cfg.ca_file = ca_file;
+    cfg.connect_to = connect_list;
+    cfg.connect_to_count = 1;
+    fixture f = {.loop = loop, .az = pw_azure_new(loop, &cfg, err, sizeof err)};
+    assert_non_null(f.az);
+    outcome o = {0};
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_AUTH);
+    assert_null(strstr(o.res.message, "wrong-secret-value"));
+    fprintf(stderr, "AAD message: %s\n", o.res.message);
+    outcome_clear(&o);
+    fixture_close(&f);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = sim_start();
+    if (rc != 0) {
+        sim_stop();
+        return rc;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_arm_get_and_token_cache),
+        cmocka_unit_test(test_shared_token_fetch),
+        cmocka_unit_test(test_arm_patch_lro),
+        cmocka_unit_test(test_kusto_show),
+        cmocka_unit_test(test_throttle_then_recover),
+        cmocka_unit_test(test_token_refresh),
+        cmocka_unit_test(test_untrusted_ca),
+        cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_wrong_secret),
+        cmocka_unit_test(test_401_refreshes_once),
+        cmocka_unit_test(test_lro_foreign_host_refused),
+        cmocka_unit_test(test_response_too_large),
+    };
+    /* Capture this process's log lines (debug included) to check that no secret leaks. */
+    char log_path[] = "/tmp/pw-azure-client-log-XXXXXX";
+    int log_fd = mkstemp(log_path);
+    int saved_err = dup(2);
+    if (log_fd >= 0 && saved_err >= 0) dup2(log_fd, 2);
+    pw_log_set_level(PW_LOG_DEBUG);
+    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    fflush(stderr);
+    if (saved_err >= 0) dup2(saved_err, 2);
+    FILE *lf = log_fd >= 0 ? fopen(log_path, "r") : NULL;
+    int leaks = 0;
+    char line[65536];
+    while (lf && fgets(line, sizeof line, lf)) {
+        fputs(line, stderr);
+        if (strstr(line, SECRET) || strstr(line, "Bearer") || strstr(line, "eyJ") ||
+            strstr(line, "client_secret"))
+            leaks++;
+    }
+    if (lf) fclose(lf);
+    if (log_fd >= 0) {
+        close(log_fd);
+        unlink(log_path);
+    }
+    fprintf(stderr, "secret scan of the log: %d suspicious line(s)\n", leaks);
+    if (leaks) rc = 1;
+    sim_stop();
+    curl_global_cleanup();
+    return rc;
+}

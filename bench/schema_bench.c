@@ -68,14 +68,12 @@ int main(int argc, char **argv)
     double t0 = now(), t1 = t0;
     if (iterations > 0) {
         for (n = 0; n < iterations; n++)
-            if (pw_schema_validate(s, inst, NULL) != PW_SCHEMA_VALID)
-                return 3;
+            if (pw_schema_validate(s, inst, NULL) != PW_SCHEMA_VALID) return 3;
         t1 = now();
     } else {
         while (t1 - t0 < seconds) {
             for (int k = 0; k < 1000; k++, n++)
-                if (pw_schema_validate(s, inst, NULL) != PW_SCHEMA_VALID)
-                    return 3;
+                if (pw_schema_validate(s, inst, NULL) != PW_SCHEMA_VALID) return 3;
             t1 = now();
         }
     }

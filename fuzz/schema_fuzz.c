@@ -21,8 +21,7 @@ static void run(pw_schema *s, json_t *inst)
     if ((a == PW_SCHEMA_VALID) != (b == PW_SCHEMA_VALID) && a != PW_SCHEMA_LIMIT &&
         b != PW_SCHEMA_LIMIT)
         abort();
-    if (b != PW_SCHEMA_VALID && r.count == 0)
-        abort();
+    if (b != PW_SCHEMA_VALID && r.count == 0) abort();
     json_t *basic = pw_schema_result_to_basic(&r);
     json_decref(basic);
     pw_schema_result_clear(&r);
@@ -30,8 +29,7 @@ static void run(pw_schema *s, json_t *inst)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size > 65536)
-        return 0;
+    if (size > 65536) return 0;
     const char *text = (const char *)data;
     size_t split = size;
     for (size_t i = 0; i + 4 < size; i++)
@@ -41,8 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     json_error_t je;
     json_t *schema = json_loadb(text, split, JSON_DECODE_ANY, &je);
-    if (!schema)
-        return 0;
+    if (!schema) return 0;
     json_t *inst = split < size ? json_loadb(text + split + 5, size - split - 5,
                                              JSON_DECODE_ANY | JSON_ALLOW_NUL, &je)
                                 : NULL;
@@ -57,14 +54,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                                       err, sizeof err)
                                   : pw_schema_compile_json(reg, schema, &o, err, sizeof err);
         pw_schema_registry_free(reg);
-        if (!s)
-            break;
+        if (!s) break;
         if (inst) {
             run(s, inst);
         } else {
-            static const char *const fixed[] = {"null", "true", "0", "-1.5", "\"\"", "\"P1D\"",
-                                                "[]", "[1,\"a\",[null]]", "{}",
-                                                "{\"a\":1,\"b\":[{}]}"};
+            static const char *const fixed[] = {"null", "true",
+                                                "0",    "-1.5",
+                                                "\"\"", "\"P1D\"",
+                                                "[]",   "[1,\"a\",[null]]",
+                                                "{}",   "{\"a\":1,\"b\":[{}]}"};
             for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
                 json_t *v = json_loads(fixed[i], JSON_DECODE_ANY, NULL);
                 run(s, v);

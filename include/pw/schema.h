@@ -31,29 +31,30 @@ typedef struct pw_schema pw_schema;
 
 typedef enum pw_schema_status {
     PW_SCHEMA_VALID = 0,
-    PW_SCHEMA_INVALID = 1,  /* the instance broke the schema: see the result's errors */
-    PW_SCHEMA_LIMIT = 2,    /* a bound was hit (instance depth, regex match limit) */
+    PW_SCHEMA_INVALID = 1, /* the instance broke the schema: see the result's errors */
+    PW_SCHEMA_LIMIT = 2,   /* a bound was hit (instance depth, evaluation depth or steps,
+                              regex match limit): treat as invalid; errors say which */
 } pw_schema_status;
 
 typedef struct pw_schema_options {
-    int format_assertion;       /* 0 (default): format is an annotation; 1: it asserts */
-    unsigned max_schema_depth;  /* 0: default 128 */
-    unsigned max_instance_depth;/* 0: default 128 */
-    size_t max_errors;          /* errors collected per validation; 0: default 64 */
+    int format_assertion;        /* 0 (default): format is an annotation; 1: it asserts */
+    unsigned max_schema_depth;   /* 0: default 128 */
+    unsigned max_instance_depth; /* 0: default 128 */
+    size_t max_errors;           /* errors collected per validation; 0: default 64 */
 } pw_schema_options;
 
 typedef struct pw_schema_error {
-    char *instance_location;          /* JSON pointer into the instance ("/operations/0/softDeletePeriod") */
-    char *keyword_location;           /* JSON pointer through the schema, $ref steps included */
-    char *absolute_keyword_location;  /* absolute URI of the failing keyword */
-    char *message;                    /* for a person: "\"P10X\" is not an ISO-8601 duration"
-                                         (the instance location is not repeated in it) */
+    char *instance_location; /* JSON pointer into the instance ("/operations/0/softDeletePeriod") */
+    char *keyword_location;  /* JSON pointer through the schema, $ref steps included */
+    char *absolute_keyword_location; /* absolute URI of the failing keyword */
+    char *message;                   /* for a person: "\"P10X\" is not an ISO-8601 duration"
+                                        (the instance location is not repeated in it) */
 } pw_schema_error;
 
 typedef struct pw_schema_result {
     size_t count;
     pw_schema_error *errors;
-    int truncated;                    /* more errors existed than max_errors */
+    int truncated; /* more errors existed than max_errors */
 } pw_schema_result;
 
 pw_schema_registry *pw_schema_registry_new(void);

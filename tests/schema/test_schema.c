@@ -17,8 +17,7 @@ static json_t *J(const char *text)
 {
     json_error_t je;
     json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
-    if (!j)
-        fail_msg("bad test JSON: %s: %s", text, je.text);
+    if (!j) fail_msg("bad test JSON: %s: %s", text, je.text);
     return j;
 }
 
@@ -122,9 +121,8 @@ static void test_registry_refs(void **state)
     json_t *root = J("{\"properties\":{\"n\":{\"$ref\":\"common.json#/$defs/name\"},"
                      "\"m\":{\"$ref\":\"common.json#small\"}}}");
     assert_int_equal(pw_schema_registry_add(reg, NULL, common, err, sizeof err), 0);
-    assert_int_equal(pw_schema_registry_add(reg, "https://x.example/root.json", root, err,
-                                            sizeof err),
-                     0);
+    assert_int_equal(
+        pw_schema_registry_add(reg, "https://x.example/root.json", root, err, sizeof err), 0);
     json_decref(common);
     json_decref(root);
     json_t *noid = J("{}");
@@ -133,8 +131,8 @@ static void test_registry_refs(void **state)
 
     pw_schema *s = pw_schema_compile(reg, "https://x.example/root.json", NULL, err, sizeof err);
     assert_non_null(s);
-    pw_schema *name = pw_schema_compile(reg, "https://x.example/common.json#/$defs/name", NULL,
-                                        err, sizeof err);
+    pw_schema *name =
+        pw_schema_compile(reg, "https://x.example/common.json#/$defs/name", NULL, err, sizeof err);
     assert_non_null(name);
     pw_schema_registry_free(reg); /* compiled schemas outlive the registry */
     assert_int_equal(check(s, "{\"n\":\"abc\",\"m\":5}", NULL), PW_SCHEMA_VALID);
@@ -156,8 +154,8 @@ static void test_compile_errors(void **state)
 {
     (void)state;
     char err[256];
-    assert_null(compile_text("{\"$ref\":\"https://nowhere.example/x.json\"}", NULL, err,
-                             sizeof err));
+    assert_null(
+        compile_text("{\"$ref\":\"https://nowhere.example/x.json\"}", NULL, err, sizeof err));
     assert_non_null(strstr(err, "cannot resolve $ref"));
     assert_null(compile_text("{\"$ref\":\"#/$defs/missing\"}", NULL, err, sizeof err));
     assert_null(compile_text("{\"pattern\":\"(unclosed\"}", NULL, err, sizeof err));
@@ -185,8 +183,8 @@ static void test_ref_cycle(void **state)
                              NULL, err, sizeof err));
     assert_non_null(strstr(err, "cycle"));
     /* recursion through a property consumes input: fine */
-    pw_schema *s = compile_text("{\"properties\":{\"next\":{\"$ref\":\"#\"}}}", NULL, err,
-                                sizeof err);
+    pw_schema *s =
+        compile_text("{\"properties\":{\"next\":{\"$ref\":\"#\"}}}", NULL, err, sizeof err);
     assert_non_null(s);
     assert_int_equal(check(s, "{\"next\":{\"next\":{}}}", NULL), PW_SCHEMA_VALID);
     pw_schema_free(s);
@@ -254,7 +252,8 @@ static void test_exponential_schema(void **state)
     (void)state;
     /* d14 = allOf of four d13, ... d0 = {}: 4^14 evaluations without a step bound */
     char text[4096], err[256];
-    size_t o = (size_t)snprintf(text, sizeof text, "{\"$ref\":\"#/$defs/d14\",\"$defs\":{\"d0\":{}");
+    size_t o =
+        (size_t)snprintf(text, sizeof text, "{\"$ref\":\"#/$defs/d14\",\"$defs\":{\"d0\":{}");
     for (int k = 1; k <= 14; k++) {
         o += (size_t)snprintf(text + o, sizeof text - o, ",\"d%d\":{\"allOf\":[", k);
         for (int j = 0; j < 4; j++)
@@ -351,10 +350,8 @@ static void *validate_many(void *p)
     json_t *bad = json_loads("{\"id\":\"x y\",\"n\":[1]}", 0, NULL);
     for (int i = 0; i < 2000; i++) {
         pw_schema_result r;
-        if (pw_schema_validate(a->s, good, NULL) != PW_SCHEMA_VALID)
-            a->bad++;
-        if (pw_schema_validate(a->s, bad, &r) != PW_SCHEMA_INVALID || r.count != 2)
-            a->bad++;
+        if (pw_schema_validate(a->s, good, NULL) != PW_SCHEMA_VALID) a->bad++;
+        if (pw_schema_validate(a->s, bad, &r) != PW_SCHEMA_INVALID || r.count != 2) a->bad++;
         pw_schema_result_clear(&r);
     }
     json_decref(good);

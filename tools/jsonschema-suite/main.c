@@ -22,8 +22,7 @@ static json_t *load_json(const char *path, char *err, size_t errlen)
     json_t *j = json_load_file(path, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     if (!j) /* the bignum tests hold integers beyond 64 bits */
         j = json_load_file(path, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
-    if (!j)
-        snprintf(err, errlen, "%s:%d: %s", path, je.line, je.text);
+    if (!j) snprintf(err, errlen, "%s:%d: %s", path, je.line, je.text);
     return j;
 }
 
@@ -45,8 +44,8 @@ static void run_file(pw_schema_registry *reg, const char *path, const char *labe
     {
         const char *gdesc = json_string_value(json_object_get(g, "description"));
         json_t *tests = json_object_get(g, "tests");
-        pw_schema *s = pw_schema_compile_json(reg, json_object_get(g, "schema"), &opts, err,
-                                              sizeof err);
+        pw_schema *s =
+            pw_schema_compile_json(reg, json_object_get(g, "schema"), &opts, err, sizeof err);
         size_t ti;
         json_t *t;
         json_array_foreach(tests, ti, t)
@@ -92,15 +91,13 @@ static void run_dir(pw_schema_registry *reg, const char *dir, const char *label,
                     int format_dir, counts *cnt)
 {
     DIR *d = opendir(dir);
-    if (!d)
-        return;
+    if (!d) return;
     char *names[512];
     size_t n = 0;
     struct dirent *e;
     while ((e = readdir(d)) && n < 512) {
         size_t l = strlen(e->d_name);
-        if (l > 5 && !strcmp(e->d_name + l - 5, ".json"))
-            names[n++] = strdup(e->d_name);
+        if (l > 5 && !strcmp(e->d_name + l - 5, ".json")) names[n++] = strdup(e->d_name);
     }
     closedir(d);
     qsort(names, n, sizeof names[0], cmp_str);

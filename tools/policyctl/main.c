@@ -92,11 +92,9 @@ static int cmd_validate(int argc, char **argv)
                        er->instance_location[0] ? er->instance_location : "(root)", er->message,
                        er->keyword_location);
             }
-            if (res.truncated)
-                printf("%s: (more errors not shown)\n", argv[i]);
+            if (res.truncated) printf("%s: (more errors not shown)\n", argv[i]);
         }
-        if (st != PW_SCHEMA_VALID && rc == 0)
-            rc = 1;
+        if (st != PW_SCHEMA_VALID && rc == 0) rc = 1;
         pw_schema_result_clear(&res);
         json_decref(doc);
     }
@@ -106,8 +104,7 @@ static int cmd_validate(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && !strcmp(argv[1], "validate"))
-        return cmd_validate(argc - 2, argv + 2);
+    if (argc >= 2 && !strcmp(argv[1], "validate")) return cmd_validate(argc - 2, argv + 2);
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         usage(stdout);
         return 0;

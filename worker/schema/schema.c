@@ -43,8 +43,7 @@ pw_schema_registry *pw_schema_registry_new(void)
 
 void pw_schema_registry_free(pw_schema_registry *reg)
 {
-    if (!reg)
-        return;
+    if (!reg) return;
     for (size_t i = 0; i < reg->n; i++) {
         free(reg->docs[i].uri);
         json_decref(reg->docs[i].doc);
@@ -57,8 +56,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
-    if (!err || !errlen)
-        return;
+    if (!err || !errlen) return;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
@@ -154,8 +152,7 @@ static int add_dir_rec(pw_schema_registry *reg, const char *root, const char *re
     struct dirent *e;
     int rc = 0;
     while (!rc && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
-            continue;
+        if (e->d_name[0] == '.') continue;
         char sub[4096], full[8192];
         size_t nl = strlen(e->d_name);
         if (snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name) >=
@@ -166,8 +163,7 @@ static int add_dir_rec(pw_schema_registry *reg, const char *root, const char *re
         }
         snprintf(full, sizeof full, "%s/%s", root, sub);
         struct stat st;
-        if (stat(full, &st) < 0)
-            continue;
+        if (stat(full, &st) < 0) continue;
         if (S_ISDIR(st.st_mode)) {
             rc = add_dir_rec(reg, root, sub, base_uri, depth + 1, count, err, errlen);
         } else if (nl > 5 && !strcmp(e->d_name + nl - 5, ".json")) {
@@ -187,8 +183,7 @@ static int add_dir_rec(pw_schema_registry *reg, const char *root, const char *re
             rc = pw_schema_registry_add_file(reg, uri, full, err, errlen);
             if (rc < 0 && !base_uri) {
                 size_t l = strlen(err);
-                if (l < errlen)
-                    snprintf(err + l, errlen - l, " (%s)", full);
+                if (l < errlen) snprintf(err + l, errlen - l, " (%s)", full);
             }
             free(uri);
         }
@@ -205,8 +200,7 @@ int pw_schema_registry_add_dir(pw_schema_registry *reg, const char *dir, const c
         set_err(err, errlen, "registry or directory missing");
         return -1;
     }
-    if (add_dir_rec(reg, dir, "", base_uri, 0, &count, err, errlen) < 0)
-        return -1;
+    if (add_dir_rec(reg, dir, "", base_uri, 0, &count, err, errlen) < 0) return -1;
     return count;
 }
 
@@ -232,13 +226,10 @@ static size_t ptr_hash(const void *p)
 
 static void *pmap_get(const pmap *m, const void *k)
 {
-    if (!m->cap)
-        return NULL;
+    if (!m->cap) return NULL;
     for (size_t i = ptr_hash(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        if (!m->e[i].key)
-            return NULL;
-        if (m->e[i].key == k)
-            return m->e[i].val;
+        if (!m->e[i].key) return NULL;
+        if (m->e[i].key == k) return m->e[i].val;
     }
 }
 
@@ -247,11 +238,9 @@ static int pmap_put(pmap *m, const void *k, void *v)
     if ((m->n + 1) * 2 > m->cap) {
         size_t nc = m->cap ? m->cap * 2 : 256;
         pmap_ent *ne = calloc(nc, sizeof *ne);
-        if (!ne)
-            return -1;
+        if (!ne) return -1;
         for (size_t i = 0; i < m->cap; i++) {
-            if (!m->e[i].key)
-                continue;
+            if (!m->e[i].key) continue;
             size_t j = ptr_hash(m->e[i].key) & (nc - 1);
             while (ne[j].key)
                 j = (j + 1) & (nc - 1);
@@ -264,8 +253,7 @@ static int pmap_put(pmap *m, const void *k, void *v)
     size_t i = ptr_hash(k) & (m->cap - 1);
     while (m->e[i].key && m->e[i].key != k)
         i = (i + 1) & (m->cap - 1);
-    if (!m->e[i].key)
-        m->n++;
+    if (!m->e[i].key) m->n++;
     m->e[i].key = k;
     m->e[i].val = v;
     return 0;
@@ -273,13 +261,27 @@ static int pmap_put(pmap *m, const void *k, void *v)
 
 /* ---------------------------------------------------------------- compiled graph */
 
-enum { T_NULL = 1, T_BOOL = 2, T_OBJECT = 4, T_ARRAY = 8, T_NUMBER = 16, T_STRING = 32,
-       T_INTEGER = 64 };
+enum {
+    T_NULL = 1,
+    T_BOOL = 2,
+    T_OBJECT = 4,
+    T_ARRAY = 8,
+    T_NUMBER = 16,
+    T_STRING = 32,
+    T_INTEGER = 64
+};
 
 /* V_LEGACY_ITEMS: the resource declares draft 2019-09 or older, where "items" may be
  * an array (tuple) with "additionalItems", and "prefixItems" is not a keyword. */
-enum { V_CORE = 1, V_APPLICATOR = 2, V_UNEVALUATED = 4, V_VALIDATION = 8, V_FORMAT_ASSERT = 16,
-       V_LEGACY_ITEMS = 32, V_ALL = 1 | 2 | 4 | 8 };
+enum {
+    V_CORE = 1,
+    V_APPLICATOR = 2,
+    V_UNEVALUATED = 4,
+    V_VALIDATION = 8,
+    V_FORMAT_ASSERT = 16,
+    V_LEGACY_ITEMS = 32,
+    V_ALL = 1 | 2 | 4 | 8
+};
 
 typedef struct node node;
 
@@ -313,7 +315,7 @@ typedef struct dep_req {
 struct node {
     int boolean; /* -1: object schema; 0: false; 1: true */
     json_t *json;
-    char *abs;   /* absolute location of this schema, "uri#/pointer" */
+    char *abs; /* absolute location of this schema, "uri#/pointer" */
     resource *res;
     int needs_ann_items, needs_ann_props;
     unsigned types;
@@ -350,17 +352,17 @@ struct node {
     const char *format; /* set only when format asserts */
     pw_schema_format_fn format_fn;
     const char *format_what;
-    node *next_alloc;   /* every node of a schema, for freeing */
+    node *next_alloc; /* every node of a schema, for freeing */
 };
 
 struct pw_schema {
     node *root;
-    node *nodes;          /* allocation list */
+    node *nodes; /* allocation list */
     resource **resources;
     size_t n_resources;
-    char **names;         /* interned $dynamicAnchor names */
+    char **names; /* interned $dynamicAnchor names */
     size_t n_names;
-    json_t **docs;        /* references that keep borrowed strings alive */
+    json_t **docs; /* references that keep borrowed strings alive */
     size_t n_docs;
     unsigned max_instance_depth;
     size_t max_errors;
@@ -386,8 +388,7 @@ static void node_free(node *n)
 
 void pw_schema_free(pw_schema *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     for (node *n = s->nodes, *nx; n; n = nx) {
         nx = n->next_alloc;
         node_free(n);
@@ -412,7 +413,7 @@ void pw_schema_free(pw_schema *s)
  * resource it belongs to, its JSON pointer inside that resource and the $schema
  * in force. */
 typedef struct sinfo {
-    char *base;          /* base URI without fragment */
+    char *base; /* base URI without fragment */
     json_t *resroot;
     char *ptr;           /* pointer from resroot */
     const char *dialect; /* $schema in force (borrowed), NULL: default */
@@ -464,8 +465,7 @@ static int add_uri(cctx *c, char *uri, json_t *target, int dynamic)
 static named_uri *find_uri(cctx *c, const char *uri)
 {
     for (size_t i = 0; i < c->n_uris; i++)
-        if (!strcmp(c->uris[i].uri, uri))
-            return &c->uris[i];
+        if (!strcmp(c->uris[i].uri, uri)) return &c->uris[i];
     return NULL;
 }
 
@@ -475,8 +475,7 @@ static char *ptr_append(const char *ptr, const char *seg)
     for (const char *p = seg; *p; p++)
         extra += (*p == '~' || *p == '/') ? 2 : 1;
     char *out = malloc(n + extra + 2);
-    if (!out)
-        return NULL;
+    if (!out) return NULL;
     memcpy(out, ptr, n);
     out[n++] = '/';
     for (const char *p = seg; *p; p++) {
@@ -499,13 +498,23 @@ static char *ptr_append_idx(const char *ptr, size_t i)
 }
 
 /* Keywords whose value is one subschema, an array of them, or an object of them. */
-static const char *const kw_single[] = {"additionalProperties", "items", "contains", "not", "if",
-                                        "then", "else", "unevaluatedItems",
-                                        "unevaluatedProperties", "propertyNames", "contentSchema",
-                                        "additionalItems", NULL};
+static const char *const kw_single[] = {"additionalProperties",
+                                        "items",
+                                        "contains",
+                                        "not",
+                                        "if",
+                                        "then",
+                                        "else",
+                                        "unevaluatedItems",
+                                        "unevaluatedProperties",
+                                        "propertyNames",
+                                        "contentSchema",
+                                        "additionalItems",
+                                        NULL};
 static const char *const kw_array[] = {"allOf", "anyOf", "oneOf", "prefixItems", "items", NULL};
-static const char *const kw_object[] = {"$defs", "definitions", "properties", "patternProperties",
-                                        "dependentSchemas", "dependencies", NULL};
+static const char *const kw_object[] = {
+    "$defs",        "definitions", "properties", "patternProperties", "dependentSchemas",
+    "dependencies", NULL};
 
 static int index_walk(cctx *c, json_t *s, const char *base, json_t *resroot, const char *ptr,
                       const char *dialect, unsigned depth);
@@ -514,8 +523,7 @@ static int index_child(cctx *c, json_t *sub, const char *base, json_t *resroot, 
                        const char *seg, long idx, const char *dialect, unsigned depth)
 {
     char *p = idx >= 0 ? ptr_append_idx(ptr, (size_t)idx) : ptr_append(ptr, seg);
-    if (!p)
-        return -1;
+    if (!p) return -1;
     int rc = index_walk(c, sub, base, resroot, p, dialect, depth + 1);
     free(p);
     return rc;
@@ -524,29 +532,24 @@ static int index_child(cctx *c, json_t *sub, const char *base, json_t *resroot, 
 static int index_walk(cctx *c, json_t *s, const char *base, json_t *resroot, const char *ptr,
                       const char *dialect, unsigned depth)
 {
-    if (!json_is_object(s) && !json_is_boolean(s))
-        return 0;
+    if (!json_is_object(s) && !json_is_boolean(s)) return 0;
     if (depth > c->max_depth) {
         set_err(c->err, c->errlen, "schema nesting deeper than %u at %s#%s", c->max_depth, base,
                 ptr);
         return -2;
     }
-    if (pmap_get(&c->info, s))
-        return 0; /* same document registered twice */
+    if (pmap_get(&c->info, s)) return 0; /* same document registered twice */
     char *mybase = NULL;
     const char *myptr = ptr;
     if (json_is_object(s)) {
         json_t *sch = json_object_get(s, "$schema");
-        if (json_is_string(sch))
-            dialect = json_string_value(sch);
+        if (json_is_string(sch)) dialect = json_string_value(sch);
         json_t *id = json_object_get(s, "$id");
         if (json_is_string(id) && json_string_value(id)[0] != '#') {
             mybase = pw_schema_uri_resolve(base, json_string_value(id));
-            if (!mybase)
-                return -1;
+            if (!mybase) return -1;
             char *hash = strchr(mybase, '#');
-            if (hash)
-                *hash = 0;
+            if (hash) *hash = 0;
             char *u = strdup(mybase);
             if (!u || add_uri(c, u, s, 0) < 0) {
                 free(mybase);
@@ -556,8 +559,7 @@ static int index_walk(cctx *c, json_t *s, const char *base, json_t *resroot, con
             myptr = "";
         }
     }
-    if (!mybase && !(mybase = strdup(base)))
-        return -1;
+    if (!mybase && !(mybase = strdup(base))) return -1;
     sinfo *si = calloc(1, sizeof *si);
     if (!si) {
         free(mybase);
@@ -578,24 +580,19 @@ static int index_walk(cctx *c, json_t *s, const char *base, json_t *resroot, con
         c->cap_infos = nc;
     }
     c->infos[c->n_infos++] = si;
-    if (!si->ptr || pmap_put(&c->info, s, si) < 0)
-        return -1;
-    if (!json_is_object(s))
-        return 0;
+    if (!si->ptr || pmap_put(&c->info, s, si) < 0) return -1;
+    if (!json_is_object(s)) return 0;
     const char *anchors[2] = {"$anchor", "$dynamicAnchor"};
     for (int k = 0; k < 2; k++) {
         json_t *a = json_object_get(s, anchors[k]);
-        if (!json_is_string(a))
-            continue;
+        if (!json_is_string(a)) continue;
         size_t bl = strlen(mybase), al = json_string_length(a);
         char *u = malloc(bl + al + 2);
-        if (!u)
-            return -1;
+        if (!u) return -1;
         memcpy(u, mybase, bl);
         u[bl] = '#';
         memcpy(u + bl + 1, json_string_value(a), al + 1);
-        if (add_uri(c, u, s, k) < 0)
-            return -1;
+        if (add_uri(c, u, s, k) < 0) return -1;
     }
     int rc;
     for (const char *const *k = kw_single; *k; k++) {
@@ -605,11 +602,9 @@ static int index_walk(cctx *c, json_t *s, const char *base, json_t *resroot, con
     }
     for (const char *const *k = kw_array; *k; k++) {
         json_t *v = json_object_get(s, *k);
-        if (!json_is_array(v))
-            continue;
+        if (!json_is_array(v)) continue;
         char *p = ptr_append(myptr, *k);
-        if (!p)
-            return -1;
+        if (!p) return -1;
         for (size_t i = 0; i < json_array_size(v); i++)
             if ((rc = index_child(c, json_array_get(v, i), mybase, resroot, p, NULL, (long)i,
                                   dialect, depth))) {
@@ -620,11 +615,9 @@ static int index_walk(cctx *c, json_t *s, const char *base, json_t *resroot, con
     }
     for (const char *const *k = kw_object; *k; k++) {
         json_t *v = json_object_get(s, *k);
-        if (!json_is_object(v))
-            continue;
+        if (!json_is_object(v)) continue;
         char *p = ptr_append(myptr, *k);
-        if (!p)
-            return -1;
+        if (!p) return -1;
         const char *key;
         json_t *sub;
         json_object_foreach(v, key, sub)
@@ -642,8 +635,7 @@ static int index_walk(cctx *c, json_t *s, const char *base, json_t *resroot, con
 static int index_doc(cctx *c, const char *uri, json_t *doc)
 {
     char *u = strdup(uri);
-    if (!u || add_uri(c, u, doc, 0) < 0)
-        return -1;
+    if (!u || add_uri(c, u, doc, 0) < 0) return -1;
     return index_walk(c, doc, uri, doc, "", NULL, 0);
 }
 
@@ -656,14 +648,11 @@ static int intern_name(cctx *c, const char *name)
 {
     pw_schema *s = c->s;
     for (size_t i = 0; i < s->n_names; i++)
-        if (!strcmp(s->names[i], name))
-            return (int)i;
+        if (!strcmp(s->names[i], name)) return (int)i;
     char **nn = realloc(s->names, (s->n_names + 1) * sizeof *nn);
-    if (!nn)
-        return -1;
+    if (!nn) return -1;
     s->names = nn;
-    if (!(nn[s->n_names] = strdup(name)))
-        return -1;
+    if (!(nn[s->n_names] = strdup(name))) return -1;
     return (int)s->n_names++;
 }
 
@@ -675,13 +664,11 @@ static int pct_decode(const char *in, size_t n, char *out)
             out[o++] = in[i];
             continue;
         }
-        if (i + 2 >= n)
-            return -1;
+        if (i + 2 >= n) return -1;
         char h[3] = {in[i + 1], in[i + 2], 0};
         char *end;
         long v = strtol(h, &end, 16);
-        if (*end)
-            return -1;
+        if (*end) return -1;
         out[o++] = (char)v;
         i += 2;
     }
@@ -696,13 +683,11 @@ static json_t *ptr_follow(json_t *doc, const char *ptr)
     const char *p = ptr;
     char seg[1024];
     while (*p) {
-        if (*p != '/')
-            return NULL;
+        if (*p != '/') return NULL;
         p++;
         size_t n = 0;
         while (*p && *p != '/') {
-            if (n + 1 >= sizeof seg)
-                return NULL;
+            if (n + 1 >= sizeof seg) return NULL;
             if (*p == '~') {
                 if (p[1] == '0')
                     seg[n++] = '~';
@@ -721,34 +706,29 @@ static json_t *ptr_follow(json_t *doc, const char *ptr)
         } else if (json_is_array(cur)) {
             char *end;
             unsigned long i = strtoul(seg, &end, 10);
-            if (*end || !n || (n > 1 && seg[0] == '0'))
-                return NULL;
+            if (*end || !n || (n > 1 && seg[0] == '0')) return NULL;
             cur = json_array_get(cur, i);
         } else {
             return NULL;
         }
-        if (!cur)
-            return NULL;
+        if (!cur) return NULL;
     }
     return cur;
 }
 
 static unsigned vocab_for(cctx *c, const char *dialect)
 {
-    if (!dialect)
-        return V_ALL;
+    if (!dialect) return V_ALL;
     char *u = pw_schema_uri_resolve(NULL, dialect);
-    if (!u)
-        return V_ALL;
+    if (!u) return V_ALL;
     unsigned mask = V_ALL;
     if (!strcmp(u, "https://json-schema.org/draft/2019-09/schema") ||
         !strncmp(u, "http://json-schema.org/draft-0", 30)) {
         mask = V_ALL | V_LEGACY_ITEMS;
     } else if (strcmp(u, META_2020) != 0) {
         named_uri *nu = find_uri(c, u);
-        json_t *voc = nu && json_is_object(nu->target)
-                          ? json_object_get(nu->target, "$vocabulary")
-                          : NULL;
+        json_t *voc =
+            nu && json_is_object(nu->target) ? json_object_get(nu->target, "$vocabulary") : NULL;
         if (json_is_object(voc)) {
             static const struct {
                 const char *suffix;
@@ -766,8 +746,7 @@ static unsigned vocab_for(cctx *c, const char *dialect)
                 size_t kl = strlen(k);
                 for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
                     size_t sl = strlen(known[i].suffix);
-                    if (kl >= sl && !strcmp(k + kl - sl, known[i].suffix))
-                        mask |= known[i].bit;
+                    if (kl >= sl && !strcmp(k + kl - sl, known[i].suffix)) mask |= known[i].bit;
                 }
             }
         }
@@ -787,12 +766,11 @@ static node *resolve_ref(cctx *c, const char *base, const char *ref, unsigned de
         return NULL;
     }
     char *frag = strchr(abs, '#');
-    if (frag)
-        *frag++ = 0;
+    if (frag) *frag++ = 0;
     named_uri *doc = find_uri(c, abs);
     if (!doc) {
-        set_err(c->err, c->errlen, "cannot resolve $ref \"%s\": no schema is registered as %s",
-                ref, abs);
+        set_err(c->err, c->errlen, "cannot resolve $ref \"%s\": no schema is registered as %s", ref,
+                abs);
         free(abs);
         return NULL;
     }
@@ -812,8 +790,8 @@ static node *resolve_ref(cctx *c, const char *base, const char *ref, unsigned de
         target = ptr_follow(target, dec);
         tptr = dec;
         if (!target) {
-            set_err(c->err, c->errlen, "cannot resolve $ref \"%s\": %s has nothing at %s", ref,
-                    abs, frag);
+            set_err(c->err, c->errlen, "cannot resolve $ref \"%s\": %s has nothing at %s", ref, abs,
+                    frag);
             free(tptr);
             free(abs);
             return NULL;
@@ -852,16 +830,14 @@ static node *resolve_ref(cctx *c, const char *base, const char *ref, unsigned de
         /* inside a keyword this validator does not know: base is the resource's */
         n = compile_node(c, target, tbase, tres, tptr ? tptr : "", vocab, depth);
     }
-    if (target_out)
-        *target_out = target;
+    if (target_out) *target_out = target;
     free(tptr);
     free(abs);
     return n;
 }
 
-static node **compile_array(cctx *c, json_t *arr, const char *kw, const char *base,
-                            json_t *resroot, const char *ptr, unsigned vocab, unsigned depth,
-                            size_t *count)
+static node **compile_array(cctx *c, json_t *arr, const char *kw, const char *base, json_t *resroot,
+                            const char *ptr, unsigned vocab, unsigned depth, size_t *count)
 {
     size_t n = json_array_size(arr);
     *count = n;
@@ -884,9 +860,8 @@ static node **compile_array(cctx *c, json_t *arr, const char *kw, const char *ba
     return out;
 }
 
-static node *compile_child(cctx *c, json_t *sub, const char *kw, const char *key,
-                           const char *base, json_t *resroot, const char *ptr, unsigned vocab,
-                           unsigned depth)
+static node *compile_child(cctx *c, json_t *sub, const char *kw, const char *key, const char *base,
+                           json_t *resroot, const char *ptr, unsigned vocab, unsigned depth)
 {
     char *p = ptr_append(ptr, kw);
     char *p2 = p && key ? ptr_append(p, key) : NULL;
@@ -909,9 +884,9 @@ static pcre2_code *compile_regex(cctx *c, const char *src, const char *where)
     }
     int ec;
     PCRE2_SIZE off;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)tr, PCRE2_ZERO_TERMINATED,
-                                   PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_NO_UTF_CHECK, &ec,
-                                   &off, NULL);
+    pcre2_code *re =
+        pcre2_compile((PCRE2_SPTR)tr, PCRE2_ZERO_TERMINATED,
+                      PCRE2_UTF | PCRE2_DOLLAR_ENDONLY | PCRE2_NO_UTF_CHECK, &ec, &off, NULL);
     free(tr);
     if (!re) {
         PCRE2_UCHAR msg[128];
@@ -936,8 +911,7 @@ static int get_nonneg(cctx *c, json_t *s, const char *kw, json_int_t *out, const
 {
     json_t *v = json_object_get(s, kw);
     *out = -1;
-    if (!v)
-        return 0;
+    if (!v) return 0;
     double d = json_number_value(v);
     if (!json_is_number(v) || d < 0 || d != floor(d)) {
         set_err(c->err, c->errlen, "%s/%s: must be a non-negative integer", where, kw);
@@ -952,27 +926,22 @@ static unsigned type_bit(const char *t)
     static const struct {
         const char *n;
         unsigned b;
-    } m[] = {{"null", T_NULL},     {"boolean", T_BOOL}, {"object", T_OBJECT},
-             {"array", T_ARRAY},   {"number", T_NUMBER}, {"string", T_STRING},
-             {"integer", T_INTEGER}};
+    } m[] = {{"null", T_NULL},     {"boolean", T_BOOL},  {"object", T_OBJECT},  {"array", T_ARRAY},
+             {"number", T_NUMBER}, {"string", T_STRING}, {"integer", T_INTEGER}};
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
-        if (!strcmp(t, m[i].n))
-            return m[i].b;
+        if (!strcmp(t, m[i].n)) return m[i].b;
     return 0;
 }
 
 static resource *resource_for(cctx *c, json_t *resroot, const char *base, unsigned depth)
 {
     resource *r = pmap_get(&c->resmap, resroot);
-    if (r)
-        return r;
-    if (!(r = calloc(1, sizeof *r)))
-        return NULL;
+    if (r) return r;
+    if (!(r = calloc(1, sizeof *r))) return NULL;
     resource **nr = realloc(c->s->resources, (c->s->n_resources + 1) * sizeof *nr);
     if (!nr || pmap_put(&c->resmap, resroot, r) < 0) {
         free(r);
-        if (nr)
-            c->s->resources = nr;
+        if (nr) c->s->resources = nr;
         return NULL;
     }
     c->s->resources = nr;
@@ -982,20 +951,16 @@ static resource *resource_for(cctx *c, json_t *resroot, const char *base, unsign
     size_t bl = strlen(base);
     for (size_t i = 0; i < c->n_uris; i++) {
         named_uri *u = &c->uris[i];
-        if (!u->dynamic || strncmp(u->uri, base, bl) || u->uri[bl] != '#')
-            continue;
+        if (!u->dynamic || strncmp(u->uri, base, bl) || u->uri[bl] != '#') continue;
         sinfo *ti = pmap_get(&c->info, u->target);
-        if (!ti || ti->resroot != resroot)
-            continue;
+        if (!ti || ti->resroot != resroot) continue;
         int name = intern_name(c, u->uri + bl + 1);
         dyn_anchor *na = realloc(r->anchors, (r->n + 1) * sizeof *na);
-        if (name < 0 || !na)
-            return NULL;
+        if (name < 0 || !na) return NULL;
         r->anchors = na;
         node *t = compile_node(c, u->target, ti->base, ti->resroot, ti->ptr,
                                vocab_for(c, ti->dialect), depth);
-        if (!t)
-            return NULL;
+        if (!t) return NULL;
         r->anchors[r->n++] = (dyn_anchor){name, t};
     }
     return r;
@@ -1005,8 +970,7 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
                           unsigned vocab, unsigned depth)
 {
     node *n = pmap_get(&c->compiled, s);
-    if (n)
-        return n;
+    if (n) return n;
     if (depth > c->max_depth) {
         set_err(c->err, c->errlen, "schema nesting deeper than %u at %s#%s", c->max_depth, base,
                 ptr);
@@ -1016,17 +980,14 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
         set_err(c->err, c->errlen, "%s#%s: a schema must be an object or a boolean", base, ptr);
         return NULL;
     }
-    if (!(n = calloc(1, sizeof *n)))
-        return NULL;
+    if (!(n = calloc(1, sizeof *n))) return NULL;
     n->next_alloc = c->s->nodes;
     c->s->nodes = n;
     n->json = s;
     n->dynref_name = -1;
     n->boolean = json_is_boolean(s) ? json_is_true(s) : -1;
-    n->max_length = n->min_length = n->max_items = n->min_items = n->max_props =
-        n->min_props = -1;
-    if (pmap_put(&c->compiled, s, n) < 0)
-        return NULL;
+    n->max_length = n->min_length = n->max_items = n->min_items = n->max_props = n->min_props = -1;
+    if (pmap_put(&c->compiled, s, n) < 0) return NULL;
     {
         sinfo *si = pmap_get(&c->info, s);
         if (si) {
@@ -1035,16 +996,13 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
             ptr = si->ptr;
         }
         size_t bl = strlen(base), pl = strlen(ptr);
-        if (!(n->abs = malloc(bl + pl + 2)))
-            return NULL;
+        if (!(n->abs = malloc(bl + pl + 2))) return NULL;
         memcpy(n->abs, base, bl);
         n->abs[bl] = '#';
         memcpy(n->abs + bl + 1, ptr, pl + 1);
     }
-    if (!(n->res = resource_for(c, resroot, base, depth)))
-        return NULL;
-    if (n->boolean >= 0)
-        return n;
+    if (!(n->res = resource_for(c, resroot, base, depth))) return NULL;
+    if (n->boolean >= 0) return n;
 
     char where[512];
     snprintf(where, sizeof where, "%s#%s", base, ptr);
@@ -1066,14 +1024,13 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
             }
             char *anchor = NULL;
             json_t *target = NULL;
-            if (!(n->dynref = resolve_ref(c, base, json_string_value(v), depth + 1, &anchor,
-                                          &target))) {
+            if (!(n->dynref =
+                      resolve_ref(c, base, json_string_value(v), depth + 1, &anchor, &target))) {
                 free(anchor);
                 return NULL;
             }
-            json_t *da = anchor && json_is_object(target)
-                             ? json_object_get(target, "$dynamicAnchor")
-                             : NULL;
+            json_t *da =
+                anchor && json_is_object(target) ? json_object_get(target, "$dynamicAnchor") : NULL;
             /* dynamic only when the initial target itself declares the anchor */
             if (json_is_string(da) && !strcmp(json_string_value(da), anchor))
                 n->dynref_name = intern_name(c, anchor);
@@ -1124,12 +1081,12 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
             n->then_ = n->else_ = NULL; /* then/else without if are ignored */
         if ((vocab & V_LEGACY_ITEMS) && json_is_array(v = json_object_get(s, "items"))) {
             n->items = NULL;
-            if (!(n->prefix = compile_array(c, v, "items", base, resroot, ptr, vocab, depth,
-                                            &n->n_prefix)))
+            if (!(n->prefix =
+                      compile_array(c, v, "items", base, resroot, ptr, vocab, depth, &n->n_prefix)))
                 return NULL;
             if ((v = json_object_get(s, "additionalItems")) &&
-                !(n->items = compile_child(c, v, "additionalItems", NULL, base, resroot, ptr,
-                                           vocab, depth)))
+                !(n->items = compile_child(c, v, "additionalItems", NULL, base, resroot, ptr, vocab,
+                                           depth)))
                 return NULL;
         }
         if ((v = json_object_get(s, "properties"))) {
@@ -1143,8 +1100,7 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
             while (n->prop_hash_cap < cnt * 2)
                 n->prop_hash_cap *= 2;
             n->prop_hash = calloc(n->prop_hash_cap, sizeof *n->prop_hash);
-            if (!n->props || !n->prop_hash)
-                return NULL;
+            if (!n->props || !n->prop_hash) return NULL;
             const char *key;
             json_t *sub;
             json_object_foreach(v, key, sub)
@@ -1168,15 +1124,13 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
                 return NULL;
             }
             size_t cnt = json_object_size(v);
-            if (!(n->pattern_props = calloc(cnt ? cnt : 1, sizeof *n->pattern_props)))
-                return NULL;
+            if (!(n->pattern_props = calloc(cnt ? cnt : 1, sizeof *n->pattern_props))) return NULL;
             const char *key;
             json_t *sub;
             json_object_foreach(v, key, sub)
             {
                 regex_node *rn = &n->pattern_props[n->n_pattern_props];
-                if (!(rn->re = compile_regex(c, key, where)))
-                    return NULL;
+                if (!(rn->re = compile_regex(c, key, where))) return NULL;
                 n->n_pattern_props++;
                 rn->src = key;
                 if (!(rn->n = compile_child(c, sub, "patternProperties", key, base, resroot, ptr,
@@ -1191,19 +1145,17 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
                 return NULL;
             }
             size_t cnt = json_object_size(v) + json_object_size(deps);
-            if (!(n->dep_schemas = calloc(cnt ? cnt : 1, sizeof *n->dep_schemas)))
-                return NULL;
+            if (!(n->dep_schemas = calloc(cnt ? cnt : 1, sizeof *n->dep_schemas))) return NULL;
             const char *key;
             json_t *sub;
             json_object_foreach(deps, key, sub)
             {
-                if (json_is_array(sub))
-                    continue;
+                if (json_is_array(sub)) continue;
                 named_node *dn = &n->dep_schemas[n->n_dep_schemas];
                 dn->key = key;
                 dn->keylen = strlen(key);
-                if (!(dn->n = compile_child(c, sub, "dependencies", key, base, resroot, ptr,
-                                            vocab, depth)))
+                if (!(dn->n = compile_child(c, sub, "dependencies", key, base, resroot, ptr, vocab,
+                                            depth)))
                     return NULL;
                 n->n_dep_schemas++;
             }
@@ -1265,8 +1217,7 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
                     {"minimum", &n->minimum},
                     {"exclusiveMinimum", &n->exclusive_minimum}};
         for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
-            if (!(v = json_object_get(s, nums[i].kw)))
-                continue;
+            if (!(v = json_object_get(s, nums[i].kw))) continue;
             if (!json_is_number(v) || (i == 0 && json_number_value(v) <= 0)) {
                 set_err(c->err, c->errlen, "%s/%s: must be a number%s", where, nums[i].kw,
                         i == 0 ? " greater than 0" : "");
@@ -1291,8 +1242,7 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
                 return NULL;
             }
             n->pattern_src = json_string_value(v);
-            if (!(n->pattern = compile_regex(c, n->pattern_src, where)))
-                return NULL;
+            if (!(n->pattern = compile_regex(c, n->pattern_src, where))) return NULL;
         }
         n->unique_items = json_is_true(json_object_get(s, "uniqueItems"));
         if ((v = json_object_get(s, "required"))) {
@@ -1305,8 +1255,7 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
         json_t *deps = json_object_get(s, "dependencies"); /* pre-2019 spelling */
         if ((v = json_object_get(s, "dependentRequired")) || deps) {
             size_t cnt = json_object_size(v) + json_object_size(deps);
-            if (!(n->dep_required = calloc(cnt ? cnt : 1, sizeof *n->dep_required)))
-                return NULL;
+            if (!(n->dep_required = calloc(cnt ? cnt : 1, sizeof *n->dep_required))) return NULL;
             const char *key;
             json_t *names;
             json_object_foreach(deps, key, names)
@@ -1338,13 +1287,10 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
  * dependentSchemas, the initial $dynamicRef target). */
 static int cycle_check(node *n, pmap *state, unsigned depth)
 {
-    if (!n || n->boolean >= 0)
-        return 0;
+    if (!n || n->boolean >= 0) return 0;
     uintptr_t st = (uintptr_t)pmap_get(state, n);
-    if (st == 1)
-        return 1;
-    if (st == 2 || depth > 100000)
-        return 0;
+    if (st == 1) return 1;
+    if (st == 2 || depth > 100000) return 0;
     pmap_put(state, n, (void *)1);
     int loop = cycle_check(n->ref, state, depth + 1) || cycle_check(n->dynref, state, depth + 1) ||
                cycle_check(n->not_, state, depth + 1) || cycle_check(n->if_, state, depth + 1) ||
@@ -1357,8 +1303,7 @@ static int cycle_check(node *n, pmap *state, unsigned depth)
         loop = cycle_check(n->one_of[i], state, depth + 1);
     for (size_t i = 0; !loop && i < n->n_dep_schemas; i++)
         loop = cycle_check(n->dep_schemas[i].n, state, depth + 1);
-    if (loop)
-        return 1;
+    if (loop) return 1;
     pmap_put(state, n, (void *)2);
     return 0;
 }
@@ -1374,15 +1319,13 @@ static pw_schema *compile_common(pw_schema_registry *reg, json_t *doc, const cha
     set_err(err, errlen, "out of memory");
     pw_schema *s = calloc(1, sizeof *s);
     pw_schema *ret = NULL;
-    if (!s)
-        return NULL;
+    if (!s) return NULL;
     c.s = s;
     s->max_instance_depth =
         opts && opts->max_instance_depth ? opts->max_instance_depth : DEFAULT_DEPTH;
     s->max_errors = opts && opts->max_errors ? opts->max_errors : DEFAULT_ERRORS;
     size_t ndocs = (reg ? reg->n : 0) + (doc ? 1 : 0);
-    if (!(s->docs = calloc(ndocs ? ndocs : 1, sizeof *s->docs)))
-        goto out;
+    if (!(s->docs = calloc(ndocs ? ndocs : 1, sizeof *s->docs))) goto out;
     int rc = 0;
     const char *anon = "urn:pw-schema:anonymous";
     if (doc) {
@@ -1393,8 +1336,7 @@ static pw_schema *compile_common(pw_schema_registry *reg, json_t *doc, const cha
     }
     for (size_t i = 0; reg && i < reg->n; i++) {
         s->docs[s->n_docs++] = json_incref(reg->docs[i].doc);
-        if ((rc = index_doc(&c, reg->docs[i].uri, reg->docs[i].doc)))
-            goto idxfail;
+        if ((rc = index_doc(&c, reg->docs[i].uri, reg->docs[i].doc))) goto idxfail;
     }
     if (doc) {
         sinfo *si = pmap_get(&c.info, doc);
@@ -1402,14 +1344,13 @@ static pw_schema *compile_common(pw_schema_registry *reg, json_t *doc, const cha
             set_err(err, errlen, "a schema must be an object or a boolean");
             goto out;
         }
-        s->root = compile_node(&c, doc, si->base, si->resroot, si->ptr, vocab_for(&c, si->dialect),
-                               0);
+        s->root =
+            compile_node(&c, doc, si->base, si->resroot, si->ptr, vocab_for(&c, si->dialect), 0);
     } else {
         set_err(err, errlen, "out of memory");
         s->root = resolve_ref(&c, NULL, uri, 0, NULL, NULL);
     }
-    if (!s->root)
-        goto out;
+    if (!s->root) goto out;
     pmap state = {0};
     int loop = cycle_check(s->root, &state, 0);
     for (size_t i = 0; !loop && i < s->n_resources; i++)
@@ -1423,8 +1364,7 @@ static pw_schema *compile_common(pw_schema_registry *reg, json_t *doc, const cha
     ret = s;
     goto out;
 idxfail:
-    if (rc == -1)
-        set_err(err, errlen, "out of memory");
+    if (rc == -1) set_err(err, errlen, "out of memory");
 out:
     for (size_t i = 0; i < c.n_uris; i++)
         free(c.uris[i].uri);
@@ -1438,8 +1378,7 @@ out:
     free(c.info.e);
     free(c.compiled.e);
     free(c.resmap.e);
-    if (!ret)
-        pw_schema_free(s);
+    if (!ret) pw_schema_free(s);
     return ret;
 }
 
@@ -1514,14 +1453,12 @@ static int bits_init(bits *b, size_t n)
 
 static void bits_free(bits *b)
 {
-    if (b->w != b->inl)
-        free(b->w);
+    if (b->w != b->inl) free(b->w);
 }
 
 static void bits_set(bits *b, size_t i)
 {
-    if (b && i / 64 < b->nw)
-        b->w[i / 64] |= 1ull << (i % 64);
+    if (b && i / 64 < b->nw) b->w[i / 64] |= 1ull << (i % 64);
 }
 
 static int bits_get(const bits *b, size_t i)
@@ -1531,8 +1468,7 @@ static int bits_get(const bits *b, size_t i)
 
 static void bits_all(bits *b)
 {
-    if (b)
-        memset(b->w, 0xff, b->nw * sizeof *b->w);
+    if (b) memset(b->w, 0xff, b->nw * sizeof *b->w);
 }
 
 static void bits_or(bits *dst, const bits *src)
@@ -1545,10 +1481,8 @@ static void bits_or(bits *dst, const bits *src)
 
 static int is_integral(const json_t *v)
 {
-    if (json_is_integer(v))
-        return 1;
-    if (!json_is_real(v))
-        return 0;
+    if (json_is_integer(v)) return 1;
+    if (!json_is_real(v)) return 0;
     double d = json_real_value(v);
     return isfinite(d) && d == floor(d);
 }
@@ -1566,35 +1500,28 @@ static int num_cmp(const json_t *a, const json_t *b)
 
 static int json_eq(const json_t *a, const json_t *b, unsigned depth)
 {
-    if (depth > 256)
-        return 0;
-    if (json_is_number(a) && json_is_number(b))
-        return num_cmp(a, b) == 0;
-    if (json_typeof(a) != json_typeof(b))
-        return 0;
+    if (depth > 256) return 0;
+    if (json_is_number(a) && json_is_number(b)) return num_cmp(a, b) == 0;
+    if (json_typeof(a) != json_typeof(b)) return 0;
     switch (json_typeof(a)) {
     case JSON_STRING:
         return json_string_length(a) == json_string_length(b) &&
                !memcmp(json_string_value(a), json_string_value(b), json_string_length(a));
     case JSON_ARRAY: {
         size_t n = json_array_size(a);
-        if (n != json_array_size(b))
-            return 0;
+        if (n != json_array_size(b)) return 0;
         for (size_t i = 0; i < n; i++)
-            if (!json_eq(json_array_get(a, i), json_array_get(b, i), depth + 1))
-                return 0;
+            if (!json_eq(json_array_get(a, i), json_array_get(b, i), depth + 1)) return 0;
         return 1;
     }
     case JSON_OBJECT: {
-        if (json_object_size(a) != json_object_size(b))
-            return 0;
+        if (json_object_size(a) != json_object_size(b)) return 0;
         const char *k;
         json_t *v;
         json_object_foreach((json_t *)a, k, v)
         {
             json_t *w = json_object_get(b, k);
-            if (!w || !json_eq(v, w, depth + 1))
-                return 0;
+            if (!w || !json_eq(v, w, depth + 1)) return 0;
         }
         return 1;
     }
@@ -1663,10 +1590,8 @@ static int re_search(vctx *c, const pcre2_code *re, const char *s, size_t n)
         }
     }
     int rc = pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, md, re_mctx);
-    if (rc >= 0 || rc == PCRE2_ERROR_PARTIAL)
-        return 1;
-    if (rc == PCRE2_ERROR_NOMATCH)
-        return 0;
+    if (rc >= 0 || rc == PCRE2_ERROR_PARTIAL) return 1;
+    if (rc == PCRE2_ERROR_NOMATCH) return 0;
     c->limit = 1;
     return -1;
 }
@@ -1675,38 +1600,30 @@ static int re_search(vctx *c, const pcre2_code *re, const char *s, size_t n)
 
 static void kp_push(vctx *c, const char *s)
 {
-    if (c->collect && c->nkp < MAX_KPATH)
-        c->kp[c->nkp] = (seg){s, 0};
-    if (c->collect)
-        c->nkp++;
+    if (c->collect && c->nkp < MAX_KPATH) c->kp[c->nkp] = (seg){s, 0};
+    if (c->collect) c->nkp++;
 }
 
 static void kp_push_idx(vctx *c, size_t i)
 {
-    if (c->collect && c->nkp < MAX_KPATH)
-        c->kp[c->nkp] = (seg){NULL, i};
-    if (c->collect)
-        c->nkp++;
+    if (c->collect && c->nkp < MAX_KPATH) c->kp[c->nkp] = (seg){NULL, i};
+    if (c->collect) c->nkp++;
 }
 
 static void kp_pop(vctx *c, unsigned n)
 {
-    if (c->collect)
-        c->nkp -= n;
+    if (c->collect) c->nkp -= n;
 }
 
-static char *path_string(const seg *segs, unsigned n, unsigned cap, const char *k1,
-                         const char *k2)
+static char *path_string(const seg *segs, unsigned n, unsigned cap, const char *k1, const char *k2)
 {
     size_t len = 1;
-    if (n > cap)
-        n = cap;
+    if (n > cap) n = cap;
     for (unsigned i = 0; i < n; i++)
         len += segs[i].s ? strlen(segs[i].s) * 2 + 1 : 22;
     len += (k1 ? strlen(k1) * 2 + 1 : 0) + (k2 ? strlen(k2) * 2 + 1 : 0);
     char *out = malloc(len), *o = out;
-    if (!out)
-        return NULL;
+    if (!out) return NULL;
     for (unsigned i = 0; i <= n + 1; i++) {
         const char *s;
         if (i < n) {
@@ -1717,8 +1634,7 @@ static char *path_string(const seg *segs, unsigned n, unsigned cap, const char *
             s = segs[i].s;
         } else {
             s = i == n ? k1 : k2;
-            if (!s)
-                continue;
+            if (!s) continue;
         }
         *o++ = '/';
         for (; *s; s++) {
@@ -1739,8 +1655,7 @@ static char *path_string(const seg *segs, unsigned n, unsigned cap, const char *
 static void render(const vctx *c, const json_t *v, char *buf, size_t n)
 {
     buf[0] = 0;
-    if (!c->collect)
-        return;
+    if (!c->collect) return;
     char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
     if (!s) {
         snprintf(buf, n, "(value)");
@@ -1757,15 +1672,13 @@ static void report(vctx *c, const node *n, const char *kw, const char *kw2, cons
     __attribute__((format(printf, 5, 6)));
 static void report(vctx *c, const node *n, const char *kw, const char *kw2, const char *fmt, ...)
 {
-    if (!c->collect || !c->res)
-        return;
+    if (!c->collect || !c->res) return;
     pw_schema_result *r = c->res;
     if (r->count >= c->s->max_errors) {
         r->truncated = 1;
         return;
     }
-    if (!r->errors && !(r->errors = calloc(c->s->max_errors, sizeof *r->errors)))
-        return;
+    if (!r->errors && !(r->errors = calloc(c->s->max_errors, sizeof *r->errors))) return;
     pw_schema_error *e = &r->errors[r->count];
     char msg[512];
     va_list ap;
@@ -1787,21 +1700,28 @@ static void report(vctx *c, const node *n, const char *kw, const char *kw2, cons
 static const char *type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "array";
-    case JSON_STRING: return "string";
-    case JSON_INTEGER: return "integer";
-    case JSON_REAL: return is_integral(v) ? "integer" : "number";
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+        return "integer";
+    case JSON_REAL:
+        return is_integral(v) ? "integer" : "number";
     case JSON_TRUE:
-    case JSON_FALSE: return "boolean";
-    default: return "null";
+    case JSON_FALSE:
+        return "boolean";
+    default:
+        return "null";
     }
 }
 
 static void types_text(unsigned t, char *buf, size_t n)
 {
-    static const char *names[] = {"null", "boolean", "object", "array", "number", "string",
-                                  "integer"};
+    static const char *names[] = {"null",   "boolean", "object", "array",
+                                  "number", "string",  "integer"};
     size_t o = 0;
     buf[0] = 0;
     for (int i = 0; i < 7; i++)
@@ -1813,11 +1733,10 @@ static void types_text(unsigned t, char *buf, size_t n)
 
 static int eval(vctx *c, const node *n, const json_t *inst, bits *ann);
 
-#define FAIL()                                                                                    \
-    do {                                                                                          \
-        ok = 0;                                                                                   \
-        if (!c->collect)                                                                          \
-            return 0;                                                                             \
+#define FAIL()                                                                                     \
+    do {                                                                                           \
+        ok = 0;                                                                                    \
+        if (!c->collect) return 0;                                                                 \
     } while (0)
 
 /* Evaluates a child instance (array item or property value). */
@@ -1831,15 +1750,13 @@ static int eval_child(vctx *c, const node *n, const json_t *inst, const char *ke
         return 0;
     }
     if (c->collect) {
-        if (c->nip < MAX_IPATH)
-            c->ip[c->nip] = (seg){key, idx};
+        if (c->nip < MAX_IPATH) c->ip[c->nip] = (seg){key, idx};
         c->nip++;
     }
     c->idepth++;
     int ok = eval(c, n, inst, NULL);
     c->idepth--;
-    if (c->collect)
-        c->nip--;
+    if (c->collect) c->nip--;
     return ok;
 }
 
@@ -1847,8 +1764,7 @@ static int eval_in_place(vctx *c, const node *sub, const json_t *inst, bits *ann
                          long idx)
 {
     kp_push(c, kw);
-    if (idx >= 0)
-        kp_push_idx(c, (size_t)idx);
+    if (idx >= 0) kp_push_idx(c, (size_t)idx);
     int ok = eval(c, sub, inst, ann);
     kp_pop(c, idx >= 0 ? 2 : 1);
     return ok;
@@ -1880,22 +1796,16 @@ static int eval_choice(vctx *c, const node *n, node *const *subs, size_t cnt, co
             else if (valid == 1)
                 second = i;
             valid++;
-            if (ann && (!one || valid == 1))
-                bits_or(ann, &tmp);
+            if (ann && (!one || valid == 1)) bits_or(ann, &tmp);
         }
-        if (ann)
-            bits_free(&tmp);
-        if (valid && !one && !ann)
-            break;
-        if (valid > 1 && one)
-            break;
+        if (ann) bits_free(&tmp);
+        if (valid && !one && !ann) break;
+        if (valid > 1 && one) break;
     }
     c->collect = saved;
     c->nkp = savednkp;
-    if (one ? valid == 1 : valid > 0)
-        return 1;
-    if (!c->collect)
-        return 0;
+    if (one ? valid == 1 : valid > 0) return 1;
+    if (!c->collect) return 0;
     char v[80];
     render(c, inst, v, sizeof v);
     if (valid > 1) {
@@ -1922,8 +1832,7 @@ static int eval_choice(vctx *c, const node *n, node *const *subs, size_t cnt, co
                 (kl >= 5 && !strcmp(k + kl - 5, "/enum")))
                 disc[i] = 1;
         }
-        if (disc && !disc[i])
-            any_plain = 1;
+        if (disc && !disc[i]) any_plain = 1;
     }
     if (start && disc && r && any_plain && !r->truncated) {
         start[cnt] = r->count;
@@ -1973,8 +1882,7 @@ static int eval_array(vctx *c, const node *n, const json_t *inst, bits *ann)
             }
         }
         kp_pop(c, 1);
-        if (size > n->n_prefix)
-            bits_all(ann);
+        if (size > n->n_prefix) bits_all(ann);
     }
     if (n->contains) {
         int saved = c->collect;
@@ -1984,8 +1892,7 @@ static int eval_array(vctx *c, const node *n, const json_t *inst, bits *ann)
             if (eval(c, n->contains, json_array_get(inst, i), NULL)) {
                 count++;
                 bits_set(ann, i);
-                if (!ann && !n->has_max_contains && count >= min)
-                    break;
+                if (!ann && !n->has_max_contains && count >= min) break;
             }
         }
         c->collect = saved;
@@ -2025,8 +1932,7 @@ static int eval_array(vctx *c, const node *n, const json_t *inst, bits *ann)
                     i = j = size;
                 } else if (json_eq(json_array_get(inst, i), json_array_get(inst, j), 0)) {
                     render(c, json_array_get(inst, i), v, sizeof v);
-                    report(c, n, "uniqueItems", NULL, "items %zu and %zu are equal (%s)", i, j,
-                           v);
+                    report(c, n, "uniqueItems", NULL, "items %zu and %zu are equal (%s)", i, j, v);
                     FAIL();
                     i = j = size;
                 }
@@ -2039,11 +1945,9 @@ static const named_node *prop_lookup(const node *n, const char *key, size_t kl)
     size_t mask = n->prop_hash_cap - 1;
     for (size_t h = str_hash(key, kl) & mask;; h = (h + 1) & mask) {
         size_t i = n->prop_hash[h];
-        if (!i)
-            return NULL;
+        if (!i) return NULL;
         const named_node *p = &n->props[i - 1];
-        if (p->keylen == kl && !memcmp(p->key, key, kl))
-            return p;
+        if (p->keylen == kl && !memcmp(p->key, key, kl)) return p;
     }
 }
 
@@ -2066,21 +1970,18 @@ static int eval_object(vctx *c, const node *n, const json_t *inst, bits *ann)
                     kp_push(c, p->key);
                     int r = eval_child(c, p->n, val, key, 0);
                     kp_pop(c, 2);
-                    if (!r)
-                        FAIL();
+                    if (!r) FAIL();
                 }
             }
             for (size_t i = 0; i < n->n_pattern_props; i++) {
                 int m = re_search(c, n->pattern_props[i].re, key, kl);
-                if (m <= 0)
-                    continue;
+                if (m <= 0) continue;
                 matched = 1;
                 kp_push(c, "patternProperties");
                 kp_push(c, n->pattern_props[i].src);
                 int r = eval_child(c, n->pattern_props[i].n, val, key, 0);
                 kp_pop(c, 2);
-                if (!r)
-                    FAIL();
+                if (!r) FAIL();
             }
             if (!matched && n->additional_props) {
                 matched = 1;
@@ -2092,20 +1993,17 @@ static int eval_object(vctx *c, const node *n, const json_t *inst, bits *ann)
                     kp_push(c, "additionalProperties");
                     int r = eval_child(c, n->additional_props, val, key, 0);
                     kp_pop(c, 1);
-                    if (!r)
-                        FAIL();
+                    if (!r) FAIL();
                 }
             }
-            if (matched)
-                bits_set(ann, idx);
+            if (matched) bits_set(ann, idx);
             if (n->property_names) {
                 json_t *k = json_stringn_nocheck(key, kl);
                 kp_push(c, "propertyNames");
                 int r = k && eval_child(c, n->property_names, k, key, 0);
                 kp_pop(c, 1);
                 json_decref(k);
-                if (!r)
-                    FAIL();
+                if (!r) FAIL();
             }
             idx++;
         }
@@ -2120,8 +2018,7 @@ static int eval_object(vctx *c, const node *n, const json_t *inst, bits *ann)
         }
     }
     for (size_t d = 0; d < n->n_dep_required; d++) {
-        if (!json_object_get(inst, n->dep_required[d].key))
-            continue;
+        if (!json_object_get(inst, n->dep_required[d].key)) continue;
         json_t *names = n->dep_required[d].names;
         for (size_t i = 0; i < json_array_size(names); i++) {
             const char *name = json_string_value(json_array_get(names, i));
@@ -2140,9 +2037,8 @@ static int eval_object(vctx *c, const node *n, const json_t *inst, bits *ann)
         FAIL();
     }
     if (n->min_props >= 0 && (json_int_t)size < n->min_props) {
-        report(c, n, "minProperties", NULL,
-               "object has %zu properties, at least %lld are required", size,
-               (long long)n->min_props);
+        report(c, n, "minProperties", NULL, "object has %zu properties, at least %lld are required",
+               size, (long long)n->min_props);
         FAIL();
     }
     return ok;
@@ -2174,8 +2070,8 @@ static int eval_string(vctx *c, const node *n, const json_t *inst)
         if (m <= 0) {
             render(c, inst, v, sizeof v);
             if (m < 0)
-                report(c, n, "pattern", NULL, "%s: matching pattern \"%s\" hit the match limit",
-                       v, n->pattern_src);
+                report(c, n, "pattern", NULL, "%s: matching pattern \"%s\" hit the match limit", v,
+                       n->pattern_src);
             else
                 report(c, n, "pattern", NULL, "%s does not match the pattern \"%s\"", v,
                        n->pattern_src);
@@ -2204,8 +2100,7 @@ static int eval_number(vctx *c, const node *n, const json_t *inst)
                   {n->minimum, "minimum", -1, "less than the minimum"},
                   {n->exclusive_minimum, "exclusiveMinimum", -2, "not greater than"}};
     for (size_t i = 0; i < 4; i++) {
-        if (!checks[i].bound)
-            continue;
+        if (!checks[i].bound) continue;
         int r = num_cmp(inst, checks[i].bound);
         int bad = checks[i].bad_if == 1    ? r > 0
                   : checks[i].bad_if == 2  ? r >= 0
@@ -2234,14 +2129,27 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
     if (n->types) {
         unsigned t;
         switch (json_typeof(inst)) {
-        case JSON_OBJECT: t = T_OBJECT; break;
-        case JSON_ARRAY: t = T_ARRAY; break;
-        case JSON_STRING: t = T_STRING; break;
-        case JSON_INTEGER: t = T_NUMBER | T_INTEGER; break;
-        case JSON_REAL: t = T_NUMBER | (is_integral(inst) ? T_INTEGER : 0); break;
+        case JSON_OBJECT:
+            t = T_OBJECT;
+            break;
+        case JSON_ARRAY:
+            t = T_ARRAY;
+            break;
+        case JSON_STRING:
+            t = T_STRING;
+            break;
+        case JSON_INTEGER:
+            t = T_NUMBER | T_INTEGER;
+            break;
+        case JSON_REAL:
+            t = T_NUMBER | (is_integral(inst) ? T_INTEGER : 0);
+            break;
         case JSON_TRUE:
-        case JSON_FALSE: t = T_BOOL; break;
-        default: t = T_NULL;
+        case JSON_FALSE:
+            t = T_BOOL;
+            break;
+        default:
+            t = T_NULL;
         }
         if (!(n->types & t)) {
             char want[96];
@@ -2261,8 +2169,7 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
     if (n->enum_) {
         size_t i, cnt = json_array_size(n->enum_);
         for (i = 0; i < cnt; i++)
-            if (json_eq(inst, json_array_get(n->enum_, i), 0))
-                break;
+            if (json_eq(inst, json_array_get(n->enum_, i), 0)) break;
         if (i == cnt) {
             char want[80];
             render(c, inst, v, sizeof v);
@@ -2271,12 +2178,9 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
             FAIL();
         }
     }
-    if (json_is_number(inst) && !eval_number(c, n, inst))
-        FAIL();
-    if (json_is_string(inst) && !eval_string(c, n, inst))
-        FAIL();
-    if (n->ref && !eval_in_place(c, n->ref, inst, ann, "$ref", -1))
-        FAIL();
+    if (json_is_number(inst) && !eval_number(c, n, inst)) FAIL();
+    if (json_is_string(inst) && !eval_string(c, n, inst)) FAIL();
+    if (n->ref && !eval_in_place(c, n->ref, inst, ann, "$ref", -1)) FAIL();
     if (n->dynref) {
         const node *target = n->dynref;
         if (n->dynref_name >= 0) {
@@ -2289,16 +2193,12 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
                     }
             }
         }
-        if (!eval_in_place(c, target, inst, ann, "$dynamicRef", -1))
-            FAIL();
+        if (!eval_in_place(c, target, inst, ann, "$dynamicRef", -1)) FAIL();
     }
     for (size_t i = 0; i < n->n_all; i++)
-        if (!eval_in_place(c, n->all_of[i], inst, ann, "allOf", (long)i))
-            FAIL();
-    if (n->n_any && !eval_choice(c, n, n->any_of, n->n_any, "anyOf", 0, inst, ann))
-        FAIL();
-    if (n->n_one && !eval_choice(c, n, n->one_of, n->n_one, "oneOf", 1, inst, ann))
-        FAIL();
+        if (!eval_in_place(c, n->all_of[i], inst, ann, "allOf", (long)i)) FAIL();
+    if (n->n_any && !eval_choice(c, n, n->any_of, n->n_any, "anyOf", 0, inst, ann)) FAIL();
+    if (n->n_one && !eval_choice(c, n, n->one_of, n->n_one, "oneOf", 1, inst, ann)) FAIL();
     if (n->not_) {
         int saved = c->collect;
         c->collect = 0;
@@ -2317,26 +2217,20 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
         int have_tmp = ann && bits_init(&tmp, ann_size(inst)) == 0;
         int r = eval(c, n->if_, inst, have_tmp ? &tmp : NULL);
         c->collect = saved;
-        if (r && have_tmp)
-            bits_or(ann, &tmp);
-        if (have_tmp)
-            bits_free(&tmp);
+        if (r && have_tmp) bits_or(ann, &tmp);
+        if (have_tmp) bits_free(&tmp);
         const node *branch = r ? n->then_ : n->else_;
-        if (branch && !eval_in_place(c, branch, inst, ann, r ? "then" : "else", -1))
-            FAIL();
+        if (branch && !eval_in_place(c, branch, inst, ann, r ? "then" : "else", -1)) FAIL();
     }
     if (json_is_object(inst)) {
         for (size_t i = 0; i < n->n_dep_schemas; i++) {
-            if (!json_object_get(inst, n->dep_schemas[i].key))
-                continue;
+            if (!json_object_get(inst, n->dep_schemas[i].key)) continue;
             kp_push(c, "dependentSchemas");
             int r = eval_in_place(c, n->dep_schemas[i].n, inst, ann, n->dep_schemas[i].key, -1);
             kp_pop(c, 1);
-            if (!r)
-                FAIL();
+            if (!r) FAIL();
         }
-        if (!eval_object(c, n, inst, ann))
-            FAIL();
+        if (!eval_object(c, n, inst, ann)) FAIL();
         if (n->uneval_props) {
             const char *key;
             json_t *val;
@@ -2353,20 +2247,17 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
                     kp_push(c, "unevaluatedProperties");
                     int r = eval_child(c, n->uneval_props, val, key, 0);
                     kp_pop(c, 1);
-                    if (!r)
-                        FAIL();
+                    if (!r) FAIL();
                 }
             }
             bits_all(ann);
         }
     } else if (json_is_array(inst)) {
-        if (!eval_array(c, n, inst, ann))
-            FAIL();
+        if (!eval_array(c, n, inst, ann)) FAIL();
         if (n->uneval_items) {
             size_t size = json_array_size(inst);
             for (size_t i = 0; i < size; i++) {
-                if (bits_get(ann, i))
-                    continue;
+                if (bits_get(ann, i)) continue;
                 if (n->uneval_items->boolean == 0) {
                     report(c, n, "unevaluatedItems", NULL, "item %zu is not allowed", i);
                     FAIL();
@@ -2375,8 +2266,7 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
                 kp_push(c, "unevaluatedItems");
                 int r = eval_child(c, n->uneval_items, json_array_get(inst, i), NULL, i);
                 kp_pop(c, 1);
-                if (!r)
-                    FAIL();
+                if (!r) FAIL();
             }
             bits_all(ann);
         }
@@ -2386,8 +2276,7 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
 
 static int eval(vctx *c, const node *n, const json_t *inst, bits *ann)
 {
-    if (n->boolean == 1)
-        return 1;
+    if (n->boolean == 1) return 1;
     if (n->boolean == 0) {
         report(c, n, NULL, NULL, "no value is allowed here");
         return 0;
@@ -2420,8 +2309,7 @@ static int eval(vctx *c, const node *n, const json_t *inst, bits *ann)
     }
     int ok = eval_keywords(c, n, inst, mine);
     if (own) {
-        if (ok && ann)
-            bits_or(ann, &local);
+        if (ok && ann) bits_or(ann, &local);
         bits_free(&local);
     }
     c->nscope -= (unsigned)pushed;
@@ -2432,8 +2320,7 @@ static int eval(vctx *c, const node *n, const json_t *inst, bits *ann)
 pw_schema_status pw_schema_validate(const pw_schema *schema, const json_t *instance,
                                     pw_schema_result *result)
 {
-    if (result)
-        memset(result, 0, sizeof *result);
+    if (result) memset(result, 0, sizeof *result);
     vctx *c, stackctx;
     c = &stackctx;
     c->s = schema;
@@ -2443,24 +2330,21 @@ pw_schema_status pw_schema_validate(const pw_schema *schema, const json_t *insta
     c->depth = c->idepth = c->nscope = c->nip = c->nkp = 0;
     c->steps = 0;
     int ok = eval(c, schema->root, instance, NULL);
-    if (ok && !c->limit)
-        return PW_SCHEMA_VALID;
+    if (ok && !c->limit) return PW_SCHEMA_VALID;
     if (result) {
         c->res = result;
         c->collect = 1;
         c->depth = c->idepth = c->nscope = c->nip = c->nkp = 0;
         c->steps = 0;
         eval(c, schema->root, instance, NULL);
-        if (!result->count)
-            report(c, schema->root, NULL, NULL, "the instance is not valid");
+        if (!result->count) report(c, schema->root, NULL, NULL, "the instance is not valid");
     }
     return c->limit ? PW_SCHEMA_LIMIT : PW_SCHEMA_INVALID;
 }
 
 void pw_schema_result_clear(pw_schema_result *r)
 {
-    if (!r)
-        return;
+    if (!r) return;
     for (size_t i = 0; i < r->count; i++) {
         free(r->errors[i].instance_location);
         free(r->errors[i].keyword_location);
@@ -2484,10 +2368,10 @@ json_t *pw_schema_result_to_basic(const pw_schema_result *r)
     json_object_set_new(out, "valid", json_boolean(n == 0));
     for (size_t i = 0; i < n; i++) {
         const pw_schema_error *e = &r->errors[i];
-        json_array_append_new(
-            errs, json_pack("{s:s?, s:s?, s:s?, s:s?}", "instanceLocation", e->instance_location,
-                            "keywordLocation", e->keyword_location, "absoluteKeywordLocation",
-                            e->absolute_keyword_location, "error", e->message));
+        json_array_append_new(errs, json_pack("{s:s?, s:s?, s:s?, s:s?}", "instanceLocation",
+                                              e->instance_location, "keywordLocation",
+                                              e->keyword_location, "absoluteKeywordLocation",
+                                              e->absolute_keyword_location, "error", e->message));
     }
     if (n)
         json_object_set_new(out, "errors", errs);

@@ -5,11 +5,19 @@
 #include <string.h>
 
 typedef struct uri_parts {
-    const char *scheme; size_t scheme_len;
-    const char *auth; size_t auth_len; int has_auth;
-    const char *path; size_t path_len;
-    const char *query; size_t query_len; int has_query;
-    const char *frag; size_t frag_len; int has_frag;
+    const char *scheme;
+    size_t scheme_len;
+    const char *auth;
+    size_t auth_len;
+    int has_auth;
+    const char *path;
+    size_t path_len;
+    const char *query;
+    size_t query_len;
+    int has_query;
+    const char *frag;
+    size_t frag_len;
+    int has_frag;
 } uri_parts;
 
 static void uri_split(const char *s, uri_parts *p)
@@ -72,20 +80,17 @@ static void remove_dots(const char *in, size_t n, char *out)
             i += 3;
             while (o > 0 && out[o - 1] != '/')
                 o--;
-            if (o > 0)
-                o--;
+            if (o > 0) o--;
         } else if (n - i == 3 && !strncmp(in + i, "/..", 3)) {
             i += 3;
             while (o > 0 && out[o - 1] != '/')
                 o--;
-            if (o > 0)
-                o--;
+            if (o > 0) o--;
             out[o++] = '/';
         } else if ((n - i == 1 && in[i] == '.') || (n - i == 2 && !strncmp(in + i, "..", 2))) {
             i = n;
         } else {
-            if (in[i] == '/')
-                out[o++] = in[i++];
+            if (in[i] == '/') out[o++] = in[i++];
             while (i < n && in[i] != '/')
                 out[o++] = in[i++];
         }
@@ -115,8 +120,7 @@ char *pw_schema_uri_resolve(const char *base, const char *ref)
     } else if (r.path_len == 0) {
         memcpy(path, b.path, b.path_len);
         path[b.path_len] = 0;
-        if (r.has_query)
-            qry = &r;
+        if (r.has_query) qry = &r;
     } else {
         qry = &r;
         if (r.path[0] == '/') {
@@ -128,8 +132,7 @@ char *pw_schema_uri_resolve(const char *base, const char *ref)
             } else {
                 const char *slash = NULL;
                 for (size_t i = 0; i < b.path_len; i++)
-                    if (b.path[i] == '/')
-                        slash = b.path + i;
+                    if (b.path[i] == '/') slash = b.path + i;
                 if (slash) {
                     memcpy(merged, b.path, (size_t)(slash - b.path) + 1);
                     m = (size_t)(slash - b.path) + 1;

@@ -1957,7 +1957,23 @@ static int eval_object(vctx *c, const node *n, const json_t *inst, bits *ann)
     const char *key;
     json_t *val;
     size_t idx = 0;
-    if (n->n_props || n->n_pattern_props || n->additional_props || n->property_names) {
+    if (n->n_props && !n->n_pattern_props && !n->additional_props && !n->property_names &&
+        !ann && n->n_props <= json_object_size(inst)) {
+        /* only "properties" and no annotations wanted: look the schema's names up in
+         * the instance rather than walking every instance member */
+        for (size_t i = 0; i < n->n_props; i++) {
+            const named_node *p = &n->props[i];
+            json_t *pv = json_object_getn(inst, p->key, p->keylen);
+            if (!pv)
+                continue;
+            kp_push(c, "properties");
+            kp_push(c, p->key);
+            int r = eval_child(c, p->n, pv, p->key, 0);
+            kp_pop(c, 2);
+            if (!r)
+                FAIL();
+        }
+    } else if (n->n_props || n->n_pattern_props || n->additional_props || n->property_names) {
         json_object_foreach((json_t *)inst, key, val)
         {
             size_t kl = strlen(key);

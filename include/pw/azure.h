@@ -7,7 +7,36 @@
  * endpoint host, to a Kusto cluster URI the caller has validated (https, no
  * user-info, port or path; re-checked here), or - for LRO polling - to a URL on
  * the ARM endpoint host.  TLS peers are always verified.  Secrets and tokens are
- * never logged and never copied into pw_azure_result. */
+ * never logged and never copied into pw_azure_result.
+ *
+ * Retry rules (per HTTP request of a call; the main request, each LRO poll and the final
+ * GET each get max_attempts): retried with full-jitter backoff, or after Retry-After /
+ * retry-after-ms / x-ms-retry-after-ms (capped by max_retry_after_ms) when the answer
+ * carries one: 429, 500, 502, 503, 504, 520, transport errors (refused, reset, timeout),
+ * and Kusto errors with "@permanent": false other than 401/403 - for every method.  Never
+ * retried: other 4xx, Kusto "@permanent": true, TLS failures, oversized/unparseable answers.
+ * A 401 drops the cached token and resends once with a fresh one (an attempt).
+ *
+ * Deadline (documented choice): when call.deadline_ms passes, or the next retry would
+ * start after it, the call ends at once.  If the last attempt had failed retryably the code
+ * names that cause (Throttled or AzureUnavailable, retryable=1, message says "deadline");
+ * otherwise (a request still in flight, an LRO still running, a token still coming) it is
+ * DeadlineExceeded.  Each HTTP exchange is also bounded by min(request_timeout_ms, time left).
+ *
+ * LRO details: 201/202 with Azure-AsyncOperation (preferred) or Location is followed; the
+ * URL must be https on the ARM endpoint's host and port, else AzureProtocolError and
+ * nothing is sent to it.  Polls wait Retry-After (capped) or lro_poll_default_ms.  After
+ * Succeeded, PUT/PATCH end with a GET of the resource (its body is the result); POST/DELETE
+ * return the last poll's body (the operation status object, or Location's final body).  A
+ * 200/201 without LRO headers is final as it is.  Failed/Canceled -> OperationFailed with
+ * azure_code/message from the status body's error {code, message}, retryable=0.
+ *
+ * Result ids: request_id/correlation_id are those of the main request's last answer
+ * (x-ms-request-id + x-ms-correlation-request-id for ARM, x-ms-activity-id for Kusto);
+ * client_request_id is one fresh GUID per call ("PW.execute;<guid>" for Kusto), sent on
+ * every attempt and poll of that call.  attempts is 0 when no token could be obtained
+ * (the code then is AAD's outcome: AuthenticationFailed with error_description, TlsError,
+ * AzureUnavailable, ...). */
 #ifndef PW_AZURE_H
 #define PW_AZURE_H
 
@@ -84,13 +113,16 @@ typedef struct pw_azure_call {
     const char *request_id;           /* for logs and the x-ms-client-request-id; may be NULL */
     uint64_t deadline_ms;             /* absolute, pw_loop_now_ms() clock; 0 = no deadline */
     pw_azure_progress_cb on_progress; /* LRO polls; may be NULL */
-    pw_azure_done_cb on_done;         /* called exactly once, never from inside the starting call */
+    pw_azure_done_cb on_done;         /* called exactly once, never from inside the starting call;
+                                         the call is already gone (in_flight excludes it), and the
+                                         callback may start new calls */
     void *ctx;
 } pw_azure_call;
 
 /* Copies everything it needs from cfg.  NULL with err filled on bad configuration. */
 pw_azure *pw_azure_new(pw_loop *loop, const pw_azure_config *cfg, char *err, size_t errlen);
-/* Accepts NULL.  Abandons calls in flight without calling their callbacks. */
+/* Accepts NULL.  Abandons calls in flight without calling their callbacks.
+ * Must not be called from inside a pw_azure callback. */
 void pw_azure_free(pw_azure *az);
 
 /* ARM request.  path: "/subscriptions/..." with no query (api-version is appended);

@@ -369,6 +369,7 @@ static void test_kusto_show(void **state)
         fail_msg("kusto failed: %s %s (%s)", o.res.code, o.res.message, o.res.azure_code);
     assert_true(json_is_array(json_object_get(o.body, "Tables")));
     assert_true(strncmp(o.res.client_request_id, "PW.execute;", 11) == 0);
+    assert_true(o.res.request_id[0] != '\0'); /* x-ms-activity-id */
     assert_int_equal(sim_count("mykustocluster.westus.kusto.windows.net", "/v1/rest/mgmt"), 1);
     outcome_clear(&o);
     /* A permanent Kusto error is not retried and keeps Azure's code. */

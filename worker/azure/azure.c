@@ -286,21 +286,22 @@ static void timer_send(pw_loop *loop, void *ctx)
     send_now(c);
 }
 
+static void send_with(az_call *c, const char *token, unsigned gen);
+
 static void on_token(void *ctx, const pw_aad_result *t)
 {
     az_call *c = ctx;
     c->wait = NULL;
     if (!t->token) {
         c->res.http_status = t->http_status;
-        snprintf(c->res.azure_code, sizeof c->res.azure_code, "%s", "");
+        c->res.azure_code[0] = '\0';
         finish(c, t->code, t->retryable, NULL, "token: %s", t->message ? t->message : "failed");
         return;
     }
-    c->token_gen = t->gen;
-    /* Re-enter send_now, which now finds the token cached. */
-    send_now(c);
+    send_with(c, t->token, t->gen);
 }
 
+/* Sends the current phase's request, first waiting for a token when none is cached. */
 static void send_now(az_call *c)
 {
     pw_azure *az = c->az;
@@ -311,6 +312,12 @@ static void send_now(az_call *c)
         if (!c->wait) finish(c, PW_AZ_CODE_PROTOCOL, 1, NULL, "out of memory");
         return;
     }
+    send_with(c, token, gen);
+}
+
+static void send_with(az_call *c, const char *token, unsigned gen)
+{
+    pw_azure *az = c->az;
     c->token_gen = gen;
     const char *url = c->ph == PH_POLL ? c->poll_url : c->url;
     const char *method = c->ph == PH_MAIN ? c->method : "GET";
@@ -435,8 +442,7 @@ static void on_response(void *ctx, const pw_http_resp *r)
     az_call *c = ctx;
     pw_azure *az = c->az;
     c->xfer = NULL;
-    if (r->status)
-        c->res.http_status = (int)r->status;
+    if (r->status) c->res.http_status = (int)r->status;
     if (r->fail == PW_HTTP_TLS) {
         finish(c, PW_AZ_CODE_TLS, 0, NULL, "TLS: %s", r->error);
         return;
@@ -450,7 +456,7 @@ static void on_response(void *ctx, const pw_http_resp *r)
         return;
     }
     c->res.http_status = (int)r->status;
-    if (c->ph == PH_MAIN || c->ph == PH_FINAL) {
+    if (c->ph == PH_MAIN) { /* the ids of the request that changed something, not of later GETs */
         const char *req_id = c->kusto ? r->activity_id : r->request_id;
         if (req_id[0]) snprintf(c->res.request_id, sizeof c->res.request_id, "%s", req_id);
         if (!c->kusto && r->correlation_id[0])

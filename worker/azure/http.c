@@ -101,7 +101,7 @@ static void finish(pw_http *http, CURL *easy, CURLcode rc)
     pw_http_resp *r = &x->resp;
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &r->status);
     r->fail = classify(rc);
-    if (x->too_large) {
+    if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
         r->fail = PW_HTTP_TOO_LARGE;
         snprintf(r->error, sizeof r->error, "response body larger than %zu bytes",
                  http->max_response_bytes);
@@ -345,6 +345,8 @@ pw_http_xfer *pw_http_start(pw_http *http, const pw_http_req *req, pw_http_cb cb
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "adx-policy-worker/1");
+    /* Refuse early when the server announces a body over the cap (write_cb catches the rest). */
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)http->max_response_bytes);
     if (strcmp(req->method, "GET") == 0) {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     } else {

@@ -140,11 +140,11 @@ e2e__assigned() {
 # e2e_start_collectors: background kcat consumers writing every reply and dead-letter
 # message (kcat -J lines) to $PW_TMP/replies.out and $PW_TMP/dlq.out.
 e2e_start_collectors() {
-  pw_spawn replies kcat -q -C -u -b "$KAFKA" -t "$REPLY_TOPIC" -o beginning -J \
+  pw_spawn replies kcat -q -C -E -u -b "$KAFKA" -t "$REPLY_TOPIC" -o beginning -J \
     -X topic.metadata.refresh.interval.ms=1000
-  pw_spawn altreplies kcat -q -C -u -b "$KAFKA" -t "$ALT_REPLY_TOPIC" -o beginning -J \
+  pw_spawn altreplies kcat -q -C -E -u -b "$KAFKA" -t "$ALT_REPLY_TOPIC" -o beginning -J \
     -X topic.metadata.refresh.interval.ms=1000
-  pw_spawn dlq kcat -q -C -u -b "$KAFKA" -t "$DLQ_TOPIC" -o beginning -J \
+  pw_spawn dlq kcat -q -C -E -u -b "$KAFKA" -t "$DLQ_TOPIC" -o beginning -J \
     -X topic.metadata.refresh.interval.ms=1000
 }
 

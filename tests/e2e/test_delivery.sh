@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# e2e: the broker goes away while a request runs, so its terminal reply cannot be delivered
+# in time (message.timeout.ms); the worker produces it again until the broker acknowledges
+# it, and only then stores the offset.  The worker stays up.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+e2e_stack kafka.message.timeout.ms=2000 worker.reply.retry.backoff.ms=500
+arm=$(e2e_arm_target)
+e2e_sim_settings '{"lroDurationMs":3000,"lroRetryAfterSeconds":1}'
+
+e2e_send_json deliver-1 "$(e2e_request deliver-1 "[{\"kind\":\"database.retention\",\"target\":$arm,\"softDeletePeriod\":\"P15D\"}]")"
+pw_wait_until 60 e2e_seen running deliver-1 || pw_fail "deliver-1 did not start running"
+pw_kafka_ctl "$KAFKA_CTL" broker-down 1 >/dev/null || pw_fail "kafka-mock refused broker-down"
+pw_log "broker down while deliver-1 runs"
+pw_wait_until 60 grep -q '"event":"reply.delivery_retry"' "$PW_TMP/worker.err" ||
+  pw_fail "no delivery retry while the broker was down"
+grep -q '"event":"kafka.stored".*adx.policy.requests' "$PW_TMP/worker.err" &&
+  pw_fail "an offset was stored before the terminal reply was delivered"
+pw_kafka_ctl "$KAFKA_CTL" broker-up 1 >/dev/null || pw_fail "kafka-mock refused broker-up"
+pw_log "broker up"
+t=$(e2e_wait_terminal deliver-1 120)
+e2e_expect "deliver-1 succeeded" '.status == "succeeded"' "$t"
+pw_wait_until 60 grep -q '"event":"kafka.stored"' "$PW_TMP/worker.err" ||
+  pw_fail "the offset was not stored after the terminal reply was delivered"
+e2e_worker_alive
+pw_stop worker TERM 60 || pw_fail "worker exit status $? after SIGTERM"
+e2e_check_no_secret
+pw_log PASS

@@ -42,6 +42,10 @@ pw_aad_wait *pw_aad_get(pw_aad *aad, const char *audience, const char *request_i
                         void *ctx);
 void pw_aad_cancel(pw_aad *aad, pw_aad_wait *w); /* NULL ok; no callback afterwards */
 
+/* While a fetch for the audience is backing off after a retryable failure: that failure's
+ * code (Throttled or AzureUnavailable) and message; NULL otherwise. */
+const char *pw_aad_retry_cause(pw_aad *aad, const char *audience, const char **message);
+
 /* Drops the cached token of this generation (a newer one is kept). */
 void pw_aad_invalidate(pw_aad *aad, const char *audience, unsigned gen);
 

@@ -711,6 +711,55 @@ static void test_response_too_large(void **state)
     fake_stop(&f);
 }
 
+/* Nothing listens (a port bound then closed): transport errors, retried, AzureUnavailable. */
+static void test_nothing_listening(void **state)
+{
+    (void)state;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t al = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    close(fd);
+    static char dead_to[64];
+    static const char *list[1];
+    snprintf(dead_to, sizeof dead_to, "::127.0.0.1:%d", ntohs(a.sin_port));
+    list[0] = dead_to;
+    char err[256];
+    fixture f;
+    f.loop = pw_loop_new(err, sizeof err);
+    pw_azure_config cfg;
+    pw_azure_config_defaults(&cfg);
+    cfg.tenant_id = "11111111-1111-1111-1111-111111111111";
+    cfg.client_id = "33333333-3333-3333-3333-333333333333";
+    cfg.client_secret = SECRET;
+    cfg.ca_file = ca_file;
+    cfg.connect_to = list;
+    cfg.connect_to_count = 1;
+    cfg.max_attempts = 3;
+    cfg.backoff_base_ms = 20;
+    f.az = pw_azure_new(f.loop, &cfg, err, sizeof err);
+    assert_non_null(f.az);
+    outcome o = {0};
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_UNAVAILABLE);
+    assert_true(o.res.retryable);
+    outcome_clear(&o);
+    /* With a deadline and many attempts, the deadline ends it with the same cause. */
+    pw_azure_free(f.az);
+    cfg.max_attempts = 1000;
+    cfg.backoff_base_ms = 200;
+    cfg.backoff_max_ms = 200;
+    f.az = pw_azure_new(f.loop, &cfg, err, sizeof err);
+    arm(&f, &o, "GET", DB_PATH, NULL, pw_loop_now_ms(f.loop) + 1500);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_UNAVAILABLE);
+    assert_non_null(strstr(o.res.message, "deadline"));
+    outcome_clear(&o);
+    fixture_close(&f);
+}
+
 static void test_wrong_secret(void **state)
 {
     (void)state;
@@ -759,6 +808,7 @@ int main(void)
         cmocka_unit_test(test_401_refreshes_once),
         cmocka_unit_test(test_lro_foreign_host_refused),
         cmocka_unit_test(test_response_too_large),
+        cmocka_unit_test(test_nothing_listening),
     };
     /* Capture this process's log lines (debug included) to check that no secret leaks. */
     char log_path[] = "/tmp/pw-azure-client-log-XXXXXX";

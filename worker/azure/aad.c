@@ -35,6 +35,8 @@ struct aad_entry {
     unsigned attempts;
     pw_aad_wait *waiters, *delivering;
     char last_request_id[128];
+    const char *retry_cause; /* set while backing off after a retryable failure */
+    char retry_message[600];
     aad_entry *next;
 };
 
@@ -213,7 +215,14 @@ static int schedule_retry(aad_entry *e, const pw_http_resp *r)
         delay = pw_http_backoff_ms(aad->backoff_base_ms, aad->backoff_max_ms, e->attempts - 1,
                                    pw_http_random());
     e->retry = pw_loop_timer_add(aad->loop, (uint64_t)delay, retry_fire, e);
-    return e->retry != NULL;
+    if (!e->retry) return 0;
+    e->retry_cause =
+        r->fail == PW_HTTP_OK && r->status == 429 ? PW_AZ_CODE_THROTTLED : PW_AZ_CODE_UNAVAILABLE;
+    if (r->fail != PW_HTTP_OK)
+        snprintf(e->retry_message, sizeof e->retry_message, "token: %s", r->error);
+    else
+        snprintf(e->retry_message, sizeof e->retry_message, "token: HTTP %ld", r->status);
+    return 1;
 }
 
 static void on_token(void *ctx, const pw_http_resp *r)
@@ -221,6 +230,7 @@ static void on_token(void *ctx, const pw_http_resp *r)
     aad_entry *e = ctx;
     pw_aad *aad = e->aad;
     e->xfer = NULL;
+    e->retry_cause = NULL;
     if (r->fail == PW_HTTP_TLS) {
         fail_all(e, PW_AZ_CODE_TLS, 0, 0, r->error);
         return;
@@ -382,4 +392,12 @@ void pw_aad_invalidate(pw_aad *aad, const char *audience, unsigned gen)
     free(e->token);
     e->token = NULL;
     e->refresh_at_ms = 0;
+}
+
+const char *pw_aad_retry_cause(pw_aad *aad, const char *audience, const char **message)
+{
+    aad_entry *e = find_entry(aad, audience, 0);
+    if (!e || !e->retry_cause) return NULL;
+    if (message) *message = e->retry_message;
+    return e->retry_cause;
 }

@@ -232,10 +232,13 @@ static void finish(az_call *c, const char *code, int retryable, json_t *body, co
     r->retryable = code ? retryable : 0;
     r->body = body;
     if (fmt) {
+        /* Via a local buffer: the arguments may point into r->message itself. */
+        char text[sizeof r->message];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(r->message, sizeof r->message, fmt, ap);
+        vsnprintf(text, sizeof text, fmt, ap);
         va_end(ap);
+        memcpy(r->message, text, sizeof text);
     }
     r->duration_ms = pw_loop_now_ms(az->loop) - c->started_ms;
     if (code)
@@ -263,6 +266,15 @@ static void deadline_fire(pw_loop *loop, void *ctx)
     az_call *c = ctx;
     (void)loop;
     c->deadline = NULL;
+    if (!c->last_cause && c->wait) {
+        /* Waiting for a token whose fetch is backing off: that is the cause. */
+        const char *msg = NULL;
+        const char *cause = pw_aad_retry_cause(c->az->aad, c->audience, &msg);
+        if (cause) {
+            c->last_cause = cause;
+            snprintf(c->res.message, sizeof c->res.message, "%s", msg ? msg : cause);
+        }
+    }
     /* Documented choice: when the deadline cuts a call that was backing off from
      * throttling or unavailability, the reply names that cause; otherwise DeadlineExceeded. */
     if (c->last_cause)

@@ -89,7 +89,8 @@ void pw_schema_free(pw_schema *schema); /* accepts NULL */
 
 /* Validates instance.  result may be NULL (yes/no only, fastest); otherwise it is
  * zeroed, filled on INVALID/LIMIT (at least one error, at most max_errors) and
- * must be released with pw_schema_result_clear.  For anyOf/oneOf failures the
+ * must be released with pw_schema_result_clear.  A NULL schema or instance is
+ * INVALID without errors (a caller bug, not an instance problem).  For anyOf/oneOf failures the
  * errors of branches that failed on a const/enum (a discriminator such as "kind")
  * are dropped when another branch failed only on other keywords. */
 pw_schema_status pw_schema_validate(const pw_schema *schema, const json_t *instance,

@@ -10,9 +10,12 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: policyctl validate [--schemas DIR] [--format-assertion] [--json] FILE...\n"
+            "usage: policyctl validate [--schemas DIR] [--meta DIR] [--format-assertion] [--json]\n"
+            "                          FILE...\n"
             "  Checks each request FILE against DIR/request.v1.json (every *.json under DIR\n"
             "  is registered by its $id; default DIR: %s).\n"
+            "  --meta DIR          also register the 2020-12 meta-schemas found in DIR\n"
+            "                      (needed only by schemas that $ref them)\n"
             "  --format-assertion  treat \"format\" as an assertion (the worker does not)\n"
             "  --json              print each file's result in the JSON Schema \"basic\" shape\n"
             "  exit: 0 all valid, 1 some invalid, 2 usage or I/O error\n",
@@ -21,12 +24,14 @@ static void usage(FILE *f)
 
 static int cmd_validate(int argc, char **argv)
 {
-    const char *dir = PW_POLICYCTL_SCHEMAS_DIR;
+    const char *dir = PW_POLICYCTL_SCHEMAS_DIR, *meta = NULL;
     int json_out = 0, first = 0;
     pw_schema_options opts = {0};
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--schemas") && i + 1 < argc) {
             dir = argv[++i];
+        } else if (!strcmp(argv[i], "--meta") && i + 1 < argc) {
+            meta = argv[++i];
         } else if (!strcmp(argv[i], "--format-assertion")) {
             opts.format_assertion = 1;
         } else if (!strcmp(argv[i], "--json")) {
@@ -51,6 +56,11 @@ static int cmd_validate(int argc, char **argv)
     pw_schema_registry *reg = pw_schema_registry_new();
     if (!reg) {
         fprintf(stderr, "policyctl: out of memory\n");
+        return 2;
+    }
+    if (meta && pw_schema_registry_add_dir(reg, meta, NULL, err, sizeof err) < 0) {
+        fprintf(stderr, "policyctl: loading meta-schemas from %s: %s\n", meta, err);
+        pw_schema_registry_free(reg);
         return 2;
     }
     if (pw_schema_registry_add_dir(reg, dir, NULL, err, sizeof err) < 0) {

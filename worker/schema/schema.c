@@ -769,8 +769,12 @@ static node *resolve_ref(cctx *c, const char *base, const char *ref, unsigned de
     if (frag) *frag++ = 0;
     named_uri *doc = find_uri(c, abs);
     if (!doc) {
-        set_err(c->err, c->errlen, "cannot resolve $ref \"%s\": no schema is registered as %s", ref,
-                abs);
+        set_err(c->err, c->errlen, "cannot resolve $ref \"%s\": no schema is registered as %s%s",
+                ref, abs,
+                strncmp(abs, "https://json-schema.org/", 24)
+                    ? ""
+                    : " (register the meta-schemas, e.g. pw_schema_registry_add_dir on "
+                      "json-schema-meta)");
         free(abs);
         return NULL;
     }
@@ -1957,21 +1961,19 @@ static int eval_object(vctx *c, const node *n, const json_t *inst, bits *ann)
     const char *key;
     json_t *val;
     size_t idx = 0;
-    if (n->n_props && !n->n_pattern_props && !n->additional_props && !n->property_names &&
-        !ann && n->n_props <= json_object_size(inst)) {
+    if (n->n_props && !n->n_pattern_props && !n->additional_props && !n->property_names && !ann &&
+        n->n_props <= json_object_size(inst)) {
         /* only "properties" and no annotations wanted: look the schema's names up in
          * the instance rather than walking every instance member */
         for (size_t i = 0; i < n->n_props; i++) {
             const named_node *p = &n->props[i];
             json_t *pv = json_object_getn(inst, p->key, p->keylen);
-            if (!pv)
-                continue;
+            if (!pv) continue;
             kp_push(c, "properties");
             kp_push(c, p->key);
             int r = eval_child(c, p->n, pv, p->key, 0);
             kp_pop(c, 2);
-            if (!r)
-                FAIL();
+            if (!r) FAIL();
         }
     } else if (n->n_props || n->n_pattern_props || n->additional_props || n->property_names) {
         json_object_foreach((json_t *)inst, key, val)
@@ -2337,6 +2339,8 @@ pw_schema_status pw_schema_validate(const pw_schema *schema, const json_t *insta
                                     pw_schema_result *result)
 {
     if (result) memset(result, 0, sizeof *result);
+    if (!schema || !instance)
+        return PW_SCHEMA_INVALID; /* a caller bug, not an instance error: no details */
     vctx *c, stackctx;
     c = &stackctx;
     c->s = schema;

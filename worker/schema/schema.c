@@ -2181,7 +2181,7 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
         char want[80];
         render(c, inst, v, sizeof v);
         render(c, n->const_, want, sizeof want);
-        report(c, n, "const", NULL, "%s is not %s", v, want);
+        report(c, n, "const", NULL, "%s is not the allowed value %s", v, want);
         FAIL();
     }
     if (n->enum_) {
@@ -2192,7 +2192,7 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
             char want[80];
             render(c, inst, v, sizeof v);
             render(c, n->enum_, want, sizeof want);
-            report(c, n, "enum", NULL, "%s is not one of %s", v, want);
+            report(c, n, "enum", NULL, "%s is not one of the allowed values %s", v, want);
             FAIL();
         }
     }

@@ -139,6 +139,12 @@ unsigned char *sim_b64url_decode(const char *in, size_t inlen, size_t maxlen, si
             out[o++] = (unsigned char)(acc >> bits & 0xff);
         }
     }
+    /* Canonical encodings only: the unused low bits of the last character must be zero,
+     * so a token differs from another exactly when its text does. */
+    if (bits > 0 && (acc & ((1u << bits) - 1u)) != 0) {
+        free(out);
+        return NULL;
+    }
     out[o] = '\0';
     *outlen = o;
     return out;

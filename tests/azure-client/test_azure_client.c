@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -550,6 +551,8 @@ typedef struct fake_srv {
     volatile int stop;
     const char *answer; /* full HTTP response */
     size_t answer_len;
+    const char *const *answers; /* when set: one per request, the last one repeats */
+    size_t n_answers;
     int requests;
     SSL_CTX *ctx;
 } fake_srv;
@@ -579,10 +582,16 @@ static void *fake_run(void *arg)
                     if (n - (size_t)(end + 4 - req) >= want) break;
                 }
             }
-            __atomic_add_fetch(&f->requests, 1, __ATOMIC_SEQ_CST);
+            int k = __atomic_fetch_add(&f->requests, 1, __ATOMIC_SEQ_CST);
+            const char *ans = f->answer;
+            size_t ans_len = f->answer_len;
+            if (f->answers) {
+                ans = f->answers[(size_t)k < f->n_answers ? (size_t)k : f->n_answers - 1];
+                ans_len = strlen(ans);
+            }
             size_t off = 0;
-            while (off < f->answer_len) {
-                int w = SSL_write(ssl, f->answer + off, (int)(f->answer_len - off));
+            while (off < ans_len) {
+                int w = SSL_write(ssl, ans + off, (int)(ans_len - off));
                 if (w <= 0) break;
                 off += (size_t)w;
             }
@@ -681,6 +690,68 @@ static void test_lro_foreign_host_refused(void **state)
         fixture_close(&fx);
         fake_stop(&f);
     }
+}
+
+/* Location-only LRO (202, 202, 200) then the final GET; and a 429 with an HTTP-date Retry-After. */
+static void test_lro_location_and_http_date(void **state)
+{
+    (void)state;
+    sim_reset();
+    static const char *const answers[] = {
+        "HTTP/1.1 202 Accepted\r\nLocation: https://management.azure.com/op/1?api-version=x\r\n"
+        "Retry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 202 Accepted\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: "
+        "close\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        "HTTP/1.1 200 OK\r\nx-ms-request-id: final-get\r\nContent-Length: 41\r\nConnection: "
+        "close\r\n\r\n{\"properties\":{\"softDeletePeriod\":\"P1D\"}}",
+    };
+    fake_srv f;
+    fake_start(&f, NULL, 0);
+    f.answers = answers;
+    f.n_answers = 4;
+    fixture fx;
+    fixture_open_fake(&fx, &f, 0);
+    outcome o = {0};
+    json_t *body = json_pack("{s:{s:s}}", "properties", "softDeletePeriod", "P1D");
+    arm(&fx, &o, "PATCH", DB_PATH, body, 0);
+    json_decref(body);
+    if (!o.res.ok) fail_msg("PATCH failed: %s %s", o.res.code, o.res.message);
+    assert_int_equal(o.progress_calls, 2);
+    assert_string_equal(o.last_status, "Succeeded");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o.body, "properties"),
+                                                          "softDeletePeriod")),
+                        "P1D");
+    assert_string_not_equal(o.res.request_id, "final-get"); /* ids of the PATCH, not the GET */
+    assert_int_equal(__atomic_load_n(&f.requests, __ATOMIC_SEQ_CST), 4);
+    outcome_clear(&o);
+    fixture_close(&fx);
+    fake_stop(&f);
+
+    /* 429 with Retry-After as an HTTP-date one second ahead, then 200. */
+    static char first[256];
+    time_t when = time(NULL) + 1;
+    struct tm tm;
+    gmtime_r(&when, &tm);
+    char date[64];
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    snprintf(first, sizeof first,
+             "HTTP/1.1 429 Too Many Requests\r\nRetry-After: %s\r\nContent-Length: 0\r\n"
+             "Connection: close\r\n\r\n",
+             date);
+    static const char *answers2[2];
+    answers2[0] = first;
+    answers2[1] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+    fake_start(&f, NULL, 0);
+    f.answers = answers2;
+    f.n_answers = 2;
+    fixture_open_fake(&fx, &f, 0);
+    arm(&fx, &o, "GET", DB_PATH, NULL, 0);
+    assert_true(o.res.ok);
+    assert_int_equal(o.res.attempts, 2);
+    outcome_clear(&o);
+    fixture_close(&fx);
+    fake_stop(&f);
 }
 
 static void test_response_too_large(void **state)
@@ -807,6 +878,7 @@ int main(void)
         cmocka_unit_test(test_wrong_secret),
         cmocka_unit_test(test_401_refreshes_once),
         cmocka_unit_test(test_lro_foreign_host_refused),
+        cmocka_unit_test(test_lro_location_and_http_date),
         cmocka_unit_test(test_response_too_large),
         cmocka_unit_test(test_nothing_listening),
     };

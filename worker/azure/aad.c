@@ -201,6 +201,12 @@ static void retry_fire(pw_loop *loop, void *ctx)
     aad_entry *e = ctx;
     (void)loop;
     e->retry = NULL;
+    if (!e->waiters) {
+        /* Everyone waiting gave up (deadline, free): stop; the next caller starts afresh. */
+        e->attempts = 0;
+        e->retry_cause = NULL;
+        return;
+    }
     start_fetch(e);
 }
 
@@ -237,10 +243,13 @@ static void on_token(void *ctx, const pw_http_resp *r)
     }
     if (r->fail != PW_HTTP_OK || r->status == 429 || r->status >= 500) {
         if (r->fail != PW_HTTP_TOO_LARGE && r->fail != PW_HTTP_OTHER && schedule_retry(e, r)) {
-            pw_log(PW_LOG_INFO, e->last_request_id[0] ? e->last_request_id : NULL,
-                   "aad.token.retry", "token fetch attempt %u: %s%ld", e->attempts,
-                   r->fail != PW_HTTP_OK ? r->error : "HTTP ",
-                   r->fail != PW_HTTP_OK ? 0L : r->status);
+            if (r->fail != PW_HTTP_OK)
+                pw_log(PW_LOG_INFO, e->last_request_id[0] ? e->last_request_id : NULL,
+                       "aad.token.retry", "token fetch attempt %u: %s", e->attempts, r->error);
+            else
+                pw_log(PW_LOG_INFO, e->last_request_id[0] ? e->last_request_id : NULL,
+                       "aad.token.retry", "token fetch attempt %u: HTTP %ld", e->attempts,
+                       r->status);
             return;
         }
         const char *code = r->status == 429 ? PW_AZ_CODE_THROTTLED : PW_AZ_CODE_UNAVAILABLE;

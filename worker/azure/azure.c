@@ -562,6 +562,14 @@ static void on_response(void *ctx, const pw_http_resp *r)
             const char *status = json_is_string(st) ? json_string_value(st) : NULL;
             json_t *pc = json_object_get(body, "percentComplete");
             int percent = json_is_number(pc) ? (int)json_number_value(pc) : -1;
+            if (!status && r->status == 202) {
+                /* Not the contract (status URLs answer 200) but harmless: still running. */
+                json_decref(body);
+                c->polls++;
+                report_progress(c, "Running", -1);
+                start_poll(c, r, 0);
+                return;
+            }
             if (!status) {
                 json_decref(body);
                 finish(c, PW_AZ_CODE_PROTOCOL, 1, NULL, "operation status without a status");

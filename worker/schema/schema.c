@@ -351,6 +351,8 @@ struct node {
     size_t n_dep_required;
     const char *format; /* set only when format asserts */
     pw_schema_format_fn format_fn;
+    /* summaries so that evaluation skips whole keyword groups at once */
+    int has_num, has_str, has_obj, has_arr;
     const char *format_what;
     node *next_alloc; /* every node of a schema, for freeing */
 };
@@ -1283,6 +1285,14 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
         n->format = json_string_value(v);
         n->format_fn = pw_schema_format_lookup(n->format, &n->format_what);
     }
+    n->has_num =
+        n->multiple_of || n->maximum || n->exclusive_maximum || n->minimum || n->exclusive_minimum;
+    n->has_str = n->max_length >= 0 || n->min_length >= 0 || n->pattern || n->format_fn;
+    n->has_obj = n->n_props || n->n_pattern_props || n->additional_props || n->property_names ||
+                 n->required || n->n_dep_required || n->max_props >= 0 || n->min_props >= 0 ||
+                 n->n_dep_schemas || n->uneval_props;
+    n->has_arr = n->n_prefix || n->items || n->contains || n->max_items >= 0 || n->min_items >= 0 ||
+                 n->unique_items || n->uneval_items;
     return n;
 }
 
@@ -2196,8 +2206,8 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
             FAIL();
         }
     }
-    if (json_is_number(inst) && !eval_number(c, n, inst)) FAIL();
-    if (json_is_string(inst) && !eval_string(c, n, inst)) FAIL();
+    if (n->has_num && json_is_number(inst) && !eval_number(c, n, inst)) FAIL();
+    if (n->has_str && json_is_string(inst) && !eval_string(c, n, inst)) FAIL();
     if (n->ref && !eval_in_place(c, n->ref, inst, ann, "$ref", -1)) FAIL();
     if (n->dynref) {
         const node *target = n->dynref;
@@ -2240,7 +2250,7 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
         const node *branch = r ? n->then_ : n->else_;
         if (branch && !eval_in_place(c, branch, inst, ann, r ? "then" : "else", -1)) FAIL();
     }
-    if (json_is_object(inst)) {
+    if (n->has_obj && json_is_object(inst)) {
         for (size_t i = 0; i < n->n_dep_schemas; i++) {
             if (!json_object_get(inst, n->dep_schemas[i].key)) continue;
             kp_push(c, "dependentSchemas");
@@ -2270,7 +2280,7 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
             }
             bits_all(ann);
         }
-    } else if (json_is_array(inst)) {
+    } else if (n->has_arr && json_is_array(inst)) {
         if (!eval_array(c, n, inst, ann)) FAIL();
         if (n->uneval_items) {
             size_t size = json_array_size(inst);

@@ -1,0 +1,124 @@
+/* test_reply.c: the reply producer against librdkafka's in-process mock cluster: ordered
+ * delivery, acknowledgement callbacks never from inside send, pending counts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "pw/config.h"
+#include "pw/loop.h"
+#include "pw/reply.h"
+
+enum { N = 60 };
+
+typedef struct state {
+    int inside_send;
+    int acked[N];
+    int order[N];
+    int n_acked;
+    int bad_reentry;
+} state;
+
+typedef struct ack_ctx {
+    state *st;
+    int index;
+} ack_ctx;
+
+static void on_ack(void *ctx, int ok)
+{
+    ack_ctx *a = ctx;
+    if (a->st->inside_send) a->st->bad_reentry = 1;
+    a->st->acked[a->index] = ok ? 1 : -1;
+    a->st->order[a->st->n_acked++] = a->index;
+}
+
+static void load_config(pw_config *cfg)
+{
+    char err[256] = "";
+    assert_int_equal(pw_config_load(cfg, NULL, err, sizeof err), 0);
+    /* A mock cluster inside the producer: no network beyond loopback. */
+    assert_int_equal(pw_config_set(cfg, "kafka.test.mock.num.brokers", "1", err, sizeof err), 0);
+    assert_int_equal(pw_config_set(cfg, "kafka.linger.ms", "5", err, sizeof err), 0);
+}
+
+static void test_ordered_acks(void **unused)
+{
+    (void)unused;
+    pw_config cfg;
+    load_config(&cfg);
+    char err[256] = "";
+    pw_loop *loop = pw_loop_new(err, sizeof err);
+    assert_non_null(loop);
+    pw_reply *pr = pw_reply_new(loop, &cfg, err, sizeof err);
+    if (!pr) fail_msg("pw_reply_new: %s", err);
+
+    static state st;
+    memset(&st, 0, sizeof st);
+    static ack_ctx ctx[N];
+    pw_reply_header hdr = {"kafka_correlationId", "corr-1", 6};
+    for (int i = 0; i < N; i++) {
+        char value[64];
+        int len = snprintf(value, sizeof value, "{\"n\":%d}", i);
+        ctx[i] = (ack_ctx){&st, i};
+        st.inside_send = 1;
+        /* Every message of one key: one partition, so acknowledgements come in order. */
+        assert_int_equal(pw_reply_send(pr, "replies", "req-1", value, (size_t)len, &hdr, 1, i % 2,
+                                       on_ack, &ctx[i], err, sizeof err),
+                         0);
+        st.inside_send = 0;
+    }
+    assert_int_equal(pw_reply_pending(pr), N);
+    assert_int_equal(st.n_acked, 0);
+
+    for (int spins = 0; spins < 3000 && st.n_acked < N; spins++)
+        pw_loop_run_once(loop, 10);
+    assert_int_equal(st.n_acked, N);
+    assert_false(st.bad_reentry);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(st.acked[i], 1);
+        assert_int_equal(st.order[i], i);
+    }
+    assert_int_equal(pw_reply_pending(pr), 0);
+    assert_false(pw_reply_fatal(pr));
+    assert_int_equal(pw_reply_flush(pr, 1000), 0);
+
+    pw_reply_free(pr);
+    pw_reply_free(NULL);
+    pw_loop_free(loop);
+    pw_config_free(&cfg);
+}
+
+/* Messages still queued when the producer is freed are dropped without callbacks. */
+static void test_free_with_pending(void **unused)
+{
+    (void)unused;
+    pw_config cfg;
+    load_config(&cfg);
+    char err[256] = "";
+    pw_loop *loop = pw_loop_new(err, sizeof err);
+    pw_reply *pr = pw_reply_new(loop, &cfg, err, sizeof err);
+    assert_non_null(pr);
+    static state st;
+    memset(&st, 0, sizeof st);
+    static ack_ctx ctx;
+    ctx = (ack_ctx){&st, 0};
+    assert_int_equal(
+        pw_reply_send(pr, "replies", NULL, "x", 1, NULL, 0, 1, on_ack, &ctx, err, sizeof err), 0);
+    pw_reply_free(pr);
+    assert_int_equal(st.n_acked, 0);
+    pw_loop_free(loop);
+    pw_config_free(&cfg);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ordered_acks),
+        cmocka_unit_test(test_free_with_pending),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

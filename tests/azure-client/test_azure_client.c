@@ -831,6 +831,41 @@ static void test_nothing_listening(void **state)
     fixture_close(&f);
 }
 
+/* Many calls at once through the per-host connection cap: all succeed, one token fetch. */
+static void test_many_in_flight(void **state)
+{
+    (void)state;
+    sim_reset();
+    fixture f;
+    fixture_open(&f, ca_file, 300000);
+    enum { N = 120 };
+    outcome *o = calloc(N, sizeof *o);
+    assert_non_null(o);
+    char err[256];
+    for (int i = 0; i < N; i++) {
+        pw_azure_call c = {.on_done = on_done, .ctx = &o[i]};
+        if (i % 3 == 2)
+            assert_int_equal(
+                pw_azure_kusto_mgmt(f.az, CLUSTER, "mykustodatabase",
+                                    ".show database ['mykustodatabase'] policy caching", &c, err,
+                                    sizeof err),
+                0);
+        else
+            assert_int_equal(pw_azure_arm(f.az, "GET", DB_PATH, NULL, &c, err, sizeof err), 0);
+    }
+    assert_int_equal(pw_azure_in_flight(f.az), N);
+    for (int i = 0; i < N; i++) {
+        wait_done(&f, &o[i]);
+        if (!o[i].res.ok) fail_msg("call %d failed: %s %s", i, o[i].res.code, o[i].res.message);
+        outcome_clear(&o[i]);
+    }
+    free(o);
+    assert_int_equal(pw_azure_in_flight(f.az), 0);
+    /* One token per audience (ARM and the cluster). */
+    assert_int_equal(sim_count("login.microsoftonline.com", NULL), 2);
+    fixture_close(&f);
+}
+
 static void test_wrong_secret(void **state)
 {
     (void)state;
@@ -881,6 +916,7 @@ int main(void)
         cmocka_unit_test(test_lro_location_and_http_date),
         cmocka_unit_test(test_response_too_large),
         cmocka_unit_test(test_nothing_listening),
+        cmocka_unit_test(test_many_in_flight),
     };
     /* Capture this process's log lines (debug included) to check that no secret leaks. */
     char log_path[] = "/tmp/pw-azure-client-log-XXXXXX";

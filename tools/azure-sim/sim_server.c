@@ -17,10 +17,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOG_CAP 10000             /* request log ring size */
-#define LOG_BODY_MAX (64 * 1024)  /* logged bodies are cut here (bodyTruncated: true) */
-#define HEADER_MEMORY (64 * 1024) /* MHD per-connection memory: bounds request headers */
-#define MAX_SLEEP_MS 600000       /* latency settings are capped at ten minutes */
+#define LOG_CAP 10000                     /* request log ring size */
+#define LOG_BYTES_MAX (64u * 1024 * 1024) /* the whole log: oldest entries go first */
+#define LOG_BODY_MAX (64 * 1024)          /* logged bodies are cut here (bodyTruncated: true) */
+#define HEADER_MEMORY (64 * 1024)         /* MHD per-connection memory: bounds request headers */
+#define MAX_SLEEP_MS 600000               /* latency settings are capped at ten minutes */
 
 #define AAD_HOST "login.microsoftonline.com"
 #define ARM_HOST "management.azure.com"
@@ -39,7 +40,8 @@ struct sim_server {
     /* Under log_lock: */
     pthread_mutex_t log_lock;
     json_t *log[LOG_CAP];
-    size_t log_head, log_count;
+    size_t log_size[LOG_CAP]; /* bytes each entry holds, roughly */
+    size_t log_head, log_count, log_bytes;
     json_int_t log_seq;
 };
 
@@ -213,6 +215,16 @@ static json_t *logged_body(const req_ctx *rc, enum host_kind kind, int *truncate
     return j;
 }
 
+/* Drops the oldest log entry (caller holds log_lock, log_count > 0). */
+static void log_drop_oldest(sim_server *srv)
+{
+    json_decref(srv->log[srv->log_head]);
+    srv->log[srv->log_head] = NULL;
+    srv->log_bytes -= srv->log_size[srv->log_head];
+    srv->log_head = (srv->log_head + 1) % LOG_CAP;
+    srv->log_count--;
+}
+
 static void log_request(sim_server *srv, req_ctx *rc, const char *method, enum host_kind kind,
                         int status, int reset)
 {
@@ -226,18 +238,18 @@ static void log_request(sim_server *srv, req_ctx *rc, const char *method, enum h
         "bodyTruncated", truncated, "status", status, "durationMs",
         (json_int_t)(sim_now_ms() - rc->start_ms), "reset", reset, "activityId", rc->activity_id);
     if (!e) return;
+    /* Bytes this entry holds, roughly: body + path + headers. */
+    size_t size = json_string_length(body) + strlen(rc->raw_uri ? rc->raw_uri : "") + 1024;
     pthread_mutex_lock(&srv->log_lock);
     json_object_set_new(e, "seq", json_integer(++srv->log_seq));
+    while (srv->log_count > 0 &&
+           (srv->log_count == LOG_CAP || srv->log_bytes + size > LOG_BYTES_MAX))
+        log_drop_oldest(srv);
     size_t idx = (srv->log_head + srv->log_count) % LOG_CAP;
-    if (srv->log_count == LOG_CAP) {
-        json_decref(srv->log[srv->log_head]);
-        srv->log[srv->log_head] = NULL;
-        srv->log_head = (srv->log_head + 1) % LOG_CAP;
-        idx = (srv->log_head + srv->log_count - 1) % LOG_CAP;
-    } else {
-        srv->log_count++;
-    }
     srv->log[idx] = e;
+    srv->log_size[idx] = size;
+    srv->log_bytes += size;
+    srv->log_count++;
     pthread_mutex_unlock(&srv->log_lock);
 }
 
@@ -770,7 +782,7 @@ static void admin_requests(sim_server *srv, const sim_request *req, sim_response
             json_decref(srv->log[idx]);
             srv->log[idx] = NULL;
         }
-        srv->log_head = srv->log_count = 0;
+        srv->log_head = srv->log_count = srv->log_bytes = 0;
         pthread_mutex_unlock(&srv->log_lock);
         resp->status = 204;
         return;

@@ -54,6 +54,20 @@ st=$(sim_call POST "https://login.microsoftonline.com/contoso.onmicrosoft.com/oa
 expect_eq "v1 token status" "$st" 200
 expect_body .resource https://management.core.windows.net
 
+# discovery: openid-configuration, instance discovery, and the JWKS holding the signing key
+st=$(sim_call GET "https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0/.well-known/openid-configuration")
+expect_eq "openid-configuration" "$st" 200
+expect_body .token_endpoint "$SIM_TOKEN_URL"
+st=$(sim_call GET "https://login.microsoftonline.com/common/discovery/instance?api-version=1.1&authorization_endpoint=https://login.microsoftonline.com/$SIM_TENANT/oauth2/v2.0/authorize")
+expect_eq "instance discovery" "$st" 200
+expect_body .tenant_discovery_endpoint "https://login.microsoftonline.com/$SIM_TENANT/v2.0/.well-known/openid-configuration"
+st=$(sim_call GET "https://login.microsoftonline.com/$SIM_TENANT/discovery/v2.0/keys")
+expect_eq "jwks" "$st" 200
+kid=$(echo "$ARM" | cut -d. -f1 | tr '_-' '/+' | awk '{ l=length($0)%4; if (l==2) $0=$0"=="; else if (l==3) $0=$0"="; print }' | base64 -d | jq -r .kid)
+expect_body '.keys[0].kid' "$kid"
+n=$(jq -r '.keys[0].n' "$PW_TMP/body" | tr '_-' '/+' | awk '{ l=length($0)%4; if (l==2) $0=$0"=="; else if (l==3) $0=$0"="; print }' | base64 -d | od -An -tx1 | tr -d ' \n' | tr a-f A-F)
+expect_eq "jwks modulus" "Modulus=$n" "$(openssl rsa -in "$SIM_CERTS/signing-key.pem" -noout -modulus)"
+
 KUSTO=$(sim_token "$SIM_CLUSTER/.default")
 KUSTO_GENERIC=$(sim_token https://kusto.kusto.windows.net/.default)
 KUSTO_API=$(sim_token https://api.kusto.windows.net/.default)

@@ -2,6 +2,8 @@
  * grant with a client secret or a certificate-signed client assertion. */
 #include "sim_core.h"
 
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -169,6 +171,90 @@ static bool secret_matches(json_t *app, const char *secret)
         if (v && strcmp(v, secret) == 0) return true;
     }
     return false;
+}
+
+/* base64url of an RSA parameter of key ("n" or "e"); malloc'd. */
+static char *rsa_param(EVP_PKEY *key, const char *name)
+{
+    BIGNUM *bn = NULL;
+    if (EVP_PKEY_get_bn_param(key, name, &bn) != 1) return NULL;
+    int n = BN_num_bytes(bn);
+    unsigned char *buf = malloc((size_t)n + 1);
+    char *out = NULL;
+    if (buf) {
+        BN_bn2bin(bn, buf);
+        out = sim_b64url_encode(buf, (size_t)n);
+    }
+    free(buf);
+    BN_free(bn);
+    return out;
+}
+
+/* GET .../discovery/[v2.0/]keys: the JWKS with the token signing key. */
+static void jwks(const sim_certs *certs, sim_response *resp)
+{
+    char *n = rsa_param(certs->signing_key, OSSL_PKEY_PARAM_RSA_N);
+    char *e = rsa_param(certs->signing_key, OSSL_PKEY_PARAM_RSA_E);
+    if (n && e) {
+        resp->status = 200;
+        resp->body = json_pack("{s:[{s:s,s:s,s:s,s:s,s:s}]}", "keys", "kty", "RSA", "use", "sig",
+                               "kid", certs->signing_kid, "n", n, "e", e);
+    } else {
+        fail(resp, 500, "server_error", 50000, "The signing key cannot be exported.");
+    }
+    ERR_clear_error();
+    free(n);
+    free(e);
+}
+
+/* GET /{tenant}/v2.0/.well-known/openid-configuration (what MSAL reads before a token). */
+static void openid_configuration(sim_state *st, const char *tenant, sim_response *resp)
+{
+    json_t *ten = sim_state_tenant(st->root, tenant);
+    const char *tid = ten ? json_string_value(json_object_get(ten, "id")) : NULL;
+    if (!tid && strcasecmp(tenant, "common") && strcasecmp(tenant, "organizations")) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "Tenant '%.200s' not found.", tenant);
+        fail(resp, 400, "invalid_tenant", 90002, msg);
+        return;
+    }
+    const char *t = tid ? tid : "{tenantid}";
+    const char *base = "https://login.microsoftonline.com";
+    char token[256], jwks_uri[256], issuer[256], authz[256];
+    snprintf(token, sizeof(token), "%s/%s/oauth2/v2.0/token", base, tid ? tid : tenant);
+    snprintf(jwks_uri, sizeof(jwks_uri), "%s/%s/discovery/v2.0/keys", base, tid ? tid : tenant);
+    snprintf(issuer, sizeof(issuer), "%s/%s/v2.0", base, t);
+    snprintf(authz, sizeof(authz), "%s/%s/oauth2/v2.0/authorize", base, tid ? tid : tenant);
+    resp->status = 200;
+    resp->body = json_pack(
+        "{s:s,s:[s,s,s],s:s,s:[s],s:[s],s:[s,s],s:s,s:s,s:s,s:s,s:s,s:s}", "token_endpoint", token,
+        "token_endpoint_auth_methods_supported", "client_secret_post", "private_key_jwt",
+        "client_secret_basic", "jwks_uri", jwks_uri, "id_token_signing_alg_values_supported",
+        "RS256", "subject_types_supported", "pairwise", "response_modes_supported", "query",
+        "form_post", "issuer", issuer, "authorization_endpoint", authz, "tenant_region_scope", "NA",
+        "cloud_instance_name", "microsoftonline.com", "cloud_graph_host_name", "graph.windows.net",
+        "msgraph_host", "graph.microsoft.com");
+}
+
+/* GET /common/discovery/instance: MSAL's instance discovery. */
+static void instance_discovery(const sim_request *req, sim_response *resp)
+{
+    const char *ae = req->query(req, "authorization_endpoint");
+    char tde[512] =
+        "https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration";
+    const char *pfx = "https://login.microsoftonline.com/";
+    if (ae && strncasecmp(ae, pfx, strlen(pfx)) == 0) {
+        const char *tn = ae + strlen(pfx);
+        int n = (int)strcspn(tn, "/");
+        if (n > 0 && n < 200)
+            snprintf(tde, sizeof(tde), "%s%.*s/v2.0/.well-known/openid-configuration", pfx, n, tn);
+    }
+    resp->status = 200;
+    resp->body = json_pack("{s:s,s:s,s:[{s:s,s:s,s:[s,s,s,s]}]}", "tenant_discovery_endpoint", tde,
+                           "api-version", "1.1", "metadata", "preferred_network",
+                           "login.microsoftonline.com", "preferred_cache", "login.windows.net",
+                           "aliases", "login.microsoftonline.com", "login.windows.net",
+                           "login.microsoft.com", "sts.windows.net");
 }
 
 /* POST /{tenant}/oauth2/v2.0/token (v2, scope) and /{tenant}/oauth2/token (v1, resource). */
@@ -344,11 +430,29 @@ void sim_aad_handle(sim_state *st, const sim_certs *certs, const sim_request *re
     size_t n = strcspn(p, "/");
     const char *rest = p + n;
     sim_response_header(resp, "Content-Type", "application/json; charset=utf-8");
+    if (n > 0 && n < sizeof(tenant) && !strcmp(req->method, "GET")) {
+        memcpy(tenant, p, n);
+        tenant[n] = '\0';
+        if (!strcasecmp(rest, "/discovery/v2.0/keys") || !strcasecmp(rest, "/discovery/keys")) {
+            jwks(certs, resp);
+            return;
+        }
+        if (!strcasecmp(rest, "/v2.0/.well-known/openid-configuration")) {
+            openid_configuration(st, tenant, resp);
+            return;
+        }
+        if (!strcasecmp(rest, "/discovery/instance")) {
+            instance_discovery(req, resp);
+            return;
+        }
+    }
     if (n == 0 || n >= sizeof(tenant) ||
         (strcasecmp(rest, "/oauth2/v2.0/token") != 0 && strcasecmp(rest, "/oauth2/token") != 0)) {
         fail(resp, 404, "invalid_request", 900561,
-             "The endpoint is not served by azure-sim; use POST "
-             "/{tenant}/oauth2/v2.0/token.");
+             "The endpoint is not served by azure-sim; it serves POST "
+             "/{tenant}/oauth2/v2.0/token, /{tenant}/oauth2/token and GET "
+             "/{tenant}/v2.0/.well-known/openid-configuration, /{tenant}/discovery/v2.0/keys, "
+             "/common/discovery/instance.");
         return;
     }
     memcpy(tenant, p, n);

@@ -165,6 +165,9 @@ for p in '{"Options":{"servertimeout":"00:10:00"}}' '"{\"Options\":{}}"'; do
     pw_fail "properties $p rejected: $(cat "$PW_TMP/body")" ;; esac
 done
 pw_log "ok: properties as object and string"
+st=$(sim_call POST "$MGMT" -H "Authorization: Bearer $KUSTO" \
+  -d '{"db":"mykustodatabase","csl":".show database mykustodatabase policy retention","properties":"{\"ClientRequestId\":\"KGC.execute;p1\"}"}')
+expect_eq "ClientRequestId from properties" "$(header_value x-ms-client-request-id)" 'KGC.execute;p1'
 kusto_401() {
   st=$(sim_call POST "$MGMT" "$@" -d "$body")
   expect_eq "kusto 401 ($*)" "$st" 401

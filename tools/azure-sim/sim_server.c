@@ -961,6 +961,24 @@ static void reset_connection(struct MHD_Connection *conn)
     setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
 
+/* properties.ClientRequestId of a Kusto body (object or JSON-string properties); 0 = found. */
+static int body_client_request_id(const req_ctx *rc, char *out, size_t outlen)
+{
+    if (!rc->body || rc->too_large) return -1;
+    json_t *doc = json_loadb(rc->body, rc->len, 0, NULL);
+    json_t *props = json_object_get(doc, "properties"), *parsed = NULL;
+    if (json_is_string(props)) props = parsed = json_loads(json_string_value(props), 0, NULL);
+    const char *id = json_string_value(json_object_get(props, "ClientRequestId"));
+    int rc_ = -1;
+    if (id && id[0] && strlen(id) < outlen) {
+        snprintf(out, outlen, "%s", id);
+        rc_ = 0;
+    }
+    json_decref(parsed);
+    json_decref(doc);
+    return rc_;
+}
+
 static enum MHD_Result dispatch(sim_server *srv, req_ctx *rc, const char *url, const char *method)
 {
     sim_state *st = srv->st;
@@ -1014,12 +1032,16 @@ static enum MHD_Result dispatch(sim_server *srv, req_ctx *rc, const char *url, c
     pthread_mutex_unlock(&st->lock);
 
     const char *crid = req_header(&req, "x-ms-client-request-id");
-    char crid_buf[64];
+    char crid_buf[256];
     if (kind == HOST_KUSTO && !crid) {
-        char g[40];
-        sim_guid(g, sizeof(g));
-        snprintf(crid_buf, sizeof(crid_buf), "KSIM.execute;%s", g);
-        crid = crid_buf;
+        if (body_client_request_id(rc, crid_buf, sizeof(crid_buf)) == 0) {
+            crid = crid_buf;
+        } else {
+            char g[40];
+            sim_guid(g, sizeof(g));
+            snprintf(crid_buf, sizeof(crid_buf), "KSIM.execute;%s", g);
+            crid = crid_buf;
+        }
     }
 
     sleep_ms(fp.latency_ms);

@@ -110,5 +110,5 @@ if [ "$ok" = 4 ] && [ "$rc" = 0 ]; then
   exit 0
 fi
 bold "demo: $ok of 4 operations succeeded (worker exit $rc); logs: $PW_TMP (kept)"
-PW_KEEP=1
+export PW_KEEP=1 # read by the EXIT trap of tests/lib/stack.sh
 exit 1

@@ -1,4 +1,6 @@
 # tests/e2e/lib.sh: the local stack for end-to-end tests (kafka-mock, azure-sim, policy-worker)
+# shellcheck shell=bash disable=SC2034,SC2120
+# (variables here are used by the scripts that source this file)
 # and helpers to send requests with kcat and read replies, the dead-letter topic and the
 # simulator's state and request log.  Source it after `set -euo pipefail`.
 #

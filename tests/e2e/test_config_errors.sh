@@ -6,6 +6,7 @@ set -euo pipefail
 pw_require jq
 [ -x "$PW_BIN_DIR/policy-worker" ] || pw_skip "$PW_BIN_DIR/policy-worker not built"
 pw_tmpdir >/dev/null
+# shellcheck disable=SC2034  # read by e2e_write_config
 KAFKA=127.0.0.1:9 SIM_PORT=9 SIM_CA=/dev/null
 base() {
   e2e_write_config "$1"

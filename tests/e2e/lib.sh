@@ -1,11 +1,11 @@
 # tests/e2e/lib.sh: the local stack for end-to-end tests (kafka-mock, azure-sim, policy-worker)
-# shellcheck shell=bash disable=SC2034,SC2120
-# (variables here are used by the scripts that source this file)
 # and helpers to send requests with kcat and read replies, the dead-letter topic and the
 # simulator's state and request log.  Source it after `set -euo pipefail`.
 #
 # Environment: PW_BIN_DIR (default <repo>/build/bin), PW_SOURCE_DIR (default <repo>),
 # plus tests/lib/stack.sh's PW_TIMEOUT_SCALE and PW_KEEP.
+# shellcheck shell=bash disable=SC2034,SC2120
+# (variables here are used by the scripts that source this file)
 
 E2E_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PW_SOURCE_DIR=${PW_SOURCE_DIR:-$(cd "$E2E_HERE/../.." && pwd)}

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,12 +72,20 @@ static const char *req_query(const sim_request *req, const char *name)
     return MHD_lookup_connection_value(rc->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+/* Set when the server stops: injected sleeps end early so shutdown never waits them out. */
+static volatile sig_atomic_t g_stopping;
+
 static void sleep_ms(long ms)
 {
     if (ms <= 0) return;
     if (ms > MAX_SLEEP_MS) ms = MAX_SLEEP_MS;
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {
+    uint64_t end = sim_now_ms() + (uint64_t)ms;
+    while (!g_stopping) {
+        uint64_t now = sim_now_ms();
+        if (now >= end) break;
+        uint64_t left = end - now < 50 ? end - now : 50;
+        struct timespec ts = {0, (long)left * 1000000L};
+        nanosleep(&ts, NULL);
     }
 }
 
@@ -1263,6 +1272,7 @@ unsigned sim_server_port(const sim_server *srv)
 void sim_server_stop(sim_server *srv)
 {
     if (!srv) return;
+    g_stopping = 1;
     if (srv->d) MHD_stop_daemon(srv->d);
     for (size_t i = 0; i < srv->log_count; i++)
         json_decref(srv->log[(srv->log_head + i) % LOG_CAP]);

@@ -222,7 +222,8 @@ case $st in 4*|000) pw_log "ok: oversized headers refused ($st)" ;; *) pw_fail "
 pw_alive sim || pw_fail "azure-sim died"
 
 # --- Kusto concurrency throttle --------------------------------------------------------------
-sim_call PATCH "https://$K/_sim/settings" -d '{"kustoMaxConcurrent":1,"kustoCommandLatencyMs":3000}' >/dev/null
+# the first command waits (latency 10 min) until the test lowers the latency again
+sim_call PATCH "https://$K/_sim/settings" -d '{"kustoMaxConcurrent":1,"kustoCommandLatencyMs":600000}' >/dev/null
 simcurl -o "$PW_TMP/slow.body" -w '%{http_code}' -H "Authorization: Bearer $KUSTO" -d "$body" "$MGMT" >"$PW_TMP/slow.status" &
 slow=$!
 inflight() { [ "$(simcurl https://localhost/_sim/health | jq -r ".kustoInFlight[\"$K\"] // 0")" = 1 ]; }
@@ -231,6 +232,7 @@ st=$(sim_call POST "$MGMT" -H "Authorization: Bearer $KUSTO" -d "$body")
 expect_eq "throttled command" "$st" 429
 expect_body '.error."@type" | endswith("ControlCommandThrottledException")' true
 expect_body '.error."@permanent"' false
+sim_call PATCH "https://$K/_sim/settings" -d '{"kustoCommandLatencyMs":0}' >/dev/null
 wait $slow
 [ "$(cat "$PW_TMP/slow.status")" != 429 ] || pw_fail "the first command was throttled"
 sim_call PATCH "https://$K/_sim/settings" -d '{"kustoMaxConcurrent":8,"kustoCommandLatencyMs":0}' >/dev/null

@@ -602,7 +602,16 @@ static void kusto_mgmt(sim_server *srv, sim_request *req, const char *crid, sim_
     json_object_set_new(srv->inflight, req->host, json_integer(cur + 1));
     pthread_mutex_unlock(&st->lock);
 
-    sleep_ms(latency);
+    /* Wait out kustoCommandLatencyMs, re-reading it so that lowering the setting releases
+     * commands already waiting. */
+    uint64_t t0 = sim_now_ms();
+    while (!g_stopping && latency > 0 && sim_now_ms() - t0 < (uint64_t)latency) {
+        sleep_ms(latency - (long)(sim_now_ms() - t0) < 50 ? latency - (long)(sim_now_ms() - t0)
+                                                          : 50);
+        pthread_mutex_lock(&st->lock);
+        latency = sim_setting(st, "kustoCommandLatencyMs", 0);
+        pthread_mutex_unlock(&st->lock);
+    }
 
     pthread_mutex_lock(&st->lock);
     json_t *cluster = sim_state_cluster_by_host(st->root, req->host);

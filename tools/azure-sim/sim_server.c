@@ -1182,6 +1182,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > limit) {
             rc->too_large = 1;
+            rc->started = 2;                       /* later calls must not answer again */
             return dispatch(srv, rc, url, method); /* answer now; MHD closes afterwards */
         }
         return MHD_YES;

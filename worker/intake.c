@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pw/kafka.h"
 #include "pw/log.h"
 #include "pw/reply.h"
 
@@ -19,9 +20,7 @@ struct pw_intake {
     const pw_config *cfg;
     pw_intake_handlers h;
     rd_kafka_t *rk;
-    rd_kafka_queue_t *q;
-    int wake[2];
-    pw_timer *safety;
+    pw_kafka_wake wake; /* the consumer queue's loop wake-up */
     pw_timer *again;
     int paused;
     int stopped;
@@ -139,19 +138,9 @@ static void serve(pw_intake *in)
     if (!in->again) in->again = pw_loop_timer_add(in->loop, 0, again_cb, in);
 }
 
-static void wake_cb(pw_loop *loop, int fd, unsigned events, void *ctx)
+static void serve_cb(void *ctx)
 {
-    char buf[256];
-    while (read(fd, buf, sizeof buf) > 0) {
-    }
     serve(ctx);
-}
-
-static void safety_cb(pw_loop *loop, void *ctx)
-{
-    pw_intake *in = ctx;
-    in->safety = pw_loop_timer_add(loop, INTAKE_SAFETY_POLL_MS, safety_cb, in);
-    serve(in);
 }
 
 pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_handlers *h,
@@ -165,17 +154,9 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
     in->loop = loop;
     in->cfg = cfg;
     in->h = *h;
-    in->wake[0] = in->wake[1] = -1;
     char rderr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    for (size_t i = 0; i < cfg->kafka_count; i++) {
-        if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, rderr, sizeof rderr) !=
-            RD_KAFKA_CONF_OK) {
-            snprintf(err, errlen, "kafka.%s: %s", cfg->kafka[i].key, rderr);
-            rd_kafka_conf_destroy(conf);
-            goto fail;
-        }
-    }
+    rd_kafka_conf_t *conf = pw_kafka_conf_new(cfg, err, errlen);
+    if (!conf) goto fail;
     /* Forced: an offset is stored only when its message (and all before it) are done. */
     if (rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", rderr, sizeof rderr)) {
         set_err(err, errlen, "consumer configuration", rderr);
@@ -185,7 +166,6 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(conf, offset_commit_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_conf_set_log_cb(conf, pw_reply_kafka_log_cb);
     rd_kafka_conf_set_opaque(conf, in);
     in->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof rderr);
     if (!in->rk) {
@@ -194,16 +174,9 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
         goto fail;
     }
     rd_kafka_poll_set_consumer(in->rk); /* one queue: messages, rebalances, errors */
-    if (pipe2(in->wake, O_NONBLOCK | O_CLOEXEC)) {
-        set_err(err, errlen, "pipe", strerror(errno));
+    if (pw_kafka_wake_start(&in->wake, loop, rd_kafka_queue_get_consumer(in->rk),
+                            INTAKE_SAFETY_POLL_MS, serve_cb, in, err, errlen))
         goto fail;
-    }
-    in->q = rd_kafka_queue_get_consumer(in->rk);
-    rd_kafka_queue_io_event_enable(in->q, in->wake[1], "1", 1);
-    if (pw_loop_fd_watch(loop, in->wake[0], PW_LOOP_READ, wake_cb, in)) {
-        set_err(err, errlen, "loop watch", strerror(errno));
-        goto fail;
-    }
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, cfg->request_topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(in->rk, topics);
@@ -212,7 +185,6 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
         set_err(err, errlen, "kafka subscribe", rd_kafka_err2str(e));
         goto fail;
     }
-    in->safety = pw_loop_timer_add(loop, INTAKE_SAFETY_POLL_MS, safety_cb, in);
     return in;
 fail:
     pw_intake_free(in);
@@ -287,15 +259,8 @@ size_t pw_intake_assigned(const pw_intake *in)
 void pw_intake_free(pw_intake *in)
 {
     if (!in) return;
-    if (in->safety) pw_loop_timer_cancel(in->loop, in->safety);
     if (in->again) pw_loop_timer_cancel(in->loop, in->again);
-    if (in->wake[0] >= 0) pw_loop_fd_watch(in->loop, in->wake[0], 0, NULL, NULL);
-    if (in->q) {
-        rd_kafka_queue_io_event_enable(in->q, -1, NULL, 0);
-        rd_kafka_queue_destroy(in->q);
-    }
+    pw_kafka_wake_stop(&in->wake);
     if (in->rk) rd_kafka_destroy(in->rk);
-    for (int i = 0; i < 2; i++)
-        if (in->wake[i] >= 0) close(in->wake[i]);
     free(in);
 }

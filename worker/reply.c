@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pw/kafka.h"
 #include "pw/log.h"
 
 #define REPLY_POLL_BATCH 10000    /* events served per wake-up before yielding to the loop */
@@ -34,9 +35,7 @@ struct pw_reply {
     pw_loop *loop;
     const pw_config *cfg;
     rd_kafka_t *rk;
-    rd_kafka_queue_t *mainq;
-    int wake[2];
-    pw_timer *safety;
+    pw_kafka_wake wake; /* the main queue's (delivery reports) loop wake-up */
     pw_timer *drain_timer;
     /* Not yet handed to librdkafka, in send order: a message waits here while any earlier
      * one does, so the order on the wire is the order of pw_reply_send. */
@@ -51,19 +50,6 @@ static void set_err(char *err, size_t errlen, const char *msg, const char *detai
 {
     if (err && errlen)
         snprintf(err, errlen, "%s%s%s", msg, detail ? ": " : "", detail ? detail : "");
-}
-
-void pw_reply_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    pw_log_level l = level <= 3   ? PW_LOG_ERROR
-                     : level == 4 ? PW_LOG_WARN
-                     : level <= 6 ? PW_LOG_INFO
-                                  : PW_LOG_DEBUG;
-    /* One kafka.* list serves both clients, so each one ignores the other's properties:
-     * expected, not worth a warning. */
-    if (l == PW_LOG_WARN && !strcmp(fac, "CONFWARN") && strstr(buf, "property and will be ignored"))
-        l = PW_LOG_DEBUG;
-    pw_log(l, NULL, "kafka.log", "%s %s: %s", rk ? rd_kafka_name(rk) : "rdkafka", fac, buf);
 }
 
 static void out_free(out_msg *m)
@@ -199,22 +185,10 @@ static void serve(pw_reply *pr)
     arm_drain(pr, 0); /* more to serve: come back after other work */
 }
 
-static void wake_cb(pw_loop *loop, int fd, unsigned events, void *ctx)
+static void serve_cb(void *ctx)
 {
-    pw_reply *pr = ctx;
-    char buf[256];
-    while (read(fd, buf, sizeof buf) > 0) {
-    }
-    serve(pr);
-    drain_fifo(pr);
-}
-
-static void safety_cb(pw_loop *loop, void *ctx)
-{
-    pw_reply *pr = ctx;
-    pr->safety = pw_loop_timer_add(loop, REPLY_SAFETY_POLL_MS, safety_cb, pr);
-    serve(pr);
-    drain_fifo(pr);
+    serve(ctx);
+    drain_fifo(ctx);
 }
 
 pw_reply *pw_reply_new(pw_loop *loop, const pw_config *cfg, char *err, size_t errlen)
@@ -226,17 +200,9 @@ pw_reply *pw_reply_new(pw_loop *loop, const pw_config *cfg, char *err, size_t er
     }
     pr->loop = loop;
     pr->cfg = cfg;
-    pr->wake[0] = pr->wake[1] = -1;
     char rderr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    for (size_t i = 0; i < cfg->kafka_count; i++) {
-        if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, rderr, sizeof rderr) !=
-            RD_KAFKA_CONF_OK) {
-            snprintf(err, errlen, "kafka.%s: %s", cfg->kafka[i].key, rderr);
-            rd_kafka_conf_destroy(conf);
-            goto fail;
-        }
-    }
+    rd_kafka_conf_t *conf = pw_kafka_conf_new(cfg, err, errlen);
+    if (!conf) goto fail;
     /* Forced: replies are only acknowledged once durable, without duplicates on retry. */
     if (rd_kafka_conf_set(conf, "enable.idempotence", "true", rderr, sizeof rderr) ||
         rd_kafka_conf_set(conf, "acks", "all", rderr, sizeof rderr)) {
@@ -246,7 +212,6 @@ pw_reply *pw_reply_new(pw_loop *loop, const pw_config *cfg, char *err, size_t er
     }
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_conf_set_log_cb(conf, pw_reply_kafka_log_cb);
     rd_kafka_conf_set_opaque(conf, pr);
     pr->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof rderr); /* owns conf on success */
     if (!pr->rk) {
@@ -254,17 +219,9 @@ pw_reply *pw_reply_new(pw_loop *loop, const pw_config *cfg, char *err, size_t er
         set_err(err, errlen, "kafka producer", rderr);
         goto fail;
     }
-    if (pipe2(pr->wake, O_NONBLOCK | O_CLOEXEC)) {
-        set_err(err, errlen, "pipe", strerror(errno));
+    if (pw_kafka_wake_start(&pr->wake, loop, rd_kafka_queue_get_main(pr->rk),
+                            REPLY_SAFETY_POLL_MS, serve_cb, pr, err, errlen))
         goto fail;
-    }
-    pr->mainq = rd_kafka_queue_get_main(pr->rk);
-    rd_kafka_queue_io_event_enable(pr->mainq, pr->wake[1], "1", 1);
-    if (pw_loop_fd_watch(loop, pr->wake[0], PW_LOOP_READ, wake_cb, pr)) {
-        set_err(err, errlen, "loop watch", strerror(errno));
-        goto fail;
-    }
-    pr->safety = pw_loop_timer_add(loop, REPLY_SAFETY_POLL_MS, safety_cb, pr);
     return pr;
 fail:
     pw_reply_free(pr);
@@ -332,13 +289,8 @@ size_t pw_reply_flush(pw_reply *pr, int timeout_ms)
 void pw_reply_free(pw_reply *pr)
 {
     if (!pr) return;
-    if (pr->safety) pw_loop_timer_cancel(pr->loop, pr->safety);
     if (pr->drain_timer) pw_loop_timer_cancel(pr->loop, pr->drain_timer);
-    if (pr->wake[0] >= 0) pw_loop_fd_watch(pr->loop, pr->wake[0], 0, NULL, NULL);
-    if (pr->mainq) {
-        rd_kafka_queue_io_event_enable(pr->mainq, -1, NULL, 0);
-        rd_kafka_queue_destroy(pr->mainq);
-    }
+    pw_kafka_wake_stop(&pr->wake);
     if (pr->rk) {
         /* Purge what is left; the reports free the messages without callbacks. */
         pr->closing = 1;
@@ -351,7 +303,5 @@ void pw_reply_free(pw_reply *pr)
         pr->fifo_head = m->next;
         out_free(m);
     }
-    for (int i = 0; i < 2; i++)
-        if (pr->wake[i] >= 0) close(pr->wake[i]);
     free(pr);
 }

@@ -46,9 +46,4 @@ int pw_reply_fatal(const pw_reply *pr);
 /* Accepts NULL.  Pending messages are dropped without their callbacks. */
 void pw_reply_free(pw_reply *pr);
 
-/* Shared by the consumer: a librdkafka log callback writing through pw_log. */
-struct rd_kafka_s;
-void pw_reply_kafka_log_cb(const struct rd_kafka_s *rk, int level, const char *fac,
-                           const char *buf);
-
 #endif

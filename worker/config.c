@@ -136,28 +136,16 @@ static int parse_num(const char *key, const char *value, long long min, long lon
 static int set_defaults(pw_config *cfg, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
-    /* The documented defaults of pw/azure.h, set here so the configuration does not depend
-     * on the Azure client's code (string defaults are owned copies, freed by pw_config_free). */
-    cfg->azure.connect_timeout_ms = 10000;
-    cfg->azure.request_timeout_ms = 60000;
-    cfg->azure.max_response_bytes = 4u << 20;
-    cfg->azure.max_attempts = 8;
-    cfg->azure.backoff_base_ms = 500;
-    cfg->azure.backoff_max_ms = 30000;
-    cfg->azure.max_retry_after_ms = 60000;
-    cfg->azure.lro_poll_default_ms = 5000;
-    cfg->azure.token_refresh_margin_ms = 300000;
-    cfg->azure.max_host_connections = 16;
-    if (!cfg->azure.authority_host &&
-        replace_cstr(&cfg->azure.authority_host, "https://login.microsoftonline.com"))
+    /* The Azure client's own defaults; its string defaults are literals, replaced here by
+     * owned copies because pw_config_free frees every azure string. */
+    pw_azure_config_defaults(&cfg->azure);
+    const char *authority = cfg->azure.authority_host, *arm = cfg->azure.arm_endpoint,
+               *version = cfg->azure.arm_api_version;
+    cfg->azure.authority_host = cfg->azure.arm_endpoint = cfg->azure.arm_api_version = NULL;
+    if (replace_cstr(&cfg->azure.authority_host, authority) ||
+        replace_cstr(&cfg->azure.arm_endpoint, arm) ||
+        replace_cstr(&cfg->azure.arm_api_version, version))
         goto oom;
-    if (!cfg->azure.arm_endpoint &&
-        replace_cstr(&cfg->azure.arm_endpoint, "https://management.azure.com"))
-        goto oom;
-    if (!cfg->azure.arm_api_version && replace_cstr(&cfg->azure.arm_api_version, "2025-02-14"))
-        goto oom;
-    cfg->azure.connect_to = NULL;
-    cfg->azure.connect_to_count = 0;
 
     char host[128] = "localhost";
     gethostname(host, sizeof host - 1);

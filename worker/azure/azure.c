@@ -417,6 +417,8 @@ static int is_transient_status(long s)
     return s == 429 || s == 500 || s == 502 || s == 503 || s == 504 || s == 520;
 }
 
+#define LRO_POLL_MIN_MS 100
+
 static void start_poll(az_call *c, const pw_http_resp *r, int first)
 {
     pw_azure *az = c->az;
@@ -424,6 +426,8 @@ static void start_poll(az_call *c, const pw_http_resp *r, int first)
                                         time(NULL));
     if (delay > az->cfg.max_retry_after_ms) delay = az->cfg.max_retry_after_ms;
     if (delay < 0) delay = az->cfg.lro_poll_default_ms;
+    /* A status URL answering "Retry-After: 0" must not turn polling into a busy loop. */
+    if (delay < LRO_POLL_MIN_MS) delay = LRO_POLL_MIN_MS;
     if (first) c->ph = PH_POLL;
     c->phase_attempts = 0;
     c->timer = pw_loop_timer_add(az->loop, (uint64_t)delay, timer_send, c);

@@ -174,3 +174,17 @@ pw_names_status pw_names_cluster_uri(const char *uri, const char *const *suffixe
     }
     return PW_NAMES_OK;
 }
+
+pw_names_status pw_names_principal_fqn(const char *fqn, char *err, size_t errlen)
+{
+    size_t n = fqn ? strlen(fqn) : 0;
+    if (n < 1 || n > 512)
+        return fail(err, errlen, PW_NAMES_INVALID, "a principal FQN has 1 to 512 characters");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)fqn[i];
+        if (!(isascii(c) && (isalnum(c) || strchr("@._-;=:", c))))
+            return fail(err, errlen, PW_NAMES_INVALID,
+                        "a principal FQN may hold only letters, digits and @ . _ - ; = :");
+    }
+    return PW_NAMES_OK;
+}

@@ -94,6 +94,18 @@ static int build_op(pw_plan_op *pop, const pw_request_op *op)
     pop->op = op;
     pop->lane = lane_key(op);
     pop->read.route = pop->apply.route = op->route;
+    if (op->kind == PW_OP_DATABASE_PRINCIPAL_ADD && op->route == PW_ROUTE_KUSTO) {
+        const char *role = json_string_value(json_object_get(op->principal, "role"));
+        pop->read.cluster_uri = pop->apply.cluster_uri = op->cluster_uri;
+        pop->read.database = pop->apply.database = op->database;
+        pop->read.command = pw_kql_show_principals(op->database);
+        pop->apply.command = pw_kql_add_principal(op->database, role, op->principal_fqn);
+        json_t *p = principal_body(op->principal);
+        if (p) json_object_set_new(p, "fqn", json_string(op->principal_fqn));
+        pop->planned = json_pack("{s:o}", "principal", p);
+        /* .add answers with the database's principals: after comes from the answer */
+        return pop->lane && pop->read.command && pop->apply.command && pop->planned ? 0 : -1;
+    }
     if (op->kind == PW_OP_DATABASE_PRINCIPAL_ADD) {
         pop->read.method = "POST";
         pop->read.path = database_path(op, "/listPrincipals");
@@ -210,22 +222,31 @@ static int nonempty(const json_t *v)
 
 /* Is `have` (an ARM DatabasePrincipal) the principal `want` asks for?  Kusto reports
  * resolved forms (aadapp=<appId>;<tenant>), so ids are compared, case-insensitively. */
+/* Does an FQN "<prefix>=<id>[;<tenant>]" name id (case-insensitively)? */
+static int fqn_names(const char *fqn, const char *prefix, const char *id)
+{
+    char want[300];
+    if (!fqn || !id) return 0;
+    snprintf(want, sizeof want, "%s=%s", prefix, id);
+    size_t n = strlen(want);
+    return strncasecmp(fqn, want, n) == 0 && (fqn[n] == '\0' || fqn[n] == ';');
+}
+
 static int principal_matches(const json_t *want, const json_t *have)
 {
     if (!ieq(json_object_get(want, "role"), json_object_get(have, "role"))) return 0;
+    const char *have_fqn = json_string_value(json_object_get(have, "fqn"));
     const json_t *app = json_object_get(want, "appId");
-    if (nonempty(app)) {
-        if (ieq(app, json_object_get(have, "appId"))) return 1;
-        const char *fqn = json_string_value(json_object_get(have, "fqn"));
-        char prefix[300];
-        snprintf(prefix, sizeof prefix, "aadapp=%s", json_string_value(app));
-        size_t n = strlen(prefix);
-        return fqn && strncasecmp(fqn, prefix, n) == 0 && (fqn[n] == '\0' || fqn[n] == ';');
-    }
+    if (nonempty(app))
+        return ieq(app, json_object_get(have, "appId")) ||
+               fqn_names(have_fqn, "aadapp", json_string_value(app));
     const json_t *fqn = json_object_get(want, "fqn");
     if (nonempty(fqn)) return ieq(fqn, json_object_get(have, "fqn"));
     const json_t *email = json_object_get(want, "email");
-    if (nonempty(email)) return ieq(email, json_object_get(have, "email"));
+    if (nonempty(email))
+        return ieq(email, json_object_get(have, "email")) ||
+               fqn_names(have_fqn, "aaduser", json_string_value(email)) ||
+               fqn_names(have_fqn, "aadgroup", json_string_value(email));
     return ieq(json_object_get(want, "name"), json_object_get(have, "name")) &&
            ieq(json_object_get(want, "type"), json_object_get(have, "type"));
 }
@@ -236,25 +257,40 @@ static int fail(char *err, size_t errlen, const char *msg)
     return -1;
 }
 
+/* The principal the operation asks for, from an ARM-shaped list {"value": [...]}. */
+static int principal_value(const pw_request_op *op, const json_t *answer, json_t **value, char *err,
+                           size_t errlen)
+{
+    const json_t *list = json_object_get(answer, "value");
+    if (!json_is_array(list)) return fail(err, errlen, "the principal list has no value array");
+    size_t i;
+    const json_t *have;
+    json_array_foreach(list, i, have)
+    {
+        if (principal_matches(op->principal, have)) {
+            *value = json_pack("{s:O}", "principal", have);
+            return *value ? 0 : fail(err, errlen, "out of memory");
+        }
+    }
+    *value = json_pack("{s:n}", "principal");
+    return *value ? 0 : fail(err, errlen, "out of memory");
+}
+
 int pw_plan_value(const pw_plan_op *pop, const json_t *answer, json_t **value, char *err,
                   size_t errlen)
 {
     const pw_request_op *op = pop->op;
     *value = NULL;
     if (op->kind == PW_OP_DATABASE_PRINCIPAL_ADD) {
-        const json_t *list = json_object_get(answer, "value");
-        if (!json_is_array(list)) return fail(err, errlen, "the principal list has no value array");
-        size_t i;
-        const json_t *have;
-        json_array_foreach(list, i, have)
-        {
-            if (principal_matches(op->principal, have)) {
-                *value = json_pack("{s:O}", "principal", have);
-                return *value ? 0 : fail(err, errlen, "out of memory");
-            }
+        json_t *converted = NULL;
+        if (op->route == PW_ROUTE_KUSTO) {
+            converted = pw_kql_parse_principals(answer, err, errlen);
+            if (!converted) return -1;
+            answer = converted;
         }
-        *value = json_pack("{s:n}", "principal");
-        return *value ? 0 : fail(err, errlen, "out of memory");
+        int rc = principal_value(op, answer, value, err, errlen);
+        json_decref(converted);
+        return rc;
     }
     if (op->route == PW_ROUTE_ARM) {
         const json_t *props = json_object_get(answer, "properties");

@@ -37,6 +37,7 @@ typedef struct op_slot {
     pw_request_op op;
     char cluster_uri[300];
     char cluster[64];
+    char fqn[600];
 } op_slot;
 
 struct pw_request {
@@ -341,6 +342,41 @@ static int check_period(pw_rejection *rej, size_t i, const char *field, const ch
     return 0;
 }
 
+/* The kusto route names a principal by FQN: the given one, else built from the app id or
+ * e-mail (see schemas/ops/database.principal.add.v1.json); it must pass the FQN rule. */
+static int principal_fqn(op_slot *slot, size_t i, pw_rejection *rej)
+{
+    const json_t *p = slot->op.principal;
+    const char *fqn = json_string_value(json_object_get(p, "fqn"));
+    const char *type = json_string_value(json_object_get(p, "type"));
+    const char *app = json_string_value(json_object_get(p, "appId"));
+    const char *email = json_string_value(json_object_get(p, "email"));
+    const char *tenant = json_string_value(json_object_get(p, "tenantName"));
+    int is_app = type && strcmp(type, "App") == 0;
+    const char *field = "fqn";
+    char why[256], where[96];
+    if (fqn && *fqn) {
+        snprintf(slot->fqn, sizeof slot->fqn, "%s", fqn);
+    } else {
+        const char *id = is_app ? app : email;
+        const char *prefix = is_app ? "aadapp"
+                             : strcmp(type ? type : "", "Group") == 0 ? "aadgroup"
+                                                                      : "aaduser";
+        field = is_app ? "appId" : "email";
+        snprintf(slot->fqn, sizeof slot->fqn, "%s=%.256s%s%.256s", prefix, id ? id : "",
+                 tenant && *tenant ? ";" : "", tenant && *tenant ? tenant : "");
+        if (tenant && *tenant && pw_names_principal_fqn(tenant, NULL, 0) != PW_NAMES_OK)
+            field = "tenantName";
+    }
+    if (pw_names_principal_fqn(slot->fqn, why, sizeof why) != PW_NAMES_OK) {
+        snprintf(where, sizeof where, "/operations/%zu/principal/%s", i, field);
+        reject_at(rej, PW_REJECT_INVALID_NAME, where, why);
+        return -1;
+    }
+    slot->op.principal_fqn = slot->fqn;
+    return 0;
+}
+
 static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, op_slot *slot,
                     pw_rejection *rej)
 {
@@ -423,6 +459,7 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
             reject(rej, PW_REJECT_SCHEMA, "operation %zu: no principal", i);
             return -1;
         }
+        if (op->route == PW_ROUTE_KUSTO) return principal_fqn(slot, i, rej);
         return 0;
     default:
         return -1;

@@ -30,6 +30,20 @@ char *pw_kql_alter(pw_kql_policy policy, const char *database, const char *table
 /* The read: .show database ['D'] policy retention / .show table ['T'] policy caching. */
 char *pw_kql_show(pw_kql_policy policy, const char *database, const char *table);
 
+/* .show database ['D'] principals */
+char *pw_kql_show_principals(const char *database);
+
+/* .add database ['D'] <role> ('<fqn>'): role is the ARM role name (Admin, Ingestor, Monitor,
+ * User, UnrestrictedViewer, Viewer), mapped to its Kusto keyword (admins, ...); fqn must
+ * pass pw_names_principal_fqn.  NULL on a bad name, role or FQN. */
+char *pw_kql_add_principal(const char *database, const char *role, const char *fqn);
+
+/* Reads a principals answer (Role, PrincipalType, PrincipalDisplayName, PrincipalObjectId,
+ * PrincipalFQN, ...) as ARM DatabasePrincipal objects: {"value": [{"role", "type", "name",
+ * "fqn", "appId"}]} (role = the last word of Role; appId from an aadapp= FQN).  New
+ * reference, or NULL with err filled. */
+json_t *pw_kql_parse_principals(const json_t *v1, char *err, size_t errlen);
+
 /* Reads a policy command's v1 answer (one table with a Policy column; its first row).
  * *is_set = 0 when Policy is null (nothing set at this level); else *ticks holds the
  * SoftDeletePeriod / DataHotSpan (flat "d.hh:mm:ss" or {"Value": "..."}).

@@ -43,6 +43,11 @@ pw_names_status pw_names_cluster_uri(const char *uri, const char *const *suffixe
                                      char *normalized, size_t normalized_len, char *cluster,
                                      size_t cluster_len, char *err, size_t errlen);
 
+/* A principal FQN put into a Kusto string literal (aadapp=<id>;<tenant>, aaduser=<upn>):
+ * 1..512 of ASCII letters, digits and @ . _ - ; = : (so no quote, backslash or space can
+ * occur and the literal needs no escaping). */
+pw_names_status pw_names_principal_fqn(const char *fqn, char *err, size_t errlen);
+
 /* The built-in Kusto host suffixes (NULL-terminated). */
 extern const char *const pw_names_default_kusto_suffixes[];
 

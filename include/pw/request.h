@@ -41,9 +41,10 @@ typedef struct pw_request_op {
     const char *cluster;
     const char *cluster_uri; /* kusto route: "https://<lower-cased host>"; else NULL */
     const char *database;
-    const char *table;       /* table kinds; else NULL */
-    int64_t period_ticks;    /* retention/caching kinds: the period in 100 ns ticks */
-    const json_t *principal; /* database.principal.add: the principal object */
+    const char *table;         /* table kinds; else NULL */
+    int64_t period_ticks;      /* retention/caching kinds: the period in 100 ns ticks */
+    const json_t *principal;   /* database.principal.add: the principal object */
+    const char *principal_fqn; /* database.principal.add on the kusto route: the FQN used */
 } pw_request_op;
 
 /* Why a message was turned down.  code is stable (see schemas/reply.v1.json):

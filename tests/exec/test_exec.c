@@ -652,6 +652,57 @@ static void principal_add_arm(void **state)
     harness_close();
 }
 
+static void principal_add_kusto(void **state)
+{
+    (void)state;
+    sim_reset();
+    harness_open();
+    const char *ops =
+        "{\"kind\":\"database.principal.add\",\"via\":\"kusto\",\"target\":" KUSTO_DB_TARGET
+        ",\"principal\":{\"role\":\"Ingestor\",\"name\":\"loader\",\"type\":\"App\","
+        "\"appId\":\"55555555-5555-5555-5555-555555555555\",\"tenantName\":\"contoso.onmicrosoft."
+        "com\"}}";
+    submit_ops("pk-1", 0, ops);
+    run_until_terminals(1);
+    json_t *evs[64];
+    size_t n = request_events("pk-1", evs, 64);
+    const json_t *op = terminal_op(evs, n, 0);
+    if (strcmp(json_string_value(json_object_get(op, "status")), "succeeded") != 0) {
+        char *t = json_dumps(op, JSON_INDENT(1));
+        fail_msg("not succeeded: %s", t);
+    }
+    assert_string_equal(json_string_value(json_object_get(op, "route")), "kusto");
+    assert_true(json_is_null(json_object_get(json_object_get(op, "before"), "principal")));
+    const json_t *after = json_object_get(json_object_get(op, "after"), "principal");
+    assert_string_equal(json_string_value(json_object_get(after, "role")), "Ingestor");
+    assert_string_equal(json_string_value(json_object_get(after, "appId")),
+                        "55555555-5555-5555-5555-555555555555");
+    json_t *calls = sim_calls();
+    long show = find_call(calls, 0, "POST", "/v1/rest/mgmt",
+                          ".show database ['mykustodatabase'] principals");
+    long add = find_call(calls, 0, "POST", "/v1/rest/mgmt",
+                         ".add database ['mykustodatabase'] ingestors "
+                         "('aadapp=55555555-5555-5555-5555-555555555555;contoso.onmicrosoft.com')");
+    if (show < 0 || add < 0 || show > add) {
+        dump_calls(calls);
+        fail_msg("expected .show principals then .add");
+    }
+    assert_int_equal(json_array_size(calls), 2);
+    json_decref(calls);
+    json_t *db = sim_database();
+    assert_int_equal(json_array_size(json_object_get(db, "principals")), 2);
+    json_decref(db);
+
+    /* again: already there, no second .add */
+    sim_admin_do("DELETE", "/_sim/requests", NULL);
+    submit_ops("pk-2", 0, ops);
+    run_until_terminals(2);
+    calls = sim_calls();
+    assert_int_equal(json_array_size(calls), 1);
+    json_decref(calls);
+    harness_close();
+}
+
 static void dry_run_changes_nothing(void **state)
 {
     (void)state;
@@ -932,6 +983,7 @@ int main(void)
         cmocka_unit_test(database_caching_arm),
         cmocka_unit_test(kusto_routes),
         cmocka_unit_test(principal_add_arm),
+        cmocka_unit_test(principal_add_kusto),
         cmocka_unit_test(dry_run_changes_nothing),
         cmocka_unit_test(failure_skips_the_rest),
         cmocka_unit_test(lanes_order_same_target),

@@ -39,6 +39,42 @@ static void builds_commands(void **state)
     expect_cmd(pw_kql_show(PW_KQL_CACHING, "db", "Logs"), ".show table ['Logs'] policy caching");
 }
 
+static void principals(void **state)
+{
+    (void)state;
+    expect_cmd(pw_kql_show_principals("db"), ".show database ['db'] principals");
+    expect_cmd(pw_kql_add_principal("db", "Admin", "aadapp=abc;contoso.com"),
+               ".add database ['db'] admins ('aadapp=abc;contoso.com')");
+    expect_cmd(pw_kql_add_principal("db", "UnrestrictedViewer", "aaduser=a@b.c"),
+               ".add database ['db'] unrestrictedviewers ('aaduser=a@b.c')");
+    assert_null(pw_kql_add_principal("db", "Root", "aaduser=a@b.c"));
+    assert_null(pw_kql_add_principal("db", "Admin", "aaduser=x') ; .drop table T //"));
+    assert_null(pw_kql_add_principal("db", "Admin", "a\\b"));
+    assert_null(pw_kql_add_principal("d'b", "Admin", "aaduser=a"));
+    json_t *v1 = json_loads(
+        "{\"Tables\":[{\"Columns\":[{\"ColumnName\":\"Role\"},{\"ColumnName\":\"PrincipalType\"},"
+        "{\"ColumnName\":\"PrincipalDisplayName\"},{\"ColumnName\":\"PrincipalObjectId\"},"
+        "{\"ColumnName\":\"PrincipalFQN\"}],\"Rows\":[[\"Database db Admin\",\"AAD Application\","
+        "\"bot\",\"abc\",\"aadapp=abc;tenant\"],[\"Database db Viewer\",\"AAD User\",\"Ann\",\"x\","
+        "\"aaduser=ann@c.com\"]]}]}",
+        0, NULL);
+    json_t *list = pw_kql_parse_principals(v1, NULL, 0);
+    json_t *want =
+        json_loads("{\"value\":[{\"role\":\"Admin\",\"type\":\"App\",\"name\":\"bot\","
+                   "\"fqn\":\"aadapp=abc;tenant\",\"appId\":\"abc\"},{\"role\":\"Viewer\","
+                   "\"type\":\"User\",\"name\":\"Ann\",\"fqn\":\"aaduser=ann@c.com\"}]}",
+                   0, NULL);
+    assert_true(json_equal(list, want));
+    json_decref(list);
+    json_decref(want);
+    json_decref(v1);
+    json_t *bad = json_loads("{\"Tables\":[{\"Columns\":[],\"Rows\":[]}]}", 0, NULL);
+    char err[64] = "";
+    assert_null(pw_kql_parse_principals(bad, err, sizeof err));
+    assert_true(err[0] != '\0');
+    json_decref(bad);
+}
+
 static void refuses_bad_names(void **state)
 {
     (void)state;
@@ -127,6 +163,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(builds_commands),
         cmocka_unit_test(refuses_bad_names),
+        cmocka_unit_test(principals),
         cmocka_unit_test(parses_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

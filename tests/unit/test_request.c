@@ -380,6 +380,44 @@ static void names(void **state)
     expect(d, "InvalidName", "/operations/0/target/database");
 }
 
+static void principal_fqns(void **state)
+{
+    (void)state;
+    /* kusto route: the FQN goes into a string literal, so it is held to a strict rule */
+    json_t *d = base();
+    json_object_set_new(op(d, 4), "via", json_string("kusto"));
+    json_object_set_new(op(d, 4), "target",
+                        json_pack("{s:s, s:s}", "clusterUri", URI, "database", "db"));
+    json_object_set_new(json_object_get(op(d, 4), "principal"), "appId",
+                        json_string("x') ; .drop table X //"));
+    expect(d, "InvalidName", "/operations/4/principal/appId");
+    d = base();
+    json_object_set_new(op(d, 4), "via", json_string("kusto"));
+    json_object_set_new(op(d, 4), "target",
+                        json_pack("{s:s, s:s}", "clusterUri", URI, "database", "db"));
+    json_object_set_new(json_object_get(op(d, 4), "principal"), "fqn", json_string("aaduser=a b"));
+    expect(d, "InvalidName", "/operations/4/principal/fqn");
+    d = base(); /* a User on the kusto route needs an e-mail or FQN */
+    json_object_set_new(op(d, 4), "via", json_string("kusto"));
+    json_object_set_new(op(d, 4), "target",
+                        json_pack("{s:s, s:s}", "clusterUri", URI, "database", "db"));
+    json_object_set_new(json_object_get(op(d, 4), "principal"), "type", json_string("User"));
+    expect(d, "SchemaViolation", "/operations/4/principal");
+
+    d = base();
+    json_object_set_new(op(d, 4), "via", json_string("kusto"));
+    json_object_set_new(op(d, 4), "target",
+                        json_pack("{s:s, s:s}", "clusterUri", URI, "database", "db"));
+    json_object_set_new(json_object_get(op(d, 4), "principal"), "tenantName",
+                        json_string("contoso.onmicrosoft.com"));
+    pw_rejection rej;
+    pw_request *req = decode_json(d, &rej);
+    if (!req) fail_msg("%s %s", rej.code, rej.message);
+    assert_string_equal(pw_request_op_at(req, 4)->principal_fqn,
+                        "aadapp=44444444-4444-4444-4444-444444444444;contoso.onmicrosoft.com");
+    pw_request_free(req);
+}
+
 static void cluster_uris(void **state)
 {
     (void)state;
@@ -530,6 +568,7 @@ int main(void)
         cmocka_unit_test(durations),
         cmocka_unit_test(names),
         cmocka_unit_test(cluster_uris),
+        cmocka_unit_test(principal_fqns),
         cmocka_unit_test(reply_to),
         cmocka_unit_test(host_suffix_config),
         cmocka_unit_test(truncations_and_mutations),

@@ -118,3 +118,95 @@ out:
     json_decref(owned);
     return rc;
 }
+
+char *pw_kql_show_principals(const char *database)
+{
+    char quoted[1100];
+    if (pw_kql_quote_name(database, quoted, sizeof quoted) != 0) return NULL;
+    size_t need = strlen(quoted) + 40;
+    char *out = malloc(need);
+    if (out) snprintf(out, need, ".show database %s principals", quoted);
+    return out;
+}
+
+static const struct {
+    const char *arm, *kusto;
+} role_map[] = {{"Admin", "admins"},
+                {"Ingestor", "ingestors"},
+                {"Monitor", "monitors"},
+                {"User", "users"},
+                {"UnrestrictedViewer", "unrestrictedviewers"},
+                {"Viewer", "viewers"}};
+
+char *pw_kql_add_principal(const char *database, const char *role, const char *fqn)
+{
+    char quoted[1100];
+    const char *keyword = NULL;
+    for (size_t i = 0; role && i < sizeof role_map / sizeof *role_map; i++)
+        if (strcmp(role, role_map[i].arm) == 0) keyword = role_map[i].kusto;
+    if (!keyword || pw_kql_quote_name(database, quoted, sizeof quoted) != 0 ||
+        pw_names_principal_fqn(fqn, NULL, 0) != PW_NAMES_OK)
+        return NULL;
+    size_t need = strlen(quoted) + strlen(keyword) + strlen(fqn) + 32;
+    char *out = malloc(need);
+    if (out) snprintf(out, need, ".add database %s %s ('%s')", quoted, keyword, fqn);
+    return out;
+}
+
+static long column_index(const json_t *columns, const char *name)
+{
+    size_t i;
+    const json_t *c;
+    json_array_foreach(columns, i, c)
+    {
+        const char *n = json_string_value(json_object_get(c, "ColumnName"));
+        if (n && strcmp(n, name) == 0) return (long)i;
+    }
+    return -1;
+}
+
+static const char *cell(const json_t *row, long col)
+{
+    const char *v = col >= 0 ? json_string_value(json_array_get(row, (size_t)col)) : NULL;
+    return v ? v : "";
+}
+
+json_t *pw_kql_parse_principals(const json_t *v1, char *err, size_t errlen)
+{
+    const json_t *table = json_array_get(json_object_get(v1, "Tables"), 0);
+    const json_t *columns = json_object_get(table, "Columns");
+    const json_t *rows = json_object_get(table, "Rows");
+    long c_role = column_index(columns, "Role"), c_type = column_index(columns, "PrincipalType");
+    long c_name = column_index(columns, "PrincipalDisplayName");
+    long c_fqn = column_index(columns, "PrincipalFQN");
+    if (!json_is_array(rows) || c_role < 0 || c_fqn < 0) {
+        failf(err, errlen, "the answer is not a principals table");
+        return NULL;
+    }
+    json_t *list = json_array();
+    size_t i;
+    const json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        if (!json_is_array(row)) continue;
+        const char *label = cell(row, c_role), *ptype = cell(row, c_type);
+        const char *role = strrchr(label, ' ') ? strrchr(label, ' ') + 1 : label;
+        const char *type = strstr(ptype, "Application") ? "App"
+                           : strstr(ptype, "Group")     ? "Group"
+                                                        : "User";
+        const char *fqn = cell(row, c_fqn);
+        char app[256] = "";
+        if (strncmp(fqn, "aadapp=", 7) == 0) {
+            size_t n = strcspn(fqn + 7, ";");
+            if (n < sizeof app) {
+                memcpy(app, fqn + 7, n);
+                app[n] = '\0';
+            }
+        }
+        json_t *p = json_pack("{s:s, s:s, s:s, s:s}", "role", role, "type", type, "name",
+                              cell(row, c_name), "fqn", fqn);
+        if (p && app[0]) json_object_set_new(p, "appId", json_string(app));
+        json_array_append_new(list, p);
+    }
+    return json_pack("{s:o}", "value", list);
+}

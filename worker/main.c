@@ -6,22 +6,14 @@
 #include "pw/config.h"
 #include "pw/log.h"
 #include "pw/service.h"
-
-/* `policy-worker validate FILE...` belongs to the request validator's command-line module;
- * it is wired in when that module's header exists:
- *   int pw_validate_cli(int argc, char **argv);  (argv[0] == "validate") -> exit code */
-#if defined(__has_include)
-#if __has_include("pw/validate_cli.h")
 #include "pw/validate_cli.h"
-#define PW_HAVE_VALIDATE_CLI 1
-#endif
-#endif
+
 
 static void usage(FILE *to)
 {
     fprintf(to, "usage: policy-worker --config FILE\n"
-                "       policy-worker validate FILE...   (check request files against the "
-                "schemas)\n"
+                "       policy-worker validate [--config FILE] [--json] FILE...\n"
+                "                                     (check request files as the worker would)\n"
                 "       policy-worker --check-config FILE (load the configuration and exit)\n"
                 "Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage.\n");
 }
@@ -36,14 +28,7 @@ static pw_log_level parse_level(const char *s)
 
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && !strcmp(argv[1], "validate")) {
-#ifdef PW_HAVE_VALIDATE_CLI
-        return pw_validate_cli(argc - 1, argv + 1);
-#else
-        fprintf(stderr, "policy-worker: validate is not built into this binary\n");
-        return 2;
-#endif
-    }
+    if (argc >= 2 && !strcmp(argv[1], "validate")) return pw_validate_cli(argc - 1, argv + 1);
     const char *path = NULL;
     int check_only = 0;
     for (int i = 1; i < argc; i++) {

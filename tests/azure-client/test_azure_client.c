@@ -24,6 +24,8 @@
 
 #include <cmocka.h>
 
+#include "sim_proc.h"
+
 #include "pw/azure.h"
 #include "pw/log.h"
 #include "pw/loop.h"
@@ -35,116 +37,26 @@
 #define CLUSTER "https://mykustocluster.westus.kusto.windows.net"
 #define SECRET "local-demo-secret"
 
-static pid_t sim_pid;
-static char sim_dir[256];
-static char ca_file[300];
-static char connect_to[64];
-static const char *connect_list[1];
+static test_sim sim;
 
 /* ---- azure-sim process ---- */
 
 static int sim_start(void)
 {
-    if (access(AZURE_SIM_BIN, X_OK) != 0) {
-        fprintf(stderr, "skip: %s not built\n", AZURE_SIM_BIN);
-        return 77;
-    }
-    snprintf(sim_dir, sizeof sim_dir, "/tmp/pw-azure-client-XXXXXX");
-    if (!mkdtemp(sim_dir)) return 1;
-    int fds[2];
-    if (pipe(fds) != 0) return 1;
-    sim_pid = fork();
-    if (sim_pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl(AZURE_SIM_BIN, "azure-sim", "--listen", "127.0.0.1:0", "--cert-dir", sim_dir,
-              (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    char line[256];
-    size_t n = 0;
-    /* The first stdout line is the base URL; certificate generation may take a while. */
-    while (n + 1 < sizeof line) {
-        ssize_t r = read(fds[0], line + n, 1);
-        if (r <= 0) break;
-        if (line[n] == '\n') break;
-        n++;
-    }
-    line[n] = '\0';
-    close(fds[0]);
-    char *colon = strrchr(line, ':');
-    int port = colon ? atoi(colon + 1) : 0;
-    if (port <= 0) {
-        fprintf(stderr, "azure-sim did not print a base URL (got '%s')\n", line);
-        return 1;
-    }
-    snprintf(connect_to, sizeof connect_to, "::127.0.0.1:%d", port);
-    connect_list[0] = connect_to;
-    snprintf(ca_file, sizeof ca_file, "%s/ca.pem", sim_dir);
-    return 0;
+    return test_sim_start(&sim, AZURE_SIM_BIN, "pw-azure-client");
 }
 
 static void sim_stop(void)
 {
-    if (sim_pid > 0) {
-        kill(sim_pid, SIGTERM);
-        waitpid(sim_pid, NULL, 0);
-    }
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", sim_dir);
-    if (sim_dir[0] && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", sim_dir);
+    test_sim_stop(&sim);
 }
 
-typedef struct buf {
-    char *p;
-    size_t n;
-} buf;
-
-static size_t buf_write(char *d, size_t s, size_t n, void *u)
-{
-    buf *b = u;
-    char *p = realloc(b->p, b->n + s * n + 1);
-    if (!p) return 0;
-    memcpy(p + b->n, d, s * n);
-    b->p = p;
-    b->n += s * n;
-    b->p[b->n] = '\0';
-    return s * n;
-}
-
-/* Blocking call to azure-sim's /_sim/ API (test side only). */
 static json_t *sim_admin(const char *method, const char *path, const char *body)
 {
-    CURL *e = curl_easy_init();
-    struct curl_slist *ct = curl_slist_append(NULL, connect_to);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    char url[512];
-    snprintf(url, sizeof url, "https://management.azure.com%s", path);
-    buf b = {0};
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CONNECT_TO, ct);
-    curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    if (body) curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
-    CURLcode rc = curl_easy_perform(e);
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(e);
-    curl_slist_free_all(ct);
-    curl_slist_free_all(h);
-    if (rc != CURLE_OK || status >= 300)
-        fprintf(stderr, "sim_admin %s %s: curl %d HTTP %ld %s\n", method, path, rc, status,
-                b.p ? b.p : "");
-    assert_int_equal(rc, CURLE_OK);
+    long status;
+    json_t *j = test_sim_admin(&sim, method, path, body, &status);
+    assert_non_null(j);
     assert_true(status < 300);
-    json_t *j = b.n ? json_loads(b.p, 0, NULL) : json_object();
-    free(b.p);
     return j;
 }
 
@@ -227,7 +139,7 @@ static void fixture_open(fixture *f, const char *ca, long token_margin_ms)
     cfg.client_id = "33333333-3333-3333-3333-333333333333";
     cfg.client_secret = SECRET;
     cfg.ca_file = ca;
-    cfg.connect_to = connect_list;
+    cfg.connect_to = sim.connect_list;
     cfg.connect_to_count = 1;
     cfg.backoff_base_ms = 50;
     cfg.backoff_max_ms = 400;
@@ -278,7 +190,7 @@ static void test_arm_get_and_token_cache(void **state)
     (void)state;
     sim_reset();
     fixture f;
-    fixture_open(&f, ca_file, 300000);
+    fixture_open(&f, sim.ca_file, 300000);
     outcome o = {0};
     arm(&f, &o, "GET", DB_PATH, NULL, 0);
     if (!o.res.ok) fail_msg("GET failed: %s %s", o.res.code, o.res.message);
@@ -311,7 +223,7 @@ static void test_shared_token_fetch(void **state)
     (void)state;
     sim_reset();
     fixture f;
-    fixture_open(&f, ca_file, 300000);
+    fixture_open(&f, sim.ca_file, 300000);
     enum { N = 5 };
     outcome o[N];
     memset(o, 0, sizeof o);
@@ -334,7 +246,7 @@ static void test_arm_patch_lro(void **state)
     (void)state;
     sim_reset();
     fixture f;
-    fixture_open(&f, ca_file, 300000);
+    fixture_open(&f, sim.ca_file, 300000);
     outcome o = {0};
     json_t *body =
         json_pack("{s:s,s:{s:s}}", "kind", "ReadWrite", "properties", "softDeletePeriod", "P10D");
@@ -357,7 +269,7 @@ static void test_kusto_show(void **state)
     (void)state;
     sim_reset();
     fixture f;
-    fixture_open(&f, ca_file, 300000);
+    fixture_open(&f, sim.ca_file, 300000);
     outcome o = {0};
     char err[256];
     pw_azure_call call = {.request_id = "itest-kusto", .on_done = on_done, .ctx = &o};
@@ -396,7 +308,7 @@ static void test_throttle_then_recover(void **state)
                  "\"management.azure.com\", \"retryAfter\": 0}, {\"count\": 1, \"status\": 503, "
                  "\"host\": \"management.azure.com\", \"retryAfter\": 0}]}");
     fixture f;
-    fixture_open(&f, ca_file, 300000);
+    fixture_open(&f, sim.ca_file, 300000);
     outcome o = {0};
     arm(&f, &o, "GET", DB_PATH, NULL, 0);
     if (!o.res.ok) fail_msg("GET failed: %s %s", o.res.code, o.res.message);
@@ -439,7 +351,7 @@ static void test_token_refresh(void **state)
     sim_reset();
     sim_admin_do("PATCH", "/_sim/settings", "{\"tokenLifetimeSeconds\": 2}");
     fixture f;
-    fixture_open(&f, ca_file, 300000); /* margin shrinks to half the 2 s lifetime */
+    fixture_open(&f, sim.ca_file, 300000); /* margin shrinks to half the 2 s lifetime */
     outcome o = {0};
     arm(&f, &o, "GET", DB_PATH, NULL, 0);
     assert_true(o.res.ok);
@@ -453,7 +365,7 @@ static void test_token_refresh(void **state)
 
     /* With no margin the cached token expires at the server first: the 401 refreshes once. */
     sim_admin_do("DELETE", "/_sim/requests", NULL);
-    fixture_open(&f, ca_file, 0);
+    fixture_open(&f, sim.ca_file, 0);
     arm(&f, &o, "GET", DB_PATH, NULL, 0);
     assert_true(o.res.ok);
     outcome_clear(&o);
@@ -469,7 +381,7 @@ static void test_401_refreshes_once(void **state)
     (void)state;
     sim_reset();
     fixture f;
-    fixture_open(&f, ca_file, 300000);
+    fixture_open(&f, sim.ca_file, 300000);
     outcome o = {0};
     arm(&f, &o, "GET", DB_PATH, NULL, 0); /* caches a token */
     assert_true(o.res.ok);
@@ -518,7 +430,7 @@ static void test_deadline(void **state)
     sim_reset();
     sim_admin_do("PATCH", "/_sim/settings", "{\"lroDurationMs\": 60000}");
     fixture f;
-    fixture_open(&f, ca_file, 300000);
+    fixture_open(&f, sim.ca_file, 300000);
     outcome o = {0};
     json_t *body =
         json_pack("{s:s,s:{s:s}}", "kind", "ReadWrite", "properties", "hotCachePeriod", "P5D");
@@ -611,8 +523,8 @@ static void fake_start(fake_srv *f, const char *answer, size_t len)
     f->ctx = SSL_CTX_new(TLS_server_method());
     assert_non_null(f->ctx);
     char cert[320], key[320];
-    snprintf(cert, sizeof cert, "%s/server.pem", sim_dir);
-    snprintf(key, sizeof key, "%s/server-key.pem", sim_dir);
+    snprintf(cert, sizeof cert, "%s/server.pem", sim.dir);
+    snprintf(key, sizeof key, "%s/server-key.pem", sim.dir);
     assert_int_equal(SSL_CTX_use_certificate_chain_file(f->ctx, cert), 1);
     assert_int_equal(SSL_CTX_use_PrivateKey_file(f->ctx, key, SSL_FILETYPE_PEM), 1);
     f->lfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -638,7 +550,7 @@ static void fixture_open_fake(fixture *fx, const fake_srv *f, size_t max_body)
 {
     static char aad_to[80], arm_to[80];
     static const char *list[2];
-    const char *colon = strrchr(connect_to, ':');
+    const char *colon = strrchr(sim.connect_to, ':');
     snprintf(aad_to, sizeof aad_to, "login.microsoftonline.com::127.0.0.1:%s", colon + 1);
     snprintf(arm_to, sizeof arm_to, "management.azure.com::127.0.0.1:%d", f->port);
     list[0] = aad_to;
@@ -650,7 +562,7 @@ static void fixture_open_fake(fixture *fx, const fake_srv *f, size_t max_body)
     cfg.tenant_id = "11111111-1111-1111-1111-111111111111";
     cfg.client_id = "33333333-3333-3333-3333-333333333333";
     cfg.client_secret = SECRET;
-    cfg.ca_file = ca_file;
+    cfg.ca_file = sim.ca_file;
     cfg.connect_to = list;
     cfg.connect_to_count = 2;
     cfg.max_attempts = 2;
@@ -804,7 +716,7 @@ static void test_nothing_listening(void **state)
     cfg.tenant_id = "11111111-1111-1111-1111-111111111111";
     cfg.client_id = "33333333-3333-3333-3333-333333333333";
     cfg.client_secret = SECRET;
-    cfg.ca_file = ca_file;
+    cfg.ca_file = sim.ca_file;
     cfg.connect_to = list;
     cfg.connect_to_count = 1;
     cfg.max_attempts = 3;
@@ -837,7 +749,7 @@ static void test_many_in_flight(void **state)
     (void)state;
     sim_reset();
     fixture f;
-    fixture_open(&f, ca_file, 300000);
+    fixture_open(&f, sim.ca_file, 300000);
     enum { N = 120 };
     outcome *o = calloc(N, sizeof *o);
     assert_non_null(o);
@@ -877,8 +789,8 @@ static void test_wrong_secret(void **state)
     cfg.tenant_id = "11111111-1111-1111-1111-111111111111";
     cfg.client_id = "33333333-3333-3333-3333-333333333333";
     cfg.client_secret = "wrong-secret-value";
-    cfg.ca_file = ca_file;
-    cfg.connect_to = connect_list;
+    cfg.ca_file = sim.ca_file;
+    cfg.connect_to = sim.connect_list;
     cfg.connect_to_count = 1;
     fixture f = {.loop = loop, .az = pw_azure_new(loop, &cfg, err, sizeof err)};
     assert_non_null(f.az);

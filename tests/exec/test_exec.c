@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include "sim_proc.h"
+
 #include "pw/azure.h"
 #include "pw/config.h"
 #include "pw/exec.h"
@@ -38,11 +40,7 @@
 #define KUSTO_TABLE_TARGET(t)                                                                      \
     "{\"clusterUri\":\"" CLUSTER "\",\"database\":\"mykustodatabase\",\"table\":\"" t "\"}"
 
-static pid_t sim_pid;
-static char sim_dir[256];
-static char ca_file[300];
-static char connect_to[64];
-static const char *connect_list[1];
+static test_sim sim;
 
 static pw_config cfg;
 static pw_request_checker *checker;
@@ -53,100 +51,19 @@ static pw_schema *reply_schema;
 
 static int sim_start(void)
 {
-    if (access(AZURE_SIM_BIN, X_OK) != 0) {
-        fprintf(stderr, "skip: %s not built\n", AZURE_SIM_BIN);
-        return 77;
-    }
-    snprintf(sim_dir, sizeof sim_dir, "/tmp/pw-exec-XXXXXX");
-    if (!mkdtemp(sim_dir)) return 1;
-    int fds[2];
-    if (pipe(fds) != 0) return 1;
-    sim_pid = fork();
-    if (sim_pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl(AZURE_SIM_BIN, "azure-sim", "--listen", "127.0.0.1:0", "--cert-dir", sim_dir,
-              (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    char line[256];
-    size_t n = 0;
-    while (n + 1 < sizeof line) { /* first stdout line: the base URL */
-        ssize_t r = read(fds[0], line + n, 1);
-        if (r <= 0 || line[n] == '\n') break;
-        n++;
-    }
-    line[n] = '\0';
-    close(fds[0]);
-    char *colon = strrchr(line, ':');
-    int port = colon ? atoi(colon + 1) : 0;
-    if (port <= 0) {
-        fprintf(stderr, "azure-sim did not print a base URL (got '%s')\n", line);
-        return 1;
-    }
-    snprintf(connect_to, sizeof connect_to, "::127.0.0.1:%d", port);
-    connect_list[0] = connect_to;
-    snprintf(ca_file, sizeof ca_file, "%s/ca.pem", sim_dir);
-    return 0;
+    return test_sim_start(&sim, AZURE_SIM_BIN, "pw-exec");
 }
 
 static void sim_stop(void)
 {
-    if (sim_pid > 0) {
-        kill(sim_pid, SIGTERM);
-        waitpid(sim_pid, NULL, 0);
-    }
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", sim_dir);
-    if (sim_dir[0] && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", sim_dir);
-}
-
-typedef struct buf {
-    char *p;
-    size_t n;
-} buf;
-
-static size_t buf_write(char *d, size_t s, size_t n, void *u)
-{
-    buf *b = u;
-    char *p = realloc(b->p, b->n + s * n + 1);
-    if (!p) return 0;
-    memcpy(p + b->n, d, s * n);
-    b->p = p;
-    b->n += s * n;
-    b->p[b->n] = '\0';
-    return s * n;
+    test_sim_stop(&sim);
 }
 
 static json_t *sim_admin(const char *method, const char *path, const char *body)
 {
-    CURL *e = curl_easy_init();
-    struct curl_slist *ct = curl_slist_append(NULL, connect_to);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    char url[512];
-    snprintf(url, sizeof url, "https://management.azure.com%s", path);
-    buf b = {0};
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CONNECT_TO, ct);
-    curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    if (body) curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
-    CURLcode rc = curl_easy_perform(e);
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(e);
-    curl_slist_free_all(ct);
-    curl_slist_free_all(h);
-    if (rc != CURLE_OK || status >= 300)
-        fail_msg("sim_admin %s %s: curl %d HTTP %ld %s", method, path, rc, status, b.p ? b.p : "");
-    json_t *j = b.n ? json_loads(b.p, 0, NULL) : json_object();
-    free(b.p);
+    long status;
+    json_t *j = test_sim_admin(&sim, method, path, body, &status);
+    if (!j || status >= 300) fail_msg("sim_admin %s %s: HTTP %ld", method, path, status);
     return j;
 }
 
@@ -333,8 +250,8 @@ static void harness_open(void)
     az.tenant_id = "11111111-1111-1111-1111-111111111111";
     az.client_id = "33333333-3333-3333-3333-333333333333";
     az.client_secret = "local-demo-secret";
-    az.ca_file = ca_file;
-    az.connect_to = connect_list;
+    az.ca_file = sim.ca_file;
+    az.connect_to = sim.connect_list;
     az.connect_to_count = 1;
     az.backoff_base_ms = 50;
     az.backoff_max_ms = 400;

@@ -1,11 +1,12 @@
 /* log.c: one JSON object per line on stderr, written with a single write(2). */
 #include "pw/log.h"
 
+#include "pw/event.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static pw_log_level min_level = PW_LOG_INFO;
@@ -42,13 +43,8 @@ void pw_log(pw_log_level level, const char *request_id, const char *event, const
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
 
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
     char when[40];
-    snprintf(when, sizeof when, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    pw_event_time(when, sizeof when);
 
     /* json_string fails on invalid UTF-8: fall back to a marker rather than lose the line. */
     json_t *line = json_object();

@@ -235,8 +235,9 @@ int pw_duration_format_iso(int64_t ticks, char *buf, size_t len)
     if (frac) {
         char f[9];
         snprintf(f, sizeof f, "%07" PRId64, frac);
-        for (size_t i = strlen(f) - 1; i > 0 && f[i] == '0'; i--)
-            f[i] = '\0';
+        size_t n = strlen(f); /* frac > 0: seven digits, at least one not a zero */
+        while (n > 1 && f[n - 1] == '0')
+            f[--n] = '\0';
         if (append(buf, len, &off, ".%s", f) != 0) return -1;
     }
     return append(buf, len, &off, "S");

@@ -39,8 +39,8 @@ void sim_now_iso(char *out, size_t outlen)
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
+    size_t n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, outlen - n, ".%03uZ", (unsigned)(ts.tv_nsec / 1000000) % 1000u);
 }
 
 void sim_aad_timestamp(char *out, size_t outlen)

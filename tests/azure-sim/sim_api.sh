@@ -56,6 +56,9 @@ st=$(sim_call PUT "$ADMIN/settings" -d '{"lroRetryAfterSeconds": 2}')
 expect_eq "PUT settings merges" "$st" 200
 expect_body .lroDurationMs 10
 expect_body .lroRetryAfterSeconds 2
+st=$(sim_call PATCH "$ADMIN/settings" -d '{"armReadBucket": 250, "armReadRefillPerSecond": 25}')
+expect_eq "ARM read bucket settings" "$st" 200
+expect_body .armReadRefillPerSecond 25
 st=$(sim_call PATCH "$ADMIN/settings" -d '{"nope": 1}')
 expect_eq "unknown setting" "$st" 400
 st=$(sim_call PATCH "$ADMIN/settings" -d '{"lroDurationMs": "fast"}')

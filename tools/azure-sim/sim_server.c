@@ -673,6 +673,7 @@ method:
 static const char *const SETTING_KEYS[] = {
     "lroDurationMs",           "lroRetryAfterSeconds", "tokenLifetimeSeconds",  "armWriteBucket",
     "armWriteRefillPerSecond", "kustoMaxConcurrent",   "kustoCommandLatencyMs",
+    "armReadBucket",           "armReadRefillPerSecond",
 };
 
 static void admin_error(sim_response *resp, int status, const char *code, const char *msg)
@@ -757,6 +758,7 @@ static void admin_state(sim_server *srv, const sim_request *req, sim_response *r
     sim_state *st = srv->st;
     if (!strcmp(req->method, "GET")) {
         pthread_mutex_lock(&st->lock);
+        sim_arm_tick(st); /* show ARM operations that are due as finished */
         resp->body = json_deep_copy(st->root);
         pthread_mutex_unlock(&st->lock);
         resp->status = 200;

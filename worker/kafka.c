@@ -58,8 +58,12 @@ int pw_kafka_wake_start(pw_kafka_wake *w, pw_loop *loop, rd_kafka_queue_t *queue
                         uint64_t safety_ms, void (*serve)(void *ctx), void *ctx, char *err,
                         size_t errlen)
 {
-    *w = (pw_kafka_wake){.loop = loop, .queue = queue, .pipe = {-1, -1}, .safety_ms = safety_ms,
-                         .serve = serve, .ctx = ctx};
+    *w = (pw_kafka_wake){.loop = loop,
+                         .queue = queue,
+                         .pipe = {-1, -1},
+                         .safety_ms = safety_ms,
+                         .serve = serve,
+                         .ctx = ctx};
     if (pipe2(w->pipe, O_NONBLOCK | O_CLOEXEC)) {
         snprintf(err, errlen, "pipe: %s", strerror(errno));
         pw_kafka_wake_stop(w);

@@ -25,17 +25,20 @@ void pw_log_set_worker_id(const char *id)
 static const char *level_name(pw_log_level level)
 {
     switch (level) {
-    case PW_LOG_DEBUG: return "debug";
-    case PW_LOG_INFO: return "info";
-    case PW_LOG_WARN: return "warn";
-    default: return "error";
+    case PW_LOG_DEBUG:
+        return "debug";
+    case PW_LOG_INFO:
+        return "info";
+    case PW_LOG_WARN:
+        return "warn";
+    default:
+        return "error";
     }
 }
 
 void pw_log(pw_log_level level, const char *request_id, const char *event, const char *fmt, ...)
 {
-    if (level < min_level)
-        return;
+    if (level < min_level) return;
 
     char msg[2048];
     va_list ap;
@@ -61,8 +64,7 @@ void pw_log(pw_log_level level, const char *request_id, const char *event, const
 
     char *text = json_dumps(line, JSON_COMPACT);
     json_decref(line);
-    if (!text)
-        return;
+    if (!text) return;
     size_t n = strlen(text);
     text[n] = '\n'; /* the NUL becomes the newline: one write(2), one whole line */
     ssize_t w = write(STDERR_FILENO, text, n + 1);

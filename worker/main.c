@@ -8,7 +8,6 @@
 #include "pw/service.h"
 #include "pw/validate_cli.h"
 
-
 static void usage(FILE *to)
 {
     fprintf(to, "usage: policy-worker --config FILE\n"

@@ -219,8 +219,8 @@ pw_reply *pw_reply_new(pw_loop *loop, const pw_config *cfg, char *err, size_t er
         set_err(err, errlen, "kafka producer", rderr);
         goto fail;
     }
-    if (pw_kafka_wake_start(&pr->wake, loop, rd_kafka_queue_get_main(pr->rk),
-                            REPLY_SAFETY_POLL_MS, serve_cb, pr, err, errlen))
+    if (pw_kafka_wake_start(&pr->wake, loop, rd_kafka_queue_get_main(pr->rk), REPLY_SAFETY_POLL_MS,
+                            serve_cb, pr, err, errlen))
         goto fail;
     return pr;
 fail:

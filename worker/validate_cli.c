@@ -12,12 +12,13 @@
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: policy-worker validate [--config FILE] [--json] FILE...\n"
-                    "  Checks each request FILE exactly as the worker checks a message.\n"
-                    "  --config FILE  the worker's configuration (limits, replyTo allow-list,\n"
-                    "                 Kusto host suffixes); default: built-in defaults\n"
-                    "  --json         print the `rejected` reply event for each rejected file\n"
-                    "  exit: 0 all accepted, 1 some rejected, 2 usage, I/O or configuration error\n");
+    fprintf(stderr,
+            "usage: policy-worker validate [--config FILE] [--json] FILE...\n"
+            "  Checks each request FILE exactly as the worker checks a message.\n"
+            "  --config FILE  the worker's configuration (limits, replyTo allow-list,\n"
+            "                 Kusto host suffixes); default: built-in defaults\n"
+            "  --json         print the `rejected` reply event for each rejected file\n"
+            "  exit: 0 all accepted, 1 some rejected, 2 usage, I/O or configuration error\n");
     return 2;
 }
 
@@ -59,7 +60,8 @@ static void print_rejection(const char *path, const pw_rejection *rej, int json_
     printf("%s: rejected: %s: %s\n", path, rej->code, rej->message);
     size_t i;
     json_t *e;
-    json_array_foreach(json_object_get(rej->errors, "errors"), i, e) {
+    json_array_foreach(json_object_get(rej->errors, "errors"), i, e)
+    {
         const char *where = json_string_value(json_object_get(e, "instanceLocation"));
         printf("%s:   %s: %s\n", path, where && *where ? where : "(root)",
                json_string_value(json_object_get(e, "error")));

@@ -49,41 +49,45 @@
 typedef struct pw_azure pw_azure;
 
 typedef struct pw_azure_config {
-    const char *tenant_id;      /* required */
-    const char *client_id;      /* required */
-    const char *client_secret;  /* required for now (client-credentials grant) */
-    const char *authority_host; /* default "https://login.microsoftonline.com" */
-    const char *arm_endpoint;   /* default "https://management.azure.com" */
-    const char *arm_api_version;/* default "2025-02-14" */
-    const char *ca_file;        /* NULL: the system trust store */
+    const char *tenant_id;         /* required */
+    const char *client_id;         /* required */
+    const char *client_secret;     /* required for now (client-credentials grant) */
+    const char *authority_host;    /* default "https://login.microsoftonline.com" */
+    const char *arm_endpoint;      /* default "https://management.azure.com" */
+    const char *arm_api_version;   /* default "2025-02-14" */
+    const char *ca_file;           /* NULL: the system trust store */
     const char *const *connect_to; /* libcurl CURLOPT_CONNECT_TO entries, may be NULL */
     size_t connect_to_count;
-    long connect_timeout_ms;    /* default 10000 */
-    long request_timeout_ms;    /* one HTTP exchange; default 60000 */
-    size_t max_response_bytes;  /* default 4 MiB; larger bodies fail the call */
-    unsigned max_attempts;      /* per HTTP request, first try included; default 8 */
-    long backoff_base_ms;       /* full jitter: sleep = random(0, min(max, base * 2^n)); default 500 */
-    long backoff_max_ms;        /* default 30000 */
-    long max_retry_after_ms;    /* honoured Retry-After is capped here; default 60000 */
-    long lro_poll_default_ms;   /* poll interval when a poll answer has no Retry-After; default 5000 */
-    long token_refresh_margin_ms; /* refresh a cached token this long before expiry; default 300000 */
-    long max_host_connections;  /* per host; default 16 */
+    long connect_timeout_ms;   /* default 10000 */
+    long request_timeout_ms;   /* one HTTP exchange; default 60000 */
+    size_t max_response_bytes; /* default 4 MiB; larger bodies fail the call */
+    unsigned max_attempts;     /* per HTTP request, first try included; default 8 */
+    long backoff_base_ms;    /* full jitter: sleep = random(0, min(max, base * 2^n)); default 500 */
+    long backoff_max_ms;     /* default 30000 */
+    long max_retry_after_ms; /* honoured Retry-After is capped here; default 60000 */
+    long
+        lro_poll_default_ms; /* poll interval when a poll answer has no Retry-After; default 5000 */
+    long token_refresh_margin_ms; /* refresh a cached token this long before expiry; default 300000
+                                   */
+    long max_host_connections;    /* per host; default 16 */
 } pw_azure_config;
 
 /* Fills every field with its default (strings NULL where there is none). */
 void pw_azure_config_defaults(pw_azure_config *cfg);
 
 /* Stable error codes (pw_azure_result.code), shared with the reply contract. */
-#define PW_AZ_CODE_THROTTLED "Throttled"             /* 429 until attempts/deadline ran out */
-#define PW_AZ_CODE_UNAVAILABLE "AzureUnavailable"    /* 5xx or transport errors until attempts/deadline ran out */
-#define PW_AZ_CODE_TLS "TlsError"                    /* certificate verification or handshake failed */
-#define PW_AZ_CODE_AUTH "AuthenticationFailed"       /* AAD refused, or 401 after one refresh */
-#define PW_AZ_CODE_FORBIDDEN "Forbidden"             /* 403 (ARM AuthorizationFailed, Kusto forbidden) */
-#define PW_AZ_CODE_NOT_FOUND "NotFound"              /* 404, Kusto EntityNotFound */
-#define PW_AZ_CODE_BAD_REQUEST "AzureBadRequest"     /* other 4xx, Kusto @permanent errors */
-#define PW_AZ_CODE_DEADLINE "DeadlineExceeded"       /* the call's deadline passed first */
-#define PW_AZ_CODE_LRO_FAILED "OperationFailed"      /* ARM long-running operation ended Failed/Canceled */
-#define PW_AZ_CODE_PROTOCOL "AzureProtocolError"     /* unparseable/oversized answer, bad LRO URL */
+#define PW_AZ_CODE_THROTTLED "Throttled" /* 429 until attempts/deadline ran out */
+#define PW_AZ_CODE_UNAVAILABLE                                                                     \
+    "AzureUnavailable"            /* 5xx or transport errors until attempts/deadline ran out */
+#define PW_AZ_CODE_TLS "TlsError" /* certificate verification or handshake failed */
+#define PW_AZ_CODE_AUTH "AuthenticationFailed" /* AAD refused, or 401 after one refresh */
+#define PW_AZ_CODE_FORBIDDEN "Forbidden"       /* 403 (ARM AuthorizationFailed, Kusto forbidden) */
+#define PW_AZ_CODE_NOT_FOUND "NotFound"        /* 404, Kusto EntityNotFound */
+#define PW_AZ_CODE_BAD_REQUEST "AzureBadRequest" /* other 4xx, Kusto @permanent errors */
+#define PW_AZ_CODE_DEADLINE "DeadlineExceeded"   /* the call's deadline passed first */
+#define PW_AZ_CODE_LRO_FAILED                                                                      \
+    "OperationFailed" /* ARM long-running operation ended Failed/Canceled */
+#define PW_AZ_CODE_PROTOCOL "AzureProtocolError" /* unparseable/oversized answer, bad LRO URL */
 
 typedef struct pw_azure_result {
     int ok;                      /* 1 = success; otherwise code/message say why */
@@ -91,7 +95,8 @@ typedef struct pw_azure_result {
     int retryable;               /* would trying again later plausibly work */
     int http_status;             /* last HTTP status seen, 0 if none */
     json_t *body;                /* borrowed, valid only during the callback: final body or NULL */
-    char azure_code[128];        /* Azure's own error code from the body ("AuthorizationFailed", "BadRequest_EntityNotFound") */
+    char azure_code[128];        /* Azure's own error code from the body ("AuthorizationFailed",
+                                    "BadRequest_EntityNotFound") */
     char message[1024];          /* Azure's message (@message for Kusto) or the transport error */
     unsigned attempts;           /* HTTP attempts of the main request (LRO polls not counted) */
     uint64_t duration_ms;        /* from the call to the callback */
@@ -101,9 +106,9 @@ typedef struct pw_azure_result {
 } pw_azure_result;
 
 typedef struct pw_azure_progress {
-    const char *lro_status;      /* "Running", ... as Azure reported it */
-    unsigned polls;              /* polls so far */
-    int percent_complete;        /* -1 when unknown */
+    const char *lro_status; /* "Running", ... as Azure reported it */
+    unsigned polls;         /* polls so far */
+    int percent_complete;   /* -1 when unknown */
 } pw_azure_progress;
 
 typedef void (*pw_azure_done_cb)(void *ctx, const pw_azure_result *result);

@@ -87,8 +87,8 @@ static size_t buf_write(char *d, size_t s, size_t n, void *u)
     return s * n;
 }
 
-json_t *test_sim_admin(const test_sim *sim, const char *method, const char *path,
-                       const char *body, long *status)
+json_t *test_sim_admin(const test_sim *sim, const char *method, const char *path, const char *body,
+                       long *status)
 {
     CURL *e = curl_easy_init();
     struct curl_slist *ct = curl_slist_append(NULL, sim->connect_to);

@@ -24,7 +24,7 @@ void test_sim_stop(test_sim *sim);
 /* METHOD https://management.azure.com<path> through the simulator (connect-to + its CA).
  * Returns the parsed body (an empty object for an empty body; new reference) or NULL when
  * the transport failed or the body is not JSON; *status gets the HTTP status (0 if none). */
-json_t *test_sim_admin(const test_sim *sim, const char *method, const char *path,
-                       const char *body, long *status);
+json_t *test_sim_admin(const test_sim *sim, const char *method, const char *path, const char *body,
+                       long *status);
 
 #endif

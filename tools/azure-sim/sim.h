@@ -52,26 +52,26 @@ typedef struct sim_request sim_request;
 
 /* A request as the front parsed it.  All strings are valid for the handler call. */
 struct sim_request {
-    const char *method;          /* "GET", "POST", ... */
-    const char *host;            /* from Host, lower-cased, port removed */
-    const char *path;            /* URL path, percent-decoded, no query */
-    const char *body;            /* raw body (NUL-terminated), "" when none */
+    const char *method; /* "GET", "POST", ... */
+    const char *host;   /* from Host, lower-cased, port removed */
+    const char *path;   /* URL path, percent-decoded, no query */
+    const char *body;   /* raw body (NUL-terminated), "" when none */
     size_t body_len;
     /* Looks up a header (case-insensitive) or a query parameter; NULL when absent. */
     const char *(*header)(const sim_request *req, const char *name);
     const char *(*query)(const sim_request *req, const char *name);
-    void *impl;                  /* the front's own data behind header()/query() */
+    void *impl; /* the front's own data behind header()/query() */
     /* From the bearer token, verified by the front (signature, expiry); NULL/0 when none. */
-    int token_state;             /* 0 none, 1 valid, 2 expired, 3 invalid */
-    const char *caller_app_id;   /* the token's appid claim */
-    const char *caller_tenant_id;/* the token's tid claim */
-    const char *token_audience;  /* the token's aud claim */
-    const char *activity_id;     /* a fresh GUID for this request (x-ms-request-id / activity) */
+    int token_state;              /* 0 none, 1 valid, 2 expired, 3 invalid */
+    const char *caller_app_id;    /* the token's appid claim */
+    const char *caller_tenant_id; /* the token's tid claim */
+    const char *token_audience;   /* the token's aud claim */
+    const char *activity_id;      /* a fresh GUID for this request (x-ms-request-id / activity) */
 };
 
 typedef struct sim_response {
     int status;
-    json_t *body;                /* owned; NULL = empty body */
+    json_t *body; /* owned; NULL = empty body */
     size_t header_count;
     struct {
         char name[64];
@@ -81,8 +81,8 @@ typedef struct sim_response {
 
 typedef struct sim_state {
     pthread_mutex_t lock;
-    json_t *root;                /* the layout above */
-    char base_url[128];          /* "https://127.0.0.1:PORT" the simulator listens on */
+    json_t *root;       /* the layout above */
+    char base_url[128]; /* "https://127.0.0.1:PORT" the simulator listens on */
 } sim_state;
 
 /* Adds a response header (silently ignored past SIM_MAX_HEADERS). Front provides it. */

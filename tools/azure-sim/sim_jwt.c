@@ -99,7 +99,8 @@ int sim_jwt_verify(const char *token, EVP_PKEY *key, json_t **header, json_t **c
     split(token, &d1, &d2); /* cannot fail: sim_jwt_parse split it already */
     const char *alg = json_string_value(json_object_get(*header, "alg"));
     size_t siglen = 0;
-    unsigned char *sig = d2 ? sim_b64url_decode(d2 + 1, strlen(d2 + 1), JWT_MAX_LEN, &siglen) : NULL;
+    unsigned char *sig =
+        d2 ? sim_b64url_decode(d2 + 1, strlen(d2 + 1), JWT_MAX_LEN, &siglen) : NULL;
     int ok = 0;
     if (alg && strcmp(alg, "RS256") == 0 && sig && key && d2) {
         EVP_MD_CTX *md = EVP_MD_CTX_new();

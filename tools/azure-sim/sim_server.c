@@ -671,9 +671,9 @@ method:
 /* ---- /_sim/ -------------------------------------------------------------------------- */
 
 static const char *const SETTING_KEYS[] = {
-    "lroDurationMs",           "lroRetryAfterSeconds", "tokenLifetimeSeconds",  "armWriteBucket",
-    "armWriteRefillPerSecond", "kustoMaxConcurrent",   "kustoCommandLatencyMs",
-    "armReadBucket",           "armReadRefillPerSecond",
+    "lroDurationMs",         "lroRetryAfterSeconds",    "tokenLifetimeSeconds",
+    "armWriteBucket",        "armWriteRefillPerSecond", "kustoMaxConcurrent",
+    "kustoCommandLatencyMs", "armReadBucket",           "armReadRefillPerSecond",
 };
 
 static void admin_error(sim_response *resp, int status, const char *code, const char *msg)

@@ -481,11 +481,15 @@ static json_t *start_op(arm_ctx *c, const char *action, const char *kind, const 
     return op;
 }
 
+/* Marks op finished. endTime is when it fell due (start + lroDurationMs), not when a later
+ * request happened to notice it: Azure reports when the operation ended. */
 static void op_finish(json_t *op, const char *code, const char *message)
 {
-    char now[64];
-    sim_now_iso(now, sizeof now);
-    json_object_set_new(op, "endTime", json_string(now));
+    char end[64];
+    json_int_t due = json_integer_value(json_object_get(op, "dueMs"));
+    uint64_t now = sim_now_ms();
+    sim_iso_ago(end, sizeof end, due > 0 && (uint64_t)due < now ? now - (uint64_t)due : 0);
+    json_object_set_new(op, "endTime", json_string(end));
     if (code) {
         json_object_set_new(op, "status", json_string("Failed"));
         json_object_set_new(op, "error", json_pack("{s:s, s:s}", "code", code, "message", message));

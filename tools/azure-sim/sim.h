@@ -91,6 +91,8 @@ void sim_response_header(sim_response *resp, const char *name, const char *fmt, 
 /* Monotonic milliseconds; wall-clock ISO-8601 UTC "2026-11-24T15:00:00.000Z". Front provides. */
 uint64_t sim_now_ms(void);
 void sim_now_iso(char *out, size_t outlen);
+/* The wall-clock time ago_ms milliseconds before now, in sim_now_iso's format. */
+void sim_iso_ago(char *out, size_t outlen, uint64_t ago_ms);
 /* Integer setting from state.settings, or def when absent. Front provides. */
 long sim_setting(const sim_state *st, const char *name, long def);
 

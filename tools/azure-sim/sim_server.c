@@ -614,6 +614,9 @@ static void kusto_mgmt(sim_server *srv, sim_request *req, const char *crid, sim_
     }
 
     pthread_mutex_lock(&st->lock);
+    /* ARM operations that are due have finished: their changes show in Kusto too, whether
+     * or not anyone polled ARM since (one state behind both front doors, as in Azure). */
+    sim_arm_tick(st);
     json_t *cluster = sim_state_cluster_by_host(st->root, req->host);
     if (!cluster) {
         resp->status = 404;

@@ -33,14 +33,22 @@ uint64_t sim_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-void sim_now_iso(char *out, size_t outlen)
+void sim_iso_ago(char *out, size_t outlen, uint64_t ago_ms)
 {
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    ms = ago_ms < ms ? ms - ago_ms : 0;
+    time_t sec = (time_t)(ms / 1000u);
+    gmtime_r(&sec, &tm);
     size_t n = strftime(out, outlen, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, outlen - n, ".%03uZ", (unsigned)(ts.tv_nsec / 1000000) % 1000u);
+    snprintf(out + n, outlen - n, ".%03uZ", (unsigned)(ms % 1000u));
+}
+
+void sim_now_iso(char *out, size_t outlen)
+{
+    sim_iso_ago(out, outlen, 0);
 }
 
 void sim_aad_timestamp(char *out, size_t outlen)

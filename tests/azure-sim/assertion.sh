@@ -72,6 +72,34 @@ bad "wrong subject" 700027 "$(assertion "$PW_TMP/app.key" "$SIM_TOKEN_URL" $CERT
 bad "expired" 700024 "$(assertion "$PW_TMP/app.key" "$SIM_TOKEN_URL" $CERT_APP $CERT_APP -900)"
 bad "garbage" 700027 "not.a.jwt"
 bad "tampered" 700027 "${good%.*}.$(printf 'xyz' | b64url)"
+# Algorithm confusion and claim checks: the header's alg must be RS256 and the signature
+# must verify with the registered certificate; alg "none" (no signature) and HS256 keyed
+# with the certificate's public material must fail, as must a missing exp or a future nbf.
+now=$(date +%s)
+claims() { # EXTRA-JQ: base64url claims for CERT_APP at the token endpoint, with jq edits
+  jq -cn --arg aud "$SIM_TOKEN_URL" --arg app $CERT_APP --argjson now "$now" \
+    "{aud: \$aud, iss: \$app, sub: \$app, jti: \"j$RANDOM\", nbf: (\$now - 10), exp: (\$now + 600)} | $1" | b64url
+}
+hdr() { printf '{"alg":"%s","typ":"JWT"}' "$1" | b64url; }
+rs_sign() { printf '%s' "$1" | openssl dgst -sha256 -sign "$PW_TMP/app.key" -binary | b64url; }
+c=$(claims .)
+bad "alg none, no signature" 700027 "$(hdr none).$c."
+bad "alg none with an RS256 signature" 700027 "$(hdr none).$c.$(rs_sign "$(hdr none).$c")"
+hs=$(printf '%s' "$(hdr HS256).$c" | openssl dgst -sha256 -hmac "$(cat "$PW_TMP/app.pem")" -binary | b64url)
+bad "HS256 keyed with the certificate" 700027 "$(hdr HS256).$c.$hs"
+openssl x509 -in "$PW_TMP/app.pem" -pubkey -noout >"$PW_TMP/app.pub"
+hs=$(printf '%s' "$(hdr HS256).$c" | openssl dgst -sha256 -hmac "$(cat "$PW_TMP/app.pub")" -binary | b64url)
+bad "HS256 keyed with the public key" 700027 "$(hdr HS256).$c.$hs"
+bad "RS256 header, empty signature" 700027 "$(hdr RS256).$c."
+c=$(claims 'del(.exp)')
+bad "no exp" 700027 "$(hdr RS256).$c.$(rs_sign "$(hdr RS256).$c")"
+c=$(claims '.nbf = $now + 3600 | .exp = $now + 7200')
+bad "nbf an hour ahead" 700024 "$(hdr RS256).$c.$(rs_sign "$(hdr RS256).$c")"
+c=$(claims '.aud = "https://management.azure.com"')
+bad "aud = a resource, not the token endpoint" 700027 "$(hdr RS256).$c.$(rs_sign "$(hdr RS256).$c")"
+c=$(claims .)
+st=$(token_with "$(hdr RS256).$c.$(rs_sign "$(hdr RS256).$c")")
+expect_eq "hand-built RS256 assertion (control)" "$st" 200
 # the secret flow is not open to a certificate-only app
 st=$(sim_call POST "$SIM_TOKEN_URL" -d grant_type=client_credentials -d client_id=$CERT_APP \
   -d client_secret=local-demo-secret --data-urlencode scope=https://management.azure.com/.default)

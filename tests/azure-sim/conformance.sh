@@ -45,5 +45,27 @@ d=$(( $(ms "$(jq -r .endTime "$PW_TMP/body")") - $(ms "$(jq -r .startTime "$PW_T
 [ "$d" -ge 250 ] && [ "$d" -le 800 ] || pw_fail "endTime - startTime = $d ms, want about 300"
 pw_log "ok: endTime - startTime = $d ms (lroDurationMs 300, polled 1.5 s later)"
 
+# --- access tokens: forged algorithms fail on ARM (401 InvalidAuthenticationToken) and on
+# Kusto (401, empty body), though every claim is right -----------------------------------
+hdr() { printf '{"alg":"%s","typ":"JWT"}' "$1" | b64url; }
+body_of() { echo "$1" | cut -d. -f2; }
+openssl rsa -in "$SIM_CERTS/signing-key.pem" -pubout -out "$PW_TMP/sig.pub" 2>/dev/null
+for aud in arm kusto; do
+  if [ $aud = arm ]; then c=$(body_of "$ATOK"); else c=$(body_of "$KTOK"); fi
+  hs=$(printf '%s' "$(hdr HS256).$c" | openssl dgst -sha256 -hmac "$(cat "$PW_TMP/sig.pub")" -binary | b64url)
+  for forged in "$(hdr none).$c." "$(hdr HS256).$c.$hs" "$(hdr RS256).$c."; do
+    if [ $aud = arm ]; then
+      st=$(sim_call GET "$SIM_DB_URL?$V" -H "Authorization: Bearer $forged")
+      expect_eq "ARM forged token" "$st" 401
+      expect_body .error.code InvalidAuthenticationToken
+    else
+      st=$(sim_call POST "$MGMT" -H "Authorization: Bearer $forged" -H 'Content-Type: application/json' \
+        -d '{"db":"mykustodatabase","csl":".show databases"}')
+      expect_eq "Kusto forged token" "$st" 401
+      expect_eq "Kusto 401 body" "$(wc -c <"$PW_TMP/body")" 0
+    fi
+  done
+done
+
 pw_stop sim TERM 60 || pw_fail "azure-sim exited with $? on SIGTERM"
 pw_log "PASS"

@@ -239,14 +239,16 @@ static void arm_error_target(arm_ctx *c, int status, const char *code, const cha
 
 /* ---------- ISO-8601 durations ---------- */
 
-/* Accepts P[nY][nM][nW][nD][T[nH][nM][n[.f]S]] with at least one component, components
- * in order, fractions on seconds only (what .NET's XmlConvert.ToTimeSpan and the swagger
- * "duration" format accept, minus negative values). */
+/* Accepts P[nY][nM][nD][T[nH][nM][n[.f]S]] with at least one component, components in
+ * order, fractions on seconds only: the XSD duration lexical form that .NET's
+ * XmlConvert.ToTimeSpan (behind the swagger "duration" format of the RP) accepts, minus
+ * negative values.  No weeks: "P2W" is ISO-8601 but not XSD, so the RP rejects it; a
+ * client must send "P14D". */
 static int iso_duration_ok(const char *s)
 {
     size_t len = strlen(s);
     if (len < 3 || len > 64 || s[0] != 'P') return 0;
-    const char *date_units = "YMWD", *time_units = "HMS";
+    const char *date_units = "YMD", *time_units = "HMS";
     int in_time = 0, any = 0, last = -1;
     s++;
     while (*s) {

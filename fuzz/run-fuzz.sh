@@ -1,9 +1,10 @@
 #!/bin/sh
-# run-fuzz.sh BUILD_DIR SECONDS: builds fuzz/schema_fuzz with clang (libFuzzer + ASan + UBSan)
-# into BUILD_DIR/fuzz and runs it for SECONDS over a copy of fuzz/corpus.
+# run-fuzz.sh BUILD_DIR SECONDS [TARGET]: builds fuzz/TARGET_fuzz with clang (libFuzzer + ASan
+# + UBSan) into BUILD_DIR/fuzz and runs it for SECONDS over a copy of its seed corpus.
+# TARGET: schema (default; seeds fuzz/corpus) or request (seeds fuzz/corpus-request).
 # Exit 77 (skipped) when clang or its libFuzzer runtime is not installed.
 set -eu
-build=$1 secs=${2:-25}
+build=$1 secs=${2:-25} target=${3:-schema}
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
 out=$build/fuzz
@@ -12,7 +13,27 @@ if ! command -v "$CC" >/dev/null 2>&1; then
     echo "SKIP: $CC not found (deploy/install-deps.sh installs clang and libclang-rt-14-dev)"
     exit 77
 fi
-mkdir -p "$out/corpus-run"
+schema_src="$src/worker/schema/schema.c $src/worker/schema/uri.c $src/worker/schema/format.c"
+case $target in
+schema)
+    seeds=$here/corpus run=corpus-run max_len=4096 dict=
+    # shellcheck disable=SC2086
+    set -- "$here/schema_fuzz.c" $schema_src
+    ;;
+request)
+    seeds=$here/corpus-request run=corpus-request-run max_len=8192
+    dict=-dict=$here/request.dict
+    # shellcheck disable=SC2086
+    set -- -DFUZZ_SCHEMAS_DIR="\"$src/schemas\"" "$here/request_fuzz.c" $schema_src \
+        "$src/worker/request.c" "$src/worker/names.c" "$src/worker/duration.c" \
+        "$src/worker/event.c" "$src/worker/plan.c" "$src/worker/azure/kql.c"
+    ;;
+*)
+    echo "run-fuzz.sh: unknown target '$target' (schema, request)" >&2
+    exit 2
+    ;;
+esac
+mkdir -p "$out/$run"
 probe=$out/probe.c
 echo 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n); int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }' > "$probe"
 if ! "$CC" -fsanitize=fuzzer "$probe" -o "$out/probe" 2>/dev/null; then
@@ -21,11 +42,10 @@ if ! "$CC" -fsanitize=fuzzer "$probe" -o "$out/probe" 2>/dev/null; then
 fi
 # shellcheck disable=SC2046
 "$CC" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -fno-omit-frame-pointer -D_GNU_SOURCE -I"$src/include" \
-    "$here/schema_fuzz.c" "$src"/worker/schema/schema.c "$src"/worker/schema/uri.c \
-    "$src"/worker/schema/format.c \
-    $(pkg-config --cflags --libs jansson libpcre2-8) -lpthread -lm -o "$out/schema_fuzz"
-echo "fuzz: running $out/schema_fuzz for ${secs}s"
+    -fno-omit-frame-pointer -D_GNU_SOURCE -I"$src/include" "$@" \
+    $(pkg-config --cflags --libs jansson libpcre2-8) -lpthread -lm -o "$out/${target}_fuzz"
+echo "fuzz: running $out/${target}_fuzz for ${secs}s"
 cd "$out"
-exec ./schema_fuzz -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 -max_len=4096 \
-    -print_final_stats=1 corpus-run "$here/corpus"
+# shellcheck disable=SC2086
+exec "./${target}_fuzz" -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 \
+    -max_len="$max_len" -print_final_stats=1 $dict "$run" "$seeds"

@@ -105,8 +105,14 @@ pw_duration_status pw_duration_parse_iso(const char *s, int64_t *ticks, char *er
         const char *u = unit ? strchr(units, unit) : NULL;
         if (!u) {
             char msg[96];
-            snprintf(msg, sizeof msg, "unknown designator '%c'%s", unit,
-                     in_time ? " after T (H, M, S)" : " (W, D, or T then H, M, S)");
+            /* a byte of a multi-byte character or a control character is not echoed */
+            if (unit > ' ' && unit < 0x7f)
+                snprintf(msg, sizeof msg, "unknown designator '%c'%s", unit,
+                         in_time ? " after T (H, M, S)" : " (W, D, or T then H, M, S)");
+            else
+                snprintf(msg, sizeof msg, "unknown designator (byte 0x%02X)%s",
+                         (unsigned)(unsigned char)unit,
+                         in_time ? " after T (H, M, S)" : " (W, D, or T then H, M, S)");
             set_err(err, errlen, msg);
             return PW_DURATION_SYNTAX;
         }

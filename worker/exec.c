@@ -165,9 +165,10 @@ static json_t *op_json(const req_state *rs, size_t i, int with_plan)
     if (with_plan) json_object_set_new(j, "plan", pw_plan_op_json(rs->plan, i));
     if (os->az_request_id[0] || os->az_correlation_id[0] || os->az_client_request_id[0])
         json_object_set_new(j, "azure",
-                            json_pack("{s:s, s:s, s:s}", "requestId", os->az_request_id,
-                                      "correlationId", os->az_correlation_id, "clientRequestId",
-                                      os->az_client_request_id));
+                            json_pack("{s:o, s:o, s:o}", "requestId",
+                                      pw_event_string(os->az_request_id), "correlationId",
+                                      pw_event_string(os->az_correlation_id), "clientRequestId",
+                                      pw_event_string(os->az_client_request_id)));
     if (os->has_lro) {
         json_t *lro =
             json_pack("{s:s, s:I}", "status", os->lro_status, "polls", (json_int_t)os->polls);
@@ -246,7 +247,7 @@ static void set_error(op_state *os, const char *code, const char *message, int r
     if (os->error && http_status > 0)
         json_object_set_new(os->error, "httpStatus", json_integer(http_status));
     if (os->error && azure_code && *azure_code)
-        json_object_set_new(os->error, "azureCode", json_string(azure_code));
+        json_object_set_new(os->error, "azureCode", pw_event_string(azure_code));
 }
 
 static void record_ids(op_state *os, const pw_azure_result *r)

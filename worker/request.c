@@ -166,6 +166,9 @@ static void reject(pw_rejection *rej, const char *code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(rej->message, sizeof rej->message, fmt, ap);
     va_end(ap);
+    /* Messages quote request text with a bound (%.40s) and are cut at the buffer's size:
+     * either can split a multi-byte character, and the event needs valid UTF-8. */
+    pw_event_scrub(rej->message);
 }
 
 /* A rejection about one field: the message, plus one basic-output unit at location. */
@@ -173,8 +176,8 @@ static void reject_at(pw_rejection *rej, const char *code, const char *location,
 {
     reject(rej, code, "%s: %s", location, what);
     json_decref(rej->errors);
-    rej->errors = json_pack("{s:b, s:[{s:s, s:s}]}", "valid", 0, "errors", "instanceLocation",
-                            location, "error", what);
+    rej->errors = json_pack("{s:b, s:[{s:s, s:o}]}", "valid", 0, "errors", "instanceLocation",
+                            location, "error", pw_event_string(what));
 }
 
 void pw_rejection_clear(pw_rejection *rej)

@@ -12,8 +12,18 @@
 json_t *pw_event_new(const char *request_id, const char *status, unsigned sequence,
                      const char *worker_id);
 
-/* {"code","message","retryable"}; message may be NULL (""). New reference. */
+/* {"code","message","retryable"}; message may be NULL ("").  Texts go through
+ * pw_event_string.  New reference. */
 json_t *pw_event_error(const char *code, const char *message, int retryable);
+
+/* A JSON string from text that may not be valid UTF-8 (an Azure message cut at a buffer
+ * size, a header value): every byte that is not part of a well-formed sequence becomes
+ * U+FFFD, so the event can always be built.  NULL counts as "".  New reference, NULL only
+ * when out of memory. */
+json_t *pw_event_string(const char *s);
+
+/* The same repair in place, for fixed-size text buffers: each such byte becomes '?'. */
+void pw_event_scrub(char *s);
 
 /* Writes the current UTC time as 2026-11-24T15:30:00.123Z. */
 void pw_event_time(char *buf, size_t len);

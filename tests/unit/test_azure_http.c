@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "pw/azure.h"
 #include "pw/http.h"
@@ -133,6 +134,21 @@ static void test_parse_error(void **state)
     pw_http_parse_error(aad, strlen(aad), code, sizeof code, msg, sizeof msg, &perm);
     assert_string_equal(code, "invalid_client");
     assert_string_equal(msg, "AADSTS7000215: Invalid client secret provided.");
+
+    /* A message longer than the buffer is cut at a character boundary (a localized
+     * message: 1500 two-byte characters; the buffer's 1023 bytes end inside one). */
+    char big[4000];
+    size_t o = (size_t)snprintf(big, sizeof big, "{\"error\":{\"code\":\"X\",\"message\":\"");
+    for (int i = 0; i < 1500; i++) {
+        big[o++] = (char)0xC3;
+        big[o++] = (char)0xA9;
+    }
+    snprintf(big + o, sizeof big - o, "\"}}");
+    pw_http_parse_error(big, strlen(big), code, sizeof code, msg, sizeof msg, &perm);
+    assert_int_equal(strlen(msg), 1022);
+    json_t *j = json_string(msg); /* NULL when not valid UTF-8 */
+    assert_non_null(j);
+    json_decref(j);
 
     pw_http_parse_error("<html>", 6, code, sizeof code, msg, sizeof msg, &perm);
     assert_string_equal(code, "");

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "pw/duration.h"
+#include "pw/event.h"
 #include "pw/request.h"
 #include "pw/schema.h"
 
@@ -418,6 +419,50 @@ static void principal_fqns(void **state)
     pw_request_free(req);
 }
 
+/* Request text quoted in a message must not make the rejection unbuildable: a bounded
+ * quote (%.40s, %.64s) or the message buffer can split a multi-byte character, and a
+ * designator can be a byte of one.  Every case must still give a schema-valid event
+ * (expect() builds and validates it) whose texts are valid UTF-8. */
+static void non_ascii_in_messages(void **state)
+{
+    (void)state;
+    json_t *d = base();
+    json_object_set_new(op(d, 0), "softDeletePeriod", json_string("P1\xc3\xa9"));
+    expect(d, "InvalidDuration", "/operations/0/softDeletePeriod");
+
+    /* 39 ASCII bytes then "é": the 40-byte quote ends inside the character */
+    char text[64];
+    snprintf(text, sizeof text, "P1X%s\xc3\xa9", "000000000000000000000000000000000000");
+    assert_int_equal(strlen(text), 41);
+    d = base();
+    json_object_set_new(op(d, 0), "softDeletePeriod", json_string(text));
+    expect(d, "InvalidDuration", "/operations/0/softDeletePeriod");
+
+    /* an unknown kind of 33 two-byte characters: the 64-byte quote ends inside one */
+    char kind[80] = "x";
+    for (int i = 0; i < 33; i++)
+        strcat(kind, "\xc3\xa9");
+    d = base();
+    json_object_set_new(op(d, 1), "kind", json_string(kind));
+    pw_rejection rej;
+    assert_null(decode_json(d, &rej));
+    assert_string_equal(rej.code, "UnknownOperationKind");
+    check_event(&rej);
+    json_t *msg = json_string(rej.message); /* NULL when not valid UTF-8 */
+    assert_non_null(msg);
+    json_decref(msg);
+    pw_rejection_clear(&rej);
+
+    /* The same for errors built from Azure's text (exec): a cut character, a stray byte. */
+    json_t *e = pw_event_error("Throttled", "ab\xc3", 1);
+    assert_non_null(e);
+    assert_string_equal(json_string_value(json_object_get(e, "message")), "ab\xef\xbf\xbd");
+    json_decref(e);
+    char buf[] = "x\xff\xc3\xa9\xe2\x82";
+    pw_event_scrub(buf);
+    assert_string_equal(buf, "x?\xc3\xa9??");
+}
+
 static void cluster_uris(void **state)
 {
     (void)state;
@@ -566,6 +611,7 @@ int main(void)
         cmocka_unit_test(ids),
         cmocka_unit_test(schema_violations),
         cmocka_unit_test(durations),
+        cmocka_unit_test(non_ascii_in_messages),
         cmocka_unit_test(names),
         cmocka_unit_test(cluster_uris),
         cmocka_unit_test(principal_fqns),

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "pw/aad.h"
+#include "pw/event.h"
 #include "pw/http.h"
 #include "pw/log.h"
 
@@ -238,6 +239,7 @@ static void finish(az_call *c, const char *code, int retryable, json_t *body, co
         va_start(ap, fmt);
         vsnprintf(text, sizeof text, fmt, ap);
         va_end(ap);
+        pw_event_scrub(text); /* a cut at the buffer's size may split a character */
         memcpy(r->message, text, sizeof text);
     }
     r->duration_ms = pw_loop_now_ms(az->loop) - c->started_ms;

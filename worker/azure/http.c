@@ -525,9 +525,21 @@ int pw_http_cluster_uri(const char *uri, char *out, size_t outlen, char *err, si
     return 0;
 }
 
+/* Copies a JSON string, cut to len - 1 bytes at a character boundary (jansson strings
+ * are valid UTF-8; a cut inside a character would make the copy invalid, and the error
+ * text goes into a JSON reply and log line). */
 static void copy_str(json_t *v, char *dst, size_t len)
 {
-    if (json_is_string(v) && len) snprintf(dst, len, "%s", json_string_value(v));
+    if (!json_is_string(v) || !len) return;
+    const char *s = json_string_value(v);
+    size_t n = strlen(s);
+    if (n >= len) {
+        n = len - 1;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(dst, s, n);
+    dst[n] = '\0';
 }
 
 void pw_http_parse_error(const char *body, size_t len, char *code, size_t codelen, char *msg,

@@ -67,5 +67,58 @@ for aud in arm kusto; do
   done
 done
 
+# --- robustness: 50 parallel clients sending garbage; the server answers every request
+# (no 5xx, no hang), stays responsive meanwhile, and a garbage burst leaves it healthy ----
+garbage_client() { # N: 12 random requests
+  local hosts=(management.azure.com login.microsoftonline.com mykustocluster.westus.kusto.windows.net
+    nope.westus.kusto.windows.net) meths=(GET POST PUT PATCH DELETE) i h m p f=$PW_TMP/g.$1
+  local paths=("/v1/rest/mgmt" "/subscriptions/$SIM_SUB/resourceGroups/testrg/providers/Microsoft.Kusto/clusters/mykustocluster/databases/mykustodatabase?$V"
+    "/$SIM_TENANT/oauth2/v2.0/token" "/subscriptions/$SIM_SUB/providers/Microsoft.Kusto/locations/westus/operationResults/x?$V"
+    "/%00%ff/..//x?api-version=%zz" "/subscriptions/$SIM_SUB/resourceGroups/testrg/providers/Microsoft.Kusto/clusters/mykustocluster/databases/mykustodatabase/addPrincipals?$V")
+  for i in $(seq 1 12); do
+    h=${hosts[RANDOM % 4]} m=${meths[RANDOM % 5]} p=${paths[RANDOM % 6]}
+    case $((RANDOM % 4)) in
+      0) head -c $((RANDOM * 2)) /dev/urandom >"$f" ;;
+      1) printf '{"db":"mykustodatabase","csl":".alter table StormEvents policy %s"}' \
+           "$(head -c 300 /dev/urandom | tr -dc 'a-z ()=,[]{}0-9.' )" >"$f" ;;
+      2) printf '{"kind":"ReadWrite","properties":{"softDeletePeriod":"P%dD","hotCachePeriod":"%s"}}' \
+           $RANDOM "$(head -c 20 /dev/urandom | base64)" >"$f" ;;
+      3) printf '{"db":"mykustodatabase","csl":"%s"}' "$(head -c 2000 /dev/urandom | base64 -w0)" >"$f" ;;
+    esac
+    local tok=$ATOK
+    [ $((RANDOM % 2)) = 0 ] && tok=$KTOK
+    simcurl -o /dev/null -w '%{http_code}\n' --max-time 30 -X "$m" -H "Authorization: Bearer $tok" \
+      -H 'Content-Type: application/json' --data-binary @"$f" "https://$h$p" >>"$PW_TMP/codes.$1" || echo fail >>"$PW_TMP/codes.$1"
+  done
+}
+simcurl -o /dev/null -X DELETE https://localhost/_sim/requests
+pids=()
+for n in $(seq 1 50); do garbage_client "$n" & pids+=($!); done
+t0=$(date +%s%3N)
+st=$(sim_call GET https://localhost/_sim/health)
+t1=$(date +%s%3N)
+expect_eq "health during the burst" "$st" 200
+[ $((t1 - t0)) -lt 5000 ] || pw_fail "health took $((t1 - t0)) ms during the burst"
+for p in "${pids[@]}"; do wait "$p"; done
+cat "$PW_TMP"/codes.* >"$PW_TMP/codes"
+expect_eq "answers" "$(wc -l <"$PW_TMP/codes")" 600
+grep -qvE '^[234][0-9][0-9]$' "$PW_TMP/codes" && pw_fail "burst answers: $(sort "$PW_TMP/codes" | uniq -c | tr '\n' ' ')"
+pw_log "ok: 600 garbage requests from 50 clients, all 2xx-4xx: $(sort "$PW_TMP/codes" | uniq -c | tr '\n' ' ')"
+pw_alive sim || pw_fail "azure-sim died under the burst"
+
+# --- the request log is bounded in bytes, headers included: 1500 requests with 50 KB of
+# (repeated, joined) headers each must not keep 75 MB (the ring's budget is 64 MiB) ---------
+simcurl -o /dev/null -X DELETE https://localhost/_sim/requests
+v=$(head -c 500 /dev/zero | tr '\0' y)
+hargs=()
+for i in $(seq 1 100); do hargs+=(-H "X-R$((i % 2)): $v"); done
+simcurl -o /dev/null "${hargs[@]}" "$SIM_CLUSTER/v1/rest/auth/metadata?i=[1-1500]"
+simcurl https://localhost/_sim/requests >"$PW_TMP/log.json"
+n=$(jq '.requests | length' "$PW_TMP/log.json")
+hb=$(jq '[.requests[].headers | tostring | length] | add' "$PW_TMP/log.json")
+[ "$hb" -le 67108864 ] || pw_fail "the log holds $n entries with $hb bytes of headers"
+[ "$n" -gt 1000 ] || pw_fail "the log kept only $n entries"
+pw_log "ok: request log bounded: $n of 1500 entries kept, $hb bytes of headers"
+
 pw_stop sim TERM 60 || pw_fail "azure-sim exited with $? on SIGTERM"
 pw_log "PASS"

@@ -247,8 +247,11 @@ static void log_request(sim_server *srv, req_ctx *rc, const char *method, enum h
         "bodyTruncated", truncated, "status", status, "durationMs",
         (json_int_t)(sim_now_ms() - rc->start_ms), "reset", reset, "activityId", rc->activity_id);
     if (!e) return;
-    /* Bytes this entry holds, roughly: body + path + headers. */
-    size_t size = json_string_length(body) + strlen(rc->raw_uri ? rc->raw_uri : "") + 1024;
+    /* Bytes this entry holds, roughly: body + path + headers (up to 64 KiB of them). */
+    size_t size = json_string_length(body) + strlen(rc->raw_uri ? rc->raw_uri : "") + 512;
+    const char *hk;
+    json_t *hv;
+    json_object_foreach(hdrs, hk, hv) size += strlen(hk) + json_string_length(hv) + 64;
     pthread_mutex_lock(&srv->log_lock);
     json_object_set_new(e, "seq", json_integer(++srv->log_seq));
     while (srv->log_count > 0 &&

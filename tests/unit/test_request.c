@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "pw/azure.h"
 #include "pw/duration.h"
 #include "pw/event.h"
 #include "pw/request.h"
@@ -463,6 +464,42 @@ static void non_ascii_in_messages(void **state)
     assert_string_equal(buf, "x?\xc3\xa9??");
 }
 
+static int reply_valid(json_t *ev)
+{
+    pw_schema_status st = pw_schema_validate(reply_schema, ev, NULL);
+    json_decref(ev);
+    return st == PW_SCHEMA_VALID;
+}
+
+static json_t *failed_event(const char *code, const char *op_code)
+{
+    json_t *ev = pw_event_new("r-1", "failed", 3, "w");
+    json_t *op = json_pack("{s:i, s:s, s:s, s:{}, s:s}", "index", 0, "kind", "database.retention",
+                           "route", "arm", "target", "status", "failed");
+    if (op_code) json_object_set_new(op, "error", pw_event_error(op_code, "m", 0));
+    json_object_set_new(ev, "operations", json_pack("[o]", op));
+    if (code) json_object_set_new(ev, "error", pw_event_error(code, "m", 0));
+    return ev;
+}
+
+/* Every code the executor and the Azure client can put into a failed event is listed in
+ * reply.v1.json's operationErrorCode, and the schema holds failed events to that list. */
+static void reply_codes_listed(void **state)
+{
+    (void)state;
+    const char *codes[] = {PW_AZ_CODE_THROTTLED,   PW_AZ_CODE_UNAVAILABLE, PW_AZ_CODE_TLS,
+                           PW_AZ_CODE_AUTH,        PW_AZ_CODE_FORBIDDEN,   PW_AZ_CODE_NOT_FOUND,
+                           PW_AZ_CODE_BAD_REQUEST, PW_AZ_CODE_DEADLINE,    PW_AZ_CODE_LRO_FAILED,
+                           PW_AZ_CODE_PROTOCOL,    "InternalError"};
+    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++) {
+        if (!reply_valid(failed_event(codes[i], codes[i]))) fail_msg("%s not accepted", codes[i]);
+    }
+    assert_false(reply_valid(failed_event("NoSuchCode", PW_AZ_CODE_THROTTLED)));
+    assert_false(reply_valid(failed_event(PW_AZ_CODE_THROTTLED, "NoSuchCode")));
+    assert_false(reply_valid(failed_event(PW_REJECT_SCHEMA, NULL)));     /* a rejection code */
+    assert_false(reply_valid(failed_event(NULL, PW_AZ_CODE_THROTTLED))); /* no error */
+}
+
 static void cluster_uris(void **state)
 {
     (void)state;
@@ -612,6 +649,7 @@ int main(void)
         cmocka_unit_test(schema_violations),
         cmocka_unit_test(durations),
         cmocka_unit_test(non_ascii_in_messages),
+        cmocka_unit_test(reply_codes_listed),
         cmocka_unit_test(names),
         cmocka_unit_test(cluster_uris),
         cmocka_unit_test(principal_fqns),

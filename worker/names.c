@@ -46,10 +46,12 @@ pw_names_status pw_names_arm_database(const char *name, char *err, size_t errlen
     pw_names_status st = pw_names_kusto_entity(name, err, errlen);
     if (st != PW_NAMES_OK) return st;
     size_t n = strlen(name);
-    if (strstr(name, "..") || strcmp(name, ".") == 0 || name[0] == ' ' || name[n - 1] == ' ')
+    /* A trailing '.' is dropped from a path segment by URL normalization on the way
+     * (.NET, IIS): ".../databases/db." would address database "db". */
+    if (strstr(name, "..") || name[0] == ' ' || name[n - 1] == ' ' || name[n - 1] == '.')
         return fail(err, errlen, PW_NAMES_INVALID,
-                    "a database name in an ARM path must not be '.', contain '..' or start/end "
-                    "with a space");
+                    "a database name in an ARM path must not contain '..', start or end with a "
+                    "space, or end with '.' (the kusto route takes such names)");
     return PW_NAMES_OK;
 }
 

@@ -19,7 +19,8 @@ typedef enum pw_names_status {
 pw_names_status pw_names_kusto_entity(const char *name, char *err, size_t errlen);
 
 /* A Kusto entity name that also goes into an ARM path (a database on the arm route):
- * the Kusto rule, and not ".", "..", nor containing "..", nor leading/trailing space. */
+ * the Kusto rule, and no "..", no leading/trailing space, no trailing '.' (URL
+ * normalization would drop it and address another database). */
 pw_names_status pw_names_arm_database(const char *name, char *err, size_t errlen);
 
 /* Subscription id: a GUID, 8-4-4-4-12 hexadecimal digits. */

@@ -380,6 +380,20 @@ static void names(void **state)
     d = base();
     json_object_set_new(json_object_get(op(d, 0), "target"), "database", json_string("a\tb"));
     expect(d, "InvalidName", "/operations/0/target/database");
+    /* ARM path normalization would turn ".../databases/db." into ".../databases/db" */
+    d = base();
+    json_object_set_new(json_object_get(op(d, 0), "target"), "database", json_string("db."));
+    expect(d, "InvalidName", "/operations/0/target/database");
+    d = base();
+    json_object_set_new(json_object_get(op(d, 4), "target"), "database", json_string("."));
+    expect(d, "InvalidName", "/operations/4/target/database");
+    /* the kusto route brackets the name: allowed there */
+    d = base();
+    json_object_set_new(json_object_get(op(d, 1), "target"), "database", json_string("db."));
+    pw_rejection rej;
+    pw_request *req = decode_json(d, &rej);
+    if (!req) fail_msg("%s: %s", rej.code, rej.message);
+    pw_request_free(req);
 }
 
 static void principal_fqns(void **state)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pw/kafka.h"
@@ -25,6 +26,7 @@ struct pw_intake {
     int paused;
     int stopped;
     int closed;
+    int abandoned; /* close did not finish in time: destroy without closing again */
     size_t assigned;
 };
 
@@ -235,19 +237,67 @@ void pw_intake_stop(pw_intake *in)
     in->stopped = 1;
 }
 
-int pw_intake_close(pw_intake *in)
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Milliseconds left until deadline, at most cap. */
+static int left_ms(uint64_t deadline, int cap)
+{
+    uint64_t now = mono_ms();
+    if (now >= deadline) return 0;
+    return deadline - now < (uint64_t)cap ? (int)(deadline - now) : cap;
+}
+
+int pw_intake_close(pw_intake *in, int timeout_ms)
 {
     if (in->closed) return 0;
     int rc = 0;
     in->stopped = 1;
-    rd_kafka_resp_err_t e = rd_kafka_commit(in->rk, NULL, 0);
+    uint64_t deadline = mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(in->rk);
+    /* The final commit of what is stored, waited for at most until the deadline: a slow or
+     * absent coordinator must not hold the process past its shutdown budget (what is not
+     * committed is redelivered). */
+    rd_kafka_resp_err_t e = rd_kafka_commit_queue(in->rk, NULL, q, NULL, NULL);
+    if (!e) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, left_ms(deadline, INT32_MAX));
+        e = ev ? rd_kafka_event_error(ev) : RD_KAFKA_RESP_ERR__TIMED_OUT;
+        if (ev) rd_kafka_event_destroy(ev);
+    }
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         pw_log(PW_LOG_WARN, NULL, "kafka.commit_failed", "final commit: %s", rd_kafka_err2str(e));
         rc = -1;
     }
     in->closed = 1; /* the rebalance callback must not commit again during close */
-    e = rd_kafka_consumer_close(in->rk);
-    if (e) pw_log(PW_LOG_WARN, NULL, "kafka.close_failed", "%s", rd_kafka_err2str(e));
+    /* Leave the group, serving the close's rebalance events, again bounded by the deadline. */
+    rd_kafka_error_t *error = rd_kafka_consumer_close_queue(in->rk, q);
+    if (error) {
+        pw_log(PW_LOG_WARN, NULL, "kafka.close_failed", "%s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    } else {
+        while (!rd_kafka_consumer_closed(in->rk)) {
+            int wait = left_ms(deadline, 100);
+            if (!wait) {
+                pw_log(PW_LOG_WARN, NULL, "kafka.close_timeout",
+                       "the consumer did not leave the group within %d ms; abandoning it",
+                       timeout_ms);
+                in->abandoned = 1;
+                rc = -1;
+                break;
+            }
+            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, wait);
+            if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+                rebalance_cb(
+                    in->rk, rd_kafka_event_error(ev),
+                    (rd_kafka_topic_partition_list_t *)rd_kafka_event_topic_partition_list(ev), in);
+            if (ev) rd_kafka_event_destroy(ev);
+        }
+    }
+    rd_kafka_queue_destroy(q);
     return rc;
 }
 
@@ -261,6 +311,7 @@ void pw_intake_free(pw_intake *in)
     if (!in) return;
     if (in->again) pw_loop_timer_cancel(in->loop, in->again);
     pw_kafka_wake_stop(&in->wake);
-    if (in->rk) rd_kafka_destroy(in->rk);
+    if (in->rk)
+        rd_kafka_destroy_flags(in->rk, in->abandoned ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);
     free(in);
 }

@@ -19,8 +19,9 @@
 #include "pw/request.h"
 
 #define SVC_CORRELATION_HEADER "kafka_correlationId"
-#define SVC_CORRELATION_MAX 1024 /* a longer header is not echoed (logged instead) */
-#define SVC_FLUSH_TIMEOUT_MS 10000
+#define SVC_CORRELATION_MAX 1024   /* a longer header is not echoed (logged instead) */
+#define SVC_FLUSH_TIMEOUT_MS 10000 /* at most, and never past the drain deadline */
+#define SVC_CLOSE_TIMEOUT_MS 3000  /* final commit and leaving the group, after the drain */
 
 typedef struct svc svc;
 
@@ -53,6 +54,7 @@ struct svc {
     int stopping;
     int exit_code;
     pw_timer *drain_timer;
+    uint64_t drain_deadline_ms; /* loop time the drain must end by (0: no drain begun) */
     pw_timer *watch_timer;
     int sigfd;
     req_ctx *live;
@@ -111,7 +113,11 @@ static void on_terminal_acked(void *ctx, int ok)
                "terminal message for %s [%d] @ %lld could not be produced; its offset is not "
                "committed",
                c->topic, (int)c->partition, (long long)c->offset);
-    } else if (c->tracked) {
+    } else {
+        pw_log(PW_LOG_DEBUG, c->id[0] ? c->id : NULL, "reply.acked", "%s [%d] @ %lld", c->topic,
+               (int)c->partition, (long long)c->offset);
+    }
+    if (ok && c->tracked) {
         int64_t next = -1;
         if (pw_offsets_done(s->ledger, c->topic, c->partition, c->offset, &next) == PW_OFFSETS_OK &&
             next >= 0)
@@ -322,6 +328,7 @@ static void begin_drain(svc *s, const char *why)
            "deadline %ld ms",
            why, s->in_flight, s->cfg->drain_timeout_ms);
     pw_intake_stop(s->intake);
+    s->drain_deadline_ms = pw_loop_now_ms(s->loop) + (uint64_t)s->cfg->drain_timeout_ms;
     s->drain_timer =
         pw_loop_timer_add(s->loop, (uint64_t)s->cfg->drain_timeout_ms, drain_deadline_cb, s);
     finish_loop_if_drained(s);
@@ -412,11 +419,16 @@ int pw_service_run(const pw_config *cfg)
 
     /* Shutdown, in order: no new work; deliver what is produced; commit what is stored;
      * leave the group; destroy. */
+    /* The drain deadline bounds the flush too: a reply broker that is down must not hold the
+     * process past it (what is not acknowledged is not committed, so it is redelivered). */
     pw_intake_stop(s->intake);
-    size_t left = pw_reply_flush(s->reply, SVC_FLUSH_TIMEOUT_MS);
+    uint64_t now = pw_loop_now_ms(s->loop);
+    uint64_t budget = s->drain_deadline_ms > now ? s->drain_deadline_ms - now : 0;
+    if (budget > SVC_FLUSH_TIMEOUT_MS) budget = SVC_FLUSH_TIMEOUT_MS;
+    size_t left = pw_reply_flush(s->reply, (int)budget);
     if (left)
         pw_log(PW_LOG_WARN, NULL, "worker.flush_incomplete", "%zu messages not acknowledged", left);
-    pw_intake_close(s->intake);
+    pw_intake_close(s->intake, SVC_CLOSE_TIMEOUT_MS);
     pw_log(PW_LOG_INFO, NULL, "worker.stopped", "%zu requests unfinished (to be redelivered)",
            s->in_flight);
     goto out;

@@ -40,9 +40,11 @@ int pw_intake_store(pw_intake *in, const char *topic, int32_t partition, int64_t
 /* Stops delivering messages (drain): later ones are dropped uncommitted and redelivered. */
 void pw_intake_stop(pw_intake *in);
 
-/* Shutdown: commits what is stored (synchronously), closes the consumer (leaves the group).
- * Returns 0, or -1 when the commit failed (logged). */
-int pw_intake_close(pw_intake *in);
+/* Shutdown: commits what is stored, closes the consumer (leaves the group), both within
+ * timeout_ms altogether (blocking); past it the consumer is abandoned (what is not committed
+ * is redelivered, the group notices the absence after session.timeout.ms).
+ * Returns 0, or -1 when the commit failed or the close timed out (logged). */
+int pw_intake_close(pw_intake *in, int timeout_ms);
 
 size_t pw_intake_assigned(const pw_intake *in); /* partitions currently assigned */
 

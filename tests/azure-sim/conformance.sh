@@ -67,6 +67,50 @@ for aud in arm kusto; do
   done
 done
 
+# --- invalid UTF-8 from the client (path, form, header, body) still gets the service's
+# error body (jansson refuses invalid UTF-8: these answers used to be empty) ----------------
+C=https://management.azure.com/subscriptions/$SIM_SUB/resourceGroups/testrg/providers/Microsoft.Kusto/clusters/mykustocluster
+arm_bad() { # URL METHOD STATUS CODE
+  st=$(sim_call "$2" "$1" -H "Authorization: Bearer $ATOK" -H 'Content-Type: application/json' \
+    -d '{"kind":"ReadWrite","properties":{"principalId":"x","role":"Admin","principalType":"App"}}')
+  expect_eq "ARM $2 $1" "$st" "$3"
+  expect_body .error.code "$4"
+}
+arm_bad "$C/databases/%FF%FE?$V" GET 404 ResourceNotFound
+arm_bad "${C/testrg/rg%FF}/databases/x?$V" GET 404 ResourceGroupNotFound
+arm_bad "https://management.azure.com/subscriptions/%C0%AF/resourceGroups/x/providers/Microsoft.Kusto/clusters/c/databases/d?$V" GET 404 SubscriptionNotFound
+arm_bad "$C/databases/mykustodatabase?api-version=%FF" GET 400 InvalidApiVersionParameter
+arm_bad "$C/databases/%FF?$V" PUT 400 InvalidResourceName
+arm_bad "$C/databases/mykustodatabase/principalAssignments/%ED%A0%80?$V" PUT 400 InvalidResourceName
+arm_bad "https://management.azure.com/subscriptions/$SIM_SUB/providers/Microsoft.Kusto/locations/%FF/operationResults/%FE?$V" GET 404 ResourceNotFound
+st=$(sim_call POST "https://login.microsoftonline.com/%FF/oauth2/v2.0/token" -d grant_type=client_credentials)
+expect_eq "AAD tenant %FF" "$st" 400
+expect_body '.error_codes[0]' 90002
+st=$(sim_call POST "$SIM_TOKEN_URL" -d "grant_type=%FF&client_id=$SIM_APP&client_secret=$SIM_SECRET&scope=x/.default")
+expect_eq "AAD grant %FF" "$st" 400
+expect_body .error unsupported_grant_type
+st=$(sim_call POST "$MGMT" -H "Authorization: Bearer $KTOK" -H $'x-ms-client-request-id: KPC.execute;\xff\xfe' -d 'not json')
+expect_eq "Kusto bad JSON, binary client request id" "$st" 400
+expect_body .error.code General_BadRequest
+# front-made Kusto errors have the engine's @context: 13 members, the cluster as alias
+expect_body '.error["@context"] | keys | length' 13
+expect_body '.error["@context"].serviceAlias' MYKUSTOCLUSTER
+expect_body '.error["@context"].timestamp | test("\\.[0-9]{7}Z$")' true
+st=$(kusto ".show table ['Storm$(printf '\xff')Events'] policy caching")
+expect_eq "Kusto csl with invalid UTF-8" "$st" 400
+# the request log keeps binary bodies, headers and hosts and stays serializable
+simcurl -o /dev/null -X DELETE https://localhost/_sim/requests
+printf 'ab\xff\x00cd' >"$PW_TMP/bin"
+simcurl -o /dev/null -H "Authorization: Bearer $KTOK" --data-binary @"$PW_TMP/bin" "$MGMT"
+simcurl -o /dev/null -H $'X-Bad: a\xffb' "$SIM_CLUSTER/v1/rest/auth/metadata"
+curl -sS -o /dev/null --cacert "$SIM_CA" -H $'Host: bad\xffhost' "https://127.0.0.1:$SIM_PORT/v1/rest/auth/metadata" || true
+st=$(sim_call GET https://localhost/_sim/requests)
+expect_eq "request log" "$st" 200
+expect_body '.requests | length' 3
+expect_body '.requests[0].body == "ab?\u0000cd"' true
+expect_body '.requests[1].headers["X-Bad"]' 'a?b'
+expect_body '.requests[2].host' 'bad?host'
+
 # --- robustness: 50 parallel clients sending garbage; the server answers every request
 # (no 5xx, no hang), stays responsive meanwhile, and a garbage burst leaves it healthy ----
 garbage_client() { # N: 12 random requests
@@ -105,6 +149,9 @@ expect_eq "answers" "$(wc -l <"$PW_TMP/codes")" 600
 grep -qvE '^[234][0-9][0-9]$' "$PW_TMP/codes" && pw_fail "burst answers: $(sort "$PW_TMP/codes" | uniq -c | tr '\n' ' ')"
 pw_log "ok: 600 garbage requests from 50 clients, all 2xx-4xx: $(sort "$PW_TMP/codes" | uniq -c | tr '\n' ' ')"
 pw_alive sim || pw_fail "azure-sim died under the burst"
+st=$(sim_call GET https://localhost/_sim/requests)
+expect_eq "request log after the burst" "$st" 200
+expect_body '.requests | length' 600
 
 # --- the request log is bounded in bytes, headers included: 1500 requests with 50 KB of
 # (repeated, joined) headers each must not keep 75 MB (the ring's budget is 64 MiB) ---------

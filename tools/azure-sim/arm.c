@@ -60,6 +60,7 @@
  * dueMs/startMs are this process's monotonic milliseconds.  Throttling buckets live in
  * state.root["armRuntime"]["throttle"]; replacing the state resets both. */
 #include "sim.h"
+#include "kusto.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -229,8 +230,14 @@ static void arm_error_target(arm_ctx *c, int status, const char *code, const cha
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    sim_utf8_scrub(msg);
     json_t *err = json_pack("{s:s, s:s}", "code", code, "message", msg);
-    if (target) json_object_set_new(err, "target", json_string(target));
+    if (target) {
+        char t[256];
+        snprintf(t, sizeof t, "%s", target);
+        sim_utf8_scrub(t);
+        json_object_set_new(err, "target", json_string(t));
+    }
     c->resp->status = status;
     set_body(c->resp, json_pack("{s:o}", "error", err));
 }

@@ -52,6 +52,21 @@ int sim_kusto_execute(json_t *cluster, const char *db, const char *csl,
                       const sim_kusto_caller *caller, const char *client_request_id,
                       const char *activity_id, json_t **body);
 
+/* Replaces every byte of s that is not part of valid UTF-8 with '?', in place: jansson
+ * refuses invalid UTF-8, and error messages echo client input (paths, names, ids) or
+ * are cut mid-character by a bounded buffer.  Used by every error builder. */
+void sim_utf8_scrub(char *s);
+/* The same for len bytes that may include NULs (kept: valid UTF-8); s[len] must be '\0'. */
+void sim_utf8_scrub_n(char *s, size_t len);
+
+/* A OneApi error body (new reference) as the engine makes them: "message" generic for the
+ * status, @message = message, @context with all 13 members (serviceAlias = cluster's first
+ * label in upper case; activity_type NULL = DN.FE.ExecuteControlCommand), @permanent.  Any
+ * string may hold invalid UTF-8 (it is scrubbed), so the body is never NULL. */
+json_t *sim_kusto_error_body(int status, const char *cluster, const char *code, const char *type,
+                             int permanent, const char *client_request_id, const char *activity_id,
+                             const char *activity_type, const char *message);
+
 /* ---- Below: the engine's internal pieces, exported for its unit tests. ---- */
 
 /* Time spans are counted in .NET ticks (100 ns).  All return 0 on success, -1 on a

@@ -193,9 +193,15 @@ static int utf8_valid(const char *s, size_t len)
 
 /* Replaces every byte that is not part of valid UTF-8 with '?' (JSON needs UTF-8;
  * messages echo user input and may be cut mid-character). */
-static void utf8_scrub(char *s)
+void sim_utf8_scrub(char *s)
 {
-    for (size_t i = 0; s[i];) {
+    sim_utf8_scrub_n(s, strlen(s));
+}
+
+void sim_utf8_scrub_n(char *s, size_t len)
+{
+    /* s[len] is '\0', which is never a continuation byte: utf8_seq stops there */
+    for (size_t i = 0; i < len;) {
         size_t n = utf8_seq((const unsigned char *)s + i);
         if (n == 0)
             s[i++] = '?';
@@ -208,42 +214,57 @@ static void utf8_scrub(char *s)
 static int fail(ctx *c, int status, const char *code, const char *type, int permanent,
                 const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
-static int fail(ctx *c, int status, const char *code, const char *type, int permanent,
-                const char *fmt, ...)
+json_t *sim_kusto_error_body(int status, const char *cluster, const char *code, const char *type,
+                             int permanent, const char *client_request_id, const char *activity_id,
+                             const char *activity_type, const char *message)
 {
     char msg[1024], ts[40], sub[37], parent[37], stack[640], alias[128];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    utf8_scrub(msg);
+    snprintf(msg, sizeof msg, "%s", message ? message : "");
+    sim_utf8_scrub(msg);
     now_timestamp(ts, sizeof ts);
     new_guid(sub);
     new_guid(parent);
     char crid[256], aid[128]; /* from request headers: bounded, made valid UTF-8 */
-    snprintf(crid, sizeof crid, "%s", c->crid ? c->crid : "");
-    snprintf(aid, sizeof aid, "%s", c->aid ? c->aid : "");
-    utf8_scrub(crid);
-    utf8_scrub(aid);
-    snprintf(alias, sizeof alias, "%s", cluster_name(c));
+    snprintf(crid, sizeof crid, "%s", client_request_id ? client_request_id : "");
+    snprintf(aid, sizeof aid, "%s", activity_id ? activity_id : "");
+    sim_utf8_scrub(crid);
+    sim_utf8_scrub(aid);
+    /* the alias is the cluster's name: a host's first label, upper case */
+    snprintf(alias, sizeof alias, "%.*s", (int)strcspn(cluster ? cluster : "", "."),
+             cluster ? cluster : "");
+    if (!alias[0]) snprintf(alias, sizeof alias, "azure-sim");
     for (char *p = alias; *p; p++)
         *p = (char)toupper((unsigned char)*p);
+    sim_utf8_scrub(alias);
+    if (!activity_type) activity_type = "DN.FE.ExecuteControlCommand";
     snprintf(stack, sizeof stack, "(Activity stack: CRID=%s ARID=%s > %s/%s)", crid, aid,
-             c->activity_type, sub);
-    utf8_scrub(stack);
+             activity_type, sub);
+    sim_utf8_scrub(stack);
     const char *generic = status == 404   ? "The requested entity was not found."
                           : status == 403 ? "Principal is not authorized to perform this operation."
                                           : GENERIC_400;
-    json_decref(c->body);
-    c->body = json_pack(
+    return json_pack(
         "{s:{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:s, s:s, s:s, s:s, "
         "s:s}, s:b}}",
         "error", "code", code, "message", generic, "@type", type, "@message", msg, "@context",
         "timestamp", ts, "serviceAlias", alias, "machineName", "KSimEngine000000", "processName",
         "azure-sim", "processId", (json_int_t)getpid(), "threadId", (json_int_t)gettid(),
         "appDomainName", "azure-sim", "clientRequestId", crid, "activityId", aid, "subActivityId",
-        sub, "activityType", c->activity_type, "parentActivityId", parent, "activityStack", stack,
+        sub, "activityType", activity_type, "parentActivityId", parent, "activityStack", stack,
         "@permanent", permanent);
+}
+
+static int fail(ctx *c, int status, const char *code, const char *type, int permanent,
+                const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_decref(c->body);
+    c->body = sim_kusto_error_body(status, cluster_name(c), code, type, permanent, c->crid, c->aid,
+                                   c->activity_type, msg);
     c->status = status;
     return -1;
 }

@@ -1,6 +1,7 @@
 /* sim_aad.c: azure-sim's Microsoft Entra ID (AAD) token endpoint: the client-credentials
  * grant with a client secret or a certificate-signed client assertion. */
 #include "sim_core.h"
+#include "kusto.h"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -24,6 +25,7 @@ json_t *sim_aad_error(const char *error, long code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    sim_utf8_scrub(msg);
     sim_aad_timestamp(ts, sizeof(ts));
     sim_guid(trace, sizeof(trace));
     sim_guid(corr, sizeof(corr));

@@ -103,38 +103,32 @@ static json_t *arm_error(const char *code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    sim_utf8_scrub(msg);
     return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
 }
 
-/* A Kusto OneApi error body. */
-static json_t *kusto_error(const char *code, const char *type, int permanent,
+/* A Kusto OneApi error body, in the engine's shape (sim_kusto_error_body): host names the
+ * cluster (its first label becomes serviceAlias); never NULL, whatever bytes the client
+ * request id or the message hold. */
+static json_t *kusto_error(const char *host, const char *code, const char *type, int permanent,
                            const char *client_request_id, const char *activity_id, const char *fmt,
-                           ...) __attribute__((format(printf, 6, 7)));
-static json_t *kusto_error(const char *code, const char *type, int permanent,
+                           ...) __attribute__((format(printf, 7, 8)));
+static json_t *kusto_error(const char *host, const char *code, const char *type, int permanent,
                            const char *client_request_id, const char *activity_id, const char *fmt,
                            ...)
 {
-    char msg[1024], ts[32], sub[40], parent[40];
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    sim_now_iso(ts, sizeof(ts));
-    sim_guid(sub, sizeof(sub));
-    sim_guid(parent, sizeof(parent));
-    return json_pack(
-        "{s:{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s},s:b}}", "error", "code",
-        code, "message", "Request is invalid and cannot be executed.", "@type", type, "@message",
-        msg, "@context", "timestamp", ts, "serviceAlias", "AZURE-SIM", "machineName",
-        "KSimEngine000000", "processName", "azure-sim", "processId", (json_int_t)getpid(),
-        "clientRequestId", client_request_id ? client_request_id : "", "activityId",
-        activity_id ? activity_id : "", "subActivityId", sub, "activityType",
-        "DN.FE.ExecuteControlCommand", "parentActivityId", parent, "@permanent", permanent);
+    return sim_kusto_error_body(strcmp(code, "NotFound") == 0 ? 404 : 400, host, code, type,
+                                permanent, client_request_id, activity_id, NULL, msg);
 }
 
 /* An error body in the shape the host's service uses. */
-static json_t *host_error(enum host_kind kind, int status, const char *activity_id,
-                          const char *crid, const char *why)
+static json_t *host_error(enum host_kind kind, const char *host, int status,
+                          const char *activity_id, const char *crid, const char *why)
 {
     const char *code = status == 429   ? "TooManyRequests"
                        : status == 500 ? "InternalServerError"
@@ -149,9 +143,10 @@ static json_t *host_error(enum host_kind kind, int status, const char *activity_
                              "A transient error has occurred. Please try again. (%s)", why);
     case HOST_KUSTO:
         if (status == 413)
-            return kusto_error("PayloadTooLarge", "Kusto.Data.Exceptions.KustoBadRequestException",
-                               1, crid, activity_id, "%s", why);
-        return kusto_error(status == 429 ? "TooManyRequests" : code,
+            return kusto_error(host, "PayloadTooLarge",
+                               "Kusto.Data.Exceptions.KustoBadRequestException", 1, crid,
+                               activity_id, "%s", why);
+        return kusto_error(host, status == 429 ? "TooManyRequests" : code,
                            status == 429
                                ? "Kusto.DataNode.Exceptions.ControlCommandThrottledException"
                                : "Kusto.Data.Exceptions.KustoServiceException",
@@ -175,17 +170,35 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     } else {
         snprintf(v, sizeof(v), "%s", value ? value : "");
     }
-    json_t *old = json_object_get(h, key);
+    char k[256];
+    snprintf(k, sizeof(k), "%s", key);
+    sim_utf8_scrub(k);
+    sim_utf8_scrub(v);
+    json_t *old = json_object_get(h, k);
     if (old) {
         char *joined = NULL;
         if (asprintf(&joined, "%s, %s", json_string_value(old), v) > 0) {
-            json_object_set_new(h, key, json_string(joined));
+            json_object_set_new(h, k, json_string(joined));
             free(joined);
         }
     } else {
-        json_object_set_new(h, key, json_string(v));
+        json_object_set_new(h, k, json_string(v));
     }
     return MHD_YES;
+}
+
+/* A JSON string of n bytes of client data: invalid UTF-8 becomes '?' (a string that is
+ * not UTF-8 would make the whole /_sim/requests document fail to serialize). */
+static json_t *lossy_string(const char *p, size_t n)
+{
+    char *copy = malloc(n + 1);
+    if (!copy) return json_string("");
+    memcpy(copy, p, n);
+    copy[n] = '\0';
+    sim_utf8_scrub_n(copy, n);
+    json_t *j = json_stringn(copy, n);
+    free(copy);
+    return j ? j : json_string("");
 }
 
 /* The body as logged: bounded, AAD secrets masked. */
@@ -193,7 +206,7 @@ static json_t *logged_body(const req_ctx *rc, enum host_kind kind, int *truncate
 {
     size_t n = rc->len < LOG_BODY_MAX ? rc->len : LOG_BODY_MAX;
     *truncated = rc->len > LOG_BODY_MAX || rc->too_large;
-    if (kind != HOST_AAD) return json_stringn_nocheck(rc->body ? rc->body : "", n);
+    if (kind != HOST_AAD) return lossy_string(rc->body ? rc->body : "", n);
     /* form body: client_secret=***, client_assertion=*** */
     char *out = malloc(n + 1);
     if (!out) return json_string("");
@@ -219,7 +232,7 @@ static json_t *logged_body(const req_ctx *rc, enum host_kind kind, int *truncate
         if (amp) out[o++] = '&';
         p += len + (amp ? 1 : 0);
     }
-    json_t *j = json_stringn_nocheck(out, o);
+    json_t *j = lossy_string(out, o);
     free(out);
     return j;
 }
@@ -241,11 +254,16 @@ static void log_request(sim_server *srv, req_ctx *rc, const char *method, enum h
     MHD_get_connection_values(rc->conn, MHD_HEADER_KIND, collect_header, hdrs);
     int truncated = 0;
     json_t *body = logged_body(rc, kind, &truncated);
-    json_t *e = json_pack(
-        "{s:s,s:s,s:s,s:s,s:o,s:o,s:b,s:i,s:I,s:b,s:s}", "time", rc->start_iso, "method", method,
-        "host", rc->host, "path", rc->raw_uri ? rc->raw_uri : "", "headers", hdrs, "body", body,
-        "bodyTruncated", truncated, "status", status, "durationMs",
-        (json_int_t)(sim_now_ms() - rc->start_ms), "reset", reset, "activityId", rc->activity_id);
+    /* method, host and path as sent may hold any bytes; the log keeps every request */
+    json_t *jm = lossy_string(method ? method : "", method ? strlen(method) : 0);
+    json_t *jh = lossy_string(rc->host, strlen(rc->host));
+    json_t *jp =
+        lossy_string(rc->raw_uri ? rc->raw_uri : "", rc->raw_uri ? strlen(rc->raw_uri) : 0);
+    json_t *e = json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:b,s:i,s:I,s:b,s:s}", "time", rc->start_iso,
+                          "method", jm, "host", jh, "path", jp, "headers", hdrs, "body", body,
+                          "bodyTruncated", truncated, "status", status, "durationMs",
+                          (json_int_t)(sim_now_ms() - rc->start_ms), "reset", reset, "activityId",
+                          rc->activity_id);
     if (!e) return;
     /* Bytes this entry holds, roughly: body + path + headers (up to 64 KiB of them). */
     size_t size = json_string_length(body) + strlen(rc->raw_uri ? rc->raw_uri : "") + 512;
@@ -550,7 +568,7 @@ static void kusto_mgmt(sim_server *srv, sim_request *req, const char *crid, sim_
     json_t *props_parsed = NULL;
     if (!doc || !json_is_object(doc)) {
         resp->status = 400;
-        resp->body = kusto_error("General_BadRequest",
+        resp->body = kusto_error(req->host, "General_BadRequest",
                                  "Kusto.Data.Exceptions.KustoBadRequestException", 1, crid, aid,
                                  "Request is invalid and cannot be processed: the body is not a "
                                  "JSON object (%s).",
@@ -573,9 +591,9 @@ static void kusto_mgmt(sim_server *srv, sim_request *req, const char *crid, sim_
         bad = "'properties' must be an object or a JSON string";
     if (bad) {
         resp->status = 400;
-        resp->body =
-            kusto_error("General_BadRequest", "Kusto.Data.Exceptions.KustoBadRequestException", 1,
-                        crid, aid, "Request is invalid and cannot be processed: %s.", bad);
+        resp->body = kusto_error(req->host, "General_BadRequest",
+                                 "Kusto.Data.Exceptions.KustoBadRequestException", 1, crid, aid,
+                                 "Request is invalid and cannot be processed: %s.", bad);
         json_decref(doc);
         json_decref(props_parsed);
         return;
@@ -592,8 +610,8 @@ static void kusto_mgmt(sim_server *srv, sim_request *req, const char *crid, sim_
         pthread_mutex_unlock(&st->lock);
         resp->status = 429;
         resp->body = kusto_error(
-            "TooManyRequests", "Kusto.DataNode.Exceptions.ControlCommandThrottledException", 0,
-            crid, aid,
+            req->host, "TooManyRequests",
+            "Kusto.DataNode.Exceptions.ControlCommandThrottledException", 0, crid, aid,
             "The control command was aborted due to throttling. Retrying after some backoff "
             "might succeed. CommandType: 'AdminCommand', Capacity: %ld, Origin: "
             "'CapacityPolicy/ControlCommand'.",
@@ -623,8 +641,9 @@ static void kusto_mgmt(sim_server *srv, sim_request *req, const char *crid, sim_
     json_t *cluster = sim_state_cluster_by_host(st->root, req->host);
     if (!cluster) {
         resp->status = 404;
-        resp->body = kusto_error("NotFound", "Kusto.Data.Exceptions.EntityNotFoundException", 1,
-                                 crid, aid, "The cluster '%s' no longer exists.", req->host);
+        resp->body =
+            kusto_error(req->host, "NotFound", "Kusto.Data.Exceptions.EntityNotFoundException", 1,
+                        crid, aid, "The cluster '%s' no longer exists.", req->host);
     } else {
         sim_kusto_caller caller = {req->caller_app_id, req->caller_tenant_id};
         json_t *out = NULL;
@@ -659,8 +678,8 @@ static void kusto_handle(sim_server *srv, sim_request *req, const char *cluster_
         return;
     }
     resp->status = 404;
-    resp->body = kusto_error("NotFound", "Kusto.Common.Svc.Exceptions.EndpointNotFoundException", 1,
-                             crid, aid,
+    resp->body = kusto_error(req->host, "NotFound",
+                             "Kusto.Common.Svc.Exceptions.EndpointNotFoundException", 1, crid, aid,
                              "azure-sim serves only POST /v1/rest/mgmt and GET "
                              "/v1/rest/auth/metadata on a cluster; '%.200s' is not served.",
                              req->path);
@@ -668,8 +687,8 @@ static void kusto_handle(sim_server *srv, sim_request *req, const char *cluster_
 method:
     resp->status = 405;
     resp->body =
-        kusto_error("BadRequest", "Kusto.Data.Exceptions.KustoBadRequestException", 1, crid, aid,
-                    "Method '%s' is not allowed on '%s'.", req->method, req->path);
+        kusto_error(req->host, "BadRequest", "Kusto.Data.Exceptions.KustoBadRequestException", 1,
+                    crid, aid, "Method '%s' is not allowed on '%s'.", req->method, req->path);
     sim_response_header(resp, "Allow", "%s",
                         strcasecmp(req->path, "/v1/rest/mgmt") ? "GET" : "POST");
 }
@@ -1079,11 +1098,11 @@ static enum MHD_Result dispatch(sim_server *srv, req_ctx *rc, const char *url, c
 
     if (rc->too_large) {
         resp.status = 413;
-        resp.body = host_error(kind, 413, rc->activity_id, crid,
+        resp.body = host_error(kind, rc->host, 413, rc->activity_id, crid,
                                "The request body is larger than the 1 MiB azure-sim accepts.");
     } else if (fp.status) {
         resp.status = fp.status;
-        resp.body = host_error(kind, fp.status, rc->activity_id, crid,
+        resp.body = host_error(kind, rc->host, fp.status, rc->activity_id, crid,
                                "azure-sim injected this failure (/_sim/faults).");
         if (fp.status == 429 || fp.status == 503)
             sim_response_header(&resp, "Retry-After", "%ld", fp.retry_after);
@@ -1105,9 +1124,9 @@ static enum MHD_Result dispatch(sim_server *srv, req_ctx *rc, const char *url, c
         kusto_handle(srv, &req, cluster_uri, crid, &resp);
     } else if (kind == HOST_KUSTO) {
         resp.status = 404;
-        resp.body = kusto_error("NotFound", "Kusto.Data.Exceptions.EntityNotFoundException", 1,
-                                crid, rc->activity_id,
-                                "No cluster with host '%s' exists in azure-sim's state.", rc->host);
+        resp.body = kusto_error(
+            rc->host, "NotFound", "Kusto.Data.Exceptions.EntityNotFoundException", 1, crid,
+            rc->activity_id, "No cluster with host '%s' exists in azure-sim's state.", rc->host);
     } else {
         resp.status = 404;
         resp.body = arm_error("NotFound",

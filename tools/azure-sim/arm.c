@@ -18,7 +18,8 @@
  *   AuthorizationFailed) -> resource group / cluster / resource exist (404
  *   ResourceGroupNotFound / ResourceNotFound) -> body (413 RequestEntityTooLarge, 400
  *   InvalidRequestContent for JSON that does not parse or has wrong JSON types, 400
- *   BadRequest for values the spec rejects: missing required field, enum, duration).
+ *   BadRequest for values the spec rejects: missing required field, enum, duration -
+ *   XSD durations as .NET's XmlConvert reads them: P[nY][nM][nD][T[nH][nM][n[.f]S]], no W).
  *
  * Answers: database PUT/PATCH/DELETE 202 (PUT/PATCH with the database as it will be,
  * provisioningState Creating/Running); principalAssignment PUT 201 (new) / 200 (update)
@@ -54,7 +55,8 @@
  *
  * Long-running operations (database PUT/PATCH/DELETE, principalAssignment PUT/DELETE) are
  * kept in state.root["armRuntime"]["operations"] (visible in /_sim/state): each runs for
- * settings.lroDurationMs, then sim_arm_tick applies its change and marks it Succeeded
+ * settings.lroDurationMs, then sim_arm_tick (before every ARM request and every Kusto
+ * command) applies its change and marks it Succeeded, endTime = start + lroDurationMs
  * (or Failed when its target vanished meanwhile); operations apply in the order they
  * were started; finished ones beyond ARM_MAX_OPERATIONS are pruned, oldest first.
  * dueMs/startMs are this process's monotonic milliseconds.  Throttling buckets live in

@@ -2,7 +2,9 @@
  *
  * One fetch per audience at a time; every caller waiting for that audience shares it.
  * A cached token is reused until token_refresh_margin_ms before it expires (the margin is
- * shrunk to half the token's lifetime for short-lived tokens).  Tokens never leave this
+ * shrunk to half the token's lifetime for short-lived tokens).  At most 256 audiences are
+ * cached; a new one then replaces an idle entry (no fetch, wait or delivery under way),
+ * failed or expired ones first.  Tokens never leave this
  * module except as the borrowed string handed to a waiter; they are never logged. */
 #ifndef PW_AAD_H
 #define PW_AAD_H

@@ -583,6 +583,19 @@ static void test_lro_foreign_host_refused(void **state)
         "Retry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         "HTTP/1.1 202 Accepted\r\nLocation: https://management.azure.com:8443/op\r\n"
         "Retry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        /* host tricks: a longer host, user-info, a backslash, a trailing dot */
+        "HTTP/1.1 202 Accepted\r\nAzure-AsyncOperation: "
+        "https://management.azure.com.evil.example.com/op\r\n"
+        "Retry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 202 Accepted\r\nAzure-AsyncOperation: "
+        "https://management.azure.com@evil.example.com/op\r\n"
+        "Retry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 202 Accepted\r\nLocation: https://evil.example.com\\@management.azure.com/op\r\n"
+        "Retry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 202 Accepted\r\nLocation: https://management.azure.com./op\r\n"
+        "Retry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 202 Accepted\r\nLocation: /subscriptions/x/operationResults/1\r\n"
+        "Retry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
         fake_srv f;
@@ -778,6 +791,40 @@ static void test_many_in_flight(void **state)
     fixture_close(&f);
 }
 
+/* Kusto calls to more distinct clusters than the token cache has entries (256): each gets
+ * AAD's own answer (these hosts are no resources AAD knows: AuthenticationFailed), never a
+ * local failure, and a known cluster after them still gets its token and its answer. */
+static void test_many_audiences(void **state)
+{
+    (void)state;
+    sim_reset();
+    fixture f;
+    fixture_open(&f, sim.ca_file, 300000);
+    char err[256];
+    for (int i = 0; i < 300; i++) {
+        char uri[96];
+        snprintf(uri, sizeof uri, "https://nosuch%03d.westus.kusto.windows.net", i);
+        outcome o = {0};
+        pw_azure_call c = {.on_done = on_done, .ctx = &o};
+        assert_int_equal(pw_azure_kusto_mgmt(f.az, uri, "db", ".show version", &c, err, sizeof err),
+                         0);
+        wait_done(&f, &o);
+        if (o.res.ok || strcmp(o.res.code, PW_AZ_CODE_AUTH) != 0)
+            fail_msg("call %d to %s: %s %s", i, uri, o.res.ok ? "ok" : o.res.code, o.res.message);
+        outcome_clear(&o);
+    }
+    outcome o = {0};
+    pw_azure_call c = {.on_done = on_done, .ctx = &o};
+    assert_int_equal(pw_azure_kusto_mgmt(f.az, CLUSTER, "mykustodatabase",
+                                         ".show database ['mykustodatabase'] policy caching", &c,
+                                         err, sizeof err),
+                     0);
+    wait_done(&f, &o);
+    if (!o.res.ok) fail_msg("known cluster after 300 others: %s %s", o.res.code, o.res.message);
+    outcome_clear(&o);
+    fixture_close(&f);
+}
+
 static void test_wrong_secret(void **state)
 {
     (void)state;
@@ -829,6 +876,7 @@ int main(void)
         cmocka_unit_test(test_response_too_large),
         cmocka_unit_test(test_nothing_listening),
         cmocka_unit_test(test_many_in_flight),
+        cmocka_unit_test(test_many_audiences),
     };
     /* Capture this process's log lines (debug included) to check that no secret leaks. */
     char log_path[] = "/tmp/pw-azure-client-log-XXXXXX";

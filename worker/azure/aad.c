@@ -33,6 +33,7 @@ struct aad_entry {
     pw_timer *retry;    /* backoff before the next fetch attempt */
     pw_timer *kick;     /* delivers a cached token asynchronously */
     unsigned attempts;
+    int delivering_now; /* inside deliver(): the entry must not be evicted */
     pw_aad_wait *waiters, *delivering;
     char last_request_id[128];
     const char *retry_cause; /* set while backing off after a retryable failure */
@@ -123,11 +124,34 @@ void pw_aad_free(pw_aad *aad)
     free(aad);
 }
 
+static int entry_idle(const aad_entry *e)
+{
+    return !e->xfer && !e->retry && !e->kick && !e->waiters && !e->delivering && !e->delivering_now;
+}
+
+/* At MAX_AUDIENCES entries: frees the idle entry whose token is the first to be refreshed
+ * (failed or expired ones first).  Returns 0, or -1 when every entry is busy.  O(n). */
+static int evict_one(pw_aad *aad)
+{
+    aad_entry **victim = NULL;
+    for (aad_entry **pp = &aad->entries; *pp; pp = &(*pp)->next)
+        if (entry_idle(*pp) && (!victim || (*pp)->refresh_at_ms < (*victim)->refresh_at_ms))
+            victim = pp;
+    if (!victim) return -1;
+    aad_entry *e = *victim;
+    *victim = e->next;
+    aad->n_entries--;
+    entry_free(aad, e);
+    return 0;
+}
+
 static aad_entry *find_entry(pw_aad *aad, const char *audience, int create)
 {
     for (aad_entry *e = aad->entries; e; e = e->next)
         if (strcmp(e->audience, audience) == 0) return e;
-    if (!create || aad->n_entries >= MAX_AUDIENCES) return NULL;
+    if (!create) return NULL;
+    /* A worker meets any number of clusters over its life; the cache holds a bounded set. */
+    if (aad->n_entries >= MAX_AUDIENCES && evict_one(aad) != 0) return NULL;
     aad_entry *e = calloc(1, sizeof *e);
     if (!e) return NULL;
     e->aad = aad;
@@ -174,6 +198,7 @@ static void deliver(aad_entry *e, const pw_aad_result *res)
     e->waiters = NULL;
     for (pw_aad_wait *w = e->delivering; w; w = w->next)
         w->list = &e->delivering;
+    e->delivering_now = 1;
     while (e->delivering) {
         pw_aad_wait *w = e->delivering;
         wait_unlink(w);
@@ -182,6 +207,7 @@ static void deliver(aad_entry *e, const pw_aad_result *res)
         free(w);
         cb(ctx, res);
     }
+    e->delivering_now = 0;
 }
 
 static void start_fetch(aad_entry *e);

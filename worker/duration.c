@@ -196,9 +196,12 @@ int pw_duration_parse_dotnet(const char *s, int64_t *ticks)
         if (fd == 0) return -1;
     }
     if (*p) return -1;
-    int64_t total = 0;
-    if (add_scaled(&total, days, PW_TICKS_PER_DAY) != 0) return -1;
-    total += h * TICKS_PER_HOUR + m * TICKS_PER_MINUTE + sec * PW_TICKS_PER_SECOND + frac;
+    /* Kusto writes TimeSpan.MaxValue (10675199.02:48:05.4775807, INT64_MAX ticks) for
+     * "unlimited": every addition is checked, one tick more is refused. */
+    int64_t total = 0, rest = h * TICKS_PER_HOUR + m * TICKS_PER_MINUTE +
+                              sec * PW_TICKS_PER_SECOND + frac; /* < one day: no overflow */
+    if (add_scaled(&total, days, PW_TICKS_PER_DAY) != 0 || add_scaled(&total, rest, 1) != 0)
+        return -1;
     *ticks = negative ? -total : total;
     return 0;
 }

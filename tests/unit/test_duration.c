@@ -108,6 +108,11 @@ static void parse_dotnet(void **state)
     assert_true(t == 36 * HOUR + 5000000);
     assert_int_equal(pw_duration_parse_dotnet("-1.00:00:00", &t), 0);
     assert_true(t == -DAY);
+    /* TimeSpan.MaxValue is exactly INT64_MAX ticks; anything past it is refused, not wrapped */
+    assert_int_equal(pw_duration_parse_dotnet("10675199.02:48:05.4775807", &t), 0);
+    assert_true(t == INT64_MAX);
+    assert_int_equal(pw_duration_parse_dotnet("10675199.02:48:05.4775808", &t), -1);
+    assert_int_equal(pw_duration_parse_dotnet("10675199.23:59:59.9999999", &t), -1);
     const char *bad[] = {"",
                          "5",
                          "5d",

@@ -120,6 +120,7 @@ static int build_op(pw_plan_op *pop, const pw_request_op *op)
                    : -1;
     }
     pop->planned = period_value(op->kind, 1, op->period_ticks);
+    if (op->route == PW_ROUTE_ARM && op->table) return -1; /* would change the database */
     if (op->route == PW_ROUTE_ARM) {
         char iso[64];
         if (pw_duration_format_iso(op->period_ticks, iso, sizeof iso) != 0) return -1;

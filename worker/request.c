@@ -395,6 +395,17 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
     int table_kind = op->kind == PW_OP_TABLE_RETENTION || op->kind == PW_OP_TABLE_CACHING;
     op->route = via ? (strcmp(via, "kusto") == 0 ? PW_ROUTE_KUSTO : PW_ROUTE_ARM)
                     : (table_kind ? PW_ROUTE_KUSTO : PW_ROUTE_ARM);
+    /* The schemas say so too; re-checked because worker.schemas.dir can point elsewhere and
+     * a table operation planned on the arm route would PATCH the whole database. */
+    if ((via && strcmp(via, "kusto") != 0 && strcmp(via, "arm") != 0) ||
+        (table_kind && op->route != PW_ROUTE_KUSTO)) {
+        char where[64];
+        snprintf(where, sizeof where, "/operations/%zu/via", i);
+        reject_at(rej, PW_REJECT_SCHEMA, where,
+                  table_kind ? "table operations have only the kusto route"
+                             : "via is \"arm\" or \"kusto\"");
+        return -1;
+    }
     op->subscription_id = target_str(target, "subscriptionId");
     op->resource_group = target_str(target, "resourceGroup");
     op->database = target_str(target, "database");

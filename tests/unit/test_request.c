@@ -514,6 +514,71 @@ static void reply_codes_listed(void **state)
     assert_false(reply_valid(failed_event(NULL, PW_AZ_CODE_THROTTLED))); /* no error */
 }
 
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = calloc(1, 65536);
+    size_t n = buf ? fread(buf, 1, 65535, f) : 0;
+    fclose(f);
+    if (buf) buf[n] = '\0';
+    return buf;
+}
+
+/* A looser schema (worker.schemas.dir is configurable) must not let a table operation onto
+ * the arm route: its plan would PATCH the whole database's period. */
+static void table_kinds_only_via_kusto(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/pw-schemas-XXXXXX", cmd[512], path[600];
+    assert_non_null(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd, "cp -r '%s/schemas/.' '%s/'", PW_SOURCE_DIR, dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/ops/table.retention.v1.json", dir);
+    char *text = slurp(path);
+    assert_non_null(text);
+    char *via = strstr(text, "{\"const\": \"kusto\", \"default\": \"kusto\"}");
+    assert_non_null(via);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fprintf(f, "%.*s{\"enum\": [\"arm\", \"kusto\", \"other\"]}%s", (int)(via - text), text,
+            via + strlen("{\"const\": \"kusto\", \"default\": \"kusto\"}"));
+    fclose(f);
+    free(text);
+
+    pw_config c2 = cfg;
+    c2.schemas_dir = dir;
+    char err[256];
+    pw_request_checker *k2 = pw_request_checker_new(&c2, err, sizeof err);
+    if (!k2) fail_msg("%s", err);
+    const char *vias[] = {"arm", "other"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *d = base();
+        json_t *o = op(d, 3);
+        json_object_set_new(o, "via", json_string(vias[i]));
+        json_t *t = json_object_get(o, "target");
+        json_object_set_new(t, "subscriptionId", json_string(SUB));
+        json_object_set_new(t, "resourceGroup", json_string("testrg"));
+        json_object_set_new(t, "cluster", json_string("mykustocluster"));
+        char *req = json_dumps(d, JSON_COMPACT);
+        json_decref(d);
+        pw_rejection rej;
+        pw_request *r = pw_request_decode(k2, req, strlen(req), &rej);
+        free(req);
+        if (r) fail_msg("table.retention via %s accepted", vias[i]);
+        assert_string_equal(rej.code, "SchemaViolation");
+        assert_string_equal(
+            json_string_value(json_object_get(
+                json_array_get(json_object_get(rej.errors, "errors"), 0), "instanceLocation")),
+            "/operations/3/via");
+        check_event(&rej);
+        pw_rejection_clear(&rej);
+    }
+    pw_request_checker_free(k2);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void cluster_uris(void **state)
 {
     (void)state;
@@ -664,6 +729,7 @@ int main(void)
         cmocka_unit_test(durations),
         cmocka_unit_test(non_ascii_in_messages),
         cmocka_unit_test(reply_codes_listed),
+        cmocka_unit_test(table_kinds_only_via_kusto),
         cmocka_unit_test(names),
         cmocka_unit_test(cluster_uris),
         cmocka_unit_test(principal_fqns),

@@ -454,6 +454,39 @@ static void test_deadline(void **state)
     fixture_close(&f);
 }
 
+/* A call whose deadline has already passed when it would be sent (an operation's change
+ * issued after its read used up the time) sends nothing: with a cached token, and with one
+ * still to fetch. */
+static void test_deadline_passed_sends_nothing(void **state)
+{
+    (void)state;
+    sim_reset();
+    fixture f;
+    fixture_open(&f, sim.ca_file, 300000);
+    for (int cached = 0; cached < 2; cached++) {
+        if (cached) { /* warm the ARM token */
+            outcome w = {0};
+            arm(&f, &w, "GET", DB_PATH, NULL, 0);
+            assert_true(w.res.ok);
+            outcome_clear(&w);
+        }
+        sim_admin_do("DELETE", "/_sim/requests", NULL);
+        outcome o = {0};
+        json_t *body =
+            json_pack("{s:s,s:{s:s}}", "kind", "ReadWrite", "properties", "hotCachePeriod", "P9D");
+        arm(&f, &o, "PATCH", DB_PATH, body, pw_loop_now_ms(f.loop));
+        json_decref(body);
+        assert_false(o.res.ok);
+        assert_string_equal(o.res.code, PW_AZ_CODE_DEADLINE);
+        assert_int_equal(o.res.attempts, 0);
+        outcome_clear(&o);
+        /* let anything curl might still have queued go out before looking */
+        sleep_loop(&f, 300);
+        assert_int_equal(sim_count("management.azure.com", NULL), 0);
+    }
+    fixture_close(&f);
+}
+
 /* ---- a one-answer HTTPS server posing as management.azure.com (the sim's server cert) ----
  * Used where azure-sim cannot misbehave on purpose: a foreign LRO URL, an oversized body. */
 
@@ -869,6 +902,7 @@ int main(void)
         cmocka_unit_test(test_token_refresh),
         cmocka_unit_test(test_untrusted_ca),
         cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_deadline_passed_sends_nothing),
         cmocka_unit_test(test_wrong_secret),
         cmocka_unit_test(test_401_refreshes_once),
         cmocka_unit_test(test_lro_foreign_host_refused),

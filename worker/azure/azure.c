@@ -320,6 +320,12 @@ static void send_now(az_call *c)
 {
     pw_azure *az = c->az;
     unsigned gen = 0;
+    /* Due timers run in order: the start (or a retry) can come up after the deadline did. */
+    if (c->deadline_ms && pw_loop_now_ms(az->loop) >= c->deadline_ms) {
+        pw_loop_timer_cancel(az->loop, c->deadline);
+        deadline_fire(az->loop, c);
+        return;
+    }
     const char *token = pw_aad_cached(az->aad, c->audience, &gen);
     if (!token) {
         c->wait = pw_aad_get(az->aad, c->audience, rid(c), on_token, c);

@@ -9,7 +9,11 @@
  *     shape the worker documents, with only bracket-quoted names of the entity alphabet
  *     and a plain timespan; every ARM path has only path-safe characters, no "..", no
  *     query; every cluster URI is "https://" + a lower-case host under an allowed suffix;
- *   - the plan and the `accepted`-style plan JSON can be serialized. */
+ *   - the plan and the `accepted`-style plan JSON can be serialized.
+ * Inputs starting with byte 0x01 are an Azure answer instead (the rest, as JSON): it is read
+ * by pw_plan_value for every operation of a fixed plan (each kind and route: ARM database
+ * resources and principal lists, Kusto policy and principal tables, .NET TimeSpans), which
+ * must return a serializable value or an error text. */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -30,6 +34,28 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static pw_config cfg;
 static pw_request_checker *chk;
+static pw_request *fixed_req;
+static pw_plan *fixed_plan;
+
+#define ARM_T                                                                                      \
+    "{\"subscriptionId\":\"22222222-2222-2222-2222-222222222222\",\"resourceGroup\":\"rg\","       \
+    "\"cluster\":\"mykustocluster\",\"database\":\"db\"}"
+#define KUSTO_T                                                                                    \
+    "{\"clusterUri\":\"https://mykustocluster.westus.kusto.windows.net\",\"database\":\"db\""
+static const char fixed_text[] =
+    "{\"schema\":\"adx-policy-request/v1\",\"id\":\"fixed\",\"operations\":["
+    "{\"kind\":\"database.retention\",\"target\":" ARM_T ",\"softDeletePeriod\":\"P10D\"},"
+    "{\"kind\":\"database.caching\",\"target\":" ARM_T ",\"hotCachePeriod\":\"P5D\"},"
+    "{\"kind\":\"database.retention\",\"via\":\"kusto\",\"target\":" KUSTO_T "},"
+    "\"softDeletePeriod\":\"P10D\"},"
+    "{\"kind\":\"table.caching\",\"target\":" KUSTO_T
+    ",\"table\":\"T\"},\"hotCachePeriod\":\"P5D\"},"
+    "{\"kind\":\"database.principal.add\",\"target\":" ARM_T ",\"principal\":{\"role\":\"Admin\","
+    "\"name\":\"n\",\"type\":\"App\",\"appId\":\"44444444-4444-4444-4444-444444444444\"}},"
+    "{\"kind\":\"database.principal.add\",\"via\":\"kusto\",\"target\":" KUSTO_T "},"
+    "\"principal\":{\"role\":\"User\",\"name\":\"n\",\"type\":\"User\",\"email\":\"a@b.c\"}},"
+    "{\"kind\":\"database.principal.add\",\"target\":" ARM_T ",\"principal\":{\"role\":\"Viewer\","
+    "\"name\":\"n\",\"type\":\"Group\"}}]}";
 static char *allowed[] = {"team.replies"};
 
 static const char *const codes[] = {
@@ -77,7 +103,36 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "request_fuzz: checker: %s\n", err);
         abort();
     }
+    pw_rejection rej;
+    fixed_req = pw_request_decode(chk, fixed_text, strlen(fixed_text), &rej);
+    if (!fixed_req) {
+        fprintf(stderr, "request_fuzz: fixed request: %s %s\n", rej.code, rej.message);
+        abort();
+    }
+    fixed_plan = pw_plan_new(fixed_req, NULL, err, sizeof err);
+    if (!fixed_plan) abort();
     return 0;
+}
+
+/* Every operation of the fixed plan reads answer; a value must serialize, an error say why. */
+static void check_answer(const uint8_t *data, size_t size)
+{
+    json_t *answer = json_loadb((const char *)data, size, JSON_DECODE_ANY, NULL);
+    if (!answer) return;
+    for (size_t i = 0; i < pw_plan_count(fixed_plan); i++) {
+        json_t *value = NULL;
+        char err[256] = "";
+        if (pw_plan_value(pw_plan_op_at(fixed_plan, i), answer, &value, err, sizeof err) == 0) {
+            CHECK(value != NULL);
+            char *text = json_dumps(value, JSON_COMPACT);
+            CHECK(text != NULL);
+            free(text);
+            json_decref(value);
+        } else {
+            CHECK(value == NULL && err[0] != '\0');
+        }
+    }
+    json_decref(answer);
 }
 
 static int entity_char(int c)
@@ -254,6 +309,10 @@ static void check_rejected(const pw_rejection *rej)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    if (size > 0 && data[0] == 0x01) {
+        check_answer(data + 1, size - 1);
+        return 0;
+    }
     pw_rejection rej;
     pw_request *req = pw_request_decode(chk, data, size, &rej);
     if (req) {

@@ -770,6 +770,157 @@ static void request_order_across_lanes(void **state)
     harness_close();
 }
 
+/* Only reads went out: ARM GETs and listPrincipals, Kusto .show commands. */
+static void assert_only_reads(const json_t *calls)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(calls, i, c)
+    {
+        const char *m = json_string_value(json_object_get(c, "method"));
+        const char *path = json_string_value(json_object_get(c, "path"));
+        json_t *b = logged_body(c);
+        const char *csl = json_string_value(json_object_get(b, "csl"));
+        int read = strcmp(m, "GET") == 0 || (path && strstr(path, "/listPrincipals?")) ||
+                   (csl && strncmp(csl, ".show ", 6) == 0);
+        if (!read) {
+            dump_calls(calls);
+            fail_msg("a dry run sent %s %s %s", m, path ? path : "", csl ? csl : "");
+        }
+        json_decref(b);
+    }
+}
+
+#define EVERY_KIND_OPS(arm_days, table)                                                            \
+    "{\"kind\":\"database.retention\",\"target\":" ARM_TARGET ",\"softDeletePeriod\":\"P" arm_days \
+    "D\"},"                                                                                        \
+    "{\"kind\":\"database.caching\",\"target\":" ARM_TARGET ",\"hotCachePeriod\":\"P6D\"},"        \
+    "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET(                                  \
+        table) ",\"hotCachePeriod\":\"P4D\"},"                                                     \
+               "{\"kind\":\"table.retention\",\"target\":" KUSTO_TABLE_TARGET(                     \
+                   table) ",\"softDeletePeriod\":"                                                 \
+                          "\"P9D\"},"                                                              \
+                          "{\"kind\":\"database.caching\",\"via\":\"kusto\","                      \
+                          "\"target\":" KUSTO_DB_TARGET ",\"hotCachePeriod\":\"P6D\"},"            \
+                          "{\"kind\":\"database.principal.add\",\"target\":" ARM_TARGET            \
+                          ",\"principal\":{\"role\":\"Viewer\",\"name\":\"bot\",\"type\":\"App\"," \
+                          "\"appId\":\"66666666-6666-6666-6666-666666666666\"}},"                  \
+                          "{\"kind\":\"database.principal.add\",\"via\":\"kusto\","                \
+                          "\"target\":" KUSTO_DB_TARGET ",\"principal\":{\"role\":\"Monitor\","    \
+                          "\"name\":\"mon\",\"type\":\"App\","                                     \
+                          "\"appId\":\"77777777-7777-7777-7777-777777777777\",\"tenantName\":"     \
+                          "\"contoso.onmicrosoft.com\"}}"
+
+/* A dry run of every kind through every route: each operation planned, its before read
+ * (null where nothing is set at that level), after = the planned value; only reads sent;
+ * the simulator's state unchanged. */
+static void dry_run_every_kind(void **state)
+{
+    (void)state;
+    sim_reset();
+    harness_open();
+    json_t *st0 = sim_admin("GET", "/_sim/state", NULL);
+    submit_ops("d-all", 1, EVERY_KIND_OPS("20", "StormEvents"));
+    run_until_terminals(1);
+    json_t *evs[64];
+    size_t n = request_events("d-all", evs, 64);
+    assert_string_equal(json_string_value(json_object_get(evs[n - 1], "status")), "succeeded");
+    for (size_t i = 0; i < 7; i++) {
+        const json_t *op = terminal_op(evs, n, i);
+        if (strcmp(json_string_value(json_object_get(op, "status")), "planned") != 0)
+            fail_msg("op %zu: %s", i, json_dumps(op, JSON_INDENT(1)));
+    }
+    check_value(terminal_op(evs, n, 0), "before", "softDeletePeriod", "P365D");
+    check_value(terminal_op(evs, n, 0), "after", "softDeletePeriod", "P20D");
+    check_value(terminal_op(evs, n, 1), "before", "hotCachePeriod", "P31D");
+    check_value(terminal_op(evs, n, 1), "after", "hotCachePeriod", "P6D");
+    check_value(terminal_op(evs, n, 2), "before", "hotCachePeriod", NULL);
+    check_value(terminal_op(evs, n, 2), "after", "hotCachePeriod", "P4D");
+    check_value(terminal_op(evs, n, 3), "before", "softDeletePeriod", NULL);
+    check_value(terminal_op(evs, n, 3), "after", "softDeletePeriod", "P9D");
+    check_value(terminal_op(evs, n, 4), "before", "hotCachePeriod", "P31D");
+    check_value(terminal_op(evs, n, 4), "after", "hotCachePeriod", "P6D");
+    for (size_t i = 5; i < 7; i++) {
+        const json_t *op = terminal_op(evs, n, i);
+        assert_true(json_is_null(json_object_get(json_object_get(op, "before"), "principal")));
+        assert_true(json_is_object(json_object_get(json_object_get(op, "after"), "principal")));
+    }
+    json_t *calls = sim_calls();
+    assert_only_reads(calls);
+    assert_int_equal(json_array_size(calls), 7);
+    json_decref(calls);
+    json_t *st1 = sim_admin("GET", "/_sim/state", NULL);
+    /* (armRuntime holds the simulator's throttle buckets, which reads drain) */
+    json_t *dbs0 = json_object_get(st0, "subscriptions"),
+           *dbs1 = json_object_get(st1, "subscriptions");
+    assert_non_null(dbs0);
+    assert_true(json_equal(dbs0, dbs1));
+    json_decref(st0);
+    json_decref(st1);
+    harness_close();
+}
+
+/* The same request (same id) delivered twice at once, as after a rebalance, then once
+ * more: every processing succeeds, the changes are made once and the state converges; a
+ * later processing reads what the earlier one wrote (before == after). */
+static void redelivery_same_id_converges(void **state)
+{
+    (void)state;
+    sim_reset();
+    harness_open();
+    submit_ops("dup-1", 0, EVERY_KIND_OPS("21", "Logs"));
+    submit_ops("dup-1", 0, EVERY_KIND_OPS("21", "Logs"));
+    run_until_terminals(2);
+    submit_ops("dup-1", 0, EVERY_KIND_OPS("21", "Logs"));
+    run_until_terminals(3);
+    const json_t *last = NULL;
+    size_t terminals = 0;
+    for (size_t i = 0; i < H.n_events; i++) {
+        const char *st = json_string_value(json_object_get(H.events[i], "status"));
+        if (strcmp(st, "succeeded") != 0 && strcmp(st, "failed") != 0) continue;
+        terminals++;
+        if (strcmp(st, "succeeded") != 0)
+            fail_msg("processing %zu: %s", terminals, json_dumps(H.events[i], JSON_INDENT(1)));
+        last = H.events[i];
+    }
+    assert_int_equal(terminals, 3);
+    /* the last processing found everything in place */
+    const char *fields[] = {"softDeletePeriod", "hotCachePeriod", "hotCachePeriod",
+                            "softDeletePeriod", "hotCachePeriod"};
+    const char *want[] = {"P21D", "P6D", "P4D", "P9D", "P6D"};
+    for (size_t i = 0; i < 5; i++) {
+        const json_t *op = json_array_get(json_object_get(last, "operations"), i);
+        check_value(op, "before", fields[i], want[i]);
+        check_value(op, "after", fields[i], want[i]);
+    }
+    for (size_t i = 5; i < 7; i++) {
+        const json_t *op = json_array_get(json_object_get(last, "operations"), i);
+        assert_true(json_is_object(json_object_get(json_object_get(op, "before"), "principal")));
+        assert_true(json_is_object(json_object_get(json_object_get(op, "after"), "principal")));
+    }
+    json_t *calls = sim_calls();
+    size_t adds = 0, kadds = 0, i;
+    json_t *c;
+    json_array_foreach(calls, i, c)
+    {
+        const char *path = json_string_value(json_object_get(c, "path"));
+        json_t *b = logged_body(c);
+        const char *csl = json_string_value(json_object_get(b, "csl"));
+        if (path && strstr(path, "/addPrincipals?")) adds++;
+        if (csl && strncmp(csl, ".add ", 5) == 0) kadds++;
+        json_decref(b);
+    }
+    assert_int_equal(adds, 1);
+    assert_int_equal(kadds, 1);
+    json_decref(calls);
+    json_t *db = sim_database();
+    assert_string_equal(json_string_value(json_object_get(db, "softDeletePeriod")), "P21D");
+    assert_string_equal(json_string_value(json_object_get(db, "hotCachePeriod")), "P6D");
+    assert_int_equal(json_array_size(json_object_get(db, "principals")), 3);
+    json_decref(db);
+    harness_close();
+}
+
 /* 429 and 503 for a while, then recovery: the operation succeeds, the retries counted. */
 static void throttled_then_recovers(void **state)
 {
@@ -902,6 +1053,8 @@ int main(void)
         cmocka_unit_test(principal_add_arm),
         cmocka_unit_test(principal_add_kusto),
         cmocka_unit_test(dry_run_changes_nothing),
+        cmocka_unit_test(dry_run_every_kind),
+        cmocka_unit_test(redelivery_same_id_converges),
         cmocka_unit_test(failure_skips_the_rest),
         cmocka_unit_test(lanes_order_same_target),
         cmocka_unit_test(request_order_across_lanes),

@@ -43,7 +43,9 @@ struct pw_reply {
     size_t pending;         /* sent and not yet finished (fifo + librdkafka) */
     uint64_t hold_until_ms; /* after a failed delivery: the fifo waits until then */
     int closing;
-    int fatal;
+    int fatal;           /* librdkafka raised a fatal error: the instance must be replaced */
+    int dead;            /* it could not be replaced: nothing can be produced any more */
+    unsigned generation; /* producer instances created so far */
 };
 
 static void set_err(char *err, size_t errlen, const char *msg, const char *detail)
@@ -108,13 +110,30 @@ static int produce_one(pw_reply *pr, out_msg *m)
     if (!e) return 0; /* hdrs now owned by librdkafka */
     if (hdrs) rd_kafka_headers_destroy(hdrs);
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return 1;
+    if (e == RD_KAFKA_RESP_ERR__FATAL) {
+        pr->fatal = 1; /* replaced on the next drain; the message waits for the new instance */
+        return 1;
+    }
     pw_log(PW_LOG_ERROR, m->key, "reply.produce_failed", "topic %s: %s", m->topic,
            rd_kafka_err2str(e));
     return -1;
 }
 
+static void producer_replace(pw_reply *pr);
+
 static void drain_fifo(pw_reply *pr)
 {
+    producer_replace(pr); /* only after a fatal error */
+    if (pr->dead) {
+        /* No producer any more: nothing queued can ever be delivered. */
+        while (pr->fifo_head) {
+            out_msg *m = pr->fifo_head;
+            pr->fifo_head = m->next;
+            if (!pr->fifo_head) pr->fifo_tail = NULL;
+            out_finish(pr, m, 0);
+        }
+        return;
+    }
     uint64_t now = pw_loop_now_ms(pr->loop);
     if (pr->fifo_head && now < pr->hold_until_ms) {
         arm_drain(pr, pr->hold_until_ms - now);
@@ -187,8 +206,67 @@ static void serve(pw_reply *pr)
 
 static void serve_cb(void *ctx)
 {
-    serve(ctx);
-    drain_fifo(ctx);
+    pw_reply *pr = ctx;
+    serve(pr);
+    producer_replace(pr); /* only after a fatal error */
+    drain_fifo(pr);
+}
+
+/* A new librdkafka producer for pr (pr->rk and its loop wake-up).  0, or -1 with err. */
+static int producer_start(pw_reply *pr, char *err, size_t errlen)
+{
+    char rderr[512];
+    rd_kafka_conf_t *conf = pw_kafka_conf_new(pr->cfg, err, errlen);
+    if (!conf) return -1;
+    /* Forced: replies are only acknowledged once durable, without duplicates on retry. */
+    if (rd_kafka_conf_set(conf, "enable.idempotence", "true", rderr, sizeof rderr) ||
+        rd_kafka_conf_set(conf, "acks", "all", rderr, sizeof rderr)) {
+        set_err(err, errlen, "producer configuration", rderr);
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_opaque(conf, pr);
+    pr->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof rderr); /* owns conf on success */
+    if (!pr->rk) {
+        rd_kafka_conf_destroy(conf);
+        set_err(err, errlen, "kafka producer", rderr);
+        return -1;
+    }
+    pr->generation++;
+    return pw_kafka_wake_start(&pr->wake, pr->loop, rd_kafka_queue_get_main(pr->rk),
+                               REPLY_SAFETY_POLL_MS, serve_cb, pr, err, errlen);
+}
+
+/* After a fatal error (e.g. the idempotent producer's sequence lost sync with the broker)
+ * librdkafka's instance cannot produce again: hand every message it still holds back to the
+ * fifo (terminal ones are produced again, progress events are dropped), then replace it. */
+static void producer_replace(pw_reply *pr)
+{
+    if (!pr->fatal || pr->dead || pr->closing) return;
+    pr->fatal = 0;
+    pw_kafka_wake_stop(&pr->wake);
+    rd_kafka_purge(pr->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    /* The purged messages' reports: dr_msg_cb puts terminal ones back on the fifo. */
+    for (int i = 0; i < 50 && rd_kafka_outq_len(pr->rk) > 0; i++)
+        rd_kafka_poll(pr->rk, 100);
+    rd_kafka_poll(pr->rk, 0);
+    rd_kafka_destroy(pr->rk);
+    pr->rk = NULL;
+    char err[512] = "";
+    if (producer_start(pr, err, sizeof err)) {
+        pw_log(PW_LOG_ERROR, NULL, "kafka.producer_replace_failed", "%s", err);
+        pr->dead = 1;
+        return;
+    }
+    pw_log(PW_LOG_WARN, NULL, "kafka.producer_replaced",
+           "new producer instance %u after a fatal error; %zu messages to produce again",
+           pr->generation, pr->pending);
+    pr->hold_until_ms = 0;
+    if (pr->drain_timer) pw_loop_timer_cancel(pr->loop, pr->drain_timer);
+    pr->drain_timer = NULL;
+    arm_drain(pr, 0);
 }
 
 pw_reply *pw_reply_new(pw_loop *loop, const pw_config *cfg, char *err, size_t errlen)
@@ -200,28 +278,7 @@ pw_reply *pw_reply_new(pw_loop *loop, const pw_config *cfg, char *err, size_t er
     }
     pr->loop = loop;
     pr->cfg = cfg;
-    char rderr[512];
-    rd_kafka_conf_t *conf = pw_kafka_conf_new(cfg, err, errlen);
-    if (!conf) goto fail;
-    /* Forced: replies are only acknowledged once durable, without duplicates on retry. */
-    if (rd_kafka_conf_set(conf, "enable.idempotence", "true", rderr, sizeof rderr) ||
-        rd_kafka_conf_set(conf, "acks", "all", rderr, sizeof rderr)) {
-        set_err(err, errlen, "producer configuration", rderr);
-        rd_kafka_conf_destroy(conf);
-        goto fail;
-    }
-    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_conf_set_opaque(conf, pr);
-    pr->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof rderr); /* owns conf on success */
-    if (!pr->rk) {
-        rd_kafka_conf_destroy(conf);
-        set_err(err, errlen, "kafka producer", rderr);
-        goto fail;
-    }
-    if (pw_kafka_wake_start(&pr->wake, loop, rd_kafka_queue_get_main(pr->rk), REPLY_SAFETY_POLL_MS,
-                            serve_cb, pr, err, errlen))
-        goto fail;
+    if (producer_start(pr, err, errlen)) goto fail;
     return pr;
 fail:
     pw_reply_free(pr);
@@ -268,7 +325,7 @@ size_t pw_reply_pending(const pw_reply *pr)
 
 int pw_reply_fatal(const pw_reply *pr)
 {
-    return pr->fatal;
+    return pr->dead;
 }
 
 size_t pw_reply_flush(pw_reply *pr, int timeout_ms)
@@ -276,8 +333,10 @@ size_t pw_reply_flush(pw_reply *pr, int timeout_ms)
     uint64_t start = pw_loop_now_ms(pr->loop);
     for (;;) {
         drain_fifo(pr);
-        rd_kafka_flush(pr->rk, 100);
-        rd_kafka_poll(pr->rk, 0);
+        if (pr->rk) {
+            rd_kafka_flush(pr->rk, 100);
+            rd_kafka_poll(pr->rk, 0);
+        }
         if (!pr->pending) break;
         /* Let retry timers fire; the loop time is refreshed by run_once. */
         pw_loop_run_once(pr->loop, 10);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # e2e: the broker goes away while a request runs, so its terminal reply cannot be delivered
 # in time (message.timeout.ms); the worker produces it again until the broker acknowledges
-# it, and only then stores the offset.  The worker stays up.
+# it, and only then stores the offset.  The worker stays up.  Then a fatal producer error
+# (sequence out of sync): the producer is replaced and the terminal reply still delivered.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 e2e_stack kafka.message.timeout.ms=2000 worker.reply.retry.backoff.ms=500
@@ -22,6 +23,22 @@ t=$(e2e_wait_terminal deliver-1 120)
 e2e_expect "deliver-1 succeeded" '.status == "succeeded"' "$t"
 pw_wait_until 60 grep -q '"event":"kafka.stored"' "$PW_TMP/worker.err" ||
   pw_fail "the offset was not stored after the terminal reply was delivered"
+e2e_worker_alive
+
+# The idempotent producer's sequence loses sync with the broker (a fatal error for that
+# librdkafka instance): the worker replaces its producer, produces the terminal reply again
+# and stays up (it used to give the reply up as undeliverable and exit 1).
+e2e_send_json deliver-2 "$(e2e_request deliver-2 "[{\"kind\":\"database.retention\",\"target\":$arm,\"softDeletePeriod\":\"P16D\"}]")"
+pw_wait_until 60 e2e_seen running deliver-2 || pw_fail "deliver-2 did not start running"
+pw_kafka_ctl "$KAFKA_CTL" request-errors Produce OUT_OF_ORDER_SEQUENCE_NUMBER 1 >/dev/null ||
+  pw_fail "kafka-mock refused request-errors"
+t=$(e2e_wait_terminal deliver-2 120)
+e2e_expect "deliver-2 succeeded" '.status == "succeeded"' "$t"
+grep -q '"event":"kafka.producer_fatal"' "$PW_TMP/worker.err" || pw_fail "the injected error was not fatal to the producer"
+grep -q '"event":"kafka.producer_replaced"' "$PW_TMP/worker.err" || pw_fail "the producer was not replaced"
+pw_wait_until 30 grep -q '"requestId":"deliver-2","event":"reply.acked"' "$PW_TMP/worker.err" ||
+  pw_fail "deliver-2's terminal reply was not acknowledged"
+grep -q '"event":"reply.undeliverable"' "$PW_TMP/worker.err" && pw_fail "a terminal reply was given up"
 e2e_worker_alive
 pw_stop worker TERM 60 || pw_fail "worker exit status $? after SIGTERM"
 e2e_check_no_secret

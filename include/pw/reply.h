@@ -40,7 +40,10 @@ size_t pw_reply_pending(const pw_reply *pr);
  * (shutdown only).  Returns the number still pending. */
 size_t pw_reply_flush(pw_reply *pr, int timeout_ms);
 
-/* 1 after librdkafka reported a fatal error (e.g. the idempotent producer lost its state). */
+/* 1 when nothing can be produced any more: librdkafka reported a fatal error (e.g. the
+ * idempotent producer's sequence lost sync with the broker) and a new producer instance could
+ * not be created.  After a fatal error the instance is replaced on the loop and every
+ * must_deliver message it held is produced again; progress events it held are dropped. */
 int pw_reply_fatal(const pw_reply *pr);
 
 /* Accepts NULL.  Pending messages are dropped without their callbacks. */

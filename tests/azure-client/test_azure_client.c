@@ -712,6 +712,63 @@ static void test_lro_location_and_http_date(void **state)
     fake_stop(&f);
 }
 
+/* A token answer with an absurd expires_in (integer or string) is used, capped, without
+ * arithmetic overflow (UBSan aborts on one), and cached for the next call. */
+static void test_token_absurd_lifetime(void **state)
+{
+    (void)state;
+    const char *lifetimes[] = {"9223372036854775807", "\"99999999999999999999999\""};
+    for (size_t k = 0; k < 2; k++) {
+        static char token[512];
+        char body[300];
+        int n = snprintf(body, sizeof body,
+                         "{\"token_type\":\"Bearer\",\"expires_in\":%s,\"access_token\":\"t0k\"}",
+                         lifetimes[k]);
+        snprintf(token, sizeof token,
+                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                 "Connection: close\r\n\r\n%s",
+                 n, body);
+        static const char *answers[2];
+        answers[0] = token;
+        answers[1] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+        fake_srv f;
+        fake_start(&f, NULL, 0);
+        f.answers = answers;
+        f.n_answers = 2;
+        /* both AAD and ARM to the fake server */
+        static char aad_to[80], arm_to[80];
+        static const char *list[2];
+        snprintf(aad_to, sizeof aad_to, "login.microsoftonline.com::127.0.0.1:%d", f.port);
+        snprintf(arm_to, sizeof arm_to, "management.azure.com::127.0.0.1:%d", f.port);
+        list[0] = aad_to;
+        list[1] = arm_to;
+        char err[256];
+        fixture fx;
+        fx.loop = pw_loop_new(err, sizeof err);
+        pw_azure_config cfg;
+        pw_azure_config_defaults(&cfg);
+        cfg.tenant_id = "11111111-1111-1111-1111-111111111111";
+        cfg.client_id = "33333333-3333-3333-3333-333333333333";
+        cfg.client_secret = SECRET;
+        cfg.ca_file = sim.ca_file;
+        cfg.connect_to = list;
+        cfg.connect_to_count = 2;
+        cfg.max_attempts = 1;
+        fx.az = pw_azure_new(fx.loop, &cfg, err, sizeof err);
+        if (!fx.az) fail_msg("pw_azure_new: %s", err);
+        for (int call = 0; call < 2; call++) {
+            outcome o = {0};
+            arm(&fx, &o, "GET", DB_PATH, NULL, 0);
+            if (!o.res.ok) fail_msg("call %d: %s %s", call, o.res.code, o.res.message);
+            outcome_clear(&o);
+        }
+        /* one token fetch, two ARM calls: the token was cached */
+        assert_int_equal(__atomic_load_n(&f.requests, __ATOMIC_SEQ_CST), 3);
+        fixture_close(&fx);
+        fake_stop(&f);
+    }
+}
+
 static void test_response_too_large(void **state)
 {
     (void)state;
@@ -907,6 +964,7 @@ int main(void)
         cmocka_unit_test(test_401_refreshes_once),
         cmocka_unit_test(test_lro_foreign_host_refused),
         cmocka_unit_test(test_lro_location_and_http_date),
+        cmocka_unit_test(test_token_absurd_lifetime),
         cmocka_unit_test(test_response_too_large),
         cmocka_unit_test(test_nothing_listening),
         cmocka_unit_test(test_many_in_flight),

@@ -10,7 +10,7 @@
 
 #include "pw/log.h"
 
-enum { MAX_AUDIENCES = 256, MAX_TOKEN_BYTES = 16384 };
+enum { MAX_AUDIENCES = 256, MAX_TOKEN_BYTES = 16384, MAX_TOKEN_LIFETIME_S = 86400 };
 
 typedef struct aad_entry aad_entry;
 
@@ -298,8 +298,11 @@ static void on_token(void *ctx, const pw_http_resp *r)
     json_t *tok = json_object_get(root, "access_token");
     json_t *exp = json_object_get(root, "expires_in");
     long long expires_in = json_is_integer(exp)  ? json_integer_value(exp)
-                           : json_is_string(exp) ? atoll(json_string_value(exp))
+                           : json_is_string(exp) ? strtoll(json_string_value(exp), NULL, 10)
                                                  : 3600;
+    /* AAD access tokens live 1-24 h; a larger figure is not believed (and would overflow) */
+    if (expires_in > MAX_TOKEN_LIFETIME_S)
+        expires_in = MAX_TOKEN_LIFETIME_S;
     if (!json_is_string(tok) || json_string_length(tok) == 0 ||
         json_string_length(tok) > MAX_TOKEN_BYTES || expires_in <= 0) {
         json_decref(root);

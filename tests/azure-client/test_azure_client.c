@@ -578,13 +578,16 @@ static void fake_stop(fake_srv *f)
     SSL_CTX_free(f->ctx);
 }
 
-/* AAD goes to azure-sim, ARM to the fake server. */
-static void fixture_open_fake(fixture *fx, const fake_srv *f, size_t max_body)
+/* ARM goes to the fake server; AAD to azure-sim, or to the fake server too with aad_fake. */
+static void fixture_open_fake_aad(fixture *fx, const fake_srv *f, size_t max_body, int aad_fake)
 {
     static char aad_to[80], arm_to[80];
     static const char *list[2];
     const char *colon = strrchr(sim.connect_to, ':');
-    snprintf(aad_to, sizeof aad_to, "login.microsoftonline.com::127.0.0.1:%s", colon + 1);
+    if (aad_fake)
+        snprintf(aad_to, sizeof aad_to, "login.microsoftonline.com::127.0.0.1:%d", f->port);
+    else
+        snprintf(aad_to, sizeof aad_to, "login.microsoftonline.com::127.0.0.1:%s", colon + 1);
     snprintf(arm_to, sizeof arm_to, "management.azure.com::127.0.0.1:%d", f->port);
     list[0] = aad_to;
     list[1] = arm_to;
@@ -603,6 +606,11 @@ static void fixture_open_fake(fixture *fx, const fake_srv *f, size_t max_body)
     if (max_body) cfg.max_response_bytes = max_body;
     fx->az = pw_azure_new(fx->loop, &cfg, err, sizeof err);
     if (!fx->az) fail_msg("pw_azure_new: %s", err);
+}
+
+static void fixture_open_fake(fixture *fx, const fake_srv *f, size_t max_body)
+{
+    fixture_open_fake_aad(fx, f, max_body, 0);
 }
 
 static void test_lro_foreign_host_refused(void **state)
@@ -735,27 +743,8 @@ static void test_token_absurd_lifetime(void **state)
         fake_start(&f, NULL, 0);
         f.answers = answers;
         f.n_answers = 2;
-        /* both AAD and ARM to the fake server */
-        static char aad_to[80], arm_to[80];
-        static const char *list[2];
-        snprintf(aad_to, sizeof aad_to, "login.microsoftonline.com::127.0.0.1:%d", f.port);
-        snprintf(arm_to, sizeof arm_to, "management.azure.com::127.0.0.1:%d", f.port);
-        list[0] = aad_to;
-        list[1] = arm_to;
-        char err[256];
         fixture fx;
-        fx.loop = pw_loop_new(err, sizeof err);
-        pw_azure_config cfg;
-        pw_azure_config_defaults(&cfg);
-        cfg.tenant_id = "11111111-1111-1111-1111-111111111111";
-        cfg.client_id = "33333333-3333-3333-3333-333333333333";
-        cfg.client_secret = SECRET;
-        cfg.ca_file = sim.ca_file;
-        cfg.connect_to = list;
-        cfg.connect_to_count = 2;
-        cfg.max_attempts = 1;
-        fx.az = pw_azure_new(fx.loop, &cfg, err, sizeof err);
-        if (!fx.az) fail_msg("pw_azure_new: %s", err);
+        fixture_open_fake_aad(&fx, &f, 0, 1);
         for (int call = 0; call < 2; call++) {
             outcome o = {0};
             arm(&fx, &o, "GET", DB_PATH, NULL, 0);

@@ -27,10 +27,9 @@ json_t *pw_event_new(const char *request_id, const char *status, unsigned sequen
                      worker_id && *worker_id ? worker_id : "policy-worker");
 }
 
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong forms, surrogates
- * or code points above U+10FFFF), 0 when there is none. */
-static size_t utf8_seq(const unsigned char *s)
+size_t pw_utf8_seq(const unsigned char *s, size_t avail)
 {
+    if (avail == 0) return 0;
     unsigned char c = s[0];
     if (c < 0x80) return 1;
     size_t need;
@@ -47,7 +46,7 @@ static size_t utf8_seq(const unsigned char *s)
         if (c == 0xF4) hi = 0x8F;
     } else
         return 0;
-    if (s[1] < lo || s[1] > hi) return 0; /* (also stops at the terminating NUL) */
+    if (need >= avail || s[1] < lo || s[1] > hi) return 0;
     for (size_t k = 2; k <= need; k++)
         if (s[k] < 0x80 || s[k] > 0xBF) return 0;
     return need + 1;
@@ -55,9 +54,11 @@ static size_t utf8_seq(const unsigned char *s)
 
 void pw_event_scrub(char *s)
 {
+    if (!s) return;
     unsigned char *u = (unsigned char *)s;
-    for (size_t i = 0; s && u[i];) {
-        size_t k = utf8_seq(u + i);
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t k = pw_utf8_seq(u + i, n - i);
         if (k == 0) u[i] = '?';
         i += k ? k : 1;
     }
@@ -69,7 +70,7 @@ json_t *pw_event_string(const char *s)
     const unsigned char *u = (const unsigned char *)s;
     size_t n = strlen(s), i = 0, bad = 0;
     while (i < n) {
-        size_t k = utf8_seq(u + i);
+        size_t k = pw_utf8_seq(u + i, n - i);
         bad += k == 0;
         i += k ? k : 1;
     }
@@ -79,7 +80,7 @@ json_t *pw_event_string(const char *s)
     if (!fixed) return NULL;
     size_t o = 0;
     for (i = 0; i < n;) {
-        size_t k = utf8_seq(u + i);
+        size_t k = pw_utf8_seq(u + i, n - i);
         if (k) {
             memcpy(fixed + o, s + i, k);
             o += k;

@@ -25,6 +25,10 @@ json_t *pw_event_string(const char *s);
 /* The same repair in place, for fixed-size text buffers: each such byte becomes '?'. */
 void pw_event_scrub(char *s);
 
+/* Length of the well-formed UTF-8 sequence at s, of at most avail bytes (RFC 3629: no
+ * overlong forms, surrogates or code points above U+10FFFF); 0 when there is none. */
+size_t pw_utf8_seq(const unsigned char *s, size_t avail);
+
 /* Writes the current UTC time as 2026-11-24T15:30:00.123Z. */
 void pw_event_time(char *buf, size_t len);
 

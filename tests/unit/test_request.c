@@ -476,6 +476,13 @@ static void non_ascii_in_messages(void **state)
     char buf[] = "x\xff\xc3\xa9\xe2\x82";
     pw_event_scrub(buf);
     assert_string_equal(buf, "x?\xc3\xa9??");
+
+    /* pw_utf8_seq keeps to the bytes it is given: a whole sequence, a cut one. */
+    const unsigned char four[] = "\xf0\x9f\x98\x80";
+    assert_int_equal(pw_utf8_seq(four, 4), 4);
+    assert_int_equal(pw_utf8_seq(four, 3), 0);
+    assert_int_equal(pw_utf8_seq((const unsigned char *)"\xf4\x90\x80\x80", 4), 0);
+    assert_int_equal(pw_utf8_seq((const unsigned char *)"a", 0), 0);
 }
 
 static int reply_valid(json_t *ev)

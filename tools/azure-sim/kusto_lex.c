@@ -102,21 +102,31 @@ int sim_kusto_timespan_literal(const char *text, size_t len, int64_t *ticks)
     return -1;
 }
 
+/* Reads 1..max decimal digits at s[*i] into *out; -1 when there are none or more. */
+static int read_digits(const char *s, size_t *i, size_t max, uint64_t *out)
+{
+    size_t nd = 0;
+    uint64_t v = 0;
+    for (; isdigit((unsigned char)s[*i]); (*i)++, nd++) {
+        if (nd >= max) return -1;
+        v = v * 10 + (uint64_t)(s[*i] - '0');
+    }
+    if (nd == 0) return -1;
+    *out = v;
+    return (int)nd;
+}
+
 int sim_kusto_timespan_parse_net(const char *s, int64_t *ticks)
 {
-    int neg = 0;
+    int neg = 0, nd;
     uint64_t a = 0, hh = 0, mm = 0, ss = 0, frac = 0, days = 0;
-    size_t i = 0, nd;
+    size_t i = 0;
     if (!s) return -1;
     if (s[i] == '-') {
         neg = 1;
         i++;
     }
-    for (nd = 0; isdigit((unsigned char)s[i]); i++, nd++) {
-        if (nd >= 9) return -1;
-        a = a * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (nd == 0) return -1;
+    if ((nd = read_digits(s, &i, 9, &a)) < 0) return -1;
     if (s[i] == '\0') { /* "10" = ten days */
         days = a;
         goto done;
@@ -124,36 +134,20 @@ int sim_kusto_timespan_parse_net(const char *s, int64_t *ticks)
     if (s[i] == '.') {
         days = a;
         i++;
-        for (nd = 0, hh = 0; isdigit((unsigned char)s[i]); i++, nd++) {
-            if (nd >= 2) return -1;
-            hh = hh * 10 + (uint64_t)(s[i] - '0');
-        }
-        if (nd == 0) return -1;
+        if (read_digits(s, &i, 2, &hh) < 0) return -1;
     } else {
         if (nd > 2) return -1;
         hh = a;
     }
     if (s[i] != ':') return -1;
     i++;
-    for (nd = 0; isdigit((unsigned char)s[i]); i++, nd++) {
-        if (nd >= 2) return -1;
-        mm = mm * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (nd == 0) return -1;
+    if (read_digits(s, &i, 2, &mm) < 0) return -1;
     if (s[i] == ':') {
         i++;
-        for (nd = 0; isdigit((unsigned char)s[i]); i++, nd++) {
-            if (nd >= 2) return -1;
-            ss = ss * 10 + (uint64_t)(s[i] - '0');
-        }
-        if (nd == 0) return -1;
+        if (read_digits(s, &i, 2, &ss) < 0) return -1;
         if (s[i] == '.') {
             i++;
-            for (nd = 0; isdigit((unsigned char)s[i]); i++, nd++) {
-                if (nd >= 7) return -1;
-                frac = frac * 10 + (uint64_t)(s[i] - '0');
-            }
-            if (nd == 0) return -1;
+            if ((nd = read_digits(s, &i, 7, &frac)) < 0) return -1;
             for (; nd < 7; nd++)
                 frac *= 10;
         }

@@ -229,16 +229,20 @@ e2e_expect() {
 }
 
 # e2e_check_no_secret: no worker log or output, no reply or dead-letter message holds the
-# client secret (the generated config holds it; the simulator's own logs are not ours).
+# client secret or a bearer token (a JWT: base64url '{"' header, payload and signature; the
+# generated config holds the secret; the simulator's own logs are not ours).
 e2e_check_no_secret() {
   local hits f
   hits=
   for f in "$PW_TMP"/worker*.err "$PW_TMP"/worker*.out "$PW_TMP"/replies.out \
            "$PW_TMP"/altreplies.out "$PW_TMP"/dlq.out; do
     [ -f "$f" ] || continue
-    if grep -qF -- "$SECRET" "$f"; then hits="$hits $f"; fi
+    if grep -qF -- "$SECRET" "$f"; then hits="$hits $f(secret)"; fi
+    if grep -qE -- 'eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.' "$f"; then
+      hits="$hits $f(token)"
+    fi
   done
-  [ -z "$hits" ] || pw_fail "the client secret appears in:$hits"
+  [ -z "$hits" ] || pw_fail "a secret appears in:$hits"
 }
 
 e2e_worker_alive() {

@@ -9,6 +9,7 @@
 #include "pw/schema.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,6 +398,88 @@ static void test_add_dir(void **state)
     pw_schema_registry_free(reg);
 }
 
+/* Validating a valid instance allocates nothing: counted with AddressSanitizer's allocator
+ * hooks (make test builds with it), after one warm-up run (PCRE2's JIT stack and match data
+ * are made on first use).  The project's request schema on the benchmark's four-operation
+ * request, and a schema that uses unevaluated*, patterns, $dynamicRef and formats. */
+#if defined(__SANITIZE_ADDRESS__)
+int __sanitizer_install_malloc_and_free_hooks(void (*)(const volatile void *, size_t),
+                                              void (*)(const volatile void *));
+static atomic_long allocations;
+static atomic_int counting;
+static void count_malloc(const volatile void *p, size_t n)
+{
+    (void)p;
+    (void)n;
+    if (atomic_load(&counting)) atomic_fetch_add(&allocations, 1);
+}
+static void ignore_free(const volatile void *p)
+{
+    (void)p;
+}
+#endif
+
+static long allocations_during(const pw_schema *s, const json_t *inst, int runs)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    assert_int_equal(pw_schema_validate(s, inst, NULL), PW_SCHEMA_VALID); /* warm-up */
+    atomic_store(&allocations, 0);
+    atomic_store(&counting, 1);
+    for (int i = 0; i < runs; i++)
+        if (pw_schema_validate(s, inst, NULL) != PW_SCHEMA_VALID) break;
+    atomic_store(&counting, 0);
+    return atomic_load(&allocations);
+#else
+    (void)s;
+    (void)inst;
+    (void)runs;
+    return -1;
+#endif
+}
+
+static void test_no_allocation_on_success(void **state)
+{
+    (void)state;
+#if !defined(__SANITIZE_ADDRESS__)
+    skip(); /* the count needs AddressSanitizer's hooks; make test builds with them */
+#else
+    __sanitizer_install_malloc_and_free_hooks(count_malloc, ignore_free);
+    char err[512];
+    pw_schema_registry *reg = pw_schema_registry_new();
+    assert_true(pw_schema_registry_add_dir(reg, PW_PROJECT_SCHEMAS_DIR, NULL, err, sizeof err) > 0);
+    pw_schema *s = pw_schema_compile(
+        reg, "https://adx-policy-worker.example/schemas/request.v1.json", NULL, err, sizeof err);
+    pw_schema_registry_free(reg);
+    assert_non_null(s);
+    json_error_t je;
+    json_t *req = json_load_file(PW_BENCH_REQUEST, 0, &je);
+    assert_non_null(req);
+    assert_int_equal(allocations_during(s, req, 100), 0);
+    json_decref(req);
+    pw_schema_free(s);
+
+    pw_schema_options fmt = {.format_assertion = 1};
+    s = compile_text("{\"$defs\": {\"node\": {\"$dynamicAnchor\": \"n\", \"type\": \"object\","
+                     " \"properties\": {\"kids\": {\"type\": \"array\", \"items\":"
+                     " {\"$dynamicRef\": \"#n\"}}}}},"
+                     " \"$ref\": \"#/$defs/node\","
+                     " \"patternProperties\": {\"^x-\": {\"type\": \"string\","
+                     " \"pattern\": \"^[a-z]+\\\\d*$\"}},"
+                     " \"properties\": {\"when\": {\"format\": \"date-time\"},"
+                     " \"list\": {\"prefixItems\": [{\"type\": \"integer\"}],"
+                     " \"contains\": {\"type\": \"string\"}, \"unevaluatedItems\": false}},"
+                     " \"unevaluatedProperties\": false}",
+                     &fmt, err, sizeof err);
+    assert_non_null(s);
+    json_t *inst = J("{\"kids\": [{\"kids\": []}], \"x-a\": \"abc12\","
+                     " \"when\": \"2026-11-24T10:00:00Z\", \"list\": [1, \"two\", \"three\"]}");
+    assert_int_equal(allocations_during(s, inst, 100), 0);
+    json_decref(inst);
+    pw_schema_free(s);
+    __sanitizer_install_malloc_and_free_hooks(NULL, NULL);
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -413,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_max_errors),
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_add_dir),
+        cmocka_unit_test(test_no_allocation_on_success),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

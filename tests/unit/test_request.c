@@ -95,6 +95,14 @@ static json_t *op(json_t *req, size_t i)
     return json_array_get(json_object_get(req, "operations"), i);
 }
 
+/* base() with operations[i].target.key set to value (new reference). */
+static json_t *with_target(size_t i, const char *key, const char *value)
+{
+    json_t *d = base();
+    json_object_set_new(json_object_get(op(d, i), "target"), key, json_string(value));
+    return d;
+}
+
 static pw_request *decode_json(json_t *doc, pw_rejection *rej)
 {
     char *text = json_dumps(doc, JSON_COMPACT);
@@ -346,52 +354,27 @@ static void durations(void **state)
 static void names(void **state)
 {
     (void)state;
-    json_t *d = base();
-    json_object_set_new(json_object_get(op(d, 2), "target"), "table",
-                        json_string("'] ; .drop table X"));
-    expect(d, "InvalidName", "/operations/2/target/table");
-    d = base();
-    json_object_set_new(json_object_get(op(d, 3), "target"), "table", json_string("__reserved"));
-    expect(d, "InvalidName", "/operations/3/target/table");
-    d = base();
-    json_object_set_new(json_object_get(op(d, 1), "target"), "database", json_string("db\"x"));
-    expect(d, "InvalidName", "/operations/1/target/database");
-    d = base();
-    json_object_set_new(json_object_get(op(d, 0), "target"), "resourceGroup",
-                        json_string("testrg/../other"));
-    expect(d, "InvalidName", "/operations/0/target/resourceGroup");
-    d = base();
-    json_object_set_new(json_object_get(op(d, 0), "target"), "resourceGroup", json_string("a..b"));
-    expect(d, "InvalidName", "/operations/0/target/resourceGroup");
-    d = base();
-    json_object_set_new(json_object_get(op(d, 0), "target"), "resourceGroup",
-                        json_string("rg?x=1"));
-    expect(d, "InvalidName", "/operations/0/target/resourceGroup");
-    d = base();
-    json_object_set_new(json_object_get(op(d, 0), "target"), "subscriptionId",
-                        json_string("not-a-guid"));
-    expect(d, "InvalidName", "/operations/0/target/subscriptionId");
-    d = base();
-    json_object_set_new(json_object_get(op(d, 4), "target"), "cluster", json_string("My/Cluster"));
-    expect(d, "InvalidName", "/operations/4/target/cluster");
-    d = base();
-    json_object_set_new(json_object_get(op(d, 0), "target"), "database", json_string(".."));
-    expect(d, "InvalidName", "/operations/0/target/database");
-    d = base();
-    json_object_set_new(json_object_get(op(d, 0), "target"), "database", json_string("a\tb"));
-    expect(d, "InvalidName", "/operations/0/target/database");
+    expect(with_target(2, "table", "'] ; .drop table X"), "InvalidName",
+           "/operations/2/target/table");
+    expect(with_target(3, "table", "__reserved"), "InvalidName", "/operations/3/target/table");
+    expect(with_target(1, "database", "db\"x"), "InvalidName", "/operations/1/target/database");
+    expect(with_target(0, "resourceGroup", "testrg/../other"), "InvalidName",
+           "/operations/0/target/resourceGroup");
+    expect(with_target(0, "resourceGroup", "a..b"), "InvalidName",
+           "/operations/0/target/resourceGroup");
+    expect(with_target(0, "resourceGroup", "rg?x=1"), "InvalidName",
+           "/operations/0/target/resourceGroup");
+    expect(with_target(0, "subscriptionId", "not-a-guid"), "InvalidName",
+           "/operations/0/target/subscriptionId");
+    expect(with_target(4, "cluster", "My/Cluster"), "InvalidName", "/operations/4/target/cluster");
+    expect(with_target(0, "database", ".."), "InvalidName", "/operations/0/target/database");
+    expect(with_target(0, "database", "a\tb"), "InvalidName", "/operations/0/target/database");
     /* ARM path normalization would turn ".../databases/db." into ".../databases/db" */
-    d = base();
-    json_object_set_new(json_object_get(op(d, 0), "target"), "database", json_string("db."));
-    expect(d, "InvalidName", "/operations/0/target/database");
-    d = base();
-    json_object_set_new(json_object_get(op(d, 4), "target"), "database", json_string("."));
-    expect(d, "InvalidName", "/operations/4/target/database");
+    expect(with_target(0, "database", "db."), "InvalidName", "/operations/0/target/database");
+    expect(with_target(4, "database", "."), "InvalidName", "/operations/4/target/database");
     /* the kusto route brackets the name: allowed there */
-    d = base();
-    json_object_set_new(json_object_get(op(d, 1), "target"), "database", json_string("db."));
     pw_rejection rej;
-    pw_request *req = decode_json(d, &rej);
+    pw_request *req = decode_json(with_target(1, "database", "db."), &rej);
     if (!req) fail_msg("%s: %s", rej.code, rej.message);
     pw_request_free(req);
 }
@@ -607,10 +590,8 @@ static void cluster_uris(void **state)
         {"mykustocluster.westus.kusto.windows.net", "InvalidClusterUri"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        json_t *d = base();
-        json_object_set_new(json_object_get(op(d, 2), "target"), "clusterUri",
-                            json_string(cases[i].uri));
-        expect(d, cases[i].code, "/operations/2/target/clusterUri");
+        expect(with_target(2, "clusterUri", cases[i].uri), cases[i].code,
+               "/operations/2/target/clusterUri");
     }
 }
 

@@ -49,21 +49,10 @@ static pw_schema *reply_schema;
 
 /* ---- azure-sim process and its /_sim/ API ---- */
 
-static int sim_start(void)
-{
-    return test_sim_start(&sim, AZURE_SIM_BIN, "pw-exec");
-}
-
-static void sim_stop(void)
-{
-    test_sim_stop(&sim);
-}
-
 static json_t *sim_admin(const char *method, const char *path, const char *body)
 {
-    long status;
-    json_t *j = test_sim_admin(&sim, method, path, body, &status);
-    if (!j || status >= 300) fail_msg("sim_admin %s %s: HTTP %ld", method, path, status);
+    json_t *j = test_sim_admin_ok(&sim, method, path, body);
+    if (!j) fail_msg("sim_admin %s %s failed", method, path);
     return j;
 }
 
@@ -1041,9 +1030,9 @@ static int group_teardown(void **state)
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    int rc = sim_start();
+    int rc = test_sim_start(&sim, AZURE_SIM_BIN, "pw-exec");
     if (rc != 0) {
-        sim_stop();
+        test_sim_stop(&sim);
         return rc;
     }
     const struct CMUnitTest tests[] = {
@@ -1062,7 +1051,7 @@ int main(void)
         cmocka_unit_test(deadline_exceeded),
     };
     rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
-    sim_stop();
+    test_sim_stop(&sim);
     curl_global_cleanup();
     return rc;
 }

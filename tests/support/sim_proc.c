@@ -121,3 +121,16 @@ json_t *test_sim_admin(const test_sim *sim, const char *method, const char *path
     free(b.p);
     return j;
 }
+
+json_t *test_sim_admin_ok(const test_sim *sim, const char *method, const char *path,
+                          const char *body)
+{
+    long status;
+    json_t *j = test_sim_admin(sim, method, path, body, &status);
+    if (j && status >= 300) {
+        json_decref(j);
+        j = NULL;
+    }
+    if (!j) fprintf(stderr, "sim_admin %s %s failed (HTTP %ld)\n", method, path, status);
+    return j;
+}

@@ -26,5 +26,10 @@ void test_sim_stop(test_sim *sim);
  * the transport failed or the body is not JSON; *status gets the HTTP status (0 if none). */
 json_t *test_sim_admin(const test_sim *sim, const char *method, const char *path, const char *body,
                        long *status);
+/* test_sim_admin for calls that must succeed (set-up, state reads): the parsed body (new
+ * reference), or NULL when the transport failed, the body is not JSON or the status is not
+ * below 300 (the reason goes to stderr).  Callers assert on the result. */
+json_t *test_sim_admin_ok(const test_sim *sim, const char *method, const char *path,
+                          const char *body);
 
 #endif

@@ -101,6 +101,19 @@ static void expect_error(sim_state *st, const char *method, const char *url, con
     arm_answer_clear(&a);
 }
 
+/* Each of the n bodies sent as method url is refused with 400 (whatever the error code). */
+static void expect_400_each(sim_state *st, const char *method, const char *url,
+                            const char *const *bodies, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        arm_answer a;
+        arm_call(st, method, url, bodies[i], &a);
+        if (a.resp.status != 400) fprintf(stderr, "%s -> %s\n", bodies[i], a.text);
+        assert_int_equal(a.resp.status, 400);
+        arm_answer_clear(&a);
+    }
+}
+
 static void test_get_database(void **state)
 {
     sim_state *st = *state;
@@ -627,12 +640,7 @@ static void test_principals(void **state)
         "{\"value\":[{\"name\":\"x\",\"type\":\"App\",\"fqn\":\"aadapp=z\",\"role\":\"Admin\"},"
         "{\"name\":\"y\",\"role\":\"Admin\"}]}",
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        arm_call(st, "POST", ARM_DB "/addPrincipals" V, bad[i], &a);
-        if (a.resp.status != 400) fprintf(stderr, "%s -> %s\n", bad[i], a.text);
-        assert_int_equal(a.resp.status, 400);
-        arm_answer_clear(&a);
-    }
+    expect_400_each(st, "POST", ARM_DB "/addPrincipals" V, bad, sizeof bad / sizeof bad[0]);
     /* nothing of a rejected batch was added */
     assert_int_equal(json_array_size(json_object_get(db, "principals")), 1);
 }
@@ -703,12 +711,8 @@ static void test_principal_assignments(void **state)
         "{\"properties\":{\"principalId\":\"a\",\"role\":\"Admin\",\"principalType\":\"App\","
         "\"tenantId\":[]}}",
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        arm_call(st, "PUT", ARM_DB "/principalAssignments/pa2" V, bad[i], &a);
-        if (a.resp.status != 400) fprintf(stderr, "%s -> %s\n", bad[i], a.text);
-        assert_int_equal(a.resp.status, 400);
-        arm_answer_clear(&a);
-    }
+    expect_400_each(st, "PUT", ARM_DB "/principalAssignments/pa2" V, bad,
+                    sizeof bad / sizeof bad[0]);
 
     /* cluster level */
     arm_call(st, "PUT", ARM_C "/principalAssignments/cpa" V,

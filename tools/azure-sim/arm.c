@@ -203,25 +203,6 @@ static void set_body(sim_response *resp, json_t *body)
     resp->body = body;
 }
 
-/* Replaces or adds a header, so late decisions (e.g. Retry-After) win over early ones. */
-static void set_header(sim_response *resp, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_header(sim_response *resp, const char *name, const char *fmt, ...)
-{
-    char value[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(value, sizeof value, fmt, ap);
-    va_end(ap);
-    for (size_t i = 0; i < resp->header_count && i < SIM_MAX_HEADERS; i++) {
-        if (strcasecmp(resp->headers[i].name, name) == 0) {
-            snprintf(resp->headers[i].value, sizeof resp->headers[i].value, "%s", value);
-            return;
-        }
-    }
-    sim_response_header(resp, name, "%s", value);
-}
-
 static void arm_error_target(arm_ctx *c, int status, const char *code, const char *target,
                              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static void arm_error_target(arm_ctx *c, int status, const char *code, const char *target,
@@ -431,10 +412,12 @@ static void lro_headers(arm_ctx *c, json_t *op)
 {
     const char *sub = jstr(op, "subscriptionId"), *loc = jstr(op, "location"),
                *id = jstr(op, "name");
-    set_header(c->resp, "Azure-AsyncOperation", OP_URL_FMT, sub, loc, id, c->api_version, "");
-    set_header(c->resp, "Location", OP_URL_FMT, sub, loc, id, c->api_version,
-               "&operationResultResponseType=Location");
-    set_header(c->resp, "Retry-After", "%ld", sim_setting(c->st, "lroRetryAfterSeconds", 1));
+    sim_response_header(c->resp, "Azure-AsyncOperation", OP_URL_FMT, sub, loc, id, c->api_version,
+                        "");
+    sim_response_header(c->resp, "Location", OP_URL_FMT, sub, loc, id, c->api_version,
+                        "&operationResultResponseType=Location");
+    sim_response_header(c->resp, "Retry-After", "%ld",
+                        sim_setting(c->st, "lroRetryAfterSeconds", 1));
 }
 
 /* Pending (Running) operation that targets resource_id, or NULL. */
@@ -658,8 +641,8 @@ static int throttle(arm_ctx *c)
         json_object_set_new(b, "tokens", json_real(tokens));
         long wait = refill > 0 ? (long)ceil((1.0 - tokens) / (double)refill) : 60;
         if (wait < 1) wait = 1;
-        set_header(c->resp, header, "0");
-        set_header(c->resp, "Retry-After", "%ld", wait);
+        sim_response_header(c->resp, header, "0");
+        sim_response_header(c->resp, "Retry-After", "%ld", wait);
         arm_error(c, 429, "SubscriptionRequestsThrottled",
                   "Number of '%s' requests for subscription '%s' actor '%s' exceeded. Please "
                   "try again after '%ld' seconds after the last request.",
@@ -669,7 +652,7 @@ static int throttle(arm_ctx *c)
     }
     tokens -= 1.0;
     json_object_set_new(b, "tokens", json_real(tokens));
-    set_header(c->resp, header, "%ld", (long)floor(tokens));
+    sim_response_header(c->resp, header, "%ld", (long)floor(tokens));
     return 0;
 }
 
@@ -1594,7 +1577,8 @@ static void handle_opresult(arm_ctx *c)
     c->resp->status = 200;
     set_body(c->resp, render_op(found));
     if (strcmp(status, "Running") == 0)
-        set_header(c->resp, "Retry-After", "%ld", sim_setting(c->st, "lroRetryAfterSeconds", 1));
+        sim_response_header(c->resp, "Retry-After", "%ld",
+                            sim_setting(c->st, "lroRetryAfterSeconds", 1));
 }
 
 /* ---------- entry point ---------- */
@@ -1612,14 +1596,14 @@ static void common_headers(sim_state *st, const sim_request *req, sim_response *
         corr = guid;
     }
     const char *rid = req->activity_id && *req->activity_id ? req->activity_id : corr;
-    set_header(resp, "x-ms-request-id", "%s", rid);
-    set_header(resp, "x-ms-correlation-request-id", "%s", corr);
+    sim_response_header(resp, "x-ms-request-id", "%s", rid);
+    sim_response_header(resp, "x-ms-correlation-request-id", "%s", corr);
     const char *cli = req->header ? req->header(req, "x-ms-client-request-id") : NULL;
     int cli_ok = cli && *cli && strlen(cli) <= 128;
     for (const char *p = cli; cli_ok && *p; p++)
         cli_ok = isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.';
-    if (cli_ok) set_header(resp, "x-ms-client-request-id", "%s", cli);
-    set_header(resp, "Content-Type", "application/json; charset=utf-8");
+    if (cli_ok) sim_response_header(resp, "x-ms-client-request-id", "%s", cli);
+    sim_response_header(resp, "Content-Type", "application/json; charset=utf-8");
 }
 
 void sim_arm_handle(sim_state *st, const sim_request *req, sim_response *resp)

@@ -85,7 +85,8 @@ typedef struct sim_state {
     char base_url[128]; /* "https://127.0.0.1:PORT" the simulator listens on */
 } sim_state;
 
-/* Adds a response header (silently ignored past SIM_MAX_HEADERS). Front provides it. */
+/* Sets a response header: replaces one of the same name (case-insensitive), else adds it
+ * (a new one past SIM_MAX_HEADERS is silently ignored). Front provides it. */
 void sim_response_header(sim_response *resp, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Monotonic milliseconds; wall-clock ISO-8601 UTC "2026-11-24T15:00:00.000Z". Front provides. */

@@ -13,11 +13,12 @@
 
 void sim_response_header(sim_response *resp, const char *name, const char *fmt, ...)
 {
-    if (resp->header_count >= SIM_MAX_HEADERS) return;
-    /* Replace a header of the same name so handlers can override the front's defaults. */
+    /* Replace a header of the same name so handlers can override the front's defaults
+     * (and a later decision, e.g. Retry-After, wins over an earlier one). */
     size_t i;
     for (i = 0; i < resp->header_count; i++)
         if (strcasecmp(resp->headers[i].name, name) == 0) break;
+    if (i >= SIM_MAX_HEADERS) return;
     snprintf(resp->headers[i].name, sizeof(resp->headers[i].name), "%s", name);
     va_list ap;
     va_start(ap, fmt);

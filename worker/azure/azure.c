@@ -633,14 +633,6 @@ static void on_response(void *ctx, const pw_http_resp *r)
 
 /* ---- starting calls ---- */
 
-static void start_fire(pw_loop *loop, void *ctx)
-{
-    az_call *c = ctx;
-    (void)loop;
-    c->timer = NULL;
-    send_now(c);
-}
-
 static az_call *call_new(pw_azure *az, const pw_azure_call *call, int kusto, char *err,
                          size_t errlen)
 {
@@ -671,7 +663,7 @@ static az_call *call_new(pw_azure *az, const pw_azure_call *call, int kusto, cha
 /* Links the call and arms its timers; the first send runs from the loop, never inline. */
 static int call_go(pw_azure *az, az_call *c, char *err, size_t errlen)
 {
-    c->timer = pw_loop_timer_add(az->loop, 0, start_fire, c);
+    c->timer = pw_loop_timer_add(az->loop, 0, timer_send, c);
     if (!c->timer) goto oom;
     if (c->deadline_ms) {
         uint64_t now = pw_loop_now_ms(az->loop);

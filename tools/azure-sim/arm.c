@@ -73,7 +73,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #define ARM_HOST_URL "https://management.azure.com"
 #define ARM_MAX_SEGMENTS 16
@@ -132,20 +131,6 @@ typedef struct arm_ctx {
 } arm_ctx;
 
 /* ---------- small helpers ---------- */
-
-static void arm_guid(char out[37])
-{
-    unsigned char b[16];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) {
-        for (size_t i = 0; i < sizeof b; i++)
-            b[i] = (unsigned char)rand();
-    }
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-             b[14], b[15]);
-}
 
 static const char *jstr(const json_t *obj, const char *key)
 {
@@ -454,7 +439,7 @@ static json_t *start_op(arm_ctx *c, const char *action, const char *kind, const 
 {
     json_t *rt = runtime(c->st);
     char guid[37], now[64];
-    arm_guid(guid);
+    sim_guid(guid, sizeof guid);
     sim_now_iso(now, sizeof now);
     uint64_t t = sim_now_ms();
     long dur = sim_setting(c->st, "lroDurationMs", 1500);
@@ -1592,7 +1577,7 @@ static void common_headers(sim_state *st, const sim_request *req, sim_response *
     for (const char *p = corr; ok && *p; p++)
         ok = isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.';
     if (!ok) {
-        arm_guid(guid);
+        sim_guid(guid, sizeof guid);
         corr = guid;
     }
     const char *rid = req->activity_id && *req->activity_id ? req->activity_id : corr;

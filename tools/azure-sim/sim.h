@@ -89,6 +89,8 @@ typedef struct sim_state {
  * (a new one past SIM_MAX_HEADERS is silently ignored). Front provides it. */
 void sim_response_header(sim_response *resp, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Random GUID "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" (out >= 37 bytes). Front provides. */
+void sim_guid(char *out, size_t outlen);
 /* Monotonic milliseconds; wall-clock ISO-8601 UTC "2026-11-24T15:00:00.000Z". Front provides. */
 uint64_t sim_now_ms(void);
 void sim_now_iso(char *out, size_t outlen);

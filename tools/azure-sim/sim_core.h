@@ -15,8 +15,6 @@
 #define SIM_MAX_NAMES 256 /* server certificate SAN entries */
 
 /* ---- sim_util.c ------------------------------------------------------------ */
-/* Random GUID "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" (out >= 37 bytes). */
-void sim_guid(char *out, size_t outlen);
 /* base64url without padding; returns a malloc'd NUL-terminated string. */
 char *sim_b64url_encode(const unsigned char *in, size_t len);
 /* Decodes base64url (padding optional); malloc'd buffer (NUL-terminated too), NULL on

@@ -182,6 +182,16 @@ pw_azure *pw_azure_new(pw_loop *loop, const pw_azure_config *cfg, char *err, siz
     return az;
 }
 
+/* Frees a call's memory; it must hold no transfer, wait or timer and be on no list. */
+static void call_discard(az_call *c)
+{
+    free(c->url);
+    free(c->body);
+    free(c->audience);
+    free(c->poll_url);
+    free(c);
+}
+
 static void call_release(az_call *c)
 {
     pw_azure *az = c->az;
@@ -195,11 +205,7 @@ static void call_release(az_call *c)
     pw_aad_cancel(az->aad, c->wait);
     pw_loop_timer_cancel(az->loop, c->timer);
     pw_loop_timer_cancel(az->loop, c->deadline);
-    free(c->url);
-    free(c->body);
-    free(c->audience);
-    free(c->poll_url);
-    free(c);
+    call_discard(c);
 }
 
 void pw_azure_free(pw_azure *az)
@@ -683,10 +689,7 @@ static int call_go(pw_azure *az, az_call *c, char *err, size_t errlen)
     return 0;
 oom:
     snprintf(err, errlen, "out of memory");
-    free(c->url);
-    free(c->body);
-    free(c->audience);
-    free(c);
+    call_discard(c);
     return -1;
 }
 
@@ -729,18 +732,12 @@ int pw_azure_arm(pw_azure *az, const char *method, const char *path, const json_
     c->body = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     if (!c->url || !c->audience || (body && !c->body)) {
         snprintf(err, errlen, "out of memory");
-        free(c->url);
-        free(c->audience);
-        free(c->body);
-        free(c);
+        call_discard(c);
         return -1;
     }
     if (!pw_http_same_origin(c->url, az->arm_endpoint)) {
         snprintf(err, errlen, "ARM URL would leave the ARM endpoint host");
-        free(c->url);
-        free(c->audience);
-        free(c->body);
-        free(c);
+        call_discard(c);
         return -1;
     }
     return call_go(az, c, err, errlen);
@@ -767,10 +764,7 @@ int pw_azure_kusto_mgmt(pw_azure *az, const char *cluster_uri, const char *db, c
     c->audience = strdup(origin);
     if (!c->url || !c->audience || !c->body) {
         snprintf(err, errlen, "out of memory or invalid UTF-8 in db/csl");
-        free(c->url);
-        free(c->audience);
-        free(c->body);
-        free(c);
+        call_discard(c);
         return -1;
     }
     return call_go(az, c, err, errlen);

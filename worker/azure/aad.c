@@ -15,12 +15,10 @@ enum { MAX_AUDIENCES = 256, MAX_TOKEN_BYTES = 16384, MAX_TOKEN_LIFETIME_S = 8640
 typedef struct aad_entry aad_entry;
 
 struct pw_aad_wait {
-    aad_entry *entry;
     pw_aad_wait **list; /* the list it is on: entry->waiters or entry->delivering */
     pw_aad_wait *prev, *next;
     pw_aad_cb cb;
     void *ctx;
-    char request_id[128];
 };
 
 struct aad_entry {
@@ -301,8 +299,7 @@ static void on_token(void *ctx, const pw_http_resp *r)
                            : json_is_string(exp) ? strtoll(json_string_value(exp), NULL, 10)
                                                  : 3600;
     /* AAD access tokens live 1-24 h; a larger figure is not believed (and would overflow) */
-    if (expires_in > MAX_TOKEN_LIFETIME_S)
-        expires_in = MAX_TOKEN_LIFETIME_S;
+    if (expires_in > MAX_TOKEN_LIFETIME_S) expires_in = MAX_TOKEN_LIFETIME_S;
     if (!json_is_string(tok) || json_string_length(tok) == 0 ||
         json_string_length(tok) > MAX_TOKEN_BYTES || expires_in <= 0) {
         json_decref(root);
@@ -400,10 +397,8 @@ pw_aad_wait *pw_aad_get(pw_aad *aad, const char *audience, const char *request_i
     if (!e) return NULL;
     pw_aad_wait *w = calloc(1, sizeof *w);
     if (!w) return NULL;
-    w->entry = e;
     w->cb = cb;
     w->ctx = ctx;
-    snprintf(w->request_id, sizeof w->request_id, "%s", request_id ? request_id : "");
     w->list = &e->waiters;
     w->next = e->waiters;
     if (w->next) w->next->prev = w;

@@ -51,6 +51,15 @@ struct pw_aad {
     size_t n_entries;
 };
 
+/* Wipes and frees a malloc'd secret (NULL ok).  explicit_bzero: a plain memset right
+ * before free is a dead store the compiler may drop. */
+static void secret_free(char *s)
+{
+    if (!s) return;
+    explicit_bzero(s, strlen(s));
+    free(s);
+}
+
 static void entry_free(pw_aad *aad, aad_entry *e)
 {
     pw_http_cancel(aad->http, e->xfer);
@@ -63,10 +72,7 @@ static void entry_free(pw_aad *aad, aad_entry *e)
             free(w);
         }
     }
-    if (e->token) {
-        memset(e->token, 0, strlen(e->token));
-        free(e->token);
-    }
+    secret_free(e->token);
     free(e->audience);
     free(e);
 }
@@ -113,10 +119,7 @@ void pw_aad_free(pw_aad *aad)
         aad->entries = e->next;
         entry_free(aad, e);
     }
-    if (aad->client_secret) {
-        memset(aad->client_secret, 0, strlen(aad->client_secret));
-        free(aad->client_secret);
-    }
+    secret_free(aad->client_secret);
     free(aad->client_id);
     free(aad->token_url);
     free(aad);
@@ -306,10 +309,7 @@ static void on_token(void *ctx, const pw_http_resp *r)
         fail_all(e, PW_AZ_CODE_PROTOCOL, 1, 200, "token response without a usable access_token");
         return;
     }
-    if (e->token) {
-        memset(e->token, 0, strlen(e->token));
-        free(e->token);
-    }
+    secret_free(e->token);
     e->token = strdup(json_string_value(tok));
     json_decref(root);
     if (!e->token) {
@@ -352,7 +352,7 @@ static void start_fetch(aad_entry *e)
                  sec, scp) < 0)
         form = NULL;
     if (sec) {
-        memset(sec, 0, strlen(sec));
+        explicit_bzero(sec, strlen(sec));
         curl_free(sec);
     }
     curl_free(cid);
@@ -372,8 +372,7 @@ static void start_fetch(aad_entry *e)
                        .timeout_ms = aad->request_timeout_ms};
     e->attempts++;
     e->xfer = pw_http_start(aad->http, &req, on_token, e);
-    memset(form, 0, strlen(form));
-    free(form);
+    secret_free(form);
     if (!e->xfer) fail_all(e, PW_AZ_CODE_PROTOCOL, 1, 0, "out of memory");
 }
 
@@ -421,8 +420,7 @@ void pw_aad_invalidate(pw_aad *aad, const char *audience, unsigned gen)
 {
     aad_entry *e = find_entry(aad, audience, 0);
     if (!e || !e->token || e->gen != gen) return;
-    memset(e->token, 0, strlen(e->token));
-    free(e->token);
+    secret_free(e->token);
     e->token = NULL;
     e->refresh_at_ms = 0;
 }

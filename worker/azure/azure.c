@@ -380,7 +380,7 @@ static void send_with(az_call *c, const char *token, unsigned gen)
     pw_log(PW_LOG_DEBUG, rid(c), "azure.http.send", "%s %s (attempt %u)", method, url,
            c->phase_attempts);
     c->xfer = pw_http_start(az->http, &req, on_response, c);
-    memset(auth, 0, strlen(auth));
+    explicit_bzero(auth, strlen(auth)); /* not memset: a store before free may be dropped */
     free(auth);
     if (!c->xfer) finish(c, PW_AZ_CODE_PROTOCOL, 1, NULL, "out of memory");
 }

@@ -213,9 +213,15 @@ static void deliver(aad_entry *e, const pw_aad_result *res)
 
 static void start_fetch(aad_entry *e);
 
+/* The request id for log lines: that of the latest pw_aad_get for this audience. */
+static const char *rid(const aad_entry *e)
+{
+    return e->last_request_id[0] ? e->last_request_id : NULL;
+}
+
 static void fail_all(aad_entry *e, const char *code, int retryable, int status, const char *msg)
 {
-    pw_log(PW_LOG_WARN, e->last_request_id[0] ? e->last_request_id : NULL, "aad.token.failed",
+    pw_log(PW_LOG_WARN, rid(e), "aad.token.failed",
            "token for audience %s failed: %s (HTTP %d): %s", e->audience, code, status, msg);
     pw_aad_result res = {
         .code = code, .retryable = retryable, .http_status = status, .message = msg};
@@ -251,10 +257,13 @@ static int schedule_retry(aad_entry *e, const pw_http_resp *r)
     if (!e->retry) return 0;
     e->retry_cause =
         r->fail == PW_HTTP_OK && r->status == 429 ? PW_AZ_CODE_THROTTLED : PW_AZ_CODE_UNAVAILABLE;
+    char what[sizeof r->error];
     if (r->fail != PW_HTTP_OK)
-        snprintf(e->retry_message, sizeof e->retry_message, "token: %s", r->error);
+        snprintf(what, sizeof what, "%s", r->error);
     else
-        snprintf(e->retry_message, sizeof e->retry_message, "token: HTTP %ld", r->status);
+        snprintf(what, sizeof what, "HTTP %ld", r->status);
+    snprintf(e->retry_message, sizeof e->retry_message, "token: %s", what);
+    pw_log(PW_LOG_INFO, rid(e), "aad.token.retry", "token fetch attempt %u: %s", e->attempts, what);
     return 1;
 }
 
@@ -269,16 +278,8 @@ static void on_token(void *ctx, const pw_http_resp *r)
         return;
     }
     if (r->fail != PW_HTTP_OK || r->status == 429 || r->status >= 500) {
-        if (r->fail != PW_HTTP_TOO_LARGE && r->fail != PW_HTTP_OTHER && schedule_retry(e, r)) {
-            if (r->fail != PW_HTTP_OK)
-                pw_log(PW_LOG_INFO, e->last_request_id[0] ? e->last_request_id : NULL,
-                       "aad.token.retry", "token fetch attempt %u: %s", e->attempts, r->error);
-            else
-                pw_log(PW_LOG_INFO, e->last_request_id[0] ? e->last_request_id : NULL,
-                       "aad.token.retry", "token fetch attempt %u: HTTP %ld", e->attempts,
-                       r->status);
+        if (r->fail != PW_HTTP_TOO_LARGE && r->fail != PW_HTTP_OTHER && schedule_retry(e, r))
             return;
-        }
         const char *code = r->status == 429 ? PW_AZ_CODE_THROTTLED : PW_AZ_CODE_UNAVAILABLE;
         if (r->fail == PW_HTTP_TOO_LARGE || r->fail == PW_HTTP_OTHER) code = PW_AZ_CODE_PROTOCOL;
         fail_all(e, code, 1, (int)r->status,
@@ -322,7 +323,7 @@ static void on_token(void *ctx, const pw_http_resp *r)
         margin = life_ms / 2; /* short-lived tokens: still use them for half their life */
     e->refresh_at_ms = pw_loop_now_ms(aad->loop) + (uint64_t)(life_ms - margin);
     e->gen++;
-    pw_log(PW_LOG_INFO, e->last_request_id[0] ? e->last_request_id : NULL, "aad.token.ok",
+    pw_log(PW_LOG_INFO, rid(e), "aad.token.ok",
            "token for audience %s, expires in %llds, attempts %u", e->audience, expires_in,
            e->attempts);
     e->attempts = 0;

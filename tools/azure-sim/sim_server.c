@@ -1115,8 +1115,7 @@ static enum MHD_Result dispatch(sim_server *srv, req_ctx *rc, const char *url, c
         check_token(srv, &req, &ti);
         if (!arm_auth_refused(srv, &req, &ti, &resp)) {
             pthread_mutex_lock(&st->lock);
-            sim_arm_tick(st);
-            sim_arm_handle(st, &req, &resp);
+            sim_arm_handle(st, &req, &resp); /* runs sim_arm_tick first */
             pthread_mutex_unlock(&st->lock);
         }
     } else if (kind == HOST_KUSTO && cluster_known) {

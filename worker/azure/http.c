@@ -48,10 +48,10 @@ static void xfer_unlink(pw_http *http, pw_http_xfer *x)
     x->prev = x->next = NULL;
 }
 
-static void xfer_free(pw_http *http, pw_http_xfer *x)
+/* Frees an exchange that is on no list (removing its handle from the multi is a no-op
+ * when it was never added or is already removed). */
+static void xfer_destroy(pw_http *http, pw_http_xfer *x)
 {
-    if (!x) return;
-    xfer_unlink(http, x);
     if (x->easy) {
         curl_multi_remove_handle(http->multi, x->easy);
         curl_easy_cleanup(x->easy);
@@ -59,6 +59,13 @@ static void xfer_free(pw_http *http, pw_http_xfer *x)
     curl_slist_free_all(x->headers);
     free(x->body);
     free(x);
+}
+
+static void xfer_free(pw_http *http, pw_http_xfer *x)
+{
+    if (!x) return;
+    xfer_unlink(http, x);
+    xfer_destroy(http, x);
 }
 
 static pw_http_fail classify(CURLcode rc)
@@ -117,11 +124,7 @@ static void finish(pw_http *http, CURL *easy, CURLcode rc)
     curl_multi_remove_handle(http->multi, easy);
     xfer_unlink(http, x);
     cb(ctx, r);
-    curl_easy_cleanup(x->easy);
-    x->easy = NULL;
-    curl_slist_free_all(x->headers);
-    free(x->body);
-    free(x);
+    xfer_destroy(http, x);
 }
 
 static void check_done(pw_http *http)
@@ -361,9 +364,7 @@ pw_http_xfer *pw_http_start(pw_http *http, const pw_http_req *req, pw_http_cb cb
     http->xfers = x;
     return x;
 fail:
-    if (x->easy) curl_easy_cleanup(x->easy);
-    curl_slist_free_all(x->headers);
-    free(x);
+    xfer_destroy(http, x);
     return NULL;
 }
 

@@ -14,19 +14,17 @@
  * element) with the same JSON type, and no key the spec's schema does not define.
  * Exits 77 when the reference directory is absent. */
 #include "arm_fake.h"
+#include "sim_proc.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,14 +75,7 @@ static int inproc_send(json_t *seed, const char *method, const char *url, const 
     return 0;
 }
 
-typedef struct https_ctx {
-    pid_t pid;
-    char connect_to[64];
-    char ca[600];
-    char dir[512];
-} https_ctx;
-
-static https_ctx hx;
+static test_sim hx; /* the azure-sim of the https mode */
 
 typedef struct buf {
     char *p;
@@ -141,7 +132,7 @@ static int https_do(const char *method, const char *url, const char *body, const
     ct = curl_slist_append(NULL, hx.connect_to);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CONNECT_TO, ct);
-    curl_easy_setopt(c, CURLOPT_CAINFO, hx.ca);
+    curl_easy_setopt(c, CURLOPT_CAINFO, hx.ca_file);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -216,59 +207,6 @@ static int https_send(json_t *seed, const char *method, const char *url, const c
     rc = https_do(method, full, body, token, out);
     free(token);
     return rc;
-}
-
-static int https_start(const char *bin)
-{
-    snprintf(hx.dir, sizeof hx.dir, "%s/arm-replay-XXXXXX",
-             getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(hx.dir)) return -1;
-    snprintf(hx.ca, sizeof hx.ca, "%s/ca.pem", hx.dir);
-    int pfd[2];
-    if (pipe(pfd)) return -1;
-    hx.pid = fork();
-    if (hx.pid < 0) return -1;
-    if (hx.pid == 0) {
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-        close(pfd[1]);
-        execl(bin, bin, "--listen", "127.0.0.1:0", "--cert-dir", hx.dir, (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
-    char line[256];
-    size_t n = 0;
-    /* First stdout line is the base URL; a slow machine may need a while (certificates). */
-    while (n < sizeof line - 1) {
-        struct pollfd p = {pfd[0], POLLIN, 0};
-        int r = poll(&p, 1, 120000);
-        if (r <= 0) break;
-        ssize_t got = read(pfd[0], line + n, 1);
-        if (got <= 0) break;
-        if (line[n] == '\n') break;
-        n++;
-    }
-    line[n] = '\0';
-    close(pfd[0]);
-    const char *colon = strrchr(line, ':');
-    if (strncmp(line, "https://127.0.0.1:", 18) != 0 || !colon) {
-        fprintf(stderr, "azure-sim did not print its base URL (got '%s')\n", line);
-        return -1;
-    }
-    snprintf(hx.connect_to, sizeof hx.connect_to, "::127.0.0.1:%s", colon + 1);
-    return 0;
-}
-
-static void https_stop(void)
-{
-    if (hx.pid > 0) {
-        kill(hx.pid, SIGTERM);
-        int st;
-        waitpid(hx.pid, &st, 0);
-    }
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", hx.dir);
-    if (hx.dir[0] && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", hx.dir);
 }
 
 /* ---------- spec lookups ---------- */
@@ -757,8 +695,8 @@ int main(int argc, char **argv)
             return 77;
         }
         curl_global_init(CURL_GLOBAL_DEFAULT);
-        if (https_start(argv[2]) != 0) {
-            https_stop();
+        if (test_sim_start(&hx, argv[2], "arm-replay") != 0) {
+            test_sim_stop(&hx);
             fprintf(stderr, "could not start %s\n", argv[2]);
             return 1;
         }
@@ -770,7 +708,7 @@ int main(int argc, char **argv)
     }
     if (send == https_send) {
         https_scenarios();
-        https_stop();
+        test_sim_stop(&hx);
         curl_global_cleanup();
     }
     json_decref(spec);

@@ -2,6 +2,7 @@
 #include "sim_proc.h"
 
 #include <curl/curl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,8 @@ int test_sim_start(test_sim *sim, const char *bin, const char *tag)
         fprintf(stderr, "skip: %s not built\n", bin);
         return 77;
     }
-    snprintf(sim->dir, sizeof sim->dir, "/tmp/%s-XXXXXX", tag);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(sim->dir, sizeof sim->dir, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", tag);
     if (!mkdtemp(sim->dir)) {
         sim->dir[0] = '\0';
         return 1;
@@ -33,10 +35,13 @@ int test_sim_start(test_sim *sim, const char *bin, const char *tag)
         _exit(127);
     }
     close(fds[1]);
-    /* The first stdout line is the base URL; certificate generation may take a while. */
+    /* The first stdout line is the base URL; certificate generation may take a while, but
+     * not two minutes without a byte. */
     char line[256];
     size_t n = 0;
     while (n + 1 < sizeof line) {
+        struct pollfd p = {fds[0], POLLIN, 0};
+        if (poll(&p, 1, 120000) <= 0) break;
         ssize_t r = read(fds[0], line + n, 1);
         if (r <= 0 || line[n] == '\n') break;
         n++;

@@ -15,8 +15,9 @@ typedef struct test_sim {
     const char *connect_list[1]; /* { connect_to }, for pw_azure_config.connect_to */
 } test_sim;
 
-/* Starts bin with --listen 127.0.0.1:0 --cert-dir /tmp/<tag>-XXXXXX and waits for its base
- * URL.  Returns 0, 77 when bin is not built (skip), 1 on failure. */
+/* Starts bin with --listen 127.0.0.1:0 --cert-dir $TMPDIR/<tag>-XXXXXX (TMPDIR defaults to
+ * /tmp) and waits for its base URL.  Returns 0, 77 when bin is not built (skip), 1 on
+ * failure (call test_sim_stop all the same). */
 int test_sim_start(test_sim *sim, const char *bin, const char *tag);
 /* SIGTERM, wait, remove the directory.  Safe to call twice. */
 void test_sim_stop(test_sim *sim);

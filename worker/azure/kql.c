@@ -52,6 +52,18 @@ char *pw_kql_show(pw_kql_policy policy, const char *database, const char *table)
                           policy == PW_KQL_RETENTION ? "retention" : "caching");
 }
 
+static long column_index(const json_t *columns, const char *name)
+{
+    size_t i;
+    const json_t *c;
+    json_array_foreach(columns, i, c)
+    {
+        const char *n = json_string_value(json_object_get(c, "ColumnName"));
+        if (n && strcmp(n, name) == 0) return (long)i;
+    }
+    return -1;
+}
+
 static int failf(char *err, size_t errlen, const char *msg)
 {
     if (err && errlen) snprintf(err, errlen, "%s", msg);
@@ -67,17 +79,11 @@ int pw_kql_parse_policy(const json_t *v1, pw_kql_policy policy, int *is_set, int
     const json_t *rows = json_object_get(table, "Rows");
     if (!json_is_array(columns) || !json_is_array(rows))
         return failf(err, errlen, "the answer has no result table");
-    size_t col = (size_t)-1, i;
-    const json_t *c;
-    json_array_foreach(columns, i, c)
-    {
-        const char *name = json_string_value(json_object_get(c, "ColumnName"));
-        if (name && strcmp(name, "Policy") == 0) col = i;
-    }
-    if (col == (size_t)-1) return failf(err, errlen, "the answer has no Policy column");
+    long col = column_index(columns, "Policy");
+    if (col < 0) return failf(err, errlen, "the answer has no Policy column");
     const json_t *row = json_array_get(rows, 0);
     if (!json_is_array(row)) return failf(err, errlen, "the answer has no row");
-    const json_t *cell = json_array_get(row, col);
+    const json_t *cell = json_array_get(row, (size_t)col);
     if (!cell || json_is_null(cell)) {
         *is_set = 0;
         return 0;
@@ -151,18 +157,6 @@ char *pw_kql_add_principal(const char *database, const char *role, const char *f
     char *out = malloc(need);
     if (out) snprintf(out, need, ".add database %s %s ('%s')", quoted, keyword, fqn);
     return out;
-}
-
-static long column_index(const json_t *columns, const char *name)
-{
-    size_t i;
-    const json_t *c;
-    json_array_foreach(columns, i, c)
-    {
-        const char *n = json_string_value(json_object_get(c, "ColumnName"));
-        if (n && strcmp(n, name) == 0) return (long)i;
-    }
-    return -1;
 }
 
 static const char *cell(const json_t *row, long col)

@@ -102,6 +102,17 @@ static void update_backpressure(svc *s)
     }
 }
 
+/* One Kafka message is over (acknowledged, or given up): count it finished, free its context,
+ * and let intake resume or the drain end. */
+static void ctx_finished(req_ctx *c)
+{
+    svc *s = c->s;
+    s->in_flight--;
+    ctx_free(c);
+    update_backpressure(s);
+    finish_loop_if_drained(s);
+}
+
 /* The terminal message (reply or dead-letter) of one Kafka message is acknowledged. */
 static void on_terminal_acked(void *ctx, int ok)
 {
@@ -123,10 +134,7 @@ static void on_terminal_acked(void *ctx, int ok)
             next >= 0)
             pw_intake_store(s->intake, c->topic, c->partition, next);
     }
-    s->in_flight--;
-    ctx_free(c);
-    update_backpressure(s);
-    finish_loop_if_drained(s);
+    ctx_finished(c);
 }
 
 static size_t ctx_headers(const req_ctx *c, pw_reply_header *h)
@@ -155,13 +163,8 @@ static void send_event(req_ctx *c, json_t *event, int terminal)
     free(text);
     if (rc) {
         pw_log(PW_LOG_ERROR, c->id, "reply.send_failed", "%s", text ? err : "out of memory");
-        if (terminal) {
-            /* Cannot even queue it: count it finished but leave its offset uncommitted. */
-            s->in_flight--;
-            ctx_free(c);
-            update_backpressure(s);
-            finish_loop_if_drained(s);
-        }
+        /* Cannot even queue it: count it finished but leave its offset uncommitted. */
+        if (terminal) ctx_finished(c);
     }
 }
 
@@ -203,8 +206,7 @@ static void dead_letter(svc *s, req_ctx *c, const rd_kafka_message_t *msg, const
     if (pw_reply_send(s->reply, s->cfg->dead_letter_topic, NULL, msg->payload ? msg->payload : "",
                       len, h, n, 1, on_terminal_acked, c, err, sizeof err)) {
         pw_log(PW_LOG_ERROR, NULL, "deadletter.send_failed", "%s", err);
-        s->in_flight--;
-        ctx_free(c);
+        ctx_finished(c);
     }
 }
 
@@ -270,8 +272,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
             if (!c->reply_topic || !event) {
                 pw_log(PW_LOG_ERROR, c->id, "intake.nomem", "rejection not sent");
                 json_decref(event);
-                s->in_flight--;
-                ctx_free(c);
+                ctx_finished(c);
             } else {
                 c->terminal_sent = 1;
                 send_event(c, event, 1);
@@ -288,8 +289,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
     if (!c->reply_topic) {
         pw_log(PW_LOG_ERROR, c->id, "intake.nomem", "request dropped");
         pw_request_free(req);
-        s->in_flight--;
-        ctx_free(c);
+        ctx_finished(c);
         return;
     }
     pw_log(PW_LOG_INFO, c->id, "request.received", "%s [%d] @ %lld", topic, (int)msg->partition,

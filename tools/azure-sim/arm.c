@@ -188,6 +188,21 @@ static void set_body(sim_response *resp, json_t *body)
     resp->body = body;
 }
 
+json_t *sim_arm_error_body(const char *code, const char *target, const char *message)
+{
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", message ? message : "");
+    sim_utf8_scrub(msg);
+    json_t *err = json_pack("{s:s, s:s}", "code", code, "message", msg);
+    if (target) {
+        char t[256];
+        snprintf(t, sizeof t, "%s", target);
+        sim_utf8_scrub(t);
+        json_object_set_new(err, "target", json_string(t));
+    }
+    return json_pack("{s:o}", "error", err);
+}
+
 static void arm_error_target(arm_ctx *c, int status, const char *code, const char *target,
                              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 static void arm_error_target(arm_ctx *c, int status, const char *code, const char *target,
@@ -198,16 +213,8 @@ static void arm_error_target(arm_ctx *c, int status, const char *code, const cha
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    sim_utf8_scrub(msg);
-    json_t *err = json_pack("{s:s, s:s}", "code", code, "message", msg);
-    if (target) {
-        char t[256];
-        snprintf(t, sizeof t, "%s", target);
-        sim_utf8_scrub(t);
-        json_object_set_new(err, "target", json_string(t));
-    }
     c->resp->status = status;
-    set_body(c->resp, json_pack("{s:o}", "error", err));
+    set_body(c->resp, sim_arm_error_body(code, target, msg));
 }
 
 #define arm_error(c, status, code, ...) arm_error_target(c, status, code, NULL, __VA_ARGS__)

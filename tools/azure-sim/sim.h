@@ -102,6 +102,9 @@ long sim_setting(const sim_state *st, const char *name, long def);
 /* ARM (arm.c): management.azure.com.  Called with st->lock held, after the front
  * checked that a token is present (token_state 1) with audience management.azure.com. */
 void sim_arm_handle(sim_state *st, const sim_request *req, sim_response *resp);
+/* The ARM error body {"error": {"code", "message"[, "target"]}} (new reference); message
+ * and target may hold any bytes (invalid UTF-8 becomes '?'); target NULL = none. */
+json_t *sim_arm_error_body(const char *code, const char *target, const char *message);
 /* ARM's periodic work (LRO completion), with the lock held: sim_arm_handle runs it before
  * every ARM request; the front before every Kusto command and GET /_sim/state; may also
  * be called at any time. */

@@ -103,8 +103,7 @@ static json_t *arm_error(const char *code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    sim_utf8_scrub(msg);
-    return json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg);
+    return sim_arm_error_body(code, NULL, msg);
 }
 
 /* A Kusto OneApi error body, in the engine's shape (sim_kusto_error_body): host names the

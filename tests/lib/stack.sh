@@ -190,23 +190,16 @@ pw_start() {
 }
 
 pw_stop() {
-  local name=$1 sig=${2:-TERM} t=${3:-30} pid deadline rc
+  local name=$1 sig=${2:-TERM} t=${3:-30} pid rc=0
   pid=$(pw_pid "$name") || { pw_log "pw_stop: unknown '$name'"; return 1; }
   kill -s "$sig" "$pid" 2>/dev/null || true
-  deadline=$(pw__deadline "$t")
-  while pw__pid_alive "$pid"; do
-    if ! pw__before "$deadline"; then
-      pw_log "pw_stop $name: still running after SIG$sig + ${t}s (scaled), sending KILL"
-      kill -s KILL "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
-      unset 'PW__PIDS[$name]'
-      return 124
-    fi
-    sleep 0.1
-  done
-  rc=0
-  wait "$pid" 2>/dev/null || rc=$?
-  unset 'PW__PIDS[$name]'
+  pw_wait_exit "$name" "$t" || rc=$?
+  if [ -n "${PW__PIDS[$name]:-}" ]; then # pw_wait_exit timed out (it forgets exited ones)
+    pw_log "pw_stop $name: still running after SIG$sig + ${t}s (scaled), sending KILL"
+    kill -s KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    unset 'PW__PIDS[$name]'
+  fi
   return "$rc"
 }
 

@@ -5,7 +5,7 @@
 #                                  sets SIM_PORT, SIM_CA; ARGS go to azure-sim.
 #   simcurl ARGS...                curl through --connect-to/--cacert to the simulator.
 #   sim_token SCOPE [SECRET] [APP] [TENANT]   print an access token (secret flow).
-#   sim_status                     print the HTTP status of the last simcurl -o/-w call.
+#   sim_call METHOD URL [ARGS...]  simcurl with body/headers to $PW_TMP; prints the status.
 #   expect_eq WHAT GOT WANT        fail unless GOT = WANT.
 
 SIM_TENANT=11111111-1111-1111-1111-111111111111
@@ -59,12 +59,6 @@ expect_eq() {
 # expect_body JQ-EXPR WANT: jq -r JQ-EXPR on the last body.
 expect_body() {
   expect_eq "$1" "$(jq -r "$1" "$PW_TMP/body" 2>/dev/null)" "$2"
-}
-
-expect_header() {
-  local v
-  v=$(tr -d '\r' <"$PW_TMP/headers" | awk -v h="$(echo "$1" | tr A-Z a-z)" 'BEGIN{FS=": "} tolower($1)==h {print substr($0, length($1)+3)}' | head -1)
-  expect_eq "header $1" "$v" "$2"
 }
 
 b64url() {

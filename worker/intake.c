@@ -1,24 +1,19 @@
 /* intake.c: Kafka consumer on the event loop: subscribe, rebalance, pause/resume, store offsets. */
 #include "pw/intake.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "pw/kafka.h"
 #include "pw/log.h"
-#include "pw/reply.h"
 
 #define INTAKE_POLL_BATCH 500     /* messages per wake-up before yielding to the loop */
 #define INTAKE_SAFETY_POLL_MS 500 /* a poll even without a wake-up, in case one was missed */
 
 struct pw_intake {
     pw_loop *loop;
-    const pw_config *cfg;
     pw_intake_handlers h;
     rd_kafka_t *rk;
     pw_kafka_wake wake; /* the consumer queue's loop wake-up */
@@ -27,7 +22,6 @@ struct pw_intake {
     int stopped;
     int closed;
     int abandoned; /* close did not finish in time: destroy without closing again */
-    size_t assigned;
 };
 
 static void set_err(char *err, size_t errlen, const char *msg, const char *detail)
@@ -64,7 +58,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else if (e) {
             pw_log(PW_LOG_ERROR, NULL, "kafka.assign_failed", "%s", rd_kafka_err2str(e));
         }
-        in->assigned = cooperative ? in->assigned + (size_t)parts->cnt : (size_t)parts->cnt;
         if (in->paused || in->stopped) pause_list(in, parts, 1);
         for (int i = 0; i < parts->cnt; i++)
             pw_log(PW_LOG_INFO, NULL, "kafka.assigned", "%s [%d]", parts->elems[i].topic,
@@ -86,10 +79,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (cooperative) {
         rd_kafka_error_t *error = rd_kafka_incremental_unassign(rk, parts);
         if (error) rd_kafka_error_destroy(error);
-        in->assigned = in->assigned > (size_t)parts->cnt ? in->assigned - (size_t)parts->cnt : 0;
     } else {
         rd_kafka_assign(rk, NULL);
-        in->assigned = 0;
     }
 }
 
@@ -154,7 +145,6 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
         return NULL;
     }
     in->loop = loop;
-    in->cfg = cfg;
     in->h = *h;
     char rderr[512];
     rd_kafka_conf_t *conf = pw_kafka_conf_new(cfg, err, errlen);
@@ -299,11 +289,6 @@ int pw_intake_close(pw_intake *in, int timeout_ms)
     }
     rd_kafka_queue_destroy(q);
     return rc;
-}
-
-size_t pw_intake_assigned(const pw_intake *in)
-{
-    return in->assigned;
 }
 
 void pw_intake_free(pw_intake *in)

@@ -22,8 +22,7 @@ typedef struct pw_intake_handlers {
     void (*on_message)(void *ctx, const rd_kafka_message_t *msg);
     /* A partition taken away from this consumer (before it is unassigned). */
     void (*on_revoked)(void *ctx, const char *topic, int32_t partition);
-    /* The first assignment after start (readiness: logs "kafka.assigned"). */
-    void *ctx;
+    void *ctx; /* passed to both */
 } pw_intake_handlers;
 
 /* loop and cfg are borrowed; handlers copied. */
@@ -45,8 +44,6 @@ void pw_intake_stop(pw_intake *in);
  * is redelivered, the group notices the absence after session.timeout.ms).
  * Returns 0, or -1 when the commit failed or the close timed out (logged). */
 int pw_intake_close(pw_intake *in, int timeout_ms);
-
-size_t pw_intake_assigned(const pw_intake *in); /* partitions currently assigned */
 
 void pw_intake_free(pw_intake *in); /* accepts NULL */
 

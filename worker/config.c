@@ -540,7 +540,7 @@ const char *pw_config_kafka_get(const pw_config *cfg, const char *key)
 
 int pw_config_reply_topic_allowed(const pw_config *cfg, const char *topic)
 {
-    if (!strcmp(topic, cfg->reply_topic)) return 1;
+    if (cfg->reply_topic && !strcmp(topic, cfg->reply_topic)) return 1;
     for (size_t i = 0; i < cfg->allowed_reply_topic_count; i++)
         if (!strcmp(topic, cfg->allowed_reply_topics[i])) return 1;
     return 0;

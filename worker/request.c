@@ -253,16 +253,6 @@ static int id_valid(const char *id)
     return 1;
 }
 
-static int reply_to_allowed(const pw_config *cfg, const char *topic)
-{
-    if (!cfg) return 0;
-    if (cfg->reply_topic && strcmp(cfg->reply_topic, topic) == 0) return 1;
-    for (size_t i = 0; i < cfg->allowed_reply_topic_count; i++)
-        if (cfg->allowed_reply_topics[i] && strcmp(cfg->allowed_reply_topics[i], topic) == 0)
-            return 1;
-    return 0;
-}
-
 /* -------------------------------------------------------- semantic checks */
 
 static const char *target_str(const json_t *target, const char *key)
@@ -521,7 +511,8 @@ pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload
 
     /* From here on a reply can be keyed; send it where the request asked when allowed. */
     const json_t *jreply = json_object_get(doc, "replyTo");
-    int reply_ok = json_is_string(jreply) && reply_to_allowed(cfg, json_string_value(jreply));
+    int reply_ok = json_is_string(jreply) && cfg &&
+                   pw_config_reply_topic_allowed(cfg, json_string_value(jreply));
     if (reply_ok) snprintf(rej->reply_to, sizeof rej->reply_to, "%s", json_string_value(jreply));
 
     const json_t *ops = json_object_get(doc, "operations");

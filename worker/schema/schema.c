@@ -314,10 +314,8 @@ typedef struct dep_req {
 
 struct node {
     int boolean; /* -1: object schema; 0: false; 1: true */
-    json_t *json;
-    char *abs; /* absolute location of this schema, "uri#/pointer" */
+    char *abs;   /* absolute location of this schema, "uri#/pointer" */
     resource *res;
-    int needs_ann_items, needs_ann_props;
     unsigned types;
     node *ref;
     node *dynref;
@@ -330,8 +328,7 @@ struct node {
     node **prefix;
     size_t n_prefix;
     node *items, *contains;
-    int has_min_contains, has_max_contains;
-    json_int_t min_contains, max_contains;
+    json_int_t min_contains, max_contains; /* -1: absent */
     named_node *props;
     size_t n_props;
     size_t *prop_hash; /* open addressing table of indexes+1 into props */
@@ -339,8 +336,7 @@ struct node {
     regex_node *pattern_props;
     size_t n_pattern_props;
     node *additional_props, *property_names, *uneval_items, *uneval_props;
-    json_t *enum_, *const_;
-    int has_const;
+    json_t *enum_, *const_; /* const_ is json_null() for "const": null, NULL when absent */
     json_t *multiple_of, *maximum, *exclusive_maximum, *minimum, *exclusive_minimum;
     json_int_t max_length, min_length, max_items, min_items, max_props, min_props;
     pcre2_code *pattern;
@@ -349,8 +345,7 @@ struct node {
     json_t *required;
     dep_req *dep_required;
     size_t n_dep_required;
-    const char *format; /* set only when format asserts */
-    pw_schema_format_fn format_fn;
+    pw_schema_format_fn format_fn; /* set only when format asserts */
     /* summaries so that evaluation skips whole keyword groups at once */
     int has_num, has_str, has_obj, has_arr;
     const char *format_what;
@@ -989,10 +984,10 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
     if (!(n = calloc(1, sizeof *n))) return NULL;
     n->next_alloc = c->s->nodes;
     c->s->nodes = n;
-    n->json = s;
     n->dynref_name = -1;
     n->boolean = json_is_boolean(s) ? json_is_true(s) : -1;
-    n->max_length = n->min_length = n->max_items = n->min_items = n->max_props = n->min_props = -1;
+    n->max_length = n->min_length = n->max_items = n->min_items = n->max_props = n->min_props =
+        n->min_contains = n->max_contains = -1;
     if (pmap_put(&c->compiled, s, n) < 0) return NULL;
     {
         sinfo *si = pmap_get(&c->info, s);
@@ -1186,8 +1181,6 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
             !(n->uneval_props = compile_child(c, v, "unevaluatedProperties", NULL, base, resroot,
                                               ptr, vocab, depth)))
             return NULL;
-        n->needs_ann_items = n->uneval_items != NULL;
-        n->needs_ann_props = n->uneval_props != NULL;
     }
     if (vocab & V_VALIDATION) {
         if ((v = json_object_get(s, "type"))) {
@@ -1210,10 +1203,7 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
             }
             n->enum_ = v;
         }
-        if ((v = json_object_get(s, "const"))) {
-            n->const_ = v;
-            n->has_const = 1;
-        }
+        n->const_ = json_object_get(s, "const");
         struct {
             const char *kw;
             json_t **out;
@@ -1240,8 +1230,6 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
             get_nonneg(c, s, "minContains", &n->min_contains, where) ||
             get_nonneg(c, s, "maxContains", &n->max_contains, where))
             return NULL;
-        n->has_min_contains = n->min_contains >= 0;
-        n->has_max_contains = n->max_contains >= 0;
         if ((v = json_object_get(s, "pattern"))) {
             if (!json_is_string(v)) {
                 set_err(c->err, c->errlen, "%s/pattern: must be a string", where);
@@ -1282,8 +1270,7 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
     }
     if ((v = json_object_get(s, "format")) && json_is_string(v) &&
         ((c->opts && c->opts->format_assertion) || (vocab & V_FORMAT_ASSERT))) {
-        n->format = json_string_value(v);
-        n->format_fn = pw_schema_format_lookup(n->format, &n->format_what);
+        n->format_fn = pw_schema_format_lookup(json_string_value(v), &n->format_what);
     }
     n->has_num =
         n->multiple_of || n->maximum || n->exclusive_maximum || n->minimum || n->exclusive_minimum;
@@ -1901,12 +1888,12 @@ static int eval_array(vctx *c, const node *n, const json_t *inst, bits *ann)
     if (n->contains) {
         int saved = c->collect;
         c->collect = 0;
-        json_int_t count = 0, min = n->has_min_contains ? n->min_contains : 1;
+        json_int_t count = 0, min = n->min_contains >= 0 ? n->min_contains : 1;
         for (size_t i = 0; i < size; i++) {
             if (eval(c, n->contains, json_array_get(inst, i), NULL)) {
                 count++;
                 bits_set(ann, i);
-                if (!ann && !n->has_max_contains && count >= min) break;
+                if (!ann && n->max_contains < 0 && count >= min) break;
             }
         }
         c->collect = saved;
@@ -1919,7 +1906,7 @@ static int eval_array(vctx *c, const node *n, const json_t *inst, bits *ann)
                        (long long)count, (long long)min);
             FAIL();
         }
-        if (n->has_max_contains && count > n->max_contains) {
+        if (n->max_contains >= 0 && count > n->max_contains) {
             report(c, n, "maxContains", NULL,
                    "%lld items match \"contains\", at most %lld are allowed", (long long)count,
                    (long long)n->max_contains);
@@ -2187,7 +2174,7 @@ static int eval_keywords(vctx *c, const node *n, const json_t *inst, bits *ann)
             FAIL();
         }
     }
-    if (n->has_const && !json_eq(inst, n->const_, 0)) {
+    if (n->const_ && !json_eq(inst, n->const_, 0)) {
         char want[80];
         render(c, inst, v, sizeof v);
         render(c, n->const_, want, sizeof want);
@@ -2324,8 +2311,7 @@ static int eval(vctx *c, const node *n, const json_t *inst, bits *ann)
     }
     bits local, *mine = ann;
     int own = 0;
-    if ((n->needs_ann_items && json_is_array(inst)) ||
-        (n->needs_ann_props && json_is_object(inst))) {
+    if ((n->uneval_items && json_is_array(inst)) || (n->uneval_props && json_is_object(inst))) {
         if (bits_init(&local, ann_size(inst)) < 0) {
             c->limit = 1;
             c->depth--;

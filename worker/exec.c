@@ -88,7 +88,6 @@ struct pw_exec {
     size_t in_flight;
     long op_timeout_ms;
     char worker_id[128];
-    char api_version[32];
 };
 
 static void kick(pw_exec *ex, lane *ln);
@@ -500,8 +499,6 @@ pw_exec *pw_exec_new(pw_loop *loop, pw_azure *azure, const pw_config *cfg, char 
     ex->op_timeout_ms = cfg && cfg->operation_timeout_ms > 0 ? cfg->operation_timeout_ms : 600000;
     snprintf(ex->worker_id, sizeof ex->worker_id, "%s",
              cfg && cfg->worker_id ? cfg->worker_id : "policy-worker");
-    snprintf(ex->api_version, sizeof ex->api_version, "%s",
-             cfg && cfg->azure.arm_api_version ? cfg->azure.arm_api_version : "2025-02-14");
     return ex;
 }
 
@@ -544,7 +541,8 @@ void pw_exec_submit(pw_exec *ex, pw_request *req, pw_exec_event_cb cb, void *ctx
     rs->count = count;
     rs->failed_index = -1;
     char err[256];
-    rs->plan = pw_plan_new(req, ex->api_version, err, sizeof err);
+    /* (pw_plan_new supplies the default version when the configuration has none) */
+    rs->plan = pw_plan_new(req, ex->cfg ? ex->cfg->azure.arm_api_version : NULL, err, sizeof err);
     for (size_t i = 0; i < count; i++) {
         rs->ops[i].rs = rs;
         rs->ops[i].index = i;

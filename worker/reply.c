@@ -2,13 +2,10 @@
  */
 #include "pw/reply.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "pw/kafka.h"
 #include "pw/log.h"
@@ -19,7 +16,6 @@
 
 typedef struct out_msg {
     struct out_msg *next;
-    pw_reply *pr;
     char *topic;
     char *key;
     void *value;
@@ -208,8 +204,7 @@ static void serve_cb(void *ctx)
 {
     pw_reply *pr = ctx;
     serve(pr);
-    producer_replace(pr); /* only after a fatal error */
-    drain_fifo(pr);
+    drain_fifo(pr); /* (replaces the producer first after a fatal error) */
 }
 
 /* A new librdkafka producer for pr (pr->rk and its loop wake-up).  0, or -1 with err. */
@@ -291,7 +286,6 @@ int pw_reply_send(pw_reply *pr, const char *topic, const char *key, const void *
 {
     out_msg *m = calloc(1, sizeof *m);
     if (!m) goto oom;
-    m->pr = pr;
     m->topic = strdup(topic);
     m->key = key ? strdup(key) : NULL;
     m->value = malloc(len ? len : 1);
@@ -310,7 +304,7 @@ int pw_reply_send(pw_reply *pr, const char *topic, const char *key, const void *
     pr->pending++;
     fifo_push(pr, m);
     /* Hand over on the next loop turn, so a callback never runs inside this call. */
-    if (!pr->drain_timer) arm_drain(pr, 0);
+    arm_drain(pr, 0);
     return 0;
 oom:
     out_free(m);

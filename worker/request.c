@@ -595,11 +595,6 @@ const char *pw_request_reply_to(const pw_request *req)
     return req->reply_to;
 }
 
-const json_t *pw_request_json(const pw_request *req)
-{
-    return req->doc;
-}
-
 int pw_request_dry_run(const pw_request *req)
 {
     return req->dry_run;

@@ -93,7 +93,6 @@ void pw_rejection_clear(pw_rejection *rej);
 
 const char *pw_request_id(const pw_request *req);
 const char *pw_request_reply_to(const pw_request *req); /* NULL: the default reply topic */
-const json_t *pw_request_json(const pw_request *req);   /* the whole validated document */
 int pw_request_dry_run(const pw_request *req);
 size_t pw_request_op_count(const pw_request *req);
 const pw_request_op *pw_request_op_at(const pw_request *req, size_t i); /* NULL past the end */

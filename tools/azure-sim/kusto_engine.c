@@ -935,68 +935,57 @@ static json_t *normalize(json_t *v, int depth, char *err, size_t errlen)
             json_object_set_new(out, k, json_null());
             continue;
         }
+        json_t *nv = NULL; /* the normalized value; NULL when e does not fit the type */
+        const char *why = "";
         switch (FIELDS[f].type) {
         case FT_TIMESPAN: {
             int64_t t;
             json_t *s = e;
             if (json_is_object(e) && json_object_size(e) == 1) s = json_object_get(e, "Value");
-            if (!json_is_string(s) || sim_kusto_timespan_parse_net(json_string_value(s), &t) ||
-                t < 0) {
-                snprintf(err, errlen, "property '%s' is not a valid timespan ('d.hh:mm:ss')", k);
-                goto bad;
-            }
-            json_object_set_new(out, k, ts_json(t));
+            if (json_is_string(s) && !sim_kusto_timespan_parse_net(json_string_value(s), &t) &&
+                t >= 0)
+                nv = ts_json(t);
+            why = "is not a valid timespan ('d.hh:mm:ss')";
             break;
         }
         case FT_UINT:
-            if (!json_is_integer(e) || json_integer_value(e) < 0) {
-                snprintf(err, errlen, "property '%s' must be a non-negative integer", k);
-                goto bad;
-            }
-            json_object_set(out, k, e);
+            if (json_is_integer(e) && json_integer_value(e) >= 0) nv = json_incref(e);
+            why = "must be a non-negative integer";
             break;
         case FT_BOOL:
-            if (!json_is_boolean(e)) {
-                snprintf(err, errlen, "property '%s' must be true or false", k);
-                goto bad;
-            }
-            json_object_set(out, k, e);
+            if (json_is_boolean(e)) nv = json_incref(e);
+            why = "must be true or false";
             break;
         case FT_NUMBER:
-            if (!json_is_number(e) || json_number_value(e) < 0) {
-                snprintf(err, errlen, "property '%s' must be a non-negative number", k);
-                goto bad;
-            }
-            json_object_set(out, k, e);
+            if (json_is_number(e) && json_number_value(e) >= 0) nv = json_incref(e);
+            why = "must be a non-negative number";
             break;
         case FT_STRING:
-            if (!json_is_string(e)) {
-                snprintf(err, errlen, "property '%s' must be a string", k);
-                goto bad;
-            }
-            json_object_set(out, k, e);
+            if (json_is_string(e)) nv = json_incref(e);
+            why = "must be a string";
             break;
         case FT_DATETIME: {
             char dt[40];
-            if (!json_is_string(e) ||
-                sim_kusto_datetime_parse(json_string_value(e), dt, sizeof dt)) {
-                snprintf(err, errlen, "property '%s' is not a valid datetime", k);
-                goto bad;
-            }
-            json_object_set_new(out, k, json_string(dt));
+            if (json_is_string(e) && !sim_kusto_datetime_parse(json_string_value(e), dt, sizeof dt))
+                nv = json_string(dt);
+            why = "is not a valid datetime";
             break;
         }
         case FT_RECOVER: {
             const char *s = json_string_value(e);
-            if (!s || (strcasecmp(s, "Enabled") && strcasecmp(s, "Disabled"))) {
-                snprintf(err, errlen, "property '%s' must be 'Enabled' or 'Disabled'", k);
-                goto bad;
-            }
-            json_object_set_new(out, k,
-                                json_string(!strcasecmp(s, "Enabled") ? "Enabled" : "Disabled"));
+            if (s && !strcasecmp(s, "Enabled"))
+                nv = json_string("Enabled");
+            else if (s && !strcasecmp(s, "Disabled"))
+                nv = json_string("Disabled");
+            why = "must be 'Enabled' or 'Disabled'";
             break;
         }
         }
+        if (!nv) {
+            snprintf(err, errlen, "property '%s' %s", k, why);
+            goto bad;
+        }
+        json_object_set_new(out, k, nv);
     }
     return out;
 bad:

@@ -9,7 +9,8 @@
 
 #include "pw/log.h"
 
-void pw_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+/* librdkafka log callback writing through pw_log. */
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     pw_log_level l = level <= 3   ? PW_LOG_ERROR
                      : level == 4 ? PW_LOG_WARN
@@ -34,7 +35,7 @@ rd_kafka_conf_t *pw_kafka_conf_new(const pw_config *cfg, char *err, size_t errle
             return NULL;
         }
     }
-    rd_kafka_conf_set_log_cb(conf, pw_kafka_log_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
     return conf;
 }
 

@@ -15,9 +15,6 @@
  * routed to pw_log.  NULL with err naming the offending key ("kafka.<key>: <why>"). */
 rd_kafka_conf_t *pw_kafka_conf_new(const pw_config *cfg, char *err, size_t errlen);
 
-/* librdkafka log callback writing through pw_log. */
-void pw_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
-
 /* Loop wake-up for one librdkafka queue: librdkafka writes to a pipe when the queue goes
  * from empty to non-empty (rd_kafka_queue_io_event_enable); the loop watches the pipe and
  * calls serve.  A periodic safety poll calls serve too, in case a wake-up was missed. */

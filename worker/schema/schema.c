@@ -1669,6 +1669,14 @@ static void render(const vctx *c, const json_t *v, char *buf, size_t n)
     free(s);
 }
 
+static void error_free(pw_schema_error *e)
+{
+    free(e->instance_location);
+    free(e->keyword_location);
+    free(e->absolute_keyword_location);
+    free(e->message);
+}
+
 static void report(vctx *c, const node *n, const char *kw, const char *kw2, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 static void report(vctx *c, const node *n, const char *kw, const char *kw2, const char *fmt, ...)
@@ -1840,14 +1848,10 @@ static int eval_choice(vctx *c, const node *n, node *const *subs, size_t cnt, co
         size_t o = base;
         for (size_t i = 0; i < cnt; i++) {
             for (size_t e = start[i]; e < start[i + 1]; e++) {
-                if (disc[i]) {
-                    free(r->errors[e].instance_location);
-                    free(r->errors[e].keyword_location);
-                    free(r->errors[e].absolute_keyword_location);
-                    free(r->errors[e].message);
-                } else {
+                if (disc[i])
+                    error_free(&r->errors[e]);
+                else
                     r->errors[o++] = r->errors[e];
-                }
             }
         }
         r->count = o;
@@ -2361,12 +2365,8 @@ pw_schema_status pw_schema_validate(const pw_schema *schema, const json_t *insta
 void pw_schema_result_clear(pw_schema_result *r)
 {
     if (!r) return;
-    for (size_t i = 0; i < r->count; i++) {
-        free(r->errors[i].instance_location);
-        free(r->errors[i].keyword_location);
-        free(r->errors[i].absolute_keyword_location);
-        free(r->errors[i].message);
-    }
+    for (size_t i = 0; i < r->count; i++)
+        error_free(&r->errors[i]);
     free(r->errors);
     memset(r, 0, sizeof *r);
 }

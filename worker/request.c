@@ -538,13 +538,10 @@ pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload
             reject(rej, PW_REJECT_SCHEMA, "the request hit a validation limit");
         else {
             const json_t *first = json_array_get(json_object_get(rej->errors, "errors"), 0);
+            const char *where = json_string_value(json_object_get(first, "instanceLocation"));
+            const char *what = json_string_value(json_object_get(first, "error"));
             reject(rej, PW_REJECT_SCHEMA, "the request breaks schemas/request.v1.json: %s: %s",
-                   json_string_value(json_object_get(first, "instanceLocation"))
-                       ? json_string_value(json_object_get(first, "instanceLocation"))
-                       : "",
-                   json_string_value(json_object_get(first, "error"))
-                       ? json_string_value(json_object_get(first, "error"))
-                       : "");
+                   where ? where : "", what ? what : "");
         }
         goto fail;
     }

@@ -221,8 +221,6 @@ static int nonempty(const json_t *v)
     return json_is_string(v) && json_string_length(v) > 0;
 }
 
-/* Is `have` (an ARM DatabasePrincipal) the principal `want` asks for?  Kusto reports
- * resolved forms (aadapp=<appId>;<tenant>), so ids are compared, case-insensitively. */
 /* Does an FQN "<prefix>=<id>[;<tenant>]" name id (case-insensitively)? */
 static int fqn_names(const char *fqn, const char *prefix, const char *id)
 {
@@ -233,6 +231,8 @@ static int fqn_names(const char *fqn, const char *prefix, const char *id)
     return strncasecmp(fqn, want, n) == 0 && (fqn[n] == '\0' || fqn[n] == ';');
 }
 
+/* Is `have` (an ARM DatabasePrincipal) the principal `want` asks for?  Kusto reports
+ * resolved forms (aadapp=<appId>;<tenant>), so ids are compared, case-insensitively. */
 static int principal_matches(const json_t *want, const json_t *have)
 {
     if (!ieq(json_object_get(want, "role"), json_object_get(have, "role"))) return 0;

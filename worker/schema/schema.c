@@ -466,6 +466,18 @@ static named_uri *find_uri(cctx *c, const char *uri)
     return NULL;
 }
 
+/* "uri#frag" (malloc'd), NULL when out of memory. */
+static char *with_fragment(const char *uri, const char *frag)
+{
+    size_t ul = strlen(uri), fl = strlen(frag);
+    char *out = malloc(ul + fl + 2);
+    if (!out) return NULL;
+    memcpy(out, uri, ul);
+    out[ul] = '#';
+    memcpy(out + ul + 1, frag, fl + 1);
+    return out;
+}
+
 static char *ptr_append(const char *ptr, const char *seg)
 {
     size_t n = strlen(ptr), extra = 0;
@@ -583,13 +595,8 @@ static int index_walk(cctx *c, json_t *s, const char *base, json_t *resroot, con
     for (int k = 0; k < 2; k++) {
         json_t *a = json_object_get(s, anchors[k]);
         if (!json_is_string(a)) continue;
-        size_t bl = strlen(mybase), al = json_string_length(a);
-        char *u = malloc(bl + al + 2);
-        if (!u) return -1;
-        memcpy(u, mybase, bl);
-        u[bl] = '#';
-        memcpy(u + bl + 1, json_string_value(a), al + 1);
-        if (add_uri(c, u, s, k) < 0) return -1;
+        char *u = with_fragment(mybase, json_string_value(a));
+        if (!u || add_uri(c, u, s, k) < 0) return -1;
     }
     int rc;
     for (const char *const *k = kw_single; *k; k++) {
@@ -798,15 +805,11 @@ static node *resolve_ref(cctx *c, const char *base, const char *ref, unsigned de
             return NULL;
         }
     } else if (frag && *frag) {
-        size_t al = strlen(abs), fl = strlen(frag);
-        char *u = malloc(al + fl + 2);
+        char *u = with_fragment(abs, frag);
         if (!u) {
             free(abs);
             return NULL;
         }
-        memcpy(u, abs, al);
-        u[al] = '#';
-        memcpy(u + al + 1, frag, fl + 1);
         named_uri *an = find_uri(c, u);
         free(u);
         if (!an) {
@@ -989,19 +992,13 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
     n->max_length = n->min_length = n->max_items = n->min_items = n->max_props = n->min_props =
         n->min_contains = n->max_contains = -1;
     if (pmap_put(&c->compiled, s, n) < 0) return NULL;
-    {
-        sinfo *si = pmap_get(&c->info, s);
-        if (si) {
-            base = si->base;
-            resroot = si->resroot;
-            ptr = si->ptr;
-        }
-        size_t bl = strlen(base), pl = strlen(ptr);
-        if (!(n->abs = malloc(bl + pl + 2))) return NULL;
-        memcpy(n->abs, base, bl);
-        n->abs[bl] = '#';
-        memcpy(n->abs + bl + 1, ptr, pl + 1);
+    sinfo *si = pmap_get(&c->info, s);
+    if (si) {
+        base = si->base;
+        resroot = si->resroot;
+        ptr = si->ptr;
     }
+    if (!(n->abs = with_fragment(base, ptr))) return NULL;
     if (!(n->res = resource_for(c, resroot, base, depth))) return NULL;
     if (n->boolean >= 0) return n;
 

@@ -1451,7 +1451,7 @@ static json_t *db_named(ctx *c, const char *name)
 static int run_policy(ctx *c, const cmd *k)
 {
     target *tg = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0;
     int write = k->verb != V_SHOW, rc = -1;
     json_t *rows;
     const char *op = k->verb == V_SHOW ? "show policy" : "alter policy";
@@ -1459,15 +1459,13 @@ static int run_policy(ctx *c, const cmd *k)
     /* 1. the entities, checking rights per database before looking inside it */
     if (k->scope == SC_CLUSTER) {
         if (!may(c, NULL, write)) return fail_forbidden(c, NULL, op);
-        cap = 1;
         tg = calloc(1, sizeof *tg);
         if (!tg) return fail_bad(c, "out of memory");
         tg[n++] = (target){SC_CLUSTER, NULL, c->cluster};
     } else if (k->scope == SC_DB && k->wildcard) {
         json_t *dbs = json_object_get(c->cluster, "databases"), *d;
         size_t i;
-        cap = json_array_size(dbs) + 1;
-        tg = calloc(cap, sizeof *tg);
+        tg = calloc(json_array_size(dbs) + 1, sizeof *tg);
         if (!tg) return fail_bad(c, "out of memory");
         json_array_foreach(dbs, i, d) if (may(c, d, 0)) tg[n++] = (target){SC_DB, d, d};
     } else if (k->scope == SC_DB) {
@@ -1482,8 +1480,7 @@ static int run_policy(ctx *c, const cmd *k)
         if (!may(c, c->ctx_db, 0)) return fail_forbidden(c, c->ctx_db, op);
         json_t *tables = json_object_get(c->ctx_db, "tables"), *t;
         size_t i;
-        cap = json_array_size(tables) + 1;
-        tg = calloc(cap, sizeof *tg);
+        tg = calloc(json_array_size(tables) + 1, sizeof *tg);
         if (!tg) return fail_bad(c, "out of memory");
         json_array_foreach(tables, i, t) tg[n++] = (target){SC_TABLE, c->ctx_db, t};
     } else {

@@ -283,7 +283,7 @@ static int ulabel_ok(const uint32_t *u, size_t n)
     return 1;
 }
 
-static int hostname_n(const char *s, size_t len)
+static int f_hostname(const char *s, size_t len)
 {
     if (len == 0 || len > 253) return 0;
     size_t st = 0;
@@ -308,12 +308,7 @@ static int hostname_n(const char *s, size_t len)
     return 1;
 }
 
-static int f_hostname(const char *s, size_t len)
-{
-    return hostname_n(s, len);
-}
-
-static int ipv4_n(const char *s, size_t len)
+static int f_ipv4(const char *s, size_t len)
 {
     int parts = 0;
     size_t i = 0;
@@ -332,12 +327,7 @@ static int ipv4_n(const char *s, size_t len)
     return i == len;
 }
 
-static int f_ipv4(const char *s, size_t len)
-{
-    return ipv4_n(s, len);
-}
-
-static int ipv6_n(const char *s, size_t len)
+static int f_ipv6(const char *s, size_t len)
 {
     int groups = 0, dbl = 0;
     size_t i = 0;
@@ -353,7 +343,7 @@ static int ipv6_n(const char *s, size_t len)
         while (i < len && is_hex(s[i]) && i - st < 5)
             i++;
         if (i < len && s[i] == '.') { /* trailing dotted IPv4 counts as two groups */
-            if (!ipv4_n(s + st, len - st)) return 0;
+            if (!f_ipv4(s + st, len - st)) return 0;
             groups += 2;
             i = len;
             break;
@@ -373,11 +363,6 @@ static int ipv6_n(const char *s, size_t len)
         }
     }
     return dbl ? groups < 8 : groups == 8;
-}
-
-static int f_ipv6(const char *s, size_t len)
-{
-    return ipv6_n(s, len);
 }
 
 static int f_email(const char *s, size_t len)
@@ -407,10 +392,10 @@ static int f_email(const char *s, size_t len)
     const char *d = at + 1;
     size_t dl = len - (size_t)(d - s);
     if (dl >= 2 && d[0] == '[' && d[dl - 1] == ']') {
-        if (dl > 7 && !strncmp(d + 1, "IPv6:", 5)) return ipv6_n(d + 6, dl - 7);
-        return ipv4_n(d + 1, dl - 2);
+        if (dl > 7 && !strncmp(d + 1, "IPv6:", 5)) return f_ipv6(d + 6, dl - 7);
+        return f_ipv4(d + 1, dl - 2);
     }
-    return hostname_n(d, dl);
+    return f_hostname(d, dl);
 }
 
 static int f_uuid(const char *s, size_t len)
@@ -465,7 +450,7 @@ static int uri_authority(const char *s, size_t a, size_t b, int iri)
         const char *close = memchr(s + h, ']', b - h);
         if (!close) return 0;
         size_t ce = (size_t)(close - s);
-        if (!(h + 1 < ce && (s[h + 1] == 'v' || s[h + 1] == 'V')) && !ipv6_n(s + h + 1, ce - h - 1))
+        if (!(h + 1 < ce && (s[h + 1] == 'v' || s[h + 1] == 'V')) && !f_ipv6(s + h + 1, ce - h - 1))
             return 0;
         h = ce + 1;
         if (h < b && s[h] != ':') return 0;
@@ -600,17 +585,12 @@ static int f_uri_template(const char *s, size_t len)
 
 /* -- JSON pointers */
 
-static int pointer_n(const char *s, size_t len)
+static int f_json_pointer(const char *s, size_t len)
 {
     if (len && s[0] != '/') return 0;
     for (size_t i = 0; i < len; i++)
         if (s[i] == '~' && (i + 1 >= len || (s[i + 1] != '0' && s[i + 1] != '1'))) return 0;
     return 1;
-}
-
-static int f_json_pointer(const char *s, size_t len)
-{
-    return pointer_n(s, len);
 }
 
 static int f_relative_json_pointer(const char *s, size_t len)
@@ -626,7 +606,7 @@ static int f_relative_json_pointer(const char *s, size_t len)
         if (i == st || (i - st > 1 && s[st] == '0')) return 0;
     }
     if (i < len && s[i] == '#') return i + 1 == len;
-    return pointer_n(s + i, len - i);
+    return f_json_pointer(s + i, len - i);
 }
 
 /* Rejects syntax PCRE2 accepts but ECMA-262 does not: unknown letter escapes
@@ -796,9 +776,8 @@ static size_t translate_prop(const char *p, char *out, size_t *o)
 char *pw_schema_regex_translate(const char *p)
 {
     size_t n = strlen(p);
-    size_t cap = n * 8 + sizeof ECMA_SPACE * 4 + 16;
     /* every input byte expands at most to one ECMA_SPACE class */
-    cap = n * (sizeof ECMA_SPACE + 8) + 16;
+    size_t cap = n * (sizeof ECMA_SPACE + 8) + 16;
     char *out = malloc(cap);
     if (!out) return NULL;
     size_t o = 0;

@@ -9,9 +9,11 @@
  * Compiling a schema resolves every $ref and $dynamicRef ahead of time into a
  * graph of nodes; validating then does no lookup by URI and allocates nothing
  * when the instance is valid (exceptions: propertyNames builds each key as a
- * string value, and unevaluatedItems/Properties over more than 256 items or
- * properties keep their bit sets on the heap).  Errors are collected in a second
- * pass that runs only when the instance is invalid and a result was asked for.
+ * string value, unevaluatedItems/Properties over more than 256 items or
+ * properties keep their bit sets on the heap, and the asserted formats "regex"
+ * and "hostname" with xn-- labels compile or match patterns of their own).
+ * Errors are collected in a second pass that runs only when the instance is
+ * invalid and a result was asked for.
  * A compiled schema keeps references to the documents it was compiled from, is
  * independent of the registry afterwards, and may be used from many threads at
  * once (validation does not mutate it; regex match data is per thread).

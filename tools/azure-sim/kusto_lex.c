@@ -174,26 +174,35 @@ int sim_kusto_timespan_fn(const char *text, int64_t *ticks)
     return sim_kusto_timespan_literal(buf, n, ticks);
 }
 
+/* A span split for printing: sign, whole days and the time of day. */
+typedef struct span_parts {
+    const char *sign;          /* "" or "-" */
+    uint64_t days, rest;       /* rest: ticks past the whole days */
+    unsigned hh, mm, ss, frac; /* frac: ticks past the whole seconds */
+} span_parts;
+
+static span_parts split_span(int64_t ticks)
+{
+    span_parts p;
+    /* |INT64_MIN| does not fit int64_t: negate in unsigned arithmetic */
+    uint64_t t = ticks < 0 ? (uint64_t)(-(ticks + 1)) + 1 : (uint64_t)ticks;
+    p.sign = ticks < 0 ? "-" : "";
+    p.days = t / (uint64_t)SIM_KUSTO_TICKS_PER_DAY;
+    p.rest = t % (uint64_t)SIM_KUSTO_TICKS_PER_DAY;
+    p.hh = (unsigned)(p.rest / 36000000000ULL);
+    p.mm = (unsigned)(p.rest / 600000000ULL % 60);
+    p.ss = (unsigned)(p.rest / 10000000ULL % 60);
+    p.frac = (unsigned)(p.rest % 10000000ULL);
+    return p;
+}
+
 void sim_kusto_timespan_format_net(int64_t ticks, char *out, size_t outlen)
 {
-    const char *sign = "";
-    uint64_t t;
-    if (ticks < 0) {
-        sign = "-";
-        t = (uint64_t)(-(ticks + 1)) + 1;
-    } else {
-        t = (uint64_t)ticks;
-    }
-    uint64_t days = t / (uint64_t)SIM_KUSTO_TICKS_PER_DAY;
-    uint64_t rest = t % (uint64_t)SIM_KUSTO_TICKS_PER_DAY;
-    unsigned hh = (unsigned)(rest / 36000000000ULL);
-    unsigned mm = (unsigned)(rest / 600000000ULL % 60);
-    unsigned ss = (unsigned)(rest / 10000000ULL % 60);
-    unsigned frac = (unsigned)(rest % 10000000ULL);
+    span_parts p = split_span(ticks);
     char d[32] = "", f[16] = "";
-    if (days) snprintf(d, sizeof d, "%llu.", (unsigned long long)days);
-    if (frac) snprintf(f, sizeof f, ".%07u", frac);
-    snprintf(out, outlen, "%s%s%02u:%02u:%02u%s", sign, d, hh, mm, ss, f);
+    if (p.days) snprintf(d, sizeof d, "%llu.", (unsigned long long)p.days);
+    if (p.frac) snprintf(f, sizeof f, ".%07u", p.frac);
+    snprintf(out, outlen, "%s%s%02u:%02u:%02u%s", p.sign, d, p.hh, p.mm, p.ss, f);
 }
 
 int sim_kusto_iso_parse(const char *s, int64_t *ticks)
@@ -263,40 +272,27 @@ int sim_kusto_iso_parse(const char *s, int64_t *ticks)
 
 void sim_kusto_iso_format(int64_t ticks, char *out, size_t outlen)
 {
-    const char *sign = "";
-    uint64_t t;
+    span_parts p = split_span(ticks);
     char buf[96];
     size_t n = 0;
-    if (ticks < 0) {
-        sign = "-";
-        t = (uint64_t)(-(ticks + 1)) + 1;
-    } else {
-        t = (uint64_t)ticks;
-    }
-    if (t == 0) {
+    if (ticks == 0) {
         snprintf(out, outlen, "PT0S");
         return;
     }
-    uint64_t days = t / (uint64_t)SIM_KUSTO_TICKS_PER_DAY;
-    uint64_t rest = t % (uint64_t)SIM_KUSTO_TICKS_PER_DAY;
-    unsigned hh = (unsigned)(rest / 36000000000ULL);
-    unsigned mm = (unsigned)(rest / 600000000ULL % 60);
-    unsigned ss = (unsigned)(rest / 10000000ULL % 60);
-    unsigned frac = (unsigned)(rest % 10000000ULL);
-    n += (size_t)snprintf(buf + n, sizeof buf - n, "%sP", sign);
-    if (days) n += (size_t)snprintf(buf + n, sizeof buf - n, "%lluD", (unsigned long long)days);
-    if (rest) {
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "%sP", p.sign);
+    if (p.days) n += (size_t)snprintf(buf + n, sizeof buf - n, "%lluD", (unsigned long long)p.days);
+    if (p.rest) {
         n += (size_t)snprintf(buf + n, sizeof buf - n, "T");
-        if (hh) n += (size_t)snprintf(buf + n, sizeof buf - n, "%uH", hh);
-        if (mm) n += (size_t)snprintf(buf + n, sizeof buf - n, "%uM", mm);
-        if (frac) {
+        if (p.hh) n += (size_t)snprintf(buf + n, sizeof buf - n, "%uH", p.hh);
+        if (p.mm) n += (size_t)snprintf(buf + n, sizeof buf - n, "%uM", p.mm);
+        if (p.frac) {
             char f[16];
-            int fl = snprintf(f, sizeof f, "%07u", frac);
+            int fl = snprintf(f, sizeof f, "%07u", p.frac);
             while (fl > 0 && f[fl - 1] == '0')
                 f[--fl] = '\0';
-            n += (size_t)snprintf(buf + n, sizeof buf - n, "%u.%sS", ss, f);
-        } else if (ss) {
-            n += (size_t)snprintf(buf + n, sizeof buf - n, "%uS", ss);
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "%u.%sS", p.ss, f);
+        } else if (p.ss) {
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "%uS", p.ss);
         }
     }
     snprintf(out, outlen, "%s", buf);

@@ -485,13 +485,11 @@ static void op_finish(json_t *op, const char *code, const char *message)
 }
 
 /* The Kusto database a new database starts as (state layout of sim.h). */
-static json_t *new_database(const char *name, json_t *payload)
+static json_t *new_database(const char *name)
 {
-    json_t *db = json_pack("{s:s, s:s, s:s, s:o, s:[], s:[], s:[], s:[]}", "name", name, "kind",
-                           "ReadWrite", "recoverability", "Enabled", "policies", json_object(),
-                           "principals", "principalAssignments", "tables", "materializedViews");
-    (void)payload;
-    return db;
+    return json_pack("{s:s, s:s, s:s, s:o, s:[], s:[], s:[], s:[]}", "name", name, "kind",
+                     "ReadWrite", "recoverability", "Enabled", "policies", json_object(),
+                     "principals", "principalAssignments", "tables", "materializedViews");
 }
 
 static void apply_db_fields(json_t *db, json_t *fields)
@@ -525,7 +523,7 @@ static void apply_op(sim_state *st, json_t *op)
     if (strcmp(action, "dbPut") == 0) {
         json_t *fields = json_object_get(payload, "fields");
         if (!db) {
-            db = new_database(db_name, payload);
+            db = new_database(db_name);
             json_t *admin = json_object_get(payload, "callerAdmin");
             if (json_is_object(admin)) json_array_append(json_object_get(db, "principals"), admin);
             json_array_append_new(dbs, db);
@@ -1237,7 +1235,7 @@ static void handle_db(arm_ctx *c)
     if (c->jdb) copy(c->db, jstr(c->jdb, "name"));
     const char *name = c->db;
     /* The 202 body shows the database as it will be once the operation succeeded. */
-    json_t *preview = c->jdb ? json_deep_copy(c->jdb) : new_database(name, NULL);
+    json_t *preview = c->jdb ? json_deep_copy(c->jdb) : new_database(name);
     if (!patch) {
         json_object_del(preview, "softDeletePeriod");
         json_object_del(preview, "hotCachePeriod");
@@ -1575,9 +1573,8 @@ static void handle_opresult(arm_ctx *c)
 
 /* ---------- entry point ---------- */
 
-static void common_headers(sim_state *st, const sim_request *req, sim_response *resp)
+static void common_headers(const sim_request *req, sim_response *resp)
 {
-    (void)st;
     char guid[37];
     const char *corr = req->header ? req->header(req, "x-ms-correlation-request-id") : NULL;
     int ok = corr && *corr && strlen(corr) <= 128;
@@ -1605,19 +1602,17 @@ void sim_arm_handle(sim_state *st, const sim_request *req, sim_response *resp)
     c.st = st;
     c.req = req;
     c.resp = resp;
-    common_headers(st, req, resp);
+    common_headers(req, resp);
     if (!json_is_object(st->root)) {
         arm_error(&c, 500, "InternalServerError", "The simulator has no state.");
         return;
     }
     sim_arm_tick(st);
     const char *m = req->method ? req->method : "";
-    const char *path = req->path ? req->path : "";
     if (!req->path) {
         arm_error(&c, 400, "InvalidRequestUri", "The request URI is missing.");
         return;
     }
-    (void)path;
     c.api_version = req->query ? req->query(req, "api-version") : NULL;
     if (!c.api_version || !*c.api_version) {
         arm_error(&c, 400, "MissingApiVersionParameter",

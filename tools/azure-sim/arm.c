@@ -1573,25 +1573,30 @@ static void handle_opresult(arm_ctx *c)
 
 /* ---------- entry point ---------- */
 
+/* The value of request header name when it is an id safe to echo (1..128 of [A-Za-z0-9._-]),
+ * else NULL. */
+static const char *echoable_id(const sim_request *req, const char *name)
+{
+    const char *v = req->header ? req->header(req, name) : NULL;
+    if (!v || !*v || strlen(v) > 128) return NULL;
+    for (const char *p = v; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') return NULL;
+    return v;
+}
+
 static void common_headers(const sim_request *req, sim_response *resp)
 {
     char guid[37];
-    const char *corr = req->header ? req->header(req, "x-ms-correlation-request-id") : NULL;
-    int ok = corr && *corr && strlen(corr) <= 128;
-    for (const char *p = corr; ok && *p; p++)
-        ok = isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.';
-    if (!ok) {
+    const char *corr = echoable_id(req, "x-ms-correlation-request-id");
+    if (!corr) {
         sim_guid(guid, sizeof guid);
         corr = guid;
     }
     const char *rid = req->activity_id && *req->activity_id ? req->activity_id : corr;
     sim_response_header(resp, "x-ms-request-id", "%s", rid);
     sim_response_header(resp, "x-ms-correlation-request-id", "%s", corr);
-    const char *cli = req->header ? req->header(req, "x-ms-client-request-id") : NULL;
-    int cli_ok = cli && *cli && strlen(cli) <= 128;
-    for (const char *p = cli; cli_ok && *p; p++)
-        cli_ok = isalnum((unsigned char)*p) || *p == '-' || *p == '_' || *p == '.';
-    if (cli_ok) sim_response_header(resp, "x-ms-client-request-id", "%s", cli);
+    const char *cli = echoable_id(req, "x-ms-client-request-id");
+    if (cli) sim_response_header(resp, "x-ms-client-request-id", "%s", cli);
     sim_response_header(resp, "Content-Type", "application/json; charset=utf-8");
 }
 

@@ -38,7 +38,8 @@ enum {
 typedef enum { KM_OK = 0, KM_ERR_USAGE, KM_ERR_SYSTEM } km_status;
 
 struct km_topic_arg {
-    const char *name;
+    const char *name; /* in argv: "NAME[:PARTITIONS]", the name is its first name_len bytes */
+    size_t name_len;
     int partitions;
 };
 
@@ -201,8 +202,8 @@ static km_status km_parse_args(int argc, char **argv, struct km_opts *o)
                         KM_MAX_PARTITIONS);
                 return KM_ERR_USAGE;
             }
-            /* The name stays in argv; only its length is cut at the colon below. */
             o->topics[o->ntopics].name = val;
+            o->topics[o->ntopics].name_len = nlen;
             o->topics[o->ntopics].partitions = (int)v;
             o->ntopics++;
         } else {
@@ -819,8 +820,7 @@ int main(int argc, char **argv)
     if (o.rtt_ms) rd_kafka_mock_broker_set_rtt(srv.mc, -1, o.rtt_ms);
     for (i = 0; i < o.ntopics; i++) {
         char name[KM_MAX_TOPIC_NAME + 1];
-        const char *colon = strchr(o.topics[i].name, ':');
-        size_t nlen = colon ? (size_t)(colon - o.topics[i].name) : strlen(o.topics[i].name);
+        size_t nlen = o.topics[i].name_len;
         int parts = o.topics[i].partitions ? o.topics[i].partitions : KM_AUTO_PARTITIONS;
         rd_kafka_resp_err_t e;
 

@@ -91,12 +91,24 @@ static EVP_PKEY *parse_key(const char *pem)
     return k;
 }
 
-static X509 *parse_cert(const char *pem)
+/* The certificate in the PEM file at path; NULL when absent or unreadable. */
+static X509 *read_cert(const char *path)
 {
-    BIO *b = BIO_new_mem_buf(pem, -1);
+    char *pem = read_text(path);
+    BIO *b = pem ? BIO_new_mem_buf(pem, -1) : NULL;
     X509 *x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
     BIO_free(b);
+    free(pem);
     return x;
+}
+
+/* Writes x (NULL: fails) to path as PEM; 0 = ok. */
+static int write_cert(const char *path, X509 *x)
+{
+    char *s = x ? cert_pem(x) : NULL;
+    int rc = s && write_text(path, s, strlen(s), 0644) == 0 ? 0 : -1;
+    free(s);
+    return rc;
 }
 
 /* Loads the key at path or creates (and writes) a new RSA-2048 key. */
@@ -232,7 +244,6 @@ int sim_certs_load(const char *dir, char **names, size_t nnames, sim_certs *out,
     char path[4096], kpath[4096];
     EVP_PKEY *ca_key = NULL, *srv_key = NULL;
     X509 *ca = NULL, *srv = NULL;
-    char *pem = NULL;
     int created, rc = -1;
     memset(out, 0, sizeof(*out));
 
@@ -248,23 +259,17 @@ int sim_certs_load(const char *dir, char **names, size_t nnames, sim_certs *out,
         fail(err, errlen, "cannot create key", kpath);
         goto done;
     }
-    pem = created ? NULL : read_text(path);
-    ca = pem ? parse_cert(pem) : NULL;
-    free(pem);
-    pem = NULL;
+    ca = created ? NULL : read_cert(path);
     if (ca && X509_check_private_key(ca, ca_key) != 1) {
         X509_free(ca);
         ca = NULL;
     }
     if (!ca) {
         ca = make_cert(ca_key, "azure-sim local CA", NULL, ca_key, CA_DAYS, NULL);
-        char *s = ca ? cert_pem(ca) : NULL;
-        if (!s || write_text(path, s, strlen(s), 0644) != 0) {
-            free(s);
+        if (write_cert(path, ca) != 0) {
             fail(err, errlen, "cannot write", path);
             goto done;
         }
-        free(s);
         /* A new CA invalidates the old server certificate. */
         snprintf(path, sizeof(path), "%s/server.pem", dir);
         unlink(path);
@@ -279,10 +284,7 @@ int sim_certs_load(const char *dir, char **names, size_t nnames, sim_certs *out,
         fail(err, errlen, "cannot create key", kpath);
         goto done;
     }
-    pem = created ? NULL : read_text(path);
-    srv = pem ? parse_cert(pem) : NULL;
-    free(pem);
-    pem = NULL;
+    srv = created ? NULL : read_cert(path);
     if (srv) {
         EVP_PKEY *capub = X509_get0_pubkey(ca);
         time_t soon = time(NULL) + 86400;
@@ -304,13 +306,10 @@ int sim_certs_load(const char *dir, char **names, size_t nnames, sim_certs *out,
                                   is_ip(names[i]) ? "IP" : "DNS", names[i]);
         srv = make_cert(srv_key, "azure-sim", ca, ca_key, SERVER_DAYS, san);
         free(san);
-        char *s = srv ? cert_pem(srv) : NULL;
-        if (!s || write_text(path, s, strlen(s), 0644) != 0) {
-            free(s);
+        if (write_cert(path, srv) != 0) {
             fail(err, errlen, "cannot write", path);
             goto done;
         }
-        free(s);
     }
     {
         char *a = cert_pem(srv), *b = cert_pem(ca);

@@ -538,14 +538,6 @@ const char *pw_config_kafka_get(const pw_config *cfg, const char *key)
     return found;
 }
 
-int pw_config_reply_topic_allowed(const pw_config *cfg, const char *topic)
-{
-    if (cfg->reply_topic && !strcmp(topic, cfg->reply_topic)) return 1;
-    for (size_t i = 0; i < cfg->allowed_reply_topic_count; i++)
-        if (!strcmp(topic, cfg->allowed_reply_topics[i])) return 1;
-    return 0;
-}
-
 void pw_config_free(pw_config *cfg)
 {
     if (!cfg) return;

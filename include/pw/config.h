@@ -11,6 +11,7 @@
 #define PW_CONFIG_H
 
 #include <stddef.h>
+#include <string.h>
 
 #include "pw/azure.h"
 
@@ -73,7 +74,14 @@ int pw_config_require(const pw_config *cfg, char *err, size_t errlen);
 /* The last value of a kafka.* key (name without the prefix), or NULL. */
 const char *pw_config_kafka_get(const pw_config *cfg, const char *key);
 
-/* 1 when topic is the reply topic or listed in worker.replyto.allowed. */
-int pw_config_reply_topic_allowed(const pw_config *cfg, const char *topic);
+/* 1 when topic is the reply topic or listed in worker.replyto.allowed.  Inline: request
+ * decoding uses it without linking the config loader (and librdkafka). */
+static inline int pw_config_reply_topic_allowed(const pw_config *cfg, const char *topic)
+{
+    if (cfg->reply_topic && !strcmp(topic, cfg->reply_topic)) return 1;
+    for (size_t i = 0; i < cfg->allowed_reply_topic_count; i++)
+        if (!strcmp(topic, cfg->allowed_reply_topics[i])) return 1;
+    return 0;
+}
 
 #endif

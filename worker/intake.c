@@ -58,10 +58,16 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else if (e) {
             pw_log(PW_LOG_ERROR, NULL, "kafka.assign_failed", "%s", rd_kafka_err2str(e));
         }
-        if (in->paused || in->stopped) pause_list(in, parts, 1);
-        for (int i = 0; i < parts->cnt; i++)
+        /* Set the pause state either way: librdkafka keeps a partition paused across a revoke
+         * and a later re-assignment, and the intake may have resumed in between (with nothing
+         * assigned to resume), which would leave that partition paused for good. */
+        pause_list(in, parts, in->paused || in->stopped);
+        for (int i = 0; i < parts->cnt; i++) {
             pw_log(PW_LOG_INFO, NULL, "kafka.assigned", "%s [%d]", parts->elems[i].topic,
                    (int)parts->elems[i].partition);
+            if (in->h.on_assigned)
+                in->h.on_assigned(in->h.ctx, parts->elems[i].topic, parts->elems[i].partition);
+        }
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {

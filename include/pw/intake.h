@@ -3,8 +3,9 @@
  * Subscribes to worker.request.topic in the group kafka.group.id with
  * enable.auto.offset.store=false (forced): an offset is committed only after the caller
  * stores it with pw_intake_store (auto commit, if enabled, then commits what is stored).
- * The consumer queue wakes the loop through a pipe.  Rebalances are handled here
- * (eager or cooperative); partitions assigned while paused start paused. */
+ * The consumer queue wakes the loop through a pipe.  Rebalances are handled here (eager or
+ * cooperative); every partition assigned starts in the intake's pause state, whatever state
+ * librdkafka kept for it from an earlier assignment. */
 #ifndef PW_INTAKE_H
 #define PW_INTAKE_H
 
@@ -22,7 +23,9 @@ typedef struct pw_intake_handlers {
     void (*on_message)(void *ctx, const rd_kafka_message_t *msg);
     /* A partition taken away from this consumer (before it is unassigned). */
     void (*on_revoked)(void *ctx, const char *topic, int32_t partition);
-    void *ctx; /* passed to both */
+    /* A partition given to this consumer (assigned, its pause state set); may be NULL. */
+    void (*on_assigned)(void *ctx, const char *topic, int32_t partition);
+    void *ctx; /* passed to each */
 } pw_intake_handlers;
 
 /* loop and cfg are borrowed; handlers copied. */

@@ -11,16 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pw/names.h"
+
 #define CFG_MAX_LINE 8192   /* a longer line is an error, not a silent cut */
 #define CFG_MAX_LINES 10000 /* bounded file */
 #define CFG_MAX_LIST 256    /* entries in a comma list */
-
-static const char *const default_kusto_suffixes[] = {
-    ".kusto.windows.net",       /* public cloud */
-    ".kustomfa.windows.net",    /* public cloud, MFA endpoints */
-    ".kusto.usgovcloudapi.net", /* Azure US Government */
-    ".kusto.chinacloudapi.cn",  /* Azure China */
-};
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -168,11 +163,13 @@ static int set_defaults(pw_config *cfg, char *err, size_t errlen)
     cfg->drain_timeout_ms = 30000;
     cfg->reply_retry_backoff_ms = 1000;
 
-    size_t n = sizeof default_kusto_suffixes / sizeof default_kusto_suffixes[0];
+    size_t n = 0;
+    while (pw_names_default_kusto_suffixes[n])
+        n++;
     cfg->kusto_host_suffixes = calloc(n, sizeof *cfg->kusto_host_suffixes);
     if (!cfg->kusto_host_suffixes) goto oom;
     for (size_t i = 0; i < n; i++) {
-        cfg->kusto_host_suffixes[i] = strdup(default_kusto_suffixes[i]);
+        cfg->kusto_host_suffixes[i] = strdup(pw_names_default_kusto_suffixes[i]);
         if (!cfg->kusto_host_suffixes[i]) goto oom;
         cfg->kusto_host_suffix_count = i + 1;
     }

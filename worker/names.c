@@ -11,7 +11,6 @@ const char *const pw_names_default_kusto_suffixes[] = {
     ".kusto.chinacloudapi.cn",     /* Azure China */
     ".kusto.usgovcloudapi.net",    /* Azure US Government */
     ".kustomfa.windows.net",       /* public cloud, MFA-enforced endpoint */
-    ".kusto.fabric.microsoft.com", /* Microsoft Fabric eventhouses */
     NULL,
 };
 

@@ -49,7 +49,9 @@ pw_names_status pw_names_cluster_uri(const char *uri, const char *const *suffixe
  * occur and the literal needs no escaping). */
 pw_names_status pw_names_principal_fqn(const char *fqn, char *err, size_t errlen);
 
-/* The built-in Kusto host suffixes (NULL-terminated). */
+/* The Kusto host suffixes of the public and sovereign clouds (NULL-terminated): the default
+ * of azure.kusto.host.suffixes, and what pw_names_cluster_uri uses when given none.  Other
+ * hosts (Microsoft Fabric eventhouses, private endpoints) must be configured. */
 extern const char *const pw_names_default_kusto_suffixes[];
 
 #endif

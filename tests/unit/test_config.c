@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "pw/config.h"
+#include "pw/names.h"
 
 static char tmp_path[64];
 
@@ -57,8 +58,15 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.drain_timeout_ms, 30000);
     assert_string_equal(cfg.log_level, "info");
     assert_non_null(cfg.worker_id);
-    assert_true(cfg.kusto_host_suffix_count >= 1);
-    assert_string_equal(cfg.kusto_host_suffixes[0], ".kusto.windows.net");
+    /* The public and sovereign clouds, the same list the name checks fall back to. */
+    const char *suffixes[] = {".kusto.windows.net", ".kusto.chinacloudapi.cn",
+                              ".kusto.usgovcloudapi.net", ".kustomfa.windows.net"};
+    assert_int_equal(cfg.kusto_host_suffix_count, 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(cfg.kusto_host_suffixes[i], suffixes[i]);
+        assert_string_equal(pw_names_default_kusto_suffixes[i], suffixes[i]);
+    }
+    assert_null(pw_names_default_kusto_suffixes[4]);
     assert_non_null(cfg.azure.authority_host);
     assert_null(cfg.azure.client_secret);
     assert_int_equal(cfg.kafka_count, 0);

@@ -7,10 +7,10 @@
 #include <strings.h>
 
 const char *const pw_names_default_kusto_suffixes[] = {
-    ".kusto.windows.net",          /* public cloud */
-    ".kusto.chinacloudapi.cn",     /* Azure China */
-    ".kusto.usgovcloudapi.net",    /* Azure US Government */
-    ".kustomfa.windows.net",       /* public cloud, MFA-enforced endpoint */
+    ".kusto.windows.net",       /* public cloud */
+    ".kusto.chinacloudapi.cn",  /* Azure China */
+    ".kusto.usgovcloudapi.net", /* Azure US Government */
+    ".kustomfa.windows.net",    /* public cloud, MFA-enforced endpoint */
     NULL,
 };
 

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "pw/kafka.h"
 #include "pw/log.h"
@@ -233,17 +232,10 @@ void pw_intake_stop(pw_intake *in)
     in->stopped = 1;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Milliseconds left until deadline, at most cap. */
 static int left_ms(uint64_t deadline, int cap)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = pw_monotonic_ms();
     if (now >= deadline) return 0;
     return deadline - now < (uint64_t)cap ? (int)(deadline - now) : cap;
 }
@@ -253,7 +245,7 @@ int pw_intake_close(pw_intake *in, int timeout_ms)
     if (in->closed) return 0;
     int rc = 0;
     in->stopped = 1;
-    uint64_t deadline = mono_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    uint64_t deadline = pw_monotonic_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     rd_kafka_queue_t *q = rd_kafka_queue_new(in->rk);
     /* The final commit of what is stored, waited for at most until the deadline: a slow or
      * absent coordinator must not hold the process past its shutdown budget (what is not

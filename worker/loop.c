@@ -41,7 +41,7 @@ struct pw_loop {
 
 enum { MAX_EVENTS = 64 };
 
-static uint64_t monotonic_ms(void)
+uint64_t pw_monotonic_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -61,7 +61,7 @@ pw_loop *pw_loop_new(char *err, size_t errlen)
         free(loop);
         return NULL;
     }
-    loop->now_ms = monotonic_ms();
+    loop->now_ms = pw_monotonic_ms();
     return loop;
 }
 
@@ -238,7 +238,7 @@ void pw_loop_timer_cancel(pw_loop *loop, pw_timer *timer)
 static int wait_ms(pw_loop *loop, int max_wait_ms)
 {
     if (loop->heap_len == 0) return max_wait_ms;
-    uint64_t now = monotonic_ms();
+    uint64_t now = pw_monotonic_ms();
     uint64_t due = loop->heap[0]->due_ms;
     uint64_t left = due > now ? due - now : 0;
     if (left > 0x7fffffff) left = 0x7fffffff;
@@ -254,7 +254,7 @@ int pw_loop_run_once(pw_loop *loop, int max_wait_ms)
         if (errno != EINTR) return -1;
         n = 0;
     }
-    loop->now_ms = monotonic_ms();
+    loop->now_ms = pw_monotonic_ms();
 
     for (int i = 0; i < n; i++) {
         int fd = (int)(uint32_t)evs[i].data.u64;

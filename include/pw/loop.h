@@ -32,6 +32,9 @@ void pw_loop_timer_cancel(pw_loop *loop, pw_timer *timer);
 /* Monotonic milliseconds (CLOCK_MONOTONIC), refreshed once per iteration. */
 uint64_t pw_loop_now_ms(pw_loop *loop);
 
+/* The same clock read now, uncached: for blocking waits outside the loop. */
+uint64_t pw_monotonic_ms(void);
+
 /* Runs one iteration: waits at most max_wait_ms (-1: until the next timer/fd),
  * dispatches ready fds and due timers.  Returns 0, or -1 on a fatal epoll error. */
 int pw_loop_run_once(pw_loop *loop, int max_wait_ms);

@@ -161,6 +161,7 @@ static int set_defaults(pw_config *cfg, char *err, size_t errlen)
     cfg->max_operations = 100;
     cfg->operation_timeout_ms = 600000;
     cfg->drain_timeout_ms = 30000;
+    cfg->teardown_timeout_ms = 5000;
     cfg->reply_retry_backoff_ms = 1000;
 
     size_t n = 0;
@@ -210,6 +211,7 @@ static const key_spec key_specs[] = {
     NUMK("worker.operations.max", max_operations, 1, 10000),
     NUMK("worker.operation.timeout.ms", operation_timeout_ms, 1, 86400000),
     NUMK("worker.drain.timeout.ms", drain_timeout_ms, 0, 3600000),
+    NUMK("worker.teardown.timeout.ms", teardown_timeout_ms, 0, 3600000),
     NUMK("worker.reply.retry.backoff.ms", reply_retry_backoff_ms, 1, 600000),
     {"azure.kusto.host.suffixes", K_LIST, 0, 0, F(kusto_host_suffixes), 0},
     {"azure.tenant.id", K_ASTR, 0, 0, F(azure.tenant_id), 0},

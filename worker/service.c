@@ -2,6 +2,9 @@
 #include "pw/service.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -361,6 +364,59 @@ static void watch_cb(pw_loop *loop, void *ctx)
     }
 }
 
+/* Teardown watchdog.  Once the worker has stopped, every reply is acknowledged or given up
+ * and the consumer has closed or been abandoned: nothing is left to deliver or commit.  Yet
+ * destroying librdkafka's handles can block for as long as a broker connection hangs (it
+ * waits for its broker threads; a group coordinator stuck in connection setup held a worker
+ * for a minute).  Past worker.teardown.timeout.ms the process exits with its status,
+ * without freeing the rest. */
+typedef struct teardown_watch {
+    int pipe[2]; /* closing the write end tells the thread that teardown is over */
+    long timeout_ms;
+    int exit_code;
+    pthread_t thread;
+    int started;
+} teardown_watch;
+
+static void *teardown_watch_main(void *arg)
+{
+    teardown_watch *w = arg;
+    struct pollfd p = {.fd = w->pipe[0], .events = POLLIN};
+    int rc;
+    do
+        rc = poll(&p, 1, (int)w->timeout_ms); /* at most an hour (config bound) */
+    while (rc < 0 && errno == EINTR);
+    if (rc == 0) {
+        pw_log(PW_LOG_WARN, NULL, "worker.teardown_timeout",
+               "releasing the Kafka and Azure clients took more than %ld ms; exiting with "
+               "status %d without them",
+               w->timeout_ms, w->exit_code);
+        _exit(w->exit_code);
+    }
+    return NULL;
+}
+
+static void teardown_watch_start(teardown_watch *w, long timeout_ms, int exit_code)
+{
+    w->timeout_ms = timeout_ms;
+    w->exit_code = exit_code;
+    if (pipe2(w->pipe, O_CLOEXEC)) return; /* unwatched: teardown is merely unbounded */
+    if (pthread_create(&w->thread, NULL, teardown_watch_main, w)) {
+        close(w->pipe[0]);
+        close(w->pipe[1]);
+        return;
+    }
+    w->started = 1;
+}
+
+static void teardown_watch_end(teardown_watch *w)
+{
+    if (!w->started) return;
+    close(w->pipe[1]);
+    pthread_join(w->thread, NULL);
+    close(w->pipe[0]);
+}
+
 static int setup_signals(svc *s, sigset_t *old)
 {
     sigset_t set;
@@ -435,7 +491,9 @@ int pw_service_run(const pw_config *cfg)
 
 start_failed:
     pw_log(PW_LOG_ERROR, NULL, "worker.start_failed", "%s", err);
-out:
+out:;
+    teardown_watch watch = {0};
+    teardown_watch_start(&watch, cfg->teardown_timeout_ms, s->exit_code);
     if (s->drain_timer) pw_loop_timer_cancel(s->loop, s->drain_timer);
     if (s->watch_timer) pw_loop_timer_cancel(s->loop, s->watch_timer);
     pw_intake_free(s->intake);
@@ -451,6 +509,7 @@ out:
         close(s->sigfd);
     }
     pw_loop_free(s->loop);
+    teardown_watch_end(&watch);
     sigprocmask(SIG_SETMASK, &oldmask, NULL);
     return s->exit_code;
 }

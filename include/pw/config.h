@@ -42,6 +42,9 @@ typedef struct pw_config {
     long operation_timeout_ms; /* worker.operation.timeout.ms: deadline per operation; default
                                   600000 */
     long drain_timeout_ms;     /* worker.drain.timeout.ms: SIGTERM drain deadline; default 30000 */
+    long teardown_timeout_ms;  /* worker.teardown.timeout.ms: releasing the Kafka and Azure
+                                  clients after the worker stopped, past which the process
+                                  exits without them; default 5000 */
     long reply_retry_backoff_ms; /* worker.reply.retry.backoff.ms: wait before re-producing a
                                     reply whose delivery failed; default 1000 */
     char *log_level;             /* worker.log.level: debug|info|warn|error; default info */

@@ -4,7 +4,8 @@
 # the terminal reply, nor the final commit, nor leaving the group can finish: the worker
 # still exits 0 within the deadline plus its 3 s close budget (it used to wait out a 10 s
 # flush and a commit and close without limit).  Nothing was committed for the request, so a
-# new worker takes it again and replies.
+# new worker takes it again and replies.  Last, the teardown watchdog: with
+# worker.teardown.timeout.ms=0 the process exits 0 right after it stopped, not freeing the rest.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 e2e_stack worker.drain.timeout.ms=2000
@@ -36,5 +37,18 @@ e2e_expect "slow-1 succeeded after the restart" '.status == "succeeded"' "$t"
 rc=0
 pw_stop worker2 TERM 60 || rc=$?
 [ "$rc" = 0 ] || pw_fail "worker2 exit status $rc after SIGTERM, expected 0"
+grep -q '"event":"worker.teardown_timeout"' "$PW_TMP"/worker*.err &&
+  pw_fail "a teardown overran worker.teardown.timeout.ms (5 s)"
+
+# With no time at all to release the clients, the teardown watchdog ends the process, with
+# the status the shutdown earned.
+e2e_write_config "$PW_TMP/worker3.conf" worker.teardown.timeout.ms=0
+e2e_start_worker worker3 "$PW_TMP/worker3.conf"
+rc=0
+pw_stop worker3 TERM 60 || rc=$?
+[ "$rc" = 0 ] || pw_fail "worker3 exit status $rc after SIGTERM, expected 0"
+grep -q '"event":"worker.stopped"' "$PW_TMP/worker3.err" || pw_fail "worker3 did not stop cleanly"
+grep -q '"event":"worker.teardown_timeout"' "$PW_TMP/worker3.err" ||
+  pw_fail "worker3: no teardown_timeout with worker.teardown.timeout.ms=0"
 e2e_check_no_secret
 pw_log PASS

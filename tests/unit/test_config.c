@@ -56,6 +56,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_message_bytes, 1048576);
     assert_int_equal(cfg.max_json_depth, 32);
     assert_int_equal(cfg.drain_timeout_ms, 30000);
+    assert_int_equal(cfg.teardown_timeout_ms, 5000);
     assert_string_equal(cfg.log_level, "info");
     assert_non_null(cfg.worker_id);
     /* The public and sovereign clouds, the same list the name checks fall back to. */
@@ -88,6 +89,7 @@ static const char *full_config = "# comment\n"
                                  "worker.replyto.allowed= a , b,,c \n"
                                  "worker.inflight.max=7\n"
                                  "worker.drain.timeout.ms=1500\n"
+                                 "worker.teardown.timeout.ms=250\n"
                                  "worker.json.max.depth=12\n"
                                  "worker.log.level=debug\n"
                                  "azure.tenant.id=t\n"
@@ -121,6 +123,7 @@ static void test_full_file(void **state)
     assert_false(pw_config_reply_topic_allowed(&cfg, "evil"));
     assert_int_equal(cfg.max_in_flight, 7);
     assert_int_equal(cfg.drain_timeout_ms, 1500);
+    assert_int_equal(cfg.teardown_timeout_ms, 250);
     assert_int_equal(cfg.max_json_depth, 12);
     assert_string_equal(cfg.log_level, "debug");
     assert_string_equal(cfg.azure.tenant_id, "t");
@@ -151,6 +154,7 @@ static void test_errors_name_the_key(void **state)
         {"worker.inflight.max=-5\n", "worker.inflight.max"},
         {"worker.inflight.max=99999999999999999999999\n", "worker.inflight.max"},
         {"worker.drain.timeout.ms=1.5\n", "worker.drain.timeout.ms"},
+        {"worker.teardown.timeout.ms=-1\n", "worker.teardown.timeout.ms"},
         {"worker.log.level=loud\n", "worker.log.level"},
         {"worker.reply.topic=\n", "worker.reply.topic"},
         {"kafka.no.such.property=1\n", "kafka.no.such.property"},

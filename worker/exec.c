@@ -16,6 +16,7 @@
 #include "pw/plan.h"
 
 #define LANE_BUCKETS 1024u
+#define PROGRESS_MIN_INTERVAL_MS 1000 /* running events of one operation, at most one per */
 
 typedef enum op_status {
     OP_PENDING = 0,
@@ -62,6 +63,12 @@ typedef struct op_state {
     char lro_status[32];
     unsigned polls;
     int percent;
+    int in_call; /* an Azure call of this operation is outstanding */
+    int held;    /* running, its write waiting for the gate (no call outstanding) */
+    /* running events: at most one per PROGRESS_MIN_INTERVAL_MS, and only for a change */
+    uint64_t progress_at_ms;
+    char progress_sent[48]; /* lro status, percent and attempts of the last one emitted */
+    pw_timer *progress_timer;
 } op_state;
 
 struct req_state {
@@ -88,10 +95,18 @@ struct pw_exec {
     size_t in_flight;
     long op_timeout_ms;
     char worker_id[128];
+    pw_exec_owner owner;
+    pw_timer *recheck_timer;
 };
 
 static void kick(pw_exec *ex, lane *ln);
 static void issue(op_state *os, op_step step);
+static void schedule_recheck(pw_exec *ex);
+
+static pw_exec_gate gate_of(const req_state *rs)
+{
+    return rs->ex->owner.gate ? rs->ex->owner.gate(rs->ctx) : PW_EXEC_GO;
+}
 
 /* ------------------------------------------------------------------- lanes */
 
@@ -216,6 +231,7 @@ static void req_free(req_state *rs)
     if (rs->start_timer) pw_loop_timer_cancel(ex->loop, rs->start_timer);
     for (size_t i = 0; i < rs->count; i++) {
         if (rs->ops[i].fail_timer) pw_loop_timer_cancel(ex->loop, rs->ops[i].fail_timer);
+        if (rs->ops[i].progress_timer) pw_loop_timer_cancel(ex->loop, rs->ops[i].progress_timer);
         json_decref(rs->ops[i].before);
         json_decref(rs->ops[i].after);
         json_decref(rs->ops[i].error);
@@ -263,7 +279,12 @@ static void finish_op(op_state *os, op_status status)
     pw_exec *ex = rs->ex;
     lane *ln = os->lane;
     os->status = status;
+    os->held = 0;
     os->duration_ms = pw_loop_now_ms(ex->loop) - os->start_ms;
+    if (os->progress_timer) {
+        pw_loop_timer_cancel(ex->loop, os->progress_timer);
+        os->progress_timer = NULL;
+    }
     pw_log(status == OP_FAILED ? PW_LOG_WARN : PW_LOG_INFO, pw_request_id(rs->req), "op.finished",
            "operation %zu %s: %s in %llu ms", os->index,
            pw_op_kind_name(pw_plan_op_at(rs->plan, os->index)->op->kind), op_status_names[status],
@@ -313,6 +334,43 @@ static void fail_op(op_state *os, const pw_azure_result *r)
     finish_op(os, OP_FAILED);
 }
 
+/* What a running event of os shows that a reader would call a change. */
+static void progress_key(const op_state *os, char out[48])
+{
+    char key[48]; /* (out may be os's own progress_sent) */
+    snprintf(key, sizeof key, "%s|%d|%u", os->lro_status, os->percent, os->attempts);
+    memcpy(out, key, sizeof key);
+}
+
+/* Emits os's running event if it shows a change since the last one, at most one per
+ * PROGRESS_MIN_INTERVAL_MS: a change inside the interval is emitted when it ends. */
+static void progress_emit(op_state *os);
+
+static void progress_due(pw_loop *loop, void *ctx)
+{
+    (void)loop;
+    op_state *os = ctx;
+    os->progress_timer = NULL;
+    progress_emit(os);
+}
+
+static void progress_emit(op_state *os)
+{
+    pw_exec *ex = os->rs->ex;
+    char key[sizeof os->progress_sent];
+    progress_key(os, key);
+    if (strcmp(key, os->progress_sent) == 0 || os->progress_timer) return;
+    uint64_t now = pw_loop_now_ms(ex->loop);
+    if (os->progress_at_ms && now < os->progress_at_ms + PROGRESS_MIN_INTERVAL_MS) {
+        os->progress_timer = pw_loop_timer_add(
+            ex->loop, os->progress_at_ms + PROGRESS_MIN_INTERVAL_MS - now, progress_due, os);
+        if (os->progress_timer) return; /* (no timer: emit now rather than lose it) */
+    }
+    os->progress_at_ms = now;
+    memcpy(os->progress_sent, key, sizeof key);
+    emit(os->rs, "running", (long)os->index, 0);
+}
+
 static void on_progress(void *ctx, const pw_azure_progress *p)
 {
     op_state *os = ctx;
@@ -320,7 +378,7 @@ static void on_progress(void *ctx, const pw_azure_progress *p)
     snprintf(os->lro_status, sizeof os->lro_status, "%s", p->lro_status ? p->lro_status : "");
     os->polls = p->polls;
     os->percent = p->percent_complete;
-    emit(os->rs, "running", (long)os->index, 0);
+    progress_emit(os);
 }
 
 static void on_done(void *ctx, const pw_azure_result *r)
@@ -331,6 +389,7 @@ static void on_done(void *ctx, const pw_azure_result *r)
     char err[256];
     json_t *value = NULL;
 
+    os->in_call = 0;
     os->attempts += r->attempts;
     if (os->step == STEP_APPLY) {
         record_ids(os, r);
@@ -413,12 +472,25 @@ static void issue(op_state *os, op_step step)
     char err[256];
     int rc;
     os->step = step;
+    if (step == STEP_APPLY) {
+        pw_exec_gate g = gate_of(rs);
+        if (g != PW_EXEC_GO) {
+            /* Not ours to write now: wait for pw_exec_recheck, which resumes or drops. */
+            os->held = 1;
+            pw_log(PW_LOG_INFO, pw_request_id(rs->req), "op.held", "operation %zu: write %s",
+                   os->index, g == PW_EXEC_DROP ? "dropped (partition revoked)" : "on hold");
+            if (g == PW_EXEC_DROP) schedule_recheck(ex);
+            return;
+        }
+    }
     if (c->route == PW_ROUTE_ARM)
         rc = pw_azure_arm(ex->azure, c->method, c->path, c->body, &call, err, sizeof err);
     else
         rc = pw_azure_kusto_mgmt(ex->azure, c->cluster_uri, c->database, c->command, &call, err,
                                  sizeof err);
-    if (rc != 0) {
+    if (rc == 0) {
+        os->in_call = 1;
+    } else {
         pw_log(PW_LOG_ERROR, pw_request_id(rs->req), "op.not_started", "%s", err);
         set_error(os, "InternalError", err, 0, 0, NULL);
         os->fail_timer = pw_loop_timer_add(ex->loop, 0, on_not_started, os);
@@ -432,6 +504,8 @@ static void start_op(req_state *rs, size_t i)
     op_state *os = &rs->ops[i];
     os->status = OP_RUNNING;
     os->start_ms = pw_loop_now_ms(ex->loop);
+    os->progress_at_ms = os->start_ms;
+    progress_key(os, os->progress_sent);
     os->deadline_ms = ex->op_timeout_ms > 0 ? os->start_ms + (uint64_t)ex->op_timeout_ms : 0;
     os->lane->busy = 1;
     pw_log(PW_LOG_INFO, pw_request_id(rs->req), "op.started", "operation %zu %s via %s on %s", i,
@@ -441,7 +515,9 @@ static void start_op(req_state *rs, size_t i)
     issue(os, STEP_READ);
 }
 
-/* Starts the lane's head operation when it may run; drops the lane when it is empty. */
+/* Starts the lane's head operation when it may run and its owner lets it; drops the lane
+ * when it is empty.  A head whose request is to be dropped waits for the recheck, which
+ * drops it outside any lane walk. */
 static void kick(pw_exec *ex, lane *ln)
 {
     if (ln->busy) return;
@@ -450,7 +526,100 @@ static void kick(pw_exec *ex, lane *ln)
         return;
     }
     lane_entry *e = ln->head;
-    if (e->rs->started && e->rs->next_op == e->index) start_op(e->rs, e->index);
+    if (!e->rs->started || e->rs->next_op != e->index) return;
+    switch (gate_of(e->rs)) {
+    case PW_EXEC_GO:
+        start_op(e->rs, e->index);
+        return;
+    case PW_EXEC_DROP:
+        schedule_recheck(ex);
+        return;
+    case PW_EXEC_HOLD:
+        return;
+    }
+}
+
+/* --------------------------------------------------------------- ownership */
+
+/* An Azure call of rs is outstanding, or about to fail from the loop. */
+static int req_in_call(const req_state *rs)
+{
+    for (size_t i = 0; i < rs->count; i++)
+        if (rs->ops[i].in_call) return 1;
+    return 0;
+}
+
+/* Releases a request its owner no longer lets go on: its waiting operations leave their
+ * lanes (emptied lanes are swept by the caller's kick_all), no further event is emitted. */
+static void drop_request(req_state *rs)
+{
+    pw_exec *ex = rs->ex;
+    size_t from = rs->started ? rs->next_op : 0;
+    for (size_t j = from; rs->plan && j < rs->count; j++) {
+        op_state *os = &rs->ops[j];
+        if (!os->lane) continue;
+        if (os->status == OP_RUNNING) os->lane->busy = 0; /* held, or failing from a timer */
+        lane_remove(os->lane, rs, j);
+    }
+    pw_log(PW_LOG_INFO, pw_request_id(rs->req), "request.dropped",
+           "its partition is no longer ours: %zu of %zu operations not done, nothing more is "
+           "reported (the message is redelivered to the partition's owner)",
+           rs->count - (rs->started ? rs->next_op : 0), rs->count);
+    void (*dropped)(void *) = ex->owner.dropped;
+    void *ctx = rs->ctx;
+    ex->in_flight--;
+    req_free(rs);
+    if (dropped) dropped(ctx);
+}
+
+static void kick_all(pw_exec *ex)
+{
+    for (unsigned b = 0; b < LANE_BUCKETS; b++) {
+        lane *ln = ex->buckets[b];
+        while (ln) {
+            lane *next = ln->next_in_bucket; /* kick may drop ln, never another lane */
+            kick(ex, ln);
+            ln = next;
+        }
+    }
+}
+
+static void recheck_cb(pw_loop *loop, void *ctx)
+{
+    (void)loop;
+    pw_exec *ex = ctx;
+    ex->recheck_timer = NULL;
+    for (req_state *rs = ex->reqs, *next; rs; rs = next) {
+        next = rs->next;
+        if (gate_of(rs) == PW_EXEC_DROP && !req_in_call(rs)) drop_request(rs);
+    }
+    for (req_state *rs = ex->reqs, *next; rs; rs = next) {
+        next = rs->next;
+        if (!rs->started || rs->next_op >= rs->count) continue;
+        op_state *os = &rs->ops[rs->next_op];
+        if (os->held && gate_of(rs) == PW_EXEC_GO) {
+            os->held = 0;
+            issue(os, STEP_APPLY); /* (a call that cannot start fails from a timer) */
+        }
+    }
+    kick_all(ex);
+}
+
+static void schedule_recheck(pw_exec *ex)
+{
+    if (!ex->recheck_timer) ex->recheck_timer = pw_loop_timer_add(ex->loop, 0, recheck_cb, ex);
+    if (!ex->recheck_timer)
+        pw_log(PW_LOG_ERROR, NULL, "exec.nomem", "ownership recheck not scheduled");
+}
+
+void pw_exec_set_owner(pw_exec *ex, const pw_exec_owner *owner)
+{
+    ex->owner = *owner;
+}
+
+void pw_exec_recheck(pw_exec *ex)
+{
+    schedule_recheck(ex);
 }
 
 /* ------------------------------------------------------------------ submit */
@@ -475,6 +644,12 @@ static void on_start(pw_loop *loop, void *ctx)
         rs->cb(rs->ctx, ev, 1);
         ex->in_flight--;
         req_free(rs);
+        return;
+    }
+    if (gate_of(rs) == PW_EXEC_DROP) { /* revoked before it started: never answered here */
+        pw_exec *ex = rs->ex;
+        drop_request(rs);
+        schedule_recheck(ex); /* sweeps the lanes it left empty */
         return;
     }
     rs->started = 1;
@@ -505,6 +680,7 @@ pw_exec *pw_exec_new(pw_loop *loop, pw_azure *azure, const pw_config *cfg, char 
 void pw_exec_free(pw_exec *ex)
 {
     if (!ex) return;
+    if (ex->recheck_timer) pw_loop_timer_cancel(ex->loop, ex->recheck_timer);
     while (ex->reqs)
         req_free(ex->reqs);
     for (unsigned b = 0; b < LANE_BUCKETS; b++) {

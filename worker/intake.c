@@ -10,6 +10,8 @@
 
 #define INTAKE_POLL_BATCH 500     /* messages per wake-up before yielding to the loop */
 #define INTAKE_SAFETY_POLL_MS 500 /* a poll even without a wake-up, in case one was missed */
+#define INTAKE_DEFAULT_ASSIGNOR                                                                    \
+    "cooperative-sticky" /* unless kafka.partition.assignment.strategy */
 
 struct pw_intake {
     pw_loop *loop;
@@ -21,6 +23,13 @@ struct pw_intake {
     int stopped;
     int closed;
     int abandoned; /* close did not finish in time: destroy without closing again */
+    /* A revoke whose release (commit, unassign) waits for pw_intake_release: the
+     * partitions are paused and their late messages dropped until then. */
+    rd_kafka_topic_partition_list_t *revoking;
+    int revoking_lost;
+    int cooperative;
+    pw_intake_probe_cb probe_cb;
+    void *probe_ctx;
 };
 
 static void set_err(char *err, size_t errlen, const char *msg, const char *detail)
@@ -69,15 +78,30 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         return;
     }
-    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
-        /* Commit what is stored before the partitions go, so the next owner starts there. */
-        if (!in->closed) rd_kafka_commit(rk, NULL, 0);
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !in->closed && in->h.on_revoked) {
+        /* The release waits: work of these partitions in flight finishes and is acknowledged
+         * first, and nothing of them starts any more (the caller's part), so the next owner
+         * never overlaps with this one.  The group waits for the release (up to
+         * max.poll.interval.ms), as the consumer keeps polling meanwhile. */
+        int lost = rd_kafka_assignment_lost(rk);
+        pause_list(in, parts, 1);
+        if (!in->revoking) in->revoking = rd_kafka_topic_partition_list_new(parts->cnt);
+        for (int i = 0; i < parts->cnt; i++)
+            rd_kafka_topic_partition_list_add(in->revoking, parts->elems[i].topic,
+                                              parts->elems[i].partition);
+        in->revoking_lost |= lost;
+        in->cooperative = cooperative;
         for (int i = 0; i < parts->cnt; i++) {
+            pw_log(PW_LOG_INFO, NULL, "kafka.revoked", "%s [%d]%s", parts->elems[i].topic,
+                   (int)parts->elems[i].partition, lost ? " (lost)" : "");
+            in->h.on_revoked(in->h.ctx, parts->elems[i].topic, parts->elems[i].partition, lost);
+        }
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++)
             pw_log(PW_LOG_INFO, NULL, "kafka.revoked", "%s [%d]", parts->elems[i].topic,
                    (int)parts->elems[i].partition);
-            if (in->h.on_revoked)
-                in->h.on_revoked(in->h.ctx, parts->elems[i].topic, parts->elems[i].partition);
-        }
     } else {
         pw_log(PW_LOG_ERROR, NULL, "kafka.rebalance_error", "%s", rd_kafka_err2str(err));
     }
@@ -128,6 +152,12 @@ static void serve(pw_intake *in)
                 pw_log(PW_LOG_WARN, NULL, "kafka.consume_error", "%s: %s",
                        msg->rkt ? rd_kafka_topic_name(msg->rkt) : "-",
                        rd_kafka_message_errstr(msg));
+        } else if (in->revoking &&
+                   rd_kafka_topic_partition_list_find(in->revoking, rd_kafka_topic_name(msg->rkt),
+                                                      msg->partition)) {
+            /* fetched before the revoke: the next owner gets it from the committed offset */
+            pw_log(PW_LOG_DEBUG, NULL, "kafka.dropped_revoked", "%s [%d] @ %lld",
+                   rd_kafka_topic_name(msg->rkt), (int)msg->partition, (long long)msg->offset);
         } else if (!in->stopped && in->h.on_message) {
             in->h.on_message(in->h.ctx, msg);
         }
@@ -156,6 +186,15 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
     if (!conf) goto fail;
     /* Forced: an offset is stored only when its message (and all before it) are done. */
     if (rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", rderr, sizeof rderr)) {
+        set_err(err, errlen, "consumer configuration", rderr);
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    /* Incremental rebalances by default: a member joining or leaving moves only the
+     * partitions that change owner, instead of revoking every partition of every member. */
+    if (!pw_config_kafka_get(cfg, "partition.assignment.strategy") &&
+        rd_kafka_conf_set(conf, "partition.assignment.strategy", INTAKE_DEFAULT_ASSIGNOR, rderr,
+                          sizeof rderr)) {
         set_err(err, errlen, "consumer configuration", rderr);
         rd_kafka_conf_destroy(conf);
         goto fail;
@@ -223,6 +262,95 @@ int pw_intake_store(pw_intake *in, const char *topic, int32_t partition, int64_t
     return 0;
 }
 
+int pw_intake_revoking(const pw_intake *in)
+{
+    return in->revoking != NULL;
+}
+
+void pw_intake_release(pw_intake *in)
+{
+    if (!in->revoking) return;
+    rd_kafka_topic_partition_list_t *parts = in->revoking;
+    in->revoking = NULL;
+    /* What is stored goes to the group first (asynchronously: librdkafka holds the rejoin
+     * until outstanding commits are answered), so the next owner starts right after it. */
+    if (!in->revoking_lost) {
+        rd_kafka_resp_err_t e = rd_kafka_commit(in->rk, NULL, 1);
+        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            pw_log(PW_LOG_WARN, NULL, "kafka.commit_failed", "before release: %s",
+                   rd_kafka_err2str(e));
+    }
+    in->revoking_lost = 0;
+    if (in->cooperative) {
+        rd_kafka_error_t *error = rd_kafka_incremental_unassign(in->rk, parts);
+        if (error) {
+            pw_log(PW_LOG_WARN, NULL, "kafka.unassign_failed", "%s", rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        }
+    } else {
+        rd_kafka_resp_err_t e = rd_kafka_assign(in->rk, NULL);
+        if (e) pw_log(PW_LOG_WARN, NULL, "kafka.unassign_failed", "%s", rd_kafka_err2str(e));
+    }
+    pw_log(PW_LOG_INFO, NULL, "kafka.released", "%d partitions", parts->cnt);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+long pw_intake_session_timeout_ms(const pw_intake *in)
+{
+    char buf[32];
+    size_t size = sizeof buf;
+    if (rd_kafka_conf_get(rd_kafka_conf(in->rk), "session.timeout.ms", buf, &size) !=
+        RD_KAFKA_CONF_OK)
+        return -1;
+    return strtol(buf, NULL, 10);
+}
+
+int pw_intake_assignment_lost(const pw_intake *in)
+{
+    return rd_kafka_assignment_lost(in->rk);
+}
+
+void pw_intake_commit(pw_intake *in)
+{
+    if (in->closed) return;
+    rd_kafka_resp_err_t e = rd_kafka_commit(in->rk, NULL, 1);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        pw_log(PW_LOG_WARN, NULL, "kafka.commit_failed", "%s", rd_kafka_err2str(e));
+}
+
+static void probe_done(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                       rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    pw_intake *in = opaque;
+    for (int i = 0; !err && offsets && i < offsets->cnt; i++)
+        if (offsets->elems[i].err) err = offsets->elems[i].err;
+    pw_intake_probe_cb cb = in->probe_cb;
+    in->probe_cb = NULL;
+    if (cb) cb(in->probe_ctx, err ? rd_kafka_err2str(err) : NULL);
+}
+
+int pw_intake_probe(pw_intake *in, const pw_intake_position *pos, size_t n, pw_intake_probe_cb cb,
+                    void *ctx)
+{
+    if (in->probe_cb || in->closed || !n) return -1;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, pos[i].topic, pos[i].partition)->offset =
+            pos[i].offset;
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(in->rk);
+    in->probe_cb = cb;
+    in->probe_ctx = ctx;
+    rd_kafka_resp_err_t e = rd_kafka_commit_queue(in->rk, l, q, probe_done, in);
+    if (q) rd_kafka_queue_destroy(q);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        in->probe_cb = NULL;
+        pw_log(PW_LOG_WARN, NULL, "kafka.probe_failed", "%s", rd_kafka_err2str(e));
+        return -1;
+    }
+    return 0;
+}
+
 void pw_intake_stop(pw_intake *in)
 {
     if (in->stopped) return;
@@ -245,6 +373,7 @@ int pw_intake_close(pw_intake *in, int timeout_ms)
     if (in->closed) return 0;
     int rc = 0;
     in->stopped = 1;
+    pw_intake_release(in); /* a revoke still waiting: the drain that precedes close is over */
     uint64_t deadline = pw_monotonic_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     rd_kafka_queue_t *q = rd_kafka_queue_new(in->rk);
     /* The final commit of what is stored, waited for at most until the deadline: a slow or
@@ -293,6 +422,7 @@ void pw_intake_free(pw_intake *in)
 {
     if (!in) return;
     if (in->again) pw_loop_timer_cancel(in->loop, in->again);
+    if (in->revoking) rd_kafka_topic_partition_list_destroy(in->revoking);
     pw_kafka_wake_stop(&in->wake);
     if (in->rk)
         rd_kafka_destroy_flags(in->rk, in->abandoned ? RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE : 0);

@@ -129,6 +129,13 @@ pw_offsets_status pw_offsets_done(pw_offsets *ledger, const char *topic, int32_t
     return PW_OFFSETS_OK;
 }
 
+int64_t pw_offsets_commit_point(const pw_offsets *ledger, const char *topic, int32_t partition)
+{
+    const part *p = find_part(ledger, topic, partition);
+    if (!p || p->last_tracked < 0) return -1;
+    return p->len ? p->ring[p->head].offset : p->last_tracked + 1;
+}
+
 void pw_offsets_drop(pw_offsets *ledger, const char *topic, int32_t partition)
 {
     part *p = find_part(ledger, topic, partition);

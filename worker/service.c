@@ -22,11 +22,27 @@
 #include "pw/request.h"
 
 #define SVC_CORRELATION_HEADER "kafka_correlationId"
-#define SVC_CORRELATION_MAX 1024   /* a longer header is not echoed (logged instead) */
-#define SVC_FLUSH_TIMEOUT_MS 10000 /* at most, and never past the drain deadline */
-#define SVC_CLOSE_TIMEOUT_MS 3000  /* final commit and leaving the group, after the drain */
+#define SVC_CORRELATION_MAX 1024     /* a longer header is not echoed (logged instead) */
+#define SVC_FLUSH_TIMEOUT_MS 10000   /* at most, and never past the drain deadline */
+#define SVC_CLOSE_TIMEOUT_MS 3000    /* final commit and leaving the group, after the drain */
+#define SVC_TICK_MS 200              /* the loop's heartbeat, to notice that the process stalled */
+#define SVC_COMMIT_DELAY_MS 100      /* stored offsets are committed this soon (coalesced) */
+#define SVC_PROBE_RETRY_MS 1000      /* an unanswered or failed ownership probe is sent again */
+#define SVC_SESSION_TIMEOUT_MS 45000 /* librdkafka's default, if its own cannot be read */
 
 typedef struct svc svc;
+
+/* A partition this process was given, as ownership goes: the executor's gate asks it
+ * whether a request's work may go on.  Kept until exit (bounded by the partition count). */
+typedef struct part_state {
+    struct part_state *next;
+    char *topic;
+    int32_t partition;
+    unsigned epoch; /* bumped at each release: requests of an older epoch are not ours */
+    size_t live;    /* contexts of this epoch not yet finished */
+    int revoking;   /* announced revoked, not yet released */
+    int lost;       /* revoked as lost: nothing of it can be committed or waited for */
+} part_state;
 
 /* One message from intake until its terminal reply is acknowledged. */
 typedef struct req_ctx {
@@ -41,6 +57,8 @@ typedef struct req_ctx {
     int64_t offset;
     int tracked; /* in the offsets ledger */
     int terminal_sent;
+    part_state *part;
+    unsigned epoch; /* part's epoch when the message arrived */
 } req_ctx;
 
 struct svc {
@@ -61,11 +79,50 @@ struct svc {
     pw_timer *watch_timer;
     int sigfd;
     req_ctx *live;
+    part_state *parts;
+    pw_timer *revoke_timer;  /* bounds the wait of a revoke (worker.drain.timeout.ms) */
+    pw_timer *release_timer; /* a revoke's release is checked from the loop */
+    pw_timer *commit_timer;
+    /* Stall fence: a loop that did not turn for a third of the session timeout may have
+     * been dropped by the group meanwhile (process stopped, VM paused); until a commit
+     * probe confirms membership or a rebalance settles it, no operation starts. */
+    pw_timer *tick_timer;
+    pw_timer *probe_timer;
+    uint64_t last_tick_ms;
+    uint64_t stall_ms;
+    int fenced;
+    int closing; /* tearing down: contexts are freed without further bookkeeping */
 };
+
+static void schedule_release_check(svc *s);
+
+static part_state *part_get(svc *s, const char *topic, int32_t partition)
+{
+    for (part_state *p = s->parts; p; p = p->next)
+        if (p->partition == partition && !strcmp(p->topic, topic)) return p;
+    part_state *p = calloc(1, sizeof *p);
+    if (!p || !(p->topic = strdup(topic))) {
+        free(p);
+        return NULL;
+    }
+    p->partition = partition;
+    p->next = s->parts;
+    s->parts = p;
+    return p;
+}
+
+static int ctx_current(const req_ctx *c)
+{
+    return c->part && c->epoch == c->part->epoch;
+}
 
 static void ctx_free(req_ctx *c)
 {
     if (!c) return;
+    if (ctx_current(c)) {
+        c->part->live--;
+        if (c->part->revoking && !c->s->closing) schedule_release_check(c->s);
+    }
     if (c->s) {
         if (c->prev)
             c->prev->next = c->next;
@@ -116,6 +173,21 @@ static void ctx_finished(req_ctx *c)
     finish_loop_if_drained(s);
 }
 
+static void commit_cb(pw_loop *loop, void *ctx)
+{
+    svc *s = ctx;
+    s->commit_timer = NULL;
+    pw_intake_commit(s->intake);
+}
+
+/* Commits what was stored soon, rather than at auto-commit's next tick: a crash then
+ * redelivers (and repeats) as little as possible. */
+static void schedule_commit(svc *s)
+{
+    if (!s->commit_timer)
+        s->commit_timer = pw_loop_timer_add(s->loop, SVC_COMMIT_DELAY_MS, commit_cb, s);
+}
+
 /* The terminal message (reply or dead-letter) of one Kafka message is acknowledged. */
 static void on_terminal_acked(void *ctx, int ok)
 {
@@ -131,11 +203,11 @@ static void on_terminal_acked(void *ctx, int ok)
         pw_log(PW_LOG_DEBUG, c->id[0] ? c->id : NULL, "reply.acked", "%s [%d] @ %lld", c->topic,
                (int)c->partition, (long long)c->offset);
     }
-    if (ok && c->tracked) {
+    if (ok && c->tracked && ctx_current(c)) {
         int64_t next = -1;
         if (pw_offsets_done(s->ledger, c->topic, c->partition, c->offset, &next) == PW_OFFSETS_OK &&
-            next >= 0)
-            pw_intake_store(s->intake, c->topic, c->partition, next);
+            next >= 0 && pw_intake_store(s->intake, c->topic, c->partition, next) == 0)
+            schedule_commit(s);
     }
     ctx_finished(c);
 }
@@ -251,6 +323,10 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
     s->live = c;
     c->partition = msg->partition;
     c->offset = msg->offset;
+    if ((c->part = part_get(s, topic, msg->partition))) {
+        c->epoch = c->part->epoch;
+        c->part->live++;
+    }
     pw_offsets_status st = pw_offsets_track(s->ledger, topic, msg->partition, msg->offset);
     c->tracked = st == PW_OFFSETS_OK;
     if (st)
@@ -301,12 +377,189 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
     update_backpressure(s);
 }
 
-static void on_revoked(void *ctx, const char *topic, int32_t partition)
+/* ------------------------------------------------------------- ownership */
+
+/* Ends the revoke: the partitions' offsets are no longer ours, what is stored is committed
+ * and they are unassigned.  Requests of theirs still in flight (past the deadline) belong
+ * to an old epoch from here on: the gate drops them before anything further starts. */
+static void release_now(svc *s)
+{
+    if (s->revoke_timer) {
+        pw_loop_timer_cancel(s->loop, s->revoke_timer);
+        s->revoke_timer = NULL;
+    }
+    for (part_state *p = s->parts; p; p = p->next) {
+        if (!p->revoking) continue;
+        pw_offsets_drop(s->ledger, p->topic, p->partition);
+        p->revoking = p->lost = 0;
+        p->epoch++;
+        p->live = 0;
+    }
+    pw_intake_release(s->intake);
+    pw_exec_recheck(s->exec);
+    update_backpressure(s);
+}
+
+/* A revoke is released once every request of its partitions that was in flight has its
+ * terminal reply acknowledged (lost partitions wait for nothing: they are someone else's). */
+static void release_check_cb(pw_loop *loop, void *ctx)
 {
     svc *s = ctx;
-    /* Requests of that partition still finish and reply; their offsets are no longer ours. */
-    pw_offsets_drop(s->ledger, topic, partition);
-    update_backpressure(s);
+    s->release_timer = NULL;
+    if (!pw_intake_revoking(s->intake)) return;
+    for (part_state *p = s->parts; p; p = p->next)
+        if (p->revoking && !p->lost && p->live) return;
+    pw_log(PW_LOG_INFO, NULL, "worker.revoke_drained",
+           "the revoked partitions' requests in flight are finished");
+    release_now(s);
+}
+
+static void schedule_release_check(svc *s)
+{
+    if (!s->release_timer) s->release_timer = pw_loop_timer_add(s->loop, 0, release_check_cb, s);
+}
+
+static void revoke_deadline_cb(pw_loop *loop, void *ctx)
+{
+    svc *s = ctx;
+    s->revoke_timer = NULL;
+    size_t left = 0;
+    for (part_state *p = s->parts; p; p = p->next)
+        if (p->revoking) left += p->live;
+    pw_log(PW_LOG_WARN, NULL, "worker.revoke_timeout",
+           "%zu requests of revoked partitions still in flight after %ld ms: releasing the "
+           "partitions; those requests start nothing more and are redelivered to the next owner",
+           left, s->cfg->drain_timeout_ms);
+    release_now(s);
+}
+
+static void on_revoked(void *ctx, const char *topic, int32_t partition, int lost)
+{
+    svc *s = ctx;
+    part_state *p = part_get(s, topic, partition);
+    if (p) {
+        p->revoking = 1;
+        p->lost |= lost;
+    }
+    if (!s->revoke_timer)
+        s->revoke_timer =
+            pw_loop_timer_add(s->loop, (uint64_t)s->cfg->drain_timeout_ms, revoke_deadline_cb, s);
+    /* What has not started is dropped (redelivered to the next owner); what runs ends. */
+    pw_exec_recheck(s->exec);
+    schedule_release_check(s);
+}
+
+static void fence_lift(svc *s, const char *why)
+{
+    if (!s->fenced) return;
+    s->fenced = 0;
+    if (s->probe_timer) {
+        pw_loop_timer_cancel(s->loop, s->probe_timer);
+        s->probe_timer = NULL;
+    }
+    pw_log(PW_LOG_INFO, NULL, "worker.fence_lifted", "%s: operations may start again", why);
+    pw_exec_recheck(s->exec);
+}
+
+static void probe_send(svc *s);
+
+static void probe_retry_cb(pw_loop *loop, void *ctx)
+{
+    svc *s = ctx;
+    s->probe_timer = NULL;
+    probe_send(s);
+}
+
+static void probe_done(void *ctx, const char *error)
+{
+    svc *s = ctx;
+    if (!s->fenced) return;
+    if (!error) {
+        fence_lift(s, "the group accepted a commit of this member: it still owns its partitions");
+        return;
+    }
+    pw_log(PW_LOG_WARN, NULL, "worker.ownership_unconfirmed",
+           "%s; operations stay on hold until a rebalance settles ownership", error);
+    if (!s->probe_timer)
+        s->probe_timer = pw_loop_timer_add(s->loop, SVC_PROBE_RETRY_MS, probe_retry_cb, s);
+}
+
+/* Sends the ownership probe: a commit of each tracked partition's commit point. */
+static void probe_send(svc *s)
+{
+    size_t n = 0;
+    for (part_state *p = s->parts; p; p = p->next)
+        n++;
+    pw_intake_position *pos = n ? calloc(n, sizeof *pos) : NULL;
+    n = 0;
+    for (part_state *p = s->parts; pos && p; p = p->next) {
+        int64_t at = p->revoking ? -1 : pw_offsets_commit_point(s->ledger, p->topic, p->partition);
+        if (at >= 0) pos[n++] = (pw_intake_position){p->topic, p->partition, at};
+    }
+    if (pos && !n) {
+        free(pos);
+        fence_lift(s, "no partition has messages in flight");
+        return;
+    }
+    int rc = pos ? pw_intake_probe(s->intake, pos, n, probe_done, s) : -1;
+    free(pos);
+    if (rc && !s->probe_timer)
+        s->probe_timer = pw_loop_timer_add(s->loop, SVC_PROBE_RETRY_MS, probe_retry_cb, s);
+}
+
+/* Notices a stall of the whole process (the loop did not turn for stall_ms): from here
+ * until ownership is confirmed, no operation starts and no write is sent. */
+static int stall_check(svc *s)
+{
+    uint64_t now = pw_monotonic_ms();
+    uint64_t gap = now - s->last_tick_ms;
+    if (gap < s->stall_ms) return s->fenced;
+    s->last_tick_ms = now;
+    if (!s->fenced) {
+        s->fenced = 1;
+        pw_log(PW_LOG_WARN, NULL, "worker.stalled",
+               "the process did not run for %llu ms (the limit is %llu ms, a third of the "
+               "session timeout): the group may have given its partitions to another member; "
+               "no operation starts until that is settled",
+               (unsigned long long)gap, (unsigned long long)s->stall_ms);
+        probe_send(s);
+    }
+    return 1;
+}
+
+static void tick_cb(pw_loop *loop, void *ctx)
+{
+    svc *s = ctx;
+    s->tick_timer = pw_loop_timer_add(loop, SVC_TICK_MS, tick_cb, s);
+    stall_check(s);
+    s->last_tick_ms = pw_monotonic_ms();
+}
+
+static pw_exec_gate gate_cb(void *ctx)
+{
+    req_ctx *c = ctx;
+    svc *s = c->s;
+    if (!ctx_current(c) || c->part->revoking) return PW_EXEC_DROP;
+    if (stall_check(s)) return PW_EXEC_HOLD;
+    /* librdkafka knows the assignment is gone; its revoke is on the way */
+    if (pw_intake_assignment_lost(s->intake)) return PW_EXEC_HOLD;
+    return PW_EXEC_GO;
+}
+
+static void dropped_cb(void *ctx)
+{
+    req_ctx *c = ctx;
+    /* Left unfinished in the ledger: its partition is no longer ours, the next owner
+     * processes it from the committed offset. */
+    ctx_finished(c);
+}
+
+static void on_assigned(void *ctx, const char *topic, int32_t partition)
+{
+    svc *s = ctx;
+    part_get(s, topic, partition);
+    /* A new assignment is a current generation of the group: any doubt is settled. */
+    fence_lift(s, "a new assignment");
 }
 
 static void drain_deadline_cb(pw_loop *loop, void *ctx)
@@ -458,10 +711,17 @@ int pw_service_run(const pw_config *cfg)
     if (!(s->azure = pw_azure_new(s->loop, &cfg->azure, err, sizeof err))) goto start_failed;
     if (!(s->exec = pw_exec_new(s->loop, s->azure, cfg, err, sizeof err))) goto start_failed;
     if (!(s->reply = pw_reply_new(s->loop, cfg, err, sizeof err))) goto start_failed;
-    pw_intake_handlers h = {.on_message = on_message, .on_revoked = on_revoked, .ctx = s};
+    pw_intake_handlers h = {
+        .on_message = on_message, .on_revoked = on_revoked, .on_assigned = on_assigned, .ctx = s};
     if (!(s->intake = pw_intake_new(s->loop, cfg, &h, err, sizeof err))) goto start_failed;
+    pw_exec_owner owner = {.gate = gate_cb, .dropped = dropped_cb};
+    pw_exec_set_owner(s->exec, &owner);
+    long session_ms = pw_intake_session_timeout_ms(s->intake);
+    s->stall_ms = (uint64_t)(session_ms > 0 ? session_ms : SVC_SESSION_TIMEOUT_MS) / 3;
     s->exit_code = 0;
+    s->last_tick_ms = pw_monotonic_ms();
     s->watch_timer = pw_loop_timer_add(s->loop, 1000, watch_cb, s);
+    s->tick_timer = pw_loop_timer_add(s->loop, SVC_TICK_MS, tick_cb, s);
     pw_log(PW_LOG_INFO, NULL, "worker.started",
            "consuming %s in group %s; replies to %s, "
            "dead letters to %s; in-flight limit %zu",
@@ -492,10 +752,16 @@ int pw_service_run(const pw_config *cfg)
 start_failed:
     pw_log(PW_LOG_ERROR, NULL, "worker.start_failed", "%s", err);
 out:;
+    s->closing = 1;
     teardown_watch watch = {0};
     teardown_watch_start(&watch, cfg->teardown_timeout_ms, s->exit_code);
     if (s->drain_timer) pw_loop_timer_cancel(s->loop, s->drain_timer);
     if (s->watch_timer) pw_loop_timer_cancel(s->loop, s->watch_timer);
+    pw_loop_timer_cancel(s->loop, s->tick_timer);
+    pw_loop_timer_cancel(s->loop, s->probe_timer);
+    pw_loop_timer_cancel(s->loop, s->revoke_timer);
+    pw_loop_timer_cancel(s->loop, s->release_timer);
+    pw_loop_timer_cancel(s->loop, s->commit_timer);
     pw_intake_free(s->intake);
     pw_exec_free(s->exec); /* abandons unfinished requests: their contexts leak no callbacks */
     pw_reply_free(s->reply);
@@ -504,6 +770,12 @@ out:;
     pw_offsets_free(s->ledger);
     while (s->live)
         ctx_free(s->live);
+    while (s->parts) {
+        part_state *p = s->parts;
+        s->parts = p->next;
+        free(p->topic);
+        free(p);
+    }
     if (s->sigfd >= 0) {
         pw_loop_fd_watch(s->loop, s->sigfd, 0, NULL, NULL);
         close(s->sigfd);

@@ -34,6 +34,22 @@ typedef struct pw_exec pw_exec;
  * addPrincipals (a redelivered request must not fail or duplicate). */
 typedef void (*pw_exec_event_cb)(void *ctx, json_t *event, int terminal);
 
+/* Whether the owner of a request still lets its work go on: asked before each operation
+ * starts and before each write (apply step).  Kafka ownership lives with the caller: a
+ * request whose partition is being revoked or was lost is DROP, one whose ownership is in
+ * doubt (the process stalled past the group's session timeout) is HOLD until confirmed. */
+typedef enum pw_exec_gate {
+    PW_EXEC_GO = 0,
+    PW_EXEC_HOLD = 1, /* wait; pw_exec_recheck() asks again */
+    PW_EXEC_DROP = 2, /* emit nothing more for it; what has not started never starts */
+} pw_exec_gate;
+
+typedef struct pw_exec_owner {
+    pw_exec_gate (*gate)(void *ctx); /* ctx: the one given to pw_exec_submit */
+    /* The request of ctx was dropped (no terminal event): it is the caller's again. */
+    void (*dropped)(void *ctx);
+} pw_exec_owner;
+
 /* loop, azure and cfg are borrowed and must outlive the executor. */
 pw_exec *pw_exec_new(pw_loop *loop, pw_azure *azure, const pw_config *cfg, char *err,
                      size_t errlen);
@@ -47,5 +63,16 @@ void pw_exec_free(pw_exec *ex);
 void pw_exec_submit(pw_exec *ex, pw_request *req, pw_exec_event_cb cb, void *ctx);
 
 size_t pw_exec_in_flight(const pw_exec *ex); /* requests without a terminal event yet */
+
+/* Installs the ownership gate (copied; without one every request may always go on). */
+void pw_exec_set_owner(pw_exec *ex, const pw_exec_owner *owner);
+
+/* Asks the gate again for every request, from the loop (never inside this call): dropped
+ * ones that have no Azure call outstanding are released (owner->dropped), held ones that
+ * may go on resume.  A call already outstanding is not cancelled: it ends as usual (a write
+ * it completes is reported, with the terminal event when it was the request's last
+ * operation) and the gate is asked again before anything further starts.
+ * O(requests + lanes). */
+void pw_exec_recheck(pw_exec *ex);
 
 #endif

@@ -34,6 +34,11 @@ pw_offsets_status pw_offsets_track(pw_offsets *ledger, const char *topic, int32_
 pw_offsets_status pw_offsets_done(pw_offsets *ledger, const char *topic, int32_t partition,
                                   int64_t offset, int64_t *commit_next);
 
+/* The partition's commit point: the offset after the last contiguous done message (its
+ * first pending one, or one past the last tracked when none is pending); -1 when the
+ * partition is not tracked.  Committing it never skips a message that is not done. */
+int64_t pw_offsets_commit_point(const pw_offsets *ledger, const char *topic, int32_t partition);
+
 /* Forgets a partition (revoked): later done() calls for it return PW_OFFSETS_UNKNOWN. */
 void pw_offsets_drop(pw_offsets *ledger, const char *topic, int32_t partition);
 

@@ -990,6 +990,225 @@ static void deadline_exceeded(void **state)
     sim_admin_do("DELETE", "/_sim/faults", NULL);
 }
 
+/* ---- ownership gate and progress pacing ---- */
+
+/* One request's owner, as the worker's partition bookkeeping would answer for it. */
+typedef struct owned {
+    int drop, hold;
+    int dropped;
+} owned;
+
+static pw_exec_gate owned_gate(void *ctx)
+{
+    owned *o = ctx;
+    return o->drop ? PW_EXEC_DROP : o->hold ? PW_EXEC_HOLD : PW_EXEC_GO;
+}
+
+static void owned_dropped(void *ctx)
+{
+    owned *o = ctx;
+    o->dropped++;
+}
+
+static owned owners[4];
+
+static void owned_event(void *ctx, json_t *event, int terminal)
+{
+    (void)ctx;
+    on_event(&H, event, terminal);
+}
+
+static void submit_owned(const char *id, owned *o, const char *ops)
+{
+    char *t = request_text(id, 0, ops);
+    pw_rejection rej;
+    pw_request *req = pw_request_decode(checker, t, strlen(t), &rej);
+    free(t);
+    if (!req) fail_msg("request rejected: %s %s", rej.code, rej.message);
+    pw_exec_submit(H.ex, req, owned_event, o);
+}
+
+static void owned_open(void)
+{
+    memset(owners, 0, sizeof owners);
+    harness_open();
+    pw_exec_owner owner = {.gate = owned_gate, .dropped = owned_dropped};
+    pw_exec_set_owner(H.ex, &owner);
+}
+
+static size_t count_events(const char *id, const char *status)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < H.n_events; i++)
+        if (strcmp(json_string_value(json_object_get(H.events[i], "requestId")), id) == 0 &&
+            (!status ||
+             strcmp(json_string_value(json_object_get(H.events[i], "status")), status) == 0))
+            n++;
+    return n;
+}
+
+/* Runs the loop until cond() or 60 s. */
+static void run_until(int (*cond)(void))
+{
+    uint64_t start = pw_loop_now_ms(H.loop);
+    while (!cond() && pw_loop_now_ms(H.loop) - start < 60000)
+        assert_int_equal(pw_loop_run_once(H.loop, 50), 0);
+    assert_true(cond());
+}
+
+static int first_running(void)
+{
+    return count_events("g-1", "running") > 0;
+}
+
+static int g1_over_others_dropped(void)
+{
+    return H.terminals == 1 && owners[1].dropped && owners[2].dropped;
+}
+
+#define RETENTION(p)                                                                               \
+    "{\"kind\":\"database.retention\",\"target\":" ARM_TARGET ",\"softDeletePeriod\":\"" p "\"}"
+#define CACHING(p)                                                                                 \
+    "{\"kind\":\"database.caching\",\"target\":" ARM_TARGET ",\"hotCachePeriod\":\"" p "\"}"
+
+/* A partition revoked while its requests wait in a lane: the one running ends and is
+ * reported, the waiting ones never start, emit nothing more and are handed back. */
+static void revoked_waiting_requests_never_start(void **state)
+{
+    (void)state;
+    sim_reset();
+    owned_open();
+    submit_owned("g-1", &owners[0], RETENTION("P41D"));
+    submit_owned("g-2", &owners[1], RETENTION("P42D"));
+    submit_owned("g-3", &owners[2], RETENTION("P43D"));
+    run_until(first_running);
+    owners[1].drop = owners[2].drop = 1;
+    pw_exec_recheck(H.ex);
+    run_until(g1_over_others_dropped);
+    assert_int_equal(pw_exec_in_flight(H.ex), 0);
+    assert_int_equal(owners[1].dropped, 1);
+    assert_int_equal(count_events("g-2", "running"), 0);
+    assert_int_equal(count_events("g-3", "running"), 0);
+    assert_int_equal(count_events("g-2", "succeeded") + count_events("g-3", "succeeded"), 0);
+    json_t *db = sim_database();
+    assert_string_equal(json_string_value(json_object_get(db, "softDeletePeriod")), "P41D");
+    json_decref(db);
+    json_t *calls = sim_calls();
+    assert_int_equal(count_method(calls, "PATCH"), 1);
+    json_decref(calls);
+    harness_close();
+}
+
+static int g1_dropped(void)
+{
+    return owners[0].dropped > 0;
+}
+
+/* g-1's write was sent: a running event shows its long-running operation. */
+static int g1_lro(void)
+{
+    for (size_t i = 0; i < H.n_events; i++)
+        if (strcmp(json_string_value(json_object_get(H.events[i], "requestId")), "g-1") == 0 &&
+            json_object_get(json_array_get(json_object_get(H.events[i], "operations"), 0), "lro"))
+            return 1;
+    return 0;
+}
+
+/* Revoked after its first operation read the current value: that write is never sent. */
+static void revoked_before_the_write_sends_nothing(void **state)
+{
+    (void)state;
+    sim_reset();
+    owned_open();
+    submit_owned("g-1", &owners[0], RETENTION("P44D"));
+    run_until(first_running); /* (announced at the start, before its read) */
+    owners[0].drop = 1;
+    pw_exec_recheck(H.ex);
+    run_until(g1_dropped);
+    assert_int_equal(H.terminals, 0);
+    assert_int_equal(pw_exec_in_flight(H.ex), 0);
+    json_t *calls = sim_calls();
+    assert_int_equal(count_method(calls, "PATCH"), 0);
+    json_decref(calls);
+    harness_close();
+}
+
+/* Revoked while its first operation's write runs: that write ends, the second operation
+ * never starts and the request gets no terminal event here (its next owner answers it). */
+static void revoked_mid_request_stops_after_the_running_write(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PATCH", "/_sim/settings", "{\"lroDurationMs\": 3000}");
+    owned_open();
+    submit_owned("g-1", &owners[0], RETENTION("P44D") "," CACHING("P4D"));
+    run_until(g1_lro);
+    owners[0].drop = 1;
+    pw_exec_recheck(H.ex);
+    run_until(g1_dropped);
+    assert_int_equal(H.terminals, 0);
+    assert_int_equal(pw_exec_in_flight(H.ex), 0);
+    json_t *calls = sim_calls();
+    assert_int_equal(count_method(calls, "PATCH"), 1);
+    json_decref(calls);
+    json_t *db = sim_database();
+    assert_string_equal(json_string_value(json_object_get(db, "softDeletePeriod")), "P44D");
+    json_decref(db);
+    harness_close();
+}
+
+static int g1_over(void)
+{
+    return H.terminals == 1;
+}
+
+/* Ownership in doubt: nothing starts until the gate says go, then the request completes. */
+static void held_request_waits_then_runs(void **state)
+{
+    (void)state;
+    sim_reset();
+    owned_open();
+    owners[0].hold = 1;
+    submit_owned("g-1", &owners[0], RETENTION("P45D"));
+    uint64_t until = pw_loop_now_ms(H.loop) + 700;
+    while (pw_loop_now_ms(H.loop) < until)
+        assert_int_equal(pw_loop_run_once(H.loop, 50), 0);
+    assert_int_equal(count_events("g-1", "running"), 0);
+    json_t *calls = sim_calls();
+    assert_int_equal(json_array_size(calls), 0);
+    json_decref(calls);
+    owners[0].hold = 0;
+    pw_exec_recheck(H.ex);
+    run_until(g1_over);
+    assert_int_equal(count_events("g-1", "succeeded"), 1);
+    harness_close();
+}
+
+/* An LRO polled without pause (Retry-After: 0) yields at most one running event per
+ * second for its operation, besides the one that announces its start. */
+static void running_events_are_paced(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PATCH", "/_sim/settings",
+                 "{\"lroDurationMs\": 2500, \"lroRetryAfterSeconds\": 0}");
+    harness_open();
+    submit_ops("p-1", 0, RETENTION("P46D"));
+    run_until_terminals(1);
+    json_t *evs[64];
+    size_t n = request_events("p-1", evs, 64);
+    const json_t *op = terminal_op(evs, n, 0);
+    json_int_t duration = json_integer_value(json_object_get(op, "durationMs"));
+    json_int_t polls = json_integer_value(json_object_get(json_object_get(op, "lro"), "polls"));
+    size_t running = count_events("p-1", "running");
+    /* polled often, reported at most once a second (plus the start) */
+    assert_true(polls > 3);
+    if (running > 2 + (size_t)(duration / 1000))
+        fail_msg("%zu running events in %lld ms (%lld polls)", running, (long long)duration,
+                 (long long)polls);
+    harness_close();
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -1049,6 +1268,11 @@ int main(void)
         cmocka_unit_test(request_order_across_lanes),
         cmocka_unit_test(throttled_then_recovers),
         cmocka_unit_test(deadline_exceeded),
+        cmocka_unit_test(revoked_waiting_requests_never_start),
+        cmocka_unit_test(revoked_before_the_write_sends_nothing),
+        cmocka_unit_test(revoked_mid_request_stops_after_the_running_write),
+        cmocka_unit_test(held_request_waits_then_runs),
+        cmocka_unit_test(running_events_are_paced),
     };
     rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
     test_sim_stop(&sim);

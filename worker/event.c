@@ -102,3 +102,116 @@ json_t *pw_event_error(const char *code, const char *message, int retryable)
     return json_pack("{s:o, s:o, s:b}", "code", pw_event_string(code), "message",
                      pw_event_string(message), "retryable", retryable);
 }
+
+/* ---- fitting an event to a size ---- */
+
+/* Cut steps, largest first; the last one is the documented minimum. */
+static const struct {
+    size_t string_max, array_max;
+} fit_steps[] = {
+    {4096, 1000},
+    {512, 64},
+    {PW_EVENT_FIT_STRING_MIN, PW_EVENT_FIT_ARRAY_MIN},
+};
+
+/* The frame: never cut (each is bounded where it is made). */
+static int is_frame_key(const char *key)
+{
+    static const char *const frame[] = {"schema", "requestId", "status", "sequence",
+                                        "time",   "workerId",  "dryRun", "operationIndex"};
+    for (size_t i = 0; i < sizeof frame / sizeof frame[0]; i++)
+        if (!strcmp(key, frame[i])) return 1;
+    return 0;
+}
+
+/* Cuts v's strings (on a UTF-8 boundary) and arrays in place. */
+static void shrink(json_t *v, size_t string_max, size_t array_max)
+{
+    if (json_is_string(v)) {
+        const char *str = json_string_value(v);
+        size_t len = json_string_length(v);
+        if (len <= string_max) return;
+        size_t cut = string_max;
+        while (cut > 0 && ((unsigned char)str[cut] & 0xC0) == 0x80)
+            cut--; /* str[cut] starts a sequence: everything before it is whole */
+        json_string_setn(v, str, cut);
+    } else if (json_is_array(v)) {
+        while (json_array_size(v) > array_max)
+            json_array_remove(v, json_array_size(v) - 1);
+        for (size_t i = 0; i < json_array_size(v); i++)
+            shrink(json_array_get(v, i), string_max, array_max);
+    } else if (json_is_object(v)) {
+        const char *key;
+        json_t *member;
+        json_object_foreach(v, key, member) shrink(member, string_max, array_max);
+    }
+}
+
+/* Dumps j; when it fits, *out takes the text and 1 is returned. */
+static int dump_if_fits(const json_t *j, size_t max_bytes, char **out)
+{
+    char *text = json_dumps(j, JSON_COMPACT);
+    if (!text) return -1;
+    if (strlen(text) <= max_bytes) {
+        *out = text;
+        return 1;
+    }
+    free(text);
+    return 0;
+}
+
+/* The smallest form: the frame, the error's code and a cut message, no operations. */
+static json_t *minimal_event(const json_t *event)
+{
+    json_t *min = json_object();
+    if (!min) return NULL;
+    const char *key;
+    json_t *member;
+    json_object_foreach((json_t *)event, key, member)
+    {
+        if (is_frame_key(key)) json_object_set(min, key, member);
+    }
+    if (json_object_get(event, "operations")) json_object_set_new(min, "operations", json_array());
+    json_t *error = json_object_get(event, "error");
+    if (json_is_object(error)) {
+        json_t *e = json_object();
+        const char *fields[] = {"code", "message", "retryable"};
+        for (size_t i = 0; e && i < sizeof fields / sizeof fields[0]; i++) {
+            json_t *f = json_object_get(error, fields[i]);
+            if (f) json_object_set_new(e, fields[i], json_deep_copy(f));
+        }
+        if (e) shrink(e, PW_EVENT_FIT_STRING_MIN, 0);
+        json_object_set_new(min, "error", e);
+    }
+    json_object_set_new(min, "truncated", json_true());
+    return min;
+}
+
+char *pw_event_dump_fit(const json_t *event, size_t max_bytes, int *cut)
+{
+    char *text = NULL;
+    *cut = 0;
+    int rc = dump_if_fits(event, max_bytes, &text);
+    if (rc) return rc > 0 ? text : NULL;
+    *cut = 1;
+    for (size_t step = 0; step < sizeof fit_steps / sizeof fit_steps[0]; step++) {
+        json_t *copy = json_deep_copy(event);
+        if (!copy) return NULL;
+        const char *key;
+        json_t *member;
+        json_object_foreach(copy, key, member)
+        {
+            if (!is_frame_key(key))
+                shrink(member, fit_steps[step].string_max, fit_steps[step].array_max);
+        }
+        json_object_set_new(copy, "truncated", json_true());
+        rc = dump_if_fits(copy, max_bytes, &text);
+        json_decref(copy);
+        if (rc) return rc > 0 ? text : NULL;
+    }
+    json_t *min = minimal_event(event);
+    if (!min) return NULL;
+    text = json_dumps(min, JSON_COMPACT);
+    json_decref(min);
+    return text;
+}

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -37,6 +38,73 @@ rd_kafka_conf_t *pw_kafka_conf_new(const pw_config *cfg, char *err, size_t errle
     }
     rd_kafka_conf_set_log_cb(conf, log_cb);
     return conf;
+}
+
+long long pw_kafka_conf_number(const pw_config *cfg, const char *name)
+{
+    char err[256], buf[64];
+    size_t len = sizeof buf;
+    rd_kafka_conf_t *conf = pw_kafka_conf_new(cfg, err, sizeof err);
+    if (!conf) return -1;
+    rd_kafka_conf_res_t res = rd_kafka_conf_get(conf, name, buf, &len);
+    rd_kafka_conf_destroy(conf);
+    if (res != RD_KAFKA_CONF_OK) return -1;
+    char *end = NULL;
+    long long v = strtoll(buf, &end, 10);
+    return end != buf && !*end ? v : -1;
+}
+
+size_t pw_kafka_record_max(const pw_config *cfg)
+{
+    size_t max = PW_KAFKA_BROKER_MESSAGE_MAX_BYTES - PW_KAFKA_BATCH_OVERHEAD;
+    long long producer = pw_kafka_conf_number(cfg, "message.max.bytes");
+    if (producer > 0 && (unsigned long long)producer < max) max = (size_t)producer;
+    return max;
+}
+
+size_t pw_kafka_check_limits(const pw_config *cfg, void (*warn)(void *ctx, const char *text),
+                             void *ctx)
+{
+    char text[512];
+    size_t n = 0;
+    size_t worker_max = cfg->max_message_bytes;
+    size_t record_max = pw_kafka_record_max(cfg);
+    if (worker_max + PW_KAFKA_RECORD_OVERHEAD > record_max) {
+        snprintf(text, sizeof text,
+                 "worker.message.max.bytes (%zu) accepts messages larger than the producer can "
+                 "send (kafka.message.max.bytes %lld, a default broker's max.message.bytes %d): "
+                 "their dead letters are cut to about %zu bytes, headers included",
+                 worker_max, pw_kafka_conf_number(cfg, "message.max.bytes"),
+                 PW_KAFKA_BROKER_MESSAGE_MAX_BYTES, record_max - PW_KAFKA_RECORD_OVERHEAD);
+        warn(ctx, text);
+        n++;
+    }
+    /* A fetch response larger than this fails as a whole, again and again: the partition
+     * would stall on the message. */
+    long long receive = pw_kafka_conf_number(cfg, "receive.message.max.bytes");
+    if (receive > 0 && (unsigned long long)receive <
+                           worker_max + PW_KAFKA_BATCH_OVERHEAD + PW_KAFKA_RECORD_OVERHEAD) {
+        snprintf(text, sizeof text,
+                 "kafka.receive.message.max.bytes (%lld) is below worker.message.max.bytes "
+                 "(%zu): the consumer cannot receive the largest messages the worker accepts",
+                 receive, worker_max);
+        warn(ctx, text);
+        n++;
+    }
+    /* Larger batches still arrive (KIP-74), one at a time: slower, not stuck. */
+    const char *fetch_keys[] = {"fetch.max.bytes", "max.partition.fetch.bytes"};
+    for (size_t i = 0; i < sizeof fetch_keys / sizeof fetch_keys[0]; i++) {
+        long long v = pw_kafka_conf_number(cfg, fetch_keys[i]);
+        if (v > 0 && (unsigned long long)v < worker_max) {
+            snprintf(text, sizeof text,
+                     "kafka.%s (%lld) is below worker.message.max.bytes (%zu): a larger "
+                     "message still arrives, but alone in its fetch (slower)",
+                     fetch_keys[i], v, worker_max);
+            warn(ctx, text);
+            n++;
+        }
+    }
+    return n;
 }
 
 static void wake_cb(pw_loop *loop, int fd, unsigned events, void *ctx)

@@ -48,6 +48,16 @@ uint64_t pw_monotonic_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* The same clock rounded up to the next whole millisecond: a deadline counted from it is
+ * never earlier than delay_ms after this instant, although the fire check compares it with
+ * readings rounded down. */
+static uint64_t monotonic_ms_ceil(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + ((uint64_t)ts.tv_nsec + 999999u) / 1000000u;
+}
+
 pw_loop *pw_loop_new(char *err, size_t errlen)
 {
     pw_loop *loop = calloc(1, sizeof *loop);
@@ -215,8 +225,13 @@ pw_timer *pw_loop_timer_add(pw_loop *loop, uint64_t delay_ms, pw_loop_timer_cb c
     }
     pw_timer *t = malloc(sizeof *t);
     if (!t) return NULL;
-    /* Saturate: a huge delay means "practically never", not an overflowed past deadline. */
-    t->due_ms = delay_ms > UINT64_MAX - loop->now_ms ? UINT64_MAX : loop->now_ms + delay_ms;
+    /* From a fresh reading, not loop->now_ms: callbacks may have run for a while since the
+     * loop read the clock, and a deadline counted from that stale reading would fire early
+     * (a Retry-After honoured 137 ms short under load).  A zero delay is due at once (the
+     * next iteration), without the rounding up.  Saturate: a huge delay means "practically
+     * never", not an overflowed past deadline. */
+    uint64_t now = delay_ms ? monotonic_ms_ceil() : pw_monotonic_ms();
+    t->due_ms = delay_ms > UINT64_MAX - now ? UINT64_MAX : now + delay_ms;
     t->seq = loop->next_seq++;
     t->cb = cb;
     t->ctx = ctx;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "pw/config.h"
+#include "pw/kafka.h"
 #include "pw/log.h"
 #include "pw/service.h"
 #include "pw/validate_cli.h"
@@ -15,6 +16,19 @@ static void usage(FILE *to)
                 "                                     (check request files as the worker would)\n"
                 "       policy-worker --check-config FILE (load the configuration and exit)\n"
                 "Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage.\n");
+}
+
+/* A disagreement between the worker's limits and librdkafka's: not fatal, but said. */
+static void warn_check(void *ctx, const char *text)
+{
+    (void)ctx;
+    fprintf(stderr, "policy-worker: warning: %s\n", text);
+}
+
+static void warn_log(void *ctx, const char *text)
+{
+    (void)ctx;
+    pw_log(PW_LOG_WARN, NULL, "config.limits", "%s", text);
 }
 
 static pw_log_level parse_level(const char *s)
@@ -59,6 +73,7 @@ int main(int argc, char **argv)
     }
     pw_log_set_worker_id(cfg.worker_id);
     pw_log_set_level(parse_level(cfg.log_level));
+    pw_kafka_check_limits(&cfg, check_only ? warn_check : warn_log, NULL);
     if (check_only) {
         printf("configuration ok: %s\n", path);
         pw_config_free(&cfg);

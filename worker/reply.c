@@ -42,6 +42,7 @@ struct pw_reply {
     int fatal;           /* librdkafka raised a fatal error: the instance must be replaced */
     int dead;            /* it could not be replaced: nothing can be produced any more */
     unsigned generation; /* producer instances created so far */
+    size_t record_max;   /* pw_kafka_record_max of the configuration */
 };
 
 static void set_err(char *err, size_t errlen, const char *msg, const char *detail)
@@ -148,6 +149,15 @@ static void drain_fifo(pw_reply *pr)
     }
 }
 
+/* The broker turned the message down for what it is, not for the state it is in: producing
+ * it again the same way fails the same way. */
+static int refused_for_content(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           e == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
+           e == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE || e == RD_KAFKA_RESP_ERR_INVALID_RECORD;
+}
+
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 {
     pw_reply *pr = opaque;
@@ -170,8 +180,17 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
         out_finish(pr, m, 0);
         return;
     }
+    /* Refused for its content (e.g. a topic whose max.message.bytes is below the default):
+     * a bounded number of attempts, in case the broker's limit is being raised, then it is
+     * given up so that its sender can do without it. */
+    if (refused_for_content(msg->err) && m->attempts >= PW_REPLY_REFUSED_ATTEMPTS) {
+        pw_log(PW_LOG_ERROR, m->key, "reply.refused", "topic %s: %s, %u attempts: given up",
+               m->topic, rd_kafka_err2str(msg->err), m->attempts);
+        out_finish(pr, m, 0);
+        return;
+    }
     /* A terminal reply or dead-letter message: its offset must not be committed before it
-     * is delivered, so it goes out again until it is. */
+     * is delivered, so it goes out again until it is (broker down, timeouts: no bound). */
     pw_log(PW_LOG_WARN, m->key, "reply.delivery_retry", "topic %s attempt %u: %s", m->topic,
            m->attempts, rd_kafka_err2str(msg->err));
     fifo_push(pr, m);
@@ -273,6 +292,7 @@ pw_reply *pw_reply_new(pw_loop *loop, const pw_config *cfg, char *err, size_t er
     }
     pr->loop = loop;
     pr->cfg = cfg;
+    pr->record_max = pw_kafka_record_max(cfg);
     if (producer_start(pr, err, errlen)) goto fail;
     return pr;
 fail:
@@ -310,6 +330,15 @@ oom:
     out_free(m);
     set_err(err, errlen, "out of memory", NULL);
     return -1;
+}
+
+size_t pw_reply_value_room(const pw_reply *pr, const char *key, const pw_reply_header *headers,
+                           size_t header_count)
+{
+    size_t used = PW_KAFKA_RECORD_OVERHEAD + (key ? strlen(key) : 0);
+    for (size_t i = 0; i < header_count; i++)
+        used += PW_KAFKA_HEADER_OVERHEAD + strlen(headers[i].name) + headers[i].len;
+    return used < pr->record_max ? pr->record_max - used : 0;
 }
 
 size_t pw_reply_pending(const pw_reply *pr)

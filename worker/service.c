@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "pw/azure.h"
+#include "pw/event.h"
 #include "pw/exec.h"
 #include "pw/intake.h"
 #include "pw/log.h"
@@ -30,7 +31,17 @@
 #define SVC_PROBE_RETRY_MS 1000      /* an unanswered or failed ownership probe is sent again */
 #define SVC_SESSION_TIMEOUT_MS 45000 /* librdkafka's default, if its own cannot be read */
 
+#define SVC_DEAD_LETTER_HEADERS 9 /* six about the message, the correlation id, two when cut */
+
 typedef struct svc svc;
+
+/* A dead letter in flight: what it says, kept for its headers-only second form. */
+typedef struct dead_letter_info {
+    int headers_only; /* the form in flight: 0 the (cut) copy of the payload, 1 no payload */
+    char code[sizeof(((pw_rejection *)0)->code)];
+    char message[sizeof(((pw_rejection *)0)->message)];
+    char partition[16], offset[24], bytes[24];
+} dead_letter_info;
 
 /* A partition this process was given, as ownership goes: the executor's gate asks it
  * whether a request's work may go on.  Kept until exit (bounded by the partition count). */
@@ -58,7 +69,8 @@ typedef struct req_ctx {
     int tracked; /* in the offsets ledger */
     int terminal_sent;
     part_state *part;
-    unsigned epoch; /* part's epoch when the message arrived */
+    unsigned epoch;       /* part's epoch when the message arrived */
+    dead_letter_info *dl; /* owned; set while a dead letter is in flight */
 } req_ctx;
 
 struct svc {
@@ -77,6 +89,7 @@ struct svc {
     pw_timer *drain_timer;
     uint64_t drain_deadline_ms; /* loop time the drain must end by (0: no drain begun) */
     pw_timer *watch_timer;
+    size_t skipped; /* messages whose terminal reply or dead letter could never be produced */
     int sigfd;
     req_ctx *live;
     part_state *parts;
@@ -133,6 +146,7 @@ static void ctx_free(req_ctx *c)
     free(c->reply_topic);
     free(c->correlation);
     free(c->topic);
+    free(c->dl);
     free(c);
 }
 
@@ -188,22 +202,47 @@ static void schedule_commit(svc *s)
         s->commit_timer = pw_loop_timer_add(s->loop, SVC_COMMIT_DELAY_MS, commit_cb, s);
 }
 
-/* The terminal message (reply or dead-letter) of one Kafka message is acknowledged. */
+static int dead_letter_send(req_ctx *c, const void *payload, size_t len);
+
+/* The terminal message (reply or dead-letter) of one Kafka message is acknowledged, or can
+ * never be produced.  Then a dead letter goes out once more without its payload; failing
+ * that too, or for a reply, the message is skipped: logged with its coordinates, counted,
+ * and its offset done all the same, so that it never holds its partition's commits back
+ * (a restart would only meet it again). */
 static void on_terminal_acked(void *ctx, int ok)
 {
     req_ctx *c = ctx;
     svc *s = c->s;
-    if (!ok) {
-        /* Never deliverable (e.g. too large): the offset stays behind it; a restart retries. */
+    if (!ok && pw_reply_fatal(s->reply)) {
+        /* Not the message's fault: no producer is left.  The worker stops; a restart
+         * delivers it, so its offset stays behind it. */
         pw_log(PW_LOG_ERROR, c->id[0] ? c->id : NULL, "reply.undeliverable",
-               "terminal message for %s [%d] @ %lld could not be produced; its offset is not "
-               "committed",
+               "terminal message for %s [%d] @ %lld not produced, the producer is gone; its "
+               "offset is not committed",
                c->topic, (int)c->partition, (long long)c->offset);
+        ctx_finished(c);
+        return;
+    }
+    if (!ok && c->dl && !c->dl->headers_only) {
+        pw_log(PW_LOG_WARN, NULL, "deadletter.headers_only",
+               "%s [%d] @ %lld: the dead letter with its payload could not be produced; "
+               "sending its headers alone",
+               c->topic, (int)c->partition, (long long)c->offset);
+        c->dl->headers_only = 1;
+        if (!dead_letter_send(c, NULL, 0)) return; /* acknowledged (or not) later */
+    }
+    if (!ok) {
+        s->skipped++;
+        pw_log(PW_LOG_ERROR, c->id[0] ? c->id : NULL, "message.skipped",
+               "%s [%d] @ %lld: its %s could not be produced; skipped, the offset is committed "
+               "past it (%zu skipped so far)",
+               c->topic, (int)c->partition, (long long)c->offset,
+               c->dl ? "dead letter" : "terminal reply", s->skipped);
     } else {
         pw_log(PW_LOG_DEBUG, c->id[0] ? c->id : NULL, "reply.acked", "%s [%d] @ %lld", c->topic,
                (int)c->partition, (long long)c->offset);
     }
-    if (ok && c->tracked && ctx_current(c)) {
+    if (c->tracked && ctx_current(c)) {
         int64_t next = -1;
         if (pw_offsets_done(s->ledger, c->topic, c->partition, c->offset, &next) == PW_OFFSETS_OK &&
             next >= 0 && pw_intake_store(s->intake, c->topic, c->partition, next) == 0)
@@ -219,17 +258,24 @@ static size_t ctx_headers(const req_ctx *c, pw_reply_header *h)
     return 1;
 }
 
-/* Produces one reply event; terminal ones are retried until acknowledged. */
+/* Produces one reply event, cut to what Kafka carries (it says "truncated" then); terminal
+ * ones are retried until acknowledged or given up (on_terminal_acked). */
 static void send_event(req_ctx *c, json_t *event, int terminal)
 {
     svc *s = c->s;
-    char *text = json_dumps(event, JSON_COMPACT);
     const char *status = json_string_value(json_object_get(event, "status"));
     pw_log(terminal ? PW_LOG_INFO : PW_LOG_DEBUG, c->id, "reply.event", "%s -> %s",
            status ? status : "?", c->reply_topic);
     char err[256] = "";
     pw_reply_header h[1];
     size_t nh = ctx_headers(c, h);
+    size_t room = pw_reply_value_room(s->reply, c->id, h, nh);
+    int cut = 0;
+    char *text = pw_event_dump_fit(event, room, &cut);
+    if (text && cut)
+        pw_log(PW_LOG_WARN, c->id, "reply.truncated",
+               "%s event cut to %zu bytes to fit the producer's and broker's limits (%zu)",
+               status ? status : "?", strlen(text), room);
     int rc = -1;
     if (text)
         rc = pw_reply_send(s->reply, c->reply_topic, c->id, text, strlen(text), h, nh, terminal,
@@ -255,34 +301,60 @@ static void on_exec_event(void *ctx, json_t *event, int terminal)
     json_decref(event);
 }
 
+/* Produces c's dead letter: the payload (NULL: none, the headers-only form) cut to the
+ * worker's bound and to what the producer and a default broker carry, headers included.
+ * Returns 0, or -1 (logged) when it cannot even be queued. */
+static int dead_letter_send(req_ctx *c, const void *payload, size_t len)
+{
+    svc *s = c->s;
+    const dead_letter_info *dl = c->dl;
+    pw_reply_header h[SVC_DEAD_LETTER_HEADERS];
+    size_t n = 0;
+    h[n++] = (pw_reply_header){"pw-error-code", dl->code, strlen(dl->code)};
+    h[n++] = (pw_reply_header){"pw-error-message", dl->message, strlen(dl->message)};
+    h[n++] = (pw_reply_header){"pw-source-topic", c->topic, strlen(c->topic)};
+    h[n++] = (pw_reply_header){"pw-source-partition", dl->partition, strlen(dl->partition)};
+    h[n++] = (pw_reply_header){"pw-source-offset", dl->offset, strlen(dl->offset)};
+    h[n++] = (pw_reply_header){"pw-worker", s->cfg->worker_id, strlen(s->cfg->worker_id)};
+    n += ctx_headers(c, &h[n]);
+    /* The room is counted with the two truncation headers, whether they are needed or not. */
+    pw_reply_header *cut_h = &h[n];
+    cut_h[0] = (pw_reply_header){"pw-payload-truncated", "true", 4};
+    cut_h[1] = (pw_reply_header){"pw-payload-bytes", dl->bytes, strlen(dl->bytes)};
+    size_t room = pw_reply_value_room(s->reply, NULL, h, n + 2);
+    if (room > s->cfg->max_message_bytes) room = s->cfg->max_message_bytes;
+    if (!payload) len = 0;
+    if (dl->headers_only || len > room) {
+        if (len > room) len = room;
+        n += 2;
+    }
+    char err[256] = "";
+    if (pw_reply_send(s->reply, s->cfg->dead_letter_topic, NULL, payload ? payload : "", len, h, n,
+                      1, on_terminal_acked, c, err, sizeof err)) {
+        pw_log(PW_LOG_ERROR, NULL, "deadletter.send_failed", "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
 static void dead_letter(svc *s, req_ctx *c, const rd_kafka_message_t *msg, const pw_rejection *rej)
 {
-    char part[16], off[24];
-    snprintf(part, sizeof part, "%d", (int)msg->partition);
-    snprintf(off, sizeof off, "%lld", (long long)msg->offset);
-    pw_reply_header h[8];
-    size_t n = 0;
-    h[n++] = (pw_reply_header){"pw-error-code", rej->code, strlen(rej->code)};
-    h[n++] = (pw_reply_header){"pw-error-message", rej->message, strlen(rej->message)};
-    h[n++] = (pw_reply_header){"pw-source-topic", c->topic, strlen(c->topic)};
-    h[n++] = (pw_reply_header){"pw-source-partition", part, strlen(part)};
-    h[n++] = (pw_reply_header){"pw-source-offset", off, strlen(off)};
-    h[n++] = (pw_reply_header){"pw-worker", s->cfg->worker_id, strlen(s->cfg->worker_id)};
-    /* The original payload, cut to the configured bound so the producer can carry it. */
-    size_t len = msg->len;
-    if (len > s->cfg->max_message_bytes) {
-        len = s->cfg->max_message_bytes;
-        h[n++] = (pw_reply_header){"pw-payload-truncated", "true", 4};
-    }
-    n += ctx_headers(c, &h[n]);
     pw_log(PW_LOG_WARN, NULL, "request.deadletter", "%s [%d] @ %lld: %s: %s", c->topic,
            (int)msg->partition, (long long)msg->offset, rej->code, rej->message);
-    char err[256] = "";
-    if (pw_reply_send(s->reply, s->cfg->dead_letter_topic, NULL, msg->payload ? msg->payload : "",
-                      len, h, n, 1, on_terminal_acked, c, err, sizeof err)) {
-        pw_log(PW_LOG_ERROR, NULL, "deadletter.send_failed", "%s", err);
+    dead_letter_info *dl = calloc(1, sizeof *dl);
+    if (!dl) {
+        /* Cannot even be queued: count it finished but leave its offset uncommitted. */
+        pw_log(PW_LOG_ERROR, NULL, "deadletter.send_failed", "out of memory");
         ctx_finished(c);
+        return;
     }
+    snprintf(dl->code, sizeof dl->code, "%s", rej->code);
+    snprintf(dl->message, sizeof dl->message, "%s", rej->message);
+    snprintf(dl->partition, sizeof dl->partition, "%d", (int)msg->partition);
+    snprintf(dl->offset, sizeof dl->offset, "%lld", (long long)msg->offset);
+    snprintf(dl->bytes, sizeof dl->bytes, "%zu", msg->len);
+    c->dl = dl;
+    if (dead_letter_send(c, msg->payload, msg->len)) ctx_finished(c);
 }
 
 static void copy_correlation(req_ctx *c, const rd_kafka_message_t *msg)

@@ -29,6 +29,18 @@ void pw_event_scrub(char *s);
  * overlong forms, surrogates or code points above U+10FFFF); 0 when there is none. */
 size_t pw_utf8_seq(const unsigned char *s, size_t avail);
 
+/* The event as compact JSON text of at most max_bytes, for a message that must fit Kafka's
+ * limits.  When the whole event is longer, what it embeds is cut in steps (strings below
+ * the top level, from the request, plans and Azure error bodies, to PW_EVENT_FIT_STRING_MIN
+ * bytes at the last step; arrays to PW_EVENT_FIT_ARRAY_MIN items) and "truncated": true is
+ * added; as a last resort only the frame, the error's code and a cut message remain, with
+ * "operations": [] when the event had operations (that smallest form is returned even when
+ * it is still longer).  *cut says whether anything was cut.  Caller frees; NULL only when
+ * out of memory.  The event is not changed. */
+#define PW_EVENT_FIT_STRING_MIN 64
+#define PW_EVENT_FIT_ARRAY_MIN 8
+char *pw_event_dump_fit(const json_t *event, size_t max_bytes, int *cut);
+
 /* Writes the current UTC time as 2026-11-24T15:30:00.123Z. */
 void pw_event_time(char *buf, size_t len);
 

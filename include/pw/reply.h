@@ -5,7 +5,10 @@
  * Messages leave in the order they were sent.  A message sent with must_deliver (a terminal
  * reply, a dead-letter message) is produced again after worker.reply.retry.backoff.ms each
  * time its delivery fails, until the broker acknowledges it; its callback runs once, on that
- * acknowledgement (or with ok=0 only when it can never be produced, e.g. too large). */
+ * acknowledgement, or with ok=0 when it can never be produced: librdkafka refuses it (e.g.
+ * larger than message.max.bytes), or the broker refused it for its content (too large,
+ * invalid) PW_REPLY_REFUSED_ATTEMPTS times.  Failures that depend on the broker's state
+ * (down, timed out, not leader) are retried without bound. */
 #ifndef PW_REPLY_H
 #define PW_REPLY_H
 
@@ -24,6 +27,9 @@ typedef struct pw_reply_header {
 
 typedef void (*pw_reply_acked_cb)(void *ctx, int ok);
 
+/* Produce attempts of a must_deliver message the broker refuses for its content. */
+#define PW_REPLY_REFUSED_ATTEMPTS 3
+
 /* loop and cfg are borrowed and must outlive the producer. */
 pw_reply *pw_reply_new(pw_loop *loop, const pw_config *cfg, char *err, size_t errlen);
 
@@ -32,6 +38,12 @@ pw_reply *pw_reply_new(pw_loop *loop, const pw_config *cfg, char *err, size_t er
 int pw_reply_send(pw_reply *pr, const char *topic, const char *key, const void *value, size_t len,
                   const pw_reply_header *headers, size_t header_count, int must_deliver,
                   pw_reply_acked_cb cb, void *ctx, char *err, size_t errlen);
+
+/* The most value bytes a message with this key and these headers may carry and still fit
+ * what the producer sends and a broker with Kafka's default limit stores
+ * (pw_kafka_record_max, framing included); 0 when the key and headers alone do not fit. */
+size_t pw_reply_value_room(const pw_reply *pr, const char *key, const pw_reply_header *headers,
+                           size_t header_count);
 
 /* Messages sent and not yet acknowledged or given up. */
 size_t pw_reply_pending(const pw_reply *pr);

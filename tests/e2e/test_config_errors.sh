@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # e2e: a bad configuration stops policy-worker at start (exit 2) with a message naming the key;
-# the secret is never printed; AZURE_* environment variables fill unset values.
+# the secret is never printed; AZURE_* environment variables fill unset values; limits that
+# disagree with librdkafka's are warned about (--check-config still exits 0).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 pw_require jq
@@ -56,6 +57,18 @@ printf 'kafka.group.id=g\n' >>"$PW_TMP/nosecret.conf"
 AZURE_CLIENT_SECRET=$SECRET "$PW_BIN_DIR/policy-worker" --check-config "$PW_TMP/nosecret.conf" \
   >"$PW_TMP/worker-envok.out" 2>"$PW_TMP/worker-envok.err" </dev/null ||
   pw_fail "AZURE_CLIENT_SECRET did not fill azure.client.secret"
+
+# limits of the worker and of librdkafka that disagree: warnings naming the keys, not errors
+grep -q warning "$PW_TMP/worker-envok.err" && pw_fail "warnings for agreeing limits: $(cat "$PW_TMP/worker-envok.err")"
+base "$PW_TMP/limits.conf"
+printf '%s\n' worker.message.max.bytes=1048576 kafka.receive.message.max.bytes=600000 >>"$PW_TMP/limits.conf"
+"$PW_BIN_DIR/policy-worker" --check-config "$PW_TMP/limits.conf" >"$PW_TMP/limits.out" \
+  2>"$PW_TMP/worker-limits.err" </dev/null || pw_fail "disagreeing limits: exit $?, expected 0"
+grep -q 'warning: worker.message.max.bytes (1048576) .*kafka.message.max.bytes 1000000' "$PW_TMP/worker-limits.err" ||
+  pw_fail "no warning for message.max.bytes below worker.message.max.bytes: $(cat "$PW_TMP/worker-limits.err")"
+grep -q 'warning: kafka.receive.message.max.bytes (600000) ' "$PW_TMP/worker-limits.err" ||
+  pw_fail "no warning for receive.message.max.bytes: $(cat "$PW_TMP/worker-limits.err")"
+pw_log "disagreeing limits: warned, exit 0"
 
 # usage errors
 rc=0

@@ -1,11 +1,14 @@
 /* test_reply.c: the reply producer against librdkafka's in-process mock cluster: ordered
- * delivery, acknowledgement callbacks never from inside send, pending counts. */
+ * delivery, acknowledgement callbacks never from inside send, pending counts, bounded
+ * attempts for a message the broker refuses. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -114,11 +117,74 @@ static void test_free_with_pending(void **unused)
     pw_config_free(&cfg);
 }
 
+/* A must_deliver message the broker keeps refusing for its content: given up (ok=0) after
+ * PW_REPLY_REFUSED_ATTEMPTS attempts, not retried for ever; one refusal fewer and it is
+ * delivered.  The cluster is a standalone mock so that its errors can be injected. */
+enum { KAFKA_API_PRODUCE = 0 };
+
+static int run_refused(int refusals)
+{
+    char err[256] = "";
+    rd_kafka_t *host = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), err, sizeof err);
+    assert_non_null(host);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(host, 1);
+    assert_non_null(mc);
+    pw_config cfg;
+    assert_int_equal(pw_config_load(&cfg, NULL, err, sizeof err), 0);
+    assert_int_equal(pw_config_set(&cfg, "kafka.bootstrap.servers",
+                                   rd_kafka_mock_cluster_bootstraps(mc), err, sizeof err),
+                     0);
+    assert_int_equal(pw_config_set(&cfg, "worker.reply.retry.backoff.ms", "10", err, sizeof err),
+                     0);
+    pw_loop *loop = pw_loop_new(err, sizeof err);
+    assert_non_null(loop);
+    pw_reply *pr = pw_reply_new(loop, &cfg, err, sizeof err);
+    if (!pr) fail_msg("pw_reply_new: %s", err);
+
+    rd_kafka_resp_err_t errs[PW_REPLY_REFUSED_ATTEMPTS];
+    for (int i = 0; i < refusals; i++)
+        errs[i] = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
+    rd_kafka_mock_push_request_errors_array(mc, KAFKA_API_PRODUCE, (size_t)refusals, errs);
+
+    static state st;
+    memset(&st, 0, sizeof st);
+    static ack_ctx ctx;
+    ctx = (ack_ctx){&st, 0};
+    assert_int_equal(pw_reply_send(pr, "deadletters", NULL, "payload", 7, NULL, 0, 1, on_ack, &ctx,
+                                   err, sizeof err),
+                     0);
+    for (int spins = 0; spins < 3000 && !st.n_acked; spins++)
+        pw_loop_run_once(loop, 10);
+    assert_int_equal(st.n_acked, 1);
+    assert_int_equal(pw_reply_pending(pr), 0);
+
+    pw_reply_free(pr);
+    pw_loop_free(loop);
+    pw_config_free(&cfg);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(host);
+    return st.acked[0];
+}
+
+static void test_refused_given_up(void **unused)
+{
+    (void)unused;
+    assert_int_equal(run_refused(PW_REPLY_REFUSED_ATTEMPTS), -1);
+}
+
+static void test_refused_then_delivered(void **unused)
+{
+    (void)unused;
+    assert_int_equal(run_refused(PW_REPLY_REFUSED_ATTEMPTS - 1), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ordered_acks),
         cmocka_unit_test(test_free_with_pending),
+        cmocka_unit_test(test_refused_given_up),
+        cmocka_unit_test(test_refused_then_delivered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,7 @@ SANITIZE ?= ON
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps configure build test demo bench clean format
+.PHONY: all deps configure build test check demo bench clean format
 
 all: build
 
@@ -21,6 +21,11 @@ build: configure
 test: deps
 	$(MAKE) build SANITIZE=ON
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 600
+
+# The unit tests alone (no other process, no network): seconds after an incremental build.
+# Labels: unit, integration (in-process Kafka, or azure-sim forked), e2e (the real programs).
+check: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
 
 # Runs the main job on the embedded stack (kafka-mock + azure-sim + worker).
 demo: deps

@@ -42,7 +42,8 @@ typedef enum pw_http_fail {
 typedef struct pw_http_resp {
     pw_http_fail fail;
     long status;
-    char error[512]; /* curl's message when fail != OK */
+    char error[512]; /* curl's message when fail != OK; for PW_HTTP_TLS it also names the
+                        host and the CA file (or the system trust store) */
     char *body;      /* NUL-terminated, owned by the transport, valid during the callback */
     size_t body_len;
     char retry_after[64], retry_after_ms[32], x_ms_retry_after_ms[32];

@@ -407,9 +407,24 @@ static void test_untrusted_ca(void **state)
     assert_false(o.res.retryable);
     assert_true(o.res.message[0] != '\0');
     fprintf(stderr, "TLS message: %s\n", o.res.message);
+    /* The message says which host failed and what it was checked against. */
+    assert_non_null(strstr(o.res.message, "login.microsoftonline.com"));
+    assert_non_null(strstr(o.res.message, "system trust store"));
     outcome_clear(&o);
     fixture_close(&f);
     assert_int_equal(sim_count("login.microsoftonline.com", NULL), 0);
+    /* A configured CA file that does not hold azure-sim's CA: the file is named. */
+    const char *other_ca = "/etc/ssl/certs/ca-certificates.crt";
+    if (access(other_ca, R_OK) != 0) return;
+    fixture_open(&f, other_ca, 300000);
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_TLS);
+    fprintf(stderr, "TLS message: %s\n", o.res.message);
+    assert_non_null(strstr(o.res.message, "login.microsoftonline.com"));
+    assert_non_null(strstr(o.res.message, other_ca));
+    outcome_clear(&o);
+    fixture_close(&f);
 }
 
 static void test_deadline(void **state)

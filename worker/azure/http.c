@@ -100,6 +100,13 @@ static pw_http_fail classify(CURLcode rc)
     }
 }
 
+typedef struct url_parts {
+    char *scheme, *user, *password, *host, *port, *path, *query, *fragment;
+} url_parts;
+
+static void parts_free(url_parts *p);
+static int parse_url(const char *url, url_parts *p);
+
 static void finish(pw_http *http, CURL *easy, CURLcode rc)
 {
     pw_http_xfer *x = NULL;
@@ -112,6 +119,17 @@ static void finish(pw_http *http, CURL *easy, CURLcode rc)
         r->fail = PW_HTTP_TOO_LARGE;
         snprintf(r->error, sizeof r->error, "response body larger than %zu bytes",
                  http->max_response_bytes);
+    } else if (r->fail == PW_HTTP_TLS) {
+        /* Name what was checked: the host and the trust anchors it was checked against. */
+        char *url = NULL;
+        url_parts p = {0};
+        curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &url);
+        int parsed = url && parse_url(url, &p) == 0;
+        snprintf(r->error, sizeof r->error, "%s (host %s, %s%s)",
+                 x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc), parsed ? p.host : "?",
+                 http->ca_file ? "CA file " : "no CA file: the system trust store",
+                 http->ca_file ? http->ca_file : "");
+        if (parsed) parts_free(&p);
     } else if (rc != CURLE_OK) {
         snprintf(r->error, sizeof r->error, "%s",
                  x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
@@ -421,10 +439,6 @@ long pw_http_backoff_ms(long base_ms, long max_ms, unsigned n, uint64_t rnd)
     if (cap > max_ms) cap = max_ms;
     return (long)(rnd % ((uint64_t)cap + 1));
 }
-
-typedef struct url_parts {
-    char *scheme, *user, *password, *host, *port, *path, *query, *fragment;
-} url_parts;
 
 static void parts_free(url_parts *p)
 {

@@ -427,6 +427,31 @@ static void test_untrusted_ca(void **state)
     fixture_close(&f);
 }
 
+/* A token whose text would leave the Authorization header (CR/LF: an extra header) or is
+ * no RFC 6750 b64token is refused: AzureProtocolError, and nothing is sent with it. */
+static void test_token_bad_characters_refused(void **state)
+{
+    (void)state;
+    static const char *const appends[] = {"\\r\\nX-Evil: 1", " x", "\\\"", "\\u00e9"};
+    for (size_t i = 0; i < sizeof appends / sizeof appends[0]; i++) {
+        sim_reset();
+        char faults[128];
+        snprintf(faults, sizeof faults, "{\"tokenAppend\": \"%s\"}", appends[i]);
+        sim_admin_do("PUT", "/_sim/faults", faults);
+        fixture f;
+        fixture_open(&f, sim.ca_file, 300000);
+        outcome o = {0};
+        arm(&f, &o, "GET", DB_PATH, NULL, 0);
+        if (o.res.ok || strcmp(o.res.code, PW_AZ_CODE_PROTOCOL) != 0)
+            fail_msg("token + %s: %s %s", appends[i], o.res.ok ? "ok" : o.res.code, o.res.message);
+        assert_int_equal(o.res.attempts, 0);
+        assert_int_equal(sim_count("management.azure.com", NULL), 0);
+        outcome_clear(&o);
+        fixture_close(&f);
+    }
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
+}
+
 static void test_deadline(void **state)
 {
     (void)state;
@@ -950,6 +975,7 @@ int main(void)
         cmocka_unit_test(test_throttle_then_recover),
         cmocka_unit_test(test_token_refresh),
         cmocka_unit_test(test_untrusted_ca),
+        cmocka_unit_test(test_token_bad_characters_refused),
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_deadline_passed_sends_nothing),
         cmocka_unit_test(test_wrong_secret),

@@ -1,6 +1,7 @@
 /* aad.c: AAD client-credentials tokens, one shared fetch and one cache entry per audience. */
 #include "pw/aad.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -167,6 +168,20 @@ static aad_entry *find_entry(pw_aad *aad, const char *audience, int create)
     return e;
 }
 
+/* RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".  A token
+ * goes verbatim into an Authorization header: anything else (CR/LF above all, which would
+ * start a header of the token endpoint's choosing) is refused. */
+static int b64token_ok(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (isalnum((unsigned char)s[i]) || strchr("-._~+/", s[i])))
+        i++;
+    if (i == 0) return 0;
+    while (i < n && s[i] == '=')
+        i++;
+    return i == n;
+}
+
 static int token_usable(pw_aad *aad, const aad_entry *e)
 {
     return e->token && pw_loop_now_ms(aad->loop) < e->refresh_at_ms;
@@ -308,6 +323,13 @@ static void on_token(void *ctx, const pw_http_resp *r)
         json_string_length(tok) > MAX_TOKEN_BYTES || expires_in <= 0) {
         json_decref(root);
         fail_all(e, PW_AZ_CODE_PROTOCOL, 1, 200, "token response without a usable access_token");
+        return;
+    }
+    if (!b64token_ok(json_string_value(tok), json_string_length(tok))) {
+        json_decref(root);
+        fail_all(e, PW_AZ_CODE_PROTOCOL, 0, 200,
+                 "token response's access_token holds characters a bearer token cannot "
+                 "(RFC 6750 b64token); refused");
         return;
     }
     secret_free(e->token);

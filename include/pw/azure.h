@@ -7,7 +7,12 @@
  * endpoint host, to a Kusto cluster URI the caller has validated (https, no
  * user-info, port or path; re-checked here), or - for LRO polling - to a URL on
  * the ARM endpoint host.  TLS peers are always verified.  Secrets and tokens are
- * never logged and never copied into pw_azure_result.
+ * never logged and never copied into pw_azure_result.  Text Azure (or a proxy) supplies -
+ * error messages and codes, ids, LRO URLs - goes through pw_http_redact (the configured
+ * secret, client_secret=/client_assertion= values, Bearer credentials and JWT-shaped text
+ * become "***") before it is logged or copied into a result: endpoints that echo a request
+ * in their errors cannot leak it.  An access token that is not an RFC 6750 b64token (CR/LF
+ * would add a header) is refused: AzureProtocolError.
  *
  * Retry rules (per HTTP request of a call; the main request, each LRO poll and the final
  * GET each get max_attempts): retried with full-jitter backoff, or after Retry-After /

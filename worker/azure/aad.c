@@ -234,8 +234,10 @@ static const char *rid(const aad_entry *e)
     return e->last_request_id[0] ? e->last_request_id : NULL;
 }
 
-static void fail_all(aad_entry *e, const char *code, int retryable, int status, const char *msg)
+static void fail_all(aad_entry *e, const char *code, int retryable, int status, const char *text)
 {
+    char msg[1200]; /* whatever the endpoint said, redacted before it is logged or handed on */
+    pw_http_redact(e->aad->http, msg, sizeof msg, text, strlen(text));
     pw_log(PW_LOG_WARN, rid(e), "aad.token.failed",
            "token for audience %s failed: %s (HTTP %d): %s", e->audience, code, status, msg);
     pw_aad_result res = {
@@ -304,7 +306,8 @@ static void on_token(void *ctx, const pw_http_resp *r)
     if (r->status != 200) {
         char code[128], msg[1024];
         int perm;
-        pw_http_parse_error(r->body, r->body_len, code, sizeof code, msg, sizeof msg, &perm);
+        pw_http_parse_error(aad->http, r->body, r->body_len, code, sizeof code, msg, sizeof msg,
+                            &perm);
         char text[1200];
         snprintf(text, sizeof text, "%s%s%s", code[0] ? code : "HTTP error", msg[0] ? ": " : "",
                  msg);

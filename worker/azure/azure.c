@@ -29,7 +29,8 @@ struct az_call {
     char *body;     /* JSON text or NULL */
     char *audience; /* token audience */
     char *poll_url;
-    int poll_async; /* 1: Azure-AsyncOperation status body; 0: Location */
+    char poll_shown[2048]; /* poll_url redacted, for logs and messages (it came from Azure) */
+    int poll_async;        /* 1: Azure-AsyncOperation status body; 0: Location */
     phase ph;
     unsigned phase_attempts; /* attempts in the current phase (retries are per phase) */
     unsigned polls;
@@ -166,7 +167,8 @@ pw_azure *pw_azure_new(pw_loop *loop, const pw_azure_config *cfg, char *err, siz
                        .connect_to_count = cfg->connect_to_count,
                        .connect_timeout_ms = az->cfg.connect_timeout_ms,
                        .max_host_connections = az->cfg.max_host_connections,
-                       .max_response_bytes = az->cfg.max_response_bytes};
+                       .max_response_bytes = az->cfg.max_response_bytes,
+                       .secret = cfg->client_secret};
     az->http = pw_http_new(loop, &ho, err, errlen);
     if (az->http) az->aad = pw_aad_new(loop, az->http, &az->cfg, err, errlen);
     /* Secrets, tenant and client id now live in pw_aad; drop the borrowed pointers. */
@@ -245,9 +247,13 @@ static void finish(az_call *c, const char *code, int retryable, json_t *body, co
         va_start(ap, fmt);
         vsnprintf(text, sizeof text, fmt, ap);
         va_end(ap);
-        pw_event_scrub(text); /* a cut at the buffer's size may split a character */
-        memcpy(r->message, text, sizeof text);
+        /* Azure's text was redacted where it came in; this pass catches what the formatting
+         * put together (and cannot be undone by a cut: redacting never leaves a prefix). */
+        pw_http_redact(az->http, r->message, sizeof r->message, text, strlen(text));
+        pw_event_scrub(r->message); /* a cut at the buffer's size may split a character */
     }
+    pw_http_redact(az->http, r->azure_code, sizeof r->azure_code, r->azure_code,
+                   strlen(r->azure_code));
     r->duration_ms = pw_loop_now_ms(az->loop) - c->started_ms;
     if (code)
         pw_log(PW_LOG_WARN, rid(c), "azure.call.failed",
@@ -408,7 +414,7 @@ static void retry_or_fail(az_call *c, const char *cause, const pw_http_resp *r, 
         return;
     }
     pw_log(PW_LOG_INFO, rid(c), "azure.retry", "%s %s: %s; attempt %u in %ld ms", c->method,
-           c->ph == PH_POLL ? c->poll_url : c->url, why, c->phase_attempts + 1, delay);
+           c->ph == PH_POLL ? c->poll_shown : c->url, why, c->phase_attempts + 1, delay);
     c->timer = pw_loop_timer_add(az->loop, (uint64_t)delay, timer_send, c);
     if (!c->timer) finish(c, PW_AZ_CODE_PROTOCOL, 1, NULL, "out of memory");
 }
@@ -488,15 +494,18 @@ static void on_response(void *ctx, const pw_http_resp *r)
     c->res.http_status = (int)r->status;
     if (c->ph == PH_MAIN) { /* the ids of the request that changed something, not of later GETs */
         const char *req_id = c->kusto ? r->activity_id : r->request_id;
-        if (req_id[0]) snprintf(c->res.request_id, sizeof c->res.request_id, "%s", req_id);
+        if (req_id[0])
+            pw_http_redact(az->http, c->res.request_id, sizeof c->res.request_id, req_id,
+                           strlen(req_id));
         if (!c->kusto && r->correlation_id[0])
-            snprintf(c->res.correlation_id, sizeof c->res.correlation_id, "%s", r->correlation_id);
+            pw_http_redact(az->http, c->res.correlation_id, sizeof c->res.correlation_id,
+                           r->correlation_id, strlen(r->correlation_id));
     }
+    const char *any_id = r->request_id[0] ? r->request_id : r->activity_id;
+    char shown_id[sizeof r->request_id];
+    pw_http_redact(az->http, shown_id, sizeof shown_id, any_id, strlen(any_id));
     pw_log(PW_LOG_DEBUG, rid(c), "azure.http.done", "%s -> HTTP %ld (azure request id %s)",
-           c->ph == PH_POLL ? c->poll_url : c->url, r->status,
-           r->request_id[0]    ? r->request_id
-           : r->activity_id[0] ? r->activity_id
-                               : "-");
+           c->ph == PH_POLL ? c->poll_shown : c->url, r->status, shown_id[0] ? shown_id : "-");
 
     if (r->status == 401) {
         if (!c->refreshed) {
@@ -510,7 +519,8 @@ static void on_response(void *ctx, const pw_http_resp *r)
         }
         char code[128], msg[1024];
         int perm;
-        pw_http_parse_error(r->body, r->body_len, code, sizeof code, msg, sizeof msg, &perm);
+        pw_http_parse_error(az->http, r->body, r->body_len, code, sizeof code, msg, sizeof msg,
+                            &perm);
         snprintf(c->res.azure_code, sizeof c->res.azure_code, "%s", code);
         finish(c, PW_AZ_CODE_AUTH, 0, NULL, "%s", msg[0] ? msg : "HTTP 401 after a token refresh");
         return;
@@ -518,7 +528,8 @@ static void on_response(void *ctx, const pw_http_resp *r)
     if (r->status >= 300) {
         char code[128], msg[1024];
         int perm;
-        pw_http_parse_error(r->body, r->body_len, code, sizeof code, msg, sizeof msg, &perm);
+        pw_http_parse_error(az->http, r->body, r->body_len, code, sizeof code, msg, sizeof msg,
+                            &perm);
         snprintf(c->res.azure_code, sizeof c->res.azure_code, "%s", code);
         char why[1200];
         snprintf(why, sizeof why, "HTTP %ld%s%s%s%s", r->status, code[0] ? " " : "", code,
@@ -560,9 +571,10 @@ static void on_response(void *ctx, const pw_http_resp *r)
             finish(c, PW_AZ_CODE_PROTOCOL, 1, NULL, "out of memory");
             return;
         }
+        pw_http_redact(az->http, c->poll_shown, sizeof c->poll_shown, u, strlen(u));
         c->poll_async = r->async_operation[0] != 0;
         pw_log(PW_LOG_INFO, rid(c), "azure.lro.start", "%s %s: HTTP %ld, polling %s (%s)",
-               c->method, c->url, r->status, c->poll_url,
+               c->method, c->url, r->status, c->poll_shown,
                c->poll_async ? "Azure-AsyncOperation" : "Location");
         start_poll(c, r, 1);
         return;
@@ -602,10 +614,14 @@ static void on_response(void *ctx, const pw_http_resp *r)
                 json_t *e = json_object_get(body, "error");
                 const char *ecode = json_string_value(json_object_get(e, "code"));
                 const char *emsg = json_string_value(json_object_get(e, "message"));
-                snprintf(c->res.azure_code, sizeof c->res.azure_code, "%s", ecode ? ecode : "");
-                finish(c, PW_AZ_CODE_LRO_FAILED, 0, NULL, "operation %s: %s", status,
-                       emsg ? emsg : "no message");
+                char shown[64], msg[sizeof c->res.message];
+                pw_http_redact(az->http, c->res.azure_code, sizeof c->res.azure_code,
+                               ecode ? ecode : "", ecode ? strlen(ecode) : 0);
+                pw_http_redact(az->http, shown, sizeof shown, status, strlen(status));
+                pw_http_redact(az->http, msg, sizeof msg, emsg ? emsg : "no message",
+                               emsg ? strlen(emsg) : 10);
                 json_decref(body);
+                finish(c, PW_AZ_CODE_LRO_FAILED, 0, NULL, "operation %s: %s", shown, msg);
             } else {
                 json_decref(body);
                 start_poll(c, r, 0);
@@ -630,8 +646,11 @@ static void on_response(void *ctx, const pw_http_resp *r)
     }
     if (c->kusto && json_is_array(json_object_get(body, "Exceptions"))) {
         json_t *ex = json_array_get(json_object_get(body, "Exceptions"), 0);
-        finish(c, PW_AZ_CODE_BAD_REQUEST, 0, body, "partial failure: %s",
-               json_is_string(ex) ? json_string_value(ex) : "see body");
+        char msg[sizeof c->res.message];
+        pw_http_redact(az->http, msg, sizeof msg,
+                       json_is_string(ex) ? json_string_value(ex) : "see body",
+                       json_is_string(ex) ? json_string_length(ex) : 8);
+        finish(c, PW_AZ_CODE_BAD_REQUEST, 0, body, "partial failure: %s", msg);
         return;
     }
     finish(c, NULL, 0, body, NULL);

@@ -21,6 +21,10 @@
  * and Kusto errors with "@permanent": false other than 401/403 - for every method.  Never
  * retried: other 4xx, Kusto "@permanent": true, TLS failures, oversized/unparseable answers.
  * A 401 drops the cached token and resends once with a fresh one (an attempt).
+ * Tokens (pw/aad.h): a cached token is used until it really expires while its refresh runs
+ * in the background; a call waiting for a token fails only when its deadline passes (the
+ * cause named, see below) or AAD's failure is permanent (AuthenticationFailed, TlsError,
+ * AzureProtocolError) - a call without a deadline after max_attempts token attempts.
  *
  * Deadline (documented choice): when call.deadline_ms passes, or the next retry would
  * start after it, the call ends at once.  If the last attempt had failed retryably the code

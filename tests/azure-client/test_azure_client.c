@@ -364,6 +364,81 @@ static void test_token_refresh(void **state)
     fixture_close(&f);
 }
 
+/* AAD down while a cached token is due for refresh but still valid: calls keep using it
+ * (the refresh goes on in the background) instead of failing. */
+static void test_token_outage_keeps_valid_token(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PATCH", "/_sim/settings", "{\"tokenLifetimeSeconds\": 6}");
+    fixture f;
+    fixture_open(&f, sim.ca_file, 300000); /* margin shrinks to half the 6 s: refresh at 3 s */
+    outcome o = {0};
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    assert_true(o.res.ok);
+    outcome_clear(&o);
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 100000, \"status\": 503, \"host\": "
+                 "\"login.microsoftonline.com\", \"retryAfter\": 0}]}");
+    sleep_loop(&f, 3500); /* past the refresh time, well before the expiry */
+    for (int i = 0; i < 3; i++) {
+        arm(&f, &o, "GET", DB_PATH, NULL, 0);
+        if (!o.res.ok) fail_msg("GET %d with a valid token: %s %s", i, o.res.code, o.res.message);
+        outcome_clear(&o);
+    }
+    assert_true(sim_count("login.microsoftonline.com", NULL) >= 2); /* a refresh was tried */
+    fixture_close(&f);
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
+}
+
+/* Token retries are bounded by the waiting calls' deadlines, not by max_attempts: an outage
+ * of more attempts than max_attempts (6) fails no call whose deadline is far off.  A call
+ * without a deadline still gives up after max_attempts; one whose deadline passes first
+ * fails then, naming the cause. */
+static void test_token_outage_bounded_by_deadline(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 10, \"status\": 503, \"host\": "
+                 "\"login.microsoftonline.com\", \"retryAfter\": 0}]}");
+    fixture f;
+    fixture_open(&f, sim.ca_file, 300000);
+    outcome o = {0};
+    arm(&f, &o, "GET", DB_PATH, NULL, pw_loop_now_ms(f.loop) + 60000);
+    if (!o.res.ok) fail_msg("GET through a token outage: %s %s", o.res.code, o.res.message);
+    outcome_clear(&o);
+    assert_int_equal(sim_count("login.microsoftonline.com", NULL), 11);
+    fixture_close(&f);
+
+    sim_reset();
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 10, \"status\": 503, \"host\": "
+                 "\"login.microsoftonline.com\", \"retryAfter\": 0}]}");
+    fixture_open(&f, sim.ca_file, 300000);
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_UNAVAILABLE);
+    assert_int_equal(o.res.attempts, 0);
+    outcome_clear(&o);
+    assert_int_equal(sim_count("login.microsoftonline.com", NULL), 6);
+    fixture_close(&f);
+
+    sim_reset();
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 100000, \"status\": 503, \"host\": "
+                 "\"login.microsoftonline.com\", \"retryAfter\": 0}]}");
+    fixture_open(&f, sim.ca_file, 300000);
+    arm(&f, &o, "GET", DB_PATH, NULL, pw_loop_now_ms(f.loop) + 1500);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_UNAVAILABLE);
+    assert_true(o.res.retryable);
+    assert_non_null(strstr(o.res.message, "deadline"));
+    outcome_clear(&o);
+    fixture_close(&f);
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
+}
+
 static void test_401_refreshes_once(void **state)
 {
     (void)state;
@@ -1024,6 +1099,8 @@ int main(void)
         cmocka_unit_test(test_kusto_show),
         cmocka_unit_test(test_throttle_then_recover),
         cmocka_unit_test(test_token_refresh),
+        cmocka_unit_test(test_token_outage_keeps_valid_token),
+        cmocka_unit_test(test_token_outage_bounded_by_deadline),
         cmocka_unit_test(test_untrusted_ca),
         cmocka_unit_test(test_token_bad_characters_refused),
         cmocka_unit_test(test_deadline),

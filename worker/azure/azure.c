@@ -340,7 +340,7 @@ static void send_now(az_call *c)
     }
     const char *token = pw_aad_cached(az->aad, c->audience, &gen);
     if (!token) {
-        c->wait = pw_aad_get(az->aad, c->audience, rid(c), on_token, c);
+        c->wait = pw_aad_get(az->aad, c->audience, rid(c), c->deadline_ms, on_token, c);
         if (!c->wait) finish(c, PW_AZ_CODE_PROTOCOL, 1, NULL, "out of memory");
         return;
     }

@@ -39,6 +39,12 @@
  * return the last poll's body (the operation status object, or Location's final body).  A
  * 200/201 without LRO headers is final as it is.  Failed/Canceled -> OperationFailed with
  * azure_code/message from the status body's error {code, message}, retryable=0.
+ * Once ARM accepted a write (201/202 with an LRO URL) the call never ends in a plain failure:
+ * polls are retried until the deadline (max_attempts bounds them only without a deadline),
+ * and if the status still cannot be learned - the deadline passed, the status URL keeps
+ * failing or answers 4xx, no token can be had - the code is OutcomeUnknown (retryable=1;
+ * the message names the cause and the operation URL, also in operation_url).  If the final
+ * GET after Succeeded fails, the call succeeds with no body: the outcome is known.
  *
  * Result ids: request_id/correlation_id are those of the main request's last answer
  * (x-ms-request-id + x-ms-correlation-request-id for ARM, x-ms-activity-id for Kusto);
@@ -97,6 +103,8 @@ void pw_azure_config_defaults(pw_azure_config *cfg);
 #define PW_AZ_CODE_LRO_FAILED                                                                      \
     "OperationFailed" /* ARM long-running operation ended Failed/Canceled */
 #define PW_AZ_CODE_PROTOCOL "AzureProtocolError" /* unparseable/oversized answer, bad LRO URL */
+#define PW_AZ_CODE_OUTCOME_UNKNOWN                                                                 \
+    "OutcomeUnknown" /* ARM accepted the write (201/202), its outcome was not learned in time */
 
 typedef struct pw_azure_result {
     int ok;                      /* 1 = success; otherwise code/message say why */
@@ -112,6 +120,7 @@ typedef struct pw_azure_result {
     char request_id[128];        /* x-ms-request-id (ARM) or x-ms-activity-id (Kusto) */
     char correlation_id[128];    /* x-ms-correlation-request-id (ARM), empty for Kusto */
     char client_request_id[128]; /* the x-ms-client-request-id sent */
+    char operation_url[2048];    /* the LRO status URL followed (redacted), empty when none */
 } pw_azure_result;
 
 typedef struct pw_azure_progress {

@@ -579,7 +579,11 @@ static void test_deadline(void **state)
     arm(&f, &o, "PATCH", DB_PATH, body, deadline);
     json_decref(body);
     assert_false(o.res.ok);
-    assert_string_equal(o.res.code, PW_AZ_CODE_DEADLINE);
+    /* ARM accepted the PATCH: not a failure but an unknown outcome, naming the operation */
+    assert_string_equal(o.res.code, PW_AZ_CODE_OUTCOME_UNKNOWN);
+    assert_true(o.res.retryable);
+    assert_non_null(strstr(o.res.operation_url, "/operationResults/"));
+    assert_non_null(strstr(o.res.message, "/operationResults/"));
     outcome_clear(&o);
     /* Unavailable past the deadline: the last cause is named. */
     sim_admin_do("PUT", "/_sim/faults",
@@ -593,6 +597,68 @@ static void test_deadline(void **state)
     assert_non_null(strstr(o.res.message, "deadline"));
     outcome_clear(&o);
     fixture_close(&f);
+}
+
+/* Starts an ARM PATCH and runs the loop until its first LRO poll was answered. */
+static void start_patch_until_polled(fixture *f, outcome *o, const char *period,
+                                     uint64_t deadline_ms)
+{
+    char err[256];
+    json_t *body =
+        json_pack("{s:s,s:{s:s}}", "kind", "ReadWrite", "properties", "softDeletePeriod", period);
+    pw_azure_call call = {.request_id = "itest",
+                          .deadline_ms = deadline_ms,
+                          .on_progress = on_progress,
+                          .on_done = on_done,
+                          .ctx = o};
+    assert_int_equal(pw_azure_arm(f->az, "PATCH", DB_PATH, body, &call, err, sizeof err), 0);
+    json_decref(body);
+    uint64_t start = pw_loop_now_ms(f->loop);
+    while (!o->done && o->progress_calls == 0 && pw_loop_now_ms(f->loop) - start < 120000)
+        assert_int_equal(pw_loop_run_once(f->loop, 100), 0);
+    assert_false(o->done);
+    assert_true(o->progress_calls >= 1);
+}
+
+/* Once ARM accepted a write, polling problems never turn into a plain failure: a status URL
+ * failing more often than max_attempts (6) is polled on until the operation is done; a
+ * token outage while polling ends, at the deadline, in OutcomeUnknown with the URL. */
+static void test_lro_polling_after_accept(void **state)
+{
+    (void)state;
+    sim_reset();
+    fixture f;
+    fixture_open(&f, sim.ca_file, 300000);
+    outcome o = {0};
+    start_patch_until_polled(&f, &o, "P11D", pw_loop_now_ms(f.loop) + 60000);
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 8, \"status\": 503, \"host\": "
+                 "\"management.azure.com\", \"retryAfter\": 0}]}");
+    wait_done(&f, &o);
+    if (!o.res.ok) fail_msg("PATCH through failing polls: %s %s", o.res.code, o.res.message);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o.body, "properties"),
+                                                          "softDeletePeriod")),
+                        "P11D");
+    outcome_clear(&o);
+
+    /* The status URL answers 401 (token revoked) and AAD is down until after the deadline. */
+    sim_admin_do("PATCH", "/_sim/settings", "{\"lroDurationMs\": 60000}");
+    start_patch_until_polled(&f, &o, "P12D", pw_loop_now_ms(f.loop) + 4000);
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 1, \"status\": 401, \"host\": "
+                 "\"management.azure.com\"}, {\"count\": 100000, \"status\": 503, \"host\": "
+                 "\"login.microsoftonline.com\", \"retryAfter\": 0}]}");
+    wait_done(&f, &o);
+    assert_false(o.res.ok);
+    if (strcmp(o.res.code, PW_AZ_CODE_OUTCOME_UNKNOWN) != 0)
+        fail_msg("token outage while polling: %s %s", o.res.code, o.res.message);
+    assert_true(o.res.retryable);
+    assert_non_null(strstr(o.res.operation_url, "/operationResults/"));
+    assert_non_null(strstr(o.res.message, "/operationResults/"));
+    fprintf(stderr, "unknown outcome: %s\n", o.res.message);
+    outcome_clear(&o);
+    fixture_close(&f);
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
 }
 
 /* A call whose deadline has already passed when it would be sent (an operation's change
@@ -1105,6 +1171,7 @@ int main(void)
         cmocka_unit_test(test_token_bad_characters_refused),
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_deadline_passed_sends_nothing),
+        cmocka_unit_test(test_lro_polling_after_accept),
         cmocka_unit_test(test_wrong_secret),
         cmocka_unit_test(test_echoed_secrets_redacted),
         cmocka_unit_test(test_401_refreshes_once),

@@ -16,6 +16,8 @@
 
 enum { MAX_PATH_BYTES = 2048, MAX_CSL_BYTES = 1 << 20, MAX_ID_BYTES = 128 };
 
+#define LRO_POLL_MIN_MS 100 /* the shortest wait between polls (and poll retries) */
+
 typedef enum phase { PH_MAIN, PH_POLL, PH_FINAL } phase;
 
 typedef struct az_call az_call;
@@ -236,20 +238,41 @@ static void finish(az_call *c, const char *code, int retryable, json_t *body, co
 {
     pw_azure *az = c->az;
     pw_azure_result *r = &c->res;
+    char why[sizeof r->message] = "";
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, sizeof why, fmt, ap);
+        va_end(ap);
+    }
+    if (c->poll_url) snprintf(r->operation_url, sizeof r->operation_url, "%s", c->poll_shown);
+    if (code && c->ph == PH_FINAL) {
+        /* The operation reported Succeeded: only the read of the result failed. */
+        pw_log(PW_LOG_INFO, rid(c), "azure.lro.final_get_failed",
+               "%s %s: the operation succeeded; reading the result failed: %s: %s", c->method,
+               c->url, code, why);
+        code = NULL;
+        why[0] = '\0';
+        r->azure_code[0] = '\0';
+    } else if (code && c->ph == PH_POLL && strcmp(code, PW_AZ_CODE_LRO_FAILED) != 0) {
+        /* ARM accepted the write; whatever stopped the polling, the change may be applied. */
+        char cause[sizeof r->message];
+        snprintf(cause, sizeof cause, "%s: %s", code, why);
+        snprintf(why, sizeof why,
+                 "the change was accepted but its outcome is unknown (%.480s); operation %.400s",
+                 cause, c->poll_shown);
+        code = PW_AZ_CODE_OUTCOME_UNKNOWN;
+        retryable = 1;
+    }
     r->ok = code == NULL;
     r->code = code;
     r->retryable = code ? retryable : 0;
     r->body = body;
-    if (fmt) {
-        /* Via a local buffer: the arguments may point into r->message itself. */
-        char text[sizeof r->message];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(text, sizeof text, fmt, ap);
-        va_end(ap);
-        /* Azure's text was redacted where it came in; this pass catches what the formatting
-         * put together (and cannot be undone by a cut: redacting never leaves a prefix). */
-        pw_http_redact(az->http, r->message, sizeof r->message, text, strlen(text));
+    if (fmt || !code) {
+        /* Formatted first (the arguments may point into r->message itself).  Azure's text
+         * was redacted where it came in; this pass catches what the formatting put together
+         * (and cannot be undone by a cut: redacting never leaves a prefix). */
+        pw_http_redact(az->http, r->message, sizeof r->message, why, strlen(why));
         pw_event_scrub(r->message); /* a cut at the buffer's size may split a character */
     }
     pw_http_redact(az->http, r->azure_code, sizeof r->azure_code, r->azure_code,
@@ -397,7 +420,9 @@ static void retry_or_fail(az_call *c, const char *cause, const pw_http_resp *r, 
     pw_azure *az = c->az;
     c->last_cause = cause;
     snprintf(c->res.message, sizeof c->res.message, "%s", why);
-    if (c->phase_attempts >= az->cfg.max_attempts) {
+    /* Polling an accepted write goes on until the deadline (when there is one). */
+    int polling = c->ph == PH_POLL && c->deadline_ms;
+    if (!polling && c->phase_attempts >= az->cfg.max_attempts) {
         finish(c, cause, 1, NULL, "%s (gave up after %u attempts)", why, c->phase_attempts);
         return;
     }
@@ -405,10 +430,14 @@ static void retry_or_fail(az_call *c, const char *cause, const pw_http_resp *r, 
                                             r->x_ms_retry_after_ms, time(NULL))
                    : -1;
     if (delay > az->cfg.max_retry_after_ms) delay = az->cfg.max_retry_after_ms;
-    if (delay < 0)
+    uint64_t now = pw_loop_now_ms(az->loop);
+    if (delay < 0) {
         delay = pw_http_backoff_ms(az->cfg.backoff_base_ms, az->cfg.backoff_max_ms,
                                    c->phase_attempts - 1, pw_http_random());
-    uint64_t now = pw_loop_now_ms(az->loop);
+        /* Polls keep coming until the deadline: each wait at most half the time left. */
+        long half = c->deadline_ms > now ? (long)((c->deadline_ms - now) / 2) : 0;
+        if (polling && delay > half) delay = half > LRO_POLL_MIN_MS ? half : LRO_POLL_MIN_MS;
+    }
     if (c->deadline_ms && now + (uint64_t)delay >= c->deadline_ms) {
         finish(c, cause, 1, NULL, "%s (the deadline passes before the next attempt)", why);
         return;
@@ -436,8 +465,6 @@ static int is_transient_status(long s)
 {
     return s == 429 || s == 500 || s == 502 || s == 503 || s == 504 || s == 520;
 }
-
-#define LRO_POLL_MIN_MS 100
 
 static void start_poll(az_call *c, const pw_http_resp *r, int first)
 {

@@ -25,10 +25,11 @@ typedef enum op_status {
     OP_PLANNED,
     OP_FAILED,
     OP_SKIPPED,
+    OP_UNKNOWN, /* the write was accepted, its outcome not learned in time: OutcomeUnknown */
 } op_status;
 
-static const char *const op_status_names[] = {"pending", "running", "succeeded",
-                                              "planned", "failed",  "skipped"};
+static const char *const op_status_names[] = {"pending", "running", "succeeded", "planned",
+                                              "failed",  "skipped", "unknown"};
 
 typedef enum op_step { STEP_READ = 0, STEP_APPLY, STEP_REREAD } op_step;
 
@@ -278,6 +279,7 @@ static void finish_op(op_state *os, op_status status)
     req_state *rs = os->rs;
     pw_exec *ex = rs->ex;
     lane *ln = os->lane;
+    int stops = status == OP_FAILED || status == OP_UNKNOWN; /* the request ends failed */
     os->status = status;
     os->held = 0;
     os->duration_ms = pw_loop_now_ms(ex->loop) - os->start_ms;
@@ -285,7 +287,7 @@ static void finish_op(op_state *os, op_status status)
         pw_loop_timer_cancel(ex->loop, os->progress_timer);
         os->progress_timer = NULL;
     }
-    pw_log(status == OP_FAILED ? PW_LOG_WARN : PW_LOG_INFO, pw_request_id(rs->req), "op.finished",
+    pw_log(stops ? PW_LOG_WARN : PW_LOG_INFO, pw_request_id(rs->req), "op.finished",
            "operation %zu %s: %s in %llu ms", os->index,
            pw_op_kind_name(pw_plan_op_at(rs->plan, os->index)->op->kind), op_status_names[status],
            (unsigned long long)os->duration_ms);
@@ -295,14 +297,14 @@ static void finish_op(op_state *os, op_status status)
 
     lane *others_small[16], **others = others_small;
     size_t n_others = 0;
-    if (status == OP_FAILED && rs->count > 16) {
+    if (stops && rs->count > 16) {
         others = malloc(rs->count * sizeof *others);
         if (!others)
             others =
                 others_small; /* degrade: kick at most 16 (others start at their next finish) */
     }
     size_t cap = others == others_small ? 16 : rs->count;
-    if (status == OP_FAILED) {
+    if (stops) {
         rs->failed = 1;
         rs->failed_index = (long)os->index;
         for (size_t j = os->index + 1; j < rs->count; j++) {
@@ -328,10 +330,13 @@ static void finish_op(op_state *os, op_status status)
 
 static void fail_op(op_state *os, const pw_azure_result *r)
 {
+    int unknown = r->code && strcmp(r->code, PW_AZ_CODE_OUTCOME_UNKNOWN) == 0;
     set_error(os, r->code ? r->code : PW_AZ_CODE_PROTOCOL, r->message, r->retryable, r->http_status,
               r->azure_code);
+    if (os->error && unknown && r->operation_url[0])
+        json_object_set_new(os->error, "operationUrl", pw_event_string(r->operation_url));
     record_ids(os, r);
-    finish_op(os, OP_FAILED);
+    finish_op(os, unknown ? OP_UNKNOWN : OP_FAILED);
 }
 
 /* What a running event of os shows that a reader would call a change. */

@@ -1,8 +1,16 @@
 /* pw/aad.h: internal to worker/azure: AAD client-credentials tokens, cached per audience.
  *
  * One fetch per audience at a time; every caller waiting for that audience shares it.
- * A cached token is reused until token_refresh_margin_ms before it expires (the margin is
- * shrunk to half the token's lifetime for short-lived tokens).  At most 256 audiences are
+ * A cached token is handed out until it expires.  From token_refresh_margin_ms before
+ * that (the margin is shrunk to half the token's lifetime for short-lived tokens) its next
+ * use starts a fetch in the background; a failing refresh never takes the valid token away.
+ *
+ * Retries of a fetch (transport errors, 429, 5xx; Retry-After honoured) are bounded by who
+ * waits: a waiter with a deadline waits until the deadline (its caller ends it there) or a
+ * permanent failure (AAD's 4xx such as invalid_client, TLS, a malformed answer); a waiter
+ * without one fails after max_attempts attempts; a background refresh goes on until the
+ * cached token expires.  Backoff waits are cut to half the time left before the earliest
+ * deadline (or the expiry), so attempts keep coming until it.  At most 256 audiences are
  * cached; a new one then replaces an idle entry (no fetch, wait or delivery under way),
  * failed or expired ones first.  Tokens never leave this
  * module except as the borrowed string handed to a waiter; they are never logged. */
@@ -10,6 +18,7 @@
 #define PW_AAD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pw/azure.h"
 #include "pw/http.h"
@@ -35,13 +44,15 @@ pw_aad *pw_aad_new(pw_loop *loop, pw_http *http, const pw_azure_config *cfg, cha
                    size_t errlen);
 void pw_aad_free(pw_aad *aad); /* waiters are dropped without callbacks */
 
-/* A usable cached token for the audience, or NULL.  *gen is set when non-NULL. */
+/* A usable (unexpired) cached token for the audience, or NULL.  *gen is set when non-NULL.
+ * When the token is due for refresh, this schedules the background fetch. */
 const char *pw_aad_cached(pw_aad *aad, const char *audience, unsigned *gen);
 
-/* Waits for a token (fetching one when needed); cb runs later, never inside this call.
- * NULL on out-of-memory. */
-pw_aad_wait *pw_aad_get(pw_aad *aad, const char *audience, const char *request_id, pw_aad_cb cb,
-                        void *ctx);
+/* Waits for a token (fetching one when needed) until deadline_ms (pw_loop_now_ms clock;
+ * 0 = none, see above); cb runs later, never inside this call.  The caller cancels the wait
+ * when its deadline passes (no callback comes for it).  NULL on out-of-memory. */
+pw_aad_wait *pw_aad_get(pw_aad *aad, const char *audience, const char *request_id,
+                        uint64_t deadline_ms, pw_aad_cb cb, void *ctx);
 void pw_aad_cancel(pw_aad *aad, pw_aad_wait *w); /* NULL ok; no callback afterwards */
 
 /* While a fetch for the audience is backing off after a retryable failure: that failure's

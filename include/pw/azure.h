@@ -7,7 +7,12 @@
  * endpoint host, to a Kusto cluster URI the caller has validated (https, no
  * user-info, port or path; re-checked here), or - for LRO polling - to a URL on
  * the ARM endpoint host.  TLS peers are always verified.  Secrets and tokens are
- * never logged and never copied into pw_azure_result.
+ * never logged and never copied into pw_azure_result.  Text Azure (or a proxy) supplies -
+ * error messages and codes, ids, LRO URLs - goes through pw_http_redact (the configured
+ * secret, client_secret=/client_assertion= values, Bearer credentials and JWT-shaped text
+ * become "***") before it is logged or copied into a result: endpoints that echo a request
+ * in their errors cannot leak it.  An access token that is not an RFC 6750 b64token (CR/LF
+ * would add a header) is refused: AzureProtocolError.
  *
  * Retry rules (per HTTP request of a call; the main request, each LRO poll and the final
  * GET each get max_attempts): retried with full-jitter backoff, or after Retry-After /
@@ -16,6 +21,10 @@
  * and Kusto errors with "@permanent": false other than 401/403 - for every method.  Never
  * retried: other 4xx, Kusto "@permanent": true, TLS failures, oversized/unparseable answers.
  * A 401 drops the cached token and resends once with a fresh one (an attempt).
+ * Tokens (pw/aad.h): a cached token is used until it really expires while its refresh runs
+ * in the background; a call waiting for a token fails only when its deadline passes (the
+ * cause named, see below) or AAD's failure is permanent (AuthenticationFailed, TlsError,
+ * AzureProtocolError) - a call without a deadline after max_attempts token attempts.
  *
  * Deadline (documented choice): when call.deadline_ms passes, or the next retry would
  * start after it, the call ends at once.  If the last attempt had failed retryably the code
@@ -30,6 +39,12 @@
  * return the last poll's body (the operation status object, or Location's final body).  A
  * 200/201 without LRO headers is final as it is.  Failed/Canceled -> OperationFailed with
  * azure_code/message from the status body's error {code, message}, retryable=0.
+ * Once ARM accepted a write (201/202 with an LRO URL) the call never ends in a plain failure:
+ * polls are retried until the deadline (max_attempts bounds them only without a deadline),
+ * and if the status still cannot be learned - the deadline passed, the status URL keeps
+ * failing or answers 4xx, no token can be had - the code is OutcomeUnknown (retryable=1;
+ * the message names the cause and the operation URL, also in operation_url).  If the final
+ * GET after Succeeded fails, the call succeeds with no body: the outcome is known.
  *
  * Result ids: request_id/correlation_id are those of the main request's last answer
  * (x-ms-request-id + x-ms-correlation-request-id for ARM, x-ms-activity-id for Kusto);
@@ -88,6 +103,8 @@ void pw_azure_config_defaults(pw_azure_config *cfg);
 #define PW_AZ_CODE_LRO_FAILED                                                                      \
     "OperationFailed" /* ARM long-running operation ended Failed/Canceled */
 #define PW_AZ_CODE_PROTOCOL "AzureProtocolError" /* unparseable/oversized answer, bad LRO URL */
+#define PW_AZ_CODE_OUTCOME_UNKNOWN                                                                 \
+    "OutcomeUnknown" /* ARM accepted the write (201/202), its outcome was not learned in time */
 
 typedef struct pw_azure_result {
     int ok;                      /* 1 = success; otherwise code/message say why */
@@ -103,6 +120,7 @@ typedef struct pw_azure_result {
     char request_id[128];        /* x-ms-request-id (ARM) or x-ms-activity-id (Kusto) */
     char correlation_id[128];    /* x-ms-correlation-request-id (ARM), empty for Kusto */
     char client_request_id[128]; /* the x-ms-client-request-id sent */
+    char operation_url[2048];    /* the LRO status URL followed (redacted), empty when none */
 } pw_azure_result;
 
 typedef struct pw_azure_progress {

@@ -26,10 +26,15 @@ typedef struct pw_exec pw_exec;
  *              (operations[i].lro = {status, polls[, percentComplete]})
  *   succeeded  every operation succeeded (or, dryRun, "planned": read, not applied)
  *   failed     error = the failed operation's error + operationIndex; later operations of
- *              the request are "skipped" (never applied)
+ *              the request are "skipped" (never applied).  An operation whose ARM write was
+ *              accepted but whose outcome is unknown at its deadline (OutcomeUnknown) has
+ *              status "unknown", not "failed", and error.operationUrl; the request's
+ *              terminal status is then still "failed" (documented choice: the terminal
+ *              statuses stay succeeded/failed/rejected), with top-level error.code
+ *              OutcomeUnknown
  * Per operation: index, kind, route, target, status, before, after, attempts, durationMs,
  * azure {requestId, correlationId, clientRequestId}, lro, error {code, message, retryable,
- * httpStatus?, azureCode?}, codes as in pw/azure.h plus InternalError.
+ * httpStatus?, azureCode?, operationUrl?}, codes as in pw/azure.h plus InternalError.
  * database.principal.add whose principal already holds the role succeeds without calling
  * addPrincipals (a redelivered request must not fail or duplicate). */
 typedef void (*pw_exec_event_cb)(void *ctx, json_t *event, int terminal);

@@ -19,6 +19,7 @@ typedef struct pw_http_opts {
     long connect_timeout_ms;
     long max_host_connections;
     size_t max_response_bytes;
+    const char *secret; /* the client secret, copied: pw_http_redact removes it; may be NULL */
 } pw_http_opts;
 
 typedef struct pw_http_req {
@@ -42,7 +43,8 @@ typedef enum pw_http_fail {
 typedef struct pw_http_resp {
     pw_http_fail fail;
     long status;
-    char error[512]; /* curl's message when fail != OK */
+    char error[512]; /* curl's message when fail != OK; for PW_HTTP_TLS it also names the
+                        host and the CA file (or the system trust store) */
     char *body;      /* NUL-terminated, owned by the transport, valid during the callback */
     size_t body_len;
     char retry_after[64], retry_after_ms[32], x_ms_retry_after_ms[32];
@@ -80,10 +82,21 @@ int pw_http_same_origin(const char *url, const char *endpoint);
 int pw_http_cluster_uri(const char *uri, char *out, size_t outlen, char *err, size_t errlen);
 
 /* Azure error body ({"error":{...}} for ARM and Kusto OneApi, {"error":"x","error_description":..}
- * for AAD).  Fills code/message when present (empty otherwise); *permanent = 1 / 0 from
- * Kusto's @permanent, -1 when absent.  Never fails: a non-JSON body leaves them empty. */
-void pw_http_parse_error(const char *body, size_t len, char *code, size_t codelen, char *msg,
-                         size_t msglen, int *permanent);
+ * for AAD).  Fills code/message when present (empty otherwise), both through pw_http_redact
+ * (http may be NULL: patterns only); *permanent = 1 / 0 from Kusto's @permanent, -1 when
+ * absent.  Never fails: a non-JSON body leaves them empty. */
+void pw_http_parse_error(const pw_http *http, const char *body, size_t len, char *code,
+                         size_t codelen, char *msg, size_t msglen, int *permanent);
+
+/* The one scrubber for text that came from Azure (or a proxy in between) before it reaches
+ * a log line or a reply.  Copies src (srclen bytes) into dst, NUL-terminated, cut to
+ * dstlen - 1 bytes on a character boundary, with "***" in place of: http's secret (as
+ * configured and form-encoded), the values after "client_secret=" and "client_assertion=",
+ * the credentials after "Bearer ", and JWT-shaped text ("eyJ" + base64url with at least a
+ * second '.'-separated segment).  Redaction happens before the cut, so a secret cut in two
+ * is still found.  http may be NULL (patterns only); src may be dst.  Out of memory leaves
+ * dst empty. */
+void pw_http_redact(const pw_http *http, char *dst, size_t dstlen, const char *src, size_t srclen);
 
 /* Case-insensitive ARM LRO terminal states: 1 Succeeded, 2 Failed, 3 Canceled, 0 other. */
 int pw_http_lro_terminal(const char *status);

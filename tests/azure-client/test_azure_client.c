@@ -364,6 +364,81 @@ static void test_token_refresh(void **state)
     fixture_close(&f);
 }
 
+/* AAD down while a cached token is due for refresh but still valid: calls keep using it
+ * (the refresh goes on in the background) instead of failing. */
+static void test_token_outage_keeps_valid_token(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PATCH", "/_sim/settings", "{\"tokenLifetimeSeconds\": 6}");
+    fixture f;
+    fixture_open(&f, sim.ca_file, 300000); /* margin shrinks to half the 6 s: refresh at 3 s */
+    outcome o = {0};
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    assert_true(o.res.ok);
+    outcome_clear(&o);
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 100000, \"status\": 503, \"host\": "
+                 "\"login.microsoftonline.com\", \"retryAfter\": 0}]}");
+    sleep_loop(&f, 3500); /* past the refresh time, well before the expiry */
+    for (int i = 0; i < 3; i++) {
+        arm(&f, &o, "GET", DB_PATH, NULL, 0);
+        if (!o.res.ok) fail_msg("GET %d with a valid token: %s %s", i, o.res.code, o.res.message);
+        outcome_clear(&o);
+    }
+    assert_true(sim_count("login.microsoftonline.com", NULL) >= 2); /* a refresh was tried */
+    fixture_close(&f);
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
+}
+
+/* Token retries are bounded by the waiting calls' deadlines, not by max_attempts: an outage
+ * of more attempts than max_attempts (6) fails no call whose deadline is far off.  A call
+ * without a deadline still gives up after max_attempts; one whose deadline passes first
+ * fails then, naming the cause. */
+static void test_token_outage_bounded_by_deadline(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 10, \"status\": 503, \"host\": "
+                 "\"login.microsoftonline.com\", \"retryAfter\": 0}]}");
+    fixture f;
+    fixture_open(&f, sim.ca_file, 300000);
+    outcome o = {0};
+    arm(&f, &o, "GET", DB_PATH, NULL, pw_loop_now_ms(f.loop) + 60000);
+    if (!o.res.ok) fail_msg("GET through a token outage: %s %s", o.res.code, o.res.message);
+    outcome_clear(&o);
+    assert_int_equal(sim_count("login.microsoftonline.com", NULL), 11);
+    fixture_close(&f);
+
+    sim_reset();
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 10, \"status\": 503, \"host\": "
+                 "\"login.microsoftonline.com\", \"retryAfter\": 0}]}");
+    fixture_open(&f, sim.ca_file, 300000);
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_UNAVAILABLE);
+    assert_int_equal(o.res.attempts, 0);
+    outcome_clear(&o);
+    assert_int_equal(sim_count("login.microsoftonline.com", NULL), 6);
+    fixture_close(&f);
+
+    sim_reset();
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 100000, \"status\": 503, \"host\": "
+                 "\"login.microsoftonline.com\", \"retryAfter\": 0}]}");
+    fixture_open(&f, sim.ca_file, 300000);
+    arm(&f, &o, "GET", DB_PATH, NULL, pw_loop_now_ms(f.loop) + 1500);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_UNAVAILABLE);
+    assert_true(o.res.retryable);
+    assert_non_null(strstr(o.res.message, "deadline"));
+    outcome_clear(&o);
+    fixture_close(&f);
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
+}
+
 static void test_401_refreshes_once(void **state)
 {
     (void)state;
@@ -407,9 +482,87 @@ static void test_untrusted_ca(void **state)
     assert_false(o.res.retryable);
     assert_true(o.res.message[0] != '\0');
     fprintf(stderr, "TLS message: %s\n", o.res.message);
+    /* The message says which host failed and what it was checked against. */
+    assert_non_null(strstr(o.res.message, "login.microsoftonline.com"));
+    assert_non_null(strstr(o.res.message, "system trust store"));
     outcome_clear(&o);
     fixture_close(&f);
     assert_int_equal(sim_count("login.microsoftonline.com", NULL), 0);
+    /* A configured CA file that does not hold azure-sim's CA: the file is named. */
+    const char *other_ca = "/etc/ssl/certs/ca-certificates.crt";
+    if (access(other_ca, R_OK) != 0) return;
+    fixture_open(&f, other_ca, 300000);
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_TLS);
+    fprintf(stderr, "TLS message: %s\n", o.res.message);
+    assert_non_null(strstr(o.res.message, "login.microsoftonline.com"));
+    assert_non_null(strstr(o.res.message, other_ca));
+    outcome_clear(&o);
+    fixture_close(&f);
+}
+
+/* A token whose text would leave the Authorization header (CR/LF: an extra header) or is
+ * no RFC 6750 b64token is refused: AzureProtocolError, and nothing is sent with it. */
+static void test_token_bad_characters_refused(void **state)
+{
+    (void)state;
+    static const char *const appends[] = {"\\r\\nX-Evil: 1", " x", "\\\"", "\\u00e9"};
+    for (size_t i = 0; i < sizeof appends / sizeof appends[0]; i++) {
+        sim_reset();
+        char faults[128];
+        snprintf(faults, sizeof faults, "{\"tokenAppend\": \"%s\"}", appends[i]);
+        sim_admin_do("PUT", "/_sim/faults", faults);
+        fixture f;
+        fixture_open(&f, sim.ca_file, 300000);
+        outcome o = {0};
+        arm(&f, &o, "GET", DB_PATH, NULL, 0);
+        if (o.res.ok || strcmp(o.res.code, PW_AZ_CODE_PROTOCOL) != 0)
+            fail_msg("token + %s: %s %s", appends[i], o.res.ok ? "ok" : o.res.code, o.res.message);
+        assert_int_equal(o.res.attempts, 0);
+        assert_int_equal(sim_count("management.azure.com", NULL), 0);
+        outcome_clear(&o);
+        fixture_close(&f);
+    }
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
+}
+
+/* Endpoints and proxies that echo the request in an error: the token endpoint repeating the
+ * form body (client_secret=...), ARM repeating the Authorization header (the bearer JWT).
+ * Neither reaches the result (hence the reply) nor a log line (checked at the end of main). */
+static void test_echoed_secrets_redacted(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 1, \"status\": 400, \"host\": "
+                 "\"login.microsoftonline.com\", \"echo\": \"body\"}]}");
+    fixture f;
+    fixture_open(&f, sim.ca_file, 300000);
+    outcome o = {0};
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_AUTH);
+    fprintf(stderr, "echoed form: %s\n", o.res.message);
+    assert_non_null(strstr(o.res.message, "the request body was")); /* the echo is there */
+    assert_null(strstr(o.res.message, SECRET));
+    assert_non_null(strstr(o.res.message, "client_secret=***"));
+    outcome_clear(&o);
+
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 1, \"status\": 400, \"host\": "
+                 "\"management.azure.com\", \"echo\": \"authorization\"}]}");
+    arm(&f, &o, "GET", DB_PATH, NULL, 0);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_BAD_REQUEST);
+    fprintf(stderr, "echoed header: %s\n", o.res.message);
+    assert_non_null(strstr(o.res.message, "Authorization header was"));
+    assert_null(strstr(o.res.message, "eyJ"));
+    assert_non_null(strstr(o.res.message, "Bearer ***"));
+    assert_null(strstr(o.res.azure_code, "eyJ"));
+    outcome_clear(&o);
+    fixture_close(&f);
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
 }
 
 static void test_deadline(void **state)
@@ -426,7 +579,11 @@ static void test_deadline(void **state)
     arm(&f, &o, "PATCH", DB_PATH, body, deadline);
     json_decref(body);
     assert_false(o.res.ok);
-    assert_string_equal(o.res.code, PW_AZ_CODE_DEADLINE);
+    /* ARM accepted the PATCH: not a failure but an unknown outcome, naming the operation */
+    assert_string_equal(o.res.code, PW_AZ_CODE_OUTCOME_UNKNOWN);
+    assert_true(o.res.retryable);
+    assert_non_null(strstr(o.res.operation_url, "/operationResults/"));
+    assert_non_null(strstr(o.res.message, "/operationResults/"));
     outcome_clear(&o);
     /* Unavailable past the deadline: the last cause is named. */
     sim_admin_do("PUT", "/_sim/faults",
@@ -440,6 +597,68 @@ static void test_deadline(void **state)
     assert_non_null(strstr(o.res.message, "deadline"));
     outcome_clear(&o);
     fixture_close(&f);
+}
+
+/* Starts an ARM PATCH and runs the loop until its first LRO poll was answered. */
+static void start_patch_until_polled(fixture *f, outcome *o, const char *period,
+                                     uint64_t deadline_ms)
+{
+    char err[256];
+    json_t *body =
+        json_pack("{s:s,s:{s:s}}", "kind", "ReadWrite", "properties", "softDeletePeriod", period);
+    pw_azure_call call = {.request_id = "itest",
+                          .deadline_ms = deadline_ms,
+                          .on_progress = on_progress,
+                          .on_done = on_done,
+                          .ctx = o};
+    assert_int_equal(pw_azure_arm(f->az, "PATCH", DB_PATH, body, &call, err, sizeof err), 0);
+    json_decref(body);
+    uint64_t start = pw_loop_now_ms(f->loop);
+    while (!o->done && o->progress_calls == 0 && pw_loop_now_ms(f->loop) - start < 120000)
+        assert_int_equal(pw_loop_run_once(f->loop, 100), 0);
+    assert_false(o->done);
+    assert_true(o->progress_calls >= 1);
+}
+
+/* Once ARM accepted a write, polling problems never turn into a plain failure: a status URL
+ * failing more often than max_attempts (6) is polled on until the operation is done; a
+ * token outage while polling ends, at the deadline, in OutcomeUnknown with the URL. */
+static void test_lro_polling_after_accept(void **state)
+{
+    (void)state;
+    sim_reset();
+    fixture f;
+    fixture_open(&f, sim.ca_file, 300000);
+    outcome o = {0};
+    start_patch_until_polled(&f, &o, "P11D", pw_loop_now_ms(f.loop) + 60000);
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 8, \"status\": 503, \"host\": "
+                 "\"management.azure.com\", \"retryAfter\": 0}]}");
+    wait_done(&f, &o);
+    if (!o.res.ok) fail_msg("PATCH through failing polls: %s %s", o.res.code, o.res.message);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o.body, "properties"),
+                                                          "softDeletePeriod")),
+                        "P11D");
+    outcome_clear(&o);
+
+    /* The status URL answers 401 (token revoked) and AAD is down until after the deadline. */
+    sim_admin_do("PATCH", "/_sim/settings", "{\"lroDurationMs\": 60000}");
+    start_patch_until_polled(&f, &o, "P12D", pw_loop_now_ms(f.loop) + 4000);
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 1, \"status\": 401, \"host\": "
+                 "\"management.azure.com\"}, {\"count\": 100000, \"status\": 503, \"host\": "
+                 "\"login.microsoftonline.com\", \"retryAfter\": 0}]}");
+    wait_done(&f, &o);
+    assert_false(o.res.ok);
+    if (strcmp(o.res.code, PW_AZ_CODE_OUTCOME_UNKNOWN) != 0)
+        fail_msg("token outage while polling: %s %s", o.res.code, o.res.message);
+    assert_true(o.res.retryable);
+    assert_non_null(strstr(o.res.operation_url, "/operationResults/"));
+    assert_non_null(strstr(o.res.message, "/operationResults/"));
+    fprintf(stderr, "unknown outcome: %s\n", o.res.message);
+    outcome_clear(&o);
+    fixture_close(&f);
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
 }
 
 /* A call whose deadline has already passed when it would be sent (an operation's change
@@ -918,6 +1137,18 @@ static void test_wrong_secret(void **state)
     fixture_close(&f);
 }
 
+/* A log line leaks when it holds the secret, a JWT, or a credential after client_secret=,
+ * client_assertion= or Bearer that is not the redaction mark. */
+static int log_line_leaks(const char *line)
+{
+    static const char *const keys[] = {"client_secret=", "client_assertion=", "Bearer "};
+    if (strstr(line, SECRET) || strstr(line, "eyJ")) return 1;
+    for (size_t k = 0; k < 3; k++)
+        for (const char *p = strcasestr(line, keys[k]); p; p = strcasestr(p + 1, keys[k]))
+            if (strncmp(p + strlen(keys[k]), "***", 3) != 0) return 1;
+    return 0;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -934,10 +1165,15 @@ int main(void)
         cmocka_unit_test(test_kusto_show),
         cmocka_unit_test(test_throttle_then_recover),
         cmocka_unit_test(test_token_refresh),
+        cmocka_unit_test(test_token_outage_keeps_valid_token),
+        cmocka_unit_test(test_token_outage_bounded_by_deadline),
         cmocka_unit_test(test_untrusted_ca),
+        cmocka_unit_test(test_token_bad_characters_refused),
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_deadline_passed_sends_nothing),
+        cmocka_unit_test(test_lro_polling_after_accept),
         cmocka_unit_test(test_wrong_secret),
+        cmocka_unit_test(test_echoed_secrets_redacted),
         cmocka_unit_test(test_401_refreshes_once),
         cmocka_unit_test(test_lro_foreign_host_refused),
         cmocka_unit_test(test_lro_location_and_http_date),
@@ -961,9 +1197,10 @@ int main(void)
     char line[65536];
     while (lf && fgets(line, sizeof line, lf)) {
         fputs(line, stderr);
-        if (strstr(line, SECRET) || strstr(line, "Bearer") || strstr(line, "eyJ") ||
-            strstr(line, "client_secret"))
+        if (log_line_leaks(line)) {
+            fprintf(stderr, "^^^ leaks a secret\n");
             leaks++;
+        }
     }
     if (lf) fclose(lf);
     if (log_fd >= 0) {

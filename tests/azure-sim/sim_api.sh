@@ -128,6 +128,25 @@ st=$(sim_call PUT "$ADMIN/faults" -d '{"bogus":1}')
 expect_eq "unknown fault" "$st" 400
 st=$(sim_call PUT "$ADMIN/faults" -d '{"failNext":[{"count":1,"status":200}]}')
 expect_eq "failNext status out of range" "$st" 400
+# echoing errors repeat the request's body or Authorization header (as some proxies do)
+sim_call PUT "$ADMIN/faults" -d '{"failNext":[{"count":1,"status":400,"host":"login.microsoftonline.com","echo":"body"},{"count":1,"status":400,"host":"management.azure.com","echo":"authorization"}]}' >/dev/null
+st=$(sim_call POST "$SIM_TOKEN_URL" -d grant_type=client_credentials -d client_secret=echo-me)
+expect_eq "AAD echo" "$st" 400
+jq -e '.error_description | contains("client_secret=echo-me")' "$PW_TMP/body" >/dev/null ||
+  pw_fail "AAD error does not echo the form body"
+st=$(sim_call GET "$SIM_DB_URL?api-version=2025-02-14" -H "Authorization: Bearer $ARM")
+expect_eq "ARM echo" "$st" 400
+jq -e --arg a "Bearer $ARM" '.error.message | contains($a)' "$PW_TMP/body" >/dev/null ||
+  pw_fail "ARM error does not echo the Authorization header"
+st=$(sim_call PUT "$ADMIN/faults" -d '{"failNext":[{"count":1,"status":400,"echo":"cookies"}]}')
+expect_eq "failNext echo unknown" "$st" 400
+# tokenAppend: issued tokens carry the text (a hostile token endpoint)
+sim_call PUT "$ADMIN/faults" -d '{"tokenAppend":"\r\nX-Evil: 1"}' >/dev/null
+st=$(sim_call POST "$SIM_TOKEN_URL" -d grant_type=client_credentials -d client_id=$SIM_APP \
+  -d client_secret=$SIM_SECRET --data-urlencode scope=https://management.azure.com/.default)
+expect_eq "token with tokenAppend" "$st" 200
+jq -e '.access_token | endswith("\r\nX-Evil: 1")' "$PW_TMP/body" >/dev/null ||
+  pw_fail "tokenAppend not applied"
 st=$(sim_call DELETE "$ADMIN/faults")
 expect_eq "DELETE faults" "$st" 200
 st=$(sim_call GET "$SIM_DB_URL?api-version=2025-02-14" -H "Authorization: Bearer $ARM")

@@ -1209,6 +1209,44 @@ static void running_events_are_paced(void **state)
     harness_close();
 }
 
+/* ARM accepted the change but the operation is still running at the deadline: the
+ * operation is "unknown" (OutcomeUnknown, with the operation URL), never "failed"; the
+ * request ends "failed" with that code and the next operation is skipped. */
+static void outcome_unknown_not_failed(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PATCH", "/_sim/settings", "{\"lroDurationMs\": 120000}");
+    long saved = cfg.operation_timeout_ms;
+    cfg.operation_timeout_ms = 3000;
+    harness_open();
+    submit_ops("u-1", 0,
+               "{\"kind\":\"database.retention\",\"target\":" ARM_TARGET
+               ",\"softDeletePeriod\":\"P15D\"},"
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET(
+                   "Logs") ",\"hotCachePeriod\":\"P7D\"}");
+    run_until_terminals(1);
+    cfg.operation_timeout_ms = saved;
+    json_t *evs[64];
+    size_t n = request_events("u-1", evs, 64);
+    assert_string_equal(json_string_value(json_object_get(evs[n - 1], "status")), "failed");
+    const json_t *op = terminal_op(evs, n, 0);
+    if (strcmp(json_string_value(json_object_get(op, "status")), "unknown") != 0) {
+        char *t = json_dumps(op, JSON_INDENT(1));
+        fail_msg("u-1 operation 0: %s", t);
+    }
+    const json_t *oerr = json_object_get(op, "error");
+    assert_string_equal(json_string_value(json_object_get(oerr, "code")), "OutcomeUnknown");
+    assert_non_null(
+        strstr(json_string_value(json_object_get(oerr, "operationUrl")), "/operationResults/"));
+    const json_t *err = json_object_get(evs[n - 1], "error");
+    assert_string_equal(json_string_value(json_object_get(err, "code")), "OutcomeUnknown");
+    assert_int_equal(json_integer_value(json_object_get(err, "operationIndex")), 0);
+    assert_string_equal(json_string_value(json_object_get(terminal_op(evs, n, 1), "status")),
+                        "skipped");
+    harness_close();
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -1273,6 +1311,7 @@ int main(void)
         cmocka_unit_test(revoked_mid_request_stops_after_the_running_write),
         cmocka_unit_test(held_request_waits_then_runs),
         cmocka_unit_test(running_events_are_paced),
+        cmocka_unit_test(outcome_unknown_not_failed),
     };
     rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
     test_sim_stop(&sim);

@@ -12,6 +12,7 @@
 
 #include "pw/azure.h"
 #include "pw/http.h"
+#include "pw/loop.h"
 
 static void test_retry_after(void **state)
 {
@@ -111,7 +112,7 @@ static void test_parse_error(void **state)
     char code[128], msg[1024];
     int perm;
     const char *arm = "{\"error\":{\"code\":\"AuthorizationFailed\",\"message\":\"no access\"}}";
-    pw_http_parse_error(arm, strlen(arm), code, sizeof code, msg, sizeof msg, &perm);
+    pw_http_parse_error(NULL, arm, strlen(arm), code, sizeof code, msg, sizeof msg, &perm);
     assert_string_equal(code, "AuthorizationFailed");
     assert_string_equal(msg, "no access");
     assert_int_equal(perm, -1);
@@ -119,19 +120,20 @@ static void test_parse_error(void **state)
     const char *kusto = "{\"error\":{\"code\":\"BadRequest_EntityNotFound\",\"message\":\"Request "
                         "is invalid\",\"@type\":\"X\",\"@message\":\"Entity 'T' not found\","
                         "\"@permanent\":true}}";
-    pw_http_parse_error(kusto, strlen(kusto), code, sizeof code, msg, sizeof msg, &perm);
+    pw_http_parse_error(NULL, kusto, strlen(kusto), code, sizeof code, msg, sizeof msg, &perm);
     assert_string_equal(code, "BadRequest_EntityNotFound");
     assert_string_equal(msg, "Entity 'T' not found");
     assert_int_equal(perm, 1);
 
     const char *transient = "{\"error\":{\"code\":\"X\",\"message\":\"m\",\"@permanent\":false}}";
-    pw_http_parse_error(transient, strlen(transient), code, sizeof code, msg, sizeof msg, &perm);
+    pw_http_parse_error(NULL, transient, strlen(transient), code, sizeof code, msg, sizeof msg,
+                        &perm);
     assert_int_equal(perm, 0);
     assert_string_equal(msg, "m");
 
     const char *aad = "{\"error\":\"invalid_client\",\"error_description\":\"AADSTS7000215: "
                       "Invalid client secret provided.\"}";
-    pw_http_parse_error(aad, strlen(aad), code, sizeof code, msg, sizeof msg, &perm);
+    pw_http_parse_error(NULL, aad, strlen(aad), code, sizeof code, msg, sizeof msg, &perm);
     assert_string_equal(code, "invalid_client");
     assert_string_equal(msg, "AADSTS7000215: Invalid client secret provided.");
 
@@ -144,19 +146,64 @@ static void test_parse_error(void **state)
         big[o++] = (char)0xA9;
     }
     snprintf(big + o, sizeof big - o, "\"}}");
-    pw_http_parse_error(big, strlen(big), code, sizeof code, msg, sizeof msg, &perm);
+    pw_http_parse_error(NULL, big, strlen(big), code, sizeof code, msg, sizeof msg, &perm);
     assert_int_equal(strlen(msg), 1022);
     json_t *j = json_string(msg); /* NULL when not valid UTF-8 */
     assert_non_null(j);
     json_decref(j);
 
-    pw_http_parse_error("<html>", 6, code, sizeof code, msg, sizeof msg, &perm);
+    pw_http_parse_error(NULL, "<html>", 6, code, sizeof code, msg, sizeof msg, &perm);
     assert_string_equal(code, "");
     assert_string_equal(msg, "");
-    pw_http_parse_error("", 0, code, sizeof code, msg, sizeof msg, &perm);
+    pw_http_parse_error(NULL, "", 0, code, sizeof code, msg, sizeof msg, &perm);
     assert_string_equal(code, "");
-    pw_http_parse_error("[1]", 3, code, sizeof code, msg, sizeof msg, &perm);
+    pw_http_parse_error(NULL, "[1]", 3, code, sizeof code, msg, sizeof msg, &perm);
     assert_string_equal(code, "");
+}
+
+static void redacts(const pw_http *http, const char *in, const char *want)
+{
+    char out[256];
+    pw_http_redact(http, out, sizeof out, in, strlen(in));
+    if (strcmp(out, want) != 0) fail_msg("redact(%s) = %s, want %s", in, out, want);
+}
+
+static void test_redact(void **state)
+{
+    (void)state;
+    redacts(NULL, "plain text, nothing to hide", "plain text, nothing to hide");
+    redacts(NULL, "grant_type=client_credentials&client_secret=s%2Bx&scope=a",
+            "grant_type=client_credentials&client_secret=***&scope=a");
+    redacts(NULL, "CLIENT_SECRET=ab", "CLIENT_SECRET=***");
+    redacts(NULL, "x client_assertion=eyJa.b.c&y", "x client_assertion=***&y");
+    redacts(NULL, "Authorization: Bearer abc-._~+/== next", "Authorization: Bearer *** next");
+    redacts(NULL, "bearer\tXYZ", "bearer\t***");
+    redacts(NULL, "token eyJhbGciOi.eyJzdWIi.c2ln done", "token *** done");
+    redacts(NULL, "cut eyJhbGciOi.eyJzdWIi", "cut ***"); /* the signature was cut off */
+    redacts(NULL, "header only eyJhbGciOi", "header only eyJhbGciOi"); /* no token */
+    redacts(NULL, "keyJ.x is a word", "keyJ.x is a word");
+    redacts(NULL, "Bearer", "Bearer");
+    /* The configured secret, raw and form-encoded, wherever it is. */
+    char err[256];
+    pw_loop *loop = pw_loop_new(err, sizeof err);
+    assert_non_null(loop);
+    pw_http_opts o = {.secret = "s3cr3t+/x", .max_response_bytes = 1024};
+    pw_http *http = pw_http_new(loop, &o, err, sizeof err);
+    assert_non_null(http);
+    redacts(http, "echo: s3cr3t+/x and s3cr3t%2B%2Fx.", "echo: *** and ***.");
+    redacts(http, "client_secret=s3cr3t%2B%2Fx", "client_secret=***");
+    /* In place, redacted before the cut: the secret at the end is not left half there. */
+    char buf[16];
+    snprintf(buf, sizeof buf, "ab s3cr3t+/x");
+    pw_http_redact(http, buf, 8, buf, strlen(buf));
+    assert_string_equal(buf, "ab ***");
+    /* A cut never splits a character. */
+    pw_http_redact(NULL, buf, 4, "a\xc3\xa9\xc3\xa9", 5);
+    assert_string_equal(buf, "a\xc3\xa9");
+    pw_http_redact(NULL, buf, 3, "a\xc3\xa9", 3);
+    assert_string_equal(buf, "a");
+    pw_http_free(http);
+    pw_loop_free(loop);
 }
 
 static void test_lro_terminal(void **state)
@@ -234,10 +281,11 @@ static void test_azure_arguments(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_retry_after), cmocka_unit_test(test_backoff_bounds),
-        cmocka_unit_test(test_same_origin), cmocka_unit_test(test_cluster_uri),
-        cmocka_unit_test(test_parse_error), cmocka_unit_test(test_lro_terminal),
-        cmocka_unit_test(test_guid),        cmocka_unit_test(test_azure_arguments),
+        cmocka_unit_test(test_retry_after),     cmocka_unit_test(test_backoff_bounds),
+        cmocka_unit_test(test_same_origin),     cmocka_unit_test(test_cluster_uri),
+        cmocka_unit_test(test_parse_error),     cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_lro_terminal),    cmocka_unit_test(test_guid),
+        cmocka_unit_test(test_azure_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

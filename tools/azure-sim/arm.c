@@ -190,7 +190,7 @@ static void set_body(sim_response *resp, json_t *body)
 
 json_t *sim_arm_error_body(const char *code, const char *target, const char *message)
 {
-    char msg[1024];
+    char msg[8192]; /* long enough for an echoed header (faults: echo) */
     snprintf(msg, sizeof msg, "%s", message ? message : "");
     sim_utf8_scrub(msg);
     json_t *err = json_pack("{s:s, s:s}", "code", code, "message", msg);

@@ -23,6 +23,8 @@
 #define LOG_BODY_MAX (64 * 1024)          /* logged bodies are cut here (bodyTruncated: true) */
 #define HEADER_MEMORY (64 * 1024)         /* MHD per-connection memory: bounds request headers */
 #define MAX_SLEEP_MS 600000               /* latency settings are capped at ten minutes */
+#define ECHO_MAX 4096                     /* an echoing fault repeats at most this much input */
+#define TOKEN_APPEND_MAX 256              /* faults.tokenAppend is at most this long */
 
 #define AAD_HOST "login.microsoftonline.com"
 #define ARM_HOST "management.azure.com"
@@ -98,7 +100,7 @@ static json_t *arm_error(const char *code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static json_t *arm_error(const char *code, const char *fmt, ...)
 {
-    char msg[1024];
+    char msg[ECHO_MAX + 256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -116,7 +118,7 @@ static json_t *kusto_error(const char *host, const char *code, const char *type,
                            const char *client_request_id, const char *activity_id, const char *fmt,
                            ...)
 {
-    char msg[1024];
+    char msg[ECHO_MAX + 256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -341,15 +343,25 @@ static int faults_check(json_t *f, char *err, size_t errlen)
             {
                 json_t *c = json_object_get(r, "count"), *s = json_object_get(r, "status");
                 json_t *h = json_object_get(r, "host"), *ra = json_object_get(r, "retryAfter");
+                const char *echo = json_string_value(json_object_get(r, "echo"));
                 if (!json_is_integer(c) || json_integer_value(c) < 0 || !json_is_integer(s) ||
                     json_integer_value(s) < 400 || json_integer_value(s) > 599 ||
-                    (h && !json_is_string(h)) || (ra && !json_is_integer(ra))) {
+                    (h && !json_is_string(h)) || (ra && !json_is_integer(ra)) ||
+                    (json_object_get(r, "echo") &&
+                     (!echo || (strcmp(echo, "body") && strcmp(echo, "authorization"))))) {
                     snprintf(err, errlen,
                              "faults.failNext[%zu] needs count (>= 0), status (400..599), "
-                             "optional host (string) and retryAfter (integer)",
+                             "optional host (string), retryAfter (integer) and echo "
+                             "(\"body\" or \"authorization\")",
                              i);
                     return -1;
                 }
+            }
+        } else if (!strcmp(key, "tokenAppend")) {
+            if (!json_is_string(v) || json_string_length(v) > TOKEN_APPEND_MAX) {
+                snprintf(err, errlen, "faults.tokenAppend must be a string of at most %d bytes",
+                         TOKEN_APPEND_MAX);
+                return -1;
             }
         } else if (!strcmp(key, "hosts")) {
             size_t i;
@@ -387,6 +399,8 @@ typedef struct fault_plan {
     long retry_after;
     long latency_ms;
     long token_delay_ms;
+    char echo[16];                           /* failNext "echo": "body", "authorization" or "" */
+    char token_append[TOKEN_APPEND_MAX + 1]; /* faults.tokenAppend */
 } fault_plan;
 
 /* Decides this request's faults (caller holds st->lock). */
@@ -395,6 +409,8 @@ static void faults_plan(sim_server *srv, const char *host, fault_plan *fp)
     json_t *f = srv->faults;
     memset(fp, 0, sizeof(*fp));
     fp->token_delay_ms = (long)json_integer_value(json_object_get(f, "tokenDelayMs"));
+    const char *append = json_string_value(json_object_get(f, "tokenAppend"));
+    if (append) snprintf(fp->token_append, sizeof(fp->token_append), "%s", append);
     /* failNext rules have their own host filter. */
     size_t i;
     json_t *r;
@@ -407,6 +423,8 @@ static void faults_plan(sim_server *srv, const char *host, fault_plan *fp)
         fp->status = (int)json_integer_value(json_object_get(r, "status"));
         json_t *ra = json_object_get(r, "retryAfter");
         fp->retry_after = ra ? (long)json_integer_value(ra) : 1;
+        const char *echo = json_string_value(json_object_get(r, "echo"));
+        snprintf(fp->echo, sizeof(fp->echo), "%s", echo ? echo : "");
         break;
     }
     if (!host_in(json_object_get(f, "hosts"), host)) return;
@@ -1005,6 +1023,40 @@ static void reset_connection(struct MHD_Connection *conn)
     setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
 
+/* The message of an injected error.  With failNext "echo", it repeats part of the request
+ * (the body, or the Authorization header) the way some endpoints and proxies do in their
+ * errors: a client must never pass such text on unredacted. */
+static void injected_why(const sim_request *req, const char *echo, char *out, size_t outlen)
+{
+    const char *what = NULL, *text = NULL;
+    if (!strcmp(echo, "body")) {
+        what = "request body";
+        text = req->body;
+    } else if (!strcmp(echo, "authorization")) {
+        what = "Authorization header";
+        text = req_header(req, "Authorization");
+    }
+    if (!what) {
+        snprintf(out, outlen, "azure-sim injected this failure (/_sim/faults).");
+        return;
+    }
+    snprintf(out, outlen, "azure-sim injected this failure (/_sim/faults); the %s was: %.*s", what,
+             ECHO_MAX, text ? text : "");
+    sim_utf8_scrub(out);
+}
+
+/* faults.tokenAppend: a 200 token answer's access_token gets the text appended (a broken
+ * or hostile token endpoint, e.g. one putting CR/LF into the token). */
+static void append_to_token(sim_response *resp, const char *append)
+{
+    const char *tok = json_string_value(json_object_get(resp->body, "access_token"));
+    if (resp->status != 200 || !tok) return;
+    char *both = NULL;
+    if (asprintf(&both, "%s%s", tok, append) < 0) return;
+    json_object_set_new(resp->body, "access_token", json_string(both));
+    free(both);
+}
+
 /* properties.ClientRequestId of a Kusto body (object or JSON-string properties); 0 = found. */
 static int body_client_request_id(const req_ctx *rc, char *out, size_t outlen)
 {
@@ -1100,9 +1152,10 @@ static enum MHD_Result dispatch(sim_server *srv, req_ctx *rc, const char *url, c
         resp.body = host_error(kind, rc->host, 413, rc->activity_id, crid,
                                "The request body is larger than the 1 MiB azure-sim accepts.");
     } else if (fp.status) {
+        char why[ECHO_MAX + 128];
+        injected_why(&req, fp.echo, why, sizeof(why));
         resp.status = fp.status;
-        resp.body = host_error(kind, rc->host, fp.status, rc->activity_id, crid,
-                               "azure-sim injected this failure (/_sim/faults).");
+        resp.body = host_error(kind, rc->host, fp.status, rc->activity_id, crid, why);
         if (fp.status == 429 || fp.status == 503)
             sim_response_header(&resp, "Retry-After", "%ld", fp.retry_after);
     } else if (kind == HOST_AAD) {
@@ -1110,6 +1163,7 @@ static enum MHD_Result dispatch(sim_server *srv, req_ctx *rc, const char *url, c
         pthread_mutex_lock(&st->lock);
         sim_aad_handle(st, srv->certs, &req, &resp);
         pthread_mutex_unlock(&st->lock);
+        if (fp.token_append[0]) append_to_token(&resp, fp.token_append);
     } else if (kind == HOST_ARM) {
         check_token(srv, &req, &ti);
         if (!arm_auth_refused(srv, &req, &ti, &resp)) {

@@ -1,6 +1,7 @@
 /* aad.c: AAD client-credentials tokens, one shared fetch and one cache entry per audience. */
 #include "pw/aad.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -10,7 +11,12 @@
 
 #include "pw/log.h"
 
-enum { MAX_AUDIENCES = 256, MAX_TOKEN_BYTES = 16384, MAX_TOKEN_LIFETIME_S = 86400 };
+enum {
+    MAX_AUDIENCES = 256,
+    MAX_TOKEN_BYTES = 16384,
+    MAX_TOKEN_LIFETIME_S = 86400,
+    RETRY_FLOOR_MS = 50, /* the shortest wait between fetch attempts near a deadline */
+};
 
 typedef struct aad_entry aad_entry;
 
@@ -19,13 +25,16 @@ struct pw_aad_wait {
     pw_aad_wait *prev, *next;
     pw_aad_cb cb;
     void *ctx;
+    uint64_t deadline_ms; /* the waiting call's; 0 = none (then max_attempts bounds its wait) */
 };
 
 struct aad_entry {
     pw_aad *aad;
     char *audience;
     char *token;            /* NULL when none cached */
-    uint64_t refresh_at_ms; /* the token is used until then (loop clock) */
+    uint64_t refresh_at_ms; /* a fetch starts in the background from then on (loop clock) */
+    uint64_t expires_at_ms; /* the token is used until then */
+    uint64_t next_bg_ms;    /* after a failed background refresh: no new one before then */
     unsigned gen;
     pw_http_xfer *xfer; /* fetch in flight */
     pw_timer *retry;    /* backoff before the next fetch attempt */
@@ -167,15 +176,42 @@ static aad_entry *find_entry(pw_aad *aad, const char *audience, int create)
     return e;
 }
 
+/* RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".  A token
+ * goes verbatim into an Authorization header: anything else (CR/LF above all, which would
+ * start a header of the token endpoint's choosing) is refused. */
+static int b64token_ok(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (isalnum((unsigned char)s[i]) || strchr("-._~+/", s[i])))
+        i++;
+    if (i == 0) return 0;
+    while (i < n && s[i] == '=')
+        i++;
+    return i == n;
+}
+
 static int token_usable(pw_aad *aad, const aad_entry *e)
 {
-    return e->token && pw_loop_now_ms(aad->loop) < e->refresh_at_ms;
+    return e->token && pw_loop_now_ms(aad->loop) < e->expires_at_ms;
 }
+
+/* A usable token whose refresh time has come, with no fetch under way or held back. */
+static int refresh_due(pw_aad *aad, const aad_entry *e)
+{
+    uint64_t now = pw_loop_now_ms(aad->loop);
+    return token_usable(aad, e) && now >= e->refresh_at_ms && now >= e->next_bg_ms && !e->xfer &&
+           !e->retry;
+}
+
+static void kick_fire(pw_loop *loop, void *ctx);
 
 const char *pw_aad_cached(pw_aad *aad, const char *audience, unsigned *gen)
 {
     aad_entry *e = find_entry(aad, audience, 0);
     if (!e || !token_usable(aad, e)) return NULL;
+    /* Due for refresh: fetch in the background (from the loop, never inside this call) and
+     * keep handing out this token until it expires. */
+    if (refresh_due(aad, e) && !e->kick) e->kick = pw_loop_timer_add(aad->loop, 0, kick_fire, e);
     *gen = e->gen;
     return e->token;
 }
@@ -191,14 +227,26 @@ static void wait_unlink(pw_aad_wait *w)
     w->list = NULL;
 }
 
-/* Hands res to every current waiter.  Waiters added by the callbacks go to e->waiters and
- * wait for the next outcome; callbacks may cancel waiters still on the delivering list. */
-static void deliver(aad_entry *e, const pw_aad_result *res)
+/* Hands res to every current waiter (only_undated: to those without a deadline).  Waiters
+ * added by the callbacks go to e->waiters and wait for the next outcome; callbacks may
+ * cancel waiters still on the delivering list.  Returns how many were handed res. */
+static size_t deliver_to(aad_entry *e, const pw_aad_result *res, int only_undated)
 {
-    e->delivering = e->waiters;
-    e->waiters = NULL;
-    for (pw_aad_wait *w = e->delivering; w; w = w->next)
+    size_t n = 0;
+    pw_aad_wait *last = NULL;
+    for (pw_aad_wait *w = e->waiters, *next; w; w = next) {
+        next = w->next;
+        if (only_undated && w->deadline_ms) continue;
+        wait_unlink(w); /* appended to e->delivering, in order */
         w->list = &e->delivering;
+        w->prev = last;
+        if (last)
+            last->next = w;
+        else
+            e->delivering = w;
+        last = w;
+        n++;
+    }
     e->delivering_now = 1;
     while (e->delivering) {
         pw_aad_wait *w = e->delivering;
@@ -209,6 +257,12 @@ static void deliver(aad_entry *e, const pw_aad_result *res)
         cb(ctx, res);
     }
     e->delivering_now = 0;
+    return n;
+}
+
+static void deliver(aad_entry *e, const pw_aad_result *res)
+{
+    deliver_to(e, res, 0);
 }
 
 static void start_fetch(aad_entry *e);
@@ -219,14 +273,30 @@ static const char *rid(const aad_entry *e)
     return e->last_request_id[0] ? e->last_request_id : NULL;
 }
 
-static void fail_all(aad_entry *e, const char *code, int retryable, int status, const char *msg)
+/* Fails the waiters (only_undated: those without a deadline; the others wait on). */
+static void fail_waiters(aad_entry *e, int only_undated, const char *code, int retryable,
+                         int status, const char *text)
 {
-    pw_log(PW_LOG_WARN, rid(e), "aad.token.failed",
-           "token for audience %s failed: %s (HTTP %d): %s", e->audience, code, status, msg);
+    char msg[1200]; /* whatever the endpoint said, redacted before it is logged or handed on */
+    pw_http_redact(e->aad->http, msg, sizeof msg, text, strlen(text));
     pw_aad_result res = {
         .code = code, .retryable = retryable, .http_status = status, .message = msg};
+    size_t n = deliver_to(e, &res, only_undated);
+    if (n || !only_undated)
+        pw_log(PW_LOG_WARN, rid(e), "aad.token.failed",
+               "token for audience %s failed: %s (HTTP %d), %zu waiting call(s) failed%s: %s",
+               e->audience, code, status, n,
+               e->token ? " (the cached token is still used until it expires)" : "", msg);
+}
+
+/* A failure that retrying will not cure (or out of memory): every waiter fails now; a still
+ * valid cached token is kept, and no background refresh is tried for backoff_max_ms. */
+static void fail_all(aad_entry *e, const char *code, int retryable, int status, const char *msg)
+{
+    pw_aad *aad = e->aad;
     e->attempts = 0;
-    deliver(e, &res);
+    e->next_bg_ms = pw_loop_now_ms(aad->loop) + (uint64_t)aad->backoff_max_ms;
+    fail_waiters(e, 0, code, retryable, status, msg);
 }
 
 static void retry_fire(pw_loop *loop, void *ctx)
@@ -234,8 +304,9 @@ static void retry_fire(pw_loop *loop, void *ctx)
     aad_entry *e = ctx;
     (void)loop;
     e->retry = NULL;
-    if (!e->waiters) {
-        /* Everyone waiting gave up (deadline, free): stop; the next caller starts afresh. */
+    if (!e->waiters && !token_usable(e->aad, e)) {
+        /* Everyone waiting gave up (deadline, free) and no valid token is being refreshed:
+         * stop; the next caller starts afresh. */
         e->attempts = 0;
         e->retry_cause = NULL;
         return;
@@ -243,16 +314,41 @@ static void retry_fire(pw_loop *loop, void *ctx)
     start_fetch(e);
 }
 
+/* What bounds the retries now: the earliest deadline of a waiting call, else (no dated
+ * waiter, a refresh in the background) the cached token's expiry; 0 when nothing does. */
+static uint64_t retry_horizon(pw_aad *aad, const aad_entry *e)
+{
+    uint64_t h = 0;
+    for (const pw_aad_wait *w = e->waiters; w; w = w->next)
+        if (w->deadline_ms && (!h || w->deadline_ms < h)) h = w->deadline_ms;
+    if (!h && token_usable(aad, e)) h = e->expires_at_ms;
+    return h;
+}
+
+/* After a retryable failure.  Waiters without a deadline fail once max_attempts were made;
+ * the fetch goes on while a dated waiter or a valid token remains, each backoff cut to half
+ * the time left before the horizon, so that attempts keep coming until it passes (an
+ * outage that ends before a call's deadline fails no call).  Retry-After is honoured as
+ * sent (capped by max_retry_after_ms).  Returns 0 when no retry was scheduled. */
 static int schedule_retry(aad_entry *e, const pw_http_resp *r)
 {
     pw_aad *aad = e->aad;
-    if (e->attempts >= aad->max_attempts) return 0;
+    if (e->attempts >= aad->max_attempts)
+        fail_waiters(e, 1, r->status == 429 ? PW_AZ_CODE_THROTTLED : PW_AZ_CODE_UNAVAILABLE, 1,
+                     (int)r->status,
+                     r->fail != PW_HTTP_OK ? r->error : "token endpoint unavailable");
+    uint64_t horizon = retry_horizon(aad, e);
+    if (!horizon && !e->waiters) return 0;
     long delay = pw_http_retry_after_ms(r->retry_after, r->retry_after_ms, r->x_ms_retry_after_ms,
                                         time(NULL));
     if (delay > aad->max_retry_after_ms) delay = aad->max_retry_after_ms;
-    if (delay < 0)
+    if (delay < 0) {
         delay = pw_http_backoff_ms(aad->backoff_base_ms, aad->backoff_max_ms, e->attempts - 1,
                                    pw_http_random());
+        uint64_t now = pw_loop_now_ms(aad->loop);
+        long half = horizon > now ? (long)((horizon - now) / 2) : 0;
+        if (horizon && delay > half) delay = half > RETRY_FLOOR_MS ? half : RETRY_FLOOR_MS;
+    }
     e->retry = pw_loop_timer_add(aad->loop, (uint64_t)delay, retry_fire, e);
     if (!e->retry) return 0;
     e->retry_cause =
@@ -289,7 +385,8 @@ static void on_token(void *ctx, const pw_http_resp *r)
     if (r->status != 200) {
         char code[128], msg[1024];
         int perm;
-        pw_http_parse_error(r->body, r->body_len, code, sizeof code, msg, sizeof msg, &perm);
+        pw_http_parse_error(aad->http, r->body, r->body_len, code, sizeof code, msg, sizeof msg,
+                            &perm);
         char text[1200];
         snprintf(text, sizeof text, "%s%s%s", code[0] ? code : "HTTP error", msg[0] ? ": " : "",
                  msg);
@@ -310,6 +407,13 @@ static void on_token(void *ctx, const pw_http_resp *r)
         fail_all(e, PW_AZ_CODE_PROTOCOL, 1, 200, "token response without a usable access_token");
         return;
     }
+    if (!b64token_ok(json_string_value(tok), json_string_length(tok))) {
+        json_decref(root);
+        fail_all(e, PW_AZ_CODE_PROTOCOL, 0, 200,
+                 "token response's access_token holds characters a bearer token cannot "
+                 "(RFC 6750 b64token); refused");
+        return;
+    }
     secret_free(e->token);
     e->token = strdup(json_string_value(tok));
     json_decref(root);
@@ -321,7 +425,10 @@ static void on_token(void *ctx, const pw_http_resp *r)
     long long margin = aad->margin_ms;
     if (margin > life_ms / 2)
         margin = life_ms / 2; /* short-lived tokens: still use them for half their life */
-    e->refresh_at_ms = pw_loop_now_ms(aad->loop) + (uint64_t)(life_ms - margin);
+    uint64_t now = pw_loop_now_ms(aad->loop);
+    e->refresh_at_ms = now + (uint64_t)(life_ms - margin);
+    e->expires_at_ms = now + (uint64_t)life_ms;
+    e->next_bg_ms = 0;
     e->gen++;
     pw_log(PW_LOG_INFO, rid(e), "aad.token.ok",
            "token for audience %s, expires in %llds, attempts %u", e->audience, expires_in,
@@ -385,13 +492,18 @@ static void kick_fire(pw_loop *loop, void *ctx)
     if (token_usable(e->aad, e)) {
         pw_aad_result res = {.token = e->token, .gen = e->gen, .http_status = 200};
         deliver(e, &res);
+        if (refresh_due(e->aad, e)) {
+            pw_log(PW_LOG_DEBUG, rid(e), "aad.token.refresh",
+                   "refreshing the token for audience %s in the background", e->audience);
+            start_fetch(e);
+        }
     } else if (!e->xfer && !e->retry && e->waiters) {
         start_fetch(e);
     }
 }
 
-pw_aad_wait *pw_aad_get(pw_aad *aad, const char *audience, const char *request_id, pw_aad_cb cb,
-                        void *ctx)
+pw_aad_wait *pw_aad_get(pw_aad *aad, const char *audience, const char *request_id,
+                        uint64_t deadline_ms, pw_aad_cb cb, void *ctx)
 {
     aad_entry *e = find_entry(aad, audience, 1);
     if (!e) return NULL;
@@ -399,6 +511,7 @@ pw_aad_wait *pw_aad_get(pw_aad *aad, const char *audience, const char *request_i
     if (!w) return NULL;
     w->cb = cb;
     w->ctx = ctx;
+    w->deadline_ms = deadline_ms;
     w->list = &e->waiters;
     w->next = e->waiters;
     if (w->next) w->next->prev = w;
@@ -423,7 +536,7 @@ void pw_aad_invalidate(pw_aad *aad, const char *audience, unsigned gen)
     if (!e || !e->token || e->gen != gen) return;
     secret_free(e->token);
     e->token = NULL;
-    e->refresh_at_ms = 0;
+    e->refresh_at_ms = e->expires_at_ms = 0;
 }
 
 const char *pw_aad_retry_cause(pw_aad *aad, const char *audience, const char **message)

@@ -16,6 +16,8 @@
 
 enum { MAX_PATH_BYTES = 2048, MAX_CSL_BYTES = 1 << 20, MAX_ID_BYTES = 128 };
 
+#define LRO_POLL_MIN_MS 100 /* the shortest wait between polls (and poll retries) */
+
 typedef enum phase { PH_MAIN, PH_POLL, PH_FINAL } phase;
 
 typedef struct az_call az_call;
@@ -29,7 +31,8 @@ struct az_call {
     char *body;     /* JSON text or NULL */
     char *audience; /* token audience */
     char *poll_url;
-    int poll_async; /* 1: Azure-AsyncOperation status body; 0: Location */
+    char poll_shown[2048]; /* poll_url redacted, for logs and messages (it came from Azure) */
+    int poll_async;        /* 1: Azure-AsyncOperation status body; 0: Location */
     phase ph;
     unsigned phase_attempts; /* attempts in the current phase (retries are per phase) */
     unsigned polls;
@@ -166,7 +169,8 @@ pw_azure *pw_azure_new(pw_loop *loop, const pw_azure_config *cfg, char *err, siz
                        .connect_to_count = cfg->connect_to_count,
                        .connect_timeout_ms = az->cfg.connect_timeout_ms,
                        .max_host_connections = az->cfg.max_host_connections,
-                       .max_response_bytes = az->cfg.max_response_bytes};
+                       .max_response_bytes = az->cfg.max_response_bytes,
+                       .secret = cfg->client_secret};
     az->http = pw_http_new(loop, &ho, err, errlen);
     if (az->http) az->aad = pw_aad_new(loop, az->http, &az->cfg, err, errlen);
     /* Secrets, tenant and client id now live in pw_aad; drop the borrowed pointers. */
@@ -234,20 +238,45 @@ static void finish(az_call *c, const char *code, int retryable, json_t *body, co
 {
     pw_azure *az = c->az;
     pw_azure_result *r = &c->res;
+    char why[sizeof r->message] = "";
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, sizeof why, fmt, ap);
+        va_end(ap);
+    }
+    if (c->poll_url) snprintf(r->operation_url, sizeof r->operation_url, "%s", c->poll_shown);
+    if (code && c->ph == PH_FINAL) {
+        /* The operation reported Succeeded: only the read of the result failed. */
+        pw_log(PW_LOG_INFO, rid(c), "azure.lro.final_get_failed",
+               "%s %s: the operation succeeded; reading the result failed: %s: %s", c->method,
+               c->url, code, why);
+        code = NULL;
+        why[0] = '\0';
+        r->azure_code[0] = '\0';
+    } else if (code && c->ph == PH_POLL && strcmp(code, PW_AZ_CODE_LRO_FAILED) != 0) {
+        /* ARM accepted the write; whatever stopped the polling, the change may be applied. */
+        char cause[sizeof r->message];
+        snprintf(cause, sizeof cause, "%s: %s", code, why);
+        snprintf(why, sizeof why,
+                 "the change was accepted but its outcome is unknown (%.480s); operation %.400s",
+                 cause, c->poll_shown);
+        code = PW_AZ_CODE_OUTCOME_UNKNOWN;
+        retryable = 1;
+    }
     r->ok = code == NULL;
     r->code = code;
     r->retryable = code ? retryable : 0;
     r->body = body;
-    if (fmt) {
-        /* Via a local buffer: the arguments may point into r->message itself. */
-        char text[sizeof r->message];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(text, sizeof text, fmt, ap);
-        va_end(ap);
-        pw_event_scrub(text); /* a cut at the buffer's size may split a character */
-        memcpy(r->message, text, sizeof text);
+    if (fmt || !code) {
+        /* Formatted first (the arguments may point into r->message itself).  Azure's text
+         * was redacted where it came in; this pass catches what the formatting put together
+         * (and cannot be undone by a cut: redacting never leaves a prefix). */
+        pw_http_redact(az->http, r->message, sizeof r->message, why, strlen(why));
+        pw_event_scrub(r->message); /* a cut at the buffer's size may split a character */
     }
+    pw_http_redact(az->http, r->azure_code, sizeof r->azure_code, r->azure_code,
+                   strlen(r->azure_code));
     r->duration_ms = pw_loop_now_ms(az->loop) - c->started_ms;
     if (code)
         pw_log(PW_LOG_WARN, rid(c), "azure.call.failed",
@@ -334,7 +363,7 @@ static void send_now(az_call *c)
     }
     const char *token = pw_aad_cached(az->aad, c->audience, &gen);
     if (!token) {
-        c->wait = pw_aad_get(az->aad, c->audience, rid(c), on_token, c);
+        c->wait = pw_aad_get(az->aad, c->audience, rid(c), c->deadline_ms, on_token, c);
         if (!c->wait) finish(c, PW_AZ_CODE_PROTOCOL, 1, NULL, "out of memory");
         return;
     }
@@ -391,7 +420,9 @@ static void retry_or_fail(az_call *c, const char *cause, const pw_http_resp *r, 
     pw_azure *az = c->az;
     c->last_cause = cause;
     snprintf(c->res.message, sizeof c->res.message, "%s", why);
-    if (c->phase_attempts >= az->cfg.max_attempts) {
+    /* Polling an accepted write goes on until the deadline (when there is one). */
+    int polling = c->ph == PH_POLL && c->deadline_ms;
+    if (!polling && c->phase_attempts >= az->cfg.max_attempts) {
         finish(c, cause, 1, NULL, "%s (gave up after %u attempts)", why, c->phase_attempts);
         return;
     }
@@ -399,16 +430,20 @@ static void retry_or_fail(az_call *c, const char *cause, const pw_http_resp *r, 
                                             r->x_ms_retry_after_ms, time(NULL))
                    : -1;
     if (delay > az->cfg.max_retry_after_ms) delay = az->cfg.max_retry_after_ms;
-    if (delay < 0)
+    uint64_t now = pw_loop_now_ms(az->loop);
+    if (delay < 0) {
         delay = pw_http_backoff_ms(az->cfg.backoff_base_ms, az->cfg.backoff_max_ms,
                                    c->phase_attempts - 1, pw_http_random());
-    uint64_t now = pw_loop_now_ms(az->loop);
+        /* Polls keep coming until the deadline: each wait at most half the time left. */
+        long half = c->deadline_ms > now ? (long)((c->deadline_ms - now) / 2) : 0;
+        if (polling && delay > half) delay = half > LRO_POLL_MIN_MS ? half : LRO_POLL_MIN_MS;
+    }
     if (c->deadline_ms && now + (uint64_t)delay >= c->deadline_ms) {
         finish(c, cause, 1, NULL, "%s (the deadline passes before the next attempt)", why);
         return;
     }
     pw_log(PW_LOG_INFO, rid(c), "azure.retry", "%s %s: %s; attempt %u in %ld ms", c->method,
-           c->ph == PH_POLL ? c->poll_url : c->url, why, c->phase_attempts + 1, delay);
+           c->ph == PH_POLL ? c->poll_shown : c->url, why, c->phase_attempts + 1, delay);
     c->timer = pw_loop_timer_add(az->loop, (uint64_t)delay, timer_send, c);
     if (!c->timer) finish(c, PW_AZ_CODE_PROTOCOL, 1, NULL, "out of memory");
 }
@@ -430,8 +465,6 @@ static int is_transient_status(long s)
 {
     return s == 429 || s == 500 || s == 502 || s == 503 || s == 504 || s == 520;
 }
-
-#define LRO_POLL_MIN_MS 100
 
 static void start_poll(az_call *c, const pw_http_resp *r, int first)
 {
@@ -488,15 +521,18 @@ static void on_response(void *ctx, const pw_http_resp *r)
     c->res.http_status = (int)r->status;
     if (c->ph == PH_MAIN) { /* the ids of the request that changed something, not of later GETs */
         const char *req_id = c->kusto ? r->activity_id : r->request_id;
-        if (req_id[0]) snprintf(c->res.request_id, sizeof c->res.request_id, "%s", req_id);
+        if (req_id[0])
+            pw_http_redact(az->http, c->res.request_id, sizeof c->res.request_id, req_id,
+                           strlen(req_id));
         if (!c->kusto && r->correlation_id[0])
-            snprintf(c->res.correlation_id, sizeof c->res.correlation_id, "%s", r->correlation_id);
+            pw_http_redact(az->http, c->res.correlation_id, sizeof c->res.correlation_id,
+                           r->correlation_id, strlen(r->correlation_id));
     }
+    const char *any_id = r->request_id[0] ? r->request_id : r->activity_id;
+    char shown_id[sizeof r->request_id];
+    pw_http_redact(az->http, shown_id, sizeof shown_id, any_id, strlen(any_id));
     pw_log(PW_LOG_DEBUG, rid(c), "azure.http.done", "%s -> HTTP %ld (azure request id %s)",
-           c->ph == PH_POLL ? c->poll_url : c->url, r->status,
-           r->request_id[0]    ? r->request_id
-           : r->activity_id[0] ? r->activity_id
-                               : "-");
+           c->ph == PH_POLL ? c->poll_shown : c->url, r->status, shown_id[0] ? shown_id : "-");
 
     if (r->status == 401) {
         if (!c->refreshed) {
@@ -510,7 +546,8 @@ static void on_response(void *ctx, const pw_http_resp *r)
         }
         char code[128], msg[1024];
         int perm;
-        pw_http_parse_error(r->body, r->body_len, code, sizeof code, msg, sizeof msg, &perm);
+        pw_http_parse_error(az->http, r->body, r->body_len, code, sizeof code, msg, sizeof msg,
+                            &perm);
         snprintf(c->res.azure_code, sizeof c->res.azure_code, "%s", code);
         finish(c, PW_AZ_CODE_AUTH, 0, NULL, "%s", msg[0] ? msg : "HTTP 401 after a token refresh");
         return;
@@ -518,7 +555,8 @@ static void on_response(void *ctx, const pw_http_resp *r)
     if (r->status >= 300) {
         char code[128], msg[1024];
         int perm;
-        pw_http_parse_error(r->body, r->body_len, code, sizeof code, msg, sizeof msg, &perm);
+        pw_http_parse_error(az->http, r->body, r->body_len, code, sizeof code, msg, sizeof msg,
+                            &perm);
         snprintf(c->res.azure_code, sizeof c->res.azure_code, "%s", code);
         char why[1200];
         snprintf(why, sizeof why, "HTTP %ld%s%s%s%s", r->status, code[0] ? " " : "", code,
@@ -560,9 +598,10 @@ static void on_response(void *ctx, const pw_http_resp *r)
             finish(c, PW_AZ_CODE_PROTOCOL, 1, NULL, "out of memory");
             return;
         }
+        pw_http_redact(az->http, c->poll_shown, sizeof c->poll_shown, u, strlen(u));
         c->poll_async = r->async_operation[0] != 0;
         pw_log(PW_LOG_INFO, rid(c), "azure.lro.start", "%s %s: HTTP %ld, polling %s (%s)",
-               c->method, c->url, r->status, c->poll_url,
+               c->method, c->url, r->status, c->poll_shown,
                c->poll_async ? "Azure-AsyncOperation" : "Location");
         start_poll(c, r, 1);
         return;
@@ -602,10 +641,14 @@ static void on_response(void *ctx, const pw_http_resp *r)
                 json_t *e = json_object_get(body, "error");
                 const char *ecode = json_string_value(json_object_get(e, "code"));
                 const char *emsg = json_string_value(json_object_get(e, "message"));
-                snprintf(c->res.azure_code, sizeof c->res.azure_code, "%s", ecode ? ecode : "");
-                finish(c, PW_AZ_CODE_LRO_FAILED, 0, NULL, "operation %s: %s", status,
-                       emsg ? emsg : "no message");
+                char shown[64], msg[sizeof c->res.message];
+                pw_http_redact(az->http, c->res.azure_code, sizeof c->res.azure_code,
+                               ecode ? ecode : "", ecode ? strlen(ecode) : 0);
+                pw_http_redact(az->http, shown, sizeof shown, status, strlen(status));
+                pw_http_redact(az->http, msg, sizeof msg, emsg ? emsg : "no message",
+                               emsg ? strlen(emsg) : 10);
                 json_decref(body);
+                finish(c, PW_AZ_CODE_LRO_FAILED, 0, NULL, "operation %s: %s", shown, msg);
             } else {
                 json_decref(body);
                 start_poll(c, r, 0);
@@ -630,8 +673,11 @@ static void on_response(void *ctx, const pw_http_resp *r)
     }
     if (c->kusto && json_is_array(json_object_get(body, "Exceptions"))) {
         json_t *ex = json_array_get(json_object_get(body, "Exceptions"), 0);
-        finish(c, PW_AZ_CODE_BAD_REQUEST, 0, body, "partial failure: %s",
-               json_is_string(ex) ? json_string_value(ex) : "see body");
+        char msg[sizeof c->res.message];
+        pw_http_redact(az->http, msg, sizeof msg,
+                       json_is_string(ex) ? json_string_value(ex) : "see body",
+                       json_is_string(ex) ? json_string_length(ex) : 8);
+        finish(c, PW_AZ_CODE_BAD_REQUEST, 0, body, "partial failure: %s", msg);
         return;
     }
     finish(c, NULL, 0, body, NULL);

@@ -35,8 +35,17 @@ struct pw_http {
     char *ca_file;
     long connect_timeout_ms;
     size_t max_response_bytes;
+    char *secret, *secret_form; /* what pw_http_redact removes besides its patterns */
     pw_http_xfer *xfers;
 };
+
+/* Wipes and frees a malloc'd secret (NULL ok); explicit_bzero survives dead-store removal. */
+static void secret_free(char *s)
+{
+    if (!s) return;
+    explicit_bzero(s, strlen(s));
+    free(s);
+}
 
 static void xfer_unlink(pw_http *http, pw_http_xfer *x)
 {
@@ -100,6 +109,13 @@ static pw_http_fail classify(CURLcode rc)
     }
 }
 
+typedef struct url_parts {
+    char *scheme, *user, *password, *host, *port, *path, *query, *fragment;
+} url_parts;
+
+static void parts_free(url_parts *p);
+static int parse_url(const char *url, url_parts *p);
+
 static void finish(pw_http *http, CURL *easy, CURLcode rc)
 {
     pw_http_xfer *x = NULL;
@@ -112,10 +128,22 @@ static void finish(pw_http *http, CURL *easy, CURLcode rc)
         r->fail = PW_HTTP_TOO_LARGE;
         snprintf(r->error, sizeof r->error, "response body larger than %zu bytes",
                  http->max_response_bytes);
+    } else if (r->fail == PW_HTTP_TLS) {
+        /* Name what was checked: the host and the trust anchors it was checked against. */
+        char *url = NULL;
+        url_parts p = {0};
+        curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &url);
+        int parsed = url && parse_url(url, &p) == 0;
+        snprintf(r->error, sizeof r->error, "%s (host %s, %s%s)",
+                 x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc), parsed ? p.host : "?",
+                 http->ca_file ? "CA file " : "no CA file: the system trust store",
+                 http->ca_file ? http->ca_file : "");
+        if (parsed) parts_free(&p);
     } else if (rc != CURLE_OK) {
         snprintf(r->error, sizeof r->error, "%s",
                  x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
     }
+    if (r->error[0]) pw_http_redact(http, r->error, sizeof r->error, r->error, strlen(r->error));
     r->body = x->body ? x->body : (char *)"";
     r->body_len = x->body_len;
     pw_http_cb cb = x->cb;
@@ -201,6 +229,16 @@ pw_http *pw_http_new(pw_loop *loop, const pw_http_opts *opts, char *err, size_t 
     http->connect_timeout_ms = opts->connect_timeout_ms;
     http->max_response_bytes = opts->max_response_bytes;
     if (opts->ca_file && !(http->ca_file = strdup(opts->ca_file))) goto oom;
+    if (opts->secret && *opts->secret) {
+        char *form = curl_easy_escape(NULL, opts->secret, 0);
+        http->secret = strdup(opts->secret);
+        http->secret_form = form ? strdup(form) : NULL;
+        if (form) {
+            explicit_bzero(form, strlen(form));
+            curl_free(form);
+        }
+        if (!http->secret || !http->secret_form) goto oom;
+    }
     for (size_t i = 0; i < opts->connect_to_count; i++) {
         struct curl_slist *n = curl_slist_append(http->connect_to, opts->connect_to[i]);
         if (!n) goto oom;
@@ -230,6 +268,8 @@ void pw_http_free(pw_http *http)
     pw_loop_timer_cancel(http->loop, http->timer);
     curl_slist_free_all(http->connect_to);
     free(http->ca_file);
+    secret_free(http->secret);
+    secret_free(http->secret_form);
     free(http);
 }
 
@@ -422,10 +462,6 @@ long pw_http_backoff_ms(long base_ms, long max_ms, unsigned n, uint64_t rnd)
     return (long)(rnd % ((uint64_t)cap + 1));
 }
 
-typedef struct url_parts {
-    char *scheme, *user, *password, *host, *port, *path, *query, *fragment;
-} url_parts;
-
 static void parts_free(url_parts *p)
 {
     curl_free(p->scheme);
@@ -526,25 +562,15 @@ int pw_http_cluster_uri(const char *uri, char *out, size_t outlen, char *err, si
     return 0;
 }
 
-/* Copies a JSON string, cut to len - 1 bytes at a character boundary (jansson strings
- * are valid UTF-8; a cut inside a character would make the copy invalid, and the error
- * text goes into a JSON reply and log line). */
-static void copy_str(json_t *v, char *dst, size_t len)
+/* Copies a JSON string, redacted, cut at a character boundary (see pw_http_redact). */
+static void copy_str(const pw_http *http, json_t *v, char *dst, size_t len)
 {
     if (!json_is_string(v) || !len) return;
-    const char *s = json_string_value(v);
-    size_t n = strlen(s);
-    if (n >= len) {
-        n = len - 1;
-        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-            n--;
-    }
-    memcpy(dst, s, n);
-    dst[n] = '\0';
+    pw_http_redact(http, dst, len, json_string_value(v), json_string_length(v));
 }
 
-void pw_http_parse_error(const char *body, size_t len, char *code, size_t codelen, char *msg,
-                         size_t msglen, int *permanent)
+void pw_http_parse_error(const pw_http *http, const char *body, size_t len, char *code,
+                         size_t codelen, char *msg, size_t msglen, int *permanent)
 {
     if (codelen) code[0] = '\0';
     if (msglen) msg[0] = '\0';
@@ -557,16 +583,148 @@ void pw_http_parse_error(const char *body, size_t len, char *code, size_t codele
     }
     json_t *e = json_object_get(root, "error");
     if (json_is_object(e)) {
-        copy_str(json_object_get(e, "code"), code, codelen);
+        copy_str(http, json_object_get(e, "code"), code, codelen);
         json_t *m = json_object_get(e, "@message");
-        copy_str(json_is_string(m) ? m : json_object_get(e, "message"), msg, msglen);
+        copy_str(http, json_is_string(m) ? m : json_object_get(e, "message"), msg, msglen);
         json_t *p = json_object_get(e, "@permanent");
         if (json_is_boolean(p)) *permanent = json_is_true(p);
     } else if (json_is_string(e)) { /* AAD */
-        copy_str(e, code, codelen);
-        copy_str(json_object_get(root, "error_description"), msg, msglen);
+        copy_str(http, e, code, codelen);
+        copy_str(http, json_object_get(root, "error_description"), msg, msglen);
     }
     json_decref(root);
+}
+
+/* ---- redaction ---- */
+
+#define REDACTED "***"
+
+static int b64url_char(unsigned char c)
+{
+    return isalnum(c) || c == '-' || c == '_';
+}
+
+static int b64token_char(unsigned char c)
+{
+    return isalnum(c) || (c && strchr("-._~+/=", c));
+}
+
+/* Length of the JWT-shaped text at s ("eyJ" + base64url, '.', base64url, optionally '.' and
+ * more): two segments are enough, since a cut may have dropped the third; 0 when none. */
+static size_t jwt_len(const char *s, size_t n)
+{
+    if (n < 3 || memcmp(s, "eyJ", 3) != 0) return 0;
+    size_t i = 3, dots = 0;
+    while (i < n && b64url_char((unsigned char)s[i]))
+        i++;
+    while (i < n && s[i] == '.' && dots < 2) {
+        size_t j = i + 1;
+        while (j < n && b64url_char((unsigned char)s[j]))
+            j++;
+        if (j == i + 1 && dots == 0) break; /* "eyJx." alone is no token */
+        dots++;
+        i = j;
+    }
+    return dots ? i : 0;
+}
+
+/* Length of the form value at s (up to '&', a quote, a separator or whitespace). */
+static size_t form_value_len(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && !strchr("&\"' ,;<>\t\r\n", s[i]))
+        i++;
+    return i;
+}
+
+/* Appends n bytes to out (capacity cap, one kept for the NUL) at *o; 1 when it is full. */
+static int emit(char *out, size_t cap, size_t *o, const char *p, size_t n)
+{
+    int full = 0;
+    if (*o + n >= cap) {
+        n = cap - 1 - *o;
+        full = 1;
+    }
+    memcpy(out + *o, p, n);
+    *o += n;
+    return full;
+}
+
+void pw_http_redact(const pw_http *http, char *dst, size_t dstlen, const char *src, size_t srclen)
+{
+    static const char *const keys[] = {"client_secret=", "client_assertion="};
+    if (!dstlen) return;
+    /* Written to a scratch buffer first: src may be dst, and the text may grow (a short
+     * value becomes "***"). */
+    char *out = malloc(dstlen);
+    if (!out) {
+        dst[0] = '\0'; /* nothing rather than something unredacted */
+        return;
+    }
+    const char *secrets[2] = {http ? http->secret : NULL, http ? http->secret_form : NULL};
+    size_t o = 0, i = 0;
+    int full = 0;
+    while (i < srclen && !full) {
+        const char *p = src + i;
+        size_t left = srclen - i;
+        unsigned char prev = i ? (unsigned char)src[i - 1] : ' ';
+        size_t skip = 0;
+        for (size_t k = 0; k < 2 && !skip; k++) {
+            size_t sl = secrets[k] ? strlen(secrets[k]) : 0;
+            if (sl && sl <= left && memcmp(p, secrets[k], sl) == 0) {
+                full |= emit(out, dstlen, &o, REDACTED, 3);
+                skip = sl;
+            }
+        }
+        for (size_t k = 0; k < 2 && !skip; k++) {
+            size_t kl = strlen(keys[k]);
+            if (kl <= left && strncasecmp(p, keys[k], kl) == 0 && !b64url_char(prev)) {
+                full |= emit(out, dstlen, &o, p, kl);
+                full |= emit(out, dstlen, &o, REDACTED, 3);
+                skip = kl + form_value_len(p + kl, left - kl);
+            }
+        }
+        if (!skip && left > 6 && strncasecmp(p, "bearer", 6) == 0 && !isalnum(prev) &&
+            (p[6] == ' ' || p[6] == '\t')) {
+            size_t j = 6;
+            while (j < left && (p[j] == ' ' || p[j] == '\t'))
+                j++;
+            size_t t = j;
+            while (t < left && b64token_char((unsigned char)p[t]))
+                t++;
+            if (t > j) {
+                full |= emit(out, dstlen, &o, p, j);
+                full |= emit(out, dstlen, &o, REDACTED, 3);
+                skip = t;
+            }
+        }
+        if (!skip && !b64url_char(prev)) {
+            size_t jl = jwt_len(p, left);
+            if (jl) {
+                full |= emit(out, dstlen, &o, REDACTED, 3);
+                skip = jl;
+            }
+        }
+        if (!skip) {
+            full |= emit(out, dstlen, &o, p, 1);
+            skip = 1;
+        }
+        i += skip;
+    }
+    if (full) { /* do not leave a character cut in two at the end */
+        size_t k = o;
+        while (k > 0 && ((unsigned char)out[k - 1] & 0xC0) == 0x80)
+            k--;
+        if (k > 0) {
+            unsigned char lead = (unsigned char)out[k - 1];
+            size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+            if (k - 1 + need > o) o = k - 1;
+        }
+    }
+    out[o] = '\0';
+    memcpy(dst, out, o + 1);
+    explicit_bzero(out, dstlen);
+    free(out);
 }
 
 int pw_http_lro_terminal(const char *status)

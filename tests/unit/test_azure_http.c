@@ -11,7 +11,7 @@
 #include <jansson.h>
 
 #include "pw/azure.h"
-#include "pw/http.h"
+#include "azure/http.h" /* internal to worker/azure */
 #include "pw/loop.h"
 
 static void test_retry_after(void **state)

@@ -1,5 +1,5 @@
 /* aad.c: AAD client-credentials tokens, one shared fetch and one cache entry per audience. */
-#include "pw/aad.h"
+#include "aad.h"
 
 #include <ctype.h>
 #include <curl/curl.h>

@@ -9,9 +9,9 @@
 #include <strings.h>
 #include <time.h>
 
-#include "pw/aad.h"
+#include "aad.h"
 #include "pw/event.h"
-#include "pw/http.h"
+#include "http.h"
 #include "pw/log.h"
 
 enum { MAX_PATH_BYTES = 2048, MAX_CSL_BYTES = 1 << 20, MAX_ID_BYTES = 128 };

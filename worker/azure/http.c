@@ -1,6 +1,6 @@
 /* http.c: HTTPS exchanges over libcurl multi (socket API) driven by pw_loop, plus Azure protocol
  * helpers. */
-#include "pw/http.h"
+#include "http.h"
 
 #include <ctype.h>
 #include <curl/curl.h>

@@ -1,4 +1,4 @@
-/* pw/http.h: internal to worker/azure: HTTPS exchanges over libcurl multi driven by pw_loop,
+/* http.h: internal to worker/azure: HTTPS exchanges over libcurl multi driven by pw_loop,
  * and the pure Azure protocol helpers (Retry-After, backoff, URL checks, error bodies). */
 #ifndef PW_HTTP_H
 #define PW_HTTP_H

@@ -1,4 +1,4 @@
-/* pw/aad.h: internal to worker/azure: AAD client-credentials tokens, cached per audience.
+/* aad.h: internal to worker/azure: AAD client-credentials tokens, cached per audience.
  *
  * One fetch per audience at a time; every caller waiting for that audience shares it.
  * A cached token is handed out until it expires.  From token_refresh_margin_ms before
@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "pw/azure.h"
-#include "pw/http.h"
+#include "http.h"
 #include "pw/loop.h"
 
 typedef struct pw_aad pw_aad;

@@ -73,9 +73,9 @@ e2e_sim() {
 
 e2e_sim_state() { e2e_sim GET /_sim/state; }
 # The simulator's request log as one JSON array.
-e2e_sim_requests() { e2e_sim GET /_sim/requests | jq -c 'if type == "array" then . else (.requests // .entries // []) end'; }
+e2e_sim_requests() { e2e_sim GET /_sim/requests | jq -c '.requests'; }
 e2e_sim_clear_requests() { e2e_sim DELETE /_sim/requests >/dev/null; }
-e2e_sim_settings() { e2e_sim PATCH /_sim/settings "$1" >/dev/null || e2e_sim PUT /_sim/settings "$1" >/dev/null; }
+e2e_sim_settings() { e2e_sim PATCH /_sim/settings "$1" >/dev/null; }
 e2e_sim_faults() { e2e_sim PUT /_sim/faults "$1" >/dev/null; }
 
 # The database object of the default state.

@@ -218,7 +218,7 @@ e2e_wait_terminal() {
 }
 
 # e2e_dlq_count: messages on the dead-letter topic so far.
-e2e_dlq_count() { grep -c '^{' "$PW_TMP/dlq.out" 2>/dev/null || echo 0; }
+e2e_dlq_count() { cat "$PW_TMP/dlq.out" 2>/dev/null | grep -c '^{' || true; }
 
 # e2e_expect DESCRIPTION JQ-FILTER JSON: fail unless the filter holds on JSON.
 e2e_expect() {

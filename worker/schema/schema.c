@@ -3,8 +3,6 @@
 
 #include "schema_int.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -12,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -22,242 +19,6 @@
 #define DEFAULT_ERRORS 64u
 #define REGEX_MATCH_LIMIT 100000u
 #define REGEX_DEPTH_LIMIT 5000u
-#define MAX_REGISTRY_DOCS 4096u
-
-/* ---------------------------------------------------------------- registry */
-
-typedef struct reg_doc {
-    char *uri;
-    json_t *doc;
-} reg_doc;
-
-struct pw_schema_registry {
-    reg_doc *docs;
-    size_t n, cap;
-};
-
-pw_schema_registry *pw_schema_registry_new(void)
-{
-    return calloc(1, sizeof(pw_schema_registry));
-}
-
-void pw_schema_registry_free(pw_schema_registry *reg)
-{
-    if (!reg) return;
-    for (size_t i = 0; i < reg->n; i++) {
-        free(reg->docs[i].uri);
-        json_decref(reg->docs[i].doc);
-    }
-    free(reg->docs);
-    free(reg);
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* Drops a trailing empty fragment so "x#" and "x" name the same document. */
-static char *norm_uri(const char *u)
-{
-    char *s = pw_schema_uri_resolve(NULL, u);
-    return s;
-}
-
-int pw_schema_registry_add(pw_schema_registry *reg, const char *uri, json_t *doc, char *err,
-                           size_t errlen)
-{
-    if (!reg || !doc) {
-        set_err(err, errlen, "registry or document missing");
-        return -1;
-    }
-    if (!uri) {
-        json_t *id = json_is_object(doc) ? json_object_get(doc, "$id") : NULL;
-        if (!json_is_string(id)) {
-            set_err(err, errlen, "document has no $id and no URI was given");
-            return -1;
-        }
-        uri = json_string_value(id);
-    }
-    if (reg->n >= MAX_REGISTRY_DOCS) {
-        set_err(err, errlen, "registry full (%u documents)", MAX_REGISTRY_DOCS);
-        return -1;
-    }
-    char *u = norm_uri(uri);
-    if (!u) {
-        set_err(err, errlen, "out of memory");
-        return -1;
-    }
-    for (size_t i = 0; i < reg->n; i++) {
-        if (!strcmp(reg->docs[i].uri, u)) { /* replace */
-            json_decref(reg->docs[i].doc);
-            reg->docs[i].doc = json_incref(doc);
-            free(u);
-            return 0;
-        }
-    }
-    if (reg->n == reg->cap) {
-        size_t nc = reg->cap ? reg->cap * 2 : 16;
-        reg_doc *nd = realloc(reg->docs, nc * sizeof *nd);
-        if (!nd) {
-            free(u);
-            set_err(err, errlen, "out of memory");
-            return -1;
-        }
-        reg->docs = nd;
-        reg->cap = nc;
-    }
-    reg->docs[reg->n].uri = u;
-    reg->docs[reg->n].doc = json_incref(doc);
-    reg->n++;
-    return 0;
-}
-
-int pw_schema_registry_add_file(pw_schema_registry *reg, const char *uri, const char *path,
-                                char *err, size_t errlen)
-{
-    json_error_t je;
-    json_t *doc = json_load_file(path, JSON_DECODE_ANY, &je);
-    if (!doc) {
-        set_err(err, errlen, "%s:%d: %s", path, je.line, je.text);
-        return -1;
-    }
-    int rc = pw_schema_registry_add(reg, uri, doc, err, errlen);
-    json_decref(doc);
-    return rc;
-}
-
-#define MAX_DIR_FILES 1024u
-
-static int add_dir_rec(pw_schema_registry *reg, const char *root, const char *rel,
-                       const char *base_uri, unsigned depth, int *count, char *err, size_t errlen)
-{
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s%s%s", root, *rel ? "/" : "", rel) >= (int)sizeof path ||
-        depth > 16) {
-        set_err(err, errlen, "%s: path too long or too deep", root);
-        return -1;
-    }
-    DIR *d = opendir(path);
-    if (!d) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    struct dirent *e;
-    int rc = 0;
-    while (!rc && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char sub[4096], full[8192];
-        size_t nl = strlen(e->d_name);
-        if (snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", e->d_name) >=
-            (int)sizeof sub) {
-            set_err(err, errlen, "%s/%s: path too long", path, e->d_name);
-            rc = -1;
-            break;
-        }
-        snprintf(full, sizeof full, "%s/%s", root, sub);
-        struct stat st;
-        if (stat(full, &st) < 0) continue;
-        if (S_ISDIR(st.st_mode)) {
-            rc = add_dir_rec(reg, root, sub, base_uri, depth + 1, count, err, errlen);
-        } else if (nl > 5 && !strcmp(e->d_name + nl - 5, ".json")) {
-            if (++*count > (int)MAX_DIR_FILES) {
-                set_err(err, errlen, "%s: more than %u schema files", root, MAX_DIR_FILES);
-                rc = -1;
-                break;
-            }
-            char *uri = NULL;
-            if (base_uri && (uri = malloc(strlen(base_uri) + strlen(sub) + 1)))
-                sprintf(uri, "%s%s", base_uri, sub);
-            if (base_uri && !uri) {
-                set_err(err, errlen, "out of memory");
-                rc = -1;
-                break;
-            }
-            rc = pw_schema_registry_add_file(reg, uri, full, err, errlen);
-            if (rc < 0 && !base_uri) {
-                size_t l = strlen(err);
-                if (l < errlen) snprintf(err + l, errlen - l, " (%s)", full);
-            }
-            free(uri);
-        }
-    }
-    closedir(d);
-    return rc;
-}
-
-int pw_schema_registry_add_dir(pw_schema_registry *reg, const char *dir, const char *base_uri,
-                               char *err, size_t errlen)
-{
-    int count = 0;
-    if (!reg || !dir) {
-        set_err(err, errlen, "registry or directory missing");
-        return -1;
-    }
-    if (add_dir_rec(reg, dir, "", base_uri, 0, &count, err, errlen) < 0) return -1;
-    return count;
-}
-
-/* ---------------------------------------------------------------- pointer map */
-
-typedef struct pmap_ent {
-    const void *key;
-    void *val;
-} pmap_ent;
-
-typedef struct pmap {
-    pmap_ent *e;
-    size_t n, cap; /* cap is a power of two */
-} pmap;
-
-static size_t ptr_hash(const void *p)
-{
-    uintptr_t x = (uintptr_t)p;
-    x ^= x >> 17;
-    x *= 0x9E3779B97F4A7C15ull;
-    return (size_t)(x ^ (x >> 29));
-}
-
-static void *pmap_get(const pmap *m, const void *k)
-{
-    if (!m->cap) return NULL;
-    for (size_t i = ptr_hash(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        if (!m->e[i].key) return NULL;
-        if (m->e[i].key == k) return m->e[i].val;
-    }
-}
-
-static int pmap_put(pmap *m, const void *k, void *v)
-{
-    if ((m->n + 1) * 2 > m->cap) {
-        size_t nc = m->cap ? m->cap * 2 : 256;
-        pmap_ent *ne = calloc(nc, sizeof *ne);
-        if (!ne) return -1;
-        for (size_t i = 0; i < m->cap; i++) {
-            if (!m->e[i].key) continue;
-            size_t j = ptr_hash(m->e[i].key) & (nc - 1);
-            while (ne[j].key)
-                j = (j + 1) & (nc - 1);
-            ne[j] = m->e[i];
-        }
-        free(m->e);
-        m->e = ne;
-        m->cap = nc;
-    }
-    size_t i = ptr_hash(k) & (m->cap - 1);
-    while (m->e[i].key && m->e[i].key != k)
-        i = (i + 1) & (m->cap - 1);
-    if (!m->e[i].key) m->n++;
-    m->e[i].key = k;
-    m->e[i].val = v;
-    return 0;
-}
 
 /* ---------------------------------------------------------------- compiled graph */
 
@@ -403,246 +164,6 @@ void pw_schema_free(pw_schema *s)
     free(s->docs);
     free(s);
 }
-
-/* ---------------------------------------------------------------- index of resources */
-
-/* Facts about one subschema found by walking every document: its base URI, the
- * resource it belongs to, its JSON pointer inside that resource and the $schema
- * in force. */
-typedef struct sinfo {
-    char *base; /* base URI without fragment */
-    json_t *resroot;
-    char *ptr;           /* pointer from resroot */
-    const char *dialect; /* $schema in force (borrowed), NULL: default */
-} sinfo;
-
-typedef struct named_uri {
-    char *uri; /* absolute, fragment included for anchors */
-    json_t *target;
-    int dynamic;
-} named_uri;
-
-typedef struct cctx {
-    pw_schema *s;
-    const pw_schema_options *opts;
-    unsigned max_depth;
-    pmap info;       /* json_t* -> sinfo* */
-    pmap compiled;   /* json_t* -> node* */
-    pmap resmap;     /* resroot json_t* -> resource* */
-    named_uri *uris; /* resources ($id, retrieval URIs) and anchors */
-    size_t n_uris, cap_uris;
-    sinfo **infos;
-    size_t n_infos, cap_infos;
-    char *err;
-    size_t errlen;
-    int failed;
-} cctx;
-
-static int add_uri(cctx *c, char *uri, json_t *target, int dynamic)
-{
-    for (size_t i = 0; i < c->n_uris; i++)
-        if (!strcmp(c->uris[i].uri, uri)) {
-            free(uri); /* first wins: retrieval URI and $id may coincide */
-            return 0;
-        }
-    if (c->n_uris == c->cap_uris) {
-        size_t nc = c->cap_uris ? c->cap_uris * 2 : 64;
-        named_uri *nu = realloc(c->uris, nc * sizeof *nu);
-        if (!nu) {
-            free(uri);
-            return -1;
-        }
-        c->uris = nu;
-        c->cap_uris = nc;
-    }
-    c->uris[c->n_uris++] = (named_uri){uri, target, dynamic};
-    return 0;
-}
-
-static named_uri *find_uri(cctx *c, const char *uri)
-{
-    for (size_t i = 0; i < c->n_uris; i++)
-        if (!strcmp(c->uris[i].uri, uri)) return &c->uris[i];
-    return NULL;
-}
-
-/* "uri#frag" (malloc'd), NULL when out of memory. */
-static char *with_fragment(const char *uri, const char *frag)
-{
-    size_t ul = strlen(uri), fl = strlen(frag);
-    char *out = malloc(ul + fl + 2);
-    if (!out) return NULL;
-    memcpy(out, uri, ul);
-    out[ul] = '#';
-    memcpy(out + ul + 1, frag, fl + 1);
-    return out;
-}
-
-static char *ptr_append(const char *ptr, const char *seg)
-{
-    size_t n = strlen(ptr), extra = 0;
-    for (const char *p = seg; *p; p++)
-        extra += (*p == '~' || *p == '/') ? 2 : 1;
-    char *out = malloc(n + extra + 2);
-    if (!out) return NULL;
-    memcpy(out, ptr, n);
-    out[n++] = '/';
-    for (const char *p = seg; *p; p++) {
-        if (*p == '~')
-            out[n++] = '~', out[n++] = '0';
-        else if (*p == '/')
-            out[n++] = '~', out[n++] = '1';
-        else
-            out[n++] = *p;
-    }
-    out[n] = 0;
-    return out;
-}
-
-static char *ptr_append_idx(const char *ptr, size_t i)
-{
-    char b[32];
-    snprintf(b, sizeof b, "%zu", i);
-    return ptr_append(ptr, b);
-}
-
-/* Keywords whose value is one subschema, an array of them, or an object of them. */
-static const char *const kw_single[] = {"additionalProperties",
-                                        "items",
-                                        "contains",
-                                        "not",
-                                        "if",
-                                        "then",
-                                        "else",
-                                        "unevaluatedItems",
-                                        "unevaluatedProperties",
-                                        "propertyNames",
-                                        "contentSchema",
-                                        "additionalItems",
-                                        NULL};
-static const char *const kw_array[] = {"allOf", "anyOf", "oneOf", "prefixItems", "items", NULL};
-static const char *const kw_object[] = {
-    "$defs",        "definitions", "properties", "patternProperties", "dependentSchemas",
-    "dependencies", NULL};
-
-static int index_walk(cctx *c, json_t *s, const char *base, json_t *resroot, const char *ptr,
-                      const char *dialect, unsigned depth);
-
-static int index_child(cctx *c, json_t *sub, const char *base, json_t *resroot, const char *ptr,
-                       const char *seg, long idx, const char *dialect, unsigned depth)
-{
-    char *p = idx >= 0 ? ptr_append_idx(ptr, (size_t)idx) : ptr_append(ptr, seg);
-    if (!p) return -1;
-    int rc = index_walk(c, sub, base, resroot, p, dialect, depth + 1);
-    free(p);
-    return rc;
-}
-
-static int index_walk(cctx *c, json_t *s, const char *base, json_t *resroot, const char *ptr,
-                      const char *dialect, unsigned depth)
-{
-    if (!json_is_object(s) && !json_is_boolean(s)) return 0;
-    if (depth > c->max_depth) {
-        set_err(c->err, c->errlen, "schema nesting deeper than %u at %s#%s", c->max_depth, base,
-                ptr);
-        return -2;
-    }
-    if (pmap_get(&c->info, s)) return 0; /* same document registered twice */
-    char *mybase = NULL;
-    const char *myptr = ptr;
-    if (json_is_object(s)) {
-        json_t *sch = json_object_get(s, "$schema");
-        if (json_is_string(sch)) dialect = json_string_value(sch);
-        json_t *id = json_object_get(s, "$id");
-        if (json_is_string(id) && json_string_value(id)[0] != '#') {
-            mybase = pw_schema_uri_resolve(base, json_string_value(id));
-            if (!mybase) return -1;
-            char *hash = strchr(mybase, '#');
-            if (hash) *hash = 0;
-            char *u = strdup(mybase);
-            if (!u || add_uri(c, u, s, 0) < 0) {
-                free(mybase);
-                return -1;
-            }
-            resroot = s;
-            myptr = "";
-        }
-    }
-    if (!mybase && !(mybase = strdup(base))) return -1;
-    sinfo *si = calloc(1, sizeof *si);
-    if (!si) {
-        free(mybase);
-        return -1;
-    }
-    si->base = mybase;
-    si->resroot = resroot;
-    si->ptr = strdup(myptr);
-    si->dialect = dialect;
-    if (c->n_infos == c->cap_infos) {
-        size_t nc = c->cap_infos ? c->cap_infos * 2 : 256;
-        sinfo **ni = realloc(c->infos, nc * sizeof *ni);
-        if (!ni) {
-            free(si->base), free(si->ptr), free(si);
-            return -1;
-        }
-        c->infos = ni;
-        c->cap_infos = nc;
-    }
-    c->infos[c->n_infos++] = si;
-    if (!si->ptr || pmap_put(&c->info, s, si) < 0) return -1;
-    if (!json_is_object(s)) return 0;
-    const char *anchors[2] = {"$anchor", "$dynamicAnchor"};
-    for (int k = 0; k < 2; k++) {
-        json_t *a = json_object_get(s, anchors[k]);
-        if (!json_is_string(a)) continue;
-        char *u = with_fragment(mybase, json_string_value(a));
-        if (!u || add_uri(c, u, s, k) < 0) return -1;
-    }
-    int rc;
-    for (const char *const *k = kw_single; *k; k++) {
-        json_t *v = json_object_get(s, *k);
-        if (v && (rc = index_child(c, v, mybase, resroot, myptr, *k, -1, dialect, depth)))
-            return rc;
-    }
-    for (const char *const *k = kw_array; *k; k++) {
-        json_t *v = json_object_get(s, *k);
-        if (!json_is_array(v)) continue;
-        char *p = ptr_append(myptr, *k);
-        if (!p) return -1;
-        for (size_t i = 0; i < json_array_size(v); i++)
-            if ((rc = index_child(c, json_array_get(v, i), mybase, resroot, p, NULL, (long)i,
-                                  dialect, depth))) {
-                free(p);
-                return rc;
-            }
-        free(p);
-    }
-    for (const char *const *k = kw_object; *k; k++) {
-        json_t *v = json_object_get(s, *k);
-        if (!json_is_object(v)) continue;
-        char *p = ptr_append(myptr, *k);
-        if (!p) return -1;
-        const char *key;
-        json_t *sub;
-        json_object_foreach(v, key, sub)
-        {
-            if ((rc = index_child(c, sub, mybase, resroot, p, key, -1, dialect, depth))) {
-                free(p);
-                return rc;
-            }
-        }
-        free(p);
-    }
-    return 0;
-}
-
-static int index_doc(cctx *c, const char *uri, json_t *doc)
-{
-    char *u = strdup(uri);
-    if (!u || add_uri(c, u, doc, 0) < 0) return -1;
-    return index_walk(c, doc, uri, doc, "", NULL, 0);
-}
-
 /* ---------------------------------------------------------------- compile */
 
 static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot, const char *ptr,
@@ -730,7 +251,7 @@ static unsigned vocab_for(cctx *c, const char *dialect)
         !strncmp(u, "http://json-schema.org/draft-0", 30)) {
         mask = V_ALL | V_LEGACY_ITEMS;
     } else if (strcmp(u, META_2020) != 0) {
-        named_uri *nu = find_uri(c, u);
+        named_uri *nu = pw_schema_find_uri(c, u);
         json_t *voc =
             nu && json_is_object(nu->target) ? json_object_get(nu->target, "$vocabulary") : NULL;
         if (json_is_object(voc)) {
@@ -766,24 +287,24 @@ static node *resolve_ref(cctx *c, const char *base, const char *ref, unsigned de
 {
     char *abs = pw_schema_uri_resolve(base, ref);
     if (!abs) {
-        set_err(c->err, c->errlen, "out of memory");
+        pw_schema_set_err(c->err, c->errlen, "out of memory");
         return NULL;
     }
     char *frag = strchr(abs, '#');
     if (frag) *frag++ = 0;
-    named_uri *doc = find_uri(c, abs);
+    named_uri *doc = pw_schema_find_uri(c, abs);
     if (!doc) {
-        set_err(c->err, c->errlen, "cannot resolve $ref \"%s\": no schema is registered as %s%s",
-                ref, abs,
-                strncmp(abs, "https://json-schema.org/", 24)
-                    ? ""
-                    : " (register the meta-schemas, e.g. pw_schema_registry_add_dir on "
-                      "json-schema-meta)");
+        pw_schema_set_err(c->err, c->errlen,
+                          "cannot resolve $ref \"%s\": no schema is registered as %s%s", ref, abs,
+                          strncmp(abs, "https://json-schema.org/", 24)
+                              ? ""
+                              : " (register the meta-schemas, e.g. pw_schema_registry_add_dir on "
+                                "json-schema-meta)");
         free(abs);
         return NULL;
     }
     json_t *target = doc->target;
-    sinfo *di = pmap_get(&c->info, target);
+    sinfo *di = pw_schema_pmap_get(&c->info, target);
     const char *tbase = di ? di->base : abs;
     json_t *tres = di ? di->resroot : target;
     char *tptr = NULL;
@@ -791,30 +312,30 @@ static node *resolve_ref(cctx *c, const char *base, const char *ref, unsigned de
         char *dec = malloc(strlen(frag) + 1);
         if (!dec || pct_decode(frag, strlen(frag), dec) < 0) {
             free(dec);
-            set_err(c->err, c->errlen, "bad JSON pointer in $ref \"%s\"", ref);
+            pw_schema_set_err(c->err, c->errlen, "bad JSON pointer in $ref \"%s\"", ref);
             free(abs);
             return NULL;
         }
         target = ptr_follow(target, dec);
         tptr = dec;
         if (!target) {
-            set_err(c->err, c->errlen, "cannot resolve $ref \"%s\": %s has nothing at %s", ref, abs,
-                    frag);
+            pw_schema_set_err(c->err, c->errlen, "cannot resolve $ref \"%s\": %s has nothing at %s",
+                              ref, abs, frag);
             free(tptr);
             free(abs);
             return NULL;
         }
     } else if (frag && *frag) {
-        char *u = with_fragment(abs, frag);
+        char *u = pw_schema_with_fragment(abs, frag);
         if (!u) {
             free(abs);
             return NULL;
         }
-        named_uri *an = find_uri(c, u);
+        named_uri *an = pw_schema_find_uri(c, u);
         free(u);
         if (!an) {
-            set_err(c->err, c->errlen, "cannot resolve $ref \"%s\": no anchor \"%s\" in %s", ref,
-                    frag, abs);
+            pw_schema_set_err(c->err, c->errlen,
+                              "cannot resolve $ref \"%s\": no anchor \"%s\" in %s", ref, frag, abs);
             free(abs);
             return NULL;
         }
@@ -824,7 +345,7 @@ static node *resolve_ref(cctx *c, const char *base, const char *ref, unsigned de
             return NULL;
         }
     }
-    sinfo *ti = pmap_get(&c->info, target);
+    sinfo *ti = pw_schema_pmap_get(&c->info, target);
     unsigned vocab = V_ALL;
     node *n;
     if (ti) {
@@ -846,13 +367,13 @@ static node **compile_array(cctx *c, json_t *arr, const char *kw, const char *ba
     size_t n = json_array_size(arr);
     *count = n;
     node **out = calloc(n ? n : 1, sizeof *out);
-    char *p = ptr_append(ptr, kw);
+    char *p = pw_schema_ptr_append(ptr, kw);
     if (!out || !p) {
         free(out), free(p);
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
-        char *pi = ptr_append_idx(p, i);
+        char *pi = pw_schema_ptr_append_idx(p, i);
         if (!pi || !(out[i] = compile_node(c, json_array_get(arr, i), base, resroot, pi, vocab,
                                            depth + 1))) {
             free(pi), free(p), free(out);
@@ -867,8 +388,8 @@ static node **compile_array(cctx *c, json_t *arr, const char *kw, const char *ba
 static node *compile_child(cctx *c, json_t *sub, const char *kw, const char *key, const char *base,
                            json_t *resroot, const char *ptr, unsigned vocab, unsigned depth)
 {
-    char *p = ptr_append(ptr, kw);
-    char *p2 = p && key ? ptr_append(p, key) : NULL;
+    char *p = pw_schema_ptr_append(ptr, kw);
+    char *p2 = p && key ? pw_schema_ptr_append(p, key) : NULL;
     if (!p || (key && !p2)) {
         free(p), free(p2);
         return NULL;
@@ -883,7 +404,7 @@ static pcre2_code *compile_regex(cctx *c, const char *src, const char *where)
 {
     char *tr = pw_schema_regex_translate(src);
     if (!tr) {
-        set_err(c->err, c->errlen, "out of memory");
+        pw_schema_set_err(c->err, c->errlen, "out of memory");
         return NULL;
     }
     int ec;
@@ -895,8 +416,8 @@ static pcre2_code *compile_regex(cctx *c, const char *src, const char *where)
     if (!re) {
         PCRE2_UCHAR msg[128];
         pcre2_get_error_message(ec, msg, sizeof msg);
-        set_err(c->err, c->errlen, "%s: invalid regular expression \"%s\": %s", where, src,
-                (char *)msg);
+        pw_schema_set_err(c->err, c->errlen, "%s: invalid regular expression \"%s\": %s", where,
+                          src, (char *)msg);
         return NULL;
     }
     pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* optional speed-up; failure is harmless */
@@ -918,7 +439,7 @@ static int get_nonneg(cctx *c, json_t *s, const char *kw, json_int_t *out, const
     if (!v) return 0;
     double d = json_number_value(v);
     if (!json_is_number(v) || d < 0 || d != floor(d)) {
-        set_err(c->err, c->errlen, "%s/%s: must be a non-negative integer", where, kw);
+        pw_schema_set_err(c->err, c->errlen, "%s/%s: must be a non-negative integer", where, kw);
         return -1;
     }
     *out = d > 9e18 ? (json_int_t)9e18 : (json_int_t)d;
@@ -939,11 +460,11 @@ static unsigned type_bit(const char *t)
 
 static resource *resource_for(cctx *c, json_t *resroot, const char *base, unsigned depth)
 {
-    resource *r = pmap_get(&c->resmap, resroot);
+    resource *r = pw_schema_pmap_get(&c->resmap, resroot);
     if (r) return r;
     if (!(r = calloc(1, sizeof *r))) return NULL;
     resource **nr = realloc(c->s->resources, (c->s->n_resources + 1) * sizeof *nr);
-    if (!nr || pmap_put(&c->resmap, resroot, r) < 0) {
+    if (!nr || pw_schema_pmap_put(&c->resmap, resroot, r) < 0) {
         free(r);
         if (nr) c->s->resources = nr;
         return NULL;
@@ -956,7 +477,7 @@ static resource *resource_for(cctx *c, json_t *resroot, const char *base, unsign
     for (size_t i = 0; i < c->n_uris; i++) {
         named_uri *u = &c->uris[i];
         if (!u->dynamic || strncmp(u->uri, base, bl) || u->uri[bl] != '#') continue;
-        sinfo *ti = pmap_get(&c->info, u->target);
+        sinfo *ti = pw_schema_pmap_get(&c->info, u->target);
         if (!ti || ti->resroot != resroot) continue;
         int name = intern_name(c, u->uri + bl + 1);
         dyn_anchor *na = realloc(r->anchors, (r->n + 1) * sizeof *na);
@@ -973,15 +494,16 @@ static resource *resource_for(cctx *c, json_t *resroot, const char *base, unsign
 static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot, const char *ptr,
                           unsigned vocab, unsigned depth)
 {
-    node *n = pmap_get(&c->compiled, s);
+    node *n = pw_schema_pmap_get(&c->compiled, s);
     if (n) return n;
     if (depth > c->max_depth) {
-        set_err(c->err, c->errlen, "schema nesting deeper than %u at %s#%s", c->max_depth, base,
-                ptr);
+        pw_schema_set_err(c->err, c->errlen, "schema nesting deeper than %u at %s#%s", c->max_depth,
+                          base, ptr);
         return NULL;
     }
     if (!json_is_object(s) && !json_is_boolean(s)) {
-        set_err(c->err, c->errlen, "%s#%s: a schema must be an object or a boolean", base, ptr);
+        pw_schema_set_err(c->err, c->errlen, "%s#%s: a schema must be an object or a boolean", base,
+                          ptr);
         return NULL;
     }
     if (!(n = calloc(1, sizeof *n))) return NULL;
@@ -991,14 +513,14 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
     n->boolean = json_is_boolean(s) ? json_is_true(s) : -1;
     n->max_length = n->min_length = n->max_items = n->min_items = n->max_props = n->min_props =
         n->min_contains = n->max_contains = -1;
-    if (pmap_put(&c->compiled, s, n) < 0) return NULL;
-    sinfo *si = pmap_get(&c->info, s);
+    if (pw_schema_pmap_put(&c->compiled, s, n) < 0) return NULL;
+    sinfo *si = pw_schema_pmap_get(&c->info, s);
     if (si) {
         base = si->base;
         resroot = si->resroot;
         ptr = si->ptr;
     }
-    if (!(n->abs = with_fragment(base, ptr))) return NULL;
+    if (!(n->abs = pw_schema_with_fragment(base, ptr))) return NULL;
     if (!(n->res = resource_for(c, resroot, base, depth))) return NULL;
     if (n->boolean >= 0) return n;
 
@@ -1009,7 +531,7 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
     if (vocab & V_CORE) {
         if ((v = json_object_get(s, "$ref"))) {
             if (!json_is_string(v)) {
-                set_err(c->err, c->errlen, "%s/$ref: must be a string", where);
+                pw_schema_set_err(c->err, c->errlen, "%s/$ref: must be a string", where);
                 return NULL;
             }
             if (!(n->ref = resolve_ref(c, base, json_string_value(v), depth + 1, NULL, NULL)))
@@ -1017,7 +539,7 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
         }
         if ((v = json_object_get(s, "$dynamicRef"))) {
             if (!json_is_string(v)) {
-                set_err(c->err, c->errlen, "%s/$dynamicRef: must be a string", where);
+                pw_schema_set_err(c->err, c->errlen, "%s/$dynamicRef: must be a string", where);
                 return NULL;
             }
             char *anchor = NULL;
@@ -1048,8 +570,8 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
             if (!(v = json_object_get(s, arrs[i].kw)) || (i == 3 && (vocab & V_LEGACY_ITEMS)))
                 continue;
             if (!json_is_array(v) || (i < 3 && !json_array_size(v))) {
-                set_err(c->err, c->errlen, "%s/%s: must be a non-empty array of schemas", where,
-                        arrs[i].kw);
+                pw_schema_set_err(c->err, c->errlen, "%s/%s: must be a non-empty array of schemas",
+                                  where, arrs[i].kw);
                 return NULL;
             }
             if (!(*arrs[i].out = compile_array(c, v, arrs[i].kw, base, resroot, ptr, vocab, depth,
@@ -1089,7 +611,7 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
         }
         if ((v = json_object_get(s, "properties"))) {
             if (!json_is_object(v)) {
-                set_err(c->err, c->errlen, "%s/properties: must be an object", where);
+                pw_schema_set_err(c->err, c->errlen, "%s/properties: must be an object", where);
                 return NULL;
             }
             size_t cnt = json_object_size(v), i = 0;
@@ -1118,7 +640,8 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
         }
         if ((v = json_object_get(s, "patternProperties"))) {
             if (!json_is_object(v)) {
-                set_err(c->err, c->errlen, "%s/patternProperties: must be an object", where);
+                pw_schema_set_err(c->err, c->errlen, "%s/patternProperties: must be an object",
+                                  where);
                 return NULL;
             }
             size_t cnt = json_object_size(v);
@@ -1139,7 +662,8 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
         json_t *deps = json_object_get(s, "dependencies"); /* pre-2019 spelling */
         if ((v = json_object_get(s, "dependentSchemas")) || json_is_object(deps)) {
             if (v && !json_is_object(v)) {
-                set_err(c->err, c->errlen, "%s/dependentSchemas: must be an object", where);
+                pw_schema_set_err(c->err, c->errlen, "%s/dependentSchemas: must be an object",
+                                  where);
                 return NULL;
             }
             size_t cnt = json_object_size(v) + json_object_size(deps);
@@ -1189,13 +713,13 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
                         n->types |= type_bit(json_string_value(json_array_get(v, i)));
             }
             if (!n->types) {
-                set_err(c->err, c->errlen, "%s/type: unknown type", where);
+                pw_schema_set_err(c->err, c->errlen, "%s/type: unknown type", where);
                 return NULL;
             }
         }
         if ((v = json_object_get(s, "enum"))) {
             if (!json_is_array(v)) {
-                set_err(c->err, c->errlen, "%s/enum: must be an array", where);
+                pw_schema_set_err(c->err, c->errlen, "%s/enum: must be an array", where);
                 return NULL;
             }
             n->enum_ = v;
@@ -1212,8 +736,8 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
         for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
             if (!(v = json_object_get(s, nums[i].kw))) continue;
             if (!json_is_number(v) || (i == 0 && json_number_value(v) <= 0)) {
-                set_err(c->err, c->errlen, "%s/%s: must be a number%s", where, nums[i].kw,
-                        i == 0 ? " greater than 0" : "");
+                pw_schema_set_err(c->err, c->errlen, "%s/%s: must be a number%s", where, nums[i].kw,
+                                  i == 0 ? " greater than 0" : "");
                 return NULL;
             }
             *nums[i].out = v;
@@ -1229,7 +753,7 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
             return NULL;
         if ((v = json_object_get(s, "pattern"))) {
             if (!json_is_string(v)) {
-                set_err(c->err, c->errlen, "%s/pattern: must be a string", where);
+                pw_schema_set_err(c->err, c->errlen, "%s/pattern: must be a string", where);
                 return NULL;
             }
             n->pattern_src = json_string_value(v);
@@ -1238,7 +762,8 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
         n->unique_items = json_is_true(json_object_get(s, "uniqueItems"));
         if ((v = json_object_get(s, "required"))) {
             if (!json_is_array(v)) {
-                set_err(c->err, c->errlen, "%s/required: must be an array of strings", where);
+                pw_schema_set_err(c->err, c->errlen, "%s/required: must be an array of strings",
+                                  where);
                 return NULL;
             }
             n->required = v;
@@ -1257,8 +782,8 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
             json_object_foreach(v, key, names)
             {
                 if (!json_is_array(names)) {
-                    set_err(c->err, c->errlen, "%s/dependentRequired: values must be arrays",
-                            where);
+                    pw_schema_set_err(c->err, c->errlen,
+                                      "%s/dependentRequired: values must be arrays", where);
                     return NULL;
                 }
                 n->dep_required[n->n_dep_required++] = (dep_req){key, names};
@@ -1286,10 +811,10 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
 static int cycle_check(node *n, pmap *state, unsigned depth)
 {
     if (!n || n->boolean >= 0) return 0;
-    uintptr_t st = (uintptr_t)pmap_get(state, n);
+    uintptr_t st = (uintptr_t)pw_schema_pmap_get(state, n);
     if (st == 1) return 1;
     if (st == 2 || depth > 100000) return 0;
-    pmap_put(state, n, (void *)1);
+    pw_schema_pmap_put(state, n, (void *)1);
     int loop = cycle_check(n->ref, state, depth + 1) || cycle_check(n->dynref, state, depth + 1) ||
                cycle_check(n->not_, state, depth + 1) || cycle_check(n->if_, state, depth + 1) ||
                cycle_check(n->then_, state, depth + 1) || cycle_check(n->else_, state, depth + 1);
@@ -1302,7 +827,7 @@ static int cycle_check(node *n, pmap *state, unsigned depth)
     for (size_t i = 0; !loop && i < n->n_dep_schemas; i++)
         loop = cycle_check(n->dep_schemas[i].n, state, depth + 1);
     if (loop) return 1;
-    pmap_put(state, n, (void *)2);
+    pw_schema_pmap_put(state, n, (void *)2);
     return 0;
 }
 
@@ -1314,7 +839,7 @@ static pw_schema *compile_common(pw_schema_registry *reg, json_t *doc, const cha
     c.max_depth = opts && opts->max_schema_depth ? opts->max_schema_depth : DEFAULT_DEPTH;
     c.err = err;
     c.errlen = errlen;
-    set_err(err, errlen, "out of memory");
+    pw_schema_set_err(err, errlen, "out of memory");
     pw_schema *s = calloc(1, sizeof *s);
     pw_schema *ret = NULL;
     if (!s) return NULL;
@@ -1329,23 +854,23 @@ static pw_schema *compile_common(pw_schema_registry *reg, json_t *doc, const cha
     if (doc) {
         json_t *id = json_is_object(doc) ? json_object_get(doc, "$id") : NULL;
         s->docs[s->n_docs++] = json_incref(doc);
-        if ((rc = index_doc(&c, json_is_string(id) ? json_string_value(id) : anon, doc)))
+        if ((rc = pw_schema_index_doc(&c, json_is_string(id) ? json_string_value(id) : anon, doc)))
             goto idxfail;
     }
     for (size_t i = 0; reg && i < reg->n; i++) {
         s->docs[s->n_docs++] = json_incref(reg->docs[i].doc);
-        if ((rc = index_doc(&c, reg->docs[i].uri, reg->docs[i].doc))) goto idxfail;
+        if ((rc = pw_schema_index_doc(&c, reg->docs[i].uri, reg->docs[i].doc))) goto idxfail;
     }
     if (doc) {
-        sinfo *si = pmap_get(&c.info, doc);
+        sinfo *si = pw_schema_pmap_get(&c.info, doc);
         if (!si) {
-            set_err(err, errlen, "a schema must be an object or a boolean");
+            pw_schema_set_err(err, errlen, "a schema must be an object or a boolean");
             goto out;
         }
         s->root =
             compile_node(&c, doc, si->base, si->resroot, si->ptr, vocab_for(&c, si->dialect), 0);
     } else {
-        set_err(err, errlen, "out of memory");
+        pw_schema_set_err(err, errlen, "out of memory");
         s->root = resolve_ref(&c, NULL, uri, 0, NULL, NULL);
     }
     if (!s->root) goto out;
@@ -1356,13 +881,14 @@ static pw_schema *compile_common(pw_schema_registry *reg, json_t *doc, const cha
             loop = cycle_check(s->resources[i]->anchors[j].target, &state, 0);
     free(state.e);
     if (loop) {
-        set_err(err, errlen, "$ref cycle: a schema refers to itself without consuming input");
+        pw_schema_set_err(err, errlen,
+                          "$ref cycle: a schema refers to itself without consuming input");
         goto out;
     }
     ret = s;
     goto out;
 idxfail:
-    if (rc == -1) set_err(err, errlen, "out of memory");
+    if (rc == -1) pw_schema_set_err(err, errlen, "out of memory");
 out:
     for (size_t i = 0; i < c.n_uris; i++)
         free(c.uris[i].uri);
@@ -1384,7 +910,7 @@ pw_schema *pw_schema_compile(pw_schema_registry *reg, const char *uri,
                              const pw_schema_options *opts, char *err, size_t errlen)
 {
     if (!reg || !uri) {
-        set_err(err, errlen, "registry or URI missing");
+        pw_schema_set_err(err, errlen, "registry or URI missing");
         return NULL;
     }
     return compile_common(reg, NULL, uri, opts, err, errlen);
@@ -1394,7 +920,7 @@ pw_schema *pw_schema_compile_json(pw_schema_registry *reg, json_t *doc,
                                   const pw_schema_options *opts, char *err, size_t errlen)
 {
     if (!doc) {
-        set_err(err, errlen, "schema document missing");
+        pw_schema_set_err(err, errlen, "schema document missing");
         return NULL;
     }
     return compile_common(reg, doc, NULL, opts, err, errlen);

@@ -6,6 +6,9 @@
 
 #include <stddef.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 /* Resolves reference ref against absolute base (RFC 3986 section 5.2).  Returns a
  * malloc'd string, or NULL when out of memory.  An empty fragment ("x#") is dropped. */
 char *pw_schema_uri_resolve(const char *base, const char *ref);
@@ -98,5 +101,109 @@ char *pw_schema_ptr_append_idx(const char *ptr, size_t i);
  * anchors in c->uris.  Returns 0; -1 when out of memory; -2 when nested too deep
  * (c->err says where). */
 int pw_schema_index_doc(cctx *c, const char *uri, json_t *doc);
+
+/* ---- compile.c: the compiled graph, walked by the validator */
+
+enum {
+    T_NULL = 1,
+    T_BOOL = 2,
+    T_OBJECT = 4,
+    T_ARRAY = 8,
+    T_NUMBER = 16,
+    T_STRING = 32,
+    T_INTEGER = 64
+};
+
+typedef struct node node;
+
+typedef struct dyn_anchor {
+    int name;
+    node *target;
+} dyn_anchor;
+
+typedef struct resource {
+    dyn_anchor *anchors;
+    size_t n;
+} resource;
+
+typedef struct named_node {
+    const char *key; /* borrowed from the schema document */
+    size_t keylen;
+    node *n;
+} named_node;
+
+typedef struct regex_node {
+    pcre2_code *re;
+    const char *src;
+    node *n;
+} regex_node;
+
+typedef struct dep_req {
+    const char *key;
+    json_t *names; /* array of strings */
+} dep_req;
+
+struct node {
+    int boolean; /* -1: object schema; 0: false; 1: true */
+    char *abs;   /* absolute location of this schema, "uri#/pointer" */
+    resource *res;
+    unsigned types;
+    node *ref;
+    node *dynref;
+    int dynref_name; /* -1: plain $ref semantics */
+    node **all_of, **any_of, **one_of;
+    size_t n_all, n_any, n_one;
+    node *not_, *if_, *then_, *else_;
+    named_node *dep_schemas;
+    size_t n_dep_schemas;
+    node **prefix;
+    size_t n_prefix;
+    node *items, *contains;
+    json_int_t min_contains, max_contains; /* -1: absent */
+    named_node *props;
+    size_t n_props;
+    size_t *prop_hash; /* open addressing table of indexes+1 into props */
+    size_t prop_hash_cap;
+    regex_node *pattern_props;
+    size_t n_pattern_props;
+    node *additional_props, *property_names, *uneval_items, *uneval_props;
+    json_t *enum_, *const_; /* const_ is json_null() for "const": null, NULL when absent */
+    json_t *multiple_of, *maximum, *exclusive_maximum, *minimum, *exclusive_minimum;
+    json_int_t max_length, min_length, max_items, min_items, max_props, min_props;
+    pcre2_code *pattern;
+    const char *pattern_src;
+    int unique_items;
+    json_t *required;
+    dep_req *dep_required;
+    size_t n_dep_required;
+    pw_schema_format_fn format_fn; /* set only when format asserts */
+    /* summaries so that evaluation skips whole keyword groups at once */
+    int has_num, has_str, has_obj, has_arr;
+    const char *format_what;
+    node *next_alloc; /* every node of a schema, for freeing */
+};
+
+struct pw_schema {
+    node *root;
+    node *nodes; /* allocation list */
+    resource **resources;
+    size_t n_resources;
+    char **names; /* interned $dynamicAnchor names */
+    size_t n_names;
+    json_t **docs; /* references that keep borrowed strings alive */
+    size_t n_docs;
+    unsigned max_instance_depth;
+    size_t max_errors;
+};
+
+/* FNV-1a over n bytes: the hash of the "properties" tables that compile.c builds and the
+ * validator probes (inline: the validator calls it for every instance property). */
+static inline size_t pw_schema_str_hash(const char *s, size_t n)
+{
+    size_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
 
 #endif

@@ -1,4 +1,4 @@
-/* compile.c: turns schema documents into the graph of nodes that the validator walks. */
+/* compile.c: turns schema documents into the graph of nodes that evaluate.c walks. */
 #include "pw/schema.h"
 
 #include "schema_int.h"

@@ -1,4 +1,4 @@
-/* schema.c: JSON Schema 2020-12 validation of an instance against a compiled schema. */
+/* evaluate.c: JSON Schema 2020-12 validation of an instance against a compiled schema. */
 #include "pw/schema.h"
 
 #include "schema_int.h"

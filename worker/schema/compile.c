@@ -384,6 +384,315 @@ static resource *resource_for(cctx *c, json_t *resroot, const char *base, unsign
     return r;
 }
 
+/* Core vocabulary: $ref and $dynamicRef become pointers to the nodes they resolve to. */
+static int compile_core(cctx *c, node *n, json_t *s, const char *base, unsigned depth,
+                        const char *where)
+{
+    json_t *v;
+
+    if ((v = json_object_get(s, "$ref"))) {
+        if (!json_is_string(v)) {
+            pw_schema_set_err(c->err, c->errlen, "%s/$ref: must be a string", where);
+            return -1;
+        }
+        if (!(n->ref = resolve_ref(c, base, json_string_value(v), depth + 1, NULL, NULL)))
+            return -1;
+    }
+    if ((v = json_object_get(s, "$dynamicRef"))) {
+        if (!json_is_string(v)) {
+            pw_schema_set_err(c->err, c->errlen, "%s/$dynamicRef: must be a string", where);
+            return -1;
+        }
+        char *anchor = NULL;
+        json_t *target = NULL;
+        if (!(n->dynref =
+                  resolve_ref(c, base, json_string_value(v), depth + 1, &anchor, &target))) {
+            free(anchor);
+            return -1;
+        }
+        json_t *da =
+            anchor && json_is_object(target) ? json_object_get(target, "$dynamicAnchor") : NULL;
+        /* dynamic only when the initial target itself declares the anchor */
+        if (json_is_string(da) && !strcmp(json_string_value(da), anchor))
+            n->dynref_name = intern_name(c, anchor);
+        free(anchor);
+    }
+    return 0;
+}
+
+/* Applicator vocabulary, all but the object members: allOf, anyOf, oneOf, prefixItems,
+ * not, if/then/else, items, contains, additionalProperties, propertyNames, and tuple
+ * "items" with "additionalItems" before 2020-12. */
+static int compile_applicator(cctx *c, node *n, json_t *s, const char *base, json_t *resroot,
+                              const char *ptr, unsigned vocab, unsigned depth, const char *where)
+{
+    json_t *v;
+
+    struct {
+        const char *kw;
+        node ***out;
+        size_t *cnt;
+    } arrs[] = {{"allOf", &n->all_of, &n->n_all},
+                {"anyOf", &n->any_of, &n->n_any},
+                {"oneOf", &n->one_of, &n->n_one},
+                {"prefixItems", &n->prefix, &n->n_prefix}};
+    for (size_t i = 0; i < 4; i++) {
+        if (!(v = json_object_get(s, arrs[i].kw)) || (i == 3 && (vocab & V_LEGACY_ITEMS))) continue;
+        if (!json_is_array(v) || (i < 3 && !json_array_size(v))) {
+            pw_schema_set_err(c->err, c->errlen, "%s/%s: must be a non-empty array of schemas",
+                              where, arrs[i].kw);
+            return -1;
+        }
+        if (!(*arrs[i].out =
+                  compile_array(c, v, arrs[i].kw, base, resroot, ptr, vocab, depth, arrs[i].cnt)))
+            return -1;
+    }
+    struct {
+        const char *kw;
+        node **out;
+    } singles[] = {{"not", &n->not_},
+                   {"if", &n->if_},
+                   {"then", &n->then_},
+                   {"else", &n->else_},
+                   {"items", &n->items},
+                   {"contains", &n->contains},
+                   {"additionalProperties", &n->additional_props},
+                   {"propertyNames", &n->property_names}};
+    for (size_t i = 0; i < sizeof singles / sizeof singles[0]; i++) {
+        if (!(v = json_object_get(s, singles[i].kw)) ||
+            (singles[i].out == &n->items && (vocab & V_LEGACY_ITEMS) && json_is_array(v)))
+            continue;
+        if (!(*singles[i].out =
+                  compile_child(c, v, singles[i].kw, NULL, base, resroot, ptr, vocab, depth)))
+            return -1;
+    }
+    if (!json_object_get(s, "if"))
+        n->then_ = n->else_ = NULL; /* then/else without if are ignored */
+    if ((vocab & V_LEGACY_ITEMS) && json_is_array(v = json_object_get(s, "items"))) {
+        n->items = NULL;
+        if (!(n->prefix =
+                  compile_array(c, v, "items", base, resroot, ptr, vocab, depth, &n->n_prefix)))
+            return -1;
+        if ((v = json_object_get(s, "additionalItems")) &&
+            !(n->items =
+                  compile_child(c, v, "additionalItems", NULL, base, resroot, ptr, vocab, depth)))
+            return -1;
+    }
+    return 0;
+}
+
+/* Applicator vocabulary, object members: properties (and its lookup table),
+ * patternProperties, dependentSchemas and the schema half of "dependencies". */
+static int compile_properties(cctx *c, node *n, json_t *s, const char *base, json_t *resroot,
+                              const char *ptr, unsigned vocab, unsigned depth, const char *where)
+{
+    json_t *v;
+
+    if ((v = json_object_get(s, "properties"))) {
+        if (!json_is_object(v)) {
+            pw_schema_set_err(c->err, c->errlen, "%s/properties: must be an object", where);
+            return -1;
+        }
+        size_t cnt = json_object_size(v), i = 0;
+        n->props = calloc(cnt ? cnt : 1, sizeof *n->props);
+        n->prop_hash_cap = 4;
+        while (n->prop_hash_cap < cnt * 2)
+            n->prop_hash_cap *= 2;
+        n->prop_hash = calloc(n->prop_hash_cap, sizeof *n->prop_hash);
+        if (!n->props || !n->prop_hash) return -1;
+        const char *key;
+        json_t *sub;
+        json_object_foreach(v, key, sub)
+        {
+            named_node *pn = &n->props[i];
+            pn->key = key;
+            pn->keylen = strlen(key);
+            if (!(pn->n =
+                      compile_child(c, sub, "properties", key, base, resroot, ptr, vocab, depth)))
+                return -1;
+            size_t h = pw_schema_str_hash(key, pn->keylen) & (n->prop_hash_cap - 1);
+            while (n->prop_hash[h])
+                h = (h + 1) & (n->prop_hash_cap - 1);
+            n->prop_hash[h] = ++i;
+        }
+        n->n_props = i;
+    }
+    if ((v = json_object_get(s, "patternProperties"))) {
+        if (!json_is_object(v)) {
+            pw_schema_set_err(c->err, c->errlen, "%s/patternProperties: must be an object", where);
+            return -1;
+        }
+        size_t cnt = json_object_size(v);
+        if (!(n->pattern_props = calloc(cnt ? cnt : 1, sizeof *n->pattern_props))) return -1;
+        const char *key;
+        json_t *sub;
+        json_object_foreach(v, key, sub)
+        {
+            regex_node *rn = &n->pattern_props[n->n_pattern_props];
+            if (!(rn->re = compile_regex(c, key, where))) return -1;
+            n->n_pattern_props++;
+            rn->src = key;
+            if (!(rn->n = compile_child(c, sub, "patternProperties", key, base, resroot, ptr, vocab,
+                                        depth)))
+                return -1;
+        }
+    }
+    json_t *deps = json_object_get(s, "dependencies"); /* pre-2019 spelling */
+    if ((v = json_object_get(s, "dependentSchemas")) || json_is_object(deps)) {
+        if (v && !json_is_object(v)) {
+            pw_schema_set_err(c->err, c->errlen, "%s/dependentSchemas: must be an object", where);
+            return -1;
+        }
+        size_t cnt = json_object_size(v) + json_object_size(deps);
+        if (!(n->dep_schemas = calloc(cnt ? cnt : 1, sizeof *n->dep_schemas))) return -1;
+        const char *key;
+        json_t *sub;
+        json_object_foreach(deps, key, sub)
+        {
+            if (json_is_array(sub)) continue;
+            named_node *dn = &n->dep_schemas[n->n_dep_schemas];
+            dn->key = key;
+            dn->keylen = strlen(key);
+            if (!(dn->n =
+                      compile_child(c, sub, "dependencies", key, base, resroot, ptr, vocab, depth)))
+                return -1;
+            n->n_dep_schemas++;
+        }
+        json_object_foreach(v, key, sub)
+        {
+            named_node *dn = &n->dep_schemas[n->n_dep_schemas];
+            dn->key = key;
+            dn->keylen = strlen(key);
+            if (!(dn->n = compile_child(c, sub, "dependentSchemas", key, base, resroot, ptr, vocab,
+                                        depth)))
+                return -1;
+            n->n_dep_schemas++;
+        }
+    }
+    return 0;
+}
+
+/* Unevaluated vocabulary: unevaluatedItems and unevaluatedProperties. */
+static int compile_unevaluated(cctx *c, node *n, json_t *s, const char *base, json_t *resroot,
+                               const char *ptr, unsigned vocab, unsigned depth)
+{
+    json_t *v;
+
+    if ((v = json_object_get(s, "unevaluatedItems")) &&
+        !(n->uneval_items =
+              compile_child(c, v, "unevaluatedItems", NULL, base, resroot, ptr, vocab, depth)))
+        return -1;
+    if ((v = json_object_get(s, "unevaluatedProperties")) &&
+        !(n->uneval_props =
+              compile_child(c, v, "unevaluatedProperties", NULL, base, resroot, ptr, vocab, depth)))
+        return -1;
+    return 0;
+}
+
+/* Validation vocabulary: type, enum, const, numeric and size bounds, pattern,
+ * uniqueItems, required, dependentRequired and the name half of "dependencies". */
+static int compile_validation(cctx *c, node *n, json_t *s, const char *where)
+{
+    json_t *v;
+
+    if ((v = json_object_get(s, "type"))) {
+        if (json_is_string(v)) {
+            n->types = type_bit(json_string_value(v));
+        } else if (json_is_array(v)) {
+            for (size_t i = 0; i < json_array_size(v); i++)
+                if (json_is_string(json_array_get(v, i)))
+                    n->types |= type_bit(json_string_value(json_array_get(v, i)));
+        }
+        if (!n->types) {
+            pw_schema_set_err(c->err, c->errlen, "%s/type: unknown type", where);
+            return -1;
+        }
+    }
+    if ((v = json_object_get(s, "enum"))) {
+        if (!json_is_array(v)) {
+            pw_schema_set_err(c->err, c->errlen, "%s/enum: must be an array", where);
+            return -1;
+        }
+        n->enum_ = v;
+    }
+    n->const_ = json_object_get(s, "const");
+    struct {
+        const char *kw;
+        json_t **out;
+    } nums[] = {{"multipleOf", &n->multiple_of},
+                {"maximum", &n->maximum},
+                {"exclusiveMaximum", &n->exclusive_maximum},
+                {"minimum", &n->minimum},
+                {"exclusiveMinimum", &n->exclusive_minimum}};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        if (!(v = json_object_get(s, nums[i].kw))) continue;
+        if (!json_is_number(v) || (i == 0 && json_number_value(v) <= 0)) {
+            pw_schema_set_err(c->err, c->errlen, "%s/%s: must be a number%s", where, nums[i].kw,
+                              i == 0 ? " greater than 0" : "");
+            return -1;
+        }
+        *nums[i].out = v;
+    }
+    if (get_nonneg(c, s, "maxLength", &n->max_length, where) ||
+        get_nonneg(c, s, "minLength", &n->min_length, where) ||
+        get_nonneg(c, s, "maxItems", &n->max_items, where) ||
+        get_nonneg(c, s, "minItems", &n->min_items, where) ||
+        get_nonneg(c, s, "maxProperties", &n->max_props, where) ||
+        get_nonneg(c, s, "minProperties", &n->min_props, where) ||
+        get_nonneg(c, s, "minContains", &n->min_contains, where) ||
+        get_nonneg(c, s, "maxContains", &n->max_contains, where))
+        return -1;
+    if ((v = json_object_get(s, "pattern"))) {
+        if (!json_is_string(v)) {
+            pw_schema_set_err(c->err, c->errlen, "%s/pattern: must be a string", where);
+            return -1;
+        }
+        n->pattern_src = json_string_value(v);
+        if (!(n->pattern = compile_regex(c, n->pattern_src, where))) return -1;
+    }
+    n->unique_items = json_is_true(json_object_get(s, "uniqueItems"));
+    if ((v = json_object_get(s, "required"))) {
+        if (!json_is_array(v)) {
+            pw_schema_set_err(c->err, c->errlen, "%s/required: must be an array of strings", where);
+            return -1;
+        }
+        n->required = v;
+    }
+    json_t *deps = json_object_get(s, "dependencies"); /* pre-2019 spelling */
+    if ((v = json_object_get(s, "dependentRequired")) || deps) {
+        size_t cnt = json_object_size(v) + json_object_size(deps);
+        if (!(n->dep_required = calloc(cnt ? cnt : 1, sizeof *n->dep_required))) return -1;
+        const char *key;
+        json_t *names;
+        json_object_foreach(deps, key, names)
+        {
+            if (json_is_array(names)) n->dep_required[n->n_dep_required++] = (dep_req){key, names};
+        }
+        json_object_foreach(v, key, names)
+        {
+            if (!json_is_array(names)) {
+                pw_schema_set_err(c->err, c->errlen, "%s/dependentRequired: values must be arrays",
+                                  where);
+                return -1;
+            }
+            n->dep_required[n->n_dep_required++] = (dep_req){key, names};
+        }
+    }
+    return 0;
+}
+
+/* Format: asserted when the options or the resource's vocabularies say so, otherwise an
+ * annotation that validation does not look at. */
+static void compile_format(cctx *c, node *n, json_t *s, unsigned vocab)
+{
+    json_t *v;
+
+    if ((v = json_object_get(s, "format")) && json_is_string(v) &&
+        ((c->opts && c->opts->format_assertion) || (vocab & V_FORMAT_ASSERT))) {
+        n->format_fn = pw_schema_format_lookup(json_string_value(v), &n->format_what);
+    }
+}
+
 static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot, const char *ptr,
                           unsigned vocab, unsigned depth)
 {
@@ -419,274 +728,17 @@ static node *compile_node(cctx *c, json_t *s, const char *base, json_t *resroot,
 
     char where[512];
     snprintf(where, sizeof where, "%s#%s", base, ptr);
-    json_t *v;
+    if ((vocab & V_CORE) && compile_core(c, n, s, base, depth, where) < 0) return NULL;
+    if ((vocab & V_APPLICATOR) &&
+        (compile_applicator(c, n, s, base, resroot, ptr, vocab, depth, where) < 0 ||
+         compile_properties(c, n, s, base, resroot, ptr, vocab, depth, where) < 0))
+        return NULL;
+    if ((vocab & V_UNEVALUATED) &&
+        compile_unevaluated(c, n, s, base, resroot, ptr, vocab, depth) < 0)
+        return NULL;
+    if ((vocab & V_VALIDATION) && compile_validation(c, n, s, where) < 0) return NULL;
+    compile_format(c, n, s, vocab);
 
-    if (vocab & V_CORE) {
-        if ((v = json_object_get(s, "$ref"))) {
-            if (!json_is_string(v)) {
-                pw_schema_set_err(c->err, c->errlen, "%s/$ref: must be a string", where);
-                return NULL;
-            }
-            if (!(n->ref = resolve_ref(c, base, json_string_value(v), depth + 1, NULL, NULL)))
-                return NULL;
-        }
-        if ((v = json_object_get(s, "$dynamicRef"))) {
-            if (!json_is_string(v)) {
-                pw_schema_set_err(c->err, c->errlen, "%s/$dynamicRef: must be a string", where);
-                return NULL;
-            }
-            char *anchor = NULL;
-            json_t *target = NULL;
-            if (!(n->dynref =
-                      resolve_ref(c, base, json_string_value(v), depth + 1, &anchor, &target))) {
-                free(anchor);
-                return NULL;
-            }
-            json_t *da =
-                anchor && json_is_object(target) ? json_object_get(target, "$dynamicAnchor") : NULL;
-            /* dynamic only when the initial target itself declares the anchor */
-            if (json_is_string(da) && !strcmp(json_string_value(da), anchor))
-                n->dynref_name = intern_name(c, anchor);
-            free(anchor);
-        }
-    }
-    if (vocab & V_APPLICATOR) {
-        struct {
-            const char *kw;
-            node ***out;
-            size_t *cnt;
-        } arrs[] = {{"allOf", &n->all_of, &n->n_all},
-                    {"anyOf", &n->any_of, &n->n_any},
-                    {"oneOf", &n->one_of, &n->n_one},
-                    {"prefixItems", &n->prefix, &n->n_prefix}};
-        for (size_t i = 0; i < 4; i++) {
-            if (!(v = json_object_get(s, arrs[i].kw)) || (i == 3 && (vocab & V_LEGACY_ITEMS)))
-                continue;
-            if (!json_is_array(v) || (i < 3 && !json_array_size(v))) {
-                pw_schema_set_err(c->err, c->errlen, "%s/%s: must be a non-empty array of schemas",
-                                  where, arrs[i].kw);
-                return NULL;
-            }
-            if (!(*arrs[i].out = compile_array(c, v, arrs[i].kw, base, resroot, ptr, vocab, depth,
-                                               arrs[i].cnt)))
-                return NULL;
-        }
-        struct {
-            const char *kw;
-            node **out;
-        } singles[] = {{"not", &n->not_},
-                       {"if", &n->if_},
-                       {"then", &n->then_},
-                       {"else", &n->else_},
-                       {"items", &n->items},
-                       {"contains", &n->contains},
-                       {"additionalProperties", &n->additional_props},
-                       {"propertyNames", &n->property_names}};
-        for (size_t i = 0; i < sizeof singles / sizeof singles[0]; i++) {
-            if (!(v = json_object_get(s, singles[i].kw)) ||
-                (singles[i].out == &n->items && (vocab & V_LEGACY_ITEMS) && json_is_array(v)))
-                continue;
-            if (!(*singles[i].out =
-                      compile_child(c, v, singles[i].kw, NULL, base, resroot, ptr, vocab, depth)))
-                return NULL;
-        }
-        if (!json_object_get(s, "if"))
-            n->then_ = n->else_ = NULL; /* then/else without if are ignored */
-        if ((vocab & V_LEGACY_ITEMS) && json_is_array(v = json_object_get(s, "items"))) {
-            n->items = NULL;
-            if (!(n->prefix =
-                      compile_array(c, v, "items", base, resroot, ptr, vocab, depth, &n->n_prefix)))
-                return NULL;
-            if ((v = json_object_get(s, "additionalItems")) &&
-                !(n->items = compile_child(c, v, "additionalItems", NULL, base, resroot, ptr, vocab,
-                                           depth)))
-                return NULL;
-        }
-        if ((v = json_object_get(s, "properties"))) {
-            if (!json_is_object(v)) {
-                pw_schema_set_err(c->err, c->errlen, "%s/properties: must be an object", where);
-                return NULL;
-            }
-            size_t cnt = json_object_size(v), i = 0;
-            n->props = calloc(cnt ? cnt : 1, sizeof *n->props);
-            n->prop_hash_cap = 4;
-            while (n->prop_hash_cap < cnt * 2)
-                n->prop_hash_cap *= 2;
-            n->prop_hash = calloc(n->prop_hash_cap, sizeof *n->prop_hash);
-            if (!n->props || !n->prop_hash) return NULL;
-            const char *key;
-            json_t *sub;
-            json_object_foreach(v, key, sub)
-            {
-                named_node *pn = &n->props[i];
-                pn->key = key;
-                pn->keylen = strlen(key);
-                if (!(pn->n = compile_child(c, sub, "properties", key, base, resroot, ptr, vocab,
-                                            depth)))
-                    return NULL;
-                size_t h = pw_schema_str_hash(key, pn->keylen) & (n->prop_hash_cap - 1);
-                while (n->prop_hash[h])
-                    h = (h + 1) & (n->prop_hash_cap - 1);
-                n->prop_hash[h] = ++i;
-            }
-            n->n_props = i;
-        }
-        if ((v = json_object_get(s, "patternProperties"))) {
-            if (!json_is_object(v)) {
-                pw_schema_set_err(c->err, c->errlen, "%s/patternProperties: must be an object",
-                                  where);
-                return NULL;
-            }
-            size_t cnt = json_object_size(v);
-            if (!(n->pattern_props = calloc(cnt ? cnt : 1, sizeof *n->pattern_props))) return NULL;
-            const char *key;
-            json_t *sub;
-            json_object_foreach(v, key, sub)
-            {
-                regex_node *rn = &n->pattern_props[n->n_pattern_props];
-                if (!(rn->re = compile_regex(c, key, where))) return NULL;
-                n->n_pattern_props++;
-                rn->src = key;
-                if (!(rn->n = compile_child(c, sub, "patternProperties", key, base, resroot, ptr,
-                                            vocab, depth)))
-                    return NULL;
-            }
-        }
-        json_t *deps = json_object_get(s, "dependencies"); /* pre-2019 spelling */
-        if ((v = json_object_get(s, "dependentSchemas")) || json_is_object(deps)) {
-            if (v && !json_is_object(v)) {
-                pw_schema_set_err(c->err, c->errlen, "%s/dependentSchemas: must be an object",
-                                  where);
-                return NULL;
-            }
-            size_t cnt = json_object_size(v) + json_object_size(deps);
-            if (!(n->dep_schemas = calloc(cnt ? cnt : 1, sizeof *n->dep_schemas))) return NULL;
-            const char *key;
-            json_t *sub;
-            json_object_foreach(deps, key, sub)
-            {
-                if (json_is_array(sub)) continue;
-                named_node *dn = &n->dep_schemas[n->n_dep_schemas];
-                dn->key = key;
-                dn->keylen = strlen(key);
-                if (!(dn->n = compile_child(c, sub, "dependencies", key, base, resroot, ptr, vocab,
-                                            depth)))
-                    return NULL;
-                n->n_dep_schemas++;
-            }
-            json_object_foreach(v, key, sub)
-            {
-                named_node *dn = &n->dep_schemas[n->n_dep_schemas];
-                dn->key = key;
-                dn->keylen = strlen(key);
-                if (!(dn->n = compile_child(c, sub, "dependentSchemas", key, base, resroot, ptr,
-                                            vocab, depth)))
-                    return NULL;
-                n->n_dep_schemas++;
-            }
-        }
-    }
-    if (vocab & V_UNEVALUATED) {
-        if ((v = json_object_get(s, "unevaluatedItems")) &&
-            !(n->uneval_items =
-                  compile_child(c, v, "unevaluatedItems", NULL, base, resroot, ptr, vocab, depth)))
-            return NULL;
-        if ((v = json_object_get(s, "unevaluatedProperties")) &&
-            !(n->uneval_props = compile_child(c, v, "unevaluatedProperties", NULL, base, resroot,
-                                              ptr, vocab, depth)))
-            return NULL;
-    }
-    if (vocab & V_VALIDATION) {
-        if ((v = json_object_get(s, "type"))) {
-            if (json_is_string(v)) {
-                n->types = type_bit(json_string_value(v));
-            } else if (json_is_array(v)) {
-                for (size_t i = 0; i < json_array_size(v); i++)
-                    if (json_is_string(json_array_get(v, i)))
-                        n->types |= type_bit(json_string_value(json_array_get(v, i)));
-            }
-            if (!n->types) {
-                pw_schema_set_err(c->err, c->errlen, "%s/type: unknown type", where);
-                return NULL;
-            }
-        }
-        if ((v = json_object_get(s, "enum"))) {
-            if (!json_is_array(v)) {
-                pw_schema_set_err(c->err, c->errlen, "%s/enum: must be an array", where);
-                return NULL;
-            }
-            n->enum_ = v;
-        }
-        n->const_ = json_object_get(s, "const");
-        struct {
-            const char *kw;
-            json_t **out;
-        } nums[] = {{"multipleOf", &n->multiple_of},
-                    {"maximum", &n->maximum},
-                    {"exclusiveMaximum", &n->exclusive_maximum},
-                    {"minimum", &n->minimum},
-                    {"exclusiveMinimum", &n->exclusive_minimum}};
-        for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
-            if (!(v = json_object_get(s, nums[i].kw))) continue;
-            if (!json_is_number(v) || (i == 0 && json_number_value(v) <= 0)) {
-                pw_schema_set_err(c->err, c->errlen, "%s/%s: must be a number%s", where, nums[i].kw,
-                                  i == 0 ? " greater than 0" : "");
-                return NULL;
-            }
-            *nums[i].out = v;
-        }
-        if (get_nonneg(c, s, "maxLength", &n->max_length, where) ||
-            get_nonneg(c, s, "minLength", &n->min_length, where) ||
-            get_nonneg(c, s, "maxItems", &n->max_items, where) ||
-            get_nonneg(c, s, "minItems", &n->min_items, where) ||
-            get_nonneg(c, s, "maxProperties", &n->max_props, where) ||
-            get_nonneg(c, s, "minProperties", &n->min_props, where) ||
-            get_nonneg(c, s, "minContains", &n->min_contains, where) ||
-            get_nonneg(c, s, "maxContains", &n->max_contains, where))
-            return NULL;
-        if ((v = json_object_get(s, "pattern"))) {
-            if (!json_is_string(v)) {
-                pw_schema_set_err(c->err, c->errlen, "%s/pattern: must be a string", where);
-                return NULL;
-            }
-            n->pattern_src = json_string_value(v);
-            if (!(n->pattern = compile_regex(c, n->pattern_src, where))) return NULL;
-        }
-        n->unique_items = json_is_true(json_object_get(s, "uniqueItems"));
-        if ((v = json_object_get(s, "required"))) {
-            if (!json_is_array(v)) {
-                pw_schema_set_err(c->err, c->errlen, "%s/required: must be an array of strings",
-                                  where);
-                return NULL;
-            }
-            n->required = v;
-        }
-        json_t *deps = json_object_get(s, "dependencies"); /* pre-2019 spelling */
-        if ((v = json_object_get(s, "dependentRequired")) || deps) {
-            size_t cnt = json_object_size(v) + json_object_size(deps);
-            if (!(n->dep_required = calloc(cnt ? cnt : 1, sizeof *n->dep_required))) return NULL;
-            const char *key;
-            json_t *names;
-            json_object_foreach(deps, key, names)
-            {
-                if (json_is_array(names))
-                    n->dep_required[n->n_dep_required++] = (dep_req){key, names};
-            }
-            json_object_foreach(v, key, names)
-            {
-                if (!json_is_array(names)) {
-                    pw_schema_set_err(c->err, c->errlen,
-                                      "%s/dependentRequired: values must be arrays", where);
-                    return NULL;
-                }
-                n->dep_required[n->n_dep_required++] = (dep_req){key, names};
-            }
-        }
-    }
-    if ((v = json_object_get(s, "format")) && json_is_string(v) &&
-        ((c->opts && c->opts->format_assertion) || (vocab & V_FORMAT_ASSERT))) {
-        n->format_fn = pw_schema_format_lookup(json_string_value(v), &n->format_what);
-    }
     n->has_num =
         n->multiple_of || n->maximum || n->exclusive_maximum || n->minimum || n->exclusive_minimum;
     n->has_str = n->max_length >= 0 || n->min_length >= 0 || n->pattern || n->format_fn;

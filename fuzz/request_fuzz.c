@@ -23,6 +23,7 @@
 #include "pw/config.h"
 #include "pw/names.h"
 #include "pw/plan.h"
+#include "pw/reply.h"
 #include "pw/request.h"
 
 #ifndef FUZZ_SCHEMAS_DIR
@@ -283,7 +284,7 @@ static void check_accepted(const pw_request *req)
         char *planned = json_dumps(pop->planned, JSON_COMPACT);
         CHECK(planned != NULL);
         free(planned);
-        json_t *pj = pw_plan_op_json(plan, i);
+        json_t *pj = pw_reply_plan(plan, i);
         char *text = json_dumps(pj, JSON_COMPACT);
         CHECK(text != NULL);
         free(text);

@@ -27,7 +27,7 @@ request)
     # shellcheck disable=SC2086
     set -- -DFUZZ_SCHEMAS_DIR="\"$src/schemas\"" "$here/request_fuzz.c" $schema_src \
         "$src/worker/request.c" "$src/worker/names.c" "$src/worker/duration.c" \
-        "$src/worker/event.c" "$src/worker/plan.c" "$src/worker/azure/kql.c"
+        "$src/worker/reply.c" "$src/worker/plan.c" "$src/worker/azure/kql.c"
     ;;
 *)
     echo "run-fuzz.sh: unknown target '$target' (schema, request)" >&2

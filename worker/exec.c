@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pw/event.h"
+#include "pw/reply.h"
 #include "pw/log.h"
 #include "pw/plan.h"
 
@@ -163,61 +163,60 @@ static int lane_remove(lane *ln, const req_state *rs, size_t index)
 
 /* ------------------------------------------------------------------ events */
 
-static json_t *op_json(const req_state *rs, size_t i, int with_plan)
+/* Operation i as the reply contract shows it (borrows from rs). */
+static pw_reply_op op_view(const req_state *rs, size_t i, int with_plan)
 {
     const op_state *os = &rs->ops[i];
-    const pw_plan_op *pop = pw_plan_op_at(rs->plan, i);
-    const pw_request_op *op = pop->op;
     uint64_t dur =
         os->status == OP_RUNNING ? pw_loop_now_ms(rs->ex->loop) - os->start_ms : os->duration_ms;
-    json_t *j = json_pack("{s:I, s:s, s:s, s:O, s:s, s:O, s:O, s:I, s:I}", "index", (json_int_t)i,
-                          "kind", pw_op_kind_name(op->kind), "route", pw_route_name(op->route),
-                          "target", op->target, "status", op_status_names[os->status], "before",
-                          os->before ? os->before : json_null(), "after",
-                          os->after ? os->after : json_null(), "attempts", (json_int_t)os->attempts,
-                          "durationMs", (json_int_t)dur);
-    if (!j) return NULL;
-    if (with_plan) json_object_set_new(j, "plan", pw_plan_op_json(rs->plan, i));
-    if (os->az_request_id[0] || os->az_correlation_id[0] || os->az_client_request_id[0])
-        json_object_set_new(j, "azure",
-                            json_pack("{s:o, s:o, s:o}", "requestId",
-                                      pw_event_string(os->az_request_id), "correlationId",
-                                      pw_event_string(os->az_correlation_id), "clientRequestId",
-                                      pw_event_string(os->az_client_request_id)));
-    if (os->has_lro) {
-        json_t *lro =
-            json_pack("{s:s, s:I}", "status", os->lro_status, "polls", (json_int_t)os->polls);
-        if (lro && os->percent >= 0 && os->percent <= 100)
-            json_object_set_new(lro, "percentComplete", json_integer(os->percent));
-        json_object_set_new(j, "lro", lro);
-    }
-    if (os->error) json_object_set(j, "error", os->error);
-    return j;
+    return (pw_reply_op){
+        .index = i,
+        .op = pw_plan_op_at(rs->plan, i)->op,
+        .status = op_status_names[os->status],
+        .before = os->before,
+        .after = os->after,
+        .error = os->error,
+        .attempts = os->attempts,
+        .duration_ms = dur,
+        .az_request_id = os->az_request_id,
+        .az_correlation_id = os->az_correlation_id,
+        .az_client_request_id = os->az_client_request_id,
+        .has_lro = os->has_lro,
+        .lro_status = os->lro_status,
+        .polls = os->polls,
+        .percent = os->percent,
+        .plan = with_plan ? rs->plan : NULL,
+    };
 }
 
 /* Builds and hands over one event; terminal events free the request afterwards. */
 static void emit(req_state *rs, const char *status, long op_index, int terminal)
 {
     pw_exec *ex = rs->ex;
-    json_t *ev = pw_event_new(pw_request_id(rs->req), status, ++rs->seq, ex->worker_id);
-    if (ev) {
-        int accepted = strcmp(status, "accepted") == 0;
-        if (pw_request_dry_run(rs->req)) json_object_set_new(ev, "dryRun", json_true());
-        if (op_index >= 0) json_object_set_new(ev, "operationIndex", json_integer(op_index));
-        json_t *ops = json_array();
+    int accepted = strcmp(status, "accepted") == 0;
+    pw_reply_op small[16], *ops = rs->count <= 16 ? small : malloc(rs->count * sizeof *ops);
+    json_t *ev = NULL;
+    if (ops) {
         for (size_t i = 0; i < rs->count; i++)
-            json_array_append_new(ops, op_json(rs, i, accepted));
-        json_object_set_new(ev, "operations", ops);
-        if (terminal && rs->failed && rs->failed_index >= 0) {
-            json_t *err = json_deep_copy(rs->ops[rs->failed_index].error);
-            if (err) {
-                json_object_set_new(err, "operationIndex", json_integer(rs->failed_index));
-                json_object_set_new(ev, "error", err);
-            }
-        }
-    } else {
-        pw_log(PW_LOG_ERROR, pw_request_id(rs->req), "exec.nomem", "event %s not built", status);
+            ops[i] = op_view(rs, i, accepted);
+        int with_error = terminal && rs->failed && rs->failed_index >= 0;
+        pw_reply_request r = {
+            .request_id = pw_request_id(rs->req),
+            .status = status,
+            .worker_id = ex->worker_id,
+            .sequence = ++rs->seq,
+            .dry_run = pw_request_dry_run(rs->req),
+            .operation_index = op_index,
+            .ops = ops,
+            .count = rs->count,
+            .error = with_error ? rs->ops[rs->failed_index].error : NULL,
+            .error_index = with_error ? rs->failed_index : -1,
+        };
+        ev = pw_reply_request_event(&r);
+        if (ops != small) free(ops);
     }
+    if (!ev)
+        pw_log(PW_LOG_ERROR, pw_request_id(rs->req), "exec.nomem", "event %s not built", status);
     if (ev || terminal) rs->cb(rs->ctx, ev, terminal); /* takes ownership of ev */
 }
 
@@ -259,11 +258,7 @@ static void set_error(op_state *os, const char *code, const char *message, int r
                       int http_status, const char *azure_code)
 {
     json_decref(os->error);
-    os->error = pw_event_error(code, message, retryable);
-    if (os->error && http_status > 0)
-        json_object_set_new(os->error, "httpStatus", json_integer(http_status));
-    if (os->error && azure_code && *azure_code)
-        json_object_set_new(os->error, "azureCode", pw_event_string(azure_code));
+    os->error = pw_reply_op_error(code, message, retryable, http_status, azure_code, NULL);
 }
 
 static void record_ids(op_state *os, const pw_azure_result *r)
@@ -331,10 +326,9 @@ static void finish_op(op_state *os, op_status status)
 static void fail_op(op_state *os, const pw_azure_result *r)
 {
     int unknown = r->code && strcmp(r->code, PW_AZ_CODE_OUTCOME_UNKNOWN) == 0;
-    set_error(os, r->code ? r->code : PW_AZ_CODE_PROTOCOL, r->message, r->retryable, r->http_status,
-              r->azure_code);
-    if (os->error && unknown && r->operation_url[0])
-        json_object_set_new(os->error, "operationUrl", pw_event_string(r->operation_url));
+    json_decref(os->error);
+    os->error = pw_reply_op_error(r->code ? r->code : PW_AZ_CODE_PROTOCOL, r->message, r->retryable,
+                                  r->http_status, r->azure_code, unknown ? r->operation_url : NULL);
     record_ids(os, r);
     finish_op(os, unknown ? OP_UNKNOWN : OP_FAILED);
 }
@@ -639,13 +633,16 @@ static void on_start(pw_loop *loop, void *ctx)
         rs->failed = 1;
         rs->failed_index = -1;
         pw_exec *ex = rs->ex;
-        json_t *ev = pw_event_new(pw_request_id(rs->req), "failed", ++rs->seq, ex->worker_id);
-        if (ev) {
-            json_object_set_new(ev, "operations", json_array());
-            json_object_set_new(
-                ev, "error",
-                pw_event_error("InternalError", "the request could not be planned", 0));
-        }
+        json_t *err = pw_reply_error("InternalError", "the request could not be planned", 0);
+        pw_reply_request r = {.request_id = pw_request_id(rs->req),
+                              .status = "failed",
+                              .worker_id = ex->worker_id,
+                              .sequence = ++rs->seq,
+                              .operation_index = -1,
+                              .error = err,
+                              .error_index = -1};
+        json_t *ev = err ? pw_reply_request_event(&r) : NULL;
+        json_decref(err);
         rs->cb(rs->ctx, ev, 1);
         ex->in_flight--;
         req_free(rs);

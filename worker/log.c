@@ -1,7 +1,7 @@
 /* log.c: one JSON object per line on stderr, written with a single write(2). */
 #include "pw/log.h"
 
-#include "pw/event.h"
+#include "pw/reply.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -47,7 +47,7 @@ void pw_log(pw_log_level level, const char *request_id, const char *event, const
     va_end(ap);
 
     char when[40];
-    pw_event_time(when, sizeof when);
+    pw_reply_time(when, sizeof when);
 
     /* json_string fails on invalid UTF-8: fall back to a marker rather than lose the line. */
     json_t *line = json_object();

@@ -190,24 +190,9 @@ const pw_plan_op *pw_plan_op_at(const pw_plan *plan, size_t i)
     return i < plan->count ? &plan->ops[i] : NULL;
 }
 
-static json_t *call_json(const pw_plan_call *c, const char *api_version)
+const char *pw_plan_api_version(const pw_plan *plan)
 {
-    if (c->route == PW_ROUTE_ARM) {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "route", "arm", "method", c->method, "path",
-                              c->path, "apiVersion", api_version);
-        if (j && c->body) json_object_set_new(j, "body", json_deep_copy(c->body));
-        return j;
-    }
-    return json_pack("{s:s, s:s, s:s, s:s}", "route", "kusto", "clusterUri", c->cluster_uri,
-                     "database", c->database, "command", c->command);
-}
-
-json_t *pw_plan_op_json(const pw_plan *plan, size_t i)
-{
-    const pw_plan_op *pop = pw_plan_op_at(plan, i);
-    if (!pop) return NULL;
-    return json_pack("{s:o, s:o}", "read", call_json(&pop->read, plan->api_version), "apply",
-                     call_json(&pop->apply, plan->api_version));
+    return plan->api_version;
 }
 
 static int ieq(const json_t *a, const json_t *b)

@@ -1,389 +1,307 @@
-/* reply.c: idempotent Kafka producer on the event loop; ordered sends, retried terminal messages.
- */
+/* reply.c: the reply contract: every reply event, its frame, operations, plans and errors. */
 #include "pw/reply.h"
 
-#include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "pw/kafka.h"
-#include "pw/log.h"
+void pw_reply_time(char *buf, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%03uZ", (unsigned)(ts.tv_nsec / 1000000) % 1000u);
+}
 
-#define REPLY_POLL_BATCH 10000    /* events served per wake-up before yielding to the loop */
-#define REPLY_SAFETY_POLL_MS 1000 /* a poll even without a wake-up, in case one was missed */
-#define REPLY_QUEUE_FULL_RETRY_MS 50
+json_t *pw_reply_frame(const char *request_id, const char *status, unsigned sequence,
+                       const char *worker_id)
+{
+    char now[40];
+    pw_reply_time(now, sizeof now);
+    return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "schema", PW_REPLY_SCHEMA, "requestId",
+                     request_id ? request_id : "", "status", status, "sequence",
+                     (json_int_t)sequence, "time", now, "workerId",
+                     worker_id && *worker_id ? worker_id : "policy-worker");
+}
 
-typedef struct out_msg {
-    struct out_msg *next;
-    char *topic;
-    char *key;
-    void *value;
-    size_t len;
-    rd_kafka_headers_t *headers; /* template; a copy goes with each produce */
-    int must_deliver;
-    unsigned attempts;
-    pw_reply_acked_cb cb;
-    void *ctx;
-} out_msg;
+size_t pw_reply_utf8_seq(const unsigned char *s, size_t avail)
+{
+    if (avail == 0) return 0;
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    size_t need;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 1;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else
+        return 0;
+    if (need >= avail || s[1] < lo || s[1] > hi) return 0;
+    for (size_t k = 2; k <= need; k++)
+        if (s[k] < 0x80 || s[k] > 0xBF) return 0;
+    return need + 1;
+}
 
-struct pw_reply {
-    pw_loop *loop;
-    const pw_config *cfg;
-    rd_kafka_t *rk;
-    pw_kafka_wake wake; /* the main queue's (delivery reports) loop wake-up */
-    pw_timer *drain_timer;
-    /* Not yet handed to librdkafka, in send order: a message waits here while any earlier
-     * one does, so the order on the wire is the order of pw_reply_send. */
-    out_msg *fifo_head, *fifo_tail;
-    size_t pending;         /* sent and not yet finished (fifo + librdkafka) */
-    uint64_t hold_until_ms; /* after a failed delivery: the fifo waits until then */
-    int closing;
-    int fatal;           /* librdkafka raised a fatal error: the instance must be replaced */
-    int dead;            /* it could not be replaced: nothing can be produced any more */
-    unsigned generation; /* producer instances created so far */
-    size_t record_max;   /* pw_kafka_record_max of the configuration */
+void pw_reply_scrub(char *s)
+{
+    if (!s) return;
+    unsigned char *u = (unsigned char *)s;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t k = pw_reply_utf8_seq(u + i, n - i);
+        if (k == 0) u[i] = '?';
+        i += k ? k : 1;
+    }
+}
+
+json_t *pw_reply_string(const char *s)
+{
+    if (!s) s = "";
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s), i = 0, bad = 0;
+    while (i < n) {
+        size_t k = pw_reply_utf8_seq(u + i, n - i);
+        bad += k == 0;
+        i += k ? k : 1;
+    }
+    if (!bad) return json_string(s);
+    /* each bad byte becomes U+FFFD (3 bytes) */
+    char *fixed = malloc(n + 2 * bad + 1);
+    if (!fixed) return NULL;
+    size_t o = 0;
+    for (i = 0; i < n;) {
+        size_t k = pw_reply_utf8_seq(u + i, n - i);
+        if (k) {
+            memcpy(fixed + o, s + i, k);
+            o += k;
+            i += k;
+        } else {
+            memcpy(fixed + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    fixed[o] = '\0';
+    json_t *j = json_string(fixed);
+    free(fixed);
+    return j;
+}
+
+json_t *pw_reply_error(const char *code, const char *message, int retryable)
+{
+    return json_pack("{s:o, s:o, s:b}", "code", pw_reply_string(code), "message",
+                     pw_reply_string(message), "retryable", retryable);
+}
+
+/* ---- fitting an event to a size ---- */
+
+/* Cut steps, largest first; the last one is the documented minimum. */
+static const struct {
+    size_t string_max, array_max;
+} fit_steps[] = {
+    {4096, 1000},
+    {512, 64},
+    {PW_REPLY_FIT_STRING_MIN, PW_REPLY_FIT_ARRAY_MIN},
 };
 
-static void set_err(char *err, size_t errlen, const char *msg, const char *detail)
+/* The frame: never cut (each is bounded where it is made). */
+static int is_frame_key(const char *key)
 {
-    if (err && errlen)
-        snprintf(err, errlen, "%s%s%s", msg, detail ? ": " : "", detail ? detail : "");
+    static const char *const frame[] = {"schema", "requestId", "status", "sequence",
+                                        "time",   "workerId",  "dryRun", "operationIndex"};
+    for (size_t i = 0; i < sizeof frame / sizeof frame[0]; i++)
+        if (!strcmp(key, frame[i])) return 1;
+    return 0;
 }
 
-static void out_free(out_msg *m)
+/* Cuts v's strings (on a UTF-8 boundary) and arrays in place. */
+static void shrink(json_t *v, size_t string_max, size_t array_max)
 {
-    if (!m) return;
-    free(m->topic);
-    free(m->key);
-    free(m->value);
-    if (m->headers) rd_kafka_headers_destroy(m->headers);
-    free(m);
+    if (json_is_string(v)) {
+        const char *str = json_string_value(v);
+        size_t len = json_string_length(v);
+        if (len <= string_max) return;
+        size_t cut = string_max;
+        while (cut > 0 && ((unsigned char)str[cut] & 0xC0) == 0x80)
+            cut--; /* str[cut] starts a sequence: everything before it is whole */
+        json_string_setn(v, str, cut);
+    } else if (json_is_array(v)) {
+        while (json_array_size(v) > array_max)
+            json_array_remove(v, json_array_size(v) - 1);
+        for (size_t i = 0; i < json_array_size(v); i++)
+            shrink(json_array_get(v, i), string_max, array_max);
+    } else if (json_is_object(v)) {
+        const char *key;
+        json_t *member;
+        json_object_foreach(v, key, member) shrink(member, string_max, array_max);
+    }
 }
 
-/* Finishes a message: its callback, then it is gone. */
-static void out_finish(pw_reply *pr, out_msg *m, int ok)
+/* Dumps j; when it fits, *out takes the text and 1 is returned. */
+static int dump_if_fits(const json_t *j, size_t max_bytes, char **out)
 {
-    pr->pending--;
-    pw_reply_acked_cb cb = m->cb;
-    void *ctx = m->ctx;
-    out_free(m);
-    if (cb) cb(ctx, ok);
-}
-
-static void fifo_push(pw_reply *pr, out_msg *m)
-{
-    m->next = NULL;
-    if (pr->fifo_tail)
-        pr->fifo_tail->next = m;
-    else
-        pr->fifo_head = m;
-    pr->fifo_tail = m;
-}
-
-static void drain_fifo(pw_reply *pr);
-
-static void drain_timer_cb(pw_loop *loop, void *ctx)
-{
-    pw_reply *pr = ctx;
-    pr->drain_timer = NULL;
-    drain_fifo(pr);
-}
-
-static void arm_drain(pw_reply *pr, uint64_t ms)
-{
-    if (!pr->drain_timer) pr->drain_timer = pw_loop_timer_add(pr->loop, ms, drain_timer_cb, pr);
-}
-
-/* Hands one message to librdkafka.  0: handed over; 1: try again later; -1: never. */
-static int produce_one(pw_reply *pr, out_msg *m)
-{
-    rd_kafka_headers_t *hdrs = m->headers ? rd_kafka_headers_copy(m->headers) : NULL;
-    m->attempts++;
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        pr->rk, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_KEY(m->key, m->key ? strlen(m->key) : 0),
-        RD_KAFKA_V_VALUE(m->value, m->len), RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_HEADERS(hdrs),
-        RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
-    if (!e) return 0; /* hdrs now owned by librdkafka */
-    if (hdrs) rd_kafka_headers_destroy(hdrs);
-    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return 1;
-    if (e == RD_KAFKA_RESP_ERR__FATAL) {
-        pr->fatal = 1; /* replaced on the next drain; the message waits for the new instance */
+    char *text = json_dumps(j, JSON_COMPACT);
+    if (!text) return -1;
+    if (strlen(text) <= max_bytes) {
+        *out = text;
         return 1;
     }
-    pw_log(PW_LOG_ERROR, m->key, "reply.produce_failed", "topic %s: %s", m->topic,
-           rd_kafka_err2str(e));
-    return -1;
+    free(text);
+    return 0;
 }
 
-static void producer_replace(pw_reply *pr);
-
-static void drain_fifo(pw_reply *pr)
+/* The smallest form: the frame, the error's code and a cut message, no operations. */
+static json_t *minimal_event(const json_t *event)
 {
-    producer_replace(pr); /* only after a fatal error */
-    if (pr->dead) {
-        /* No producer any more: nothing queued can ever be delivered. */
-        while (pr->fifo_head) {
-            out_msg *m = pr->fifo_head;
-            pr->fifo_head = m->next;
-            if (!pr->fifo_head) pr->fifo_tail = NULL;
-            out_finish(pr, m, 0);
+    json_t *min = json_object();
+    if (!min) return NULL;
+    const char *key;
+    json_t *member;
+    json_object_foreach((json_t *)event, key, member)
+    {
+        if (is_frame_key(key)) json_object_set(min, key, member);
+    }
+    if (json_object_get(event, "operations")) json_object_set_new(min, "operations", json_array());
+    json_t *error = json_object_get(event, "error");
+    if (json_is_object(error)) {
+        json_t *e = json_object();
+        const char *fields[] = {"code", "message", "retryable"};
+        for (size_t i = 0; e && i < sizeof fields / sizeof fields[0]; i++) {
+            json_t *f = json_object_get(error, fields[i]);
+            if (f) json_object_set_new(e, fields[i], json_deep_copy(f));
         }
-        return;
+        if (e) shrink(e, PW_REPLY_FIT_STRING_MIN, 0);
+        json_object_set_new(min, "error", e);
     }
-    uint64_t now = pw_loop_now_ms(pr->loop);
-    if (pr->fifo_head && now < pr->hold_until_ms) {
-        arm_drain(pr, pr->hold_until_ms - now);
-        return;
-    }
-    while (pr->fifo_head) {
-        out_msg *m = pr->fifo_head;
-        int rc = produce_one(pr, m);
-        if (rc == 1) {
-            arm_drain(pr, REPLY_QUEUE_FULL_RETRY_MS);
-            return;
+    json_object_set_new(min, "truncated", json_true());
+    return min;
+}
+
+char *pw_reply_dump_fit(const json_t *event, size_t max_bytes, int *cut)
+{
+    char *text = NULL;
+    *cut = 0;
+    int rc = dump_if_fits(event, max_bytes, &text);
+    if (rc) return rc > 0 ? text : NULL;
+    *cut = 1;
+    for (size_t step = 0; step < sizeof fit_steps / sizeof fit_steps[0]; step++) {
+        json_t *copy = json_deep_copy(event);
+        if (!copy) return NULL;
+        const char *key;
+        json_t *member;
+        json_object_foreach(copy, key, member)
+        {
+            if (!is_frame_key(key))
+                shrink(member, fit_steps[step].string_max, fit_steps[step].array_max);
         }
-        pr->fifo_head = m->next;
-        if (!pr->fifo_head) pr->fifo_tail = NULL;
-        if (rc < 0) out_finish(pr, m, 0);
+        json_object_set_new(copy, "truncated", json_true());
+        rc = dump_if_fits(copy, max_bytes, &text);
+        json_decref(copy);
+        if (rc) return rc > 0 ? text : NULL;
     }
+    json_t *min = minimal_event(event);
+    if (!min) return NULL;
+    text = json_dumps(min, JSON_COMPACT);
+    json_decref(min);
+    return text;
 }
 
-/* The broker turned the message down for what it is, not for the state it is in: producing
- * it again the same way fails the same way. */
-static int refused_for_content(rd_kafka_resp_err_t e)
+json_t *pw_reply_operation(const pw_reply_op *o)
 {
-    return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
-           e == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
-           e == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE || e == RD_KAFKA_RESP_ERR_INVALID_RECORD;
+    const pw_request_op *op = o->op;
+    json_t *j =
+        json_pack("{s:I, s:s, s:s, s:O, s:s, s:O, s:O, s:I, s:I}", "index", (json_int_t)o->index,
+                  "kind", pw_op_kind_name(op->kind), "route", pw_route_name(op->route), "target",
+                  op->target, "status", o->status, "before", o->before ? o->before : json_null(),
+                  "after", o->after ? o->after : json_null(), "attempts", (json_int_t)o->attempts,
+                  "durationMs", (json_int_t)o->duration_ms);
+    if (!j) return NULL;
+    if (o->plan) json_object_set_new(j, "plan", pw_reply_plan(o->plan, o->index));
+    if (o->az_request_id[0] || o->az_correlation_id[0] || o->az_client_request_id[0])
+        json_object_set_new(j, "azure",
+                            json_pack("{s:o, s:o, s:o}", "requestId",
+                                      pw_reply_string(o->az_request_id), "correlationId",
+                                      pw_reply_string(o->az_correlation_id), "clientRequestId",
+                                      pw_reply_string(o->az_client_request_id)));
+    if (o->has_lro) {
+        json_t *lro = json_pack("{s:o, s:I}", "status", pw_reply_string(o->lro_status), "polls",
+                                (json_int_t)o->polls);
+        if (lro && o->percent >= 0 && o->percent <= 100)
+            json_object_set_new(lro, "percentComplete", json_integer(o->percent));
+        json_object_set_new(j, "lro", lro);
+    }
+    if (o->error) json_object_set_new(j, "error", json_deep_copy(o->error));
+    return j;
 }
 
-static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
+static json_t *call_json(const pw_plan_call *c, const char *api_version)
 {
-    pw_reply *pr = opaque;
-    out_msg *m = msg->_private;
-    if (!m) return;
-    if (pr->closing) {
-        pr->pending--;
-        out_free(m);
-        return;
+    if (c->route == PW_ROUTE_ARM) {
+        json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "route", "arm", "method", c->method, "path",
+                              c->path, "apiVersion", api_version);
+        if (j && c->body) json_object_set_new(j, "body", json_deep_copy(c->body));
+        return j;
     }
-    if (!msg->err) {
-        out_finish(pr, m, 1);
-        return;
-    }
-    if (!m->must_deliver) {
-        pw_log(PW_LOG_WARN, m->key, "reply.delivery_failed",
-               "topic %s: %s (progress event "
-               "dropped)",
-               m->topic, rd_kafka_err2str(msg->err));
-        out_finish(pr, m, 0);
-        return;
-    }
-    /* Refused for its content (e.g. a topic whose max.message.bytes is below the default):
-     * a bounded number of attempts, in case the broker's limit is being raised, then it is
-     * given up so that its sender can do without it. */
-    if (refused_for_content(msg->err) && m->attempts >= PW_REPLY_REFUSED_ATTEMPTS) {
-        pw_log(PW_LOG_ERROR, m->key, "reply.refused", "topic %s: %s, %u attempts: given up",
-               m->topic, rd_kafka_err2str(msg->err), m->attempts);
-        out_finish(pr, m, 0);
-        return;
-    }
-    /* A terminal reply or dead-letter message: its offset must not be committed before it
-     * is delivered, so it goes out again until it is (broker down, timeouts: no bound). */
-    pw_log(PW_LOG_WARN, m->key, "reply.delivery_retry", "topic %s attempt %u: %s", m->topic,
-           m->attempts, rd_kafka_err2str(msg->err));
-    fifo_push(pr, m);
-    pr->hold_until_ms = pw_loop_now_ms(pr->loop) + (uint64_t)pr->cfg->reply_retry_backoff_ms;
-    arm_drain(pr, (uint64_t)pr->cfg->reply_retry_backoff_ms);
+    return json_pack("{s:s, s:s, s:s, s:s}", "route", "kusto", "clusterUri", c->cluster_uri,
+                     "database", c->database, "command", c->command);
 }
 
-static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+json_t *pw_reply_plan(const pw_plan *plan, size_t i)
 {
-    pw_reply *pr = opaque;
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char buf[512];
-        rd_kafka_fatal_error(rk, buf, sizeof buf);
-        pw_log(PW_LOG_ERROR, NULL, "kafka.producer_fatal", "%s", buf);
-        pr->fatal = 1;
-        return;
-    }
-    pw_log(PW_LOG_WARN, NULL, "kafka.producer_error", "%s: %s",
-           rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    const pw_plan_op *pop = pw_plan_op_at(plan, i);
+    if (!pop) return NULL;
+    const char *v = pw_plan_api_version(plan);
+    return json_pack("{s:o, s:o}", "read", call_json(&pop->read, v), "apply",
+                     call_json(&pop->apply, v));
 }
 
-static void serve(pw_reply *pr)
+json_t *pw_reply_request_event(const pw_reply_request *r)
 {
-    for (int i = 0; i < REPLY_POLL_BATCH; i++)
-        if (rd_kafka_poll(pr->rk, 0) <= 0) return;
-    arm_drain(pr, 0); /* more to serve: come back after other work */
-}
-
-static void serve_cb(void *ctx)
-{
-    pw_reply *pr = ctx;
-    serve(pr);
-    drain_fifo(pr); /* (replaces the producer first after a fatal error) */
-}
-
-/* A new librdkafka producer for pr (pr->rk and its loop wake-up).  0, or -1 with err. */
-static int producer_start(pw_reply *pr, char *err, size_t errlen)
-{
-    char rderr[512];
-    rd_kafka_conf_t *conf = pw_kafka_conf_new(pr->cfg, err, errlen);
-    if (!conf) return -1;
-    /* Forced: replies are only acknowledged once durable, without duplicates on retry. */
-    if (rd_kafka_conf_set(conf, "enable.idempotence", "true", rderr, sizeof rderr) ||
-        rd_kafka_conf_set(conf, "acks", "all", rderr, sizeof rderr)) {
-        set_err(err, errlen, "producer configuration", rderr);
-        rd_kafka_conf_destroy(conf);
-        return -1;
-    }
-    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
-    rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_conf_set_opaque(conf, pr);
-    pr->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof rderr); /* owns conf on success */
-    if (!pr->rk) {
-        rd_kafka_conf_destroy(conf);
-        set_err(err, errlen, "kafka producer", rderr);
-        return -1;
-    }
-    pr->generation++;
-    return pw_kafka_wake_start(&pr->wake, pr->loop, rd_kafka_queue_get_main(pr->rk),
-                               REPLY_SAFETY_POLL_MS, serve_cb, pr, err, errlen);
-}
-
-/* After a fatal error (e.g. the idempotent producer's sequence lost sync with the broker)
- * librdkafka's instance cannot produce again: hand every message it still holds back to the
- * fifo (terminal ones are produced again, progress events are dropped), then replace it. */
-static void producer_replace(pw_reply *pr)
-{
-    if (!pr->fatal || pr->dead || pr->closing) return;
-    pr->fatal = 0;
-    pw_kafka_wake_stop(&pr->wake);
-    rd_kafka_purge(pr->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    /* The purged messages' reports: dr_msg_cb puts terminal ones back on the fifo. */
-    for (int i = 0; i < 50 && rd_kafka_outq_len(pr->rk) > 0; i++)
-        rd_kafka_poll(pr->rk, 100);
-    rd_kafka_poll(pr->rk, 0);
-    rd_kafka_destroy(pr->rk);
-    pr->rk = NULL;
-    char err[512] = "";
-    if (producer_start(pr, err, sizeof err)) {
-        pw_log(PW_LOG_ERROR, NULL, "kafka.producer_replace_failed", "%s", err);
-        pr->dead = 1;
-        return;
-    }
-    pw_log(PW_LOG_WARN, NULL, "kafka.producer_replaced",
-           "new producer instance %u after a fatal error; %zu messages to produce again",
-           pr->generation, pr->pending);
-    pr->hold_until_ms = 0;
-    if (pr->drain_timer) pw_loop_timer_cancel(pr->loop, pr->drain_timer);
-    pr->drain_timer = NULL;
-    arm_drain(pr, 0);
-}
-
-pw_reply *pw_reply_new(pw_loop *loop, const pw_config *cfg, char *err, size_t errlen)
-{
-    pw_reply *pr = calloc(1, sizeof *pr);
-    if (!pr) {
-        set_err(err, errlen, "out of memory", NULL);
+    json_t *ev = pw_reply_frame(r->request_id, r->status, r->sequence, r->worker_id);
+    if (!ev) return NULL;
+    if (r->dry_run) json_object_set_new(ev, "dryRun", json_true());
+    if (r->operation_index >= 0)
+        json_object_set_new(ev, "operationIndex", json_integer(r->operation_index));
+    json_t *ops = json_array();
+    for (size_t i = 0; ops && i < r->count; i++)
+        if (json_array_append_new(ops, pw_reply_operation(&r->ops[i]))) {
+            json_decref(ops);
+            ops = NULL;
+        }
+    if (!ops || json_object_set_new(ev, "operations", ops)) {
+        json_decref(ev);
         return NULL;
     }
-    pr->loop = loop;
-    pr->cfg = cfg;
-    pr->record_max = pw_kafka_record_max(cfg);
-    if (producer_start(pr, err, errlen)) goto fail;
-    return pr;
-fail:
-    pw_reply_free(pr);
-    return NULL;
-}
-
-int pw_reply_send(pw_reply *pr, const char *topic, const char *key, const void *value, size_t len,
-                  const pw_reply_header *headers, size_t header_count, int must_deliver,
-                  pw_reply_acked_cb cb, void *ctx, char *err, size_t errlen)
-{
-    out_msg *m = calloc(1, sizeof *m);
-    if (!m) goto oom;
-    m->topic = strdup(topic);
-    m->key = key ? strdup(key) : NULL;
-    m->value = malloc(len ? len : 1);
-    if (!m->topic || (key && !m->key) || !m->value) goto oom;
-    if (len) memcpy(m->value, value, len);
-    m->len = len;
-    if (header_count) {
-        m->headers = rd_kafka_headers_new(header_count);
-        for (size_t i = 0; i < header_count; i++)
-            rd_kafka_header_add(m->headers, headers[i].name, -1, headers[i].value,
-                                (ssize_t)headers[i].len);
-    }
-    m->must_deliver = must_deliver;
-    m->cb = cb;
-    m->ctx = ctx;
-    pr->pending++;
-    fifo_push(pr, m);
-    /* Hand over on the next loop turn, so a callback never runs inside this call. */
-    arm_drain(pr, 0);
-    return 0;
-oom:
-    out_free(m);
-    set_err(err, errlen, "out of memory", NULL);
-    return -1;
-}
-
-size_t pw_reply_value_room(const pw_reply *pr, const char *key, const pw_reply_header *headers,
-                           size_t header_count)
-{
-    size_t used = PW_KAFKA_RECORD_OVERHEAD + (key ? strlen(key) : 0);
-    for (size_t i = 0; i < header_count; i++)
-        used += PW_KAFKA_HEADER_OVERHEAD + strlen(headers[i].name) + headers[i].len;
-    return used < pr->record_max ? pr->record_max - used : 0;
-}
-
-size_t pw_reply_pending(const pw_reply *pr)
-{
-    return pr->pending;
-}
-
-int pw_reply_fatal(const pw_reply *pr)
-{
-    return pr->dead;
-}
-
-size_t pw_reply_flush(pw_reply *pr, int timeout_ms)
-{
-    uint64_t start = pw_loop_now_ms(pr->loop);
-    for (;;) {
-        drain_fifo(pr);
-        if (pr->rk) {
-            rd_kafka_flush(pr->rk, 100);
-            rd_kafka_poll(pr->rk, 0);
+    if (r->error) {
+        json_t *err = json_deep_copy(r->error);
+        if (err && r->error_index >= 0)
+            json_object_set_new(err, "operationIndex", json_integer(r->error_index));
+        if (!err || json_object_set_new(ev, "error", err)) {
+            json_decref(ev);
+            return NULL;
         }
-        if (!pr->pending) break;
-        /* Let retry timers fire; the loop time is refreshed by run_once. */
-        pw_loop_run_once(pr->loop, 10);
-        if (pw_loop_now_ms(pr->loop) - start >= (uint64_t)timeout_ms) break;
     }
-    return pr->pending;
+    return ev;
 }
 
-void pw_reply_free(pw_reply *pr)
+json_t *pw_reply_op_error(const char *code, const char *message, int retryable, int http_status,
+                          const char *azure_code, const char *operation_url)
 {
-    if (!pr) return;
-    if (pr->drain_timer) pw_loop_timer_cancel(pr->loop, pr->drain_timer);
-    pw_kafka_wake_stop(&pr->wake);
-    if (pr->rk) {
-        /* Purge what is left; the reports free the messages without callbacks. */
-        pr->closing = 1;
-        rd_kafka_purge(pr->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        rd_kafka_poll(pr->rk, 0);
-        rd_kafka_destroy(pr->rk);
-    }
-    while (pr->fifo_head) {
-        out_msg *m = pr->fifo_head;
-        pr->fifo_head = m->next;
-        out_free(m);
-    }
-    free(pr);
+    json_t *e = pw_reply_error(code, message, retryable);
+    if (e && http_status > 0) json_object_set_new(e, "httpStatus", json_integer(http_status));
+    if (e && azure_code && *azure_code)
+        json_object_set_new(e, "azureCode", pw_reply_string(azure_code));
+    if (e && operation_url && *operation_url)
+        json_object_set_new(e, "operationUrl", pw_reply_string(operation_url));
+    return e;
 }

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 
 #include "pw/duration.h"
-#include "pw/event.h"
+#include "pw/reply.h"
 #include "pw/names.h"
 #include "pw/schema.h"
 
@@ -168,7 +168,7 @@ static void reject(pw_rejection *rej, const char *code, const char *fmt, ...)
     va_end(ap);
     /* Messages quote request text with a bound (%.40s) and are cut at the buffer's size:
      * either can split a multi-byte character, and the event needs valid UTF-8. */
-    pw_event_scrub(rej->message);
+    pw_reply_scrub(rej->message);
 }
 
 /* A rejection about one field: the message, plus one basic-output unit at location. */
@@ -177,7 +177,7 @@ static void reject_at(pw_rejection *rej, const char *code, const char *location,
     reject(rej, code, "%s: %s", location, what);
     json_decref(rej->errors);
     rej->errors = json_pack("{s:b, s:[{s:s, s:o}]}", "valid", 0, "errors", "instanceLocation",
-                            location, "error", pw_event_string(what));
+                            location, "error", pw_reply_string(what));
 }
 
 void pw_rejection_clear(pw_rejection *rej)
@@ -189,8 +189,8 @@ void pw_rejection_clear(pw_rejection *rej)
 
 json_t *pw_rejection_event(const pw_rejection *rej, const char *worker_id)
 {
-    json_t *ev = pw_event_new(rej->id, "rejected", 1, worker_id);
-    json_t *error = pw_event_error(rej->code, rej->message, 0);
+    json_t *ev = pw_reply_frame(rej->id, "rejected", 1, worker_id);
+    json_t *error = pw_reply_error(rej->code, rej->message, 0);
     if (!ev || !error) {
         json_decref(ev);
         json_decref(error);
@@ -209,7 +209,7 @@ json_t *pw_rejection_event(const pw_rejection *rej, const char *worker_id)
 static int utf8_valid(const unsigned char *s, size_t n)
 {
     for (size_t i = 0, k; i < n; i += k)
-        if ((k = pw_utf8_seq(s + i, n - i)) == 0) return 0;
+        if ((k = pw_reply_utf8_seq(s + i, n - i)) == 0) return 0;
     return 1;
 }
 

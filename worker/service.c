@@ -13,13 +13,13 @@
 #include <unistd.h>
 
 #include "pw/azure.h"
-#include "pw/event.h"
+#include "pw/reply.h"
 #include "pw/exec.h"
 #include "pw/intake.h"
 #include "pw/log.h"
 #include "pw/loop.h"
 #include "pw/offsets.h"
-#include "pw/reply.h"
+#include "pw/producer.h"
 #include "pw/request.h"
 
 #define SVC_CORRELATION_HEADER "kafka_correlationId"
@@ -79,7 +79,7 @@ struct svc {
     pw_request_checker *checker;
     pw_azure *azure;
     pw_exec *exec;
-    pw_reply *reply;
+    pw_producer *producer;
     pw_intake *intake;
     pw_offsets *ledger;
     size_t in_flight; /* messages taken and not yet finished (terminal acknowledged) */
@@ -213,7 +213,7 @@ static void on_terminal_acked(void *ctx, int ok)
 {
     req_ctx *c = ctx;
     svc *s = c->s;
-    if (!ok && pw_reply_fatal(s->reply)) {
+    if (!ok && pw_producer_fatal(s->producer)) {
         /* Not the message's fault: no producer is left.  The worker stops; a restart
          * delivers it, so its offset stays behind it. */
         pw_log(PW_LOG_ERROR, c->id[0] ? c->id : NULL, "reply.undeliverable",
@@ -251,10 +251,10 @@ static void on_terminal_acked(void *ctx, int ok)
     ctx_finished(c);
 }
 
-static size_t ctx_headers(const req_ctx *c, pw_reply_header *h)
+static size_t ctx_headers(const req_ctx *c, pw_producer_header *h)
 {
     if (!c->correlation) return 0;
-    h[0] = (pw_reply_header){SVC_CORRELATION_HEADER, c->correlation, c->correlation_len};
+    h[0] = (pw_producer_header){SVC_CORRELATION_HEADER, c->correlation, c->correlation_len};
     return 1;
 }
 
@@ -267,20 +267,20 @@ static void send_event(req_ctx *c, json_t *event, int terminal)
     pw_log(terminal ? PW_LOG_INFO : PW_LOG_DEBUG, c->id, "reply.event", "%s -> %s",
            status ? status : "?", c->reply_topic);
     char err[256] = "";
-    pw_reply_header h[1];
+    pw_producer_header h[1];
     size_t nh = ctx_headers(c, h);
-    size_t room = pw_reply_value_room(s->reply, c->id, h, nh);
+    size_t room = pw_producer_value_room(s->producer, c->id, h, nh);
     int cut = 0;
-    char *text = pw_event_dump_fit(event, room, &cut);
+    char *text = pw_reply_dump_fit(event, room, &cut);
     if (text && cut)
         pw_log(PW_LOG_WARN, c->id, "reply.truncated",
                "%s event cut to %zu bytes to fit the producer's and broker's limits (%zu)",
                status ? status : "?", strlen(text), room);
     int rc = -1;
     if (text)
-        rc = pw_reply_send(s->reply, c->reply_topic, c->id, text, strlen(text), h, nh, terminal,
-                           terminal ? on_terminal_acked : NULL, terminal ? c : NULL, err,
-                           sizeof err);
+        rc = pw_producer_send(s->producer, c->reply_topic, c->id, text, strlen(text), h, nh,
+                              terminal, terminal ? on_terminal_acked : NULL, terminal ? c : NULL,
+                              err, sizeof err);
     free(text);
     if (rc) {
         pw_log(PW_LOG_ERROR, c->id, "reply.send_failed", "%s", text ? err : "out of memory");
@@ -308,20 +308,20 @@ static int dead_letter_send(req_ctx *c, const void *payload, size_t len)
 {
     svc *s = c->s;
     const dead_letter_info *dl = c->dl;
-    pw_reply_header h[SVC_DEAD_LETTER_HEADERS];
+    pw_producer_header h[SVC_DEAD_LETTER_HEADERS];
     size_t n = 0;
-    h[n++] = (pw_reply_header){"pw-error-code", dl->code, strlen(dl->code)};
-    h[n++] = (pw_reply_header){"pw-error-message", dl->message, strlen(dl->message)};
-    h[n++] = (pw_reply_header){"pw-source-topic", c->topic, strlen(c->topic)};
-    h[n++] = (pw_reply_header){"pw-source-partition", dl->partition, strlen(dl->partition)};
-    h[n++] = (pw_reply_header){"pw-source-offset", dl->offset, strlen(dl->offset)};
-    h[n++] = (pw_reply_header){"pw-worker", s->cfg->worker_id, strlen(s->cfg->worker_id)};
+    h[n++] = (pw_producer_header){"pw-error-code", dl->code, strlen(dl->code)};
+    h[n++] = (pw_producer_header){"pw-error-message", dl->message, strlen(dl->message)};
+    h[n++] = (pw_producer_header){"pw-source-topic", c->topic, strlen(c->topic)};
+    h[n++] = (pw_producer_header){"pw-source-partition", dl->partition, strlen(dl->partition)};
+    h[n++] = (pw_producer_header){"pw-source-offset", dl->offset, strlen(dl->offset)};
+    h[n++] = (pw_producer_header){"pw-worker", s->cfg->worker_id, strlen(s->cfg->worker_id)};
     n += ctx_headers(c, &h[n]);
     /* The room is counted with the two truncation headers, whether they are needed or not. */
-    pw_reply_header *cut_h = &h[n];
-    cut_h[0] = (pw_reply_header){"pw-payload-truncated", "true", 4};
-    cut_h[1] = (pw_reply_header){"pw-payload-bytes", dl->bytes, strlen(dl->bytes)};
-    size_t room = pw_reply_value_room(s->reply, NULL, h, n + 2);
+    pw_producer_header *cut_h = &h[n];
+    cut_h[0] = (pw_producer_header){"pw-payload-truncated", "true", 4};
+    cut_h[1] = (pw_producer_header){"pw-payload-bytes", dl->bytes, strlen(dl->bytes)};
+    size_t room = pw_producer_value_room(s->producer, NULL, h, n + 2);
     if (room > s->cfg->max_message_bytes) room = s->cfg->max_message_bytes;
     if (!payload) len = 0;
     if (dl->headers_only || len > room) {
@@ -329,8 +329,8 @@ static int dead_letter_send(req_ctx *c, const void *payload, size_t len)
         n += 2;
     }
     char err[256] = "";
-    if (pw_reply_send(s->reply, s->cfg->dead_letter_topic, NULL, payload ? payload : "", len, h, n,
-                      1, on_terminal_acked, c, err, sizeof err)) {
+    if (pw_producer_send(s->producer, s->cfg->dead_letter_topic, NULL, payload ? payload : "", len,
+                         h, n, 1, on_terminal_acked, c, err, sizeof err)) {
         pw_log(PW_LOG_ERROR, NULL, "deadletter.send_failed", "%s", err);
         return -1;
     }
@@ -683,7 +683,7 @@ static void watch_cb(pw_loop *loop, void *ctx)
 {
     svc *s = ctx;
     s->watch_timer = pw_loop_timer_add(loop, 1000, watch_cb, s);
-    if (pw_reply_fatal(s->reply) && !s->draining) {
+    if (pw_producer_fatal(s->producer) && !s->draining) {
         s->exit_code = 1;
         begin_drain(s, "fatal producer error");
     }
@@ -782,7 +782,7 @@ int pw_service_run(const pw_config *cfg)
     if (!(s->checker = pw_request_checker_new(cfg, err, sizeof err))) goto start_failed;
     if (!(s->azure = pw_azure_new(s->loop, &cfg->azure, err, sizeof err))) goto start_failed;
     if (!(s->exec = pw_exec_new(s->loop, s->azure, cfg, err, sizeof err))) goto start_failed;
-    if (!(s->reply = pw_reply_new(s->loop, cfg, err, sizeof err))) goto start_failed;
+    if (!(s->producer = pw_producer_new(s->loop, cfg, err, sizeof err))) goto start_failed;
     pw_intake_handlers h = {
         .on_message = on_message, .on_revoked = on_revoked, .on_assigned = on_assigned, .ctx = s};
     if (!(s->intake = pw_intake_new(s->loop, cfg, &h, err, sizeof err))) goto start_failed;
@@ -813,7 +813,7 @@ int pw_service_run(const pw_config *cfg)
     uint64_t now = pw_loop_now_ms(s->loop);
     uint64_t budget = s->drain_deadline_ms > now ? s->drain_deadline_ms - now : 0;
     if (budget > SVC_FLUSH_TIMEOUT_MS) budget = SVC_FLUSH_TIMEOUT_MS;
-    size_t left = pw_reply_flush(s->reply, (int)budget);
+    size_t left = pw_producer_flush(s->producer, (int)budget);
     if (left)
         pw_log(PW_LOG_WARN, NULL, "worker.flush_incomplete", "%zu messages not acknowledged", left);
     pw_intake_close(s->intake, SVC_CLOSE_TIMEOUT_MS);
@@ -836,7 +836,7 @@ out:;
     pw_loop_timer_cancel(s->loop, s->commit_timer);
     pw_intake_free(s->intake);
     pw_exec_free(s->exec); /* abandons unfinished requests: their contexts leak no callbacks */
-    pw_reply_free(s->reply);
+    pw_producer_free(s->producer);
     pw_azure_free(s->azure);
     pw_request_checker_free(s->checker);
     pw_offsets_free(s->ledger);

@@ -42,8 +42,8 @@ void pw_plan_free(pw_plan *plan); /* accepts NULL */
 size_t pw_plan_count(const pw_plan *plan);
 const pw_plan_op *pw_plan_op_at(const pw_plan *plan, size_t i);
 
-/* {"read": call, "apply": call} as in reply.v1.json's plan (new reference). */
-json_t *pw_plan_op_json(const pw_plan *plan, size_t i);
+/* The ARM api-version the plan's ARM calls carry. */
+const char *pw_plan_api_version(const pw_plan *plan);
 
 /* Reads the value in request terms from an answer: the ARM database resource, a Kusto
  * policy answer, or an ARM principal list ({"value": [...]}).  *value is a new

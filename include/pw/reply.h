@@ -1,64 +1,98 @@
-/* pw/reply.h: the worker's Kafka producer for reply, rejection and dead-letter messages.
- *
- * An idempotent producer (enable.idempotence=true, acks=all, forced over kafka.*) driven by
- * the event loop: its queue wakes the loop through a pipe, delivery reports are served there.
- * Messages leave in the order they were sent.  A message sent with must_deliver (a terminal
- * reply, a dead-letter message) is produced again after worker.reply.retry.backoff.ms each
- * time its delivery fails, until the broker acknowledges it; its callback runs once, on that
- * acknowledgement, or with ok=0 when it can never be produced: librdkafka refuses it (e.g.
- * larger than message.max.bytes), or the broker refused it for its content (too large,
- * invalid) PW_REPLY_REFUSED_ATTEMPTS times.  Failures that depend on the broker's state
- * (down, timed out, not leader) are retried without bound. */
+/* pw/reply.h: the reply contract (schemas/reply.v1.json): every reply event the worker sends
+ * is built here, from the frame every event shares to the operations, plans, errors and
+ * rejections it carries, and cut to what Kafka can carry.  Producing them is pw/producer.h. */
 #ifndef PW_REPLY_H
 #define PW_REPLY_H
 
+#include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
-#include "pw/config.h"
-#include "pw/loop.h"
+#include "pw/plan.h"
 
-typedef struct pw_reply pw_reply;
+#define PW_REPLY_SCHEMA "adx-policy-reply/v1"
 
-typedef struct pw_reply_header {
-    const char *name;
-    const void *value;
-    size_t len;
-} pw_reply_header;
+/* {"schema","requestId","status","sequence","time","workerId"} with time = now (UTC,
+ * RFC 3339 with milliseconds).  New reference, NULL only when out of memory. */
+json_t *pw_reply_frame(const char *request_id, const char *status, unsigned sequence,
+                       const char *worker_id);
 
-typedef void (*pw_reply_acked_cb)(void *ctx, int ok);
+/* {"code","message","retryable"}; message may be NULL ("").  Texts go through
+ * pw_reply_string.  New reference. */
+json_t *pw_reply_error(const char *code, const char *message, int retryable);
 
-/* Produce attempts of a must_deliver message the broker refuses for its content. */
-#define PW_REPLY_REFUSED_ATTEMPTS 3
+/* A JSON string from text that may not be valid UTF-8 (an Azure message cut at a buffer
+ * size, a header value): every byte that is not part of a well-formed sequence becomes
+ * U+FFFD, so the event can always be built.  NULL counts as "".  New reference, NULL only
+ * when out of memory. */
+json_t *pw_reply_string(const char *s);
 
-/* loop and cfg are borrowed and must outlive the producer. */
-pw_reply *pw_reply_new(pw_loop *loop, const pw_config *cfg, char *err, size_t errlen);
+/* The same repair in place, for fixed-size text buffers: each such byte becomes '?'. */
+void pw_reply_scrub(char *s);
 
-/* Copies topic, key, value and headers.  cb (may be NULL) runs from the loop, never from
- * inside this call.  Returns 0, or -1 (err filled) when the message cannot be queued at all. */
-int pw_reply_send(pw_reply *pr, const char *topic, const char *key, const void *value, size_t len,
-                  const pw_reply_header *headers, size_t header_count, int must_deliver,
-                  pw_reply_acked_cb cb, void *ctx, char *err, size_t errlen);
+/* Length of the well-formed UTF-8 sequence at s, of at most avail bytes (RFC 3629: no
+ * overlong forms, surrogates or code points above U+10FFFF); 0 when there is none. */
+size_t pw_reply_utf8_seq(const unsigned char *s, size_t avail);
 
-/* The most value bytes a message with this key and these headers may carry and still fit
- * what the producer sends and a broker with Kafka's default limit stores
- * (pw_kafka_record_max, framing included); 0 when the key and headers alone do not fit. */
-size_t pw_reply_value_room(const pw_reply *pr, const char *key, const pw_reply_header *headers,
-                           size_t header_count);
+/* The event as compact JSON text of at most max_bytes, for a message that must fit Kafka's
+ * limits.  When the whole event is longer, what it embeds is cut in steps (strings below
+ * the top level, from the request, plans and Azure error bodies, to PW_REPLY_FIT_STRING_MIN
+ * bytes at the last step; arrays to PW_REPLY_FIT_ARRAY_MIN items) and "truncated": true is
+ * added; as a last resort only the frame, the error's code and a cut message remain, with
+ * "operations": [] when the event had operations (that smallest form is returned even when
+ * it is still longer).  *cut says whether anything was cut.  Caller frees; NULL only when
+ * out of memory.  The event is not changed. */
+#define PW_REPLY_FIT_STRING_MIN 64
+#define PW_REPLY_FIT_ARRAY_MIN 8
+char *pw_reply_dump_fit(const json_t *event, size_t max_bytes, int *cut);
 
-/* Messages sent and not yet acknowledged or given up. */
-size_t pw_reply_pending(const pw_reply *pr);
+/* An operation's error: pw_reply_error plus httpStatus (> 0), azureCode and operationUrl
+ * (non-empty).  New reference, NULL when out of memory. */
+json_t *pw_reply_op_error(const char *code, const char *message, int retryable, int http_status,
+                          const char *azure_code, const char *operation_url);
 
-/* Blocks up to timeout_ms handing over queued messages and serving delivery reports
- * (shutdown only).  Returns the number still pending. */
-size_t pw_reply_flush(pw_reply *pr, int timeout_ms);
+/* One operation as an event shows it (reply.v1.json's operations[]).  Everything borrowed;
+ * ids "" when Azure gave none; percent outside 0..100 is left out. */
+typedef struct pw_reply_op {
+    size_t index;
+    const pw_request_op *op; /* kind, route, target */
+    const char *status;      /* pending, running, succeeded, unknown, planned, failed, skipped */
+    const json_t *before;    /* NULL: null */
+    const json_t *after;     /* NULL: null */
+    const json_t *error;     /* NULL: none */
+    unsigned attempts;
+    uint64_t duration_ms;
+    const char *az_request_id, *az_correlation_id, *az_client_request_id;
+    int has_lro;
+    const char *lro_status;
+    unsigned polls;
+    int percent;
+    const pw_plan *plan; /* non-NULL: the operation's "plan" member (accepted events) */
+} pw_reply_op;
 
-/* 1 when nothing can be produced any more: librdkafka reported a fatal error (e.g. the
- * idempotent producer's sequence lost sync with the broker) and a new producer instance could
- * not be created.  After a fatal error the instance is replaced on the loop and every
- * must_deliver message it held is produced again; progress events it held are dropped. */
-int pw_reply_fatal(const pw_reply *pr);
+/* The operation object (new reference, NULL when out of memory). */
+json_t *pw_reply_operation(const pw_reply_op *op);
 
-/* Accepts NULL.  Pending messages are dropped without their callbacks. */
-void pw_reply_free(pw_reply *pr);
+/* {"read": call, "apply": call}: what operation i of plan will send (new reference; NULL
+ * past the end or out of memory). */
+json_t *pw_reply_plan(const pw_plan *plan, size_t i);
+
+/* A request's event: the frame, dryRun, operationIndex (>= 0), operations[] (every one of
+ * ops; NULL with count 0 gives []) and error, a copy of `error` with operationIndex =
+ * error_index (>= 0) added.  New reference, NULL when out of memory. */
+typedef struct pw_reply_request {
+    const char *request_id, *status, *worker_id;
+    unsigned sequence;
+    int dry_run;
+    long operation_index; /* -1: none */
+    const pw_reply_op *ops;
+    size_t count;
+    const json_t *error; /* borrowed, or NULL */
+    long error_index;    /* -1: none */
+} pw_reply_request;
+json_t *pw_reply_request_event(const pw_reply_request *r);
+
+/* Writes the current UTC time as 2026-11-24T15:30:00.123Z. */
+void pw_reply_time(char *buf, size_t len);
 
 #endif

@@ -1,7 +1,7 @@
 /* pw/service.h: the policy-worker process: Kafka intake -> decode -> execute -> replies.
  *
  * Ties the consumer (pw/intake.h), the executor (pw/exec.h) and the producer
- * (pw/reply.h) together on one loop: every message gets exactly one terminal reply
+ * (pw/producer.h) together on one loop: every message gets exactly one terminal reply
  * (or a dead-letter message), its offset is stored only when that and every earlier
  * message of its partition are acknowledged (pw/offsets.h), partitions pause while
  * worker.inflight.max requests (or worker.uncommitted.max messages) are outstanding,

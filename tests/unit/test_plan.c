@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "pw/plan.h"
+#include "pw/reply.h"
 #include "pw/request.h"
 
 #define SUB "22222222-2222-2222-2222-222222222222"
@@ -123,13 +124,13 @@ static void plans_each_kind(void **state)
         "{\"value\":[{\"role\":\"Admin\",\"name\":\"bot\",\"type\":\"App\",\"appId\":\"AB-12\"}]}");
     assert_int_equal(p->after_from_reread, 1);
 
-    json_t *j = pw_plan_op_json(plan, 0);
+    json_t *j = pw_reply_plan(plan, 0);
     json_is(j, "{\"read\":{\"route\":\"arm\",\"method\":\"GET\",\"path\":\"" DB_PATH "My%20DB\","
                "\"apiVersion\":\"2025-02-14\"},\"apply\":{\"route\":\"arm\",\"method\":\"PATCH\","
                "\"path\":\"" DB_PATH "My%20DB\",\"apiVersion\":\"2025-02-14\",\"body\":{\"kind\":"
                "\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"P14D\"}}}}");
     json_decref(j);
-    j = pw_plan_op_json(plan, 2);
+    j = pw_reply_plan(plan, 2);
     json_is(j, "{\"read\":{\"route\":\"kusto\",\"clusterUri\":\"https://"
                "mykustocluster.westus.kusto.windows.net\","
                "\"database\":\"db\",\"command\":\".show table ['StormEvents'] policy caching\"},"
@@ -138,7 +139,7 @@ static void plans_each_kind(void **state)
                "\"database\":\"db\",\"command\":\".alter table ['StormEvents'] policy caching hot "
                "= 5d\"}}");
     json_decref(j);
-    assert_null(pw_plan_op_json(plan, 4));
+    assert_null(pw_reply_plan(plan, 4));
 
     /* values from answers */
     json_t *v = NULL;

@@ -12,7 +12,7 @@
 
 #include "pw/azure.h"
 #include "pw/duration.h"
-#include "pw/event.h"
+#include "pw/reply.h"
 #include "pw/request.h"
 #include "pw/schema.h"
 
@@ -452,20 +452,20 @@ static void non_ascii_in_messages(void **state)
     pw_rejection_clear(&rej);
 
     /* The same for errors built from Azure's text (exec): a cut character, a stray byte. */
-    json_t *e = pw_event_error("Throttled", "ab\xc3", 1);
+    json_t *e = pw_reply_error("Throttled", "ab\xc3", 1);
     assert_non_null(e);
     assert_string_equal(json_string_value(json_object_get(e, "message")), "ab\xef\xbf\xbd");
     json_decref(e);
     char buf[] = "x\xff\xc3\xa9\xe2\x82";
-    pw_event_scrub(buf);
+    pw_reply_scrub(buf);
     assert_string_equal(buf, "x?\xc3\xa9??");
 
-    /* pw_utf8_seq keeps to the bytes it is given: a whole sequence, a cut one. */
+    /* pw_reply_utf8_seq keeps to the bytes it is given: a whole sequence, a cut one. */
     const unsigned char four[] = "\xf0\x9f\x98\x80";
-    assert_int_equal(pw_utf8_seq(four, 4), 4);
-    assert_int_equal(pw_utf8_seq(four, 3), 0);
-    assert_int_equal(pw_utf8_seq((const unsigned char *)"\xf4\x90\x80\x80", 4), 0);
-    assert_int_equal(pw_utf8_seq((const unsigned char *)"a", 0), 0);
+    assert_int_equal(pw_reply_utf8_seq(four, 4), 4);
+    assert_int_equal(pw_reply_utf8_seq(four, 3), 0);
+    assert_int_equal(pw_reply_utf8_seq((const unsigned char *)"\xf4\x90\x80\x80", 4), 0);
+    assert_int_equal(pw_reply_utf8_seq((const unsigned char *)"a", 0), 0);
 }
 
 static int reply_valid(json_t *ev)
@@ -477,12 +477,12 @@ static int reply_valid(json_t *ev)
 
 static json_t *failed_event(const char *code, const char *op_code)
 {
-    json_t *ev = pw_event_new("r-1", "failed", 3, "w");
+    json_t *ev = pw_reply_frame("r-1", "failed", 3, "w");
     json_t *op = json_pack("{s:i, s:s, s:s, s:{}, s:s}", "index", 0, "kind", "database.retention",
                            "route", "arm", "target", "status", "failed");
-    if (op_code) json_object_set_new(op, "error", pw_event_error(op_code, "m", 0));
+    if (op_code) json_object_set_new(op, "error", pw_reply_error(op_code, "m", 0));
     json_object_set_new(ev, "operations", json_pack("[o]", op));
-    if (code) json_object_set_new(ev, "error", pw_event_error(code, "m", 0));
+    if (code) json_object_set_new(ev, "error", pw_reply_error(code, "m", 0));
     return ev;
 }
 

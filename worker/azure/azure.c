@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "aad.h"
-#include "pw/event.h"
+#include "pw/reply.h"
 #include "http.h"
 #include "pw/log.h"
 
@@ -273,7 +273,7 @@ static void finish(az_call *c, const char *code, int retryable, json_t *body, co
          * was redacted where it came in; this pass catches what the formatting put together
          * (and cannot be undone by a cut: redacting never leaves a prefix). */
         pw_http_redact(az->http, r->message, sizeof r->message, why, strlen(why));
-        pw_event_scrub(r->message); /* a cut at the buffer's size may split a character */
+        pw_reply_scrub(r->message); /* a cut at the buffer's size may split a character */
     }
     pw_http_redact(az->http, r->azure_code, sizeof r->azure_code, r->azure_code,
                    strlen(r->azure_code));

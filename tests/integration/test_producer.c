@@ -1,4 +1,4 @@
-/* test_reply.c: the reply producer against librdkafka's in-process mock cluster: ordered
+/* test_producer.c: the reply producer against librdkafka's in-process mock cluster: ordered
  * delivery, acknowledgement callbacks never from inside send, pending counts, bounded
  * attempts for a message the broker refuses. */
 #include <setjmp.h>
@@ -14,7 +14,7 @@
 
 #include "pw/config.h"
 #include "pw/loop.h"
-#include "pw/reply.h"
+#include "pw/producer.h"
 
 enum { N = 60 };
 
@@ -56,25 +56,25 @@ static void test_ordered_acks(void **unused)
     char err[256] = "";
     pw_loop *loop = pw_loop_new(err, sizeof err);
     assert_non_null(loop);
-    pw_reply *pr = pw_reply_new(loop, &cfg, err, sizeof err);
-    if (!pr) fail_msg("pw_reply_new: %s", err);
+    pw_producer *pr = pw_producer_new(loop, &cfg, err, sizeof err);
+    if (!pr) fail_msg("pw_producer_new: %s", err);
 
     static state st;
     memset(&st, 0, sizeof st);
     static ack_ctx ctx[N];
-    pw_reply_header hdr = {"kafka_correlationId", "corr-1", 6};
+    pw_producer_header hdr = {"kafka_correlationId", "corr-1", 6};
     for (int i = 0; i < N; i++) {
         char value[64];
         int len = snprintf(value, sizeof value, "{\"n\":%d}", i);
         ctx[i] = (ack_ctx){&st, i};
         st.inside_send = 1;
         /* Every message of one key: one partition, so acknowledgements come in order. */
-        assert_int_equal(pw_reply_send(pr, "replies", "req-1", value, (size_t)len, &hdr, 1, i % 2,
-                                       on_ack, &ctx[i], err, sizeof err),
+        assert_int_equal(pw_producer_send(pr, "replies", "req-1", value, (size_t)len, &hdr, 1,
+                                          i % 2, on_ack, &ctx[i], err, sizeof err),
                          0);
         st.inside_send = 0;
     }
-    assert_int_equal(pw_reply_pending(pr), N);
+    assert_int_equal(pw_producer_pending(pr), N);
     assert_int_equal(st.n_acked, 0);
 
     for (int spins = 0; spins < 3000 && st.n_acked < N; spins++)
@@ -85,12 +85,12 @@ static void test_ordered_acks(void **unused)
         assert_int_equal(st.acked[i], 1);
         assert_int_equal(st.order[i], i);
     }
-    assert_int_equal(pw_reply_pending(pr), 0);
-    assert_false(pw_reply_fatal(pr));
-    assert_int_equal(pw_reply_flush(pr, 1000), 0);
+    assert_int_equal(pw_producer_pending(pr), 0);
+    assert_false(pw_producer_fatal(pr));
+    assert_int_equal(pw_producer_flush(pr, 1000), 0);
 
-    pw_reply_free(pr);
-    pw_reply_free(NULL);
+    pw_producer_free(pr);
+    pw_producer_free(NULL);
     pw_loop_free(loop);
     pw_config_free(&cfg);
 }
@@ -103,22 +103,23 @@ static void test_free_with_pending(void **unused)
     load_config(&cfg);
     char err[256] = "";
     pw_loop *loop = pw_loop_new(err, sizeof err);
-    pw_reply *pr = pw_reply_new(loop, &cfg, err, sizeof err);
+    pw_producer *pr = pw_producer_new(loop, &cfg, err, sizeof err);
     assert_non_null(pr);
     static state st;
     memset(&st, 0, sizeof st);
     static ack_ctx ctx;
     ctx = (ack_ctx){&st, 0};
     assert_int_equal(
-        pw_reply_send(pr, "replies", NULL, "x", 1, NULL, 0, 1, on_ack, &ctx, err, sizeof err), 0);
-    pw_reply_free(pr);
+        pw_producer_send(pr, "replies", NULL, "x", 1, NULL, 0, 1, on_ack, &ctx, err, sizeof err),
+        0);
+    pw_producer_free(pr);
     assert_int_equal(st.n_acked, 0);
     pw_loop_free(loop);
     pw_config_free(&cfg);
 }
 
 /* A must_deliver message the broker keeps refusing for its content: given up (ok=0) after
- * PW_REPLY_REFUSED_ATTEMPTS attempts, not retried for ever; one refusal fewer and it is
+ * PW_PRODUCER_REFUSED_ATTEMPTS attempts, not retried for ever; one refusal fewer and it is
  * delivered.  The cluster is a standalone mock so that its errors can be injected. */
 enum { KAFKA_API_PRODUCE = 0 };
 
@@ -138,10 +139,10 @@ static int run_refused(int refusals)
                      0);
     pw_loop *loop = pw_loop_new(err, sizeof err);
     assert_non_null(loop);
-    pw_reply *pr = pw_reply_new(loop, &cfg, err, sizeof err);
-    if (!pr) fail_msg("pw_reply_new: %s", err);
+    pw_producer *pr = pw_producer_new(loop, &cfg, err, sizeof err);
+    if (!pr) fail_msg("pw_producer_new: %s", err);
 
-    rd_kafka_resp_err_t errs[PW_REPLY_REFUSED_ATTEMPTS];
+    rd_kafka_resp_err_t errs[PW_PRODUCER_REFUSED_ATTEMPTS];
     for (int i = 0; i < refusals; i++)
         errs[i] = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
     rd_kafka_mock_push_request_errors_array(mc, KAFKA_API_PRODUCE, (size_t)refusals, errs);
@@ -150,15 +151,15 @@ static int run_refused(int refusals)
     memset(&st, 0, sizeof st);
     static ack_ctx ctx;
     ctx = (ack_ctx){&st, 0};
-    assert_int_equal(pw_reply_send(pr, "deadletters", NULL, "payload", 7, NULL, 0, 1, on_ack, &ctx,
-                                   err, sizeof err),
+    assert_int_equal(pw_producer_send(pr, "deadletters", NULL, "payload", 7, NULL, 0, 1, on_ack,
+                                      &ctx, err, sizeof err),
                      0);
     for (int spins = 0; spins < 3000 && !st.n_acked; spins++)
         pw_loop_run_once(loop, 10);
     assert_int_equal(st.n_acked, 1);
-    assert_int_equal(pw_reply_pending(pr), 0);
+    assert_int_equal(pw_producer_pending(pr), 0);
 
-    pw_reply_free(pr);
+    pw_producer_free(pr);
     pw_loop_free(loop);
     pw_config_free(&cfg);
     rd_kafka_mock_cluster_destroy(mc);
@@ -169,13 +170,13 @@ static int run_refused(int refusals)
 static void test_refused_given_up(void **unused)
 {
     (void)unused;
-    assert_int_equal(run_refused(PW_REPLY_REFUSED_ATTEMPTS), -1);
+    assert_int_equal(run_refused(PW_PRODUCER_REFUSED_ATTEMPTS), -1);
 }
 
 static void test_refused_then_delivered(void **unused)
 {
     (void)unused;
-    assert_int_equal(run_refused(PW_REPLY_REFUSED_ATTEMPTS - 1), 1);
+    assert_int_equal(run_refused(PW_PRODUCER_REFUSED_ATTEMPTS - 1), 1);
 }
 
 int main(void)

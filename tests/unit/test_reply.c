@@ -1,4 +1,4 @@
-/* test_event.c: pw_event_dump_fit cuts an event to a size, says so with "truncated", keeps
+/* test_reply.c: pw_reply_dump_fit cuts an event to a size, says so with "truncated", keeps
  * its frame, never splits a UTF-8 sequence, and the result still follows reply.v1.json. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "pw/event.h"
+#include "pw/reply.h"
 #include "pw/schema.h"
 
 static pw_schema_registry *reg;
@@ -53,7 +53,7 @@ static char *long_text(size_t n)
 /* A `failed` event with ops operations, each with an Azure error message of msg_len bytes. */
 static json_t *failed_event(size_t ops, size_t msg_len)
 {
-    json_t *ev = pw_event_new("chg-1", "failed", 3, "w1");
+    json_t *ev = pw_reply_frame("chg-1", "failed", 3, "w1");
     json_t *arr = json_array();
     char *msg = long_text(msg_len);
     for (size_t i = 0; i < ops; i++) {
@@ -62,11 +62,11 @@ static json_t *failed_event(size_t ops, size_t msg_len)
                       "database", "mykustodatabase");
         json_t *op = json_pack("{s:I, s:s, s:s, s:o, s:s, s:o}", "index", (json_int_t)i, "kind",
                                "table.caching", "route", "kusto", "target", target, "status",
-                               "failed", "error", pw_event_error("OperationFailed", msg, 0));
+                               "failed", "error", pw_reply_error("OperationFailed", msg, 0));
         json_array_append_new(arr, op);
     }
     json_object_set_new(ev, "operations", arr);
-    json_t *err = pw_event_error("OperationFailed", msg, 0);
+    json_t *err = pw_reply_error("OperationFailed", msg, 0);
     json_object_set_new(err, "operationIndex", json_integer(0));
     json_object_set_new(ev, "error", err);
     free(msg);
@@ -89,7 +89,7 @@ static void test_fits_unchanged(void **state)
     json_t *ev = failed_event(2, 100);
     char *whole = json_dumps(ev, JSON_COMPACT);
     int cut = -1;
-    char *text = pw_event_dump_fit(ev, strlen(whole), &cut);
+    char *text = pw_reply_dump_fit(ev, strlen(whole), &cut);
     assert_non_null(text);
     assert_int_equal(cut, 0);
     assert_string_equal(text, whole);
@@ -105,7 +105,7 @@ static void test_long_strings_cut(void **state)
     json_t *ev = failed_event(3, 200000);
     char *before = json_dumps(ev, JSON_COMPACT);
     int cut = 0;
-    char *text = pw_event_dump_fit(ev, 20000, &cut);
+    char *text = pw_reply_dump_fit(ev, 20000, &cut);
     assert_non_null(text);
     assert_int_equal(cut, 1);
     assert_true(strlen(text) <= 20000);
@@ -132,14 +132,14 @@ static void test_many_operations_cut(void **state)
     (void)state;
     json_t *ev = failed_event(5000, 300);
     int cut = 0;
-    char *text = pw_event_dump_fit(ev, 100000, &cut);
+    char *text = pw_reply_dump_fit(ev, 100000, &cut);
     assert_non_null(text);
     assert_int_equal(cut, 1);
     assert_true(strlen(text) <= 100000);
     json_t *j = load_checked(text);
     assert_true(json_is_true(json_object_get(j, "truncated")));
     size_t n = json_array_size(json_object_get(j, "operations"));
-    assert_true(n >= PW_EVENT_FIT_ARRAY_MIN && n < 5000);
+    assert_true(n >= PW_REPLY_FIT_ARRAY_MIN && n < 5000);
     json_decref(j);
     free(text);
     json_decref(ev);
@@ -151,7 +151,7 @@ static void test_smallest_form(void **state)
     (void)state;
     json_t *ev = failed_event(50, 5000);
     int cut = 0;
-    char *text = pw_event_dump_fit(ev, 400, &cut);
+    char *text = pw_reply_dump_fit(ev, 400, &cut);
     assert_non_null(text);
     assert_int_equal(cut, 1);
     assert_true(strlen(text) <= 400);
@@ -164,7 +164,7 @@ static void test_smallest_form(void **state)
     json_decref(j);
     free(text);
     /* Smaller than even that: the smallest form all the same, for the producer to refuse. */
-    text = pw_event_dump_fit(ev, 10, &cut);
+    text = pw_reply_dump_fit(ev, 10, &cut);
     assert_non_null(text);
     assert_int_equal(cut, 1);
     assert_true(strlen(text) > 10);

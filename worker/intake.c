@@ -233,6 +233,11 @@ void pw_intake_pause(pw_intake *in, int paused)
     in->paused = !!paused;
     rd_kafka_topic_partition_list_t *parts = NULL;
     if (rd_kafka_assignment(in->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
+        /* partitions being revoked stay paused until they are released */
+        for (int i = parts->cnt - 1; !paused && in->revoking && i >= 0; i--)
+            if (rd_kafka_topic_partition_list_find(in->revoking, parts->elems[i].topic,
+                                                   parts->elems[i].partition))
+                rd_kafka_topic_partition_list_del_by_idx(parts, i);
         if (!in->stopped || paused) pause_list(in, parts, paused);
         pw_log(PW_LOG_INFO, NULL, paused ? "kafka.paused" : "kafka.resumed", "%d partitions",
                parts->cnt);

@@ -10,8 +10,14 @@
 
 #define INTAKE_POLL_BATCH 500     /* messages per wake-up before yielding to the loop */
 #define INTAKE_SAFETY_POLL_MS 500 /* a poll even without a wake-up, in case one was missed */
-#define INTAKE_DEFAULT_ASSIGNOR                                                                    \
-    "cooperative-sticky" /* unless kafka.partition.assignment.strategy */
+/* unless kafka.partition.assignment.strategy says otherwise */
+#define INTAKE_DEFAULT_ASSIGNOR "cooperative-sticky"
+/* Before this librdkafka version a commit that meets a cooperative rebalance fails with
+ * ILLEGAL_GENERATION and the consumer drops its whole assignment as lost and rejoins
+ * (librdkafka issue 4059, fixed by pull request 4908): with stored offsets committed as
+ * requests finish, every rebalance then sets off the next one.  Older versions keep
+ * librdkafka's eager default. */
+#define INTAKE_COOPERATIVE_MIN_VERSION 0x020a0000
 
 struct pw_intake {
     pw_loop *loop;
@@ -193,6 +199,7 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
     /* Incremental rebalances by default: a member joining or leaving moves only the
      * partitions that change owner, instead of revoking every partition of every member. */
     if (!pw_config_kafka_get(cfg, "partition.assignment.strategy") &&
+        rd_kafka_version() >= INTAKE_COOPERATIVE_MIN_VERSION &&
         rd_kafka_conf_set(conf, "partition.assignment.strategy", INTAKE_DEFAULT_ASSIGNOR, rderr,
                           sizeof rderr)) {
         set_err(err, errlen, "consumer configuration", rderr);

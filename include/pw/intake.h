@@ -4,7 +4,8 @@
  * enable.auto.offset.store=false (forced): an offset is committed only after the caller
  * stores it with pw_intake_store (auto commit, if enabled, then commits what is stored).
  * The consumer queue wakes the loop through a pipe.  Rebalances are handled here (eager or
- * cooperative; cooperative-sticky unless kafka.partition.assignment.strategy says otherwise);
+ * cooperative; cooperative-sticky by default from librdkafka 2.10 on, see intake.c;
+ * kafka.partition.assignment.strategy chooses);
  * every partition assigned starts in the intake's pause state, whatever state
  * librdkafka kept for it from an earlier assignment. */
 #ifndef PW_INTAKE_H

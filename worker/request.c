@@ -70,6 +70,41 @@ static int kind_from_name(const char *name, pw_op_kind *kind)
     return -1;
 }
 
+/* ------------------------------------------------------- jansson's allocator */
+
+/* Jansson does not always say when it ran out of memory: its lexer drops a failed append
+ * and reports a syntax error, or goes on with the token cut short (a number can lose a
+ * digit).  So the decoder counts, per thread, the allocations jansson could not get: any
+ * during a decode makes it internal, whatever jansson returned.  The counting wrapper is
+ * installed over whatever allocator was set before (checker_new installs it again if it
+ * has been replaced since). */
+static _Thread_local unsigned long jansson_alloc_failures;
+static json_malloc_t inner_malloc = malloc;
+static json_free_t inner_free = free;
+
+static void *counting_malloc(size_t n)
+{
+    void *p = inner_malloc(n);
+    if (!p) jansson_alloc_failures++;
+    return p;
+}
+
+static void counting_free(void *p)
+{
+    inner_free(p);
+}
+
+static void count_jansson_allocations(void)
+{
+    json_malloc_t m;
+    json_free_t f;
+    json_get_alloc_funcs(&m, &f);
+    if (m == counting_malloc) return;
+    inner_malloc = m;
+    inner_free = f;
+    json_set_alloc_funcs(counting_malloc, counting_free);
+}
+
 /* ------------------------------------------------------------------ checker */
 
 static int ends_with(const char *s, const char *suffix)
@@ -124,6 +159,7 @@ pw_request_checker *pw_request_checker_new(const pw_config *cfg, char *err, size
         return NULL;
     }
     chk->cfg = cfg;
+    count_jansson_allocations();
     chk->registry = pw_schema_registry_new();
     if (!chk->registry) {
         snprintf(err, errlen, "out of memory");
@@ -169,6 +205,14 @@ static void reject(pw_rejection *rej, const char *code, const char *fmt, ...)
     /* Messages quote request text with a bound (%.40s) and are cut at the buffer's size:
      * either can split a multi-byte character, and the event needs valid UTF-8. */
     pw_event_scrub(rej->message);
+}
+
+/* Not a verdict: the worker failed while decoding (out of memory, an unexpected library
+ * error).  The message stays unanswered and uncommitted (see pw_rejection). */
+static void internal_error(pw_rejection *rej, const char *what)
+{
+    reject(rej, PW_REJECT_INTERNAL, "decoding failed inside the worker: %s", what);
+    rej->internal = 1;
 }
 
 /* A rejection about one field: the message, plus one basic-output unit at location. */
@@ -459,8 +503,8 @@ static long unknown_kind_index(const json_t *ops)
 
 /* ------------------------------------------------------------------ decode */
 
-pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload, size_t len,
-                              pw_rejection *rej)
+static pw_request *decode(const pw_request_checker *chk, const void *payload, size_t len,
+                          pw_rejection *rej)
 {
     const pw_config *cfg = chk->cfg;
     size_t max_bytes = cfg && cfg->max_message_bytes ? cfg->max_message_bytes : 1048576;
@@ -490,8 +534,16 @@ pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload
     json_error_t jerr;
     doc = json_loadb(payload ? payload : "", len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
     if (!doc) {
-        reject(rej, PW_REJECT_INVALID_JSON, "not JSON: %s (line %d, column %d)", jerr.text,
-               jerr.line, jerr.column);
+        /* Out of memory is the worker's failure, not the message's; so is an argument jansson
+         * refuses (a bug here).  Every other code is about the text.  When jansson cannot even
+         * set up its lexer (an allocation) it returns with the error text empty and no code. */
+        int no_error = jerr.text[0] == '\0';
+        enum json_error_code jcode = no_error ? json_error_out_of_memory : json_error_code(&jerr);
+        if (jcode == json_error_out_of_memory || jcode == json_error_invalid_argument)
+            internal_error(rej, no_error ? "out of memory" : jerr.text);
+        else
+            reject(rej, PW_REJECT_INVALID_JSON, "not JSON: %s (line %d, column %d)", jerr.text,
+                   jerr.line, jerr.column);
         return NULL;
     }
     if (!json_is_object(doc)) {
@@ -554,13 +606,13 @@ pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload
 
     req = calloc(1, sizeof *req);
     if (!req) {
-        reject(rej, PW_REJECT_INVALID_JSON, "out of memory");
+        internal_error(rej, "out of memory");
         goto fail;
     }
     req->op_count = json_array_size(ops);
     req->ops = calloc(req->op_count, sizeof *req->ops);
     if (!req->ops) {
-        reject(rej, PW_REJECT_INVALID_JSON, "out of memory");
+        internal_error(rej, "out of memory");
         goto fail;
     }
     for (size_t i = 0; i < req->op_count; i++)
@@ -580,6 +632,23 @@ fail:
     }
     json_decref(doc);
     return NULL;
+}
+
+pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload, size_t len,
+                              pw_rejection *rej)
+{
+    unsigned long failures = jansson_alloc_failures;
+    pw_request *req = decode(chk, payload, len, rej);
+    if (jansson_alloc_failures != failures) {
+        /* Whatever came out was decided on a document jansson may have cut short. */
+        pw_request_free(req);
+        json_decref(rej->errors);
+        rej->errors = NULL;
+        memset(rej->reply_to, 0, sizeof rej->reply_to);
+        internal_error(rej, "out of memory");
+        return NULL;
+    }
+    return req;
 }
 
 const char *pw_request_id(const pw_request *req)

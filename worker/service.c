@@ -265,7 +265,15 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
     pw_request *req =
         pw_request_decode(s->checker, msg->payload ? msg->payload : "", msg->len, &rej);
     if (!req) {
-        if (!rej.id[0]) {
+        if (rej.internal) {
+            /* Not a verdict on the message: no reply, no dead letter.  It stays tracked and is
+             * never marked done, so neither its offset nor any later one of its partition is
+             * committed: as after a crash, it is redelivered to the group. */
+            pw_log(PW_LOG_ERROR, rej.id[0] ? rej.id : NULL, "request.internal_error",
+                   "%s [%d] @ %lld left uncommitted: %s", topic, (int)msg->partition,
+                   (long long)msg->offset, rej.message);
+            ctx_finished(c);
+        } else if (!rej.id[0]) {
             dead_letter(s, c, msg, &rej);
         } else {
             snprintf(c->id, sizeof c->id, "%s", rej.id);

@@ -116,6 +116,9 @@ int pw_validate_cli(int argc, char **argv)
         if (req) {
             if (!json_out) printf("%s: accepted: %s\n", argv[i], pw_request_id(req));
             pw_request_free(req);
+        } else if (rej.internal) { /* no verdict: the check itself failed (out of memory) */
+            fprintf(stderr, "policy-worker validate: %s: %s\n", argv[i], rej.message);
+            rc = 2;
         } else {
             print_rejection(argv[i], &rej, json_out, cfg.worker_id);
             if (rc == 0) rc = 1;

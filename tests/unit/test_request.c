@@ -707,6 +707,71 @@ static void truncations_and_mutations(void **state)
     free(text);
 }
 
+/* Jansson's allocator, failing the allocation numbered fail_at (counted from 1; 0: none). */
+static size_t alloc_count, fail_at;
+static int alloc_failed;
+
+static void *failing_malloc(size_t n)
+{
+    if (++alloc_count == fail_at) {
+        alloc_failed = 1;
+        return NULL;
+    }
+    return malloc(n);
+}
+
+/* Out of memory while decoding is the worker's failure, never the message's: each jansson
+ * allocation of a good request's decode fails in turn, and each time the request comes back
+ * internal (not to be answered or committed) - never rejected, and never decoded either
+ * (jansson can go on with a token cut short). */
+static void out_of_memory_is_internal(void **state)
+{
+    (void)state;
+    json_t *plain = base(), *with_reply = base();
+    json_object_set_new(with_reply, "replyTo", json_string("team.replies"));
+    json_t *docs[2] = {plain, with_reply};
+    char *texts[2];
+    for (size_t d = 0; d < 2; d++)
+        assert_non_null(texts[d] = json_dumps(docs[d], JSON_COMPACT));
+    json_decref(plain);
+    json_decref(with_reply);
+
+    /* The checker is made under the failing allocator (not failing yet): the decoder wraps
+     * whatever allocator it finds. */
+    fail_at = 0;
+    json_set_alloc_funcs(failing_malloc, free);
+    char err[256];
+    pw_request_checker *k2 = pw_request_checker_new(&cfg, err, sizeof err);
+    if (!k2) fail_msg("%s", err);
+    for (size_t d = 0; d < 2; d++) {
+        for (fail_at = 1;; fail_at++) {
+            alloc_count = 0;
+            alloc_failed = 0;
+            pw_rejection rej;
+            pw_request *req = pw_request_decode(k2, texts[d], strlen(texts[d]), &rej);
+            pw_request_free(req);
+            if (alloc_failed && (req || !rej.internal || strcmp(rej.code, "InternalError") != 0))
+                fail_msg("allocation %zu of %zu failed: %s (%s), expected an internal error",
+                         fail_at, alloc_count, req ? "decoded" : rej.code, rej.message);
+            if (!alloc_failed && !req) fail_msg("%s: %s", rej.code, rej.message);
+            pw_rejection_clear(&rej);
+            if (!alloc_failed) break; /* every allocation has had its turn */
+        }
+        assert_true(fail_at > 10);
+        free(texts[d]);
+    }
+    fail_at = 0;
+    pw_request_checker_free(k2);
+    json_set_alloc_funcs(malloc, free);
+
+    /* A rejection is a verdict: not internal. */
+    pw_rejection rej;
+    assert_null(pw_request_decode(chk, "not json", 8, &rej));
+    assert_string_equal(rej.code, "InvalidJson");
+    assert_int_equal(rej.internal, 0);
+    pw_rejection_clear(&rej);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -724,6 +789,7 @@ int main(void)
         cmocka_unit_test(reply_to),
         cmocka_unit_test(host_suffix_config),
         cmocka_unit_test(truncations_and_mutations),
+        cmocka_unit_test(out_of_memory_is_internal),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -284,9 +284,208 @@ static unsigned json_depth(const char *s, size_t n, unsigned limit)
     return max;
 }
 
-static int id_valid(const char *id)
+/* ------------------------------------------------- NUL and surrogate escapes */
+
+/* JSON can spell two things a C string cannot hold: a NUL (\u0000), which would cut a name
+ * short where it is used as a C string, and a lone UTF-16 surrogate (\uD800-\uDBFF without
+ * a \uDC00-\uDFFF after it, or the latter alone), which jansson refuses outright and so
+ * would lose the id.  Both reject the request, keyed by its id.  A pre-pass rewrites each
+ * lone surrogate escape into \u0000 in a copy (same length, nothing else changed, so the
+ * copy parses exactly as the original would with that code point replaced); every string
+ * holding a NUL is then found after the parse (JSON_ALLOW_NUL).  Jansson refuses a NUL in
+ * an object key, so in a key both are rewritten to \uFFFD and the key counted instead. */
+typedef struct escape_scan {
+    size_t nuls;            /* \u0000 escapes in the message */
+    size_t lone_surrogates; /* lone surrogate escapes */
+    size_t bad_keys;        /* object keys holding either */
+} escape_scan;
+
+static int hex4(const char *s, unsigned *v)
 {
-    size_t n = strlen(id);
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) return 0;
+        *v = *v << 4 | (unsigned)d;
+    }
+    return 1;
+}
+
+/* 1 when the string that closed at s[at - 1] is an object key (a ':' follows). */
+static int is_key(const char *s, size_t n, size_t at)
+{
+    while (at < n && (s[at] == ' ' || s[at] == '\t' || s[at] == '\n' || s[at] == '\r'))
+        at++;
+    return at < n && s[at] == ':';
+}
+
+/* In out[from, to) (a key's characters), every \u0000 escape becomes \uFFFD. */
+static void key_rewrite(char *out, size_t from, size_t to)
+{
+    for (size_t i = from; i + 1 < to; i++) {
+        if (out[i] != '\\') continue;
+        if (i + 6 <= to && memcmp(out + i, "\\u0000", 6) == 0) memcpy(out + i, "\\uFFFD", 6);
+        i++; /* the escaped character; a \u's digits hold no backslash */
+    }
+}
+
+/* *copy, made from s on first use; NULL when out of memory. */
+static char *copy_made(const char *s, size_t n, char **copy)
+{
+    if (!*copy && (*copy = malloc(n))) memcpy(*copy, s, n);
+    return *copy;
+}
+
+/* Counts into sc; *copy is a rewritten copy of s (caller frees) when one was needed, else
+ * NULL.  -1 when the copy could not be allocated.  Text that is not JSON is left to the
+ * parser. */
+static int scan_escapes(const char *s, size_t n, char **copy, escape_scan *sc)
+{
+    int in_string = 0, string_bad = 0;
+    size_t start = 0;
+    memset(sc, 0, sizeof *sc);
+    *copy = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!in_string) {
+            if (s[i] == '"') {
+                in_string = 1;
+                start = i + 1;
+                string_bad = 0;
+            }
+            continue;
+        }
+        if (s[i] == '"') {
+            in_string = 0;
+            if (string_bad && is_key(s, n, i + 1)) {
+                if (!copy_made(s, n, copy)) return -1;
+                key_rewrite(*copy, start, i);
+                sc->bad_keys++;
+            }
+            continue;
+        }
+        if (s[i] != '\\') continue;
+        unsigned v, w;
+        if (i + 6 > n || s[i + 1] != 'u' || !hex4(s + i + 2, &v)) {
+            i++; /* the escaped character */
+            continue;
+        }
+        if (v == 0) {
+            sc->nuls++;
+            string_bad = 1;
+        } else if (v >= 0xD800 && v <= 0xDBFF && i + 12 <= n && s[i + 6] == '\\' &&
+                   s[i + 7] == 'u' && hex4(s + i + 8, &w) && w >= 0xDC00 && w <= 0xDFFF) {
+            i += 6; /* a pair: the second escape too */
+        } else if (v >= 0xD800 && v <= 0xDFFF) {
+            if (!copy_made(s, n, copy)) return -1;
+            memcpy(*copy + i, "\\u0000", 6);
+            sc->lone_surrogates++;
+            string_bad = 1;
+        }
+        i += 5; /* past the escape's digits */
+    }
+    return 0;
+}
+
+/* Appends "/" and key (JSON-pointer escaped) to ptr[0, len); returns the new length, or
+ * len with *cut set when it does not fit in cap. */
+static size_t pointer_push(char *ptr, size_t len, size_t cap, const char *key, int *cut)
+{
+    size_t n = len;
+    if (n + 1 >= cap) goto cut;
+    ptr[n++] = '/';
+    for (const char *k = key; *k; k++) {
+        int esc = *k == '~' || *k == '/';
+        if (n + 1 + (size_t)esc >= cap) goto cut;
+        if (esc) ptr[n++] = '~';
+        ptr[n++] = *k == '~' ? '0' : *k == '/' ? '1' : *k;
+    }
+    ptr[n] = '\0';
+    return n;
+cut:
+    *cut = 1;
+    ptr[len] = '\0';
+    return len;
+}
+
+/* The first string in v (document order) whose C string is shorter than its length: its
+ * JSON pointer goes to ptr (cut short: *cut set).  Recursion is bounded by the nesting
+ * check that ran before the parse. */
+static int find_nul(const json_t *v, char *ptr, size_t len, size_t cap, int *cut)
+{
+    if (json_is_string(v)) return strlen(json_string_value(v)) != json_string_length(v);
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *member;
+        json_object_foreach((json_t *)v, key, member)
+        {
+            size_t l = pointer_push(ptr, len, cap, key, cut);
+            if (find_nul(member, ptr, l, cap, cut)) return 1;
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *item;
+        json_array_foreach(v, i, item)
+        {
+            char index[24];
+            snprintf(index, sizeof index, "%zu", i);
+            size_t l = pointer_push(ptr, len, cap, index, cut);
+            if (find_nul(item, ptr, l, cap, cut)) return 1;
+        }
+    }
+    ptr[len] = '\0';
+    return 0;
+}
+
+/* 1 for /operations/<i>/target/<key> and /operations/<i>/principal/<key>: the names. */
+static int is_name_location(const char *ptr)
+{
+    static const char ops[] = "/operations/";
+    if (strncmp(ptr, ops, sizeof ops - 1) != 0) return 0;
+    const char *p = ptr + sizeof ops - 1;
+    if (*p < '0' || *p > '9') return 0;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (strncmp(p, "/target/", 8) == 0)
+        p += 8;
+    else if (strncmp(p, "/principal/", 11) == 0)
+        p += 11;
+    else
+        return 0;
+    return *p && !strchr(p, '/');
+}
+
+/* Rejects the request when a string or key holds a NUL or a lone surrogate (see above). */
+static int check_nuls(const json_t *doc, const escape_scan *sc, pw_rejection *rej)
+{
+    const char *what = !sc->nuls ? "a lone UTF-16 surrogate escape (\\uD800-\\uDFFF unpaired)"
+                       : !sc->lone_surrogates
+                           ? "a NUL character (\\u0000)"
+                           : "a NUL character (\\u0000) or a lone UTF-16 surrogate escape";
+    if (sc->bad_keys) {
+        reject(rej, PW_REJECT_INVALID_JSON, "an object key holds %s, which no key may hold", what);
+        return -1;
+    }
+    if (!sc->nuls && !sc->lone_surrogates) return 0;
+    char ptr[256], msg[256];
+    int cut = 0;
+    ptr[0] = '\0';
+    if (!find_nul(doc, ptr, 0, sizeof ptr, &cut)) return 0; /* only in what the parse dropped */
+    int name = !cut && is_name_location(ptr);
+    snprintf(msg, sizeof msg, "the %s holds %s, which no request string may hold",
+             name ? "name" : "string", what);
+    if (cut)
+        reject(rej, PW_REJECT_INVALID_JSON, "a string nested too far to name holds %s", what);
+    else
+        reject_at(rej, name ? PW_REJECT_INVALID_NAME : PW_REJECT_INVALID_JSON, ptr, msg);
+    return -1;
+}
+
+static int id_valid(const char *id, size_t n)
+{
     if (n < 1 || n > 128) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = id[i];
@@ -531,8 +730,18 @@ static pw_request *decode(const pw_request_checker *chk, const void *payload, si
         reject(rej, PW_REJECT_NESTING_TOO_DEEP, "JSON nested deeper than %u levels", max_depth);
         return NULL;
     }
+    escape_scan sc;
+    char *copy = NULL;
+    if (scan_escapes(payload ? payload : "", len, &copy, &sc) != 0) {
+        internal_error(rej, "out of memory");
+        return NULL;
+    }
     json_error_t jerr;
-    doc = json_loadb(payload ? payload : "", len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    doc = json_loadb(copy      ? copy
+                     : payload ? payload
+                               : "",
+                     len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    free(copy);
     if (!doc) {
         /* Out of memory is the worker's failure, not the message's; so is an argument jansson
          * refuses (a bug here).  Every other code is about the text.  When jansson cannot even
@@ -555,7 +764,7 @@ static pw_request *decode(const pw_request_checker *chk, const void *payload, si
         reject(rej, PW_REJECT_MISSING_ID, "the request has no id");
         goto fail;
     }
-    if (!json_is_string(jid) || !id_valid(json_string_value(jid))) {
+    if (!json_is_string(jid) || !id_valid(json_string_value(jid), json_string_length(jid))) {
         reject(rej, PW_REJECT_INVALID_ID, "an id is 1-128 characters of A-Z a-z 0-9 . _ : -");
         goto fail;
     }
@@ -564,8 +773,12 @@ static pw_request *decode(const pw_request_checker *chk, const void *payload, si
     /* From here on a reply can be keyed; send it where the request asked when allowed. */
     const json_t *jreply = json_object_get(doc, "replyTo");
     int reply_ok = json_is_string(jreply) && cfg &&
+                   strlen(json_string_value(jreply)) == json_string_length(jreply) &&
                    pw_config_reply_topic_allowed(cfg, json_string_value(jreply));
     if (reply_ok) snprintf(rej->reply_to, sizeof rej->reply_to, "%s", json_string_value(jreply));
+
+    /* Before anything reads a string as a C string (the schema, the name rules). */
+    if (check_nuls(doc, &sc, rej) != 0) goto fail;
 
     const json_t *ops = json_object_get(doc, "operations");
     if (json_is_array(ops) && json_array_size(ops) > max_ops) {

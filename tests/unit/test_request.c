@@ -707,6 +707,98 @@ static void truncations_and_mutations(void **state)
     free(text);
 }
 
+/* base() as text with the first `from` replaced by `to` (raw JSON text), decoded. */
+static pw_request *decode_edited(const char *from, const char *to, pw_rejection *rej)
+{
+    json_t *d = base();
+    json_object_set_new(d, "replyTo", json_string("team.replies"));
+    char *text = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    char *at = strstr(text, from);
+    if (!at) fail_msg("%s not in the request", from);
+    size_t n = strlen(text) + strlen(to) + 1;
+    char *edited = malloc(n);
+    snprintf(edited, n, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    pw_request *req = pw_request_decode(chk, edited, strlen(edited), rej);
+    free(edited);
+    free(text);
+    return req;
+}
+
+/* Expects the edit rejected with code, keyed by the id (id_kept) or not, the error at
+ * location (NULL: none asked) and the message naming what it found. */
+static void expect_edited(const char *from, const char *to, const char *code, int id_kept,
+                          const char *location, const char *says)
+{
+    pw_rejection rej;
+    pw_request *req = decode_edited(from, to, &rej);
+    if (req) fail_msg("%s -> %s accepted, expected %s", from, to, code);
+    if (strcmp(rej.code, code) != 0)
+        fail_msg("%s -> %s: got %s (%s), expected %s", from, to, rej.code, rej.message, code);
+    assert_string_equal(rej.id, id_kept ? "chg-2026-000123" : "");
+    assert_int_equal(rej.internal, 0);
+    if (location) {
+        const json_t *first = json_array_get(json_object_get(rej.errors, "errors"), 0);
+        const char *loc = json_string_value(json_object_get(first, "instanceLocation"));
+        if (!loc || strcmp(loc, location) != 0)
+            fail_msg("%s -> %s: location %s, expected %s (%s)", from, to, loc ? loc : "none",
+                     location, rej.message);
+    }
+    if (says && !strstr(rej.message, says))
+        fail_msg("%s -> %s: message \"%s\" does not say \"%s\"", from, to, rej.message, says);
+    if (id_kept) check_event(&rej);
+    pw_rejection_clear(&rej);
+}
+
+/* A NUL (\u0000) would cut a name short where it is used as a C string ("Storm" instead of
+ * "Storm\0Events"); a lone surrogate escape makes jansson refuse the document.  Either is a
+ * rejection keyed by the id: InvalidName in a name, InvalidJson elsewhere. */
+static void nul_and_surrogate_escapes(void **state)
+{
+    (void)state;
+    const char *nul = "NUL character", *lone = "lone UTF-16 surrogate";
+    expect_edited("\"StormEvents\"", "\"Storm\\u0000Events\"", "InvalidName", 1,
+                  "/operations/2/target/table", nul);
+    expect_edited("\"StormEvents\"", "\"Storm\\uD800Events\"", "InvalidName", 1,
+                  "/operations/2/target/table", lone);
+    expect_edited("\"StormEvents\"", "\"StormEvents\\uDFFF\"", "InvalidName", 1,
+                  "/operations/2/target/table", lone);
+    expect_edited("\"mykustocluster\"", "\"mykusto\\u0000cluster\"", "InvalidName", 1,
+                  "/operations/0/target/cluster", nul);
+    expect_edited("\"deploy-bot\"", "\"deploy\\ud83d-bot\"", "InvalidName", 1,
+                  "/operations/4/principal/name", lone);
+    expect_edited("\"reason\":\"test\"", "\"reason\":\"te\\u0000st\"", "InvalidJson", 1, "/reason",
+                  nul);
+    expect_edited("\"reason\":\"test\"", "\"reason\":\"\\uDC00\\uD800\"", "InvalidJson", 1,
+                  "/reason", lone);
+    /* both kinds in one message: the message says it may be either */
+    expect_edited("\"reason\":\"test\"", "\"reason\":\"\\u0000\\uD800\"", "InvalidJson", 1,
+                  "/reason", "or a lone");
+    /* in a key: jansson keeps no NUL in keys; the rejection still has the id */
+    expect_edited("\"reason\":", "\"rea\\u0000son\":", "InvalidJson", 1, NULL, "object key");
+    expect_edited("\"reason\":", "\"rea\\uDBFFson\" :", "InvalidJson", 1, NULL, "object key");
+    /* in the id itself: no usable id (dead letter) */
+    expect_edited("\"chg-2026-000123\"", "\"chg-2026-000123\\u0000x\"", "InvalidId", 0, NULL, NULL);
+    expect_edited("\"chg-2026-000123\"", "\"chg-2026\\uD800-000123\"", "InvalidId", 0, NULL, NULL);
+    /* in replyTo: the topic is not used, the rejection goes to the default reply topic */
+    pw_rejection rej;
+    assert_null(decode_edited("\"team.replies\"", "\"team.replies\\u0000x\"", &rej));
+    assert_string_equal(rej.code, "InvalidJson");
+    assert_string_equal(rej.reply_to, "");
+    pw_rejection_clear(&rej);
+
+    /* not NULs or lone surrogates: a pair, an escaped backslash before "u0000" */
+    pw_request *req = decode_edited("\"reason\":\"test\"", "\"reason\":\"\\uD83D\\uDE00\"", &rej);
+    if (!req) fail_msg("%s: %s", rej.code, rej.message);
+    pw_request_free(req);
+    req = decode_edited("\"reason\":\"test\"", "\"reason\":\"a\\\\u0000\\\\uD800\"", &rej);
+    if (!req) fail_msg("%s: %s", rej.code, rej.message);
+    pw_request_free(req);
+    /* a bad escape stays the parser's to report */
+    const char bad_escape[] = "{\"id\":\"x\",\"reason\":\"\\uD80\"}";
+    expect_raw(bad_escape, strlen(bad_escape), "InvalidJson", "");
+}
+
 /* Jansson's allocator, failing the allocation numbered fail_at (counted from 1; 0: none). */
 static size_t alloc_count, fail_at;
 static int alloc_failed;
@@ -790,6 +882,7 @@ int main(void)
         cmocka_unit_test(host_suffix_config),
         cmocka_unit_test(truncations_and_mutations),
         cmocka_unit_test(out_of_memory_is_internal),
+        cmocka_unit_test(nul_and_surrogate_escapes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -11,6 +11,7 @@
 #include "pw/duration.h"
 #include "pw/event.h"
 #include "pw/names.h"
+#include "pw/plan.h"
 #include "pw/schema.h"
 
 #define REQUEST_SCHEMA_URI "https://adx-policy-worker.example/schemas/request.v1.json"
@@ -657,6 +658,20 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
             : !(uri && op->database)) {
         reject(rej, PW_REJECT_SCHEMA, "operation %zu: target incomplete for route %s", i,
                pw_route_name(op->route));
+        return -1;
+    }
+    /* Each name is within its rule, yet on the arm route the path they make can pass the
+     * client's bound (a space is three bytes once encoded): the long name is the database,
+     * the other segments being short by rule. */
+    size_t path_len = pw_plan_arm_path_len(op);
+    if (path_len > PW_PLAN_ARM_PATH_MAX) {
+        char where[96], why[256];
+        snprintf(where, sizeof where, "/operations/%zu/target/database", i);
+        snprintf(why, sizeof why,
+                 "with this database name the ARM path is %zu bytes (a space takes 3 once "
+                 "encoded), over the limit of %d; the kusto route takes the name",
+                 path_len, PW_PLAN_ARM_PATH_MAX);
+        reject_at(rej, PW_REJECT_INVALID_NAME, where, why);
         return -1;
     }
 

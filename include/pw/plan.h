@@ -34,6 +34,14 @@ typedef struct pw_plan_op {
 
 typedef struct pw_plan pw_plan;
 
+/* The longest ARM path the worker sends, in bytes: the Azure client refuses longer ones
+ * (worker/azure/azure.c, MAX_PATH_BYTES), so validation refuses what would exceed it. */
+#define PW_PLAN_ARM_PATH_MAX 2048
+
+/* Bytes of the longest ARM path op's plan would send (database spaces encoded as %20, the
+ * listPrincipals suffix for principal kinds); 0 for an operation on the kusto route. */
+size_t pw_plan_arm_path_len(const pw_request_op *op);
+
 /* Builds the plan of every operation.  req is borrowed and must outlive the plan.
  * api_version NULL: "2025-02-14".  NULL with err filled only when out of memory. */
 pw_plan *pw_plan_new(const pw_request *req, const char *api_version, char *err, size_t errlen);

@@ -13,6 +13,7 @@
 #include "pw/azure.h"
 #include "pw/duration.h"
 #include "pw/event.h"
+#include "pw/plan.h"
 #include "pw/request.h"
 #include "pw/schema.h"
 
@@ -707,6 +708,57 @@ static void truncations_and_mutations(void **state)
     free(text);
 }
 
+/* A database name within its rule (1,024 characters) can still make an ARM path longer
+ * than the Azure client sends (a space is 3 bytes encoded): refused at validation, with
+ * the limit, instead of failing later with InternalError. */
+static void arm_path_limit(void **state)
+{
+    (void)state;
+    static const char head[] = "/subscriptions/" SUB "/resourceGroups/testrg/providers/"
+                               "Microsoft.Kusto/clusters/mykustocluster/databases/";
+    char db[1025];
+    db[0] = 'a';
+    memset(db + 1, ' ', 1022);
+    db[1023] = 'b';
+    db[1024] = '\0';
+    expect(with_target(0, "database", db), "InvalidName", "/operations/0/target/database");
+    pw_rejection rej;
+    assert_null(decode_json(with_target(0, "database", db), &rej));
+    assert_non_null(strstr(rej.message, "2048"));
+    pw_rejection_clear(&rej);
+    /* the kusto route puts it in no path */
+    pw_request *req = decode_json(with_target(1, "database", db), &rej);
+    if (!req) fail_msg("%s: %s", rej.code, rej.message);
+    pw_request_free(req);
+
+    /* At the limit exactly (operation 4 reads with .../listPrincipals): planned, and the
+     * path is PW_PLAN_ARM_PATH_MAX bytes; one byte more is refused. */
+    size_t budget = PW_PLAN_ARM_PATH_MAX - (sizeof head - 1) - strlen("/listPrincipals");
+    size_t spaces = 450, rest = budget - 2 - 3 * spaces;
+    assert_true(2 + spaces + rest < sizeof db);
+    db[0] = 'a';
+    memset(db + 1, ' ', spaces);
+    db[1 + spaces] = 'b';
+    memset(db + 2 + spaces, 'c', rest);
+    db[2 + spaces + rest] = '\0';
+    req = decode_json(with_target(4, "database", db), &rej);
+    if (!req) fail_msg("%s: %s", rej.code, rej.message);
+    assert_int_equal(pw_plan_arm_path_len(pw_request_op_at(req, 4)), PW_PLAN_ARM_PATH_MAX);
+    char err[128];
+    pw_plan *plan = pw_plan_new(req, NULL, err, sizeof err);
+    if (!plan) fail_msg("%s", err);
+    const pw_plan_op *pop = pw_plan_op_at(plan, 4);
+    assert_int_equal(strlen(pop->read.path), PW_PLAN_ARM_PATH_MAX);
+    assert_int_equal(strncmp(pop->read.path, head, sizeof head - 1), 0);
+    assert_non_null(strstr(pop->read.path, "a%20%20"));
+    assert_int_equal(strlen(pop->apply.path), PW_PLAN_ARM_PATH_MAX - 1); /* /addPrincipals */
+    pw_plan_free(plan);
+    pw_request_free(req);
+    db[2 + spaces + rest] = 'c';
+    db[3 + spaces + rest] = '\0';
+    expect(with_target(4, "database", db), "InvalidName", "/operations/4/target/database");
+}
+
 /* base() as text with the first `from` replaced by `to` (raw JSON text), decoded. */
 static pw_request *decode_edited(const char *from, const char *to, pw_rejection *rej)
 {
@@ -883,6 +935,7 @@ int main(void)
         cmocka_unit_test(truncations_and_mutations),
         cmocka_unit_test(out_of_memory_is_internal),
         cmocka_unit_test(nul_and_surrogate_escapes),
+        cmocka_unit_test(arm_path_limit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

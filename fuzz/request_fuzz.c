@@ -43,7 +43,8 @@ static pw_plan *fixed_plan;
 #define KUSTO_T                                                                                    \
     "{\"clusterUri\":\"https://mykustocluster.westus.kusto.windows.net\",\"database\":\"db\""
 static const char fixed_text[] =
-    "{\"schema\":\"adx-policy-request/v1\",\"id\":\"fixed\",\"operations\":["
+    "{\"schema\":\"adx-policy-request/v1\",\"id\":\"fixed\",\"requestedBy\":\"fuzz@contoso.com\","
+    "\"operations\":["
     "{\"kind\":\"database.retention\",\"target\":" ARM_T ",\"softDeletePeriod\":\"P10D\"},"
     "{\"kind\":\"database.caching\",\"target\":" ARM_T ",\"hotCachePeriod\":\"P5D\"},"
     "{\"kind\":\"database.retention\",\"via\":\"kusto\",\"target\":" KUSTO_T "},"

@@ -267,7 +267,8 @@ static void bounds_and_json(void **state)
 static void ids(void **state)
 {
     (void)state;
-    const char no_id[] = "{\"schema\":\"adx-policy-request/v1\",\"operations\":[]}";
+    const char no_id[] = "{\"schema\":\"adx-policy-request/"
+                         "v1\",\"requestedBy\":\"a@contoso.com\",\"operations\":[]}";
     expect_raw(no_id, strlen(no_id), "MissingId", "");
     const char *bad_ids[] = {"{\"id\":\"\"}", "{\"id\":\"has space\"}", "{\"id\":42}",
                              "{\"id\":\"a/b\"}", "{\"id\":null}"};
@@ -296,6 +297,13 @@ static void schema_violations(void **state)
     d = base(); /* a typo in a field name */
     json_object_set_new(op(d, 0), "softDeletePerod", json_string("P1D"));
     expect(d, "SchemaViolation", "/operations/0");
+
+    d = base(); /* who asked is required, for the audit trail */
+    json_object_del(d, "requestedBy");
+    expect(d, "SchemaViolation", "");
+    d = base();
+    json_object_set_new(d, "requestedBy", json_string(""));
+    expect(d, "SchemaViolation", "/requestedBy");
 
     d = base();
     json_object_set_new(d, "schema", json_string("adx-policy-request/v2"));

@@ -17,6 +17,7 @@
 #define REQUEST_SCHEMA_URI "https://adx-policy-worker.example/schemas/request.v1.json"
 #define MAX_SCHEMA_FILES 256
 #define MAX_SCHEMA_DIR_DEPTH 4
+#define REPLY_TO_QUOTED 64 /* a disallowed replyTo is quoted up to this many bytes */
 
 #ifndef PW_SOURCE_SCHEMAS_DIR
 #define PW_SOURCE_SCHEMAS_DIR "schemas"
@@ -485,9 +486,30 @@ static int check_nuls(const json_t *doc, const escape_scan *sc, pw_rejection *re
     return -1;
 }
 
+/* "a number", "an object", ...: what a value is, for a message. */
+static const char *json_type_text(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
 static int id_valid(const char *id, size_t n)
 {
-    if (n < 1 || n > 128) return 0;
+    if (n < 1 || n > PW_REQUEST_ID_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = id[i];
         if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -522,7 +544,12 @@ static int check_period(pw_rejection *rej, size_t i, const char *field, const ch
     snprintf(where, sizeof where, "/operations/%zu/%s", i, field);
     pw_duration_status st = pw_duration_parse_iso(text, ticks, why, sizeof why);
     if (st == PW_DURATION_OVERFLOW) {
-        reject_at(rej, PW_REJECT_DURATION_RANGE, where, "the period is absurdly long");
+        char msg[128];
+        snprintf(msg, sizeof msg,
+                 "the period is too long to represent; the longest accepted is %d days (100 "
+                 "years)",
+                 PW_REQUEST_MAX_PERIOD_DAYS);
+        reject_at(rej, PW_REJECT_DURATION_RANGE, where, msg);
         return -1;
     }
     if (st != PW_DURATION_OK) {
@@ -631,7 +658,7 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
         return -1;
     if (table_kind && check_name(rej, i, "table", op->table, pw_names_kusto_entity)) return -1;
     if (uri) {
-        char why[256], where[96];
+        char why[448], where[96]; /* why lists allowed host suffixes: room for several */
         const pw_config *cfg = chk->cfg;
         pw_names_status st = pw_names_cluster_uri(
             uri, cfg ? (const char *const *)cfg->kusto_host_suffixes : NULL,
@@ -745,6 +772,16 @@ static pw_request *decode(const pw_request_checker *chk, const void *payload, si
         reject(rej, PW_REJECT_NESTING_TOO_DEEP, "JSON nested deeper than %u levels", max_depth);
         return NULL;
     }
+    size_t blank = 0;
+    while (blank < len && strchr(" \t\r\n", ((const char *)payload)[blank]))
+        blank++;
+    if (blank == len) {
+        reject(rej, PW_REJECT_INVALID_JSON,
+               len ? "the message holds only whitespace; a request is a JSON object"
+                   : "the message is empty (no value, e.g. a tombstone); a request is a JSON "
+                     "object");
+        return NULL;
+    }
     escape_scan sc;
     char *copy = NULL;
     if (scan_escapes(payload ? payload : "", len, &copy, &sc) != 0) {
@@ -779,8 +816,19 @@ static pw_request *decode(const pw_request_checker *chk, const void *payload, si
         reject(rej, PW_REJECT_MISSING_ID, "the request has no id");
         goto fail;
     }
-    if (!json_is_string(jid) || !id_valid(json_string_value(jid), json_string_length(jid))) {
-        reject(rej, PW_REJECT_INVALID_ID, "an id is 1-128 characters of A-Z a-z 0-9 . _ : -");
+    if (!json_is_string(jid)) {
+        reject(rej, PW_REJECT_INVALID_ID, "the id must be a string, got %s", json_type_text(jid));
+        goto fail;
+    }
+    size_t id_len = json_string_length(jid);
+    if (id_len < 1 || id_len > PW_REQUEST_ID_MAX) {
+        reject(rej, PW_REJECT_INVALID_ID, "an id has 1 to %d characters, this one has %zu",
+               PW_REQUEST_ID_MAX, id_len);
+        goto fail;
+    }
+    if (!id_valid(json_string_value(jid), id_len)) {
+        reject(rej, PW_REJECT_INVALID_ID,
+               "an id may hold only the characters A-Z a-z 0-9 . _ : - (and no NUL)");
         goto fail;
     }
     snprintf(rej->id, sizeof rej->id, "%s", json_string_value(jid));
@@ -820,15 +868,22 @@ static pw_request *decode(const pw_request_checker *chk, const void *payload, si
             const json_t *first = json_array_get(json_object_get(rej->errors, "errors"), 0);
             const char *where = json_string_value(json_object_get(first, "instanceLocation"));
             const char *what = json_string_value(json_object_get(first, "error"));
+            /* "" is the pointer to the whole request: say so rather than print nothing */
             reject(rej, PW_REJECT_SCHEMA, "the request breaks schemas/request.v1.json: %s: %s",
-                   where ? where : "", what ? what : "");
+                   where && *where ? where : "(root)", what ? what : "");
         }
         goto fail;
     }
 
     if (jreply && !reply_ok) {
-        reject_at(rej, PW_REJECT_REPLY_TO, "/replyTo",
-                  "replyTo names a topic the worker's configuration does not allow");
+        const char *topic = json_string_value(jreply);
+        size_t tl = strlen(topic);
+        char why[256];
+        snprintf(why, sizeof why,
+                 "replyTo \"%.*s%s\" is not allowed: the worker replies to its reply topic "
+                 "(worker.reply.topic) or to a topic listed in worker.replyto.allowed",
+                 REPLY_TO_QUOTED, topic, tl > REPLY_TO_QUOTED ? "..." : "");
+        reject_at(rej, PW_REJECT_REPLY_TO, "/replyTo", why);
         goto fail;
     }
 

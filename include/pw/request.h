@@ -13,6 +13,9 @@
 
 #include "pw/config.h"
 
+/* Longest request id (characters of A-Za-z0-9._:-). */
+#define PW_REQUEST_ID_MAX 128
+
 typedef struct pw_request_checker pw_request_checker;
 typedef struct pw_request pw_request;
 
@@ -60,7 +63,8 @@ typedef struct pw_request_op {
 typedef struct pw_rejection {
     char code[64];
     char message[512];
-    char id[129];       /* the request id when one could be read and is valid, else "" */
+    /* the request id when one could be read and is valid, else "" */
+    char id[PW_REQUEST_ID_MAX + 1];
     char reply_to[256]; /* an allowed replyTo from the request, else "" (use the default) */
     json_t *errors;     /* owned; schema errors in "basic" output shape, or NULL */
     int internal;       /* 1: not judged (see above); never answer or commit it */

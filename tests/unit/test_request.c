@@ -716,6 +716,87 @@ static void truncations_and_mutations(void **state)
     free(text);
 }
 
+/* Decodes raw bytes or doc (consumed), expects code and a message containing each of says
+ * (NULL-terminated) and none of avoid. */
+static void expect_message(const char *raw, json_t *doc, const pw_config *c, const char *code,
+                           const char *const *says, const char *avoid)
+{
+    pw_request_checker *k = chk;
+    char err[256];
+    if (c && !(k = pw_request_checker_new(c, err, sizeof err))) fail_msg("%s", err);
+    char *text = raw ? NULL : json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    pw_rejection rej;
+    pw_request *req = pw_request_decode(k, raw ? raw : text, strlen(raw ? raw : text), &rej);
+    free(text);
+    if (req) fail_msg("accepted, expected %s", code);
+    if (strcmp(rej.code, code) != 0)
+        fail_msg("got %s (%s), expected %s", rej.code, rej.message, code);
+    for (size_t i = 0; says[i]; i++)
+        if (!strstr(rej.message, says[i]))
+            fail_msg("%s: \"%s\" does not say \"%s\"", code, rej.message, says[i]);
+    if (avoid && strstr(rej.message, avoid))
+        fail_msg("%s: \"%s\" says \"%s\"", code, rej.message, avoid);
+    pw_rejection_clear(&rej);
+    if (k != chk) pw_request_checker_free(k);
+}
+
+/* Messages a person can act on: each says what is wrong and, where there is one, the
+ * limit or the configuration key. */
+static void messages_a_person_can_act_on(void **state)
+{
+    (void)state;
+    expect_message("", NULL, NULL, "InvalidJson", (const char *[]){"empty", NULL}, "token");
+    expect_message(" \n", NULL, NULL, "InvalidJson", (const char *[]){"whitespace", NULL}, NULL);
+    expect_message("{\"id\":42}", NULL, NULL, "InvalidId",
+                   (const char *[]){"must be a string, got a number", NULL}, NULL);
+    expect_message("{\"id\":[\"a\"]}", NULL, NULL, "InvalidId",
+                   (const char *[]){"got an array", NULL}, NULL);
+    char long_id[200];
+    snprintf(long_id, sizeof long_id, "{\"id\":\"%0129d\"}", 0);
+    expect_message(long_id, NULL, NULL, "InvalidId", (const char *[]){"128", "129", NULL}, NULL);
+
+    json_t *d = base();
+    json_object_set_new(op(d, 2), "hotCachePeriod", json_string("P99999999999D"));
+    expect_message(NULL, d, NULL, "DurationOutOfRange", (const char *[]){"36500 days", NULL},
+                   "absurd");
+
+    d = base(); /* an error at the root names it, not an empty location */
+    json_object_del(d, "requestedBy");
+    expect_message(NULL, d, NULL, "SchemaViolation",
+                   (const char *[]){"(root): required property \"requestedBy\"", NULL}, ": :");
+
+    expect_message(NULL, with_target(2, "clusterUri", "https://evil.example.com"), NULL,
+                   "ClusterHostNotAllowed",
+                   (const char *[]){"evil.example.com", "allowed: .kusto.windows.net, ",
+                                    ".kustomfa.windows.net)", NULL},
+                   NULL);
+    /* a long list: at most 8 named, the rest counted */
+    char *many[12] = {".a.example", ".b.example", ".c.example", ".d.example",
+                      ".e.example", ".f.example", ".g.example", ".h.example",
+                      ".i.example", ".j.example", ".k.example", ".l.example"};
+    pw_config c2 = cfg;
+    c2.kusto_host_suffixes = many;
+    c2.kusto_host_suffix_count = 12;
+    expect_message(NULL, with_target(2, "clusterUri", "https://evil.example.com"), &c2,
+                   "ClusterHostNotAllowed", (const char *[]){".h.example and 4 more)", NULL},
+                   ".i.example");
+
+    d = base();
+    json_object_set_new(d, "replyTo", json_string("someone.elses.topic"));
+    expect_message(NULL, d, NULL, "ReplyToNotAllowed",
+                   (const char *[]){"\"someone.elses.topic\"", "worker.replyto.allowed",
+                                    "worker.reply.topic", NULL},
+                   NULL);
+    char topic[250];
+    memset(topic, 'x', 249);
+    topic[249] = '\0';
+    d = base();
+    json_object_set_new(d, "replyTo", json_string(topic));
+    topic[65] = '\0'; /* quoted up to 64 bytes */
+    expect_message(NULL, d, NULL, "ReplyToNotAllowed", (const char *[]){"xxx...\"", NULL}, topic);
+}
+
 /* A database name within its rule (1,024 characters) can still make an ARM path longer
  * than the Azure client sends (a space is 3 bytes encoded): refused at validation, with
  * the limit, instead of failing later with InternalError. */
@@ -944,6 +1025,7 @@ int main(void)
         cmocka_unit_test(out_of_memory_is_internal),
         cmocka_unit_test(nul_and_surrogate_escapes),
         cmocka_unit_test(arm_path_limit),
+        cmocka_unit_test(messages_a_person_can_act_on),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -57,6 +57,17 @@ AZURE_CLIENT_SECRET=$SECRET "$PW_BIN_DIR/policy-worker" --check-config "$PW_TMP/
   >"$PW_TMP/worker-envok.out" 2>"$PW_TMP/worker-envok.err" </dev/null ||
   pw_fail "AZURE_CLIENT_SECRET did not fill azure.client.secret"
 
+# --check-config loads the CA file: one with no certificate is refused, naming the file
+# (--check-config exits either way, so a regression fails here rather than starting a worker)
+printf 'not a certificate\n' >"$PW_TMP/garbage-ca.pem"
+base "$PW_TMP/garbage-check.conf"
+printf 'azure.ca.file=%s\n' "$PW_TMP/garbage-ca.pem" >>"$PW_TMP/garbage-check.conf"
+rc=0
+"$PW_BIN_DIR/policy-worker" --check-config "$PW_TMP/garbage-check.conf" >"$PW_TMP/garbage-check.out" \
+  2>"$PW_TMP/worker-garbage-check.err" </dev/null || rc=$?
+[ "$rc" = 2 ] && grep -q "azure.ca.file: $PW_TMP/garbage-ca.pem holds no PEM certificate" \
+  "$PW_TMP/worker-garbage-check.err" || pw_fail "--check-config accepted a garbage CA file: exit $rc"
+
 # usage errors
 rc=0
 "$PW_BIN_DIR/policy-worker" >/dev/null 2>&1 </dev/null || rc=$?

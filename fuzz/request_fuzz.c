@@ -44,7 +44,8 @@ static pw_plan *fixed_plan;
 #define KUSTO_T                                                                                    \
     "{\"clusterUri\":\"https://mykustocluster.westus.kusto.windows.net\",\"database\":\"db\""
 static const char fixed_text[] =
-    "{\"schema\":\"adx-policy-request/v1\",\"id\":\"fixed\",\"operations\":["
+    "{\"schema\":\"adx-policy-request/v1\",\"id\":\"fixed\",\"requestedBy\":\"fuzz@contoso.com\","
+    "\"operations\":["
     "{\"kind\":\"database.retention\",\"target\":" ARM_T ",\"softDeletePeriod\":\"P10D\"},"
     "{\"kind\":\"database.caching\",\"target\":" ARM_T ",\"hotCachePeriod\":\"P5D\"},"
     "{\"kind\":\"database.retention\",\"via\":\"kusto\",\"target\":" KUSTO_T "},"
@@ -300,7 +301,7 @@ static void check_rejected(const pw_rejection *rej)
         known |= strcmp(rej->code, codes[i]) == 0;
     CHECK(known);
     CHECK(rej->message[0] != '\0');
-    json_t *ev = pw_rejection_event(rej, "fuzz");
+    json_t *ev = pw_reply_rejection(rej, "fuzz");
     CHECK(ev != NULL);
     char *text = json_dumps(ev, JSON_COMPACT);
     CHECK(text != NULL);

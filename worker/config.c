@@ -5,6 +5,9 @@
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <limits.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,9 @@
 #define CFG_MAX_LINE 8192   /* a longer line is an error, not a silent cut */
 #define CFG_MAX_LINES 10000 /* bounded file */
 #define CFG_MAX_LIST 256    /* entries in a comma list */
+#define CFG_MAX_CA_CERTS                                                                           \
+    10000 /* certificates read from azure.ca.file (a system bundle has ~150)                       \
+           */
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -437,6 +443,44 @@ static int check_kafka(const pw_config *cfg, char *err, size_t errlen)
     return rc;
 }
 
+/* azure.ca.file is what libcurl (OpenSSL) will trust: PEM certificates.  A file with none
+ * (garbage, DER, a key) or with a block OpenSSL cannot read would fail every TLS handshake
+ * at run time; refused here, naming the file. */
+static int check_ca_file(const char *path, char *err, size_t errlen)
+{
+    BIO *bio = BIO_new_file(path, "r");
+    if (!bio) {
+        set_err(err, errlen, "azure.ca.file: %s: cannot be opened", path);
+        return -1;
+    }
+    size_t certs = 0;
+    X509 *x;
+    ERR_clear_error();
+    while (certs < CFG_MAX_CA_CERTS && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        X509_free(x);
+        certs++;
+    }
+    /* The loop ends at the end of the file ("no start line": no further PEM certificate) or
+     * at a block it cannot read. */
+    unsigned long e = ERR_peek_last_error();
+    int at_end = certs == CFG_MAX_CA_CERTS ||
+                 (ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE);
+    char why[160] = "";
+    if (!at_end) ERR_error_string_n(e, why, sizeof why);
+    ERR_clear_error();
+    BIO_free(bio);
+    if (!at_end) {
+        set_err(err, errlen, "azure.ca.file: %s: certificate %zu is not readable (%s)", path,
+                certs + 1, why);
+        return -1;
+    }
+    if (!certs) {
+        set_err(err, errlen, "azure.ca.file: %s holds no PEM certificate", path);
+        return -1;
+    }
+    return 0;
+}
+
 static int check_values(pw_config *cfg, char *err, size_t errlen)
 {
     const char *lvl = cfg->log_level;
@@ -458,6 +502,7 @@ static int check_values(pw_config *cfg, char *err, size_t errlen)
         set_err(err, errlen, "azure.ca.file: %s: %s", cfg->azure.ca_file, strerror(errno));
         return -1;
     }
+    if (cfg->azure.ca_file && check_ca_file(cfg->azure.ca_file, err, errlen)) return -1;
     for (size_t i = 0; i < cfg->kusto_host_suffix_count; i++) {
         if (cfg->kusto_host_suffixes[i][0] != '.') {
             set_err(err, errlen, "azure.kusto.host.suffixes: \"%s\" must start with '.'",

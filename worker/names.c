@@ -14,6 +14,11 @@ const char *const pw_names_default_kusto_suffixes[] = {
     NULL,
 };
 
+/* ClusterHostNotAllowed lists at most this many allowed suffixes ("and N more" after), and
+ * quotes at most this many bytes of the host. */
+#define NAMES_SUFFIXES_LISTED 8
+#define NAMES_HOST_QUOTED 64
+
 static pw_names_status fail(char *err, size_t errlen, pw_names_status st, const char *msg)
 {
     if (err && errlen) snprintf(err, errlen, "%s", msg);
@@ -110,6 +115,33 @@ static int host_has_suffix(const char *host, const char *suffix)
     return h > w && strcasecmp(host + h - w, want) == 0 && host[h - w - 1] != '.';
 }
 
+/* "cluster host 'h' does not end with an allowed Kusto host suffix (allowed: .a, .b and 3
+ * more)": whole suffixes only, as many as fit in err (bounded by NAMES_SUFFIXES_LISTED). */
+static void host_not_allowed(char *err, size_t errlen, const char *host,
+                             const char *const *suffixes, size_t count)
+{
+    if (!err || !errlen) return;
+    int n = snprintf(err, errlen,
+                     "cluster host '%.*s%s' does not end with an allowed Kusto host suffix "
+                     "(allowed:",
+                     NAMES_HOST_QUOTED, host, strlen(host) > NAMES_HOST_QUOTED ? "..." : "");
+    if (n < 0 || (size_t)n >= errlen) return;
+    size_t used = (size_t)n, listed = 0;
+    static const char more_fmt[] = " and %zu more)";
+    const size_t more_room = sizeof more_fmt + 20; /* the tail, whatever the count */
+    for (; listed < count && listed < NAMES_SUFFIXES_LISTED; listed++) {
+        const char *s = suffixes[listed] ? suffixes[listed] : "";
+        size_t need = 2 + (s[0] != '.') + strlen(s); /* ", " or " " and the suffix */
+        if (used + need + more_room >= errlen) break;
+        used += (size_t)snprintf(err + used, errlen - used, "%s%s%s", listed ? ", " : " ",
+                                 s[0] == '.' ? "" : ".", s);
+    }
+    if (listed < count)
+        snprintf(err + used, errlen - used, more_fmt, count - listed);
+    else
+        snprintf(err + used, errlen - used, ")");
+}
+
 pw_names_status pw_names_cluster_uri(const char *uri, const char *const *suffixes, size_t count,
                                      char *normalized, size_t normalized_len, char *cluster,
                                      size_t cluster_len, char *err, size_t errlen)
@@ -157,9 +189,7 @@ pw_names_status pw_names_cluster_uri(const char *uri, const char *const *suffixe
     for (size_t i = 0; i < count && !allowed; i++)
         allowed = host_has_suffix(host, suffixes[i]);
     if (!allowed) {
-        if (err && errlen)
-            snprintf(err, errlen,
-                     "cluster host '%s' does not end with an allowed Kusto host suffix", host);
+        host_not_allowed(err, errlen, host, suffixes, count);
         return PW_NAMES_HOST_NOT_ALLOWED;
     }
     if (normalized &&

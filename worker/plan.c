@@ -28,28 +28,58 @@ static const char *period_field(pw_op_kind k)
     return is_retention(k) ? "softDeletePeriod" : "hotCachePeriod";
 }
 
-/* Database names may hold spaces; everything else they may hold is unreserved in a path. */
+/* The database segment as it goes into a path: a database name may hold spaces (%20);
+ * everything else it may hold is unreserved in a path.  Writes at most cap bytes (when out
+ * is not NULL) and returns the encoded length, not counting a terminator. */
+static size_t encode_database(const char *db, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (const char *p = db; *p; p++) {
+        const char *piece = *p == ' ' ? "%20" : NULL;
+        size_t len = piece ? 3 : 1;
+        if (out && n + len < cap) memcpy(out + n, piece ? piece : p, len);
+        n += len;
+    }
+    if (out && cap) out[n < cap ? n : cap - 1] = '\0';
+    return n;
+}
+
+#define ARM_DATABASES_FMT                                                                          \
+    "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Kusto/clusters/%s/databases/"
+
+#define ARM_LIST_PRINCIPALS "/listPrincipals" /* database.principal.add: read */
+#define ARM_ADD_PRINCIPALS "/addPrincipals"   /* database.principal.add: apply */
+
+static size_t database_path_len(const pw_request_op *op, const char *suffix)
+{
+    int head =
+        snprintf(NULL, 0, ARM_DATABASES_FMT, op->subscription_id, op->resource_group, op->cluster);
+    return (head < 0 ? 0 : (size_t)head) + encode_database(op->database, NULL, 0) + strlen(suffix);
+}
+
+size_t pw_plan_arm_path_len(const pw_request_op *op)
+{
+    if (op->route != PW_ROUTE_ARM || !op->subscription_id || !op->resource_group || !op->cluster ||
+        !op->database)
+        return 0;
+    if (op->kind != PW_OP_DATABASE_PRINCIPAL_ADD) return database_path_len(op, "");
+    size_t list = database_path_len(op, ARM_LIST_PRINCIPALS);
+    size_t add = database_path_len(op, ARM_ADD_PRINCIPALS);
+    return list > add ? list : add;
+}
+
+/* NULL when out of memory or past PW_PLAN_ARM_PATH_MAX (validation refuses such names). */
 static char *database_path(const pw_request_op *op, const char *suffix)
 {
-    char db[3 * 1024 + 1];
-    size_t n = 0;
-    for (const char *p = op->database; *p && n + 4 < sizeof db; p++) {
-        if (*p == ' ') {
-            memcpy(db + n, "%20", 3);
-            n += 3;
-        } else {
-            db[n++] = *p;
-        }
-    }
-    db[n] = '\0';
-    size_t need = strlen(op->subscription_id) + strlen(op->resource_group) + strlen(op->cluster) +
-                  n + strlen(suffix) + 128;
-    char *path = malloc(need);
-    if (path)
-        snprintf(path, need,
-                 "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Kusto/clusters/%s/"
-                 "databases/%s%s",
-                 op->subscription_id, op->resource_group, op->cluster, db, suffix);
+    size_t need = database_path_len(op, suffix);
+    if (need > PW_PLAN_ARM_PATH_MAX) return NULL;
+    char *path = malloc(need + 1);
+    if (!path) return NULL;
+    int head = snprintf(path, need + 1, ARM_DATABASES_FMT, op->subscription_id, op->resource_group,
+                        op->cluster);
+    size_t n = head < 0 ? 0 : (size_t)head;
+    n += encode_database(op->database, path + n, need + 1 - n);
+    snprintf(path + n, need + 1 - n, "%s", suffix);
     return path;
 }
 
@@ -108,9 +138,9 @@ static int build_op(pw_plan_op *pop, const pw_request_op *op)
     }
     if (op->kind == PW_OP_DATABASE_PRINCIPAL_ADD) {
         pop->read.method = "POST";
-        pop->read.path = database_path(op, "/listPrincipals");
+        pop->read.path = database_path(op, ARM_LIST_PRINCIPALS);
         pop->apply.method = "POST";
-        pop->apply.path = database_path(op, "/addPrincipals");
+        pop->apply.path = database_path(op, ARM_ADD_PRINCIPALS);
         json_t *p = principal_body(op->principal);
         pop->apply.body = json_pack("{s:[o]}", "value", p);
         pop->planned = json_pack("{s:O}", "principal", p);

@@ -305,3 +305,19 @@ json_t *pw_reply_op_error(const char *code, const char *message, int retryable, 
         json_object_set_new(e, "operationUrl", pw_reply_string(operation_url));
     return e;
 }
+
+json_t *pw_reply_rejection(const pw_rejection *rej, const char *worker_id)
+{
+    json_t *ev = pw_reply_frame(rej->id, "rejected", 1, worker_id);
+    json_t *error = pw_reply_error(rej->code, rej->message, 0);
+    if (!ev || !error) {
+        json_decref(ev);
+        json_decref(error);
+        return NULL;
+    }
+    json_t *errors = json_object_get(rej->errors, "errors");
+    if (json_is_array(errors) && json_array_size(errors) > 0)
+        json_object_set(error, "errors", errors);
+    json_object_set_new(ev, "error", error);
+    return ev;
+}

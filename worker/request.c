@@ -11,11 +11,13 @@
 #include "pw/duration.h"
 #include "pw/reply.h"
 #include "pw/names.h"
+#include "pw/plan.h"
 #include "pw/schema.h"
 
 #define REQUEST_SCHEMA_URI "https://adx-policy-worker.example/schemas/request.v1.json"
 #define MAX_SCHEMA_FILES 256
 #define MAX_SCHEMA_DIR_DEPTH 4
+#define REPLY_TO_QUOTED 64 /* a disallowed replyTo is quoted up to this many bytes */
 
 #ifndef PW_SOURCE_SCHEMAS_DIR
 #define PW_SOURCE_SCHEMAS_DIR "schemas"
@@ -68,6 +70,41 @@ static int kind_from_name(const char *name, pw_op_kind *kind)
         }
     }
     return -1;
+}
+
+/* ------------------------------------------------------- jansson's allocator */
+
+/* Jansson does not always say when it ran out of memory: its lexer drops a failed append
+ * and reports a syntax error, or goes on with the token cut short (a number can lose a
+ * digit).  So the decoder counts, per thread, the allocations jansson could not get: any
+ * during a decode makes it internal, whatever jansson returned.  The counting wrapper is
+ * installed over whatever allocator was set before (checker_new installs it again if it
+ * has been replaced since). */
+static _Thread_local unsigned long jansson_alloc_failures;
+static json_malloc_t inner_malloc = malloc;
+static json_free_t inner_free = free;
+
+static void *counting_malloc(size_t n)
+{
+    void *p = inner_malloc(n);
+    if (!p) jansson_alloc_failures++;
+    return p;
+}
+
+static void counting_free(void *p)
+{
+    inner_free(p);
+}
+
+static void count_jansson_allocations(void)
+{
+    json_malloc_t m;
+    json_free_t f;
+    json_get_alloc_funcs(&m, &f);
+    if (m == counting_malloc) return;
+    inner_malloc = m;
+    inner_free = f;
+    json_set_alloc_funcs(counting_malloc, counting_free);
 }
 
 /* ------------------------------------------------------------------ checker */
@@ -124,6 +161,7 @@ pw_request_checker *pw_request_checker_new(const pw_config *cfg, char *err, size
         return NULL;
     }
     chk->cfg = cfg;
+    count_jansson_allocations();
     chk->registry = pw_schema_registry_new();
     if (!chk->registry) {
         snprintf(err, errlen, "out of memory");
@@ -171,6 +209,14 @@ static void reject(pw_rejection *rej, const char *code, const char *fmt, ...)
     pw_reply_scrub(rej->message);
 }
 
+/* Not a verdict: the worker failed while decoding (out of memory, an unexpected library
+ * error).  The message stays unanswered and uncommitted (see pw_rejection). */
+static void internal_error(pw_rejection *rej, const char *what)
+{
+    reject(rej, PW_REJECT_INTERNAL, "decoding failed inside the worker: %s", what);
+    rej->internal = 1;
+}
+
 /* A rejection about one field: the message, plus one basic-output unit at location. */
 static void reject_at(pw_rejection *rej, const char *code, const char *location, const char *what)
 {
@@ -185,22 +231,6 @@ void pw_rejection_clear(pw_rejection *rej)
     if (!rej) return;
     json_decref(rej->errors);
     memset(rej, 0, sizeof *rej);
-}
-
-json_t *pw_rejection_event(const pw_rejection *rej, const char *worker_id)
-{
-    json_t *ev = pw_reply_frame(rej->id, "rejected", 1, worker_id);
-    json_t *error = pw_reply_error(rej->code, rej->message, 0);
-    if (!ev || !error) {
-        json_decref(ev);
-        json_decref(error);
-        return NULL;
-    }
-    json_t *errors = json_object_get(rej->errors, "errors");
-    if (json_is_array(errors) && json_array_size(errors) > 0)
-        json_object_set(error, "errors", errors);
-    json_object_set_new(ev, "error", error);
-    return ev;
 }
 
 /* ------------------------------------------------------------ byte checks */
@@ -240,10 +270,230 @@ static unsigned json_depth(const char *s, size_t n, unsigned limit)
     return max;
 }
 
-static int id_valid(const char *id)
+/* ------------------------------------------------- NUL and surrogate escapes */
+
+/* JSON can spell two things a C string cannot hold: a NUL (\u0000), which would cut a name
+ * short where it is used as a C string, and a lone UTF-16 surrogate (\uD800-\uDBFF without
+ * a \uDC00-\uDFFF after it, or the latter alone), which jansson refuses outright and so
+ * would lose the id.  Both reject the request, keyed by its id.  A pre-pass rewrites each
+ * lone surrogate escape into \u0000 in a copy (same length, nothing else changed, so the
+ * copy parses exactly as the original would with that code point replaced); every string
+ * holding a NUL is then found after the parse (JSON_ALLOW_NUL).  Jansson refuses a NUL in
+ * an object key, so in a key both are rewritten to \uFFFD and the key counted instead. */
+typedef struct escape_scan {
+    size_t nuls;            /* \u0000 escapes in the message */
+    size_t lone_surrogates; /* lone surrogate escapes */
+    size_t bad_keys;        /* object keys holding either */
+} escape_scan;
+
+static int hex4(const char *s, unsigned *v)
 {
-    size_t n = strlen(id);
-    if (n < 1 || n > 128) return 0;
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0) return 0;
+        *v = *v << 4 | (unsigned)d;
+    }
+    return 1;
+}
+
+/* 1 when the string that closed at s[at - 1] is an object key (a ':' follows). */
+static int is_key(const char *s, size_t n, size_t at)
+{
+    while (at < n && (s[at] == ' ' || s[at] == '\t' || s[at] == '\n' || s[at] == '\r'))
+        at++;
+    return at < n && s[at] == ':';
+}
+
+/* In out[from, to) (a key's characters), every \u0000 escape becomes \uFFFD. */
+static void key_rewrite(char *out, size_t from, size_t to)
+{
+    for (size_t i = from; i + 1 < to; i++) {
+        if (out[i] != '\\') continue;
+        if (i + 6 <= to && memcmp(out + i, "\\u0000", 6) == 0) memcpy(out + i, "\\uFFFD", 6);
+        i++; /* the escaped character; a \u's digits hold no backslash */
+    }
+}
+
+/* *copy, made from s on first use; NULL when out of memory. */
+static char *copy_made(const char *s, size_t n, char **copy)
+{
+    if (!*copy && (*copy = malloc(n))) memcpy(*copy, s, n);
+    return *copy;
+}
+
+/* Counts into sc; *copy is a rewritten copy of s (caller frees) when one was needed, else
+ * NULL.  -1 when the copy could not be allocated.  Text that is not JSON is left to the
+ * parser. */
+static int scan_escapes(const char *s, size_t n, char **copy, escape_scan *sc)
+{
+    int in_string = 0, string_bad = 0;
+    size_t start = 0;
+    memset(sc, 0, sizeof *sc);
+    *copy = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!in_string) {
+            if (s[i] == '"') {
+                in_string = 1;
+                start = i + 1;
+                string_bad = 0;
+            }
+            continue;
+        }
+        if (s[i] == '"') {
+            in_string = 0;
+            if (string_bad && is_key(s, n, i + 1)) {
+                if (!copy_made(s, n, copy)) return -1;
+                key_rewrite(*copy, start, i);
+                sc->bad_keys++;
+            }
+            continue;
+        }
+        if (s[i] != '\\') continue;
+        unsigned v, w;
+        if (i + 6 > n || s[i + 1] != 'u' || !hex4(s + i + 2, &v)) {
+            i++; /* the escaped character */
+            continue;
+        }
+        if (v == 0) {
+            sc->nuls++;
+            string_bad = 1;
+        } else if (v >= 0xD800 && v <= 0xDBFF && i + 12 <= n && s[i + 6] == '\\' &&
+                   s[i + 7] == 'u' && hex4(s + i + 8, &w) && w >= 0xDC00 && w <= 0xDFFF) {
+            i += 6; /* a pair: the second escape too */
+        } else if (v >= 0xD800 && v <= 0xDFFF) {
+            if (!copy_made(s, n, copy)) return -1;
+            memcpy(*copy + i, "\\u0000", 6);
+            sc->lone_surrogates++;
+            string_bad = 1;
+        }
+        i += 5; /* past the escape's digits */
+    }
+    return 0;
+}
+
+/* Appends "/" and key (JSON-pointer escaped) to ptr[0, len); returns the new length, or
+ * len with *cut set when it does not fit in cap. */
+static size_t pointer_push(char *ptr, size_t len, size_t cap, const char *key, int *cut)
+{
+    size_t n = len;
+    if (n + 1 >= cap) goto cut;
+    ptr[n++] = '/';
+    for (const char *k = key; *k; k++) {
+        int esc = *k == '~' || *k == '/';
+        if (n + 1 + (size_t)esc >= cap) goto cut;
+        if (esc) ptr[n++] = '~';
+        ptr[n++] = *k == '~' ? '0' : *k == '/' ? '1' : *k;
+    }
+    ptr[n] = '\0';
+    return n;
+cut:
+    *cut = 1;
+    ptr[len] = '\0';
+    return len;
+}
+
+/* The first string in v (document order) whose C string is shorter than its length: its
+ * JSON pointer goes to ptr (cut short: *cut set).  Recursion is bounded by the nesting
+ * check that ran before the parse. */
+static int find_nul(const json_t *v, char *ptr, size_t len, size_t cap, int *cut)
+{
+    if (json_is_string(v)) return strlen(json_string_value(v)) != json_string_length(v);
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *member;
+        json_object_foreach((json_t *)v, key, member)
+        {
+            size_t l = pointer_push(ptr, len, cap, key, cut);
+            if (find_nul(member, ptr, l, cap, cut)) return 1;
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *item;
+        json_array_foreach(v, i, item)
+        {
+            char index[24];
+            snprintf(index, sizeof index, "%zu", i);
+            size_t l = pointer_push(ptr, len, cap, index, cut);
+            if (find_nul(item, ptr, l, cap, cut)) return 1;
+        }
+    }
+    ptr[len] = '\0';
+    return 0;
+}
+
+/* 1 for /operations/<i>/target/<key> and /operations/<i>/principal/<key>: the names. */
+static int is_name_location(const char *ptr)
+{
+    static const char ops[] = "/operations/";
+    if (strncmp(ptr, ops, sizeof ops - 1) != 0) return 0;
+    const char *p = ptr + sizeof ops - 1;
+    if (*p < '0' || *p > '9') return 0;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    if (strncmp(p, "/target/", 8) == 0)
+        p += 8;
+    else if (strncmp(p, "/principal/", 11) == 0)
+        p += 11;
+    else
+        return 0;
+    return *p && !strchr(p, '/');
+}
+
+/* Rejects the request when a string or key holds a NUL or a lone surrogate (see above). */
+static int check_nuls(const json_t *doc, const escape_scan *sc, pw_rejection *rej)
+{
+    const char *what = !sc->nuls ? "a lone UTF-16 surrogate escape (\\uD800-\\uDFFF unpaired)"
+                       : !sc->lone_surrogates
+                           ? "a NUL character (\\u0000)"
+                           : "a NUL character (\\u0000) or a lone UTF-16 surrogate escape";
+    if (sc->bad_keys) {
+        reject(rej, PW_REJECT_INVALID_JSON, "an object key holds %s, which no key may hold", what);
+        return -1;
+    }
+    if (!sc->nuls && !sc->lone_surrogates) return 0;
+    char ptr[256], msg[256];
+    int cut = 0;
+    ptr[0] = '\0';
+    if (!find_nul(doc, ptr, 0, sizeof ptr, &cut)) return 0; /* only in what the parse dropped */
+    int name = !cut && is_name_location(ptr);
+    snprintf(msg, sizeof msg, "the %s holds %s, which no request string may hold",
+             name ? "name" : "string", what);
+    if (cut)
+        reject(rej, PW_REJECT_INVALID_JSON, "a string nested too far to name holds %s", what);
+    else
+        reject_at(rej, name ? PW_REJECT_INVALID_NAME : PW_REJECT_INVALID_JSON, ptr, msg);
+    return -1;
+}
+
+/* "a number", "an object", ...: what a value is, for a message. */
+static const char *json_type_text(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
+    }
+}
+
+static int id_valid(const char *id, size_t n)
+{
+    if (n < 1 || n > PW_REQUEST_ID_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
         char c = id[i];
         if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -278,7 +528,12 @@ static int check_period(pw_rejection *rej, size_t i, const char *field, const ch
     snprintf(where, sizeof where, "/operations/%zu/%s", i, field);
     pw_duration_status st = pw_duration_parse_iso(text, ticks, why, sizeof why);
     if (st == PW_DURATION_OVERFLOW) {
-        reject_at(rej, PW_REJECT_DURATION_RANGE, where, "the period is absurdly long");
+        char msg[128];
+        snprintf(msg, sizeof msg,
+                 "the period is too long to represent; the longest accepted is %d days (100 "
+                 "years)",
+                 PW_REQUEST_MAX_PERIOD_DAYS);
+        reject_at(rej, PW_REJECT_DURATION_RANGE, where, msg);
         return -1;
     }
     if (st != PW_DURATION_OK) {
@@ -387,7 +642,7 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
         return -1;
     if (table_kind && check_name(rej, i, "table", op->table, pw_names_kusto_entity)) return -1;
     if (uri) {
-        char why[256], where[96];
+        char why[448], where[96]; /* why lists allowed host suffixes: room for several */
         const pw_config *cfg = chk->cfg;
         pw_names_status st = pw_names_cluster_uri(
             uri, cfg ? (const char *const *)cfg->kusto_host_suffixes : NULL,
@@ -414,6 +669,20 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
             : !(uri && op->database)) {
         reject(rej, PW_REJECT_SCHEMA, "operation %zu: target incomplete for route %s", i,
                pw_route_name(op->route));
+        return -1;
+    }
+    /* Each name is within its rule, yet on the arm route the path they make can pass the
+     * client's bound (a space is three bytes once encoded): the long name is the database,
+     * the other segments being short by rule. */
+    size_t path_len = pw_plan_arm_path_len(op);
+    if (path_len > PW_PLAN_ARM_PATH_MAX) {
+        char where[96], why[256];
+        snprintf(where, sizeof where, "/operations/%zu/target/database", i);
+        snprintf(why, sizeof why,
+                 "with this database name the ARM path is %zu bytes (a space takes 3 once "
+                 "encoded), over the limit of %d; the kusto route takes the name",
+                 path_len, PW_PLAN_ARM_PATH_MAX);
+        reject_at(rej, PW_REJECT_INVALID_NAME, where, why);
         return -1;
     }
 
@@ -459,8 +728,8 @@ static long unknown_kind_index(const json_t *ops)
 
 /* ------------------------------------------------------------------ decode */
 
-pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload, size_t len,
-                              pw_rejection *rej)
+static pw_request *decode(const pw_request_checker *chk, const void *payload, size_t len,
+                          pw_rejection *rej)
 {
     const pw_config *cfg = chk->cfg;
     size_t max_bytes = cfg && cfg->max_message_bytes ? cfg->max_message_bytes : 1048576;
@@ -487,11 +756,39 @@ pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload
         reject(rej, PW_REJECT_NESTING_TOO_DEEP, "JSON nested deeper than %u levels", max_depth);
         return NULL;
     }
+    size_t blank = 0;
+    while (blank < len && strchr(" \t\r\n", ((const char *)payload)[blank]))
+        blank++;
+    if (blank == len) {
+        reject(rej, PW_REJECT_INVALID_JSON,
+               len ? "the message holds only whitespace; a request is a JSON object"
+                   : "the message is empty (no value, e.g. a tombstone); a request is a JSON "
+                     "object");
+        return NULL;
+    }
+    escape_scan sc;
+    char *copy = NULL;
+    if (scan_escapes(payload ? payload : "", len, &copy, &sc) != 0) {
+        internal_error(rej, "out of memory");
+        return NULL;
+    }
     json_error_t jerr;
-    doc = json_loadb(payload ? payload : "", len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    doc = json_loadb(copy      ? copy
+                     : payload ? payload
+                               : "",
+                     len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    free(copy);
     if (!doc) {
-        reject(rej, PW_REJECT_INVALID_JSON, "not JSON: %s (line %d, column %d)", jerr.text,
-               jerr.line, jerr.column);
+        /* Out of memory is the worker's failure, not the message's; so is an argument jansson
+         * refuses (a bug here).  Every other code is about the text.  When jansson cannot even
+         * set up its lexer (an allocation) it returns with the error text empty and no code. */
+        int no_error = jerr.text[0] == '\0';
+        enum json_error_code jcode = no_error ? json_error_out_of_memory : json_error_code(&jerr);
+        if (jcode == json_error_out_of_memory || jcode == json_error_invalid_argument)
+            internal_error(rej, no_error ? "out of memory" : jerr.text);
+        else
+            reject(rej, PW_REJECT_INVALID_JSON, "not JSON: %s (line %d, column %d)", jerr.text,
+                   jerr.line, jerr.column);
         return NULL;
     }
     if (!json_is_object(doc)) {
@@ -503,8 +800,19 @@ pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload
         reject(rej, PW_REJECT_MISSING_ID, "the request has no id");
         goto fail;
     }
-    if (!json_is_string(jid) || !id_valid(json_string_value(jid))) {
-        reject(rej, PW_REJECT_INVALID_ID, "an id is 1-128 characters of A-Z a-z 0-9 . _ : -");
+    if (!json_is_string(jid)) {
+        reject(rej, PW_REJECT_INVALID_ID, "the id must be a string, got %s", json_type_text(jid));
+        goto fail;
+    }
+    size_t id_len = json_string_length(jid);
+    if (id_len < 1 || id_len > PW_REQUEST_ID_MAX) {
+        reject(rej, PW_REJECT_INVALID_ID, "an id has 1 to %d characters, this one has %zu",
+               PW_REQUEST_ID_MAX, id_len);
+        goto fail;
+    }
+    if (!id_valid(json_string_value(jid), id_len)) {
+        reject(rej, PW_REJECT_INVALID_ID,
+               "an id may hold only the characters A-Z a-z 0-9 . _ : - (and no NUL)");
         goto fail;
     }
     snprintf(rej->id, sizeof rej->id, "%s", json_string_value(jid));
@@ -512,8 +820,12 @@ pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload
     /* From here on a reply can be keyed; send it where the request asked when allowed. */
     const json_t *jreply = json_object_get(doc, "replyTo");
     int reply_ok = json_is_string(jreply) && cfg &&
+                   strlen(json_string_value(jreply)) == json_string_length(jreply) &&
                    pw_config_reply_topic_allowed(cfg, json_string_value(jreply));
     if (reply_ok) snprintf(rej->reply_to, sizeof rej->reply_to, "%s", json_string_value(jreply));
+
+    /* Before anything reads a string as a C string (the schema, the name rules). */
+    if (check_nuls(doc, &sc, rej) != 0) goto fail;
 
     const json_t *ops = json_object_get(doc, "operations");
     if (json_is_array(ops) && json_array_size(ops) > max_ops) {
@@ -540,27 +852,34 @@ pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload
             const json_t *first = json_array_get(json_object_get(rej->errors, "errors"), 0);
             const char *where = json_string_value(json_object_get(first, "instanceLocation"));
             const char *what = json_string_value(json_object_get(first, "error"));
+            /* "" is the pointer to the whole request: say so rather than print nothing */
             reject(rej, PW_REJECT_SCHEMA, "the request breaks schemas/request.v1.json: %s: %s",
-                   where ? where : "", what ? what : "");
+                   where && *where ? where : "(root)", what ? what : "");
         }
         goto fail;
     }
 
     if (jreply && !reply_ok) {
-        reject_at(rej, PW_REJECT_REPLY_TO, "/replyTo",
-                  "replyTo names a topic the worker's configuration does not allow");
+        const char *topic = json_string_value(jreply);
+        size_t tl = strlen(topic);
+        char why[256];
+        snprintf(why, sizeof why,
+                 "replyTo \"%.*s%s\" is not allowed: the worker replies to its reply topic "
+                 "(worker.reply.topic) or to a topic listed in worker.replyto.allowed",
+                 REPLY_TO_QUOTED, topic, tl > REPLY_TO_QUOTED ? "..." : "");
+        reject_at(rej, PW_REJECT_REPLY_TO, "/replyTo", why);
         goto fail;
     }
 
     req = calloc(1, sizeof *req);
     if (!req) {
-        reject(rej, PW_REJECT_INVALID_JSON, "out of memory");
+        internal_error(rej, "out of memory");
         goto fail;
     }
     req->op_count = json_array_size(ops);
     req->ops = calloc(req->op_count, sizeof *req->ops);
     if (!req->ops) {
-        reject(rej, PW_REJECT_INVALID_JSON, "out of memory");
+        internal_error(rej, "out of memory");
         goto fail;
     }
     for (size_t i = 0; i < req->op_count; i++)
@@ -580,6 +899,23 @@ fail:
     }
     json_decref(doc);
     return NULL;
+}
+
+pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload, size_t len,
+                              pw_rejection *rej)
+{
+    unsigned long failures = jansson_alloc_failures;
+    pw_request *req = decode(chk, payload, len, rej);
+    if (jansson_alloc_failures != failures) {
+        /* Whatever came out was decided on a document jansson may have cut short. */
+        pw_request_free(req);
+        json_decref(rej->errors);
+        rej->errors = NULL;
+        memset(rej->reply_to, 0, sizeof rej->reply_to);
+        internal_error(rej, "out of memory");
+        return NULL;
+    }
+    return req;
 }
 
 const char *pw_request_id(const pw_request *req)

@@ -13,13 +13,13 @@
 #include <unistd.h>
 
 #include "pw/azure.h"
-#include "pw/reply.h"
 #include "pw/exec.h"
 #include "pw/intake.h"
 #include "pw/log.h"
 #include "pw/loop.h"
 #include "pw/offsets.h"
 #include "pw/producer.h"
+#include "pw/reply.h"
 #include "pw/request.h"
 
 #define SVC_CORRELATION_HEADER "kafka_correlationId"
@@ -413,13 +413,21 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
     pw_request *req =
         pw_request_decode(s->checker, msg->payload ? msg->payload : "", msg->len, &rej);
     if (!req) {
-        if (!rej.id[0]) {
+        if (rej.internal) {
+            /* Not a verdict on the message: no reply, no dead letter.  It stays tracked and is
+             * never marked done, so neither its offset nor any later one of its partition is
+             * committed: as after a crash, it is redelivered to the group. */
+            pw_log(PW_LOG_ERROR, rej.id[0] ? rej.id : NULL, "request.internal_error",
+                   "%s [%d] @ %lld left uncommitted: %s", topic, (int)msg->partition,
+                   (long long)msg->offset, rej.message);
+            ctx_finished(c);
+        } else if (!rej.id[0]) {
             dead_letter(s, c, msg, &rej);
         } else {
             snprintf(c->id, sizeof c->id, "%s", rej.id);
             c->reply_topic = strdup(rej.reply_to[0] ? rej.reply_to : s->cfg->reply_topic);
             pw_log(PW_LOG_WARN, c->id, "request.rejected", "%s: %s", rej.code, rej.message);
-            json_t *event = pw_rejection_event(&rej, s->cfg->worker_id);
+            json_t *event = pw_reply_rejection(&rej, s->cfg->worker_id);
             if (!c->reply_topic || !event) {
                 pw_log(PW_LOG_ERROR, c->id, "intake.nomem", "rejection not sent");
                 json_decref(event);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pw/config.h"
+#include "pw/reply.h"
 #include "pw/request.h"
 
 static int usage(void)
@@ -49,7 +50,7 @@ static void print_rejection(const char *path, const pw_rejection *rej, int json_
                             const char *worker_id)
 {
     if (json_out) {
-        json_t *ev = pw_rejection_event(rej, worker_id);
+        json_t *ev = pw_reply_rejection(rej, worker_id);
         json_object_set_new(ev, "file", json_string(path));
         char *s = json_dumps(ev, JSON_COMPACT);
         printf("%s\n", s ? s : "{}");
@@ -116,6 +117,9 @@ int pw_validate_cli(int argc, char **argv)
         if (req) {
             if (!json_out) printf("%s: accepted: %s\n", argv[i], pw_request_id(req));
             pw_request_free(req);
+        } else if (rej.internal) { /* no verdict: the check itself failed (out of memory) */
+            fprintf(stderr, "policy-worker validate: %s: %s\n", argv[i], rej.message);
+            rc = 2;
         } else {
             print_rejection(argv[i], &rej, json_out, cfg.worker_id);
             if (rc == 0) rc = 1;

@@ -101,7 +101,8 @@ void pw_azure_config_defaults(pw_azure_config *cfg);
 #define PW_AZ_CODE_BAD_REQUEST "AzureBadRequest" /* other 4xx, Kusto @permanent errors */
 #define PW_AZ_CODE_DEADLINE "DeadlineExceeded"   /* the call's deadline passed first */
 #define PW_AZ_CODE_LRO_FAILED                                                                      \
-    "OperationFailed" /* ARM long-running operation ended Failed/Canceled */
+    "OperationFailed"           /* ARM long-running operation ended Failed/Canceled */
+#define PW_AZ_ARM_PATH_MAX 2048 /* bytes of an ARM path (query excluded) the client sends */
 #define PW_AZ_CODE_PROTOCOL "AzureProtocolError" /* unparseable/oversized answer, bad LRO URL */
 #define PW_AZ_CODE_OUTCOME_UNKNOWN                                                                 \
     "OutcomeUnknown" /* ARM accepted the write (201/202), its outcome was not learned in time */

@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "pw/azure.h"
 #include "pw/request.h"
 
 typedef struct pw_plan_call {
@@ -33,6 +34,14 @@ typedef struct pw_plan_op {
 } pw_plan_op;
 
 typedef struct pw_plan pw_plan;
+
+/* The longest ARM path the worker sends, in bytes: the Azure client's own bound, so
+ * validation refuses what the client would. */
+#define PW_PLAN_ARM_PATH_MAX PW_AZ_ARM_PATH_MAX
+
+/* Bytes of the longest ARM path op's plan would send (database spaces encoded as %20, the
+ * listPrincipals suffix for principal kinds); 0 for an operation on the kusto route. */
+size_t pw_plan_arm_path_len(const pw_request_op *op);
 
 /* Builds the plan of every operation.  req is borrowed and must outlive the plan.
  * api_version NULL: "2025-02-14".  NULL with err filled only when out of memory. */

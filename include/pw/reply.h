@@ -92,6 +92,10 @@ typedef struct pw_reply_request {
 } pw_reply_request;
 json_t *pw_reply_request_event(const pw_reply_request *r);
 
+/* The `rejected` terminal event for rej (sequence 1; its schema errors, if any, under
+ * error.errors).  New reference, NULL when out of memory. */
+json_t *pw_reply_rejection(const pw_rejection *rej, const char *worker_id);
+
 /* Writes the current UTC time as 2026-11-24T15:30:00.123Z. */
 void pw_reply_time(char *buf, size_t len);
 

@@ -13,6 +13,9 @@
 
 #include "pw/config.h"
 
+/* Longest request id (characters of A-Za-z0-9._:-). */
+#define PW_REQUEST_ID_MAX 128
+
 typedef struct pw_request_checker pw_request_checker;
 typedef struct pw_request pw_request;
 
@@ -51,13 +54,20 @@ typedef struct pw_request_op {
  * MessageTooLarge, InvalidUtf8, InvalidJson, NestingTooDeep, NotAnObject, MissingId,
  * InvalidId, SchemaViolation, UnknownOperationKind, InvalidDuration, DurationOutOfRange,
  * InvalidName, InvalidClusterUri, ClusterHostNotAllowed, ReplyToNotAllowed, TooManyOperations.
- * The PW_REJECT_* names below are those strings. */
+ * The PW_REJECT_* names below are those strings.
+ *
+ * internal = 1 (code InternalError) is not a verdict on the message: the worker itself
+ * failed while decoding (out of memory, an unexpected library error).  Such a message must
+ * not be answered, dead-lettered or committed: it stays unfinished and is redelivered, as
+ * after a crash.  id may still hold the request id (for the log only). */
 typedef struct pw_rejection {
     char code[64];
     char message[512];
-    char id[129];       /* the request id when one could be read and is valid, else "" */
+    /* the request id when one could be read and is valid, else "" */
+    char id[PW_REQUEST_ID_MAX + 1];
     char reply_to[256]; /* an allowed replyTo from the request, else "" (use the default) */
     json_t *errors;     /* owned; schema errors in "basic" output shape, or NULL */
+    int internal;       /* 1: not judged (see above); never answer or commit it */
 } pw_rejection;
 
 #define PW_REJECT_MESSAGE_TOO_LARGE "MessageTooLarge"
@@ -76,6 +86,7 @@ typedef struct pw_rejection {
 #define PW_REJECT_INVALID_NAME "InvalidName"
 #define PW_REJECT_INVALID_CLUSTER_URI "InvalidClusterUri"
 #define PW_REJECT_HOST_NOT_ALLOWED "ClusterHostNotAllowed"
+#define PW_REJECT_INTERNAL "InternalError" /* with internal = 1 only; never sent */
 
 /* Longest accepted period (soft delete or hot cache): 100 years of days. */
 #define PW_REQUEST_MAX_PERIOD_DAYS 36500
@@ -86,7 +97,8 @@ pw_request_checker *pw_request_checker_new(const pw_config *cfg, char *err, size
 void pw_request_checker_free(pw_request_checker *chk);
 
 /* Returns a new request (caller owns), or NULL with rej filled (caller clears it).
- * rej is fully overwritten; on MissingId/InvalidId rej->id is "" (dead-letter it). */
+ * rej is fully overwritten; on MissingId/InvalidId rej->id is "" (dead-letter it); with
+ * rej->internal set, neither answer nor commit the message (see pw_rejection). */
 pw_request *pw_request_decode(const pw_request_checker *chk, const void *payload, size_t len,
                               pw_rejection *rej);
 void pw_rejection_clear(pw_rejection *rej);
@@ -100,8 +112,5 @@ const pw_request_op *pw_request_op_at(const pw_request *req, size_t i); /* NULL 
 const char *pw_op_kind_name(pw_op_kind kind); /* "database.retention", ... */
 const char *pw_route_name(pw_route route);    /* "arm" / "kusto" */
 void pw_request_free(pw_request *req);
-
-/* The `rejected` terminal reply event for rej (new reference). */
-json_t *pw_rejection_event(const pw_rejection *rej, const char *worker_id);
 
 #endif

@@ -14,8 +14,8 @@ mkdir -p "$f"
 # --- messages with no usable id: dead-letter topic, reason in headers ---------------------
 printf 'this is not json' >"$f/notjson"
 printf '[1,2,3]' >"$f/notobject"
-printf '{"schema":"adx-policy-request/v1","operations":[]}' >"$f/noid"
-printf '{"schema":"adx-policy-request/v1","id":"bad id with spaces/..","operations":[]}' >"$f/badid"
+printf '{"schema":"adx-policy-request/v1","requestedBy":"e2e@contoso.com","operations":[]}' >"$f/noid"
+printf '{"schema":"adx-policy-request/v1","id":"bad id with spaces/..","requestedBy":"e2e@contoso.com","operations":[]}' >"$f/badid"
 printf '{"id":"utf8-\xff\xfe","operations":[]}' >"$f/badutf8"
 { printf '{"id":"deep","x":'; for _ in $(seq 40); do printf '['; done; for _ in $(seq 40); do printf ']'; done; printf '}'; } >"$f/deep"
 { printf '{"id":"big","pad":"'; head -c 70000 /dev/zero | tr '\0' 'a'; printf '"}'; } >"$f/big"
@@ -48,6 +48,11 @@ rej_json[foreign-host]=$(e2e_request foreign-host '[{"kind":"table.caching","tar
 rej_code[foreign-host]=ClusterHostNotAllowed
 rej_json[rg-traversal]=$(e2e_request rg-traversal '[{"kind":"database.retention","target":{"subscriptionId":"22222222-2222-2222-2222-222222222222","resourceGroup":"testrg/../otherrg","cluster":"mykustocluster","database":"mykustodatabase"},"softDeletePeriod":"P10D"}]')
 rej_code[rg-traversal]=InvalidName
+# a NUL or a lone surrogate escape in a name: rejected with the id, never a name cut short
+rej_json[nul-in-name]=$(e2e_request nul-in-name "[{\"kind\":\"table.caching\",\"target\":{\"clusterUri\":\"$CLUSTER_URI\",\"database\":\"$DB\",\"table\":\"Storm\\u0000Events\"},\"hotCachePeriod\":\"P5D\"}]")
+rej_code[nul-in-name]=InvalidName
+rej_json[lone-surrogate]='{"schema":"adx-policy-request/v1","id":"lone-surrogate","requestedBy":"e2e@contoso.com","operations":[{"kind":"table.caching","target":{"clusterUri":"https://mykustocluster.westus.kusto.windows.net","database":"mykustodatabase","table":"Storm\uD800Events"},"hotCachePeriod":"P5D"}]}'
+rej_code[lone-surrogate]=InvalidName
 # one bad operation rejects the whole request: nothing of it is applied
 rej_json[one-bad-of-two]=$(e2e_request one-bad-of-two "[{\"kind\":\"database.retention\",\"target\":$arm,\"softDeletePeriod\":\"P11D\"},{\"kind\":\"database.caching\",\"target\":$arm,\"hotCachePeriod\":\"P1Y\"}]")
 rej_code[one-bad-of-two]=InvalidDuration
@@ -74,6 +79,10 @@ for id in "${!rej_code[@]}"; do
   n=$(e2e_events "$id" | wc -l)
   [ "$n" = 1 ] || pw_fail "$id: $n events, expected only the rejection"
   pw_log "$id: rejected $code"
+done
+# a NUL or lone surrogate is InvalidName at the name, not a schema error elsewhere
+for id in nul-in-name lone-surrogate; do
+  e2e_expect "$id names the table" '.error.code == "InvalidName" and .error.errors[0].instanceLocation == "/operations/0/target/table"' "$(e2e_wait_terminal "$id" 60)"
 done
 # the disallowed replyTo was answered on the default reply topic (checked above), not there
 grep -q '"key":"replyto-denied"' "$PW_TMP/altreplies.out" 2>/dev/null && pw_fail "reply went to a topic that was not allowed"

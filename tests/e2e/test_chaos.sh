@@ -62,7 +62,7 @@ for i in $(seq 1 "$n"); do
   esac
   [ $((i % 50)) = 0 ] && op="{\"kind\":\"table.caching\",\"target\":$(tab_t $db $tb),\"hotCachePeriod\":\"P-1D\"}"
   if [ $((i % 97)) = 0 ]; then
-    printf '%s\t%s\n' "$id" '{"schema":"adx-policy-request/v1","operations":[]}' >>"$reqs"
+    printf '%s\t%s\n' "$id" '{"schema":"adx-policy-request/v1","requestedBy":"chaos@contoso.com","operations":[]}' >>"$reqs"
   else
     printf '%s\t{"schema":"adx-policy-request/v1","id":"%s","requestedBy":"chaos@contoso.com","reason":"chaos","operations":[%s]}\n' \
       "$id" "$id" "$op" >>"$reqs"

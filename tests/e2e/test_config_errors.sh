@@ -69,6 +69,16 @@ grep -q 'warning: worker.message.max.bytes (1048576) .*kafka.message.max.bytes 1
 grep -q 'warning: kafka.receive.message.max.bytes (600000) ' "$PW_TMP/worker-limits.err" ||
   pw_fail "no warning for receive.message.max.bytes: $(cat "$PW_TMP/worker-limits.err")"
 pw_log "disagreeing limits: warned, exit 0"
+# --check-config loads the CA file: one with no certificate is refused, naming the file
+# (--check-config exits either way, so a regression fails here rather than starting a worker)
+printf 'not a certificate\n' >"$PW_TMP/garbage-ca.pem"
+base "$PW_TMP/garbage-check.conf"
+printf 'azure.ca.file=%s\n' "$PW_TMP/garbage-ca.pem" >>"$PW_TMP/garbage-check.conf"
+rc=0
+"$PW_BIN_DIR/policy-worker" --check-config "$PW_TMP/garbage-check.conf" >"$PW_TMP/garbage-check.out" \
+  2>"$PW_TMP/worker-garbage-check.err" </dev/null || rc=$?
+[ "$rc" = 2 ] && grep -q "azure.ca.file: $PW_TMP/garbage-ca.pem holds no PEM certificate" \
+  "$PW_TMP/worker-garbage-check.err" || pw_fail "--check-config accepted a garbage CA file: exit $rc"
 
 # usage errors
 rc=0

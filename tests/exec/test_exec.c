@@ -328,9 +328,11 @@ static void check_value(const json_t *op, const char *which, const char *field, 
 
 static char *request_text(const char *id, int dry_run, const char *ops)
 {
-    char *t = malloc(strlen(ops) + 256);
+    char *t = malloc(strlen(ops) + strlen(id) + 320);
     sprintf(
-        t, "{\"schema\":\"adx-policy-request/v1\",\"id\":\"%s\",\"dryRun\":%s,\"operations\":[%s]}",
+        t,
+        "{\"schema\":\"adx-policy-request/v1\",\"id\":\"%s\",\"requestedBy\":\"exec@contoso.com\","
+        "\"dryRun\":%s,\"operations\":[%s]}",
         id, dry_run ? "true" : "false", ops);
     return t;
 }

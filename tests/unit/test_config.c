@@ -174,6 +174,45 @@ static void test_errors_name_the_key(void **state)
     }
 }
 
+/* azure.ca.file must hold PEM certificates: garbage, or a certificate block OpenSSL cannot
+ * read, is refused at load (so by --check-config too), naming the key and the file. */
+static void test_ca_file_checked(void **state)
+{
+    (void)state;
+    clear_env();
+    static const char *const bad[] = {
+        "this is not a certificate\n",
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char ca[64], conf[128];
+        snprintf(ca, sizeof ca, "/tmp/pw-test-ca-XXXXXX");
+        int fd = mkstemp(ca);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, bad[i], strlen(bad[i])), (ssize_t)strlen(bad[i]));
+        close(fd);
+        snprintf(conf, sizeof conf, "azure.ca.file=%s\n", ca);
+        pw_config cfg;
+        char err[256] = "";
+        int rc = load_text(&cfg, conf, err, sizeof err);
+        unlink(ca);
+        if (rc != -1 || !strstr(err, "azure.ca.file") || !strstr(err, ca))
+            fail_msg("case %zu: rc=%d err=%s", i, rc, err);
+        pw_config_free(&cfg);
+    }
+    /* a real bundle loads */
+    const char *bundle = "/etc/ssl/certs/ca-certificates.crt";
+    if (access(bundle, R_OK) == 0) {
+        char conf[128];
+        snprintf(conf, sizeof conf, "azure.ca.file=%s\n", bundle);
+        pw_config cfg;
+        char err[256] = "";
+        if (load_text(&cfg, conf, err, sizeof err) != 0) fail_msg("%s", err);
+        pw_config_free(&cfg);
+    }
+}
+
 static void test_missing_file(void **state)
 {
     (void)state;
@@ -276,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_errors_name_the_key),
         cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_ca_file_checked),
         cmocka_unit_test(test_secret_not_echoed),
         cmocka_unit_test(test_env_fills_unset),
         cmocka_unit_test(test_require_kafka),

@@ -44,8 +44,11 @@ static int teardown(void **state)
 static pw_request *decode(const char *ops)
 {
     char text[4096];
-    snprintf(text, sizeof text,
-             "{\"schema\":\"adx-policy-request/v1\",\"id\":\"p1\",\"operations\":[%s]}", ops);
+    snprintf(
+        text, sizeof text,
+        "{\"schema\":\"adx-policy-request/v1\",\"id\":\"p1\",\"requestedBy\":\"plan@contoso.com\","
+        "\"operations\":[%s]}",
+        ops);
     pw_rejection rej;
     pw_request *req = pw_request_decode(chk, text, strlen(text), &rej);
     if (!req) fail_msg("%s: %s", rej.code, rej.message);

@@ -12,6 +12,7 @@
 
 #include "pw/azure.h"
 #include "pw/duration.h"
+#include "pw/plan.h"
 #include "pw/reply.h"
 #include "pw/request.h"
 #include "pw/schema.h"
@@ -114,7 +115,7 @@ static pw_request *decode_json(json_t *doc, pw_rejection *rej)
 
 static void check_event(const pw_rejection *rej)
 {
-    json_t *ev = pw_rejection_event(rej, "worker-1");
+    json_t *ev = pw_reply_rejection(rej, "worker-1");
     assert_non_null(ev);
     pw_schema_result res = {0};
     pw_schema_status st = pw_schema_validate(reply_schema, ev, &res);
@@ -266,7 +267,8 @@ static void bounds_and_json(void **state)
 static void ids(void **state)
 {
     (void)state;
-    const char no_id[] = "{\"schema\":\"adx-policy-request/v1\",\"operations\":[]}";
+    const char no_id[] = "{\"schema\":\"adx-policy-request/"
+                         "v1\",\"requestedBy\":\"a@contoso.com\",\"operations\":[]}";
     expect_raw(no_id, strlen(no_id), "MissingId", "");
     const char *bad_ids[] = {"{\"id\":\"\"}", "{\"id\":\"has space\"}", "{\"id\":42}",
                              "{\"id\":\"a/b\"}", "{\"id\":null}"};
@@ -295,6 +297,13 @@ static void schema_violations(void **state)
     d = base(); /* a typo in a field name */
     json_object_set_new(op(d, 0), "softDeletePerod", json_string("P1D"));
     expect(d, "SchemaViolation", "/operations/0");
+
+    d = base(); /* who asked is required, for the audit trail */
+    json_object_del(d, "requestedBy");
+    expect(d, "SchemaViolation", "");
+    d = base();
+    json_object_set_new(d, "requestedBy", json_string(""));
+    expect(d, "SchemaViolation", "/requestedBy");
 
     d = base();
     json_object_set_new(d, "schema", json_string("adx-policy-request/v2"));
@@ -697,7 +706,7 @@ static void truncations_and_mutations(void **state)
             continue;
         }
         if (!known_code(rej.code)) fail_msg("mutation %d: unknown code '%s'", round, rej.code);
-        json_t *ev = pw_rejection_event(&rej, "w");
+        json_t *ev = pw_reply_rejection(&rej, "w");
         assert_non_null(ev);
         assert_int_equal(pw_schema_validate(reply_schema, ev, NULL), PW_SCHEMA_VALID);
         json_decref(ev);
@@ -705,6 +714,295 @@ static void truncations_and_mutations(void **state)
     }
     free(copy);
     free(text);
+}
+
+/* Decodes raw bytes or doc (consumed), expects code and a message containing each of says
+ * (NULL-terminated) and none of avoid. */
+static void expect_message(const char *raw, json_t *doc, const pw_config *c, const char *code,
+                           const char *const *says, const char *avoid)
+{
+    pw_request_checker *k = chk;
+    char err[256];
+    if (c && !(k = pw_request_checker_new(c, err, sizeof err))) fail_msg("%s", err);
+    char *text = raw ? NULL : json_dumps(doc, JSON_COMPACT);
+    json_decref(doc);
+    pw_rejection rej;
+    pw_request *req = pw_request_decode(k, raw ? raw : text, strlen(raw ? raw : text), &rej);
+    free(text);
+    if (req) fail_msg("accepted, expected %s", code);
+    if (strcmp(rej.code, code) != 0)
+        fail_msg("got %s (%s), expected %s", rej.code, rej.message, code);
+    for (size_t i = 0; says[i]; i++)
+        if (!strstr(rej.message, says[i]))
+            fail_msg("%s: \"%s\" does not say \"%s\"", code, rej.message, says[i]);
+    if (avoid && strstr(rej.message, avoid))
+        fail_msg("%s: \"%s\" says \"%s\"", code, rej.message, avoid);
+    pw_rejection_clear(&rej);
+    if (k != chk) pw_request_checker_free(k);
+}
+
+/* Messages a person can act on: each says what is wrong and, where there is one, the
+ * limit or the configuration key. */
+static void messages_a_person_can_act_on(void **state)
+{
+    (void)state;
+    expect_message("", NULL, NULL, "InvalidJson", (const char *[]){"empty", NULL}, "token");
+    expect_message(" \n", NULL, NULL, "InvalidJson", (const char *[]){"whitespace", NULL}, NULL);
+    expect_message("{\"id\":42}", NULL, NULL, "InvalidId",
+                   (const char *[]){"must be a string, got a number", NULL}, NULL);
+    expect_message("{\"id\":[\"a\"]}", NULL, NULL, "InvalidId",
+                   (const char *[]){"got an array", NULL}, NULL);
+    char long_id[200];
+    snprintf(long_id, sizeof long_id, "{\"id\":\"%0129d\"}", 0);
+    expect_message(long_id, NULL, NULL, "InvalidId", (const char *[]){"128", "129", NULL}, NULL);
+
+    json_t *d = base();
+    json_object_set_new(op(d, 2), "hotCachePeriod", json_string("P99999999999D"));
+    expect_message(NULL, d, NULL, "DurationOutOfRange", (const char *[]){"36500 days", NULL},
+                   "absurd");
+
+    d = base(); /* an error at the root names it, not an empty location */
+    json_object_del(d, "requestedBy");
+    expect_message(NULL, d, NULL, "SchemaViolation",
+                   (const char *[]){"(root): required property \"requestedBy\"", NULL}, ": :");
+
+    expect_message(NULL, with_target(2, "clusterUri", "https://evil.example.com"), NULL,
+                   "ClusterHostNotAllowed",
+                   (const char *[]){"evil.example.com", "allowed: .kusto.windows.net, ",
+                                    ".kustomfa.windows.net)", NULL},
+                   NULL);
+    /* a long list: at most 8 named, the rest counted */
+    char *many[12] = {".a.example", ".b.example", ".c.example", ".d.example",
+                      ".e.example", ".f.example", ".g.example", ".h.example",
+                      ".i.example", ".j.example", ".k.example", ".l.example"};
+    pw_config c2 = cfg;
+    c2.kusto_host_suffixes = many;
+    c2.kusto_host_suffix_count = 12;
+    expect_message(NULL, with_target(2, "clusterUri", "https://evil.example.com"), &c2,
+                   "ClusterHostNotAllowed", (const char *[]){".h.example and 4 more)", NULL},
+                   ".i.example");
+
+    d = base();
+    json_object_set_new(d, "replyTo", json_string("someone.elses.topic"));
+    expect_message(NULL, d, NULL, "ReplyToNotAllowed",
+                   (const char *[]){"\"someone.elses.topic\"", "worker.replyto.allowed",
+                                    "worker.reply.topic", NULL},
+                   NULL);
+    char topic[250];
+    memset(topic, 'x', 249);
+    topic[249] = '\0';
+    d = base();
+    json_object_set_new(d, "replyTo", json_string(topic));
+    topic[65] = '\0'; /* quoted up to 64 bytes */
+    expect_message(NULL, d, NULL, "ReplyToNotAllowed", (const char *[]){"xxx...\"", NULL}, topic);
+}
+
+/* A database name within its rule (1,024 characters) can still make an ARM path longer
+ * than the Azure client sends (a space is 3 bytes encoded): refused at validation, with
+ * the limit, instead of failing later with InternalError. */
+static void arm_path_limit(void **state)
+{
+    (void)state;
+    static const char head[] = "/subscriptions/" SUB "/resourceGroups/testrg/providers/"
+                               "Microsoft.Kusto/clusters/mykustocluster/databases/";
+    char db[1025];
+    db[0] = 'a';
+    memset(db + 1, ' ', 1022);
+    db[1023] = 'b';
+    db[1024] = '\0';
+    expect(with_target(0, "database", db), "InvalidName", "/operations/0/target/database");
+    pw_rejection rej;
+    assert_null(decode_json(with_target(0, "database", db), &rej));
+    assert_non_null(strstr(rej.message, "2048"));
+    pw_rejection_clear(&rej);
+    /* the kusto route puts it in no path */
+    pw_request *req = decode_json(with_target(1, "database", db), &rej);
+    if (!req) fail_msg("%s: %s", rej.code, rej.message);
+    pw_request_free(req);
+
+    /* At the limit exactly (operation 4 reads with .../listPrincipals): planned, and the
+     * path is PW_PLAN_ARM_PATH_MAX bytes; one byte more is refused. */
+    size_t budget = PW_PLAN_ARM_PATH_MAX - (sizeof head - 1) - strlen("/listPrincipals");
+    size_t spaces = 450, rest = budget - 2 - 3 * spaces;
+    assert_true(2 + spaces + rest < sizeof db);
+    db[0] = 'a';
+    memset(db + 1, ' ', spaces);
+    db[1 + spaces] = 'b';
+    memset(db + 2 + spaces, 'c', rest);
+    db[2 + spaces + rest] = '\0';
+    req = decode_json(with_target(4, "database", db), &rej);
+    if (!req) fail_msg("%s: %s", rej.code, rej.message);
+    assert_int_equal(pw_plan_arm_path_len(pw_request_op_at(req, 4)), PW_PLAN_ARM_PATH_MAX);
+    char err[128];
+    pw_plan *plan = pw_plan_new(req, NULL, err, sizeof err);
+    if (!plan) fail_msg("%s", err);
+    const pw_plan_op *pop = pw_plan_op_at(plan, 4);
+    assert_int_equal(strlen(pop->read.path), PW_PLAN_ARM_PATH_MAX);
+    assert_int_equal(strncmp(pop->read.path, head, sizeof head - 1), 0);
+    assert_non_null(strstr(pop->read.path, "a%20%20"));
+    assert_int_equal(strlen(pop->apply.path), PW_PLAN_ARM_PATH_MAX - 1); /* /addPrincipals */
+    pw_plan_free(plan);
+    pw_request_free(req);
+    db[2 + spaces + rest] = 'c';
+    db[3 + spaces + rest] = '\0';
+    expect(with_target(4, "database", db), "InvalidName", "/operations/4/target/database");
+}
+
+/* base() as text with the first `from` replaced by `to` (raw JSON text), decoded. */
+static pw_request *decode_edited(const char *from, const char *to, pw_rejection *rej)
+{
+    json_t *d = base();
+    json_object_set_new(d, "replyTo", json_string("team.replies"));
+    char *text = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    char *at = strstr(text, from);
+    if (!at) fail_msg("%s not in the request", from);
+    size_t n = strlen(text) + strlen(to) + 1;
+    char *edited = malloc(n);
+    snprintf(edited, n, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    pw_request *req = pw_request_decode(chk, edited, strlen(edited), rej);
+    free(edited);
+    free(text);
+    return req;
+}
+
+/* Expects the edit rejected with code, keyed by the id (id_kept) or not, the error at
+ * location (NULL: none asked) and the message naming what it found. */
+static void expect_edited(const char *from, const char *to, const char *code, int id_kept,
+                          const char *location, const char *says)
+{
+    pw_rejection rej;
+    pw_request *req = decode_edited(from, to, &rej);
+    if (req) fail_msg("%s -> %s accepted, expected %s", from, to, code);
+    if (strcmp(rej.code, code) != 0)
+        fail_msg("%s -> %s: got %s (%s), expected %s", from, to, rej.code, rej.message, code);
+    assert_string_equal(rej.id, id_kept ? "chg-2026-000123" : "");
+    assert_int_equal(rej.internal, 0);
+    if (location) {
+        const json_t *first = json_array_get(json_object_get(rej.errors, "errors"), 0);
+        const char *loc = json_string_value(json_object_get(first, "instanceLocation"));
+        if (!loc || strcmp(loc, location) != 0)
+            fail_msg("%s -> %s: location %s, expected %s (%s)", from, to, loc ? loc : "none",
+                     location, rej.message);
+    }
+    if (says && !strstr(rej.message, says))
+        fail_msg("%s -> %s: message \"%s\" does not say \"%s\"", from, to, rej.message, says);
+    if (id_kept) check_event(&rej);
+    pw_rejection_clear(&rej);
+}
+
+/* A NUL (\u0000) would cut a name short where it is used as a C string ("Storm" instead of
+ * "Storm\0Events"); a lone surrogate escape makes jansson refuse the document.  Either is a
+ * rejection keyed by the id: InvalidName in a name, InvalidJson elsewhere. */
+static void nul_and_surrogate_escapes(void **state)
+{
+    (void)state;
+    const char *nul = "NUL character", *lone = "lone UTF-16 surrogate";
+    expect_edited("\"StormEvents\"", "\"Storm\\u0000Events\"", "InvalidName", 1,
+                  "/operations/2/target/table", nul);
+    expect_edited("\"StormEvents\"", "\"Storm\\uD800Events\"", "InvalidName", 1,
+                  "/operations/2/target/table", lone);
+    expect_edited("\"StormEvents\"", "\"StormEvents\\uDFFF\"", "InvalidName", 1,
+                  "/operations/2/target/table", lone);
+    expect_edited("\"mykustocluster\"", "\"mykusto\\u0000cluster\"", "InvalidName", 1,
+                  "/operations/0/target/cluster", nul);
+    expect_edited("\"deploy-bot\"", "\"deploy\\ud83d-bot\"", "InvalidName", 1,
+                  "/operations/4/principal/name", lone);
+    expect_edited("\"reason\":\"test\"", "\"reason\":\"te\\u0000st\"", "InvalidJson", 1, "/reason",
+                  nul);
+    expect_edited("\"reason\":\"test\"", "\"reason\":\"\\uDC00\\uD800\"", "InvalidJson", 1,
+                  "/reason", lone);
+    /* both kinds in one message: the message says it may be either */
+    expect_edited("\"reason\":\"test\"", "\"reason\":\"\\u0000\\uD800\"", "InvalidJson", 1,
+                  "/reason", "or a lone");
+    /* in a key: jansson keeps no NUL in keys; the rejection still has the id */
+    expect_edited("\"reason\":", "\"rea\\u0000son\":", "InvalidJson", 1, NULL, "object key");
+    expect_edited("\"reason\":", "\"rea\\uDBFFson\" :", "InvalidJson", 1, NULL, "object key");
+    /* in the id itself: no usable id (dead letter) */
+    expect_edited("\"chg-2026-000123\"", "\"chg-2026-000123\\u0000x\"", "InvalidId", 0, NULL, NULL);
+    expect_edited("\"chg-2026-000123\"", "\"chg-2026\\uD800-000123\"", "InvalidId", 0, NULL, NULL);
+    /* in replyTo: the topic is not used, the rejection goes to the default reply topic */
+    pw_rejection rej;
+    assert_null(decode_edited("\"team.replies\"", "\"team.replies\\u0000x\"", &rej));
+    assert_string_equal(rej.code, "InvalidJson");
+    assert_string_equal(rej.reply_to, "");
+    pw_rejection_clear(&rej);
+
+    /* not NULs or lone surrogates: a pair, an escaped backslash before "u0000" */
+    pw_request *req = decode_edited("\"reason\":\"test\"", "\"reason\":\"\\uD83D\\uDE00\"", &rej);
+    if (!req) fail_msg("%s: %s", rej.code, rej.message);
+    pw_request_free(req);
+    req = decode_edited("\"reason\":\"test\"", "\"reason\":\"a\\\\u0000\\\\uD800\"", &rej);
+    if (!req) fail_msg("%s: %s", rej.code, rej.message);
+    pw_request_free(req);
+    /* a bad escape stays the parser's to report */
+    const char bad_escape[] = "{\"id\":\"x\",\"reason\":\"\\uD80\"}";
+    expect_raw(bad_escape, strlen(bad_escape), "InvalidJson", "");
+}
+
+/* Jansson's allocator, failing the allocation numbered fail_at (counted from 1; 0: none). */
+static size_t alloc_count, fail_at;
+static int alloc_failed;
+
+static void *failing_malloc(size_t n)
+{
+    if (++alloc_count == fail_at) {
+        alloc_failed = 1;
+        return NULL;
+    }
+    return malloc(n);
+}
+
+/* Out of memory while decoding is the worker's failure, never the message's: each jansson
+ * allocation of a good request's decode fails in turn, and each time the request comes back
+ * internal (not to be answered or committed) - never rejected, and never decoded either
+ * (jansson can go on with a token cut short). */
+static void out_of_memory_is_internal(void **state)
+{
+    (void)state;
+    json_t *plain = base(), *with_reply = base();
+    json_object_set_new(with_reply, "replyTo", json_string("team.replies"));
+    json_t *docs[2] = {plain, with_reply};
+    char *texts[2];
+    for (size_t d = 0; d < 2; d++)
+        assert_non_null(texts[d] = json_dumps(docs[d], JSON_COMPACT));
+    json_decref(plain);
+    json_decref(with_reply);
+
+    /* The checker is made under the failing allocator (not failing yet): the decoder wraps
+     * whatever allocator it finds. */
+    fail_at = 0;
+    json_set_alloc_funcs(failing_malloc, free);
+    char err[256];
+    pw_request_checker *k2 = pw_request_checker_new(&cfg, err, sizeof err);
+    if (!k2) fail_msg("%s", err);
+    for (size_t d = 0; d < 2; d++) {
+        for (fail_at = 1;; fail_at++) {
+            alloc_count = 0;
+            alloc_failed = 0;
+            pw_rejection rej;
+            pw_request *req = pw_request_decode(k2, texts[d], strlen(texts[d]), &rej);
+            pw_request_free(req);
+            if (alloc_failed && (req || !rej.internal || strcmp(rej.code, "InternalError") != 0))
+                fail_msg("allocation %zu of %zu failed: %s (%s), expected an internal error",
+                         fail_at, alloc_count, req ? "decoded" : rej.code, rej.message);
+            if (!alloc_failed && !req) fail_msg("%s: %s", rej.code, rej.message);
+            pw_rejection_clear(&rej);
+            if (!alloc_failed) break; /* every allocation has had its turn */
+        }
+        assert_true(fail_at > 10);
+        free(texts[d]);
+    }
+    fail_at = 0;
+    pw_request_checker_free(k2);
+    json_set_alloc_funcs(malloc, free);
+
+    /* A rejection is a verdict: not internal. */
+    pw_rejection rej;
+    assert_null(pw_request_decode(chk, "not json", 8, &rej));
+    assert_string_equal(rej.code, "InvalidJson");
+    assert_int_equal(rej.internal, 0);
+    pw_rejection_clear(&rej);
 }
 
 int main(void)
@@ -724,6 +1022,10 @@ int main(void)
         cmocka_unit_test(reply_to),
         cmocka_unit_test(host_suffix_config),
         cmocka_unit_test(truncations_and_mutations),
+        cmocka_unit_test(out_of_memory_is_internal),
+        cmocka_unit_test(nul_and_surrogate_escapes),
+        cmocka_unit_test(arm_path_limit),
+        cmocka_unit_test(messages_a_person_can_act_on),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -14,7 +14,7 @@
 #include "http.h"
 #include "pw/log.h"
 
-enum { MAX_PATH_BYTES = 2048, MAX_CSL_BYTES = 1 << 20, MAX_ID_BYTES = 128 };
+enum { MAX_PATH_BYTES = PW_AZ_ARM_PATH_MAX, MAX_CSL_BYTES = 1 << 20, MAX_ID_BYTES = 128 };
 
 #define LRO_POLL_MIN_MS 100 /* the shortest wait between polls (and poll retries) */
 

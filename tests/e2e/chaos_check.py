@@ -18,6 +18,9 @@ its terminal reply), the others may have been killed or timed out.
     that partition below N had its terminal reply (or dead letter) acknowledged: earlier in
     the same worker's log, or by another run.
 Prints a summary; exits 1 with the violations.
+
+The readers and check_delivery() are shared with tests/soak/soak_check.py (import this
+module); keep them free of printing and exiting.
 """
 import json
 import os
@@ -29,6 +32,7 @@ TERMINAL = {"succeeded", "failed", "rejected"}
 
 
 def lines(path):
+    """The JSON objects of a file of JSON lines; other lines are skipped."""
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.strip()
@@ -39,43 +43,68 @@ def lines(path):
                     pass
 
 
-def main():
-    req_path, rep_path, dlq_path = sys.argv[1:4]
-    logs = sys.argv[4:]
-    bad = []
-
-    # Request messages: (partition, offset) -> id (None when not tied to an id).
-    msgs = {}
+def read_requests(path):
+    """Request messages (kcat -J): ({(partition, offset): id or None}, topic, {key: value})
+    where id is None for a message not tied to a usable id, and the last dict maps
+    (partition, offset) to the decoded request (None when it is not a JSON object)."""
+    msgs, values = {}, {}
     topic = None
-    for m in lines(req_path):
+    for m in lines(path):
         topic = m["topic"]
-        rid = None
+        rid, v = None, None
         try:
             v = json.loads(m["payload"] or "")
-            if isinstance(v, dict) and isinstance(v.get("id"), str):
+            if not isinstance(v, dict):
+                v = None
+            elif isinstance(v.get("id"), str):
                 rid = v["id"]
         except (ValueError, TypeError):
             pass
         msgs[(m["partition"], m["offset"])] = rid
+        values[(m["partition"], m["offset"])] = v
+    return msgs, topic, values
 
-    # Terminal replies per id and per (id, workerId).
-    term = defaultdict(int)
-    term_by_worker = defaultdict(int)
-    for m in lines(rep_path):
+
+def read_replies(path):
+    """Reply events (kcat -J) in topic order (a request's events share a partition)."""
+    out = []
+    for m in lines(path):
         try:
             ev = json.loads(m["payload"])
         except (ValueError, TypeError):
             continue
-        if ev.get("status") in TERMINAL:
-            term[ev["requestId"]] += 1
-            term_by_worker[(ev["requestId"], ev.get("workerId"))] += 1
+        if isinstance(ev, dict):
+            out.append(ev)
+    return out
+
+
+def terminals(events):
+    """The terminal events among reply events, in order."""
+    return [ev for ev in events if ev.get("status") in TERMINAL]
+
+
+def read_dlq(path):
+    """(partition, offset) of every source message on the dead-letter topic."""
     dlq = set()
-    for m in lines(dlq_path):
+    for m in lines(path):
         h = {}
         for i in range(0, len(m.get("headers") or []), 2):
             h[m["headers"][i]] = m["headers"][i + 1]
         if "pw-source-partition" in h:
             dlq.add((int(h["pw-source-partition"]), int(h["pw-source-offset"])))
+    return dlq
+
+
+def check_delivery(msgs, topic, terms, dlq, logs):
+    """Invariants (a) and (b) of the module doc.  msgs, topic: read_requests(); terms:
+    terminal reply events; dlq: read_dlq(); logs: worker log paths, "+path" for a run that
+    drained.  Returns (violations, number of stores/commits checked)."""
+    bad = []
+    term = defaultdict(int)
+    term_by_worker = defaultdict(int)
+    for ev in terms:
+        term[ev["requestId"]] += 1
+        term_by_worker[(ev["requestId"], ev.get("workerId"))] += 1
 
     # (a) at least one terminal overall.
     ids = {rid for rid in msgs.values() if rid}
@@ -118,7 +147,14 @@ def main():
                 bad.append(f"(a) {w} drained but sent {sent} terminal replies for {rid}, took it "
                            f"{n}, dropped it {dropped[rid]}")
 
-    # (b) stores and commits only behind acknowledged messages.
+    # (b) stores and commits only behind acknowledged messages.  Per partition, the offsets
+    # in order and a cursor on the first one not yet acknowledged (by this run so far, or by
+    # another run): acknowledgements only accumulate, so the cursor only moves forward.
+    offsets = defaultdict(list)
+    for (p, o) in msgs:
+        offsets[p].append(o)
+    for p in offsets:
+        offsets[p].sort()
     checked = 0
     for w, evs in events.items():
         others = set()
@@ -126,18 +162,33 @@ def main():
             if o != w:
                 others |= s
         mine = set()
+        cursor = defaultdict(int)
         for e, p, off in evs:
             if e == "reply.acked":
                 mine.add((p, off))
                 continue
             checked += 1
-            for (mp, mo) in msgs:
-                if mp == p and mo < off and (mp, mo) not in mine and (mp, mo) not in others:
-                    bad.append(f"(b) {w} {e} partition {p} @ {off} before message {mo} "
-                               f"({msgs[(mp, mo)]}) was acknowledged")
-                    break
+            offs = offsets.get(p, [])
+            i = cursor[p]
+            while i < len(offs) and ((p, offs[i]) in mine or (p, offs[i]) in others):
+                i += 1
+            cursor[p] = i
+            if i < len(offs) and offs[i] < off:
+                mo = offs[i]
+                bad.append(f"(b) {w} {e} partition {p} @ {off} before message {mo} "
+                           f"({msgs[(p, mo)]}) was acknowledged")
+    return bad, checked
+
+
+def main():
+    req_path, rep_path, dlq_path = sys.argv[1:4]
+    msgs, topic, _ = read_requests(req_path)
+    terms = terminals(read_replies(rep_path))
+    dlq = read_dlq(dlq_path)
+    bad, checked = check_delivery(msgs, topic, terms, dlq, sys.argv[4:])
+    ids = {rid for rid in msgs.values() if rid}
     print(f"chaos_check: {len(msgs)} request messages, {len(ids)} ids, "
-          f"{sum(term.values())} terminal replies, {len(dlq)} dead letters, "
+          f"{len(terms)} terminal replies, {len(dlq)} dead letters, "
           f"{checked} stores/commits checked, {len(bad)} violations")
     for b in bad[:50]:
         print("  " + b)

@@ -91,6 +91,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * max.poll.interval.ms), as the consumer keeps polling meanwhile. */
         int lost = rd_kafka_assignment_lost(rk);
         pause_list(in, parts, 1);
+        /* What is stored already goes to the group at once, while the rebalance is young
+         * (a coordinator may refuse commits once other members have rejoined); what the
+         * drain finishes is committed again at the release. */
+        if (!lost) {
+            rd_kafka_resp_err_t e = rd_kafka_commit(rk, NULL, 1);
+            if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                pw_log(PW_LOG_WARN, NULL, "kafka.commit_failed", "at revoke: %s",
+                       rd_kafka_err2str(e));
+        }
         if (!in->revoking) in->revoking = rd_kafka_topic_partition_list_new(parts->cnt);
         for (int i = 0; i < parts->cnt; i++)
             rd_kafka_topic_partition_list_add(in->revoking, parts->elems[i].topic,

@@ -222,7 +222,7 @@ static int command_shape_ok(const char *c)
         if (n >= sizeof fqn) return 0;
         memcpy(fqn, start, n);
         fqn[n] = '\0';
-        return pw_names_principal_fqn(fqn, NULL, 0) == PW_NAMES_OK;
+        return pw_names_principal_fqn(fqn, NULL, 0) == PW_OK;
     }
     return 0;
 }

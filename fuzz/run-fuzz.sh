@@ -26,7 +26,7 @@ request)
     dict=-dict=$here/request.dict
     # shellcheck disable=SC2086
     set -- -DFUZZ_SCHEMAS_DIR="\"$src/schemas\"" "$here/request_fuzz.c" $schema_src \
-        "$src/worker/request.c" "$src/worker/names.c" "$src/worker/duration.c" \
+        "$src/worker/request.c" "$src/worker/names.c" "$src/worker/duration.c" "$src/worker/status.c" \
         "$src/worker/reply.c" "$src/worker/plan.c" "$src/worker/azure/kql.c"
     ;;
 *)

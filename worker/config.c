@@ -23,17 +23,6 @@
     10000 /* certificates read from azure.ca.file (a system bundle has ~150)                       \
            */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Keys whose values are never echoed in an error message. */
 static int is_sensitive_key(const char *key)
 {
@@ -84,20 +73,20 @@ static int parse_list(const char *key, const char *value, char ***out, size_t *c
             len--;
         if (len) {
             if (n == CFG_MAX_LIST) {
-                set_err(err, errlen, "%s: more than %d entries", key, CFG_MAX_LIST);
+                pw_err_set(err, errlen, "%s: more than %d entries", key, CFG_MAX_LIST);
                 free_list(list, n);
                 return -1;
             }
             char **grown = realloc(list, (n + 1) * sizeof *list);
             if (!grown) {
                 free_list(list, n);
-                set_err(err, errlen, "%s: out of memory", key);
+                pw_err_set(err, errlen, "%s: out of memory", key);
                 return -1;
             }
             list = grown;
             if (!(list[n] = strndup(p, len))) {
                 free_list(list, n);
-                set_err(err, errlen, "%s: out of memory", key);
+                pw_err_set(err, errlen, "%s: out of memory", key);
                 return -1;
             }
             n++;
@@ -116,18 +105,18 @@ static int parse_num(const char *key, const char *value, long long min, long lon
 {
     const char *p = value;
     if (!*p || !(isdigit((unsigned char)*p) || *p == '-')) {
-        set_err(err, errlen, "%s: not a number: \"%s\"", key, value);
+        pw_err_set(err, errlen, "%s: not a number: \"%s\"", key, value);
         return -1;
     }
     errno = 0;
     char *end = NULL;
     long long v = strtoll(p, &end, 10);
     if (errno || !end || *end) {
-        set_err(err, errlen, "%s: not a number: \"%s\"", key, value);
+        pw_err_set(err, errlen, "%s: not a number: \"%s\"", key, value);
         return -1;
     }
     if (v < min || v > max) {
-        set_err(err, errlen, "%s: %lld is out of range [%lld, %lld]", key, v, min, max);
+        pw_err_set(err, errlen, "%s: %lld is out of range [%lld, %lld]", key, v, min, max);
         return -1;
     }
     *out = v;
@@ -182,7 +171,7 @@ static int set_defaults(pw_config *cfg, char *err, size_t errlen)
     }
     return 0;
 oom:
-    set_err(err, errlen, "out of memory");
+    pw_err_set(err, errlen, "out of memory");
     return -1;
 }
 
@@ -261,14 +250,14 @@ static int apply_key(pw_config *cfg, const key_spec *spec, const char *value, ch
     switch (spec->type) {
     case K_STR:
         if (!*value) {
-            set_err(err, errlen, "%s: empty value", spec->name);
+            pw_err_set(err, errlen, "%s: empty value", spec->name);
             return -1;
         }
         if (replace_str((char **)(base + spec->offset), value)) goto oom;
         return 0;
     case K_ASTR:
         if (!*value) {
-            set_err(err, errlen, "%s: empty value", spec->name);
+            pw_err_set(err, errlen, "%s: empty value", spec->name);
             return -1;
         }
         if (replace_cstr((const char **)(base + spec->offset), value)) goto oom;
@@ -301,19 +290,19 @@ static int apply_key(pw_config *cfg, const key_spec *spec, const char *value, ch
     }
     return 0;
 oom:
-    set_err(err, errlen, "%s: out of memory", spec->name);
+    pw_err_set(err, errlen, "%s: out of memory", spec->name);
     return -1;
 }
 
 static int add_kafka(pw_config *cfg, const char *key, const char *value, char *err, size_t errlen)
 {
     if (cfg->kafka_count >= CFG_MAX_LINES) {
-        set_err(err, errlen, "kafka.%s: too many kafka.* keys", key);
+        pw_err_set(err, errlen, "kafka.%s: too many kafka.* keys", key);
         return -1;
     }
     pw_config_kv *grown = realloc(cfg->kafka, (cfg->kafka_count + 1) * sizeof *grown);
     if (!grown) {
-        set_err(err, errlen, "kafka.%s: out of memory", key);
+        pw_err_set(err, errlen, "kafka.%s: out of memory", key);
         return -1;
     }
     cfg->kafka = grown;
@@ -323,7 +312,7 @@ static int add_kafka(pw_config *cfg, const char *key, const char *value, char *e
     if (!kv->key || !kv->value) {
         free(kv->key);
         free(kv->value);
-        set_err(err, errlen, "kafka.%s: out of memory", key);
+        pw_err_set(err, errlen, "kafka.%s: out of memory", key);
         return -1;
     }
     cfg->kafka_count++;
@@ -344,13 +333,13 @@ static int load_file(pw_config *cfg, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        set_err(err, errlen, "%s: %s", path, strerror(errno));
+        pw_err_set(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
     char *line = malloc(CFG_MAX_LINE + 2);
     if (!line) {
         fclose(f);
-        set_err(err, errlen, "out of memory");
+        pw_err_set(err, errlen, "out of memory");
         return -1;
     }
     int rc = 0;
@@ -358,13 +347,13 @@ static int load_file(pw_config *cfg, const char *path, char *err, size_t errlen)
     while (fgets(line, CFG_MAX_LINE + 2, f)) {
         lineno++;
         if (lineno > CFG_MAX_LINES) {
-            set_err(err, errlen, "%s: more than %d lines", path, CFG_MAX_LINES);
+            pw_err_set(err, errlen, "%s: more than %d lines", path, CFG_MAX_LINES);
             rc = -1;
             break;
         }
         size_t len = strlen(line);
         if (len > CFG_MAX_LINE && line[len - 1] != '\n') {
-            set_err(err, errlen, "%s:%u: line longer than %d bytes", path, lineno, CFG_MAX_LINE);
+            pw_err_set(err, errlen, "%s:%u: line longer than %d bytes", path, lineno, CFG_MAX_LINE);
             rc = -1;
             break;
         }
@@ -372,7 +361,7 @@ static int load_file(pw_config *cfg, const char *path, char *err, size_t errlen)
         if (!*s || *s == '#') continue;
         char *eq = strchr(s, '=');
         if (!eq) {
-            set_err(err, errlen, "%s:%u: expected key=value", path, lineno);
+            pw_err_set(err, errlen, "%s:%u: expected key=value", path, lineno);
             rc = -1;
             break;
         }
@@ -382,7 +371,7 @@ static int load_file(pw_config *cfg, const char *path, char *err, size_t errlen)
         if ((rc = pw_config_set(cfg, key, value, err, errlen))) break;
     }
     if (!rc && ferror(f)) {
-        set_err(err, errlen, "%s: read error", path);
+        pw_err_set(err, errlen, "%s: read error", path);
         rc = -1;
     }
     free(line);
@@ -394,7 +383,7 @@ int pw_config_set(pw_config *cfg, const char *key, const char *value, char *err,
 {
     if (!strncmp(key, "kafka.", 6)) {
         if (!key[6]) {
-            set_err(err, errlen, "kafka.: empty librdkafka property name");
+            pw_err_set(err, errlen, "kafka.: empty librdkafka property name");
             return -1;
         }
         return add_kafka(cfg, key + 6, value, err, errlen);
@@ -402,16 +391,16 @@ int pw_config_set(pw_config *cfg, const char *key, const char *value, char *err,
     const key_spec *spec = find_spec(key);
     if (!spec) {
         if (!strncmp(key, "worker.", 7) || !strncmp(key, "azure.", 6))
-            set_err(err, errlen, "%s: unknown configuration key", key);
+            pw_err_set(err, errlen, "%s: unknown configuration key", key);
         else
-            set_err(err, errlen,
-                    "%s: unknown configuration key (expected a kafka.*, worker.* "
-                    "or azure.* key)",
-                    key);
+            pw_err_set(err, errlen,
+                       "%s: unknown configuration key (expected a kafka.*, worker.* "
+                       "or azure.* key)",
+                       key);
         return -1;
     }
     if (apply_key(cfg, spec, value, err, errlen)) {
-        if (is_sensitive_key(key)) set_err(err, errlen, "%s: invalid value", key);
+        if (is_sensitive_key(key)) pw_err_set(err, errlen, "%s: invalid value", key);
         return -1;
     }
     return 0;
@@ -423,7 +412,7 @@ static int check_kafka(const pw_config *cfg, char *err, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (!conf) {
-        set_err(err, errlen, "out of memory");
+        pw_err_set(err, errlen, "out of memory");
         return -1;
     }
     int rc = 0;
@@ -432,9 +421,9 @@ static int check_kafka(const pw_config *cfg, char *err, size_t errlen)
         if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, rderr, sizeof rderr) !=
             RD_KAFKA_CONF_OK) {
             if (is_sensitive_key(cfg->kafka[i].key))
-                set_err(err, errlen, "kafka.%s: rejected by librdkafka", cfg->kafka[i].key);
+                pw_err_set(err, errlen, "kafka.%s: rejected by librdkafka", cfg->kafka[i].key);
             else
-                set_err(err, errlen, "kafka.%s: %s", cfg->kafka[i].key, rderr);
+                pw_err_set(err, errlen, "kafka.%s: %s", cfg->kafka[i].key, rderr);
             rc = -1;
             break;
         }
@@ -450,7 +439,7 @@ static int check_ca_file(const char *path, char *err, size_t errlen)
 {
     BIO *bio = BIO_new_file(path, "r");
     if (!bio) {
-        set_err(err, errlen, "azure.ca.file: %s: cannot be opened", path);
+        pw_err_set(err, errlen, "azure.ca.file: %s: cannot be opened", path);
         return -1;
     }
     size_t certs = 0;
@@ -470,12 +459,12 @@ static int check_ca_file(const char *path, char *err, size_t errlen)
     ERR_clear_error();
     BIO_free(bio);
     if (!at_end) {
-        set_err(err, errlen, "azure.ca.file: %s: certificate %zu is not readable (%s)", path,
-                certs + 1, why);
+        pw_err_set(err, errlen, "azure.ca.file: %s: certificate %zu is not readable (%s)", path,
+                   certs + 1, why);
         return -1;
     }
     if (!certs) {
-        set_err(err, errlen, "azure.ca.file: %s holds no PEM certificate", path);
+        pw_err_set(err, errlen, "azure.ca.file: %s holds no PEM certificate", path);
         return -1;
     }
     return 0;
@@ -486,27 +475,28 @@ static int check_values(pw_config *cfg, char *err, size_t errlen)
     const char *lvl = cfg->log_level;
     if (strcmp(lvl, "debug") && strcmp(lvl, "info") && strcmp(lvl, "warn") &&
         strcmp(lvl, "error")) {
-        set_err(err, errlen, "worker.log.level: expected debug, info, warn or error, not \"%s\"",
-                lvl);
+        pw_err_set(err, errlen, "worker.log.level: expected debug, info, warn or error, not \"%s\"",
+                   lvl);
         return -1;
     }
     const char *urls[][2] = {{"azure.authority.host", cfg->azure.authority_host},
                              {"azure.arm.endpoint", cfg->azure.arm_endpoint}};
     for (size_t i = 0; i < 2; i++) {
         if (urls[i][1] && strncmp(urls[i][1], "https://", 8)) {
-            set_err(err, errlen, "%s: must be an https:// URL, not \"%s\"", urls[i][0], urls[i][1]);
+            pw_err_set(err, errlen, "%s: must be an https:// URL, not \"%s\"", urls[i][0],
+                       urls[i][1]);
             return -1;
         }
     }
     if (cfg->azure.ca_file && access(cfg->azure.ca_file, R_OK)) {
-        set_err(err, errlen, "azure.ca.file: %s: %s", cfg->azure.ca_file, strerror(errno));
+        pw_err_set(err, errlen, "azure.ca.file: %s: %s", cfg->azure.ca_file, strerror(errno));
         return -1;
     }
     if (cfg->azure.ca_file && check_ca_file(cfg->azure.ca_file, err, errlen)) return -1;
     for (size_t i = 0; i < cfg->kusto_host_suffix_count; i++) {
         if (cfg->kusto_host_suffixes[i][0] != '.') {
-            set_err(err, errlen, "azure.kusto.host.suffixes: \"%s\" must start with '.'",
-                    cfg->kusto_host_suffixes[i]);
+            pw_err_set(err, errlen, "azure.kusto.host.suffixes: \"%s\" must start with '.'",
+                       cfg->kusto_host_suffixes[i]);
             return -1;
         }
     }
@@ -530,7 +520,7 @@ static int apply_env(pw_config *cfg, char *err, size_t errlen)
         const char *v = getenv(map[i].env);
         if (!v || !*v) continue;
         if (replace_cstr(map[i].slot, v)) {
-            set_err(err, errlen, "%s: out of memory", map[i].env);
+            pw_err_set(err, errlen, "%s: out of memory", map[i].env);
             return -1;
         }
     }
@@ -550,24 +540,24 @@ fail:
 int pw_config_require(const pw_config *cfg, char *err, size_t errlen)
 {
     if (!cfg->azure.tenant_id) {
-        set_err(err, errlen, "azure.tenant.id: required (or AZURE_TENANT_ID)");
+        pw_err_set(err, errlen, "azure.tenant.id: required (or AZURE_TENANT_ID)");
         return -1;
     }
     if (!cfg->azure.client_id) {
-        set_err(err, errlen, "azure.client.id: required (or AZURE_CLIENT_ID)");
+        pw_err_set(err, errlen, "azure.client.id: required (or AZURE_CLIENT_ID)");
         return -1;
     }
     if (!cfg->azure.client_secret) {
-        set_err(err, errlen, "azure.client.secret: required (or AZURE_CLIENT_SECRET)");
+        pw_err_set(err, errlen, "azure.client.secret: required (or AZURE_CLIENT_SECRET)");
         return -1;
     }
     if (!pw_config_kafka_get(cfg, "bootstrap.servers") &&
         !pw_config_kafka_get(cfg, "metadata.broker.list")) {
-        set_err(err, errlen, "kafka.bootstrap.servers: required");
+        pw_err_set(err, errlen, "kafka.bootstrap.servers: required");
         return -1;
     }
     if (!pw_config_kafka_get(cfg, "group.id")) {
-        set_err(err, errlen, "kafka.group.id: required");
+        pw_err_set(err, errlen, "kafka.group.id: required");
         return -1;
     }
     return 0;

@@ -10,11 +10,6 @@
 #define TICKS_PER_HOUR (INT64_C(60) * TICKS_PER_MINUTE)
 #define TICKS_PER_WEEK (INT64_C(7) * PW_TICKS_PER_DAY)
 
-static void set_err(char *err, size_t errlen, const char *msg)
-{
-    if (err && errlen) snprintf(err, errlen, "%s", msg);
-}
-
 /* acc += n * unit, refusing overflow. */
 static int add_scaled(int64_t *acc, int64_t n, int64_t unit)
 {
@@ -25,7 +20,7 @@ static int add_scaled(int64_t *acc, int64_t n, int64_t unit)
     return 0;
 }
 
-pw_duration_status pw_duration_parse_iso(const char *s, int64_t *ticks, char *err, size_t errlen)
+pw_status pw_duration_parse_iso(const char *s, int64_t *ticks, char *err, size_t errlen)
 {
     static const char date_units[] = "WD";
     static const char time_units[] = "HMS";
@@ -35,38 +30,38 @@ pw_duration_status pw_duration_parse_iso(const char *s, int64_t *ticks, char *er
     int64_t total = 0;
 
     if (!s) {
-        set_err(err, errlen, "no duration");
-        return PW_DURATION_SYNTAX;
+        pw_err_set(err, errlen, "no duration");
+        return PW_ERR_SYNTAX;
     }
     if (*p == '-') {
         negative = 1;
         p++;
     }
     if (*p != 'P') {
-        set_err(err, errlen, "an ISO-8601 duration starts with 'P' (e.g. P10D, PT12H)");
-        return PW_DURATION_SYNTAX;
+        pw_err_set(err, errlen, "an ISO-8601 duration starts with 'P' (e.g. P10D, PT12H)");
+        return PW_ERR_SYNTAX;
     }
     p++;
     while (*p) {
         if (*p == 'T') {
             if (in_time) {
-                set_err(err, errlen, "'T' appears twice");
-                return PW_DURATION_SYNTAX;
+                pw_err_set(err, errlen, "'T' appears twice");
+                return PW_ERR_SYNTAX;
             }
             in_time = 1;
             p++;
             continue;
         }
         if (*p < '0' || *p > '9') {
-            set_err(err, errlen, "expected a number before each designator");
-            return PW_DURATION_SYNTAX;
+            pw_err_set(err, errlen, "expected a number before each designator");
+            return PW_ERR_SYNTAX;
         }
         int64_t n = 0;
         int digits = 0;
         while (*p >= '0' && *p <= '9') {
             if (++digits > 15) {
-                set_err(err, errlen, "a component has too many digits");
-                return PW_DURATION_OVERFLOW;
+                pw_err_set(err, errlen, "a component has too many digits");
+                return PW_ERR_RANGE;
             }
             n = n * 10 + (*p - '0');
             p++;
@@ -78,28 +73,28 @@ pw_duration_status pw_duration_parse_iso(const char *s, int64_t *ticks, char *er
             int64_t scale = PW_TICKS_PER_SECOND;
             while (*p >= '0' && *p <= '9') {
                 if (++fd > 7) {
-                    set_err(err, errlen, "more than 7 fraction digits (finer than 100 ns)");
-                    return PW_DURATION_SYNTAX;
+                    pw_err_set(err, errlen, "more than 7 fraction digits (finer than 100 ns)");
+                    return PW_ERR_SYNTAX;
                 }
                 scale /= 10;
                 frac += (*p - '0') * scale;
                 p++;
             }
             if (fd == 0 || *p != 'S' || !in_time) {
-                set_err(err, errlen, "a fraction is allowed only on seconds (PT1.5S)");
-                return PW_DURATION_SYNTAX;
+                pw_err_set(err, errlen, "a fraction is allowed only on seconds (PT1.5S)");
+                return PW_ERR_SYNTAX;
             }
         }
         char unit = *p;
         if (unit == '\0') {
-            set_err(err, errlen, "a number without a designator at the end");
-            return PW_DURATION_SYNTAX;
+            pw_err_set(err, errlen, "a number without a designator at the end");
+            return PW_ERR_SYNTAX;
         }
         if (!in_time && (unit == 'Y' || unit == 'M')) {
-            set_err(err, errlen,
-                    "years and months are not accepted: their length in days is ambiguous; "
-                    "use days or weeks (P365D, P4W)");
-            return PW_DURATION_AMBIGUOUS;
+            pw_err_set(err, errlen,
+                       "years and months are not accepted: their length in days is ambiguous; "
+                       "use days or weeks (P365D, P4W)");
+            return PW_ERR_AMBIGUOUS;
         }
         const char *units = in_time ? time_units : date_units;
         const char *u = unit ? strchr(units, unit) : NULL;
@@ -113,20 +108,20 @@ pw_duration_status pw_duration_parse_iso(const char *s, int64_t *ticks, char *er
                 snprintf(msg, sizeof msg, "unknown designator (byte 0x%02X)%s",
                          (unsigned)(unsigned char)unit,
                          in_time ? " after T (H, M, S)" : " (W, D, or T then H, M, S)");
-            set_err(err, errlen, msg);
-            return PW_DURATION_SYNTAX;
+            pw_err_set(err, errlen, "%s", msg);
+            return PW_ERR_SYNTAX;
         }
         int rank = (int)(u - units) + (in_time ? 2 : 0);
         if (rank <= last_rank) {
-            set_err(err, errlen, "designators out of order or repeated (order: W D T H M S)");
-            return PW_DURATION_SYNTAX;
+            pw_err_set(err, errlen, "designators out of order or repeated (order: W D T H M S)");
+            return PW_ERR_SYNTAX;
         }
         last_rank = rank;
         static const int64_t unit_ticks[] = {TICKS_PER_WEEK, PW_TICKS_PER_DAY, TICKS_PER_HOUR,
                                              TICKS_PER_MINUTE, PW_TICKS_PER_SECOND};
         if (add_scaled(&total, n, unit_ticks[rank]) != 0 || total > INT64_MAX - frac) {
-            set_err(err, errlen, "duration too large");
-            return PW_DURATION_OVERFLOW;
+            pw_err_set(err, errlen, "duration too large");
+            return PW_ERR_RANGE;
         }
         total += frac;
         components++;
@@ -134,15 +129,15 @@ pw_duration_status pw_duration_parse_iso(const char *s, int64_t *ticks, char *er
         p++;
     }
     if (components == 0) {
-        set_err(err, errlen, "no component (P alone is not a duration)");
-        return PW_DURATION_SYNTAX;
+        pw_err_set(err, errlen, "no component (P alone is not a duration)");
+        return PW_ERR_SYNTAX;
     }
     if (in_time && time_components == 0) {
-        set_err(err, errlen, "'T' must be followed by hours, minutes or seconds");
-        return PW_DURATION_SYNTAX;
+        pw_err_set(err, errlen, "'T' must be followed by hours, minutes or seconds");
+        return PW_ERR_SYNTAX;
     }
     *ticks = negative ? -total : total;
-    return PW_DURATION_OK;
+    return PW_OK;
 }
 
 /* Reads exactly n digits (n > 0) or, when n == 0, one or more digits (at most 15). */

@@ -6,6 +6,7 @@
  * lanes are filled in one global order (request arrival, then operation index), the
  * oldest waiting operation can always start: no deadlock. */
 #include "pw/exec.h"
+#include "pw/status.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -667,7 +668,7 @@ pw_exec *pw_exec_new(pw_loop *loop, pw_azure *azure, const pw_config *cfg, char 
 {
     pw_exec *ex = calloc(1, sizeof *ex);
     if (!ex) {
-        snprintf(err, errlen, "out of memory");
+        pw_err_set(err, errlen, "out of memory");
         return NULL;
     }
     ex->loop = loop;

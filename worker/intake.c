@@ -7,6 +7,7 @@
 
 #include "pw/kafka.h"
 #include "pw/log.h"
+#include "pw/status.h"
 
 #define INTAKE_POLL_BATCH 500     /* messages per wake-up before yielding to the loop */
 #define INTAKE_SAFETY_POLL_MS 500 /* a poll even without a wake-up, in case one was missed */
@@ -37,12 +38,6 @@ struct pw_intake {
     pw_intake_probe_cb probe_cb;
     void *probe_ctx;
 };
-
-static void set_err(char *err, size_t errlen, const char *msg, const char *detail)
-{
-    if (err && errlen)
-        snprintf(err, errlen, "%s%s%s", msg, detail ? ": " : "", detail ? detail : "");
-}
 
 static void pause_list(pw_intake *in, rd_kafka_topic_partition_list_t *parts, int pause)
 {
@@ -191,7 +186,7 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
 {
     pw_intake *in = calloc(1, sizeof *in);
     if (!in) {
-        set_err(err, errlen, "out of memory", NULL);
+        pw_err_set(err, errlen, "out of memory");
         return NULL;
     }
     in->loop = loop;
@@ -201,7 +196,7 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
     if (!conf) goto fail;
     /* Forced: an offset is stored only when its message (and all before it) are done. */
     if (rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", rderr, sizeof rderr)) {
-        set_err(err, errlen, "consumer configuration", rderr);
+        pw_err_set(err, errlen, "consumer configuration: %s", rderr);
         rd_kafka_conf_destroy(conf);
         goto fail;
     }
@@ -211,7 +206,7 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
         rd_kafka_version() >= INTAKE_COOPERATIVE_MIN_VERSION &&
         rd_kafka_conf_set(conf, "partition.assignment.strategy", INTAKE_DEFAULT_ASSIGNOR, rderr,
                           sizeof rderr)) {
-        set_err(err, errlen, "consumer configuration", rderr);
+        pw_err_set(err, errlen, "consumer configuration: %s", rderr);
         rd_kafka_conf_destroy(conf);
         goto fail;
     }
@@ -222,7 +217,7 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
     in->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof rderr);
     if (!in->rk) {
         rd_kafka_conf_destroy(conf);
-        set_err(err, errlen, "kafka consumer", rderr);
+        pw_err_set(err, errlen, "kafka consumer: %s", rderr);
         goto fail;
     }
     rd_kafka_poll_set_consumer(in->rk); /* one queue: messages, rebalances, errors */
@@ -234,7 +229,7 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
     rd_kafka_resp_err_t e = rd_kafka_subscribe(in->rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (e) {
-        set_err(err, errlen, "kafka subscribe", rd_kafka_err2str(e));
+        pw_err_set(err, errlen, "kafka subscribe: %s", rd_kafka_err2str(e));
         goto fail;
     }
     return in;

@@ -1,5 +1,6 @@
 /* kafka.c: librdkafka plumbing shared by intake and reply: configuration and loop wake-ups. */
 #include "pw/kafka.h"
+#include "pw/status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,7 +32,7 @@ rd_kafka_conf_t *pw_kafka_conf_new(const pw_config *cfg, char *err, size_t errle
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, rderr, sizeof rderr) !=
             RD_KAFKA_CONF_OK) {
-            snprintf(err, errlen, "kafka.%s: %s", cfg->kafka[i].key, rderr);
+            pw_err_set(err, errlen, "kafka.%s: %s", cfg->kafka[i].key, rderr);
             rd_kafka_conf_destroy(conf);
             return NULL;
         }
@@ -134,13 +135,13 @@ int pw_kafka_wake_start(pw_kafka_wake *w, pw_loop *loop, rd_kafka_queue_t *queue
                          .serve = serve,
                          .ctx = ctx};
     if (pipe2(w->pipe, O_NONBLOCK | O_CLOEXEC)) {
-        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        pw_err_set(err, errlen, "pipe: %s", strerror(errno));
         pw_kafka_wake_stop(w);
         return -1;
     }
     rd_kafka_queue_io_event_enable(queue, w->pipe[1], "1", 1);
     if (pw_loop_fd_watch(loop, w->pipe[0], PW_LOOP_READ, wake_cb, w)) {
-        snprintf(err, errlen, "loop watch: %s", strerror(errno));
+        pw_err_set(err, errlen, "loop watch: %s", strerror(errno));
         pw_kafka_wake_stop(w);
         return -1;
     }

@@ -1,6 +1,7 @@
 /* loop.c: the worker's single-threaded event loop: epoll for fds, a binary heap of one-shot timers.
  */
 #include "pw/loop.h"
+#include "pw/status.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -62,12 +63,12 @@ pw_loop *pw_loop_new(char *err, size_t errlen)
 {
     pw_loop *loop = calloc(1, sizeof *loop);
     if (!loop) {
-        snprintf(err, errlen, "out of memory");
+        pw_err_set(err, errlen, "out of memory");
         return NULL;
     }
     loop->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (loop->epfd < 0) {
-        snprintf(err, errlen, "epoll_create1: %s", strerror(errno));
+        pw_err_set(err, errlen, "epoll_create1: %s", strerror(errno));
         free(loop);
         return NULL;
     }

@@ -19,90 +19,90 @@ const char *const pw_names_default_kusto_suffixes[] = {
 #define NAMES_SUFFIXES_LISTED 8
 #define NAMES_HOST_QUOTED 64
 
-static pw_names_status fail(char *err, size_t errlen, pw_names_status st, const char *msg)
+static pw_status fail(char *err, size_t errlen, pw_status st, const char *msg)
 {
-    if (err && errlen) snprintf(err, errlen, "%s", msg);
+    pw_err_set(err, errlen, "%s", msg);
     return st;
 }
 
-pw_names_status pw_names_kusto_entity(const char *name, char *err, size_t errlen)
+pw_status pw_names_kusto_entity(const char *name, char *err, size_t errlen)
 {
     if (!name || !*name)
-        return fail(err, errlen, PW_NAMES_INVALID, "an entity name must not be empty");
+        return fail(err, errlen, PW_ERR_INVALID, "an entity name must not be empty");
     size_t n = strlen(name);
     if (n > 1024)
-        return fail(err, errlen, PW_NAMES_INVALID, "an entity name has at most 1024 characters");
+        return fail(err, errlen, PW_ERR_INVALID, "an entity name has at most 1024 characters");
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
         if (!(isascii(c) && (isalnum(c) || c == '_' || c == ' ' || c == '.' || c == '-')))
-            return fail(err, errlen, PW_NAMES_INVALID,
+            return fail(err, errlen, PW_ERR_INVALID,
                         "an entity name may hold only letters, digits, '_', ' ', '.' and '-'");
     }
     if ((n >= 2 && name[0] == '_' && name[1] == '_') ||
         (n >= 2 && name[n - 1] == '_' && name[n - 2] == '_'))
-        return fail(err, errlen, PW_NAMES_INVALID,
+        return fail(err, errlen, PW_ERR_INVALID,
                     "entity names starting or ending with '__' are reserved");
-    return PW_NAMES_OK;
+    return PW_OK;
 }
 
-pw_names_status pw_names_arm_database(const char *name, char *err, size_t errlen)
+pw_status pw_names_arm_database(const char *name, char *err, size_t errlen)
 {
-    pw_names_status st = pw_names_kusto_entity(name, err, errlen);
-    if (st != PW_NAMES_OK) return st;
+    pw_status st = pw_names_kusto_entity(name, err, errlen);
+    if (st != PW_OK) return st;
     size_t n = strlen(name);
     /* A trailing '.' is dropped from a path segment by URL normalization on the way
      * (.NET, IIS): ".../databases/db." would address database "db". */
     if (strstr(name, "..") || name[0] == ' ' || name[n - 1] == ' ' || name[n - 1] == '.')
-        return fail(err, errlen, PW_NAMES_INVALID,
+        return fail(err, errlen, PW_ERR_INVALID,
                     "a database name in an ARM path must not contain '..', start or end with a "
                     "space, or end with '.' (the kusto route takes such names)");
-    return PW_NAMES_OK;
+    return PW_OK;
 }
 
-pw_names_status pw_names_subscription_id(const char *id, char *err, size_t errlen)
+pw_status pw_names_subscription_id(const char *id, char *err, size_t errlen)
 {
     static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
     if (!id || strlen(id) != sizeof shape - 1)
-        return fail(err, errlen, PW_NAMES_INVALID, "a subscription id is a GUID");
+        return fail(err, errlen, PW_ERR_INVALID, "a subscription id is a GUID");
     for (size_t i = 0; shape[i]; i++) {
         int ok = shape[i] == '-' ? id[i] == '-' : isxdigit((unsigned char)id[i]) != 0;
-        if (!ok) return fail(err, errlen, PW_NAMES_INVALID, "a subscription id is a GUID");
+        if (!ok) return fail(err, errlen, PW_ERR_INVALID, "a subscription id is a GUID");
     }
-    return PW_NAMES_OK;
+    return PW_OK;
 }
 
-pw_names_status pw_names_resource_group(const char *name, char *err, size_t errlen)
+pw_status pw_names_resource_group(const char *name, char *err, size_t errlen)
 {
     if (!name || !*name || strlen(name) > 90)
-        return fail(err, errlen, PW_NAMES_INVALID, "a resource group name has 1 to 90 characters");
+        return fail(err, errlen, PW_ERR_INVALID, "a resource group name has 1 to 90 characters");
     for (const char *p = name; *p; p++) {
         unsigned char c = (unsigned char)*p;
         if (!(isascii(c) && (isalnum(c) || strchr("_-.()", c))))
-            return fail(err, errlen, PW_NAMES_INVALID,
+            return fail(err, errlen, PW_ERR_INVALID,
                         "a resource group name may hold only letters, digits, '_', '-', '.', "
                         "'(' and ')' (no '/', '?', '#', control characters)");
     }
     if (strstr(name, ".."))
-        return fail(err, errlen, PW_NAMES_INVALID, "a resource group name must not contain '..'");
+        return fail(err, errlen, PW_ERR_INVALID, "a resource group name must not contain '..'");
     if (name[strlen(name) - 1] == '.')
-        return fail(err, errlen, PW_NAMES_INVALID, "a resource group name must not end with '.'");
-    return PW_NAMES_OK;
+        return fail(err, errlen, PW_ERR_INVALID, "a resource group name must not end with '.'");
+    return PW_OK;
 }
 
-pw_names_status pw_names_cluster(const char *name, char *err, size_t errlen)
+pw_status pw_names_cluster(const char *name, char *err, size_t errlen)
 {
     size_t n = name ? strlen(name) : 0;
     if (n < 4 || n > 22 || !islower((unsigned char)name[0]))
-        return fail(err, errlen, PW_NAMES_INVALID,
+        return fail(err, errlen, PW_ERR_INVALID,
                     "a cluster name has 4 to 22 lower-case letters and digits, starting with a "
                     "letter");
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
         if (!(isascii(c) && (islower(c) || isdigit(c))))
-            return fail(err, errlen, PW_NAMES_INVALID,
+            return fail(err, errlen, PW_ERR_INVALID,
                         "a cluster name has only lower-case letters and digits");
     }
-    return PW_NAMES_OK;
+    return PW_OK;
 }
 
 static int host_has_suffix(const char *host, const char *suffix)
@@ -142,42 +142,41 @@ static void host_not_allowed(char *err, size_t errlen, const char *host,
         snprintf(err + used, errlen - used, ")");
 }
 
-pw_names_status pw_names_cluster_uri(const char *uri, const char *const *suffixes, size_t count,
-                                     char *normalized, size_t normalized_len, char *cluster,
-                                     size_t cluster_len, char *err, size_t errlen)
+pw_status pw_names_cluster_uri(const char *uri, const char *const *suffixes, size_t count,
+                               char *normalized, size_t normalized_len, char *cluster,
+                               size_t cluster_len, char *err, size_t errlen)
 {
     static const char scheme[] = "https://";
     char host[256];
     if (!uri || strncasecmp(uri, scheme, sizeof scheme - 1) != 0)
-        return fail(err, errlen, PW_NAMES_URI_INVALID, "a cluster URI must start with https://");
+        return fail(err, errlen, PW_ERR_SYNTAX, "a cluster URI must start with https://");
     const char *h = uri + sizeof scheme - 1;
     size_t n = strcspn(h, "/?#@:");
     if (n == 0 || n >= sizeof host)
-        return fail(err, errlen, PW_NAMES_URI_INVALID, "a cluster URI needs a host");
+        return fail(err, errlen, PW_ERR_SYNTAX, "a cluster URI needs a host");
     switch (h[n]) {
     case '\0':
         break;
     case '/':
         if (h[n + 1] == '\0') break;
-        return fail(err, errlen, PW_NAMES_URI_INVALID, "a cluster URI must not have a path");
+        return fail(err, errlen, PW_ERR_SYNTAX, "a cluster URI must not have a path");
     case '@':
-        return fail(err, errlen, PW_NAMES_URI_INVALID, "a cluster URI must not carry user-info");
+        return fail(err, errlen, PW_ERR_SYNTAX, "a cluster URI must not carry user-info");
     case ':':
-        return fail(err, errlen, PW_NAMES_URI_INVALID, "a cluster URI must not carry a port");
+        return fail(err, errlen, PW_ERR_SYNTAX, "a cluster URI must not carry a port");
     default:
-        return fail(err, errlen, PW_NAMES_URI_INVALID,
-                    "a cluster URI must not have a query or fragment");
+        return fail(err, errlen, PW_ERR_SYNTAX, "a cluster URI must not have a query or fragment");
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)h[i];
         if (!(isascii(c) && (isalnum(c) || c == '-' || c == '.')))
-            return fail(err, errlen, PW_NAMES_URI_INVALID,
+            return fail(err, errlen, PW_ERR_SYNTAX,
                         "a cluster URI's host may hold only letters, digits, '-' and '.'");
         host[i] = (char)tolower(c);
     }
     host[n] = '\0';
     if (host[0] == '.' || host[0] == '-' || strstr(host, ".."))
-        return fail(err, errlen, PW_NAMES_URI_INVALID, "a cluster URI's host is malformed");
+        return fail(err, errlen, PW_ERR_SYNTAX, "a cluster URI's host is malformed");
 
     if (!suffixes || count == 0) {
         suffixes = pw_names_default_kusto_suffixes;
@@ -190,32 +189,31 @@ pw_names_status pw_names_cluster_uri(const char *uri, const char *const *suffixe
         allowed = host_has_suffix(host, suffixes[i]);
     if (!allowed) {
         host_not_allowed(err, errlen, host, suffixes, count);
-        return PW_NAMES_HOST_NOT_ALLOWED;
+        return PW_ERR_NOT_ALLOWED;
     }
     if (normalized &&
         snprintf(normalized, normalized_len, "https://%s", host) >= (int)normalized_len)
-        return fail(err, errlen, PW_NAMES_URI_INVALID, "a cluster URI is too long");
+        return fail(err, errlen, PW_ERR_SYNTAX, "a cluster URI is too long");
     if (cluster) {
         size_t l = strcspn(host, ".");
         if (l >= cluster_len)
-            return fail(err, errlen, PW_NAMES_URI_INVALID,
-                        "a cluster URI's first label is too long");
+            return fail(err, errlen, PW_ERR_SYNTAX, "a cluster URI's first label is too long");
         memcpy(cluster, host, l);
         cluster[l] = '\0';
     }
-    return PW_NAMES_OK;
+    return PW_OK;
 }
 
-pw_names_status pw_names_principal_fqn(const char *fqn, char *err, size_t errlen)
+pw_status pw_names_principal_fqn(const char *fqn, char *err, size_t errlen)
 {
     size_t n = fqn ? strlen(fqn) : 0;
     if (n < 1 || n > 512)
-        return fail(err, errlen, PW_NAMES_INVALID, "a principal FQN has 1 to 512 characters");
+        return fail(err, errlen, PW_ERR_INVALID, "a principal FQN has 1 to 512 characters");
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)fqn[i];
         if (!(isascii(c) && (isalnum(c) || strchr("@._-;=:", c))))
-            return fail(err, errlen, PW_NAMES_INVALID,
+            return fail(err, errlen, PW_ERR_INVALID,
                         "a principal FQN may hold only letters, digits and @ . _ - ; = :");
     }
-    return PW_NAMES_OK;
+    return PW_OK;
 }

@@ -60,32 +60,31 @@ static entry *at(part *p, size_t i)
     return &p->ring[(p->head + i) % p->cap];
 }
 
-pw_offsets_status pw_offsets_track(pw_offsets *ledger, const char *topic, int32_t partition,
-                                   int64_t offset)
+pw_status pw_offsets_track(pw_offsets *ledger, const char *topic, int32_t partition, int64_t offset)
 {
-    if (bad_args(topic, partition, offset)) return PW_OFFSETS_BAD_ARG;
+    if (bad_args(topic, partition, offset)) return PW_ERR_ARG;
     part *p = find_part(ledger, topic, partition);
     if (!p) {
         if (ledger->count == ledger->cap) {
             size_t ncap = ledger->cap ? ledger->cap * 2 : 8;
             part *grown = realloc(ledger->parts, ncap * sizeof *grown);
-            if (!grown) return PW_OFFSETS_NOMEM;
+            if (!grown) return PW_ERR_NOMEM;
             ledger->parts = grown;
             ledger->cap = ncap;
         }
         p = &ledger->parts[ledger->count];
         memset(p, 0, sizeof *p);
         p->topic = strdup(topic);
-        if (!p->topic) return PW_OFFSETS_NOMEM;
+        if (!p->topic) return PW_ERR_NOMEM;
         p->partition = partition;
         p->last_tracked = -1;
         ledger->count++;
     }
-    if (offset <= p->last_tracked) return PW_OFFSETS_OUT_OF_ORDER;
+    if (offset <= p->last_tracked) return PW_ERR_ORDER;
     if (p->len == p->cap) {
         size_t ncap = p->cap ? p->cap * 2 : 16;
         entry *ring = malloc(ncap * sizeof *ring);
-        if (!ring) return PW_OFFSETS_NOMEM;
+        if (!ring) return PW_ERR_NOMEM;
         for (size_t i = 0; i < p->len; i++)
             ring[i] = *at(p, i);
         free(p->ring);
@@ -97,16 +96,16 @@ pw_offsets_status pw_offsets_track(pw_offsets *ledger, const char *topic, int32_
     p->len++;
     p->last_tracked = offset;
     ledger->pending_total++;
-    return PW_OFFSETS_OK;
+    return PW_OK;
 }
 
-pw_offsets_status pw_offsets_done(pw_offsets *ledger, const char *topic, int32_t partition,
-                                  int64_t offset, int64_t *commit_next)
+pw_status pw_offsets_done(pw_offsets *ledger, const char *topic, int32_t partition, int64_t offset,
+                          int64_t *commit_next)
 {
     *commit_next = -1;
-    if (bad_args(topic, partition, offset)) return PW_OFFSETS_BAD_ARG;
+    if (bad_args(topic, partition, offset)) return PW_ERR_ARG;
     part *p = find_part(ledger, topic, partition);
-    if (!p || !p->len) return PW_OFFSETS_UNKNOWN;
+    if (!p || !p->len) return PW_ERR_UNKNOWN;
     /* Binary search: the ring holds increasing offsets. */
     size_t lo = 0, hi = p->len;
     while (lo < hi) {
@@ -116,7 +115,7 @@ pw_offsets_status pw_offsets_done(pw_offsets *ledger, const char *topic, int32_t
         else
             hi = mid;
     }
-    if (lo == p->len || at(p, lo)->offset != offset || at(p, lo)->done) return PW_OFFSETS_UNKNOWN;
+    if (lo == p->len || at(p, lo)->offset != offset || at(p, lo)->done) return PW_ERR_UNKNOWN;
     at(p, lo)->done = 1;
     int64_t last = -1;
     while (p->len && at(p, 0)->done) {
@@ -126,7 +125,7 @@ pw_offsets_status pw_offsets_done(pw_offsets *ledger, const char *topic, int32_t
         ledger->pending_total--;
     }
     if (last >= 0) *commit_next = last + 1;
-    return PW_OFFSETS_OK;
+    return PW_OK;
 }
 
 int64_t pw_offsets_commit_point(const pw_offsets *ledger, const char *topic, int32_t partition)

@@ -192,7 +192,7 @@ pw_plan *pw_plan_new(const pw_request *req, const char *api_version, char *err, 
         if (build_op(&plan->ops[i], pw_request_op_at(req, i)) != 0) goto oom;
     return plan;
 oom:
-    snprintf(err, errlen, "out of memory (or an unplannable operation) while planning");
+    pw_err_set(err, errlen, "out of memory (or an unplannable operation) while planning");
     pw_plan_free(plan);
     return NULL;
 }
@@ -269,7 +269,7 @@ static int principal_matches(const json_t *want, const json_t *have)
 
 static int fail(char *err, size_t errlen, const char *msg)
 {
-    if (err && errlen) snprintf(err, errlen, "%s", msg);
+    pw_err_set(err, errlen, "%s", msg);
     return -1;
 }
 
@@ -317,7 +317,7 @@ int pw_plan_value(const pw_plan_op *pop, const json_t *answer, json_t **value, c
         if (!v || json_is_null(v))
             *value = period_value(op->kind, 0, 0);
         else if (json_is_string(v) &&
-                 pw_duration_parse_iso(json_string_value(v), &ticks, NULL, 0) == PW_DURATION_OK)
+                 pw_duration_parse_iso(json_string_value(v), &ticks, NULL, 0) == PW_OK)
             *value = period_value(op->kind, 1, ticks);
         else if (json_is_string(v)) /* e.g. P1Y from elsewhere: reported as ARM gave it */
             *value = json_pack("{s:O}", period_field(op->kind), v);

@@ -9,6 +9,7 @@
 
 #include "pw/kafka.h"
 #include "pw/log.h"
+#include "pw/status.h"
 
 #define REPLY_POLL_BATCH 10000    /* events served per wake-up before yielding to the loop */
 #define REPLY_SAFETY_POLL_MS 1000 /* a poll even without a wake-up, in case one was missed */
@@ -44,12 +45,6 @@ struct pw_producer {
     unsigned generation; /* producer instances created so far */
     size_t record_max;   /* pw_kafka_record_max of the configuration */
 };
-
-static void set_err(char *err, size_t errlen, const char *msg, const char *detail)
-{
-    if (err && errlen)
-        snprintf(err, errlen, "%s%s%s", msg, detail ? ": " : "", detail ? detail : "");
-}
 
 static void out_free(out_msg *m)
 {
@@ -235,7 +230,7 @@ static int producer_start(pw_producer *pr, char *err, size_t errlen)
     /* Forced: replies are only acknowledged once durable, without duplicates on retry. */
     if (rd_kafka_conf_set(conf, "enable.idempotence", "true", rderr, sizeof rderr) ||
         rd_kafka_conf_set(conf, "acks", "all", rderr, sizeof rderr)) {
-        set_err(err, errlen, "producer configuration", rderr);
+        pw_err_set(err, errlen, "producer configuration: %s", rderr);
         rd_kafka_conf_destroy(conf);
         return -1;
     }
@@ -245,7 +240,7 @@ static int producer_start(pw_producer *pr, char *err, size_t errlen)
     pr->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rderr, sizeof rderr); /* owns conf on success */
     if (!pr->rk) {
         rd_kafka_conf_destroy(conf);
-        set_err(err, errlen, "kafka producer", rderr);
+        pw_err_set(err, errlen, "kafka producer: %s", rderr);
         return -1;
     }
     pr->generation++;
@@ -287,7 +282,7 @@ pw_producer *pw_producer_new(pw_loop *loop, const pw_config *cfg, char *err, siz
 {
     pw_producer *pr = calloc(1, sizeof *pr);
     if (!pr) {
-        set_err(err, errlen, "out of memory", NULL);
+        pw_err_set(err, errlen, "out of memory");
         return NULL;
     }
     pr->loop = loop;
@@ -328,7 +323,7 @@ int pw_producer_send(pw_producer *pr, const char *topic, const char *key, const 
     return 0;
 oom:
     out_free(m);
-    set_err(err, errlen, "out of memory", NULL);
+    pw_err_set(err, errlen, "out of memory");
     return -1;
 }
 

@@ -122,7 +122,7 @@ static int load_dir(pw_schema_registry *reg, const char *dir, int depth, size_t 
     if (depth > MAX_SCHEMA_DIR_DEPTH) return 0;
     DIR *d = opendir(dir);
     if (!d) {
-        snprintf(err, errlen, "worker.schemas.dir: cannot open %s", dir);
+        pw_err_set(err, errlen, "worker.schemas.dir: cannot open %s", dir);
         return -1;
     }
     struct dirent *e;
@@ -137,14 +137,14 @@ static int load_dir(pw_schema_registry *reg, const char *dir, int depth, size_t 
             rc = load_dir(reg, path, depth + 1, files, err, errlen);
         } else if (S_ISREG(st.st_mode) && ends_with(e->d_name, ".json")) {
             if (++*files > MAX_SCHEMA_FILES) {
-                snprintf(err, errlen, "worker.schemas.dir: more than %d schema files",
-                         MAX_SCHEMA_FILES);
+                pw_err_set(err, errlen, "worker.schemas.dir: more than %d schema files",
+                           MAX_SCHEMA_FILES);
                 rc = -1;
                 break;
             }
             char e2[256];
             if (pw_schema_registry_add_file(reg, NULL, path, e2, sizeof e2) != 0) {
-                snprintf(err, errlen, "worker.schemas.dir: %s: %s", path, e2);
+                pw_err_set(err, errlen, "worker.schemas.dir: %s: %s", path, e2);
                 rc = -1;
             }
         }
@@ -157,14 +157,14 @@ pw_request_checker *pw_request_checker_new(const pw_config *cfg, char *err, size
 {
     pw_request_checker *chk = calloc(1, sizeof *chk);
     if (!chk) {
-        snprintf(err, errlen, "out of memory");
+        pw_err_set(err, errlen, "out of memory");
         return NULL;
     }
     chk->cfg = cfg;
     count_jansson_allocations();
     chk->registry = pw_schema_registry_new();
     if (!chk->registry) {
-        snprintf(err, errlen, "out of memory");
+        pw_err_set(err, errlen, "out of memory");
         goto fail;
     }
     const char *dir =
@@ -176,7 +176,7 @@ pw_request_checker *pw_request_checker_new(const pw_config *cfg, char *err, size
     char e2[512];
     chk->schema = pw_schema_compile(chk->registry, REQUEST_SCHEMA_URI, &opts, e2, sizeof e2);
     if (!chk->schema) {
-        snprintf(err, errlen, "worker.schemas.dir: compiling %s: %s", REQUEST_SCHEMA_URI, e2);
+        pw_err_set(err, errlen, "worker.schemas.dir: compiling %s: %s", REQUEST_SCHEMA_URI, e2);
         goto fail;
     }
     return chk;
@@ -512,10 +512,10 @@ static const char *target_str(const json_t *target, const char *key)
 
 /* Checks one name; on failure fills rej at /operations/i/target/<key>. */
 static int check_name(pw_rejection *rej, size_t i, const char *key, const char *value,
-                      pw_names_status (*rule)(const char *, char *, size_t))
+                      pw_status (*rule)(const char *, char *, size_t))
 {
     char why[256], where[96];
-    if (rule(value, why, sizeof why) == PW_NAMES_OK) return 0;
+    if (rule(value, why, sizeof why) == PW_OK) return 0;
     snprintf(where, sizeof where, "/operations/%zu/target/%s", i, key);
     reject_at(rej, PW_REJECT_INVALID_NAME, where, why);
     return -1;
@@ -526,8 +526,8 @@ static int check_period(pw_rejection *rej, size_t i, const char *field, const ch
 {
     char why[256], where[96];
     snprintf(where, sizeof where, "/operations/%zu/%s", i, field);
-    pw_duration_status st = pw_duration_parse_iso(text, ticks, why, sizeof why);
-    if (st == PW_DURATION_OVERFLOW) {
+    pw_status st = pw_duration_parse_iso(text, ticks, why, sizeof why);
+    if (st == PW_ERR_RANGE) {
         char msg[128];
         snprintf(msg, sizeof msg,
                  "the period is too long to represent; the longest accepted is %d days (100 "
@@ -536,7 +536,7 @@ static int check_period(pw_rejection *rej, size_t i, const char *field, const ch
         reject_at(rej, PW_REJECT_DURATION_RANGE, where, msg);
         return -1;
     }
-    if (st != PW_DURATION_OK) {
+    if (st != PW_OK) {
         char msg[400];
         snprintf(msg, sizeof msg, "\"%.40s\" is not an accepted ISO-8601 duration: %s", text, why);
         reject_at(rej, PW_REJECT_INVALID_DURATION, where, msg);
@@ -584,10 +584,10 @@ static int principal_fqn(op_slot *slot, size_t i, pw_rejection *rej)
         field = is_app ? "appId" : "email";
         snprintf(slot->fqn, sizeof slot->fqn, "%s=%.256s%s%.256s", prefix, id ? id : "",
                  tenant && *tenant ? ";" : "", tenant && *tenant ? tenant : "");
-        if (tenant && *tenant && pw_names_principal_fqn(tenant, NULL, 0) != PW_NAMES_OK)
+        if (tenant && *tenant && pw_names_principal_fqn(tenant, NULL, 0) != PW_OK)
             field = "tenantName";
     }
-    if (pw_names_principal_fqn(slot->fqn, why, sizeof why) != PW_NAMES_OK) {
+    if (pw_names_principal_fqn(slot->fqn, why, sizeof why) != PW_OK) {
         snprintf(where, sizeof where, "/operations/%zu/principal/%s", i, field);
         reject_at(rej, PW_REJECT_INVALID_NAME, where, why);
         return -1;
@@ -644,15 +644,15 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
     if (uri) {
         char why[448], where[96]; /* why lists allowed host suffixes: room for several */
         const pw_config *cfg = chk->cfg;
-        pw_names_status st = pw_names_cluster_uri(
+        pw_status st = pw_names_cluster_uri(
             uri, cfg ? (const char *const *)cfg->kusto_host_suffixes : NULL,
             cfg ? cfg->kusto_host_suffix_count : 0, slot->cluster_uri, sizeof slot->cluster_uri,
             slot->cluster, sizeof slot->cluster, why, sizeof why);
-        if (st != PW_NAMES_OK) {
+        if (st != PW_OK) {
             snprintf(where, sizeof where, "/operations/%zu/target/clusterUri", i);
             reject_at(rej,
-                      st == PW_NAMES_HOST_NOT_ALLOWED ? PW_REJECT_HOST_NOT_ALLOWED
-                                                      : PW_REJECT_INVALID_CLUSTER_URI,
+                      st == PW_ERR_NOT_ALLOWED ? PW_REJECT_HOST_NOT_ALLOWED
+                                               : PW_REJECT_INVALID_CLUSTER_URI,
                       where, why);
             return -1;
         }

@@ -244,7 +244,7 @@ static void on_terminal_acked(void *ctx, int ok)
     }
     if (c->tracked && ctx_current(c)) {
         int64_t next = -1;
-        if (pw_offsets_done(s->ledger, c->topic, c->partition, c->offset, &next) == PW_OFFSETS_OK &&
+        if (pw_offsets_done(s->ledger, c->topic, c->partition, c->offset, &next) == PW_OK &&
             next >= 0 && pw_intake_store(s->intake, c->topic, c->partition, next) == 0)
             schedule_commit(s);
     }
@@ -399,8 +399,8 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
         c->epoch = c->part->epoch;
         c->part->live++;
     }
-    pw_offsets_status st = pw_offsets_track(s->ledger, topic, msg->partition, msg->offset);
-    c->tracked = st == PW_OFFSETS_OK;
+    pw_status st = pw_offsets_track(s->ledger, topic, msg->partition, msg->offset);
+    c->tracked = st == PW_OK;
     if (st)
         pw_log(PW_LOG_WARN, NULL, "intake.untracked", "%s [%d] @ %lld: ledger status %d", topic,
                (int)msg->partition, (long long)msg->offset, (int)st);

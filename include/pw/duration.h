@@ -9,22 +9,18 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "pw/status.h"
 
 #define PW_TICKS_PER_SECOND INT64_C(10000000)
 #define PW_TICKS_PER_DAY (INT64_C(86400) * PW_TICKS_PER_SECOND)
 
-typedef enum pw_duration_status {
-    PW_DURATION_OK = 0,
-    PW_DURATION_SYNTAX = 1,    /* not an ISO-8601 duration this parser accepts */
-    PW_DURATION_AMBIGUOUS = 2, /* years or months: their length in days depends on the calendar */
-    PW_DURATION_OVERFLOW = 3,  /* a component too large to hold */
-} pw_duration_status;
-
 /* Parses a strict ISO-8601 duration: optional leading '-', 'P', then in this order and each
  * at most once nW nD, then optionally 'T' with nH nM nS (seconds may carry up to 7 fraction
  * digits after '.').  Upper-case designators only; at least one component; no component
- * after T means an error.  err (may be NULL) says what is wrong. */
-pw_duration_status pw_duration_parse_iso(const char *s, int64_t *ticks, char *err, size_t errlen);
+ * after T means an error.  err (may be NULL) says what is wrong: PW_ERR_SYNTAX (not a
+ * duration this parser accepts), PW_ERR_AMBIGUOUS (years or months: their length in days
+ * depends on the calendar), PW_ERR_RANGE (a component too large to hold). */
+pw_status pw_duration_parse_iso(const char *s, int64_t *ticks, char *err, size_t errlen);
 
 /* Parses a .NET TimeSpan string "[-][d.]hh:mm:ss[.fffffff]".  Returns 0 or -1. */
 int pw_duration_parse_dotnet(const char *s, int64_t *ticks);

@@ -6,33 +6,31 @@
 #define PW_NAMES_H
 
 #include <stddef.h>
+#include "pw/status.h"
 
-typedef enum pw_names_status {
-    PW_NAMES_OK = 0,
-    PW_NAMES_INVALID = 1,          /* the name breaks its rule (err says which) */
-    PW_NAMES_URI_INVALID = 2,      /* a cluster URI is not https://host */
-    PW_NAMES_HOST_NOT_ALLOWED = 3, /* a cluster URI's host has no allowed suffix */
-} pw_names_status;
+/* Each check returns PW_OK or PW_ERR_INVALID (the name breaks its rule; err says which);
+ * pw_names_cluster_uri also PW_ERR_SYNTAX (not https://host) or PW_ERR_NOT_ALLOWED (the
+ * host has no allowed suffix). */
 
 /* Kusto entity name (databases, tables): 1..1024 characters of ASCII letters, digits,
  * '_', ' ', '.', '-'; not starting or ending with "__". */
-pw_names_status pw_names_kusto_entity(const char *name, char *err, size_t errlen);
+pw_status pw_names_kusto_entity(const char *name, char *err, size_t errlen);
 
 /* A Kusto entity name that also goes into an ARM path (a database on the arm route):
  * the Kusto rule, and no "..", no leading/trailing space, no trailing '.' (URL
  * normalization would drop it and address another database). */
-pw_names_status pw_names_arm_database(const char *name, char *err, size_t errlen);
+pw_status pw_names_arm_database(const char *name, char *err, size_t errlen);
 
 /* Subscription id: a GUID, 8-4-4-4-12 hexadecimal digits. */
-pw_names_status pw_names_subscription_id(const char *id, char *err, size_t errlen);
+pw_status pw_names_subscription_id(const char *id, char *err, size_t errlen);
 
 /* Resource group: 1..90 of ASCII letters, digits, '_', '-', '.', '(', ')'; not ending
  * with '.'; no "..". */
-pw_names_status pw_names_resource_group(const char *name, char *err, size_t errlen);
+pw_status pw_names_resource_group(const char *name, char *err, size_t errlen);
 
 /* Kusto cluster name as ARM has it: 4..22 lower-case letters and digits, starting with
  * a letter. */
-pw_names_status pw_names_cluster(const char *name, char *err, size_t errlen);
+pw_status pw_names_cluster(const char *name, char *err, size_t errlen);
 
 /* Cluster URI: "https://" + host, an optional single trailing '/', nothing else (no
  * user-info, port, path, query, fragment).  The host (compared lower-cased) must be
@@ -40,14 +38,14 @@ pw_names_status pw_names_cluster(const char *name, char *err, size_t errlen);
  * a suffix without a leading '.' is matched as if it had one).  suffixes == NULL or
  * count == 0 means the built-in list (public and sovereign clouds).  On success
  * normalized receives "https://<lower-cased host>" and cluster the first host label. */
-pw_names_status pw_names_cluster_uri(const char *uri, const char *const *suffixes, size_t count,
-                                     char *normalized, size_t normalized_len, char *cluster,
-                                     size_t cluster_len, char *err, size_t errlen);
+pw_status pw_names_cluster_uri(const char *uri, const char *const *suffixes, size_t count,
+                               char *normalized, size_t normalized_len, char *cluster,
+                               size_t cluster_len, char *err, size_t errlen);
 
 /* A principal FQN put into a Kusto string literal (aadapp=<id>;<tenant>, aaduser=<upn>):
  * 1..512 of ASCII letters, digits and @ . _ - ; = : (so no quote, backslash or space can
  * occur and the literal needs no escaping). */
-pw_names_status pw_names_principal_fqn(const char *fqn, char *err, size_t errlen);
+pw_status pw_names_principal_fqn(const char *fqn, char *err, size_t errlen);
 
 /* The Kusto host suffixes of the public and sovereign clouds (NULL-terminated): the default
  * of azure.kusto.host.suffixes, and what pw_names_cluster_uri uses when given none.  Other

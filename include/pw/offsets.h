@@ -10,36 +10,33 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "pw/status.h"
 
 typedef struct pw_offsets pw_offsets;
 
-typedef enum pw_offsets_status {
-    PW_OFFSETS_OK = 0,
-    PW_OFFSETS_NOMEM = 1,
-    PW_OFFSETS_OUT_OF_ORDER = 2, /* track: offset not above the last tracked one */
-    PW_OFFSETS_UNKNOWN = 3,      /* done: partition or offset not tracked (revoked, or twice) */
-    PW_OFFSETS_BAD_ARG = 4,      /* topic too long or empty, negative partition/offset */
-} pw_offsets_status;
+/* Failures: PW_ERR_NOMEM; PW_ERR_ORDER (track: an offset not above the last tracked one);
+ * PW_ERR_UNKNOWN (done: partition or offset not tracked, revoked, or done twice);
+ * PW_ERR_ARG (topic too long or empty, negative partition or offset). */
 
 pw_offsets *pw_offsets_new(void);
 void pw_offsets_free(pw_offsets *ledger); /* accepts NULL */
 
 /* Records a received message.  A partition seen for the first time starts empty. */
-pw_offsets_status pw_offsets_track(pw_offsets *ledger, const char *topic, int32_t partition,
-                                   int64_t offset);
+pw_status pw_offsets_track(pw_offsets *ledger, const char *topic, int32_t partition,
+                           int64_t offset);
 
 /* Marks a tracked message done.  When that moves the partition's commit point, returns
- * PW_OFFSETS_OK with *commit_next = the offset to store (last contiguous done + 1);
+ * PW_OK with *commit_next = the offset to store (last contiguous done + 1);
  * otherwise *commit_next = -1.  O(1) amortised when done in order, O(n) worst case. */
-pw_offsets_status pw_offsets_done(pw_offsets *ledger, const char *topic, int32_t partition,
-                                  int64_t offset, int64_t *commit_next);
+pw_status pw_offsets_done(pw_offsets *ledger, const char *topic, int32_t partition, int64_t offset,
+                          int64_t *commit_next);
 
 /* The partition's commit point: the offset after the last contiguous done message (its
  * first pending one, or one past the last tracked when none is pending); -1 when the
  * partition is not tracked.  Committing it never skips a message that is not done. */
 int64_t pw_offsets_commit_point(const pw_offsets *ledger, const char *topic, int32_t partition);
 
-/* Forgets a partition (revoked): later done() calls for it return PW_OFFSETS_UNKNOWN. */
+/* Forgets a partition (revoked): later done() calls for it return PW_ERR_UNKNOWN. */
 void pw_offsets_drop(pw_offsets *ledger, const char *topic, int32_t partition);
 
 /* Messages tracked and not yet behind the commit point: in one partition, and in all. */

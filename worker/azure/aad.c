@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "pw/log.h"
+#include "pw/status.h"
 
 enum {
     MAX_AUDIENCES = 256,
@@ -91,7 +92,7 @@ pw_aad *pw_aad_new(pw_loop *loop, pw_http *http, const pw_azure_config *cfg, cha
 {
     pw_aad *aad = calloc(1, sizeof *aad);
     if (!aad) {
-        snprintf(err, errlen, "out of memory");
+        pw_err_set(err, errlen, "out of memory");
         return NULL;
     }
     aad->loop = loop;
@@ -106,7 +107,7 @@ pw_aad *pw_aad_new(pw_loop *loop, pw_http *http, const pw_azure_config *cfg, cha
     aad->client_id = strdup(cfg->client_id);
     aad->client_secret = strdup(cfg->client_secret);
     if (!aad->token_url || !aad->client_id || !aad->client_secret) {
-        snprintf(err, errlen, "out of memory");
+        pw_err_set(err, errlen, "out of memory");
         pw_aad_free(aad);
         return NULL;
     }
@@ -335,8 +336,7 @@ static int schedule_retry(aad_entry *e, const pw_http_resp *r)
     pw_aad *aad = e->aad;
     if (e->attempts >= aad->max_attempts)
         fail_waiters(e, 1, r->status == 429 ? PW_AZ_CODE_THROTTLED : PW_AZ_CODE_UNAVAILABLE, 1,
-                     (int)r->status,
-                     r->fail != PW_HTTP_OK ? r->error : "token endpoint unavailable");
+                     (int)r->status, r->fail != PW_OK ? r->error : "token endpoint unavailable");
     uint64_t horizon = retry_horizon(aad, e);
     if (!horizon && !e->waiters) return 0;
     long delay = pw_http_retry_after_ms(r->retry_after, r->retry_after_ms, r->x_ms_retry_after_ms,
@@ -352,9 +352,9 @@ static int schedule_retry(aad_entry *e, const pw_http_resp *r)
     e->retry = pw_loop_timer_add(aad->loop, (uint64_t)delay, retry_fire, e);
     if (!e->retry) return 0;
     e->retry_cause =
-        r->fail == PW_HTTP_OK && r->status == 429 ? PW_AZ_CODE_THROTTLED : PW_AZ_CODE_UNAVAILABLE;
+        r->fail == PW_OK && r->status == 429 ? PW_AZ_CODE_THROTTLED : PW_AZ_CODE_UNAVAILABLE;
     char what[sizeof r->error];
-    if (r->fail != PW_HTTP_OK)
+    if (r->fail != PW_OK)
         snprintf(what, sizeof what, "%s", r->error);
     else
         snprintf(what, sizeof what, "HTTP %ld", r->status);
@@ -369,17 +369,16 @@ static void on_token(void *ctx, const pw_http_resp *r)
     pw_aad *aad = e->aad;
     e->xfer = NULL;
     e->retry_cause = NULL;
-    if (r->fail == PW_HTTP_TLS) {
+    if (r->fail == PW_ERR_TLS) {
         fail_all(e, PW_AZ_CODE_TLS, 0, 0, r->error);
         return;
     }
-    if (r->fail != PW_HTTP_OK || r->status == 429 || r->status >= 500) {
-        if (r->fail != PW_HTTP_TOO_LARGE && r->fail != PW_HTTP_OTHER && schedule_retry(e, r))
-            return;
+    if (r->fail != PW_OK || r->status == 429 || r->status >= 500) {
+        if (r->fail != PW_ERR_RANGE && r->fail != PW_ERR_INTERNAL && schedule_retry(e, r)) return;
         const char *code = r->status == 429 ? PW_AZ_CODE_THROTTLED : PW_AZ_CODE_UNAVAILABLE;
-        if (r->fail == PW_HTTP_TOO_LARGE || r->fail == PW_HTTP_OTHER) code = PW_AZ_CODE_PROTOCOL;
+        if (r->fail == PW_ERR_RANGE || r->fail == PW_ERR_INTERNAL) code = PW_AZ_CODE_PROTOCOL;
         fail_all(e, code, 1, (int)r->status,
-                 r->fail != PW_HTTP_OK ? r->error : "token endpoint unavailable");
+                 r->fail != PW_OK ? r->error : "token endpoint unavailable");
         return;
     }
     if (r->status != 200) {

@@ -1,6 +1,7 @@
 /* azure.c: ARM and Kusto management calls: tokens, retries with full-jitter backoff, Retry-After,
  * ARM long-running operations and the call deadline, on top of pw_http and pw_aad. */
 #include "pw/azure.h"
+#include "pw/status.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -110,15 +111,15 @@ static char *strip_slash_dup(const char *s)
 pw_azure *pw_azure_new(pw_loop *loop, const pw_azure_config *cfg, char *err, size_t errlen)
 {
     if (!cfg->tenant_id || !*cfg->tenant_id || strpbrk(cfg->tenant_id, "/?#@ ")) {
-        snprintf(err, errlen, "azure tenant id missing or malformed");
+        pw_err_set(err, errlen, "azure tenant id missing or malformed");
         return NULL;
     }
     if (!cfg->client_id || !*cfg->client_id) {
-        snprintf(err, errlen, "azure client id missing");
+        pw_err_set(err, errlen, "azure client id missing");
         return NULL;
     }
     if (!cfg->client_secret || !*cfg->client_secret) {
-        snprintf(err, errlen, "azure client secret missing");
+        pw_err_set(err, errlen, "azure client secret missing");
         return NULL;
     }
     pw_azure_config d;
@@ -126,16 +127,16 @@ pw_azure *pw_azure_new(pw_loop *loop, const pw_azure_config *cfg, char *err, siz
     const char *authority = cfg->authority_host ? cfg->authority_host : d.authority_host;
     const char *arm = cfg->arm_endpoint ? cfg->arm_endpoint : d.arm_endpoint;
     if (!valid_origin(authority)) {
-        snprintf(err, errlen, "azure authority host must be an https://host URL");
+        pw_err_set(err, errlen, "azure authority host must be an https://host URL");
         return NULL;
     }
     if (!valid_origin(arm)) {
-        snprintf(err, errlen, "azure ARM endpoint must be an https://host URL");
+        pw_err_set(err, errlen, "azure ARM endpoint must be an https://host URL");
         return NULL;
     }
     pw_azure *az = calloc(1, sizeof *az);
     if (!az) {
-        snprintf(err, errlen, "out of memory");
+        pw_err_set(err, errlen, "out of memory");
         return NULL;
     }
     az->loop = loop;
@@ -158,7 +159,7 @@ pw_azure *pw_azure_new(pw_loop *loop, const pw_azure_config *cfg, char *err, siz
     az->arm_endpoint = strip_slash_dup(arm);
     az->arm_api_version = strdup(cfg->arm_api_version ? cfg->arm_api_version : d.arm_api_version);
     if (!az->arm_endpoint || !az->arm_api_version) {
-        snprintf(err, errlen, "out of memory");
+        pw_err_set(err, errlen, "out of memory");
         pw_azure_free(az);
         return NULL;
     }
@@ -506,15 +507,15 @@ static void on_response(void *ctx, const pw_http_resp *r)
     pw_azure *az = c->az;
     c->xfer = NULL;
     if (r->status) c->res.http_status = (int)r->status;
-    if (r->fail == PW_HTTP_TLS) {
+    if (r->fail == PW_ERR_TLS) {
         finish(c, PW_AZ_CODE_TLS, 0, NULL, "TLS: %s", r->error);
         return;
     }
-    if (r->fail == PW_HTTP_TOO_LARGE || r->fail == PW_HTTP_OTHER) {
+    if (r->fail == PW_ERR_RANGE || r->fail == PW_ERR_INTERNAL) {
         finish(c, PW_AZ_CODE_PROTOCOL, 0, NULL, "%s", r->error);
         return;
     }
-    if (r->fail == PW_HTTP_TRANSPORT) {
+    if (r->fail == PW_ERR_TRANSPORT) {
         retry_or_fail(c, PW_AZ_CODE_UNAVAILABLE, NULL, r->error);
         return;
     }
@@ -689,12 +690,12 @@ static az_call *call_new(pw_azure *az, const pw_azure_call *call, int kusto, cha
                          size_t errlen)
 {
     if (!call || !call->on_done) {
-        snprintf(err, errlen, "on_done callback required");
+        pw_err_set(err, errlen, "on_done callback required");
         return NULL;
     }
     az_call *c = calloc(1, sizeof *c);
     if (!c) {
-        snprintf(err, errlen, "out of memory");
+        pw_err_set(err, errlen, "out of memory");
         return NULL;
     }
     c->az = az;
@@ -734,7 +735,7 @@ static int call_go(pw_azure *az, az_call *c, char *err, size_t errlen)
            c->url, c->res.client_request_id);
     return 0;
 oom:
-    snprintf(err, errlen, "out of memory");
+    pw_err_set(err, errlen, "out of memory");
     call_discard(c);
     return -1;
 }
@@ -761,7 +762,7 @@ int pw_azure_arm(pw_azure *az, const char *method, const char *path, const json_
     for (size_t i = 0; method && i < sizeof methods / sizeof methods[0]; i++)
         mok |= strcmp(method, methods[i]) == 0;
     if (!mok) {
-        snprintf(err, errlen, "unsupported ARM method");
+        pw_err_set(err, errlen, "unsupported ARM method");
         return -1;
     }
     if (!path_ok(path)) {
@@ -777,12 +778,12 @@ int pw_azure_arm(pw_azure *az, const char *method, const char *path, const json_
     c->audience = strdup(az->arm_endpoint);
     c->body = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     if (!c->url || !c->audience || (body && !c->body)) {
-        snprintf(err, errlen, "out of memory");
+        pw_err_set(err, errlen, "out of memory");
         call_discard(c);
         return -1;
     }
     if (!pw_http_same_origin(c->url, az->arm_endpoint)) {
-        snprintf(err, errlen, "ARM URL would leave the ARM endpoint host");
+        pw_err_set(err, errlen, "ARM URL would leave the ARM endpoint host");
         call_discard(c);
         return -1;
     }
@@ -795,7 +796,7 @@ int pw_azure_kusto_mgmt(pw_azure *az, const char *cluster_uri, const char *db, c
     char origin[600];
     if (pw_http_cluster_uri(cluster_uri, origin, sizeof origin, err, errlen) < 0) return -1;
     if (!csl || !*csl || strlen(csl) > MAX_CSL_BYTES) {
-        snprintf(err, errlen, "Kusto command missing or too long");
+        pw_err_set(err, errlen, "Kusto command missing or too long");
         return -1;
     }
     az_call *c = call_new(az, call, 1, err, errlen);
@@ -809,7 +810,7 @@ int pw_azure_kusto_mgmt(pw_azure *az, const char *cluster_uri, const char *db, c
     if (asprintf(&c->url, "%s/v1/rest/mgmt", origin) < 0) c->url = NULL;
     c->audience = strdup(origin);
     if (!c->url || !c->audience || !c->body) {
-        snprintf(err, errlen, "out of memory or invalid UTF-8 in db/csl");
+        pw_err_set(err, errlen, "out of memory or invalid UTF-8 in db/csl");
         call_discard(c);
         return -1;
     }

@@ -77,11 +77,11 @@ static void xfer_free(pw_http *http, pw_http_xfer *x)
     xfer_destroy(http, x);
 }
 
-static pw_http_fail classify(CURLcode rc)
+static pw_status classify(CURLcode rc)
 {
     switch (rc) {
     case CURLE_OK:
-        return PW_HTTP_OK;
+        return PW_OK;
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_SSL_CERTPROBLEM:
@@ -92,7 +92,7 @@ static pw_http_fail classify(CURLcode rc)
     case CURLE_SSL_INVALIDCERTSTATUS:
     case CURLE_SSL_CRL_BADFILE:
     case CURLE_SSL_ENGINE_INITFAILED:
-        return PW_HTTP_TLS;
+        return PW_ERR_TLS;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_CONNECT:
     case CURLE_OPERATION_TIMEDOUT:
@@ -103,9 +103,9 @@ static pw_http_fail classify(CURLcode rc)
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_WEIRD_SERVER_REPLY:
-        return PW_HTTP_TRANSPORT;
+        return PW_ERR_TRANSPORT;
     default:
-        return PW_HTTP_OTHER;
+        return PW_ERR_INTERNAL;
     }
 }
 
@@ -125,10 +125,10 @@ static void finish(pw_http *http, CURL *easy, CURLcode rc)
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &r->status);
     r->fail = classify(rc);
     if (x->too_large || rc == CURLE_FILESIZE_EXCEEDED) {
-        r->fail = PW_HTTP_TOO_LARGE;
+        r->fail = PW_ERR_RANGE;
         snprintf(r->error, sizeof r->error, "response body larger than %zu bytes",
                  http->max_response_bytes);
-    } else if (r->fail == PW_HTTP_TLS) {
+    } else if (r->fail == PW_ERR_TLS) {
         /* Name what was checked: the host and the trust anchors it was checked against. */
         char *url = NULL;
         url_parts p = {0};
@@ -215,14 +215,14 @@ pw_http *pw_http_new(pw_loop *loop, const pw_http_opts *opts, char *err, size_t 
     static int global_done;
     if (!global_done) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-            snprintf(err, errlen, "curl_global_init failed");
+            pw_err_set(err, errlen, "curl_global_init failed");
             return NULL;
         }
         global_done = 1;
     }
     pw_http *http = calloc(1, sizeof *http);
     if (!http) {
-        snprintf(err, errlen, "out of memory");
+        pw_err_set(err, errlen, "out of memory");
         return NULL;
     }
     http->loop = loop;
@@ -254,7 +254,7 @@ pw_http *pw_http_new(pw_loop *loop, const pw_http_opts *opts, char *err, size_t 
     curl_multi_setopt(http->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     return http;
 oom:
-    snprintf(err, errlen, "out of memory");
+    pw_err_set(err, errlen, "out of memory");
     pw_http_free(http);
     return NULL;
 }
@@ -518,17 +518,17 @@ int pw_http_same_origin(const char *url, const char *endpoint)
 int pw_http_cluster_uri(const char *uri, char *out, size_t outlen, char *err, size_t errlen)
 {
     if (!uri || !*uri || strlen(uri) > 512) {
-        snprintf(err, errlen, "cluster URI missing or too long");
+        pw_err_set(err, errlen, "cluster URI missing or too long");
         return -1;
     }
     for (const char *c = uri; *c; c++) {
         if ((unsigned char)*c <= ' ' || *c == '\\' || (unsigned char)*c >= 0x7f) {
-            snprintf(err, errlen, "cluster URI contains a forbidden character");
+            pw_err_set(err, errlen, "cluster URI contains a forbidden character");
             return -1;
         }
     }
     if (strncasecmp(uri, "https://", 8) != 0) {
-        snprintf(err, errlen, "cluster URI must be https://");
+        pw_err_set(err, errlen, "cluster URI must be https://");
         return -1;
     }
     /* Reject syntactically before parsing: '@' (user-info), ':' after the scheme (port),
@@ -541,12 +541,12 @@ int pw_http_cluster_uri(const char *uri, char *out, size_t outlen, char *err, si
     }
     const char *slash = strchr(rest, '/');
     if (slash && slash[1] != '\0') {
-        snprintf(err, errlen, "cluster URI must not carry a path");
+        pw_err_set(err, errlen, "cluster URI must not carry a path");
         return -1;
     }
     url_parts p;
     if (parse_url(uri, &p) < 0) {
-        snprintf(err, errlen, "cluster URI does not parse");
+        pw_err_set(err, errlen, "cluster URI does not parse");
         return -1;
     }
     int ok = p.host[0] && !p.user && !p.password && !p.query && !p.fragment &&
@@ -554,7 +554,7 @@ int pw_http_cluster_uri(const char *uri, char *out, size_t outlen, char *err, si
     if (ok && snprintf(out, outlen, "https://%s", p.host) >= (int)outlen) ok = 0;
     parts_free(&p);
     if (!ok) {
-        snprintf(err, errlen, "cluster URI is not an https://host URI");
+        pw_err_set(err, errlen, "cluster URI is not an https://host URI");
         return -1;
     }
     for (char *c = out + 8; *c; c++)

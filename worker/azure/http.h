@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "pw/loop.h"
+#include "pw/status.h"
 
 typedef struct pw_http pw_http;
 typedef struct pw_http_xfer pw_http_xfer;
@@ -32,18 +33,14 @@ typedef struct pw_http_req {
     long timeout_ms; /* whole exchange */
 } pw_http_req;
 
-typedef enum pw_http_fail {
-    PW_HTTP_OK = 0,    /* an HTTP status was received (any status) */
-    PW_HTTP_TRANSPORT, /* connect refused/reset/timeout: worth retrying */
-    PW_HTTP_TLS,       /* certificate verification / handshake: not retried */
-    PW_HTTP_TOO_LARGE, /* body over max_response_bytes */
-    PW_HTTP_OTHER,     /* anything else curl refused (bad URL, out of memory) */
-} pw_http_fail;
-
 typedef struct pw_http_resp {
-    pw_http_fail fail;
+    /* PW_OK: an HTTP status was received (any status); PW_ERR_TRANSPORT: connect refused,
+     * reset, timeout (worth retrying); PW_ERR_TLS: verification or handshake (not retried);
+     * PW_ERR_RANGE: body over max_response_bytes; PW_ERR_INTERNAL: anything else curl
+     * refused (bad URL, out of memory). */
+    pw_status fail;
     long status;
-    char error[512]; /* curl's message when fail != OK; for PW_HTTP_TLS it also names the
+    char error[512]; /* curl's message when fail != OK; for PW_ERR_TLS it also names the
                         host and the CA file (or the system trust store) */
     char *body;      /* NUL-terminated, owned by the transport, valid during the callback */
     size_t body_len;

@@ -10,7 +10,7 @@
 
 int pw_kql_quote_name(const char *name, char *buf, size_t len)
 {
-    if (pw_names_kusto_entity(name, NULL, 0) != PW_NAMES_OK) return -1;
+    if (pw_names_kusto_entity(name, NULL, 0) != PW_OK) return -1;
     int n = snprintf(buf, len, "['%s']", name);
     return n > 0 && (size_t)n < len ? 0 : -1;
 }
@@ -32,7 +32,7 @@ char *pw_kql_alter(pw_kql_policy policy, const char *database, const char *table
     if (pw_kql_quote_name(name, quoted, sizeof quoted) != 0 ||
         pw_duration_format_kql(ticks, span, sizeof span) != 0)
         return NULL;
-    if (table && pw_names_kusto_entity(database, NULL, 0) != PW_NAMES_OK) return NULL;
+    if (table && pw_names_kusto_entity(database, NULL, 0) != PW_OK) return NULL;
     const char *scope = table ? "table" : "database";
     if (policy == PW_KQL_RETENTION) {
         snprintf(tail, sizeof tail, "retention softdelete = %s", span);
@@ -47,7 +47,7 @@ char *pw_kql_show(pw_kql_policy policy, const char *database, const char *table)
     char quoted[1100];
     const char *name = table ? table : database;
     if (pw_kql_quote_name(name, quoted, sizeof quoted) != 0) return NULL;
-    if (table && pw_names_kusto_entity(database, NULL, 0) != PW_NAMES_OK) return NULL;
+    if (table && pw_names_kusto_entity(database, NULL, 0) != PW_OK) return NULL;
     return format_command(".show", table ? "table" : "database", quoted,
                           policy == PW_KQL_RETENTION ? "retention" : "caching");
 }
@@ -66,7 +66,7 @@ static long column_index(const json_t *columns, const char *name)
 
 static int failf(char *err, size_t errlen, const char *msg)
 {
-    if (err && errlen) snprintf(err, errlen, "%s", msg);
+    pw_err_set(err, errlen, "%s", msg);
     return -1;
 }
 
@@ -151,7 +151,7 @@ char *pw_kql_add_principal(const char *database, const char *role, const char *f
     for (size_t i = 0; role && i < sizeof role_map / sizeof *role_map; i++)
         if (strcmp(role, role_map[i].arm) == 0) keyword = role_map[i].kusto;
     if (!keyword || pw_kql_quote_name(database, quoted, sizeof quoted) != 0 ||
-        pw_names_principal_fqn(fqn, NULL, 0) != PW_NAMES_OK)
+        pw_names_principal_fqn(fqn, NULL, 0) != PW_OK)
         return NULL;
     size_t need = strlen(quoted) + strlen(keyword) + strlen(fqn) + 32;
     char *out = malloc(need);

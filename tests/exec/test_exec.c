@@ -1116,22 +1116,29 @@ static int g1_lro(void)
     return 0;
 }
 
-/* Revoked after its first operation read the current value: that write is never sent. */
-static void revoked_before_the_write_sends_nothing(void **state)
+/* Submits g-1 with ops, revokes it once when() holds, and checks that it was handed back
+ * without a terminal event after exactly `patches` writes. */
+static void revoke_g1_when(int (*when)(void), const char *ops, size_t patches)
 {
-    (void)state;
-    sim_reset();
-    owned_open();
-    submit_owned("g-1", &owners[0], RETENTION("P44D"));
-    run_until(first_running); /* (announced at the start, before its read) */
+    submit_owned("g-1", &owners[0], ops);
+    run_until(when);
     owners[0].drop = 1;
     pw_exec_recheck(H.ex);
     run_until(g1_dropped);
     assert_int_equal(H.terminals, 0);
     assert_int_equal(pw_exec_in_flight(H.ex), 0);
     json_t *calls = sim_calls();
-    assert_int_equal(count_method(calls, "PATCH"), 0);
+    assert_int_equal(count_method(calls, "PATCH"), patches);
     json_decref(calls);
+}
+
+/* Revoked as its first operation starts (announced before its read): no write is sent. */
+static void revoked_before_the_write_sends_nothing(void **state)
+{
+    (void)state;
+    sim_reset();
+    owned_open();
+    revoke_g1_when(first_running, RETENTION("P44D"), 0);
     harness_close();
 }
 
@@ -1143,16 +1150,7 @@ static void revoked_mid_request_stops_after_the_running_write(void **state)
     sim_reset();
     sim_admin_do("PATCH", "/_sim/settings", "{\"lroDurationMs\": 3000}");
     owned_open();
-    submit_owned("g-1", &owners[0], RETENTION("P44D") "," CACHING("P4D"));
-    run_until(g1_lro);
-    owners[0].drop = 1;
-    pw_exec_recheck(H.ex);
-    run_until(g1_dropped);
-    assert_int_equal(H.terminals, 0);
-    assert_int_equal(pw_exec_in_flight(H.ex), 0);
-    json_t *calls = sim_calls();
-    assert_int_equal(count_method(calls, "PATCH"), 1);
-    json_decref(calls);
+    revoke_g1_when(g1_lro, RETENTION("P44D") "," CACHING("P4D"), 1);
     json_t *db = sim_database();
     assert_string_equal(json_string_value(json_object_get(db, "softDeletePeriod")), "P44D");
     json_decref(db);

@@ -53,6 +53,10 @@ typedef struct part_state {
     size_t live;    /* contexts of this epoch not yet finished */
     int revoking;   /* announced revoked, not yet released */
     int lost;       /* revoked as lost: nothing of it can be committed or waited for */
+    /* Every message below this offset had its terminal message acknowledged by this process
+     * (the highest offset it stored, in any epoch).  When the partition comes back with a
+     * commit that did not land (refused during a rebalance), those are not done again. */
+    int64_t done_below;
 } part_state;
 
 /* One message from intake until its terminal reply is acknowledged. */
@@ -245,8 +249,10 @@ static void on_terminal_acked(void *ctx, int ok)
     if (c->tracked && ctx_current(c)) {
         int64_t next = -1;
         if (pw_offsets_done(s->ledger, c->topic, c->partition, c->offset, &next) == PW_OK &&
-            next >= 0 && pw_intake_store(s->intake, c->topic, c->partition, next) == 0)
+            next >= 0 && pw_intake_store(s->intake, c->topic, c->partition, next) == 0) {
+            if (next > c->part->done_below) c->part->done_below = next;
             schedule_commit(s);
+        }
     }
     ctx_finished(c);
 }
@@ -401,6 +407,19 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
     }
     pw_status st = pw_offsets_track(s->ledger, topic, msg->partition, msg->offset);
     c->tracked = st == PW_OK;
+    if (c->tracked && c->part && msg->offset < c->part->done_below) {
+        /* Answered and acknowledged by this process before its partition was revoked and
+         * given back (the commit did not land): done, without a second reply or write. */
+        int64_t next = -1;
+        pw_log(PW_LOG_DEBUG, NULL, "request.already_done", "%s [%d] @ %lld", topic,
+               (int)msg->partition, (long long)msg->offset);
+        s->in_flight++;
+        if (pw_offsets_done(s->ledger, topic, msg->partition, msg->offset, &next) == PW_OK &&
+            next >= 0 && pw_intake_store(s->intake, topic, msg->partition, next) == 0)
+            schedule_commit(s);
+        ctx_finished(c);
+        return;
+    }
     if (st)
         pw_log(PW_LOG_WARN, NULL, "intake.untracked", "%s [%d] @ %lld: ledger status %d", topic,
                (int)msg->partition, (long long)msg->offset, (int)st);

@@ -30,6 +30,7 @@
 #define SVC_COMMIT_DELAY_MS 100      /* stored offsets are committed this soon (coalesced) */
 #define SVC_PROBE_RETRY_MS 1000      /* an unanswered or failed ownership probe is sent again */
 #define SVC_SESSION_TIMEOUT_MS 45000 /* librdkafka's default, if its own cannot be read */
+#define SVC_DONE_ABOVE_MAX 10000     /* out-of-order done offsets remembered per partition */
 
 #define SVC_DEAD_LETTER_HEADERS 9 /* six about the message, the correlation id, two when cut */
 
@@ -57,6 +58,9 @@ typedef struct part_state {
      * (the highest offset it stored, in any epoch).  When the partition comes back with a
      * commit that did not land (refused during a rebalance), those are not done again. */
     int64_t done_below;
+    /* ... and these, above done_below, ascending (done out of order before a release). */
+    int64_t *done_above;
+    size_t done_above_count;
 } part_state;
 
 /* One message from intake until its terminal reply is acknowledged. */
@@ -126,6 +130,47 @@ static part_state *part_get(svc *s, const char *topic, int32_t partition)
     p->next = s->parts;
     s->parts = p;
     return p;
+}
+
+/* Was the message at offset answered (and acknowledged) by this process in an earlier
+ * assignment of p?  O(log n). */
+static int part_done_before(const part_state *p, int64_t offset)
+{
+    if (offset < p->done_below) return 1;
+    size_t lo = 0, hi = p->done_above_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p->done_above[mid] < offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < p->done_above_count && p->done_above[lo] == offset;
+}
+
+/* Before the ledger forgets p: remembers what it had done out of order, besides what is
+ * still remembered from earlier assignments above done_below. */
+static void part_remember_done(svc *s, part_state *p)
+{
+    int64_t *now = malloc(SVC_DONE_ABOVE_MAX * sizeof *now);
+    if (!now) return; /* (only costs a second answer to those messages) */
+    size_t n = pw_offsets_done_above(s->ledger, p->topic, p->partition, now, SVC_DONE_ABOVE_MAX);
+    /* merge the two ascending lists, dropping what done_below covers and duplicates */
+    int64_t *merged = malloc(SVC_DONE_ABOVE_MAX * sizeof *merged);
+    size_t i = 0, j = 0, m = 0;
+    while (merged && m < SVC_DONE_ABOVE_MAX && (i < p->done_above_count || j < n)) {
+        int64_t v;
+        if (j == n || (i < p->done_above_count && p->done_above[i] < now[j]))
+            v = p->done_above[i++];
+        else
+            v = now[j++];
+        if (v >= p->done_below && (!m || merged[m - 1] != v)) merged[m++] = v;
+    }
+    free(now);
+    if (!merged) return;
+    free(p->done_above);
+    p->done_above = merged;
+    p->done_above_count = m;
 }
 
 static int ctx_current(const req_ctx *c)
@@ -407,7 +452,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
     }
     pw_status st = pw_offsets_track(s->ledger, topic, msg->partition, msg->offset);
     c->tracked = st == PW_OK;
-    if (c->tracked && c->part && msg->offset < c->part->done_below) {
+    if (c->tracked && c->part && part_done_before(c->part, msg->offset)) {
         /* Answered and acknowledged by this process before its partition was revoked and
          * given back (the commit did not land): done, without a second reply or write. */
         int64_t next = -1;
@@ -489,6 +534,7 @@ static void release_now(svc *s)
     }
     for (part_state *p = s->parts; p; p = p->next) {
         if (!p->revoking) continue;
+        part_remember_done(s, p);
         pw_offsets_drop(s->ledger, p->topic, p->partition);
         p->revoking = p->lost = 0;
         p->epoch++;
@@ -872,6 +918,7 @@ out:;
     while (s->parts) {
         part_state *p = s->parts;
         s->parts = p->next;
+        free(p->done_above);
         free(p->topic);
         free(p);
     }

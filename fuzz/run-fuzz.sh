@@ -35,9 +35,11 @@ request)
     ;;
 esac
 mkdir -p "$out/$run"
-probe=$out/probe.c
+# One probe per target: ctest -j runs both targets at once, and a shared probe.c could be
+# read by one compiler while the other run rewrites it (a spurious SKIP).
+probe=$out/probe-$target.c
 echo 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n); int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }' > "$probe"
-if ! "$CC" -fsanitize=fuzzer "$probe" -o "$out/probe" 2>/dev/null; then
+if ! "$CC" -fsanitize=fuzzer "$probe" -o "$out/probe-$target" 2>/dev/null; then
     echo "SKIP: $CC cannot link -fsanitize=fuzzer (install libclang-rt-14-dev)"
     exit 77
 fi

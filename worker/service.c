@@ -901,6 +901,15 @@ static void teardown_watch_start(teardown_watch *w, long timeout_ms, int exit_co
 {
     w->timeout_ms = timeout_ms;
     w->exit_code = exit_code;
+    if (timeout_ms == 0) {
+        /* No time at all: exit here.  A watchdog thread would race the teardown it is meant
+         * to cut short (a fast teardown can finish before the thread first runs). */
+        pw_log(PW_LOG_WARN, NULL, "worker.teardown_timeout",
+               "worker.teardown.timeout.ms is 0; exiting with status %d without releasing the "
+               "Kafka and Azure clients",
+               exit_code);
+        _exit(exit_code);
+    }
     if (pipe2(w->pipe, O_CLOEXEC)) return; /* unwatched: teardown is merely unbounded */
     if (pthread_create(&w->thread, NULL, teardown_watch_main, w)) {
         close(w->pipe[0]);

@@ -146,7 +146,8 @@ expected 1 300 >"$PW_TMP/want_all"
 actual "$PW_TMP/all.json" >"$PW_TMP/got_all"
 diff "$PW_TMP/want_all" "$PW_TMP/got_all" >"$PW_TMP/diff_all.log" ||
   pw_fail "topic content differs (diff_all.log)"
-if [ "$(kcat -q -C -b "$BOOT" -t "$TOPIC" -o beginning -e -J | grep -c '^{')" -ne 300 ]; then
+pw_kcat_read_all "$BOOT" "$TOPIC" 120 >"$PW_TMP/whole.json" || pw_fail "reading $TOPIC to its end"
+if [ "$(grep -c '^{' "$PW_TMP/whole.json")" -ne 300 ]; then
   pw_fail "topic holds more than the 300 messages produced (duplicates)"
 fi
 

@@ -57,6 +57,6 @@ leftover=$(pgrep -f "^sleep 301.5$" || true)
 kept=$(PW_KEEP=1 bash -c '. "$1"; pw_tmpdir' _ "$(dirname "$0")/stack.sh" 2>/dev/null)
 [ -d "$kept" ] || pw_fail "PW_KEEP=1 did not keep $kept"
 rm -rf -- "$kept"
-gone=$(bash -c '. "$1"; pw_tmpdir' _ "$(dirname "$0")/stack.sh")
+gone=$(PW_KEEP=0 bash -c '. "$1"; pw_tmpdir' _ "$(dirname "$0")/stack.sh")
 [ ! -e "$gone" ] || pw_fail "temp dir $gone not removed"
 echo "PASS stack.sh selftest"

@@ -44,6 +44,12 @@
 #                             beginning, no consumer group) as kcat -J JSON lines (topic,
 #                             partition, offset, key, payload, headers); fail (return 1, with
 #                             what arrived on stderr) if fewer than N arrive within TIMEOUT.
+#   pw_kcat_read_all BOOTSTRAP TOPIC TIMEOUT [KCAT-ARGS...]
+#                             print every message of TOPIC (all partitions, from the
+#                             beginning to each partition's end as the broker reports it, no
+#                             consumer group) as kcat -J JSON lines; fail (return non-zero) if
+#                             kcat does not reach the end within TIMEOUT.  For a topic nobody
+#                             writes to any more, this is all of it, unlike a collector's file.
 #   pw_kafka_ctl CONTROL CMD...
 #                             send one command line to kafka-mock's control port (CONTROL is
 #                             host:port, line 2 of kafka-mock's stdout, e.g.
@@ -274,6 +280,16 @@ pw_kcat_consume_n() {
   fi
   head -n "$n" "$out"
   rm -f -- "$out" "$out.err"
+}
+
+pw_kcat_read_all() {
+  local boot=$1 topic=$2 t=$3 rc=0
+  shift 3
+  # -e makes kcat exit once every partition reached its end.
+  timeout "$(pw__scale "$t")" kcat -q -C -b "$boot" -t "$topic" -o beginning -e -J \
+    -X topic.metadata.refresh.interval.ms=1000 "$@" </dev/null || rc=$?
+  [ "$rc" = 0 ] || pw_log "pw_kcat_read_all $topic: kcat did not reach the end within ${t}s (scaled) (rc $rc)"
+  return "$rc"
 }
 
 pw_kafka_ctl() {

@@ -11,8 +11,6 @@
 
 #define INTAKE_POLL_BATCH 500     /* messages per wake-up before yielding to the loop */
 #define INTAKE_SAFETY_POLL_MS 500 /* a poll even without a wake-up, in case one was missed */
-#define INTAKE_COMMIT_PARTITIONS_MAX 1024 /* partitions one commit carries */
-#define INTAKE_COMMITTED_TIMEOUT_MS 5000  /* reading the committed offsets of an assignment */
 /* unless kafka.partition.assignment.strategy says otherwise */
 #define INTAKE_DEFAULT_ASSIGNOR "cooperative-sticky"
 /* Before this librdkafka version a commit that meets a cooperative rebalance fails with
@@ -40,31 +38,6 @@ struct pw_intake {
     pw_intake_probe_cb probe_cb;
     void *probe_ctx;
 };
-
-/* The handler's commit points as a list to commit, or NULL when there are none. */
-static rd_kafka_topic_partition_list_t *commit_list(pw_intake *in)
-{
-    if (!in->h.commit_points) return NULL;
-    pw_intake_position *pos = calloc(INTAKE_COMMIT_PARTITIONS_MAX, sizeof *pos);
-    if (!pos) return NULL;
-    size_t n = in->h.commit_points(in->h.ctx, pos, INTAKE_COMMIT_PARTITIONS_MAX);
-    rd_kafka_topic_partition_list_t *l = n ? rd_kafka_topic_partition_list_new((int)n) : NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (!l) {
-            free(pos[i].metadata);
-            continue;
-        }
-        rd_kafka_topic_partition_t *t =
-            rd_kafka_topic_partition_list_add(l, pos[i].topic, pos[i].partition);
-        t->offset = pos[i].offset;
-        if (pos[i].metadata) { /* the list owns it from here (freed with it) */
-            t->metadata = pos[i].metadata;
-            t->metadata_size = strlen(pos[i].metadata);
-        }
-    }
-    free(pos);
-    return l;
-}
 
 static void pause_list(pw_intake *in, rd_kafka_topic_partition_list_t *parts, int pause)
 {
@@ -98,29 +71,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          * and a later re-assignment, and the intake may have resumed in between (with nothing
          * assigned to resume), which would leave that partition paused for good. */
         pause_list(in, parts, in->paused || in->stopped);
-        /* What the group committed, with its metadata (what was done above the offset).
-         * Blocking, bounded: a rebalance is rare and the answer is one round trip. */
-        rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
-        rd_kafka_resp_err_t ce = rd_kafka_committed(rk, committed, INTAKE_COMMITTED_TIMEOUT_MS);
-        if (ce)
-            pw_log(PW_LOG_WARN, NULL, "kafka.committed_unknown",
-                   "the committed offsets of the assignment could not be read: %s",
-                   rd_kafka_err2str(ce));
         for (int i = 0; i < parts->cnt; i++) {
-            const rd_kafka_topic_partition_t *c = &committed->elems[i];
-            int64_t at = !ce && !c->err && c->offset >= 0 ? c->offset : -1;
-            char meta[PW_INTAKE_METADATA_MAX + 1] = "";
-            if (at >= 0 && c->metadata && c->metadata_size <= PW_INTAKE_METADATA_MAX) {
-                memcpy(meta, c->metadata, c->metadata_size);
-                meta[c->metadata_size] = '\0';
-            }
-            pw_log(PW_LOG_INFO, NULL, "kafka.assigned", "%s [%d] (committed %lld)",
-                   parts->elems[i].topic, (int)parts->elems[i].partition, (long long)at);
+            pw_log(PW_LOG_INFO, NULL, "kafka.assigned", "%s [%d]", parts->elems[i].topic,
+                   (int)parts->elems[i].partition);
             if (in->h.on_assigned)
-                in->h.on_assigned(in->h.ctx, parts->elems[i].topic, parts->elems[i].partition, at,
-                                  meta);
+                in->h.on_assigned(in->h.ctx, parts->elems[i].topic, parts->elems[i].partition);
         }
-        rd_kafka_topic_partition_list_destroy(committed);
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !in->closed && in->h.on_revoked) {
@@ -133,7 +89,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         /* What is stored already goes to the group at once, while the rebalance is young
          * (a coordinator may refuse commits once other members have rejoined); what the
          * drain finishes is committed again at the release. */
-        if (!lost) pw_intake_commit(in);
+        if (!lost) {
+            rd_kafka_resp_err_t e = rd_kafka_commit(rk, NULL, 1);
+            if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+                pw_log(PW_LOG_WARN, NULL, "kafka.commit_failed", "at revoke: %s",
+                       rd_kafka_err2str(e));
+        }
         if (!in->revoking) in->revoking = rd_kafka_topic_partition_list_new(parts->cnt);
         for (int i = 0; i < parts->cnt; i++)
             rd_kafka_topic_partition_list_add(in->revoking, parts->elems[i].topic,
@@ -233,9 +194,8 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
     char rderr[512];
     rd_kafka_conf_t *conf = pw_kafka_conf_new(cfg, err, errlen);
     if (!conf) goto fail;
-    /* Forced: only the caller's commit points are committed, with their metadata. */
-    if (rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", rderr, sizeof rderr) ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", rderr, sizeof rderr)) {
+    /* Forced: an offset is stored only when its message (and all before it) are done. */
+    if (rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", rderr, sizeof rderr)) {
         pw_err_set(err, errlen, "consumer configuration: %s", rderr);
         rd_kafka_conf_destroy(conf);
         goto fail;
@@ -301,6 +261,23 @@ int pw_intake_paused(const pw_intake *in)
     return in->paused;
 }
 
+int pw_intake_store(pw_intake *in, const char *topic, int32_t partition, int64_t next_offset)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next_offset;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_store(in->rk, l);
+    if (!e && l->elems[0].err) e = l->elems[0].err;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        pw_log(PW_LOG_WARN, NULL, "kafka.store_failed", "%s [%d] @ %lld: %s", topic, (int)partition,
+               (long long)next_offset, rd_kafka_err2str(e));
+        return -1;
+    }
+    pw_log(PW_LOG_DEBUG, NULL, "kafka.stored", "%s [%d] @ %lld", topic, (int)partition,
+           (long long)next_offset);
+    return 0;
+}
+
 int pw_intake_revoking(const pw_intake *in)
 {
     return in->revoking != NULL;
@@ -311,6 +288,14 @@ void pw_intake_release(pw_intake *in)
     if (!in->revoking) return;
     rd_kafka_topic_partition_list_t *parts = in->revoking;
     in->revoking = NULL;
+    /* What is stored goes to the group first (asynchronously: librdkafka holds the rejoin
+     * until outstanding commits are answered), so the next owner starts right after it. */
+    if (!in->revoking_lost) {
+        rd_kafka_resp_err_t e = rd_kafka_commit(in->rk, NULL, 1);
+        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            pw_log(PW_LOG_WARN, NULL, "kafka.commit_failed", "before release: %s",
+                   rd_kafka_err2str(e));
+    }
     in->revoking_lost = 0;
     if (in->cooperative) {
         rd_kafka_error_t *error = rd_kafka_incremental_unassign(in->rk, parts);
@@ -344,10 +329,7 @@ int pw_intake_assignment_lost(const pw_intake *in)
 void pw_intake_commit(pw_intake *in)
 {
     if (in->closed) return;
-    rd_kafka_topic_partition_list_t *l = commit_list(in);
-    if (!l) return;
-    rd_kafka_resp_err_t e = rd_kafka_commit(in->rk, l, 1);
-    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_resp_err_t e = rd_kafka_commit(in->rk, NULL, 1);
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         pw_log(PW_LOG_WARN, NULL, "kafka.commit_failed", "%s", rd_kafka_err2str(e));
 }
@@ -363,11 +345,14 @@ static void probe_done(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (cb) cb(in->probe_ctx, err ? rd_kafka_err2str(err) : NULL);
 }
 
-int pw_intake_probe(pw_intake *in, pw_intake_probe_cb cb, void *ctx)
+int pw_intake_probe(pw_intake *in, const pw_intake_position *pos, size_t n, pw_intake_probe_cb cb,
+                    void *ctx)
 {
-    if (in->probe_cb || in->closed) return -1;
-    rd_kafka_topic_partition_list_t *l = commit_list(in);
-    if (!l) return 1;
+    if (in->probe_cb || in->closed || !n) return -1;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, pos[i].topic, pos[i].partition)->offset =
+            pos[i].offset;
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(in->rk);
     in->probe_cb = cb;
     in->probe_ctx = ctx;
@@ -410,10 +395,7 @@ int pw_intake_close(pw_intake *in, int timeout_ms)
     /* The final commit of what is stored, waited for at most until the deadline: a slow or
      * absent coordinator must not hold the process past its shutdown budget (what is not
      * committed is redelivered). */
-    rd_kafka_topic_partition_list_t *l = commit_list(in);
-    rd_kafka_resp_err_t e =
-        l ? rd_kafka_commit_queue(in->rk, l, q, NULL, NULL) : RD_KAFKA_RESP_ERR__NO_OFFSET;
-    if (l) rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_resp_err_t e = rd_kafka_commit_queue(in->rk, NULL, q, NULL, NULL);
     if (!e) {
         rd_kafka_event_t *ev = rd_kafka_queue_poll(q, left_ms(deadline, INT32_MAX));
         e = ev ? rd_kafka_event_error(ev) : RD_KAFKA_RESP_ERR__TIMED_OUT;

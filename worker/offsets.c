@@ -135,18 +135,6 @@ int64_t pw_offsets_commit_point(const pw_offsets *ledger, const char *topic, int
     return p->len ? p->ring[p->head].offset : p->last_tracked + 1;
 }
 
-size_t pw_offsets_done_above(const pw_offsets *ledger, const char *topic, int32_t partition,
-                             int64_t *out, size_t cap)
-{
-    const part *p = find_part(ledger, topic, partition);
-    size_t n = 0;
-    for (size_t i = 0; p && i < p->len && n < cap; i++) {
-        const entry *e = &p->ring[(p->head + i) % p->cap];
-        if (e->done) out[n++] = e->offset;
-    }
-    return n;
-}
-
 void pw_offsets_drop(pw_offsets *ledger, const char *topic, int32_t partition)
 {
     part *p = find_part(ledger, topic, partition);

@@ -30,7 +30,6 @@
 #define SVC_COMMIT_DELAY_MS 100      /* stored offsets are committed this soon (coalesced) */
 #define SVC_PROBE_RETRY_MS 1000      /* an unanswered or failed ownership probe is sent again */
 #define SVC_SESSION_TIMEOUT_MS 45000 /* librdkafka's default, if its own cannot be read */
-#define SVC_DONE_ABOVE_MAX 10000     /* out-of-order done offsets remembered per partition */
 
 #define SVC_DEAD_LETTER_HEADERS 9 /* six about the message, the correlation id, two when cut */
 
@@ -54,13 +53,6 @@ typedef struct part_state {
     size_t live;    /* contexts of this epoch not yet finished */
     int revoking;   /* announced revoked, not yet released */
     int lost;       /* revoked as lost: nothing of it can be committed or waited for */
-    /* Every message below this offset had its terminal message acknowledged by this process
-     * (the highest offset it stored, in any epoch).  When the partition comes back with a
-     * commit that did not land (refused during a rebalance), those are not done again. */
-    int64_t done_below;
-    /* ... and these, above done_below, ascending (done out of order before a release). */
-    int64_t *done_above;
-    size_t done_above_count;
 } part_state;
 
 /* One message from intake until its terminal reply is acknowledged. */
@@ -130,47 +122,6 @@ static part_state *part_get(svc *s, const char *topic, int32_t partition)
     p->next = s->parts;
     s->parts = p;
     return p;
-}
-
-/* Was the message at offset answered (and acknowledged) by this process in an earlier
- * assignment of p?  O(log n). */
-static int part_done_before(const part_state *p, int64_t offset)
-{
-    if (offset < p->done_below) return 1;
-    size_t lo = 0, hi = p->done_above_count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (p->done_above[mid] < offset)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < p->done_above_count && p->done_above[lo] == offset;
-}
-
-/* Before the ledger forgets p: remembers what it had done out of order, besides what is
- * still remembered from earlier assignments above done_below. */
-static void part_remember_done(svc *s, part_state *p)
-{
-    int64_t *now = malloc(SVC_DONE_ABOVE_MAX * sizeof *now);
-    if (!now) return; /* (only costs a second answer to those messages) */
-    size_t n = pw_offsets_done_above(s->ledger, p->topic, p->partition, now, SVC_DONE_ABOVE_MAX);
-    /* merge the two ascending lists, dropping what done_below covers and duplicates */
-    int64_t *merged = malloc(SVC_DONE_ABOVE_MAX * sizeof *merged);
-    size_t i = 0, j = 0, m = 0;
-    while (merged && m < SVC_DONE_ABOVE_MAX && (i < p->done_above_count || j < n)) {
-        int64_t v;
-        if (j == n || (i < p->done_above_count && p->done_above[i] < now[j]))
-            v = p->done_above[i++];
-        else
-            v = now[j++];
-        if (v >= p->done_below && (!m || merged[m - 1] != v)) merged[m++] = v;
-    }
-    free(now);
-    if (!merged) return;
-    free(p->done_above);
-    p->done_above = merged;
-    p->done_above_count = m;
 }
 
 static int ctx_current(const req_ctx *c)
@@ -294,12 +245,8 @@ static void on_terminal_acked(void *ctx, int ok)
     if (c->tracked && ctx_current(c)) {
         int64_t next = -1;
         if (pw_offsets_done(s->ledger, c->topic, c->partition, c->offset, &next) == PW_OK &&
-            next >= 0) {
-            if (next > c->part->done_below) c->part->done_below = next;
-            pw_log(PW_LOG_DEBUG, NULL, "kafka.stored", "%s [%d] @ %lld", c->topic,
-                   (int)c->partition, (long long)next);
+            next >= 0 && pw_intake_store(s->intake, c->topic, c->partition, next) == 0)
             schedule_commit(s);
-        }
     }
     ctx_finished(c);
 }
@@ -454,23 +401,6 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
     }
     pw_status st = pw_offsets_track(s->ledger, topic, msg->partition, msg->offset);
     c->tracked = st == PW_OK;
-    if (c->tracked && c->part && part_done_before(c->part, msg->offset)) {
-        /* Answered and acknowledged by this process before its partition was revoked and
-         * given back (the commit did not land): done, without a second reply or write. */
-        int64_t next = -1;
-        pw_log(PW_LOG_DEBUG, NULL, "request.already_done", "%s [%d] @ %lld", topic,
-               (int)msg->partition, (long long)msg->offset);
-        s->in_flight++;
-        if (pw_offsets_done(s->ledger, topic, msg->partition, msg->offset, &next) == PW_OK &&
-            next >= 0) {
-            if (next > c->part->done_below) c->part->done_below = next;
-            pw_log(PW_LOG_DEBUG, NULL, "kafka.stored", "%s [%d] @ %lld", c->topic,
-                   (int)c->partition, (long long)next);
-            schedule_commit(s);
-        }
-        ctx_finished(c);
-        return;
-    }
     if (st)
         pw_log(PW_LOG_WARN, NULL, "intake.untracked", "%s [%d] @ %lld: ledger status %d", topic,
                (int)msg->partition, (long long)msg->offset, (int)st);
@@ -538,11 +468,8 @@ static void release_now(svc *s)
         pw_loop_timer_cancel(s->loop, s->revoke_timer);
         s->revoke_timer = NULL;
     }
-    /* What the drain finished goes to the group before the ledger forgets it. */
-    pw_intake_commit(s->intake);
     for (part_state *p = s->parts; p; p = p->next) {
         if (!p->revoking) continue;
-        part_remember_done(s, p);
         pw_offsets_drop(s->ledger, p->topic, p->partition);
         p->revoking = p->lost = 0;
         p->epoch++;
@@ -640,11 +567,22 @@ static void probe_done(void *ctx, const char *error)
 /* Sends the ownership probe: a commit of each tracked partition's commit point. */
 static void probe_send(svc *s)
 {
-    int rc = pw_intake_probe(s->intake, probe_done, s);
-    if (rc == 1) {
+    size_t n = 0;
+    for (part_state *p = s->parts; p; p = p->next)
+        n++;
+    pw_intake_position *pos = n ? calloc(n, sizeof *pos) : NULL;
+    n = 0;
+    for (part_state *p = s->parts; pos && p; p = p->next) {
+        int64_t at = p->revoking ? -1 : pw_offsets_commit_point(s->ledger, p->topic, p->partition);
+        if (at >= 0) pos[n++] = (pw_intake_position){p->topic, p->partition, at};
+    }
+    if (pos && !n) {
+        free(pos);
         fence_lift(s, "no partition has messages in flight");
         return;
     }
+    int rc = pos ? pw_intake_probe(s->intake, pos, n, probe_done, s) : -1;
+    free(pos);
     if (rc && !s->probe_timer)
         s->probe_timer = pw_loop_timer_add(s->loop, SVC_PROBE_RETRY_MS, probe_retry_cb, s);
 }
@@ -696,116 +634,10 @@ static void dropped_cb(void *ctx)
     ctx_finished(c);
 }
 
-/* Commit metadata: "pw1:" and the offsets done above the commit point, as distances from
- * it, ascending, runs written "a-b" ("pw1:2,5-7" at 100: 102, 105, 106, 107 are done). */
-#define SVC_METADATA_PREFIX "pw1:"
-
-/* The commit of p now: its ledger's commit point, and what is done above it (in the ledger
- * and remembered from earlier assignments), within PW_INTAKE_METADATA_MAX.  -1: p has
- * nothing to commit. */
-static int64_t part_commit(svc *s, part_state *p, char **metadata)
-{
-    *metadata = NULL;
-    int64_t at = pw_offsets_commit_point(s->ledger, p->topic, p->partition);
-    if (at < 0) return -1;
-    int64_t *done = malloc(SVC_DONE_ABOVE_MAX * sizeof *done);
-    char *meta = malloc(PW_INTAKE_METADATA_MAX + 1);
-    if (!done || !meta) {
-        free(done);
-        free(meta);
-        return at;
-    }
-    size_t n = pw_offsets_done_above(s->ledger, p->topic, p->partition, done, SVC_DONE_ABOVE_MAX);
-    for (size_t i = 0; i < p->done_above_count && n < SVC_DONE_ABOVE_MAX; i++)
-        if (p->done_above[i] >= at) done[n++] = p->done_above[i]; /* (sorted below) */
-    /* insertion of the remembered ones into the ledger's ascending list */
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && done[j - 1] > done[j]; j--) {
-            int64_t t = done[j - 1];
-            done[j - 1] = done[j];
-            done[j] = t;
-        }
-    size_t len = (size_t)snprintf(meta, PW_INTAKE_METADATA_MAX + 1, SVC_METADATA_PREFIX);
-    for (size_t i = 0; i < n;) {
-        size_t j = i;
-        while (j + 1 < n && done[j + 1] <= done[j] + 1)
-            j++;
-        char run[48];
-        int k = done[j] > done[i]
-                    ? snprintf(run, sizeof run, "%s%lld-%lld", i ? "," : "",
-                               (long long)(done[i] - at), (long long)(done[j] - at))
-                    : snprintf(run, sizeof run, "%s%lld", i ? "," : "", (long long)(done[i] - at));
-        if (len + (size_t)k > PW_INTAKE_METADATA_MAX) break; /* (the rest is redone if needed) */
-        memcpy(meta + len, run, (size_t)k + 1);
-        len += (size_t)k;
-        i = j + 1;
-    }
-    free(done);
-    *metadata = meta;
-    return at;
-}
-
-static size_t commit_points_cb(void *ctx, pw_intake_position *pos, size_t cap)
+static void on_assigned(void *ctx, const char *topic, int32_t partition)
 {
     svc *s = ctx;
-    size_t n = 0;
-    for (part_state *p = s->parts; p && n < cap; p = p->next) {
-        if (p->revoking && p->lost) continue; /* someone else's now */
-        char *meta = NULL;
-        int64_t at = part_commit(s, p, &meta);
-        if (at < 0) continue;
-        pos[n++] = (pw_intake_position){p->topic, p->partition, at, meta};
-    }
-    return n;
-}
-
-/* Reads a commit's metadata back: what its writer had done above `committed`. */
-static void part_learn_done(part_state *p, int64_t committed, const char *metadata)
-{
-    size_t plen = strlen(SVC_METADATA_PREFIX);
-    if (committed < 0 || strncmp(metadata, SVC_METADATA_PREFIX, plen) != 0) return;
-    int64_t *got = malloc(SVC_DONE_ABOVE_MAX * sizeof *got);
-    if (!got) return;
-    size_t n = 0;
-    const char *q = metadata + plen;
-    while (*q && n < SVC_DONE_ABOVE_MAX) {
-        char *end;
-        long long a = strtoll(q, &end, 10), b = a;
-        if (end == q || a < 0) break;
-        if (*end == '-') {
-            q = end + 1;
-            b = strtoll(q, &end, 10);
-            if (end == q || b < a) break;
-        }
-        for (long long v = a; v <= b && n < SVC_DONE_ABOVE_MAX; v++)
-            got[n++] = committed + v;
-        if (*end != ',') break;
-        q = end + 1;
-    }
-    /* merge with what is remembered (both ascending) */
-    int64_t *merged = malloc(SVC_DONE_ABOVE_MAX * sizeof *merged);
-    size_t i = 0, j = 0, m = 0;
-    while (merged && m < SVC_DONE_ABOVE_MAX && (i < p->done_above_count || j < n)) {
-        int64_t v;
-        if (j == n || (i < p->done_above_count && p->done_above[i] < got[j]))
-            v = p->done_above[i++];
-        else
-            v = got[j++];
-        if (!m || merged[m - 1] != v) merged[m++] = v;
-    }
-    free(got);
-    if (!merged) return;
-    free(p->done_above);
-    p->done_above = merged;
-    p->done_above_count = m;
-}
-
-static void on_assigned(void *ctx, const char *topic, int32_t partition, int64_t committed,
-                        const char *metadata)
-{
-    svc *s = ctx;
-    part_state *p = part_get(s, topic, partition);
-    if (p) part_learn_done(p, committed, metadata);
+    part_get(s, topic, partition);
     /* A new assignment is a current generation of the group: any doubt is settled. */
     fence_lift(s, "a new assignment");
 }
@@ -968,11 +800,8 @@ int pw_service_run(const pw_config *cfg)
     if (!(s->azure = pw_azure_new(s->loop, &cfg->azure, err, sizeof err))) goto start_failed;
     if (!(s->exec = pw_exec_new(s->loop, s->azure, cfg, err, sizeof err))) goto start_failed;
     if (!(s->producer = pw_producer_new(s->loop, cfg, err, sizeof err))) goto start_failed;
-    pw_intake_handlers h = {.on_message = on_message,
-                            .on_revoked = on_revoked,
-                            .on_assigned = on_assigned,
-                            .commit_points = commit_points_cb,
-                            .ctx = s};
+    pw_intake_handlers h = {
+        .on_message = on_message, .on_revoked = on_revoked, .on_assigned = on_assigned, .ctx = s};
     if (!(s->intake = pw_intake_new(s->loop, cfg, &h, err, sizeof err))) goto start_failed;
     pw_exec_owner owner = {.gate = gate_cb, .dropped = dropped_cb};
     pw_exec_set_owner(s->exec, &owner);
@@ -1033,7 +862,6 @@ out:;
     while (s->parts) {
         part_state *p = s->parts;
         s->parts = p->next;
-        free(p->done_above);
         free(p->topic);
         free(p);
     }

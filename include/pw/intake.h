@@ -1,10 +1,8 @@
 /* pw/intake.h: the worker's Kafka consumer on the event loop.
  *
- * Subscribes to worker.request.topic in the group kafka.group.id.  Offsets are never
- * committed by librdkafka on its own (enable.auto.offset.store and enable.auto.commit are
- * forced off): every commit sends what the caller's commit_points handler says, each
- * partition's commit point with metadata, so that what was done out of order above it
- * survives a crash or a change of owner.
+ * Subscribes to worker.request.topic in the group kafka.group.id with
+ * enable.auto.offset.store=false (forced): an offset is committed only after the caller
+ * stores it with pw_intake_store (auto commit, if enabled, then commits what is stored).
  * The consumer queue wakes the loop through a pipe.  Rebalances are handled here (eager or
  * cooperative; cooperative-sticky by default from librdkafka 2.10 on, see intake.c;
  * kafka.partition.assignment.strategy chooses);
@@ -22,18 +20,6 @@
 
 typedef struct pw_intake pw_intake;
 
-/* A partition's commit: the offset of its first message not done, and metadata. */
-typedef struct pw_intake_position {
-    const char *topic; /* borrowed */
-    int32_t partition;
-    int64_t offset;
-    char *metadata; /* NUL-terminated, malloc'd, or NULL */
-} pw_intake_position;
-
-/* Commit metadata is bounded by the broker (offset.metadata.max.bytes, 4096 by default):
- * a longer one fails the whole commit.  What the caller writes stays below this. */
-#define PW_INTAKE_METADATA_MAX 3900
-
 typedef struct pw_intake_handlers {
     /* A request message; msg is borrowed for the duration of the call. */
     void (*on_message)(void *ctx, const rd_kafka_message_t *msg);
@@ -42,14 +28,8 @@ typedef struct pw_intake_handlers {
      * drops its work of that partition first.  lost: the group already gave it to another
      * member (session timeout), so nothing of it can be committed any more. */
     void (*on_revoked)(void *ctx, const char *topic, int32_t partition, int lost);
-    /* A partition given to this consumer (assigned, its pause state set); may be NULL.
-     * committed: the group's committed offset for it (-1: none, or it could not be read);
-     * metadata: that commit's metadata ("" when none), borrowed for the call. */
-    void (*on_assigned)(void *ctx, const char *topic, int32_t partition, int64_t committed,
-                        const char *metadata);
-    /* What a commit sends now: fills at most cap positions (metadata malloc'd or NULL,
-     * ownership passes to the intake) and returns how many.  NULL: nothing is committed. */
-    size_t (*commit_points)(void *ctx, struct pw_intake_position *pos, size_t cap);
+    /* A partition given to this consumer (assigned, its pause state set); may be NULL. */
+    void (*on_assigned)(void *ctx, const char *topic, int32_t partition);
     void *ctx; /* passed to each */
 } pw_intake_handlers;
 
@@ -61,8 +41,11 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
 void pw_intake_pause(pw_intake *in, int paused);
 int pw_intake_paused(const pw_intake *in);
 
-/* Ends the revoke on_revoked announced: unassigns the partitions (the caller commits first,
- * while it still knows their commit points).  No-op when no revoke waits. */
+/* Stores next_offset (the offset after the last done message) for commit. */
+int pw_intake_store(pw_intake *in, const char *topic, int32_t partition, int64_t next_offset);
+
+/* Ends the revoke on_revoked announced: commits what is stored (unless the partitions were
+ * lost) and unassigns them.  No-op when no revoke waits. */
 void pw_intake_release(pw_intake *in);
 int pw_intake_revoking(const pw_intake *in); /* a revoke waits for pw_intake_release */
 
@@ -72,17 +55,23 @@ long pw_intake_session_timeout_ms(const pw_intake *in);
 /* librdkafka already knows the assignment was lost (session timeout, fenced member). */
 int pw_intake_assignment_lost(const pw_intake *in);
 
-/* Commits the handler's commit points now, asynchronously. */
+/* Commits what is stored now, asynchronously (besides auto-commit's timer). */
 void pw_intake_commit(pw_intake *in);
 
-/* Ownership probe: commits the handler's commit points with the consumer's group
- * generation.  A commit the group accepts proves
+/* Ownership probe: commits offsets the caller knows to be safe (each partition's current
+ * commit point) with the consumer's group generation.  A commit the group accepts proves
  * this member still owned those partitions when it was answered; any error (assignment
  * lost, unknown member, illegal generation, rebalance in progress) does not.  cb runs from
- * the loop with error NULL or its text.  One probe at a time; returns 1 when there was
- * nothing to commit (cb not called), -1 when one is outstanding or it could not be sent. */
+ * the loop with error NULL or its text.  One probe at a time; -1 when one is outstanding,
+ * n is 0, or it could not be sent. */
+typedef struct pw_intake_position {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+} pw_intake_position;
 typedef void (*pw_intake_probe_cb)(void *ctx, const char *error);
-int pw_intake_probe(pw_intake *in, pw_intake_probe_cb cb, void *ctx);
+int pw_intake_probe(pw_intake *in, const pw_intake_position *pos, size_t n, pw_intake_probe_cb cb,
+                    void *ctx);
 
 /* Stops delivering messages (drain): later ones are dropped uncommitted and redelivered. */
 void pw_intake_stop(pw_intake *in);

@@ -36,11 +36,6 @@ pw_status pw_offsets_done(pw_offsets *ledger, const char *topic, int32_t partiti
  * partition is not tracked.  Committing it never skips a message that is not done. */
 int64_t pw_offsets_commit_point(const pw_offsets *ledger, const char *topic, int32_t partition);
 
-/* The offsets of the partition's messages that are done above its commit point (done out
- * of order), ascending: at most cap of them into out; returns how many were written. */
-size_t pw_offsets_done_above(const pw_offsets *ledger, const char *topic, int32_t partition,
-                             int64_t *out, size_t cap);
-
 /* Forgets a partition (revoked): later done() calls for it return PW_ERR_UNKNOWN. */
 void pw_offsets_drop(pw_offsets *ledger, const char *topic, int32_t partition);
 

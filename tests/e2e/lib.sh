@@ -98,6 +98,7 @@ kafka.auto.offset.reset=earliest
 kafka.topic.metadata.refresh.interval.ms=1000
 kafka.session.timeout.ms=6000
 kafka.heartbeat.interval.ms=500
+kafka.auto.commit.interval.ms=500
 worker.id=${E2E_WORKER_ID:-e2e-worker}
 worker.request.topic=$REQ_TOPIC
 worker.reply.topic=$REPLY_TOPIC

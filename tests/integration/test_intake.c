@@ -32,9 +32,6 @@ typedef struct member {
     int resumed_in_gap;       /* that resume ran before the next assignment */
     int gap_assignments;      /* assignments counted when the revocation happened */
     pw_timer *release_timer;
-    int64_t commit_at;             /* commit_points: partition 0 at this offset (0: none) */
-    int64_t committed[PARTITIONS]; /* on_assigned: the group's committed offset */
-    char metadata[PARTITIONS][64]; /* ... and its metadata */
 } member;
 
 static void on_message(void *ctx, const rd_kafka_message_t *msg)
@@ -79,26 +76,13 @@ static void on_revoked(void *ctx, const char *topic, int32_t partition, int lost
     assert_non_null(m->release_timer);
 }
 
-static void on_assigned(void *ctx, const char *topic, int32_t partition, int64_t committed,
-                        const char *metadata)
+static void on_assigned(void *ctx, const char *topic, int32_t partition)
 {
     member *m = ctx;
     (void)topic;
+    (void)partition;
     m->assignments++;
     m->assigned++;
-    if (partition >= 0 && partition < PARTITIONS) {
-        m->committed[partition] = committed;
-        snprintf(m->metadata[partition], sizeof m->metadata[partition], "%s", metadata);
-    }
-}
-
-/* The member's commit: partition 0 at offset 1 with metadata, when commit_at is set. */
-static size_t commit_points(void *ctx, pw_intake_position *pos, size_t cap)
-{
-    member *m = ctx;
-    if (!m->commit_at || !cap) return 0;
-    pos[0] = (pw_intake_position){TOPIC, 0, m->commit_at, strdup("pw1:2,5-7")};
-    return 1;
 }
 
 static void config(pw_config *cfg, const char *bootstraps)
@@ -124,11 +108,8 @@ static void join(member *m, pw_loop *loop, const pw_config *cfg)
 {
     char err[256];
     m->loop = loop;
-    pw_intake_handlers h = {.on_message = on_message,
-                            .on_revoked = on_revoked,
-                            .on_assigned = on_assigned,
-                            .commit_points = commit_points,
-                            .ctx = m};
+    pw_intake_handlers h = {
+        .on_message = on_message, .on_revoked = on_revoked, .on_assigned = on_assigned, .ctx = m};
     m->in = pw_intake_new(loop, cfg, &h, err, sizeof err);
     assert_non_null(m->in);
 }
@@ -221,58 +202,10 @@ static void test_paused_partition_given_back_is_consumed(void **state)
     rd_kafka_destroy(p);
 }
 
-static int a_has_both(member *a, member *b)
-{
-    (void)b;
-    return a->assigned == PARTITIONS;
-}
-
-static int b_has_both(member *a, member *b)
-{
-    (void)a;
-    return b->assigned == PARTITIONS;
-}
-
-/* A commit carries the caller's metadata, and the next owner of the partition reads it
- * back with the committed offset when the partition is assigned to it. */
-static void test_commit_metadata_reaches_the_next_owner(void **state)
-{
-    (void)state;
-    char err[256];
-    rd_kafka_conf_t *pc = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(pc, "test.mock.num.brokers", "1", err, sizeof err), 0);
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
-    assert_non_null(p);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(p);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC, PARTITIONS, 1), 0);
-    for (int i = 0; i < 3; i++)
-        produce(p, 0);
-    pw_config cfg;
-    config(&cfg, rd_kafka_mock_cluster_bootstraps(mc));
-    pw_loop *loop = pw_loop_new(err, sizeof err);
-    member a = {0}, b = {0};
-    join(&a, loop, &cfg);
-    assert_true(run_until(loop, &a, NULL, a_has_both));
-    a.commit_at = 1;
-    assert_int_equal(pw_intake_close(a.in, 10000), 0); /* the final commit */
-    pw_intake_free(a.in);
-    join(&b, loop, &cfg);
-    assert_true(run_until(loop, NULL, &b, b_has_both));
-    assert_int_equal(b.committed[0], 1);
-    assert_string_equal(b.metadata[0], "pw1:2,5-7");
-    assert_int_equal(b.committed[1], -1); /* never committed */
-    assert_int_equal(pw_intake_close(b.in, 10000), 0);
-    pw_intake_free(b.in);
-    pw_loop_free(loop);
-    pw_config_free(&cfg);
-    rd_kafka_destroy(p);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_paused_partition_given_back_is_consumed),
-        cmocka_unit_test(test_commit_metadata_reaches_the_next_owner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

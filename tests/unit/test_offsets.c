@@ -50,32 +50,6 @@ static void test_out_of_order_done(void **state)
     pw_offsets_free(l);
 }
 
-/* What is done out of order above the commit point, and the commit point itself. */
-static void test_done_above_and_commit_point(void **state)
-{
-    (void)state;
-    pw_offsets *l = pw_offsets_new();
-    int64_t next, out[8];
-    assert_int_equal(pw_offsets_commit_point(l, "t", 0), -1);
-    for (int64_t o = 10; o < 15; o++)
-        assert_int_equal(pw_offsets_track(l, "t", 0, o), PW_OK);
-    assert_int_equal(pw_offsets_commit_point(l, "t", 0), 10);
-    assert_int_equal(pw_offsets_done(l, "t", 0, 12, &next), PW_OK);
-    assert_int_equal(pw_offsets_done(l, "t", 0, 14, &next), PW_OK);
-    assert_int_equal(pw_offsets_done_above(l, "t", 0, out, 8), 2);
-    assert_int_equal(out[0], 12);
-    assert_int_equal(out[1], 14);
-    assert_int_equal(pw_offsets_done_above(l, "t", 0, out, 1), 1); /* bounded by cap */
-    assert_int_equal(pw_offsets_done(l, "t", 0, 10, &next), PW_OK);
-    assert_int_equal(pw_offsets_done(l, "t", 0, 11, &next), PW_OK);
-    assert_int_equal(next, 13);
-    assert_int_equal(pw_offsets_commit_point(l, "t", 0), 13);
-    assert_int_equal(pw_offsets_done_above(l, "t", 0, out, 8), 1);
-    assert_int_equal(out[0], 14);
-    assert_int_equal(pw_offsets_done_above(l, "u", 0, out, 8), 0);
-    pw_offsets_free(l);
-}
-
 static void test_partitions_independent(void **state)
 {
     (void)state;
@@ -180,7 +154,6 @@ int main(void)
         cmocka_unit_test(test_in_order),
         cmocka_unit_test(test_out_of_order_done),
         cmocka_unit_test(test_partitions_independent),
-        cmocka_unit_test(test_done_above_and_commit_point),
         cmocka_unit_test(test_gaps_and_errors),
         cmocka_unit_test(test_drop_and_redeliver),
         cmocka_unit_test(test_many_shuffled),

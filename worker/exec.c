@@ -18,6 +18,7 @@
 
 #define LANE_BUCKETS 1024u
 #define PROGRESS_MIN_INTERVAL_MS 1000 /* running events of one operation, at most one per */
+#define PROGRESS_KEY_MAX 48 /* what a running event shows: "<lro status>|<percent>|<attempts>" */
 
 typedef enum op_status {
     OP_PENDING = 0,
@@ -69,7 +70,7 @@ typedef struct op_state {
     int held;    /* running, its write waiting for the gate (no call outstanding) */
     /* running events: at most one per PROGRESS_MIN_INTERVAL_MS, and only for a change */
     uint64_t progress_at_ms;
-    char progress_sent[48]; /* lro status, percent and attempts of the last one emitted */
+    char progress_sent[PROGRESS_KEY_MAX]; /* lro status, percent, attempts of the last one */
     pw_timer *progress_timer;
 } op_state;
 
@@ -335,9 +336,9 @@ static void fail_op(op_state *os, const pw_azure_result *r)
 }
 
 /* What a running event of os shows that a reader would call a change. */
-static void progress_key(const op_state *os, char out[48])
+static void progress_key(const op_state *os, char out[PROGRESS_KEY_MAX])
 {
-    char key[48]; /* (out may be os's own progress_sent) */
+    char key[PROGRESS_KEY_MAX]; /* (out may be os's own progress_sent) */
     snprintf(key, sizeof key, "%s|%d|%u", os->lro_status, os->percent, os->attempts);
     memcpy(out, key, sizeof key);
 }

@@ -34,10 +34,22 @@ struct pw_intake {
      * partitions are paused and their late messages dropped until then. */
     rd_kafka_topic_partition_list_t *revoking;
     int revoking_lost;
-    int cooperative;
     pw_intake_probe_cb probe_cb;
     void *probe_ctx;
 };
+
+static int is_cooperative(rd_kafka_t *rk)
+{
+    return !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+}
+
+/* Commits what is stored, asynchronously; when says which commit a failure was. */
+static void commit_stored(pw_intake *in, const char *when)
+{
+    rd_kafka_resp_err_t e = rd_kafka_commit(in->rk, NULL, 1);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        pw_log(PW_LOG_WARN, NULL, "kafka.commit_failed", "%s%s", when, rd_kafka_err2str(e));
+}
 
 static void pause_list(pw_intake *in, rd_kafka_topic_partition_list_t *parts, int pause)
 {
@@ -53,7 +65,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     pw_intake *in = opaque;
-    int cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    int cooperative = is_cooperative(rk);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         rd_kafka_error_t *error = NULL;
         rd_kafka_resp_err_t e = 0;
@@ -89,18 +101,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         /* What is stored already goes to the group at once, while the rebalance is young
          * (a coordinator may refuse commits once other members have rejoined); what the
          * drain finishes is committed again at the release. */
-        if (!lost) {
-            rd_kafka_resp_err_t e = rd_kafka_commit(rk, NULL, 1);
-            if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                pw_log(PW_LOG_WARN, NULL, "kafka.commit_failed", "at revoke: %s",
-                       rd_kafka_err2str(e));
-        }
+        if (!lost) commit_stored(in, "at revoke: ");
         if (!in->revoking) in->revoking = rd_kafka_topic_partition_list_new(parts->cnt);
         for (int i = 0; i < parts->cnt; i++)
             rd_kafka_topic_partition_list_add(in->revoking, parts->elems[i].topic,
                                               parts->elems[i].partition);
         in->revoking_lost |= lost;
-        in->cooperative = cooperative;
         for (int i = 0; i < parts->cnt; i++) {
             pw_log(PW_LOG_INFO, NULL, "kafka.revoked", "%s [%d]%s", parts->elems[i].topic,
                    (int)parts->elems[i].partition, lost ? " (lost)" : "");
@@ -290,14 +296,9 @@ void pw_intake_release(pw_intake *in)
     in->revoking = NULL;
     /* What is stored goes to the group first (asynchronously: librdkafka holds the rejoin
      * until outstanding commits are answered), so the next owner starts right after it. */
-    if (!in->revoking_lost) {
-        rd_kafka_resp_err_t e = rd_kafka_commit(in->rk, NULL, 1);
-        if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-            pw_log(PW_LOG_WARN, NULL, "kafka.commit_failed", "before release: %s",
-                   rd_kafka_err2str(e));
-    }
+    if (!in->revoking_lost) commit_stored(in, "before release: ");
     in->revoking_lost = 0;
-    if (in->cooperative) {
+    if (is_cooperative(in->rk)) {
         rd_kafka_error_t *error = rd_kafka_incremental_unassign(in->rk, parts);
         if (error) {
             pw_log(PW_LOG_WARN, NULL, "kafka.unassign_failed", "%s", rd_kafka_error_string(error));
@@ -328,10 +329,7 @@ int pw_intake_assignment_lost(const pw_intake *in)
 
 void pw_intake_commit(pw_intake *in)
 {
-    if (in->closed) return;
-    rd_kafka_resp_err_t e = rd_kafka_commit(in->rk, NULL, 1);
-    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        pw_log(PW_LOG_WARN, NULL, "kafka.commit_failed", "%s", rd_kafka_err2str(e));
+    if (!in->closed) commit_stored(in, "");
 }
 
 static void probe_done(rd_kafka_t *rk, rd_kafka_resp_err_t err,

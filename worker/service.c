@@ -29,7 +29,6 @@
 #define SVC_TICK_MS 200              /* the loop's heartbeat, to notice that the process stalled */
 #define SVC_COMMIT_DELAY_MS 100      /* stored offsets are committed this soon (coalesced) */
 #define SVC_PROBE_RETRY_MS 1000      /* an unanswered or failed ownership probe is sent again */
-#define SVC_SESSION_TIMEOUT_MS 45000 /* librdkafka's default, if its own cannot be read */
 
 #define SVC_DEAD_LETTER_HEADERS 9 /* six about the message, the correlation id, two when cut */
 
@@ -805,8 +804,13 @@ int pw_service_run(const pw_config *cfg)
     if (!(s->intake = pw_intake_new(s->loop, cfg, &h, err, sizeof err))) goto start_failed;
     pw_exec_owner owner = {.gate = gate_cb, .dropped = dropped_cb};
     pw_exec_set_owner(s->exec, &owner);
+    /* (librdkafka always holds a value for it, its default when not configured) */
     long session_ms = pw_intake_session_timeout_ms(s->intake);
-    s->stall_ms = (uint64_t)(session_ms > 0 ? session_ms : SVC_SESSION_TIMEOUT_MS) / 3;
+    if (session_ms <= 0) {
+        snprintf(err, sizeof err, "kafka session.timeout.ms could not be read");
+        goto start_failed;
+    }
+    s->stall_ms = (uint64_t)session_ms / 3;
     s->exit_code = 0;
     s->last_tick_ms = pw_monotonic_ms();
     s->watch_timer = pw_loop_timer_add(s->loop, 1000, watch_cb, s);

@@ -1,5 +1,6 @@
 /* config.c: loads the worker's key=value configuration file and the AZURE_* environment. */
 #include "pw/config.h"
+#include "pw/ops.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -198,6 +199,8 @@ static const key_spec key_specs[] = {
     {"worker.deadletter.topic", K_STR, 0, 0, F(dead_letter_topic), 0},
     {"worker.replyto.allowed", K_LIST, 0, 0, F(allowed_reply_topics), 0},
     {"worker.schemas.dir", K_STR, 0, 0, F(schemas_dir), 0},
+    {"worker.kinds.allowed", K_LIST, 0, 0, F(kinds_allowed), 0},
+    {"worker.kinds.privileged.allowed", K_LIST, 0, 0, F(kinds_privileged_allowed), 0},
     {"worker.log.level", K_STR, 0, 0, F(log_level), 0},
     NUMK("worker.inflight.max", max_in_flight, 1, 1000000),
     NUMK("worker.uncommitted.max", max_uncommitted, 1, 10000000),
@@ -240,7 +243,31 @@ static size_t *list_count_slot(pw_config *cfg, const key_spec *spec)
 {
     if (spec->offset == F(allowed_reply_topics)) return &cfg->allowed_reply_topic_count;
     if (spec->offset == F(kusto_host_suffixes)) return &cfg->kusto_host_suffix_count;
+    if (spec->offset == F(kinds_allowed)) return &cfg->kinds_allowed_count;
+    if (spec->offset == F(kinds_privileged_allowed)) return &cfg->kinds_privileged_allowed_count;
     return &cfg->azure.connect_to_count;
+}
+
+/* The worker.kinds.* lists name kinds of the catalogue; the privileged list only
+ * privileged ones (a mistake there would read as a grant that does nothing). */
+static int check_kinds(const key_spec *spec, char **list, size_t n, char *err, size_t errlen)
+{
+    int privileged_list = spec->offset == F(kinds_privileged_allowed);
+    if (!privileged_list && spec->offset != F(kinds_allowed)) return 0;
+    for (size_t i = 0; i < n; i++) {
+        pw_kind k;
+        if (pw_ops_lookup(list[i], &k) != 0) {
+            pw_err_set(err, errlen, "%s: \"%.64s\" is not an operation kind (policy-worker kinds "
+                       "lists them)", spec->name, list[i]);
+            return -1;
+        }
+        if (privileged_list && !pw_ops_privileged(k)) {
+            pw_err_set(err, errlen, "%s: \"%s\" is not privileged; it is allowed unless "
+                       "worker.kinds.allowed leaves it out", spec->name, list[i]);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int apply_key(pw_config *cfg, const key_spec *spec, const char *value, char *err,
@@ -266,6 +293,10 @@ static int apply_key(pw_config *cfg, const key_spec *spec, const char *value, ch
         char **list = NULL;
         size_t n = 0;
         if (parse_list(spec->name, value, &list, &n, err, errlen)) return -1;
+        if (check_kinds(spec, list, n, err, errlen)) {
+            free_list(list, n);
+            return -1;
+        }
         size_t *count = list_count_slot(cfg, spec);
         char ***slot = (char ***)(base + spec->offset);
         free_list(*slot, *count);
@@ -563,6 +594,22 @@ int pw_config_require(const pw_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+static int listed(char *const *list, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(list[i], name)) return 1;
+    return 0;
+}
+
+int pw_config_kind_allowed(const pw_config *cfg, const char *kind_name, int privileged)
+{
+    if (!cfg) return !privileged;
+    if (privileged &&
+        !listed(cfg->kinds_privileged_allowed, cfg->kinds_privileged_allowed_count, kind_name))
+        return 0;
+    return !cfg->kinds_allowed || listed(cfg->kinds_allowed, cfg->kinds_allowed_count, kind_name);
+}
+
 const char *pw_config_kafka_get(const pw_config *cfg, const char *key)
 {
     const char *found = NULL;
@@ -586,6 +633,8 @@ void pw_config_free(pw_config *cfg)
     free(cfg->dead_letter_topic);
     free_list(cfg->allowed_reply_topics, cfg->allowed_reply_topic_count);
     free(cfg->schemas_dir);
+    free_list(cfg->kinds_allowed, cfg->kinds_allowed_count);
+    free_list(cfg->kinds_privileged_allowed, cfg->kinds_privileged_allowed_count);
     free(cfg->log_level);
     free_list(cfg->kusto_host_suffixes, cfg->kusto_host_suffix_count);
     if (cfg->azure.client_secret) {

@@ -15,6 +15,7 @@
 #include "pw/reply.h"
 #include "pw/log.h"
 #include "pw/plan.h"
+#include "pw/value.h"
 
 #define LANE_BUCKETS 1024u
 #define PROGRESS_MIN_INTERVAL_MS 1000 /* running events of one operation, at most one per */
@@ -27,11 +28,12 @@ typedef enum op_status {
     OP_PLANNED,
     OP_FAILED,
     OP_SKIPPED,
-    OP_UNKNOWN, /* the write was accepted, its outcome not learned in time: OutcomeUnknown */
+    OP_UNKNOWN,   /* the write was accepted, its outcome not learned in time: OutcomeUnknown */
+    OP_UNCHANGED, /* the desired value was already in place: nothing written */
 } op_status;
 
 static const char *const op_status_names[] = {"pending", "running", "succeeded", "planned",
-                                              "failed",  "skipped", "unknown"};
+                                              "failed",  "skipped", "unknown",   "unchanged"};
 
 typedef enum op_step { STEP_READ = 0, STEP_APPLY, STEP_REREAD } op_step;
 
@@ -286,7 +288,7 @@ static void finish_op(op_state *os, op_status status)
     }
     pw_log(stops ? PW_LOG_WARN : PW_LOG_INFO, pw_request_id(rs->req), "op.finished",
            "operation %zu %s: %s in %llu ms", os->index,
-           pw_op_kind_name(pw_plan_op_at(rs->plan, os->index)->op->kind), op_status_names[status],
+           pw_plan_op_at(rs->plan, os->index)->op->kind_name, op_status_names[status],
            (unsigned long long)os->duration_ms);
     ln->busy = 0;
     lane_remove(ln, rs, os->index);
@@ -382,6 +384,33 @@ static void on_progress(void *ctx, const pw_azure_progress *p)
     progress_emit(os);
 }
 
+/* After the write: the value read back must hold what was asked for. */
+static void verify_after(op_state *os, const pw_plan_op *pop)
+{
+    if (pw_value_verified(pop->op, pop->desired, os->after)) {
+        finish_op(os, OP_SUCCEEDED);
+        return;
+    }
+    json_decref(os->error);
+    os->error = pw_reply_op_error("VerificationFailed",
+                                  "the value read after the write differs from the desired one "
+                                  "(error.desired, error.actual)",
+                                  0, 0, NULL, NULL);
+    if (os->error) {
+        json_object_set(os->error, "desired", pop->desired);
+        json_object_set_new(os->error, "actual", os->after ? json_incref(os->after) : json_null());
+    }
+    pw_log(PW_LOG_WARN, pw_request_id(os->rs->req), "op.verification_failed",
+           "operation %zu: the value read back is not the desired one", os->index);
+    finish_op(os, OP_FAILED);
+}
+
+/* A read that found nothing where "nothing" is a value (an ARM principal assignment). */
+static int read_absent(const pw_plan_op *pop, const pw_azure_result *r)
+{
+    return pop->read_absent_ok && r->http_status == 404;
+}
+
 static void on_done(void *ctx, const pw_azure_result *r)
 {
     op_state *os = ctx;
@@ -396,7 +425,8 @@ static void on_done(void *ctx, const pw_azure_result *r)
         record_ids(os, r);
         if (os->has_lro && r->ok) snprintf(os->lro_status, sizeof os->lro_status, "Succeeded");
     }
-    if (!r->ok) {
+    int absent = !r->ok && os->step != STEP_APPLY && read_absent(pop, r);
+    if (!r->ok && !absent) {
         if (os->step == STEP_REREAD) {
             /* applied; only the confirmation read failed */
             pw_log(PW_LOG_WARN, pw_request_id(rs->req), "op.reread_failed", "%s: %s",
@@ -407,7 +437,7 @@ static void on_done(void *ctx, const pw_azure_result *r)
         fail_op(os, r);
         return;
     }
-    int parsed = pw_plan_value(pop, r->body, &value, err, sizeof err) == 0;
+    int parsed = pw_plan_value(pop, absent ? NULL : r->body, &value, err, sizeof err) == 0;
     switch (os->step) {
     case STEP_READ:
         if (!parsed) {
@@ -417,18 +447,17 @@ static void on_done(void *ctx, const pw_azure_result *r)
             return;
         }
         os->before = value;
-        if (pw_request_dry_run(rs->req)) {
-            os->after = json_incref(pop->planned);
-            record_ids(os, r);
-            finish_op(os, OP_PLANNED);
-            return;
-        }
-        if (pop->op->kind == PW_OP_DATABASE_PRINCIPAL_ADD &&
-            !json_is_null(json_object_get(value, "principal"))) {
-            /* already there: adding again changes nothing (and a redelivery must not fail) */
+        if (pw_value_unchanged(pop->op, pop->desired, value)) {
+            /* already in place: no write (a redelivered or repeated request writes nothing) */
             os->after = json_incref(value);
             record_ids(os, r);
-            finish_op(os, OP_SUCCEEDED);
+            finish_op(os, OP_UNCHANGED);
+            return;
+        }
+        if (pw_request_dry_run(rs->req)) {
+            os->after = json_incref(pop->desired);
+            record_ids(os, r);
+            finish_op(os, OP_PLANNED);
             return;
         }
         issue(os, STEP_APPLY);
@@ -436,7 +465,7 @@ static void on_done(void *ctx, const pw_azure_result *r)
     case STEP_APPLY:
         if (parsed && !pop->after_from_reread) {
             os->after = value;
-            finish_op(os, OP_SUCCEEDED);
+            verify_after(os, pop);
             return;
         }
         json_decref(value);
@@ -444,7 +473,12 @@ static void on_done(void *ctx, const pw_azure_result *r)
         return;
     case STEP_REREAD:
         os->after = parsed ? value : NULL;
-        finish_op(os, OP_SUCCEEDED);
+        if (!parsed) {
+            pw_log(PW_LOG_WARN, pw_request_id(rs->req), "op.reread_unreadable", "%s", err);
+            finish_op(os, OP_SUCCEEDED);
+            return;
+        }
+        verify_after(os, pop);
         return;
     }
 }
@@ -510,8 +544,8 @@ static void start_op(req_state *rs, size_t i)
     os->deadline_ms = ex->op_timeout_ms > 0 ? os->start_ms + (uint64_t)ex->op_timeout_ms : 0;
     os->lane->busy = 1;
     pw_log(PW_LOG_INFO, pw_request_id(rs->req), "op.started", "operation %zu %s via %s on %s", i,
-           pw_op_kind_name(pw_plan_op_at(rs->plan, i)->op->kind),
-           pw_route_name(pw_plan_op_at(rs->plan, i)->op->route), os->lane->key);
+           pw_plan_op_at(rs->plan, i)->op->kind_name,
+           pw_ops_route_name(pw_plan_op_at(rs->plan, i)->op->route), os->lane->key);
     emit(rs, "running", (long)i, 0);
     issue(os, STEP_READ);
 }

@@ -59,6 +59,22 @@ pw_status pw_names_arm_database(const char *name, char *err, size_t errlen)
     return PW_OK;
 }
 
+pw_status pw_names_arm_child(const char *name, char *err, size_t errlen)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n < 1 || n > PW_NAMES_ARM_CHILD_MAX)
+        return fail(err, errlen, PW_ERR_INVALID, "the name has 1 to 128 characters");
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!(isascii(c) && (isalnum(c) || c == '_' || c == '.' || c == '-')))
+            return fail(err, errlen, PW_ERR_INVALID,
+                        "the name may hold only letters, digits, '_', '.' and '-'");
+    }
+    if (name[n - 1] == '.' || strstr(name, ".."))
+        return fail(err, errlen, PW_ERR_INVALID, "the name must not end with '.' or hold '..'");
+    return PW_OK;
+}
+
 pw_status pw_names_subscription_id(const char *id, char *err, size_t errlen)
 {
     static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";

@@ -9,6 +9,8 @@
 
 #include "pw/duration.h"
 #include "pw/kql.h"
+#include "pw/status.h"
+#include "pw/value.h"
 
 #define DEFAULT_API_VERSION "2025-02-14"
 
@@ -17,16 +19,6 @@ struct pw_plan {
     size_t count;
     pw_plan_op *ops;
 };
-
-static int is_retention(pw_op_kind k)
-{
-    return k == PW_OP_DATABASE_RETENTION || k == PW_OP_TABLE_RETENTION;
-}
-
-static const char *period_field(pw_op_kind k)
-{
-    return is_retention(k) ? "softDeletePeriod" : "hotCachePeriod";
-}
 
 /* The database segment as it goes into a path: a database name may hold spaces (%20);
  * everything else it may hold is unreserved in a path.  Writes at most cap bytes (when out
@@ -47,63 +39,126 @@ static size_t encode_database(const char *db, char *out, size_t cap)
 #define ARM_DATABASES_FMT                                                                          \
     "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Kusto/clusters/%s/databases/"
 
-#define ARM_LIST_PRINCIPALS "/listPrincipals" /* database.principal.add: read */
-#define ARM_ADD_PRINCIPALS "/addPrincipals"   /* database.principal.add: apply */
+#define ARM_LIST_PRINCIPALS "/listPrincipals"     /* database principal kinds: read */
+#define ARM_ADD_PRINCIPALS "/addPrincipals"       /* database.principal.add: apply */
+#define ARM_REMOVE_PRINCIPALS "/removePrincipals" /* database.principal.remove: apply */
+#define ARM_ASSIGNMENTS "/principalAssignments/"  /* + the assignment's name */
 
-static size_t database_path_len(const pw_request_op *op, const char *suffix)
+#define ARM_CLUSTER_FMT "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Kusto/clusters/%s"
+
+static pw_value_type vtype(const pw_request_op *op)
 {
-    int head =
-        snprintf(NULL, 0, ARM_DATABASES_FMT, op->subscription_id, op->resource_group, op->cluster);
-    return (head < 0 ? 0 : (size_t)head) + encode_database(op->database, NULL, 0) + strlen(suffix);
+    return pw_ops_at(op->kind)->value;
+}
+
+/* The ARM path of op: the cluster (cluster scope) or database, then suffix and name. */
+static size_t arm_path_len(const pw_request_op *op, const char *suffix, const char *name)
+{
+    int head = op->kind.scope == PW_SCOPE_CLUSTER
+                   ? snprintf(NULL, 0, ARM_CLUSTER_FMT, op->subscription_id, op->resource_group,
+                              op->cluster)
+                   : snprintf(NULL, 0, ARM_DATABASES_FMT, op->subscription_id,
+                              op->resource_group, op->cluster);
+    size_t n = (head < 0 ? 0 : (size_t)head) + strlen(suffix) + (name ? strlen(name) : 0);
+    if (op->kind.scope != PW_SCOPE_CLUSTER) n += encode_database(op->database, NULL, 0);
+    return n;
+}
+
+/* The suffixes each ARM value type's calls append to the resource path. */
+static void arm_suffixes(const pw_request_op *op, const char **read, const char **apply,
+                         const char **name)
+{
+    *name = NULL;
+    switch (vtype(op)) {
+    case PW_VT_PRINCIPAL_ADD:
+        *read = ARM_LIST_PRINCIPALS;
+        *apply = ARM_ADD_PRINCIPALS;
+        return;
+    case PW_VT_PRINCIPAL_REMOVE:
+        *read = ARM_LIST_PRINCIPALS;
+        *apply = ARM_REMOVE_PRINCIPALS;
+        return;
+    case PW_VT_ASSIGNMENT:
+        *read = *apply = ARM_ASSIGNMENTS;
+        *name = op->assignment;
+        return;
+    default:
+        *read = *apply = "";
+        return;
+    }
 }
 
 size_t pw_plan_arm_path_len(const pw_request_op *op)
 {
     if (op->route != PW_ROUTE_ARM || !op->subscription_id || !op->resource_group || !op->cluster ||
-        !op->database)
+        (op->kind.scope != PW_SCOPE_CLUSTER && !op->database))
         return 0;
-    if (op->kind != PW_OP_DATABASE_PRINCIPAL_ADD) return database_path_len(op, "");
-    size_t list = database_path_len(op, ARM_LIST_PRINCIPALS);
-    size_t add = database_path_len(op, ARM_ADD_PRINCIPALS);
-    return list > add ? list : add;
+    const char *read, *apply, *name;
+    arm_suffixes(op, &read, &apply, &name);
+    if (vtype(op) == PW_VT_ASSIGNMENT && !name) return 0;
+    size_t r = arm_path_len(op, read, name), w = arm_path_len(op, apply, name);
+    return r > w ? r : w;
 }
 
 /* NULL when out of memory or past PW_PLAN_ARM_PATH_MAX (validation refuses such names). */
-static char *database_path(const pw_request_op *op, const char *suffix)
+static char *arm_path(const pw_request_op *op, const char *suffix, const char *name)
 {
-    size_t need = database_path_len(op, suffix);
+    size_t need = arm_path_len(op, suffix, name);
     if (need > PW_PLAN_ARM_PATH_MAX) return NULL;
     char *path = malloc(need + 1);
     if (!path) return NULL;
-    int head = snprintf(path, need + 1, ARM_DATABASES_FMT, op->subscription_id, op->resource_group,
-                        op->cluster);
+    int head = op->kind.scope == PW_SCOPE_CLUSTER
+                   ? snprintf(path, need + 1, ARM_CLUSTER_FMT, op->subscription_id,
+                              op->resource_group, op->cluster)
+                   : snprintf(path, need + 1, ARM_DATABASES_FMT, op->subscription_id,
+                              op->resource_group, op->cluster);
     size_t n = head < 0 ? 0 : (size_t)head;
-    n += encode_database(op->database, path + n, need + 1 - n);
-    snprintf(path + n, need + 1 - n, "%s", suffix);
+    if (op->kind.scope != PW_SCOPE_CLUSTER)
+        n += encode_database(op->database, path + n, need + 1 - n);
+    snprintf(path + n, need + 1 - n, "%s%s", suffix, name ? name : "");
     return path;
 }
 
+/* The lane of the entity op changes: "<cluster>" (cluster scope), "<cluster>/<db>",
+ * "<cluster>/<db>/<table>", ".../<table>/column:<C>", ".../materialized-view:<V>",
+ * ".../external-table:<E>", "<cluster>/workload_group:<G>".  Cluster and database names
+ * are case-insensitive (lower-cased); the others are not.  ':' occurs in no name, so no
+ * two entities share a key. */
 static char *lane_key(const pw_request_op *op)
 {
-    size_t need =
-        strlen(op->cluster) + strlen(op->database) + (op->table ? strlen(op->table) : 0) + 4;
+    const char *db = op->database ? op->database : "";
+    size_t need = strlen(op->cluster) + strlen(db) + (op->table ? strlen(op->table) : 0) +
+                  (op->entity ? strlen(op->entity) : 0) + (op->column ? strlen(op->column) : 0) +
+                  48;
     char *key = malloc(need);
     if (!key) return NULL;
-    snprintf(key, need, "%s/%s%s%s", op->cluster, op->database, op->table ? "/" : "",
-             op->table ? op->table : "");
-    /* cluster and database names are case-insensitive; table names are not */
-    size_t upto = strlen(op->cluster) + 1 + strlen(op->database);
-    for (size_t i = 0; i < upto; i++)
+    size_t upto = strlen(op->cluster) + (op->database ? 1 + strlen(db) : 0);
+    switch (op->kind.scope) {
+    case PW_SCOPE_CLUSTER:
+        if (vtype(op) == PW_VT_WORKLOAD_GROUP)
+            snprintf(key, need, "%s/workload_group:%s", op->cluster, op->entity);
+        else
+            snprintf(key, need, "%s", op->cluster);
+        break;
+    case PW_SCOPE_DATABASE:
+        snprintf(key, need, "%s/%s", op->cluster, db);
+        break;
+    case PW_SCOPE_TABLE:
+        snprintf(key, need, "%s/%s/%s", op->cluster, db, op->table);
+        break;
+    case PW_SCOPE_COLUMN:
+        snprintf(key, need, "%s/%s/%s/column:%s", op->cluster, db, op->table, op->column);
+        break;
+    case PW_SCOPE_MATERIALIZED_VIEW:
+        snprintf(key, need, "%s/%s/materialized-view:%s", op->cluster, db, op->entity);
+        break;
+    default:
+        snprintf(key, need, "%s/%s/external-table:%s", op->cluster, db, op->entity);
+        break;
+    }
+    for (size_t i = 0; i < upto && key[i]; i++)
         key[i] = (char)tolower((unsigned char)key[i]);
     return key;
-}
-
-static json_t *period_value(pw_op_kind kind, int is_set, int64_t ticks)
-{
-    char iso[64];
-    if (!is_set || pw_duration_format_iso(ticks, iso, sizeof iso) != 0)
-        return json_pack("{s:n}", period_field(kind));
-    return json_pack("{s:s}", period_field(kind), iso);
 }
 
 /* The principal as sent to addPrincipals: only the fields the request gave. */
@@ -119,57 +174,119 @@ static json_t *principal_body(const json_t *principal)
     return p;
 }
 
+/* The assignment's properties as the request gives them (a PUT body's "properties"). */
+static json_t *assignment_properties(const json_t *assignment)
+{
+    static const char *const fields[] = {"principalId", "principalType", "role", "tenantId"};
+    json_t *p = json_object();
+    for (size_t i = 0; p && i < sizeof fields / sizeof *fields; i++) {
+        json_t *v = json_object_get(assignment, fields[i]);
+        if (json_is_string(v)) json_object_set_new(p, fields[i], json_string(json_string_value(v)));
+    }
+    return p;
+}
+
+static int build_arm(pw_plan_op *pop, const pw_request_op *op)
+{
+    const char *read, *apply, *name;
+    arm_suffixes(op, &read, &apply, &name);
+    pop->read.path = arm_path(op, read, name);
+    pop->apply.path = arm_path(op, apply, name);
+    switch (vtype(op)) {
+    case PW_VT_PRINCIPAL_ADD:
+    case PW_VT_PRINCIPAL_REMOVE:
+        pop->read.method = "POST";
+        pop->apply.method = "POST";
+        pop->apply.body = json_pack("{s:[o]}", "value", principal_body(op->principal));
+        pop->after_from_reread = 1;
+        return pop->apply.body ? 0 : -1;
+    case PW_VT_ASSIGNMENT:
+        pop->read.method = "GET";
+        pop->read_absent_ok = 1;
+        pop->after_from_reread = 1;
+        if (op->action == PW_ACTION_DELETE) {
+            pop->apply.method = "DELETE";
+            return 0;
+        }
+        pop->apply.method = "PUT";
+        pop->apply.body = json_pack(
+            "{s:o}", "properties", assignment_properties(json_object_get(op->json, "assignment")));
+        return pop->apply.body ? 0 : -1;
+    default: {
+        /* a database property (softDeletePeriod, hotCachePeriod): PATCH changes only it */
+        const char *prop = pw_ops_at(op->kind)->arm_property;
+        char iso[64];
+        if (!prop || op->kind.scope != PW_SCOPE_DATABASE || op->action == PW_ACTION_DELETE ||
+            pw_duration_format_iso(op->period_ticks, iso, sizeof iso) != 0)
+            return -1;
+        pop->read.method = "GET";
+        pop->apply.method = "PATCH";
+        pop->apply.body =
+            json_pack("{s:s, s:{s:s}}", "kind", "ReadWrite", "properties", prop, iso);
+        return pop->apply.body ? 0 : -1;
+    }
+    }
+}
+
+static const char *policy_verb(const pw_request_op *op)
+{
+    if (op->action == PW_ACTION_DELETE) return ".delete";
+    /* retention's property form exists only as a merge (it sets what it names) */
+    if (op->action == PW_ACTION_MERGE || vtype(op) == PW_VT_RETENTION) return ".alter-merge";
+    return ".alter";
+}
+
+static int build_kusto(pw_plan_op *pop, const pw_request_op *op)
+{
+    pop->read.cluster_uri = pop->apply.cluster_uri = op->cluster_uri;
+    pop->read.database = pop->apply.database = op->database;
+    pw_value_type vt = vtype(op);
+    char *value = NULL;
+    if (op->action != PW_ACTION_DELETE && vt != PW_VT_PRINCIPAL_ADD &&
+        vt != PW_VT_PRINCIPAL_REMOVE && !(value = pw_value_kql(op)))
+        return -1;
+    if (vt == PW_VT_WORKLOAD_GROUP) {
+        static const char *const verbs[] = {".create-or-alter", ".alter-merge", ".drop"};
+        pop->read.command = pw_kql_workload_group(".show", op->entity, NULL);
+        pop->apply.command = pw_kql_workload_group(verbs[op->action], op->entity, value);
+        pop->after_from_reread = 1; /* .drop answers with the groups left */
+        free(value);
+        return pop->read.command && pop->apply.command ? 0 : -1;
+    }
+    char *entity = pw_kql_entity(op->kind.scope, op->database, op->table, op->entity, op->column);
+    if (!entity) {
+        free(value);
+        return -1;
+    }
+    if (vt == PW_VT_PRINCIPAL_ADD || vt == PW_VT_PRINCIPAL_REMOVE) {
+        const char *role = json_string_value(json_object_get(op->principal, "role"));
+        pop->read.command = pw_kql_show_principals(entity);
+        pop->apply.command = pw_kql_principal_change(vt == PW_VT_PRINCIPAL_ADD ? ".add" : ".drop",
+                                                     entity, role, op->principal_fqn);
+        /* .add and .drop answer with the entity's principals: after comes from the answer */
+    } else {
+        const char *kw = op->kind.row->keyword;
+        pop->read.command = pw_kql_policy_command(".show", entity, kw, NULL);
+        pop->apply.command = pw_kql_policy_command(policy_verb(op), entity, kw, value);
+        pop->after_from_reread = op->action == PW_ACTION_DELETE;
+    }
+    free(entity);
+    free(value);
+    return pop->read.command && pop->apply.command ? 0 : -1;
+}
+
 static int build_op(pw_plan_op *pop, const pw_request_op *op)
 {
     pop->op = op;
     pop->lane = lane_key(op);
     pop->read.route = pop->apply.route = op->route;
-    if (op->kind == PW_OP_DATABASE_PRINCIPAL_ADD && op->route == PW_ROUTE_KUSTO) {
-        const char *role = json_string_value(json_object_get(op->principal, "role"));
-        pop->read.cluster_uri = pop->apply.cluster_uri = op->cluster_uri;
-        pop->read.database = pop->apply.database = op->database;
-        pop->read.command = pw_kql_show_principals(op->database);
-        pop->apply.command = pw_kql_add_principal(op->database, role, op->principal_fqn);
-        json_t *p = principal_body(op->principal);
-        if (p) json_object_set_new(p, "fqn", json_string(op->principal_fqn));
-        pop->planned = json_pack("{s:o}", "principal", p);
-        /* .add answers with the database's principals: after comes from the answer */
-        return pop->lane && pop->read.command && pop->apply.command && pop->planned ? 0 : -1;
-    }
-    if (op->kind == PW_OP_DATABASE_PRINCIPAL_ADD) {
-        pop->read.method = "POST";
-        pop->read.path = database_path(op, ARM_LIST_PRINCIPALS);
-        pop->apply.method = "POST";
-        pop->apply.path = database_path(op, ARM_ADD_PRINCIPALS);
-        json_t *p = principal_body(op->principal);
-        pop->apply.body = json_pack("{s:[o]}", "value", p);
-        pop->planned = json_pack("{s:O}", "principal", p);
-        pop->after_from_reread = 1;
-        return pop->lane && pop->read.path && pop->apply.path && pop->apply.body && pop->planned
-                   ? 0
-                   : -1;
-    }
-    pop->planned = period_value(op->kind, 1, op->period_ticks);
-    if (op->route == PW_ROUTE_ARM && op->table) return -1; /* would change the database */
+    pop->desired = pw_value_desired(op);
+    if (!pop->lane || !pop->desired) return -1;
     if (op->route == PW_ROUTE_ARM) {
-        char iso[64];
-        if (pw_duration_format_iso(op->period_ticks, iso, sizeof iso) != 0) return -1;
-        pop->read.method = "GET";
-        pop->read.path = database_path(op, "");
-        pop->apply.method = "PATCH";
-        pop->apply.path = database_path(op, "");
-        pop->apply.body = json_pack("{s:s, s:{s:s}}", "kind", "ReadWrite", "properties",
-                                    period_field(op->kind), iso);
-        return pop->lane && pop->read.path && pop->apply.path && pop->apply.body && pop->planned
-                   ? 0
-                   : -1;
+        if (build_arm(pop, op) != 0) return -1;
+        return pop->read.path && pop->apply.path ? 0 : -1;
     }
-    pw_kql_policy policy = is_retention(op->kind) ? PW_KQL_RETENTION : PW_KQL_CACHING;
-    pop->read.cluster_uri = pop->apply.cluster_uri = op->cluster_uri;
-    pop->read.database = pop->apply.database = op->database;
-    pop->read.command = pw_kql_show(policy, op->database, op->table);
-    pop->apply.command = pw_kql_alter(policy, op->database, op->table, op->period_ticks);
-    return pop->lane && pop->read.command && pop->apply.command && pop->planned ? 0 : -1;
+    return build_kusto(pop, op);
 }
 
 static void call_clear(pw_plan_call *c)
@@ -203,7 +320,7 @@ void pw_plan_free(pw_plan *plan)
     for (size_t i = 0; plan->ops && i < plan->count; i++) {
         call_clear(&plan->ops[i].read);
         call_clear(&plan->ops[i].apply);
-        json_decref(plan->ops[i].planned);
+        json_decref(plan->ops[i].desired);
         free(plan->ops[i].lane);
     }
     free(plan->ops);
@@ -292,12 +409,51 @@ static int principal_value(const pw_request_op *op, const json_t *answer, json_t
     return *value ? 0 : fail(err, errlen, "out of memory");
 }
 
+/* The assignment as the request names it, from an ARM principalAssignment resource. */
+static int assignment_value(const json_t *answer, json_t **value, char *err, size_t errlen)
+{
+    const json_t *props = json_object_get(answer, "properties");
+    if (!answer) {
+        *value = json_pack("{s:n}", "assignment");
+    } else if (!json_is_object(props)) {
+        return fail(err, errlen, "the principal assignment has no properties");
+    } else {
+        *value = json_pack("{s:o}", "assignment", assignment_properties(props));
+    }
+    return *value ? 0 : fail(err, errlen, "out of memory");
+}
+
+/* A database property (softDeletePeriod, hotCachePeriod) from the ARM database resource. */
+static int arm_property_value(const pw_request_op *op, const json_t *answer, json_t **value,
+                              char *err, size_t errlen)
+{
+    const char *prop = pw_ops_at(op->kind)->arm_property;
+    const json_t *props = json_object_get(answer, "properties");
+    if (!prop) return fail(err, errlen, "no ARM property for this kind");
+    if (!json_is_object(props)) return fail(err, errlen, "the database resource has no properties");
+    const json_t *v = json_object_get(props, prop);
+    int64_t ticks;
+    char iso[64];
+    if (!v || json_is_null(v))
+        *value = json_pack("{s:n}", prop);
+    else if (json_is_string(v) &&
+             pw_duration_parse_iso(json_string_value(v), &ticks, NULL, 0) == PW_OK &&
+             pw_duration_format_iso(ticks, iso, sizeof iso) == 0)
+        *value = json_pack("{s:s}", prop, iso);
+    else if (json_is_string(v)) /* e.g. P1Y from elsewhere: reported as ARM gave it */
+        *value = json_pack("{s:O}", prop, v);
+    else
+        return fail(err, errlen, "the database resource's period is not a string");
+    return *value ? 0 : fail(err, errlen, "out of memory");
+}
+
 int pw_plan_value(const pw_plan_op *pop, const json_t *answer, json_t **value, char *err,
                   size_t errlen)
 {
     const pw_request_op *op = pop->op;
+    pw_value_type vt = vtype(op);
     *value = NULL;
-    if (op->kind == PW_OP_DATABASE_PRINCIPAL_ADD) {
+    if (vt == PW_VT_PRINCIPAL_ADD || vt == PW_VT_PRINCIPAL_REMOVE) {
         json_t *converted = NULL;
         if (op->route == PW_ROUTE_KUSTO) {
             converted = pw_kql_parse_principals(answer, err, errlen);
@@ -308,28 +464,12 @@ int pw_plan_value(const pw_plan_op *pop, const json_t *answer, json_t **value, c
         json_decref(converted);
         return rc;
     }
-    if (op->route == PW_ROUTE_ARM) {
-        const json_t *props = json_object_get(answer, "properties");
-        if (!json_is_object(props))
-            return fail(err, errlen, "the database resource has no properties");
-        const json_t *v = json_object_get(props, period_field(op->kind));
-        int64_t ticks;
-        if (!v || json_is_null(v))
-            *value = period_value(op->kind, 0, 0);
-        else if (json_is_string(v) &&
-                 pw_duration_parse_iso(json_string_value(v), &ticks, NULL, 0) == PW_OK)
-            *value = period_value(op->kind, 1, ticks);
-        else if (json_is_string(v)) /* e.g. P1Y from elsewhere: reported as ARM gave it */
-            *value = json_pack("{s:O}", period_field(op->kind), v);
-        else
-            return fail(err, errlen, "the database resource's period is not a string");
-        return *value ? 0 : fail(err, errlen, "out of memory");
-    }
-    int is_set = 0;
-    int64_t ticks = 0;
-    if (pw_kql_parse_policy(answer, is_retention(op->kind) ? PW_KQL_RETENTION : PW_KQL_CACHING,
-                            &is_set, &ticks, err, errlen) != 0)
-        return -1;
-    *value = period_value(op->kind, is_set, ticks);
-    return *value ? 0 : fail(err, errlen, "out of memory");
+    if (vt == PW_VT_ASSIGNMENT) return assignment_value(answer, value, err, errlen);
+    if (op->route == PW_ROUTE_ARM) return arm_property_value(op, answer, value, err, errlen);
+    json_t *doc = NULL;
+    int rc = vt == PW_VT_WORKLOAD_GROUP ? pw_kql_parse_workload_group(answer, &doc, err, errlen)
+                                        : pw_kql_parse_policy(answer, &doc, err, errlen);
+    if (rc == 0) rc = pw_value_from_policy(op, doc, value, err, errlen);
+    json_decref(doc);
+    return rc;
 }

@@ -220,8 +220,9 @@ json_t *pw_reply_operation(const pw_reply_op *o)
 {
     const pw_request_op *op = o->op;
     json_t *j =
-        json_pack("{s:I, s:s, s:s, s:O, s:s, s:O, s:O, s:I, s:I}", "index", (json_int_t)o->index,
-                  "kind", pw_op_kind_name(op->kind), "route", pw_route_name(op->route), "target",
+        json_pack("{s:I, s:s, s:s, s:s, s:O, s:s, s:O, s:O, s:I, s:I}", "index",
+                  (json_int_t)o->index, "kind", op->kind_name, "action",
+                  pw_ops_action_name(op->action), "route", pw_ops_route_name(op->route), "target",
                   op->target, "status", o->status, "before", o->before ? o->before : json_null(),
                   "after", o->after ? o->after : json_null(), "attempts", (json_int_t)o->attempts,
                   "durationMs", (json_int_t)o->duration_ms);

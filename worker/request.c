@@ -13,6 +13,7 @@
 #include "pw/names.h"
 #include "pw/plan.h"
 #include "pw/schema.h"
+#include "pw/value.h"
 
 #define REQUEST_SCHEMA_URI "https://adx-policy-worker.example/schemas/request.v1.json"
 #define MAX_SCHEMA_FILES 256
@@ -22,11 +23,6 @@
 #ifndef PW_SOURCE_SCHEMAS_DIR
 #define PW_SOURCE_SCHEMAS_DIR "schemas"
 #endif
-
-static const char *const kind_names[PW_OP_KIND_COUNT] = {
-    "database.retention", "database.caching",       "table.retention",
-    "table.caching",      "database.principal.add",
-};
 
 struct pw_request_checker {
     const pw_config *cfg;
@@ -50,27 +46,6 @@ struct pw_request {
     size_t op_count;
     op_slot *ops;
 };
-
-const char *pw_op_kind_name(pw_op_kind kind)
-{
-    return (unsigned)kind < PW_OP_KIND_COUNT ? kind_names[kind] : "unknown";
-}
-
-const char *pw_route_name(pw_route route)
-{
-    return route == PW_ROUTE_KUSTO ? "kusto" : "arm";
-}
-
-static int kind_from_name(const char *name, pw_op_kind *kind)
-{
-    for (int i = 0; name && i < PW_OP_KIND_COUNT; i++) {
-        if (strcmp(name, kind_names[i]) == 0) {
-            *kind = (pw_op_kind)i;
-            return 0;
-        }
-    }
-    return -1;
-}
 
 /* ------------------------------------------------------- jansson's allocator */
 
@@ -596,36 +571,262 @@ static int principal_fqn(op_slot *slot, size_t i, pw_rejection *rej)
     return 0;
 }
 
+/* A rejection at /operations/<i>/<key> (key may hold further segments). */
+static int reject_op(pw_rejection *rej, const char *code, size_t i, const char *key,
+                     const char *what)
+{
+    char where[128];
+    snprintf(where, sizeof where, "/operations/%zu%s%s", i, *key ? "/" : "", key);
+    reject_at(rej, code, where, what);
+    return -1;
+}
+
+/* The target fields each scope names its entity with (besides cluster and database). */
+static int target_names(const pw_request_checker *chk, size_t i, op_slot *slot, pw_rejection *rej)
+{
+    pw_request_op *op = &slot->op;
+    const json_t *target = op->target;
+    pw_scope scope = op->kind.scope;
+    op->table = scope == PW_SCOPE_TABLE || scope == PW_SCOPE_COLUMN ? target_str(target, "table")
+                                                                     : NULL;
+    op->column = scope == PW_SCOPE_COLUMN ? target_str(target, "column") : NULL;
+    op->entity = scope == PW_SCOPE_MATERIALIZED_VIEW ? target_str(target, "materializedView")
+                 : scope == PW_SCOPE_EXTERNAL_TABLE  ? target_str(target, "externalTable")
+                 : pw_ops_at(op->kind)->value == PW_VT_WORKLOAD_GROUP
+                     ? target_str(target, "workloadGroup")
+                     : NULL;
+    op->assignment = pw_ops_at(op->kind)->value == PW_VT_ASSIGNMENT
+                         ? target_str(target, "principalAssignment")
+                         : NULL;
+    static const struct {
+        pw_scope scope;
+        const char *key;
+    } needs[] = {{PW_SCOPE_TABLE, "table"},
+                 {PW_SCOPE_COLUMN, "table"},
+                 {PW_SCOPE_COLUMN, "column"},
+                 {PW_SCOPE_MATERIALIZED_VIEW, "materializedView"},
+                 {PW_SCOPE_EXTERNAL_TABLE, "externalTable"}};
+    for (size_t k = 0; k < sizeof needs / sizeof *needs; k++) {
+        if (needs[k].scope != scope) continue;
+        const char *v = target_str(target, needs[k].key);
+        if (!v) {
+            char what[96];
+            snprintf(what, sizeof what, "a %s operation names its %s", pw_ops_scope_name(scope),
+                     needs[k].key);
+            return reject_op(rej, PW_REJECT_SCHEMA, i, "target", what);
+        }
+        if (check_name(rej, i, needs[k].key, v, pw_names_kusto_entity)) return -1;
+    }
+    if (pw_ops_at(op->kind)->value == PW_VT_WORKLOAD_GROUP) {
+        if (!op->entity)
+            return reject_op(rej, PW_REJECT_SCHEMA, i, "target",
+                             "a workload group operation names target.workloadGroup");
+        if (check_name(rej, i, "workloadGroup", op->entity, pw_names_kusto_entity)) return -1;
+    }
+    if (pw_ops_at(op->kind)->value == PW_VT_ASSIGNMENT) {
+        if (!op->assignment)
+            return reject_op(rej, PW_REJECT_SCHEMA, i, "target",
+                             "a principal assignment operation names target.principalAssignment");
+        if (check_name(rej, i, "principalAssignment", op->assignment, pw_names_arm_child))
+            return -1;
+    }
+    (void)chk;
+    return 0;
+}
+
+/* The value fields a value type needs for alter and merge, and their JSON types. */
+static int check_value_fields(op_slot *slot, size_t i, pw_rejection *rej)
+{
+    pw_request_op *op = &slot->op;
+    const json_t *j = op->json;
+    pw_value_type vt = pw_ops_at(op->kind)->value;
+    if (op->action == PW_ACTION_DELETE) return 0;
+    struct need {
+        const char *key;
+        json_type type;
+    } needs[2] = {{NULL, JSON_NULL}, {NULL, JSON_NULL}};
+    switch (vt) {
+    case PW_VT_JSON_OBJECT:
+    case PW_VT_WORKLOAD_GROUP:
+        needs[0] = (struct need){"policy", JSON_OBJECT};
+        break;
+    case PW_VT_JSON_ARRAY:
+        needs[0] = (struct need){"policy", JSON_ARRAY};
+        break;
+    case PW_VT_CLASSIFICATION:
+        needs[0] = (struct need){"policy", JSON_OBJECT};
+        if (op->action == PW_ACTION_ALTER)
+            needs[1] = (struct need){"classificationFunction", JSON_STRING};
+        break;
+    case PW_VT_BOOL:
+        needs[0] = (struct need){"enabled", JSON_TRUE};
+        break;
+    case PW_VT_STREAMING:
+        if (json_object_get(j, "enabled") && op->kind.scope == PW_SCOPE_CLUSTER)
+            return reject_op(rej, PW_REJECT_SCHEMA, i, "enabled",
+                             "the cluster's streaming ingestion policy is set as JSON (policy)");
+        needs[0] = json_object_get(j, "enabled") ? (struct need){"enabled", JSON_TRUE}
+                                                 : (struct need){"policy", JSON_OBJECT};
+        break;
+    case PW_VT_ROWORDER:
+        needs[0] = (struct need){"rowOrder", JSON_ARRAY};
+        break;
+    case PW_VT_RLS:
+        needs[0] = (struct need){"enabled", JSON_TRUE};
+        needs[1] = (struct need){"query", JSON_STRING};
+        break;
+    case PW_VT_ENCODING_TYPE:
+        needs[0] = (struct need){"encodingType", JSON_STRING};
+        break;
+    case PW_VT_ASSIGNMENT:
+        needs[0] = (struct need){"assignment", JSON_OBJECT};
+        break;
+    default:
+        return 0; /* caching, retention and principals are checked by their own rules */
+    }
+    for (int k = 0; k < 2 && needs[k].key; k++) {
+        const json_t *v = json_object_get(j, needs[k].key);
+        int ok = v && (needs[k].type == JSON_TRUE ? json_is_boolean(v) : json_typeof(v) == needs[k].type);
+        if (!ok) {
+            char what[128];
+            snprintf(what, sizeof what, "%s %s needs %s (%s)", op->kind_name,
+                     pw_ops_action_name(op->action), needs[k].key,
+                     needs[k].type == JSON_TRUE     ? "true or false"
+                     : needs[k].type == JSON_OBJECT ? "an object"
+                     : needs[k].type == JSON_ARRAY  ? "an array"
+                                                    : "a string");
+            return reject_op(rej, PW_REJECT_SCHEMA, i, needs[k].key, what);
+        }
+        if (needs[k].type == JSON_STRING &&
+            (json_string_length(v) < 1 || json_string_length(v) > PW_VALUE_TEXT_MAX)) {
+            char what[96];
+            snprintf(what, sizeof what, "%s has 1 to %d bytes", needs[k].key, PW_VALUE_TEXT_MAX);
+            return reject_op(rej, PW_REJECT_SCHEMA, i, needs[k].key, what);
+        }
+    }
+    if (vt == PW_VT_ROWORDER) {
+        const json_t *list = json_object_get(j, "rowOrder");
+        size_t n = json_array_size(list);
+        if (n < 1 || n > PW_VALUE_ROW_ORDER_MAX)
+            return reject_op(rej, PW_REJECT_SCHEMA, i, "rowOrder", "a row order has 1 to 16 columns");
+        for (size_t k = 0; k < n; k++) {
+            const json_t *e = json_array_get(list, k);
+            const char *col = json_string_value(json_object_get(e, "column"));
+            const char *order = json_string_value(json_object_get(e, "order"));
+            char key[48], why[256];
+            snprintf(key, sizeof key, "rowOrder/%zu/column", k);
+            if (!col) return reject_op(rej, PW_REJECT_SCHEMA, i, key, "a row order entry names its column");
+            if (order && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0)
+                return reject_op(rej, PW_REJECT_SCHEMA, i, key, "order is \"asc\" or \"desc\"");
+            if (pw_names_kusto_entity(col, why, sizeof why) != PW_OK)
+                return reject_op(rej, PW_REJECT_INVALID_NAME, i, key, why);
+        }
+    }
+    if (vt == PW_VT_ASSIGNMENT) {
+        static const char *const keys[] = {"principalId", "principalType", "role"};
+        const json_t *a = json_object_get(j, "assignment");
+        for (size_t k = 0; k < 3; k++) {
+            if (!json_is_string(json_object_get(a, keys[k]))) {
+                char key[48];
+                snprintf(key, sizeof key, "assignment/%s", keys[k]);
+                return reject_op(rej, PW_REJECT_SCHEMA, i, key, "required (a string)");
+            }
+        }
+    }
+    return 0;
+}
+
+/* hotWindows: each a valid UTC datetime range, from before to. */
+static int check_hot_windows(const json_t *list, size_t i, pw_rejection *rej)
+{
+    if (!list) return 0;
+    if (!json_is_array(list) || json_array_size(list) > PW_VALUE_HOT_WINDOWS_MAX)
+        return reject_op(rej, PW_REJECT_SCHEMA, i, "hotWindows", "hotWindows is an array of at most 32 windows");
+    for (size_t k = 0; k < json_array_size(list); k++) {
+        const json_t *w = json_array_get(list, k);
+        char from[40], to[40], key[48];
+        snprintf(key, sizeof key, "hotWindows/%zu", k);
+        if (pw_value_datetime(json_string_value(json_object_get(w, "from")), from, sizeof from) ||
+            pw_value_datetime(json_string_value(json_object_get(w, "to")), to, sizeof to))
+            return reject_op(rej, PW_REJECT_SCHEMA, i, key,
+                             "from and to are UTC datetimes (2021-01-01 or 2021-01-01T00:00:00Z)");
+        if (strcmp(from, to) >= 0)
+            return reject_op(rej, PW_REJECT_SCHEMA, i, key, "a hot window's from is before its to");
+    }
+    return 0;
+}
+
 static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, op_slot *slot,
                     pw_rejection *rej)
 {
     pw_request_op *op = &slot->op;
     const json_t *target = json_object_get(jop, "target");
     const char *via = json_string_value(json_object_get(jop, "via"));
+    const char *action = json_string_value(json_object_get(jop, "action"));
     op->index = i;
+    op->json = jop;
     op->target = target;
-    if (kind_from_name(json_string_value(json_object_get(jop, "kind")), &op->kind) != 0) {
+    op->kind_name = json_string_value(json_object_get(jop, "kind"));
+    if (pw_ops_lookup(op->kind_name, &op->kind) != 0) {
         reject(rej, PW_REJECT_UNKNOWN_KIND, "operation %zu: unknown kind", i);
         return -1;
     }
-    int table_kind = op->kind == PW_OP_TABLE_RETENTION || op->kind == PW_OP_TABLE_CACHING;
-    op->route = via ? (strcmp(via, "kusto") == 0 ? PW_ROUTE_KUSTO : PW_ROUTE_ARM)
-                    : (table_kind ? PW_ROUTE_KUSTO : PW_ROUTE_ARM);
+    const pw_ops_scope *at = pw_ops_at(op->kind);
+    op->action = PW_ACTION_ALTER;
+    if (action && pw_ops_action_from_name(action, &op->action) != 0)
+        return reject_op(rej, PW_REJECT_SCHEMA, i, "action",
+                         "action is \"alter\", \"merge\" or \"delete\"");
+    if (!(at->actions & PW_ACTION_BIT(op->action))) {
+        char what[160];
+        snprintf(what, sizeof what, "%s has no action %s (it has:%s%s%s)", op->kind_name,
+                 pw_ops_action_name(op->action),
+                 at->actions & PW_ACTION_BIT(PW_ACTION_ALTER) ? " alter" : "",
+                 at->actions & PW_ACTION_BIT(PW_ACTION_MERGE) ? " merge" : "",
+                 at->actions & PW_ACTION_BIT(PW_ACTION_DELETE) ? " delete" : "");
+        return reject_op(rej, PW_REJECT_SCHEMA, i, "action", what);
+    }
     /* The schemas say so too; re-checked because worker.schemas.dir can point elsewhere and
      * a table operation planned on the arm route would PATCH the whole database. */
-    if ((via && strcmp(via, "kusto") != 0 && strcmp(via, "arm") != 0) ||
-        (table_kind && op->route != PW_ROUTE_KUSTO)) {
-        char where[64];
-        snprintf(where, sizeof where, "/operations/%zu/via", i);
-        reject_at(rej, PW_REJECT_SCHEMA, where,
-                  table_kind ? "table operations have only the kusto route"
-                             : "via is \"arm\" or \"kusto\"");
-        return -1;
+    unsigned routes = pw_ops_routes(op->kind);
+    op->route = at->routes ? at->default_route : PW_ROUTE_KUSTO;
+    if (via) {
+        pw_route r = strcmp(via, "kusto") == 0 ? PW_ROUTE_KUSTO : PW_ROUTE_ARM;
+        if ((strcmp(via, "kusto") != 0 && strcmp(via, "arm") != 0) || !(routes & PW_ROUTE_BIT(r))) {
+            char what[128];
+            snprintf(what, sizeof what, "%s has only the %s route", op->kind_name,
+                     routes & PW_ROUTE_BIT(PW_ROUTE_ARM) ? "arm" : "kusto");
+            return reject_op(rej, PW_REJECT_SCHEMA, i, "via",
+                             routes == (PW_ROUTE_BIT(PW_ROUTE_ARM) | PW_ROUTE_BIT(PW_ROUTE_KUSTO))
+                                 ? "via is \"arm\" or \"kusto\""
+                                 : what);
+        }
+        op->route = r;
+    }
+    if (op->route == PW_ROUTE_ARM && at->arm_property) {
+        /* ARM carries the period only: no delete, no hot windows, no recoverability */
+        const char *extra = op->action == PW_ACTION_DELETE                   ? "action"
+                            : json_object_get(jop, "hotWindows")             ? "hotWindows"
+                            : json_object_get(jop, "recoverability")         ? "recoverability"
+                                                                             : NULL;
+        if (extra)
+            return reject_op(rej, PW_REJECT_SCHEMA, i, extra,
+                             "the arm route sets the period only; \"via\": \"kusto\" takes this");
+    }
+    if (!pw_config_kind_allowed(chk->cfg, op->kind_name, pw_ops_privileged(op->kind))) {
+        char what[256];
+        if (pw_ops_privileged(op->kind))
+            snprintf(what, sizeof what,
+                     "%s is privileged (it changes access or the whole cluster): the worker applies "
+                     "it only when worker.kinds.privileged.allowed lists it",
+                     op->kind_name);
+        else
+            snprintf(what, sizeof what, "%s is not in this worker's worker.kinds.allowed",
+                     op->kind_name);
+        return reject_op(rej, PW_REJECT_NOT_ALLOWED, i, "kind", what);
     }
     op->subscription_id = target_str(target, "subscriptionId");
     op->resource_group = target_str(target, "resourceGroup");
-    op->database = target_str(target, "database");
-    op->table = table_kind ? target_str(target, "table") : NULL;
+    op->database = op->kind.scope == PW_SCOPE_CLUSTER ? NULL : target_str(target, "database");
     const char *cluster = target_str(target, "cluster");
     const char *uri = target_str(target, "clusterUri");
 
@@ -637,10 +838,11 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
         check_name(rej, i, "resourceGroup", op->resource_group, pw_names_resource_group))
         return -1;
     if (cluster && check_name(rej, i, "cluster", cluster, pw_names_cluster)) return -1;
-    if (check_name(rej, i, "database", op->database,
+    if (op->kind.scope != PW_SCOPE_CLUSTER &&
+        check_name(rej, i, "database", op->database,
                    op->route == PW_ROUTE_ARM ? pw_names_arm_database : pw_names_kusto_entity))
         return -1;
-    if (table_kind && check_name(rej, i, "table", op->table, pw_names_kusto_entity)) return -1;
+    if (target_names(chk, i, slot, rej) != 0) return -1;
     if (uri) {
         char why[448], where[96]; /* why lists allowed host suffixes: room for several */
         const pw_config *cfg = chk->cfg;
@@ -664,11 +866,11 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
         op->cluster = cluster;
     }
     /* The schema requires these per route; re-checked so a schema edit cannot open a hole. */
-    if (op->route == PW_ROUTE_ARM
-            ? !(op->subscription_id && op->resource_group && op->cluster && op->database)
-            : !(uri && op->database)) {
+    int has_db = op->kind.scope == PW_SCOPE_CLUSTER || op->database;
+    if (op->route == PW_ROUTE_ARM ? !(op->subscription_id && op->resource_group && op->cluster && has_db)
+                                  : !(uri && has_db)) {
         reject(rej, PW_REJECT_SCHEMA, "operation %zu: target incomplete for route %s", i,
-               pw_route_name(op->route));
+               pw_ops_route_name(op->route));
         return -1;
     }
     /* Each name is within its rule, yet on the arm route the path they make can pass the
@@ -685,19 +887,22 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
         reject_at(rej, PW_REJECT_INVALID_NAME, where, why);
         return -1;
     }
+    if (check_value_fields(slot, i, rej) != 0) return -1;
 
-    switch (op->kind) {
-    case PW_OP_DATABASE_RETENTION:
-    case PW_OP_TABLE_RETENTION:
+    switch (at->value) {
+    case PW_VT_RETENTION:
+        if (op->action == PW_ACTION_DELETE) return 0;
         return check_period(rej, i, "softDeletePeriod",
                             json_string_value(json_object_get(jop, "softDeletePeriod")), 0,
                             &op->period_ticks);
-    case PW_OP_DATABASE_CACHING:
-    case PW_OP_TABLE_CACHING:
+    case PW_VT_CACHING:
+        if (op->action == PW_ACTION_DELETE) return 0;
+        if (check_hot_windows(json_object_get(jop, "hotWindows"), i, rej) != 0) return -1;
         return check_period(rej, i, "hotCachePeriod",
                             json_string_value(json_object_get(jop, "hotCachePeriod")), 1,
                             &op->period_ticks);
-    case PW_OP_DATABASE_PRINCIPAL_ADD:
+    case PW_VT_PRINCIPAL_ADD:
+    case PW_VT_PRINCIPAL_REMOVE:
         op->principal = json_object_get(jop, "principal");
         if (!json_is_object(op->principal)) {
             reject(rej, PW_REJECT_SCHEMA, "operation %zu: no principal", i);
@@ -706,7 +911,7 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
         if (op->route == PW_ROUTE_KUSTO) return principal_fqn(slot, i, rej);
         return 0;
     default:
-        return -1;
+        return 0;
     }
 }
 
@@ -716,11 +921,11 @@ static long unknown_kind_index(const json_t *ops)
 {
     size_t i;
     const json_t *op;
-    pw_op_kind k;
+    pw_kind k;
     json_array_foreach(ops, i, op)
     {
         const json_t *kind = json_object_get(op, "kind");
-        if (json_is_string(kind) && kind_from_name(json_string_value(kind), &k) != 0)
+        if (json_is_string(kind) && pw_ops_lookup(json_string_value(kind), &k) != 0)
             return (long)i;
     }
     return -1;

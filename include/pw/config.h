@@ -32,6 +32,13 @@ typedef struct pw_config {
                                     allowed */
     size_t allowed_reply_topic_count;
     char *schemas_dir; /* worker.schemas.dir; default the source tree's schemas/ */
+    /* worker.kinds.allowed: comma list of kinds (pw/ops.h); NULL (unset): every kind that is
+     * not privileged.  worker.kinds.privileged.allowed: the privileged kinds allowed (empty by
+     * default).  A privileged kind needs the second list, and the first when it is set. */
+    char **kinds_allowed;
+    size_t kinds_allowed_count;
+    char **kinds_privileged_allowed;
+    size_t kinds_privileged_allowed_count;
 
     size_t max_in_flight;      /* worker.inflight.max: requests being processed; default 1000 */
     size_t max_uncommitted;    /* worker.uncommitted.max: messages received but not yet
@@ -73,6 +80,9 @@ int pw_config_set(pw_config *cfg, const char *key, const char *value, char *err,
 /* What a running worker needs: azure tenant/client id/secret, kafka.bootstrap.servers,
  * kafka.group.id.  Returns 0 or -1 with err naming the missing key. */
 int pw_config_require(const pw_config *cfg, char *err, size_t errlen);
+
+/* 1 when the configuration lets requests use kind (worker.kinds.*). */
+int pw_config_kind_allowed(const pw_config *cfg, const char *kind_name, int privileged);
 
 /* The last value of a kafka.* key (name without the prefix), or NULL. */
 const char *pw_config_kafka_get(const pw_config *cfg, const char *key);

@@ -22,6 +22,11 @@ pw_status pw_names_kusto_entity(const char *name, char *err, size_t errlen);
 pw_status pw_names_arm_database(const char *name, char *err, size_t errlen);
 
 /* Subscription id: a GUID, 8-4-4-4-12 hexadecimal digits. */
+/* The name of an ARM child resource in a path (a principal assignment): 1 to 128 of letters,
+ * digits, '_', '.', '-', not ending with '.' or holding "..". */
+#define PW_NAMES_ARM_CHILD_MAX 128
+pw_status pw_names_arm_child(const char *name, char *err, size_t errlen);
+
 pw_status pw_names_subscription_id(const char *id, char *err, size_t errlen);
 
 /* Resource group: 1..90 of ASCII letters, digits, '_', '-', '.', '(', ')'; not ending

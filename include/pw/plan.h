@@ -1,10 +1,11 @@
 /* pw/plan.h: what the worker will send for each operation of a validated request.
  *
- * Per operation: the read of the current value (ARM GET database, Kusto .show ... policy,
- * ARM listPrincipals), the change (ARM PATCH database / POST addPrincipals, a Kusto
- * command), the value expected afterwards, and the lane key that orders operations on the
- * same target.  Values are given in request terms: {"softDeletePeriod": "P10D"},
- * {"hotCachePeriod": "P5D"} (null = not set at this level), {"principal": {...} | null}. */
+ * Per operation: the read of the current value (ARM GET, Kusto .show ... policy|principals,
+ * ARM listPrincipals), the change (ARM PATCH/PUT/POST/DELETE, a Kusto command), the value
+ * desired afterwards, and the lane key that orders operations on the same entity.  Values
+ * are in request terms (pw/value.h): {"softDeletePeriod": "P10D"}, {"policy": {...}|null},
+ * {"principal": {...}|null}, ...  The plan dispatches on scope, route and value type (the
+ * catalogue, pw/ops.h), never on the kind. */
 #ifndef PW_PLAN_H
 #define PW_PLAN_H
 
@@ -16,11 +17,11 @@
 
 typedef struct pw_plan_call {
     pw_route route;
-    const char *method;      /* arm: "GET", "PATCH", "POST" */
+    const char *method;      /* arm: "GET", "PATCH", "PUT", "POST", "DELETE" */
     char *path;              /* arm: "/subscriptions/..." without the api-version query */
     json_t *body;            /* arm: the body, or NULL */
     const char *cluster_uri; /* kusto: normalized cluster URI (borrowed from the request) */
-    const char *database;    /* kusto: the request's `db` */
+    const char *database;    /* kusto: the request's `db` (NULL at cluster scope) */
     char *command;           /* kusto: the command text */
 } pw_plan_call;
 
@@ -29,8 +30,9 @@ typedef struct pw_plan_op {
     pw_plan_call read;       /* reads the before value */
     pw_plan_call apply;      /* makes the change */
     int after_from_reread;   /* 1: after comes from repeating read (the apply answer lacks it) */
-    json_t *planned;         /* the value expected after the change */
-    char *lane;              /* "<cluster>/<database lower-cased>[/<table>]" */
+    int read_absent_ok;      /* 1: a 404 on read means "none" (an ARM principal assignment) */
+    json_t *desired;         /* the value desired after the change (pw_value_desired) */
+    char *lane;              /* "<cluster>/<database lower-cased>[/<table>]", see plan.c */
 } pw_plan_op;
 
 typedef struct pw_plan pw_plan;
@@ -40,7 +42,8 @@ typedef struct pw_plan pw_plan;
 #define PW_PLAN_ARM_PATH_MAX PW_AZ_ARM_PATH_MAX
 
 /* Bytes of the longest ARM path op's plan would send (database spaces encoded as %20, the
- * listPrincipals suffix for principal kinds); 0 for an operation on the kusto route. */
+ * listPrincipals suffix for principal kinds, an assignment's name); 0 for an operation on
+ * the kusto route. */
 size_t pw_plan_arm_path_len(const pw_request_op *op);
 
 /* Builds the plan of every operation.  req is borrowed and must outlive the plan.
@@ -54,8 +57,9 @@ const pw_plan_op *pw_plan_op_at(const pw_plan *plan, size_t i);
 /* The ARM api-version the plan's ARM calls carry. */
 const char *pw_plan_api_version(const pw_plan *plan);
 
-/* Reads the value in request terms from an answer: the ARM database resource, a Kusto
- * policy answer, or an ARM principal list ({"value": [...]}).  *value is a new
+/* Reads the value in request terms from an answer: the ARM database resource or principal
+ * assignment, a Kusto policy, workload group or principals answer, or an ARM principal list
+ * ({"value": [...]}); answer NULL: the read found nothing (read_absent_ok).  *value is a new
  * reference.  Returns 0, or -1 with err filled when the answer has another shape. */
 int pw_plan_value(const pw_plan_op *pop, const json_t *answer, json_t **value, char *err,
                   size_t errlen);

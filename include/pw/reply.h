@@ -56,7 +56,8 @@ json_t *pw_reply_op_error(const char *code, const char *message, int retryable, 
 typedef struct pw_reply_op {
     size_t index;
     const pw_request_op *op; /* kind, route, target */
-    const char *status;      /* pending, running, succeeded, unknown, planned, failed, skipped */
+    const char *status;      /* pending, running, succeeded, unchanged, unknown, planned, failed,
+                                skipped */
     const json_t *before;    /* NULL: null */
     const json_t *after;     /* NULL: null */
     const json_t *error;     /* NULL: none */

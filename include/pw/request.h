@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "pw/config.h"
+#include "pw/ops.h"
 
 /* Longest request id (characters of A-Za-z0-9._:-). */
 #define PW_REQUEST_ID_MAX 128
@@ -19,41 +20,37 @@
 typedef struct pw_request_checker pw_request_checker;
 typedef struct pw_request pw_request;
 
-/* The operation kinds of the v1 contract (schemas/ops/<kind>.v1.json). */
-typedef enum pw_op_kind {
-    PW_OP_DATABASE_RETENTION = 0,
-    PW_OP_DATABASE_CACHING,
-    PW_OP_TABLE_RETENTION,
-    PW_OP_TABLE_CACHING,
-    PW_OP_DATABASE_PRINCIPAL_ADD,
-    PW_OP_KIND_COUNT
-} pw_op_kind;
-
-typedef enum pw_route { PW_ROUTE_ARM = 0, PW_ROUTE_KUSTO = 1 } pw_route;
-
 /* One validated operation.  Every string has passed its naming rule; strings point into
  * the request (valid while it lives).  cluster is the ARM cluster name, or on the kusto
- * route the first label of the cluster URI's host (so both routes name the same lane). */
+ * route the first label of the cluster URI's host (so both routes name the same lane).
+ * The kind is a catalogue entry (pw/ops.h): what it is, how its value is written. */
 typedef struct pw_request_op {
     size_t index;
-    pw_op_kind kind;
+    pw_kind kind;
+    const char *kind_name; /* "table.merge", as the request spelled it */
+    pw_action action;
     pw_route route;
+    const json_t *json;          /* the operation object as given */
     const json_t *target;        /* the target object as given */
     const char *subscription_id; /* arm route (else NULL unless given) */
     const char *resource_group;
     const char *cluster;
     const char *cluster_uri; /* kusto route: "https://<lower-cased host>"; else NULL */
-    const char *database;
-    const char *table;         /* table kinds; else NULL */
-    int64_t period_ticks;      /* retention/caching kinds: the period in 100 ns ticks */
-    const json_t *principal;   /* database.principal.add: the principal object */
-    const char *principal_fqn; /* database.principal.add on the kusto route: the FQN used */
+    const char *database;    /* NULL at cluster scope */
+    const char *table;       /* table and column scopes; else NULL */
+    const char *entity;      /* materialized view, external table or workload group name */
+    const char *column;      /* column scope */
+    const char *assignment;  /* principalAssignment: the assignment's name */
+    int64_t period_ticks;    /* caching / retention: the period in 100 ns ticks */
+    const json_t *principal; /* principal kinds: the principal object */
+    const char *principal_fqn; /* principal kinds on the kusto route: the FQN used */
 } pw_request_op;
 
 /* Why a message was turned down.  code is stable (see schemas/reply.v1.json):
  * MessageTooLarge, InvalidUtf8, InvalidJson, NestingTooDeep, NotAnObject, MissingId,
  * InvalidId, SchemaViolation, UnknownOperationKind, InvalidDuration, DurationOutOfRange,
- * InvalidName, InvalidClusterUri, ClusterHostNotAllowed, ReplyToNotAllowed, TooManyOperations.
+ * InvalidName, InvalidClusterUri, ClusterHostNotAllowed, ReplyToNotAllowed, TooManyOperations,
+ * OperationNotAllowed.
  * The PW_REJECT_* names below are those strings.
  *
  * internal = 1 (code InternalError) is not a verdict on the message: the worker itself
@@ -86,6 +83,7 @@ typedef struct pw_rejection {
 #define PW_REJECT_INVALID_NAME "InvalidName"
 #define PW_REJECT_INVALID_CLUSTER_URI "InvalidClusterUri"
 #define PW_REJECT_HOST_NOT_ALLOWED "ClusterHostNotAllowed"
+#define PW_REJECT_NOT_ALLOWED "OperationNotAllowed"
 #define PW_REJECT_INTERNAL "InternalError" /* with internal = 1 only; never sent */
 
 /* Longest accepted period (soft delete or hot cache): 100 years of days. */
@@ -109,8 +107,6 @@ int pw_request_dry_run(const pw_request *req);
 size_t pw_request_op_count(const pw_request *req);
 const pw_request_op *pw_request_op_at(const pw_request *req, size_t i); /* NULL past the end */
 
-const char *pw_op_kind_name(pw_op_kind kind); /* "database.retention", ... */
-const char *pw_route_name(pw_route route);    /* "arm" / "kusto" */
 void pw_request_free(pw_request *req);
 
 #endif

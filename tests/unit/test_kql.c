@@ -24,33 +24,39 @@ static void expect_cmd(char *got, const char *want)
 static void builds_commands(void **state)
 {
     (void)state;
-    expect_cmd(pw_kql_alter(PW_KQL_RETENTION, "mykustodatabase", NULL, 10 * DAY),
-               ".alter-merge database ['mykustodatabase'] policy retention softdelete = 10d");
-    expect_cmd(pw_kql_alter(PW_KQL_CACHING, "mykustodatabase", NULL, 5 * DAY),
-               ".alter database ['mykustodatabase'] policy caching hot = 5d");
-    expect_cmd(pw_kql_alter(PW_KQL_CACHING, "db", "StormEvents", 5 * DAY),
-               ".alter table ['StormEvents'] policy caching hot = 5d");
-    expect_cmd(pw_kql_alter(PW_KQL_RETENTION, "db", "Storm Events-2.x", 36 * HOUR),
-               ".alter-merge table ['Storm Events-2.x'] policy retention softdelete = 36h");
-    expect_cmd(pw_kql_alter(PW_KQL_CACHING, "db", "T", 0),
-               ".alter table ['T'] policy caching hot = 0d");
-    expect_cmd(pw_kql_show(PW_KQL_RETENTION, "mykustodatabase", NULL),
-               ".show database ['mykustodatabase'] policy retention");
-    expect_cmd(pw_kql_show(PW_KQL_CACHING, "db", "Logs"), ".show table ['Logs'] policy caching");
+    expect_cmd(pw_kql_entity(PW_SCOPE_CLUSTER, NULL, NULL, NULL, NULL), "cluster");
+    expect_cmd(pw_kql_entity(PW_SCOPE_DATABASE, "mykustodatabase", NULL, NULL, NULL),
+               "database ['mykustodatabase']");
+    expect_cmd(pw_kql_entity(PW_SCOPE_TABLE, "db", "Storm Events-2.x", NULL, NULL),
+               "table ['Storm Events-2.x']");
+    expect_cmd(pw_kql_entity(PW_SCOPE_COLUMN, "db", "T", NULL, "C 1"), "column ['T'].['C 1']");
+    expect_cmd(pw_kql_entity(PW_SCOPE_MATERIALIZED_VIEW, "db", NULL, "V", NULL),
+               "materialized-view ['V']");
+    expect_cmd(pw_kql_entity(PW_SCOPE_EXTERNAL_TABLE, "db", NULL, "E", NULL), "external table ['E']");
+    expect_cmd(pw_kql_policy_command(".alter", "table ['T']", "caching", "hot = 5d"),
+               ".alter table ['T'] policy caching hot = 5d");
+    expect_cmd(pw_kql_policy_command(".show", "cluster", "callout", NULL),
+               ".show cluster policy callout");
+    expect_cmd(pw_kql_policy_command(".delete", "database ['D']", "merge", NULL),
+               ".delete database ['D'] policy merge");
+    expect_cmd(pw_kql_workload_group(".create-or-alter", "wg 1", "@'{}'"),
+               ".create-or-alter workload_group ['wg 1'] @'{}'");
+    expect_cmd(pw_kql_workload_group(".show", "wg", NULL), ".show workload_group ['wg']");
 }
 
 static void principals(void **state)
 {
     (void)state;
-    expect_cmd(pw_kql_show_principals("db"), ".show database ['db'] principals");
-    expect_cmd(pw_kql_add_principal("db", "Admin", "aadapp=abc;contoso.com"),
+    expect_cmd(pw_kql_show_principals("database ['db']"), ".show database ['db'] principals");
+    expect_cmd(pw_kql_principal_change(".add", "database ['db']", "Admin", "aadapp=abc;contoso.com"),
                ".add database ['db'] admins ('aadapp=abc;contoso.com')");
-    expect_cmd(pw_kql_add_principal("db", "UnrestrictedViewer", "aaduser=a@b.c"),
+    expect_cmd(pw_kql_principal_change(".add", "database ['db']", "UnrestrictedViewer", "aaduser=a@b.c"),
                ".add database ['db'] unrestrictedviewers ('aaduser=a@b.c')");
-    assert_null(pw_kql_add_principal("db", "Root", "aaduser=a@b.c"));
-    assert_null(pw_kql_add_principal("db", "Admin", "aaduser=x') ; .drop table T //"));
-    assert_null(pw_kql_add_principal("db", "Admin", "a\\b"));
-    assert_null(pw_kql_add_principal("d'b", "Admin", "aaduser=a"));
+    expect_cmd(pw_kql_principal_change(".drop", "table ['T']", "Ingestor", "aaduser=a@b.c"),
+               ".drop table ['T'] ingestors ('aaduser=a@b.c')");
+    assert_null(pw_kql_principal_change(".add", "database ['db']", "Root", "aaduser=a@b.c"));
+    assert_null(pw_kql_principal_change(".add", "database ['db']", "Admin", "aaduser=x') ; .drop table T //"));
+    assert_null(pw_kql_principal_change(".add", "database ['db']", "Admin", "a\\b"));
     json_t *v1 = json_loads(
         "{\"Tables\":[{\"Columns\":[{\"ColumnName\":\"Role\"},{\"ColumnName\":\"PrincipalType\"},"
         "{\"ColumnName\":\"PrincipalDisplayName\"},{\"ColumnName\":\"PrincipalObjectId\"},"
@@ -82,14 +88,15 @@ static void refuses_bad_names(void **state)
         "'] ; .drop table X", "a'b", "a]b", "a\\b", "a\nb", "__x", "x__", "", "a;b", "a\"b",
         "\xc3\xa9t\xc3\xa9"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        assert_null(pw_kql_alter(PW_KQL_CACHING, "db", bad[i], DAY));
-        assert_null(pw_kql_alter(PW_KQL_CACHING, bad[i], NULL, DAY));
-        assert_null(pw_kql_alter(PW_KQL_CACHING, bad[i], "T", DAY));
-        assert_null(pw_kql_show(PW_KQL_RETENTION, "db", bad[i]));
+        assert_null(pw_kql_entity(PW_SCOPE_TABLE, "db", bad[i], NULL, NULL));
+        assert_null(pw_kql_entity(PW_SCOPE_DATABASE, bad[i], NULL, NULL, NULL));
+        assert_null(pw_kql_entity(PW_SCOPE_TABLE, bad[i], "T", NULL, NULL));
+        assert_null(pw_kql_entity(PW_SCOPE_COLUMN, "db", "T", NULL, bad[i]));
+        assert_null(pw_kql_entity(PW_SCOPE_MATERIALIZED_VIEW, "db", NULL, bad[i], NULL));
+        assert_null(pw_kql_workload_group(".show", bad[i], NULL));
         char buf[64];
         assert_int_equal(pw_kql_quote_name(bad[i], buf, sizeof buf), -1);
     }
-    assert_null(pw_kql_alter(PW_KQL_RETENTION, "db", "T", -DAY));
     char buf[8];
     assert_int_equal(pw_kql_quote_name("abcdefgh", buf, sizeof buf), -1);
 }
@@ -111,51 +118,56 @@ static json_t *answer(const char *policy_cell_json)
     return v;
 }
 
-static void expect_policy(const char *cell, pw_kql_policy policy, int want_set, int64_t want)
+/* The Policy cell read as JSON, whatever form it has; NULL for "not set". */
+static void expect_policy(const char *cell, const char *want_json)
 {
-    json_t *v = answer(cell);
-    int is_set = -1;
-    int64_t ticks = -1;
+    json_t *v = answer(cell), *doc = (json_t *)1;
     char err[128];
-    assert_int_equal(pw_kql_parse_policy(v, policy, &is_set, &ticks, err, sizeof err), 0);
-    assert_int_equal(is_set, want_set);
-    if (want_set) assert_true(ticks == want);
+    assert_int_equal(pw_kql_parse_policy(v, &doc, err, sizeof err), 0);
+    if (!want_json) {
+        assert_null(doc);
+    } else {
+        json_t *want = json_loads(want_json, JSON_DECODE_ANY, NULL);
+        assert_true(json_equal(doc, want));
+        json_decref(want);
+    }
+    json_decref(doc);
     json_decref(v);
 }
 
 static void parses_answers(void **state)
 {
     (void)state;
-    expect_policy("\"{\\\"SoftDeletePeriod\\\":\\\"365.00:00:00\\\",\\\"Recoverability\\\":"
-                  "\\\"Enabled\\\"}\"",
-                  PW_KQL_RETENTION, 1, 365 * DAY);
-    expect_policy("\"{\\\"DataHotSpan\\\":\\\"4.00:00:00\\\"}\"", PW_KQL_CACHING, 1, 4 * DAY);
-    expect_policy("\"{\\\"DataHotSpan\\\":{\\\"Value\\\":\\\"30.00:00:00\\\"},\\\"IndexHotSpan\\\":"
-                  "{\\\"Value\\\":\\\"30.00:00:00\\\"}}\"",
-                  PW_KQL_CACHING, 1, 30 * DAY);
-    expect_policy("\"{\\\"DataHotSpan\\\":\\\"1.12:00:00\\\"}\"", PW_KQL_CACHING, 1, 36 * HOUR);
-    expect_policy("null", PW_KQL_CACHING, 0, 0);
-    expect_policy("\"null\"", PW_KQL_RETENTION, 0, 0);
+    expect_policy("\"{\\\"SoftDeletePeriod\\\":\\\"365.00:00:00\\\"}\"",
+                  "{\"SoftDeletePeriod\":\"365.00:00:00\"}");
+    expect_policy("null", NULL);
+    expect_policy("\"null\"", NULL);
+    expect_policy("\"\"", NULL);
     /* a policy object directly in the cell (dynamic column) */
-    expect_policy("{\"SoftDeletePeriod\":\"10.00:00:00\"}", PW_KQL_RETENTION, 1, 10 * DAY);
+    expect_policy("{\"SoftDeletePeriod\":\"10.00:00:00\"}", "{\"SoftDeletePeriod\":\"10.00:00:00\"}");
+    expect_policy("\"[1,2]\"", "[1,2]");
 
-    const char *bad[] = {"\"not json\"", "\"{\\\"SoftDeletePeriod\\\":5}\"",
-                         "\"{\\\"SoftDeletePeriod\\\":\\\"P5D\\\"}\"", "\"{}\""};
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        json_t *v = answer(bad[i]);
-        int is_set;
-        int64_t ticks;
-        char err[128] = "";
-        assert_int_equal(pw_kql_parse_policy(v, PW_KQL_RETENTION, &is_set, &ticks, err, sizeof err),
-                         -1);
-        assert_true(err[0] != '\0');
-        json_decref(v);
-    }
+    json_t *v = answer("\"not json\""), *doc = NULL;
+    char err[128] = "";
+    assert_int_equal(pw_kql_parse_policy(v, &doc, err, sizeof err), -1);
+    assert_true(err[0] != '\0');
+    json_decref(v);
     json_t *empty = json_loads("{\"Tables\":[]}", 0, NULL);
-    int is_set;
-    int64_t ticks;
-    assert_int_equal(pw_kql_parse_policy(empty, PW_KQL_CACHING, &is_set, &ticks, NULL, 0), -1);
+    assert_int_equal(pw_kql_parse_policy(empty, &doc, NULL, 0), -1);
     json_decref(empty);
+
+    /* workload groups: a row, or none when the group does not exist */
+    json_t *wg = json_loads("{\"Tables\":[{\"Columns\":[{\"ColumnName\":\"WorkloadGroupName\"},"
+                            "{\"ColumnName\":\"WorkloadGroup\"}],\"Rows\":[[\"g\","
+                            "\"{\\\"RequestLimitsPolicy\\\":{}}\"]]}]}",
+                            0, NULL);
+    assert_int_equal(pw_kql_parse_workload_group(wg, &doc, err, sizeof err), 0);
+    assert_non_null(json_object_get(doc, "RequestLimitsPolicy"));
+    json_decref(doc);
+    json_array_clear(json_object_get(json_array_get(json_object_get(wg, "Tables"), 0), "Rows"));
+    assert_int_equal(pw_kql_parse_workload_group(wg, &doc, err, sizeof err), 0);
+    assert_null(doc);
+    json_decref(wg);
 }
 
 int main(void)

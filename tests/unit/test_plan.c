@@ -102,7 +102,7 @@ static void plans_each_kind(void **state)
     assert_string_equal(p->apply.method, "PATCH");
     json_is(p->apply.body,
             "{\"kind\":\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"P14D\"}}");
-    json_is(p->planned, "{\"softDeletePeriod\":\"P14D\"}");
+    json_is(p->desired, "{\"softDeletePeriod\":\"P14D\"}");
 
     p = pw_plan_op_at(plan, 1); /* same database by the kusto route: the same lane */
     assert_string_equal(p->lane, "mykustocluster/my db");
@@ -110,7 +110,7 @@ static void plans_each_kind(void **state)
     assert_string_equal(p->apply.database, "My DB");
     assert_string_equal(p->read.command, ".show database ['My DB'] policy caching");
     assert_string_equal(p->apply.command, ".alter database ['My DB'] policy caching hot = 36h");
-    json_is(p->planned, "{\"hotCachePeriod\":\"P1DT12H\"}");
+    json_is(p->desired, "{\"hotCachePeriod\":\"P1DT12H\"}");
 
     p = pw_plan_op_at(plan, 2);
     assert_string_equal(p->lane, "mykustocluster/db/StormEvents");

@@ -7,6 +7,7 @@
 
 #include "pw/duration.h"
 #include "pw/names.h"
+#include "pw/status.h"
 
 int pw_kql_quote_name(const char *name, char *buf, size_t len)
 {
@@ -15,41 +16,70 @@ int pw_kql_quote_name(const char *name, char *buf, size_t len)
     return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
-static char *format_command(const char *fmt_verb, const char *scope, const char *quoted,
-                            const char *policy_tail)
+char *pw_kql_entity(pw_scope scope, const char *database, const char *table, const char *entity,
+                    const char *column)
 {
-    size_t need = strlen(fmt_verb) + strlen(scope) + strlen(quoted) + strlen(policy_tail) +
-                  16; /* 3 spaces, "policy ", NUL */
+    char q1[1100], q2[1100];
+    const char *head = NULL, *first = NULL;
+    switch (scope) {
+    case PW_SCOPE_CLUSTER:
+        return strdup("cluster");
+    case PW_SCOPE_DATABASE:
+        head = "database ";
+        first = database;
+        break;
+    case PW_SCOPE_TABLE:
+    case PW_SCOPE_COLUMN:
+        head = scope == PW_SCOPE_TABLE ? "table " : "column ";
+        first = table;
+        break;
+    case PW_SCOPE_MATERIALIZED_VIEW:
+        head = "materialized-view ";
+        first = entity;
+        break;
+    case PW_SCOPE_EXTERNAL_TABLE:
+        head = "external table ";
+        first = entity;
+        break;
+    default:
+        return NULL;
+    }
+    if (pw_kql_quote_name(first, q1, sizeof q1) != 0) return NULL;
+    if (scope != PW_SCOPE_DATABASE && database && pw_names_kusto_entity(database, NULL, 0) != PW_OK)
+        return NULL;
+    q2[0] = '\0';
+    if (scope == PW_SCOPE_COLUMN) {
+        q2[0] = '.';
+        if (pw_kql_quote_name(column, q2 + 1, sizeof q2 - 1) != 0) return NULL;
+    }
+    size_t need = strlen(head) + strlen(q1) + strlen(q2) + 1;
     char *out = malloc(need);
-    if (out) snprintf(out, need, "%s %s %s policy %s", fmt_verb, scope, quoted, policy_tail);
+    if (out) snprintf(out, need, "%s%s%s", head, q1, q2);
     return out;
 }
 
-char *pw_kql_alter(pw_kql_policy policy, const char *database, const char *table, int64_t ticks)
+char *pw_kql_policy_command(const char *verb, const char *entity, const char *keyword,
+                            const char *value)
 {
-    char quoted[1100], span[64], tail[96];
-    const char *name = table ? table : database;
-    if (pw_kql_quote_name(name, quoted, sizeof quoted) != 0 ||
-        pw_duration_format_kql(ticks, span, sizeof span) != 0)
-        return NULL;
-    if (table && pw_names_kusto_entity(database, NULL, 0) != PW_OK) return NULL;
-    const char *scope = table ? "table" : "database";
-    if (policy == PW_KQL_RETENTION) {
-        snprintf(tail, sizeof tail, "retention softdelete = %s", span);
-        return format_command(".alter-merge", scope, quoted, tail);
-    }
-    snprintf(tail, sizeof tail, "caching hot = %s", span);
-    return format_command(".alter", scope, quoted, tail);
+    if (!verb || !entity || !keyword) return NULL;
+    size_t need = strlen(verb) + strlen(entity) + strlen(keyword) + (value ? strlen(value) : 0) + 16;
+    char *out = malloc(need);
+    if (out)
+        snprintf(out, need, "%s %s policy %s%s%s", verb, entity, keyword, value ? " " : "",
+                 value ? value : "");
+    return out;
 }
 
-char *pw_kql_show(pw_kql_policy policy, const char *database, const char *table)
+char *pw_kql_workload_group(const char *verb, const char *name, const char *value)
 {
     char quoted[1100];
-    const char *name = table ? table : database;
-    if (pw_kql_quote_name(name, quoted, sizeof quoted) != 0) return NULL;
-    if (table && pw_names_kusto_entity(database, NULL, 0) != PW_OK) return NULL;
-    return format_command(".show", table ? "table" : "database", quoted,
-                          policy == PW_KQL_RETENTION ? "retention" : "caching");
+    if (!verb || pw_kql_quote_name(name, quoted, sizeof quoted) != 0) return NULL;
+    size_t need = strlen(verb) + strlen(quoted) + (value ? strlen(value) : 0) + 24;
+    char *out = malloc(need);
+    if (out)
+        snprintf(out, need, "%s workload_group %s%s%s", verb, quoted, value ? " " : "",
+                 value ? value : "");
+    return out;
 }
 
 static long column_index(const json_t *columns, const char *name)
@@ -70,68 +100,75 @@ static int failf(char *err, size_t errlen, const char *msg)
     return -1;
 }
 
-int pw_kql_parse_policy(const json_t *v1, pw_kql_policy policy, int *is_set, int64_t *ticks,
-                        char *err, size_t errlen)
+/* The first row's cell of the named column of a v1 answer's first table; *row_found = 0
+ * when the table has no row. */
+static int first_cell(const json_t *v1, const char *name, const json_t **cell, int *row_found,
+                      char *err, size_t errlen)
 {
-    const json_t *tables = json_object_get(v1, "Tables");
-    const json_t *table = json_array_get(tables, 0);
+    const json_t *table = json_array_get(json_object_get(v1, "Tables"), 0);
     const json_t *columns = json_object_get(table, "Columns");
     const json_t *rows = json_object_get(table, "Rows");
     if (!json_is_array(columns) || !json_is_array(rows))
         return failf(err, errlen, "the answer has no result table");
-    long col = column_index(columns, "Policy");
-    if (col < 0) return failf(err, errlen, "the answer has no Policy column");
+    long col = column_index(columns, name);
+    if (col < 0) {
+        pw_err_set(err, errlen, "the answer has no %s column", name);
+        return -1;
+    }
     const json_t *row = json_array_get(rows, 0);
-    if (!json_is_array(row)) return failf(err, errlen, "the answer has no row");
-    const json_t *cell = json_array_get(row, (size_t)col);
-    if (!cell || json_is_null(cell)) {
-        *is_set = 0;
-        return 0;
-    }
-    json_t *owned = NULL;
-    const json_t *doc = cell;
-    if (json_is_string(cell)) {
-        const char *text = json_string_value(cell);
-        if (!*text || strcmp(text, "null") == 0) {
-            *is_set = 0;
-            return 0;
-        }
-        owned = json_loads(text, JSON_DECODE_ANY, NULL);
-        if (!owned) return failf(err, errlen, "the Policy cell is not JSON");
-        doc = owned;
-    }
-    int rc = 0;
-    if (json_is_null(doc)) {
-        *is_set = 0;
-        goto out;
-    }
-    const char *key = policy == PW_KQL_RETENTION ? "SoftDeletePeriod" : "DataHotSpan";
-    const json_t *v = json_object_get(doc, key);
-    if (json_is_object(v)) /* {"Value": "30.00:00:00"} form */
-        v = json_object_get(v, "Value");
-    if (json_is_null(v) && policy == PW_KQL_CACHING) {
-        *is_set = 0;
-        goto out;
-    }
-    if (!json_is_string(v) || pw_duration_parse_dotnet(json_string_value(v), ticks) != 0) {
-        rc = failf(err, errlen,
-                   policy == PW_KQL_RETENTION ? "the policy has no readable SoftDeletePeriod"
-                                              : "the policy has no readable DataHotSpan");
-        goto out;
-    }
-    *is_set = 1;
-out:
-    json_decref(owned);
-    return rc;
+    *row_found = row != NULL;
+    *cell = NULL;
+    if (!row) return 0;
+    if (!json_is_array(row)) return failf(err, errlen, "the answer's row is not an array");
+    *cell = json_array_get(row, (size_t)col);
+    return 0;
 }
 
-char *pw_kql_show_principals(const char *database)
+/* A cell holding JSON text (or JSON already): *doc a new reference, NULL for null. */
+static int cell_json(const json_t *cell, json_t **doc, char *err, size_t errlen)
 {
-    char quoted[1100];
-    if (pw_kql_quote_name(database, quoted, sizeof quoted) != 0) return NULL;
-    size_t need = strlen(quoted) + 40;
+    *doc = NULL;
+    if (!cell || json_is_null(cell)) return 0;
+    if (!json_is_string(cell)) {
+        *doc = json_incref((json_t *)cell);
+        return 0;
+    }
+    const char *text = json_string_value(cell);
+    if (!*text || strcmp(text, "null") == 0) return 0;
+    *doc = json_loads(text, JSON_DECODE_ANY, NULL);
+    if (!*doc) return failf(err, errlen, "the policy cell is not JSON");
+    if (json_is_null(*doc)) {
+        json_decref(*doc);
+        *doc = NULL;
+    }
+    return 0;
+}
+
+int pw_kql_parse_policy(const json_t *v1, json_t **policy, char *err, size_t errlen)
+{
+    const json_t *cell;
+    int row;
+    *policy = NULL;
+    if (first_cell(v1, "Policy", &cell, &row, err, errlen) != 0) return -1;
+    if (!row) return failf(err, errlen, "the answer has no row");
+    return cell_json(cell, policy, err, errlen);
+}
+
+int pw_kql_parse_workload_group(const json_t *v1, json_t **group, char *err, size_t errlen)
+{
+    const json_t *cell;
+    int row;
+    *group = NULL;
+    if (first_cell(v1, "WorkloadGroup", &cell, &row, err, errlen) != 0) return -1;
+    return row ? cell_json(cell, group, err, errlen) : 0;
+}
+
+char *pw_kql_show_principals(const char *entity)
+{
+    if (!entity) return NULL;
+    size_t need = strlen(entity) + 24;
     char *out = malloc(need);
-    if (out) snprintf(out, need, ".show database %s principals", quoted);
+    if (out) snprintf(out, need, ".show %s principals", entity);
     return out;
 }
 
@@ -144,18 +181,16 @@ static const struct {
                 {"UnrestrictedViewer", "unrestrictedviewers"},
                 {"Viewer", "viewers"}};
 
-char *pw_kql_add_principal(const char *database, const char *role, const char *fqn)
+char *pw_kql_principal_change(const char *verb, const char *entity, const char *role,
+                              const char *fqn)
 {
-    char quoted[1100];
     const char *keyword = NULL;
     for (size_t i = 0; role && i < sizeof role_map / sizeof *role_map; i++)
         if (strcmp(role, role_map[i].arm) == 0) keyword = role_map[i].kusto;
-    if (!keyword || pw_kql_quote_name(database, quoted, sizeof quoted) != 0 ||
-        pw_names_principal_fqn(fqn, NULL, 0) != PW_OK)
-        return NULL;
-    size_t need = strlen(quoted) + strlen(keyword) + strlen(fqn) + 32;
+    if (!verb || !entity || !keyword || pw_names_principal_fqn(fqn, NULL, 0) != PW_OK) return NULL;
+    size_t need = strlen(verb) + strlen(entity) + strlen(keyword) + strlen(fqn) + 16;
     char *out = malloc(need);
-    if (out) snprintf(out, need, ".add database %s %s ('%s')", quoted, keyword, fqn);
+    if (out) snprintf(out, need, "%s %s %s ('%s')", verb, entity, keyword, fqn);
     return out;
 }
 

@@ -594,22 +594,6 @@ int pw_config_require(const pw_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
-static int listed(char *const *list, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(list[i], name)) return 1;
-    return 0;
-}
-
-int pw_config_kind_allowed(const pw_config *cfg, const char *kind_name, int privileged)
-{
-    if (!cfg) return !privileged;
-    if (privileged &&
-        !listed(cfg->kinds_privileged_allowed, cfg->kinds_privileged_allowed_count, kind_name))
-        return 0;
-    return !cfg->kinds_allowed || listed(cfg->kinds_allowed, cfg->kinds_allowed_count, kind_name);
-}
-
 const char *pw_config_kafka_get(const pw_config *cfg, const char *key)
 {
     const char *found = NULL;

@@ -501,6 +501,10 @@ static int check_period(pw_rejection *rej, size_t i, const char *field, const ch
 {
     char why[256], where[96];
     snprintf(where, sizeof where, "/operations/%zu/%s", i, field);
+    if (!text) {
+        reject_at(rej, PW_REJECT_SCHEMA, where, "required: an ISO-8601 duration");
+        return -1;
+    }
     pw_status st = pw_duration_parse_iso(text, ticks, why, sizeof why);
     if (st == PW_ERR_RANGE) {
         char msg[128];
@@ -569,6 +573,24 @@ static int principal_fqn(op_slot *slot, size_t i, pw_rejection *rej)
     }
     slot->op.principal_fqn = slot->fqn;
     return 0;
+}
+
+static int listed(char *const *list, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(list[i], name)) return 1;
+    return 0;
+}
+
+/* worker.kinds.*: a privileged kind needs worker.kinds.privileged.allowed; every kind needs
+ * worker.kinds.allowed when that is set. */
+static int kind_allowed(const pw_config *cfg, const char *kind_name, int privileged)
+{
+    if (!cfg) return !privileged;
+    if (privileged &&
+        !listed(cfg->kinds_privileged_allowed, cfg->kinds_privileged_allowed_count, kind_name))
+        return 0;
+    return !cfg->kinds_allowed || listed(cfg->kinds_allowed, cfg->kinds_allowed_count, kind_name);
 }
 
 /* A rejection at /operations/<i>/<key> (key may hold further segments). */
@@ -812,7 +834,7 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
             return reject_op(rej, PW_REJECT_SCHEMA, i, extra,
                              "the arm route sets the period only; \"via\": \"kusto\" takes this");
     }
-    if (!pw_config_kind_allowed(chk->cfg, op->kind_name, pw_ops_privileged(op->kind))) {
+    if (!kind_allowed(chk->cfg, op->kind_name, pw_ops_privileged(op->kind))) {
         char what[256];
         if (pw_ops_privileged(op->kind))
             snprintf(what, sizeof what,

@@ -81,9 +81,6 @@ int pw_config_set(pw_config *cfg, const char *key, const char *value, char *err,
  * kafka.group.id.  Returns 0 or -1 with err naming the missing key. */
 int pw_config_require(const pw_config *cfg, char *err, size_t errlen);
 
-/* 1 when the configuration lets requests use kind (worker.kinds.*). */
-int pw_config_kind_allowed(const pw_config *cfg, const char *kind_name, int privileged);
-
 /* The last value of a kafka.* key (name without the prefix), or NULL. */
 const char *pw_config_kafka_get(const pw_config *cfg, const char *key);
 

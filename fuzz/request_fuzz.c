@@ -282,7 +282,7 @@ static void check_accepted(const pw_request *req)
         check_call(&pop->read);
         check_call(&pop->apply);
         CHECK(pop->lane && pop->lane[0]);
-        char *planned = json_dumps(pop->planned, JSON_COMPACT);
+        char *planned = json_dumps(pop->desired, JSON_COMPACT);
         CHECK(planned != NULL);
         free(planned);
         json_t *pj = pw_reply_plan(plan, i);

@@ -64,6 +64,7 @@ typedef struct op_state {
     uint64_t start_ms, deadline_ms, duration_ms;
     char az_request_id[128], az_correlation_id[128], az_client_request_id[128];
     pw_timer *fail_timer; /* a call that could not start fails from the loop, not inline */
+    char *apply_command;  /* owned: the write decided after the read (an array merge) */
     int has_lro;
     char lro_status[32];
     unsigned polls;
@@ -239,6 +240,7 @@ static void req_free(req_state *rs)
         json_decref(rs->ops[i].before);
         json_decref(rs->ops[i].after);
         json_decref(rs->ops[i].error);
+        free(rs->ops[i].apply_command);
     }
     pw_plan_free(rs->plan);
     pw_request_free(rs->req);
@@ -460,6 +462,7 @@ static void on_done(void *ctx, const pw_azure_result *r)
             finish_op(os, OP_PLANNED);
             return;
         }
+        os->apply_command = pw_plan_merge_missing(pop, value);
         issue(os, STEP_APPLY);
         return;
     case STEP_APPLY:
@@ -521,8 +524,10 @@ static void issue(op_state *os, op_step step)
     if (c->route == PW_ROUTE_ARM)
         rc = pw_azure_arm(ex->azure, c->method, c->path, c->body, &call, err, sizeof err);
     else
-        rc = pw_azure_kusto_mgmt(ex->azure, c->cluster_uri, c->database, c->command, &call, err,
-                                 sizeof err);
+        rc = pw_azure_kusto_mgmt(ex->azure, c->cluster_uri, c->database,
+                                 step == STEP_APPLY && os->apply_command ? os->apply_command
+                                                                         : c->command,
+                                 &call, err, sizeof err);
     if (rc == 0) {
         os->in_call = 1;
     } else {

@@ -275,6 +275,23 @@ static int build_kusto(pw_plan_op *pop, const pw_request_op *op)
     return pop->read.command && pop->apply.command ? 0 : -1;
 }
 
+char *pw_plan_merge_missing(const pw_plan_op *pop, const json_t *before)
+{
+    const pw_request_op *op = pop->op;
+    if (op->route != PW_ROUTE_KUSTO) return NULL;
+    json_t *missing = pw_value_entries_missing(op, pop->desired, before);
+    if (!missing) return NULL;
+    char *value = pw_value_json_literal(missing);
+    char *entity = pw_kql_entity(op->kind.scope, op->database, op->table, op->entity, op->column);
+    char *cmd = value && entity
+                    ? pw_kql_policy_command(".alter-merge", entity, op->kind.row->keyword, value)
+                    : NULL;
+    free(value);
+    free(entity);
+    json_decref(missing);
+    return cmd;
+}
+
 static int build_op(pw_plan_op *pop, const pw_request_op *op)
 {
     pop->op = op;

@@ -197,6 +197,24 @@ static int entries_present(const json_t *want, const json_t *have)
     return 1;
 }
 
+json_t *pw_value_entries_missing(const pw_request_op *op, const json_t *desired,
+                                 const json_t *before)
+{
+    const json_t *want = json_object_get(desired, "policy");
+    const json_t *have = json_object_get(before, "policy");
+    if (op->action != PW_ACTION_MERGE || !json_is_array(want)) return NULL;
+    json_t *missing = json_array();
+    size_t i, j;
+    const json_t *w, *h;
+    json_array_foreach(want, i, w)
+    {
+        int found = 0;
+        json_array_foreach(have, j, h) if (covers(w, h, 0)) found = 1;
+        if (!found && missing) json_array_append(missing, (json_t *)w);
+    }
+    return missing;
+}
+
 /* ------------------------------------------------------------------- forms */
 
 static const char *unset_key(const pw_request_op *op)
@@ -340,9 +358,9 @@ char *pw_value_kql_string(const char *text)
 }
 
 /* @'<compact json>' with every ' doubled (a verbatim literal: backslashes pass as they are). */
-static char *json_literal(const json_t *v)
+char *pw_value_json_literal(const json_t *v)
 {
-    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     if (!text) return NULL;
     size_t quotes = 0;
     for (const char *p = text; *p; p++)
@@ -464,7 +482,7 @@ char *pw_value_kql(const pw_request_op *op)
         return strdup(json_is_true(field(op, "enabled")) ? "true" : "false");
     case PW_VT_STREAMING:
         if (streaming_short(op)) return strdup(json_is_true(field(op, "enabled")) ? "enable" : "disable");
-        return json_literal(field(op, "policy"));
+        return pw_value_json_literal(field(op, "policy"));
     case PW_VT_ROWORDER:
         return roworder_kql(op);
     case PW_VT_RLS: {
@@ -478,7 +496,7 @@ char *pw_value_kql(const pw_request_op *op)
         return t ? prefixed("type = ", pw_value_kql_string(t)) : NULL;
     }
     case PW_VT_CLASSIFICATION: {
-        char *lit = json_literal(field(op, "policy"));
+        char *lit = pw_value_json_literal(field(op, "policy"));
         const char *fn = json_string_value(field(op, "classificationFunction"));
         if (!lit || op->action == PW_ACTION_MERGE || !fn) return lit;
         size_t need = strlen(lit) + strlen(fn) + 8;
@@ -488,7 +506,7 @@ char *pw_value_kql(const pw_request_op *op)
         return out;
     }
     default:
-        return json_literal(field(op, "policy"));
+        return pw_value_json_literal(field(op, "policy"));
     }
 }
 

@@ -54,6 +54,11 @@ void pw_plan_free(pw_plan *plan); /* accepts NULL */
 size_t pw_plan_count(const pw_plan *plan);
 const pw_plan_op *pw_plan_op_at(const pw_plan *plan, size_t i);
 
+/* The merge of an array policy with only the entries before lacks (update policies are
+ * appended to as they are: a repeated merge would duplicate them).  New command, or NULL
+ * when the planned write stands (another operation, or out of memory). */
+char *pw_plan_merge_missing(const pw_plan_op *pop, const json_t *before);
+
 /* The ARM api-version the plan's ARM calls carry. */
 const char *pw_plan_api_version(const pw_plan *plan);
 

@@ -55,10 +55,20 @@ int pw_value_unchanged(const pw_request_op *op, const json_t *desired, const jso
  * request gave: a default Kusto fills differently never fails it)?  1 yes, 0 no. */
 int pw_value_verified(const pw_request_op *op, const json_t *desired, const json_t *after);
 
+/* An array policy's merge appends (Kusto does not de-duplicate): the entries of the desired
+ * policy that no entry of before already holds, as a new array; NULL for any other
+ * operation (its write is the planned one). */
+json_t *pw_value_entries_missing(const pw_request_op *op, const json_t *desired,
+                                 const json_t *before);
+
 /* Datetime text (YYYY-MM-DD[THH:MM[:SS[.fffffff]]][Z]) in the canonical form
  * "YYYY-MM-DDTHH:MM:SS[.fffffff]Z" (fraction only when not zero).  0, or -1 when it is not
  * a valid UTC datetime. */
 int pw_value_datetime(const char *text, char *out, size_t len);
+
+/* @'<compact JSON>' with every ' doubled (a verbatim literal), reals with 15 significant
+ * digits (2.1, not 2.1000000000000001).  New string or NULL when out of memory. */
+char *pw_value_json_literal(const json_t *v);
 
 /* A KQL single-quoted string literal of text (escapes per REFERENCE.md §5).  New string or
  * NULL when out of memory. */

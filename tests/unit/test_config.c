@@ -276,6 +276,29 @@ static void test_require_kafka(void **state)
     pw_config_free(&cfg);
 }
 
+/* worker.kinds.*: names of the catalogue only, privileged ones in the privileged list. */
+static void test_kind_lists(void **state)
+{
+    (void)state;
+    clear_env();
+    pw_config cfg;
+    char err[256] = "";
+    assert_int_equal(load_text(&cfg, "worker.kinds.allowed=table.merge,database.retention\n"
+                                     "worker.kinds.privileged.allowed=cluster.callout\n",
+                               err, sizeof err),
+                     0);
+    assert_int_equal(cfg.kinds_allowed_count, 2);
+    assert_int_equal(cfg.kinds_privileged_allowed_count, 1);
+    assert_int_equal(pw_config_set(&cfg, "worker.kinds.allowed", "table.nosuch", err, sizeof err), -1);
+    assert_non_null(strstr(err, "worker.kinds.allowed"));
+    assert_non_null(strstr(err, "table.nosuch"));
+    assert_int_equal(
+        pw_config_set(&cfg, "worker.kinds.privileged.allowed", "table.merge", err, sizeof err), -1);
+    assert_non_null(strstr(err, "not privileged"));
+    assert_int_equal(cfg.kinds_privileged_allowed_count, 1); /* a refused value changes nothing */
+    pw_config_free(&cfg);
+}
+
 static void test_long_line(void **state)
 {
     (void)state;
@@ -319,6 +342,7 @@ int main(void)
         cmocka_unit_test(test_secret_not_echoed),
         cmocka_unit_test(test_env_fills_unset),
         cmocka_unit_test(test_require_kafka),
+        cmocka_unit_test(test_kind_lists),
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_example_config_loads),
     };

@@ -250,12 +250,72 @@ static void catalogue_rules(void **state)
     assert_int_equal(pw_ops_routes(k), PW_ROUTE_BIT(PW_ROUTE_ARM));
 }
 
+static pw_request *decode_with(pw_request_checker *c, const char *op, pw_rejection *rej)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{\"schema\":\"adx-policy-request/v1\",\"id\":\"a1\",\"requestedBy\":\"t@c.com\","
+             "\"operations\":[%s]}",
+             op);
+    return pw_request_decode(c, text, strlen(text), rej);
+}
+
+#define KT "{\"clusterUri\":\"https://c1.westus.kusto.windows.net\",\"database\":\"db\",\"table\":\"T\"}"
+#define RLS "{\"kind\":\"table.row_level_security\",\"target\":" KT ",\"enabled\":true,\"query\":\"F\"}"
+#define MERGE "{\"kind\":\"table.merge\",\"target\":" KT ",\"policy\":{\"MaxRangeInHours\":24}}"
+#define RET "{\"kind\":\"table.retention\",\"target\":" KT ",\"softDeletePeriod\":\"P10D\"}"
+
+/* Privileged kinds need worker.kinds.privileged.allowed; worker.kinds.allowed narrows. */
+static void privileged_and_narrowed(void **state)
+{
+    (void)state;
+    pw_config c;
+    char err[256];
+    memset(&c, 0, sizeof c);
+    c.reply_topic = "r";
+    c.schemas_dir = SCHEMAS;
+    pw_request_checker *k = pw_request_checker_new(&c, err, sizeof err);
+    assert_non_null(k);
+    pw_rejection rej;
+    assert_null(decode_with(k, RLS, &rej));
+    assert_string_equal(rej.code, PW_REJECT_NOT_ALLOWED);
+    assert_non_null(strstr(rej.message, "worker.kinds.privileged.allowed"));
+    assert_non_null(strstr(rej.message, "/operations/0/kind"));
+    pw_rejection_clear(&rej);
+    pw_request *r = decode_with(k, MERGE, &rej);
+    assert_non_null(r);
+    pw_request_free(r);
+    pw_request_checker_free(k);
+
+    char *allowed[] = {"table.merge"};
+    char *priv[] = {"table.row_level_security"};
+    c.kinds_allowed = allowed;
+    c.kinds_allowed_count = 1;
+    k = pw_request_checker_new(&c, err, sizeof err);
+    assert_null(decode_with(k, RET, &rej)); /* narrowed away */
+    assert_string_equal(rej.code, PW_REJECT_NOT_ALLOWED);
+    pw_rejection_clear(&rej);
+    assert_null(decode_with(k, RLS, &rej)); /* privileged and not in the narrow list */
+    pw_rejection_clear(&rej);
+    c.kinds_privileged_allowed = priv;
+    c.kinds_privileged_allowed_count = 1;
+    assert_null(decode_with(k, RLS, &rej)); /* privileged-allowed, but narrowed away */
+    pw_rejection_clear(&rej);
+    c.kinds_allowed = NULL;
+    c.kinds_allowed_count = 0;
+    r = decode_with(k, RLS, &rej);
+    if (!r) fail_msg("%s: %s", rej.code, rej.message);
+    pw_request_free(r);
+    pw_request_checker_free(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(catalogue_rules),
         cmocka_unit_test(catalogue_matches_schemas),
         cmocka_unit_test(data_files_plan_exactly),
+        cmocka_unit_test(privileged_and_narrowed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

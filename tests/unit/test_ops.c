@@ -231,6 +231,54 @@ static void data_files_plan_exactly(void **state)
     assert_true(files > 0);
 }
 
+/* The README's table of kinds is the catalogue: same kinds, actions and routes, in order. */
+static void readme_lists_the_catalogue(void **state)
+{
+    (void)state;
+    FILE *f = fopen(PW_SOURCE_DIR "/README.md", "r");
+    assert_non_null(f);
+    json_t *all = pw_ops_json();
+    char line[1024];
+    size_t row = 0;
+    int in_table = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "| kind | actions | routes |", 26) == 0) {
+            in_table = 1;
+            continue;
+        }
+        if (!in_table || strncmp(line, "|---", 4) == 0) continue;
+        if (line[0] != '|') break;
+        json_t *k = json_array_get(all, row++);
+        if (!k) fail_msg("README lists more kinds than the catalogue: %s", line);
+        char want[512], actions[64] = "", routes[64] = "";
+        size_t i;
+        json_t *a;
+        json_array_foreach(json_object_get(k, "actions"), i, a)
+        {
+            strcat(actions, i ? ", " : "");
+            strcat(actions, json_string_value(a));
+        }
+        size_t nroutes = json_array_size(json_object_get(k, "routes"));
+        json_array_foreach(json_object_get(k, "routes"), i, a)
+        {
+            const char *r = json_string_value(a);
+            int dflt = nroutes > 1 && !strcmp(r, json_string_value(json_object_get(k, "defaultRoute")));
+            snprintf(routes + strlen(routes), sizeof routes - strlen(routes), "%s%s%s%s",
+                     i ? ", " : "", dflt ? "**" : "", r, dflt ? "**" : "");
+        }
+        snprintf(want, sizeof want, "| `%s` | %s | %s | %s | %s |",
+                 json_string_value(json_object_get(k, "kind")), actions, routes,
+                 json_string_value(json_object_get(k, "value")),
+                 json_is_true(json_object_get(k, "privileged")) ? "yes" : "");
+        line[strcspn(line, "\n")] = '\0';
+        if (strcmp(line, want) != 0) fail_msg("README row %zu:\n  want %s\n  got  %s", row, want, line);
+    }
+    fclose(f);
+    if (row != json_array_size(all))
+        fail_msg("README lists %zu kinds, the catalogue has %zu", row, json_array_size(all));
+    json_decref(all);
+}
+
 /* The rules the catalogue states once, checked on a few kinds. */
 static void catalogue_rules(void **state)
 {
@@ -314,6 +362,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(catalogue_rules),
         cmocka_unit_test(catalogue_matches_schemas),
+        cmocka_unit_test(readme_lists_the_catalogue),
         cmocka_unit_test(data_files_plan_exactly),
         cmocka_unit_test(privileged_and_narrowed),
     };

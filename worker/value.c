@@ -115,8 +115,17 @@ static int scalar_equal(const json_t *a, const json_t *b, int ci)
     return json_equal(a, b);
 }
 
-/* Does have hold everything want says?  Keys only in have are ignored; a key want sets to
- * null matches a missing one.  Recursion is bounded by the request's depth limit. */
+/* Kusto resolves a managed identity given as "system" to the cluster's system-assigned one
+ * and shows its object id with IsSystem: true. */
+static int system_identity(const char *key, const json_t *wv, const json_t *have)
+{
+    return strcasecmp(key, "ObjectId") == 0 && json_is_string(wv) &&
+           strcasecmp(json_string_value(wv), "system") == 0 && json_is_true(get_ci(have, "IsSystem"));
+}
+
+/* Does have hold everything want says?  Keys only in have are ignored (Kusto shows derived
+ * and defaulted properties besides those set); a key want sets to null matches a missing
+ * one.  Recursion is bounded by the request's depth limit. */
 static int covers(const json_t *want, const json_t *have, int ci)
 {
     if (json_is_object(want)) {
@@ -125,6 +134,7 @@ static int covers(const json_t *want, const json_t *have, int ci)
         json_t *wv;
         json_object_foreach((json_t *)want, k, wv)
         {
+            if (system_identity(k, wv, have)) continue;
             const json_t *hv = get_ci(have, k);
             if (!hv) {
                 if (json_is_null(wv)) continue;
@@ -687,8 +697,9 @@ int pw_value_unchanged(const pw_request_op *op, const json_t *desired, const jso
     if (json_is_null(have) || !have) return 0;
     if (merge_semantics(op))
         return json_is_array(want) ? entries_present(want, have) : covers(want, have, 0);
+    /* what the .alter leaves: the given properties and the defaults of those it omits */
     json_t *full = altered_policy(op, want);
-    int eq = full && same(full, have);
+    int eq = full && covers(full, have, 0);
     json_decref(full);
     return eq;
 }

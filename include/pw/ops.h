@@ -73,8 +73,9 @@ typedef struct pw_ops_row {
                              is privileged as well, see pw_ops_privileged) */
     unsigned multi_table; /* PW_ACTION_BIT mask of actions with `.alter tables (…)` */
     /* Properties Kusto fills in when an .alter omits them (JSON text; for an array policy,
-     * each entry's), so that "unchanged" compares what the .alter would leave; NULL: none
-     * known (an omitted property then reads as a difference: a write, never a wrong skip). */
+     * each entry's), so that "unchanged" compares what the .alter would leave.  Properties
+     * Kusto shows that are neither given nor listed here count as derived (ClientId,
+     * IsSystem, ...) and are not compared. */
     const char *defaults;
     pw_ops_scope scopes[PW_SCOPE_COUNT];
 } pw_ops_row;

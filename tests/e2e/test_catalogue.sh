@@ -34,6 +34,11 @@ writes_filter='[.[] | select(
    (.method == "PUT" or .method == "PATCH" or .method == "DELETE" or
     (.method == "POST" and (.path | test("listPrincipals") | not)))))]'
 
+# The data files name a materialized view of StormEvents, DailyStorms: the database gets one.
+state=$(e2e_sim_state | jq -c --arg db "$DB" '(.subscriptions[].resourceGroups[].clusters[].databases[] |
+  select(.name == $db) | .materializedViews) |= ((. // []) + [{name: "DailyStorms", source: "StormEvents"}] | unique_by(.name))')
+e2e_sim PUT /_sim/state "$state" >/dev/null
+
 # 0. cluster-scope policies need AllDatabasesAdmin: granted the way an operator would, by an
 # ARM principal assignment (the worker's identity is Contributor on the subscription).
 grant=$(jq -c -n --arg s "$SUB" --arg rg "$RG" --arg c "$CLUSTER" --arg app "$CLIENT" --arg t "$TENANT" \
@@ -59,9 +64,9 @@ kql=$(printf '%s' "$log" | jq -c '[.[] | select(.path | test("/v1/rest/mgmt")) |
 expected=$(jq -c -n --argjson c "$cases" --argjson t "$t" \
   '[range(0; $c | length) as $i | select($t.operations[$i].status == "succeeded") | $c[$i].apply]')
 missing=$(jq -c -n --argjson e "$expected" --argjson k "$kql" --argjson l "$log" '
-  [$e[] | select(
-    if .kusto then ($k | index(.kusto)) == null
-    else . as $w | [$l[] | select(.method == $w.method and
+  [$e[] | . as $w | select(
+    if $w.kusto then ($k | index($w.kusto)) == null
+    else [$l[] | select(.method == $w.method and
         (.path | split("?")[0] | ascii_downcase) == ($w.path | ascii_downcase))] | length == 0 end)]')
 e2e_expect "every write as its data file says" 'length == 0' "$missing"
 # the simulator's state changed: a few spot checks
@@ -72,6 +77,7 @@ e2e_expect "sim state: table merge policy" \
 e2e_expect "sim state: workload group Reporting" \
   '[.subscriptions[].resourceGroups[].clusters[] | .workloadGroups[]? | select(.name == "Reporting")] | length == 1' "$state"
 
+pw_log "every kind applied"
 # 2. the same again: nothing to write.
 e2e_sim_clear_requests
 e2e_send_json cat-again "$(e2e_request cat-again "$ops")"
@@ -82,6 +88,7 @@ e2e_expect "every operation unchanged" \
 writes=$(e2e_sim_requests | jq -c "$writes_filter")
 e2e_expect "no write for the repeated request" 'length == 0' "$writes"
 
+pw_log "the repeat wrote nothing"
 # 3. principals removed (those step 1 added), then removed again: the second is unchanged.
 rm_ops=$(jq -c -s '[.[] | select(.kind | test("principal\\.remove$")) |
   [.cases[] | select(.apply)][0].operation]' "$DATA"/*.json)
@@ -100,6 +107,7 @@ t=$(e2e_wait_terminal cat-rm-data 120)
 e2e_expect "the data files' removals succeed or find nothing" \
   '.status == "succeeded" and all(.operations[]; .status == "succeeded" or .status == "unchanged")' "$t"
 
+pw_log "removals done"
 # 4. a write the simulator answers but ignores: VerificationFailed with both values.
 e2e_sim_faults '{"ignoreWrites": 1}'
 merge_op=$(jq -c -n --argjson t "$(e2e_kusto_table_target Logs)" \
@@ -110,6 +118,7 @@ e2e_sim_faults '{}'
 e2e_expect "ignored write: VerificationFailed" \
   '.status == "failed" and .operations[0].status == "failed" and .operations[0].error.code == "VerificationFailed" and .operations[0].error.desired.policy.MaxRangeInHours == 48 and (.operations[0].error.actual.policy.MaxRangeInHours // null) != 48' "$t"
 
+pw_log "VerificationFailed seen"
 # 5. a privileged kind not allowed: rejected, nothing sent.
 e2e_sim_clear_requests
 callout=$(jq -c '[.cases[] | select(.apply)][0].operation' "$DATA/cluster.callout.json")

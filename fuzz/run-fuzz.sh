@@ -25,9 +25,11 @@ request)
     seeds=$here/corpus-request run=corpus-request-run max_len=8192
     dict=-dict=$here/request.dict
     # shellcheck disable=SC2086
-    set -- -DFUZZ_SCHEMAS_DIR="\"$src/schemas\"" "$here/request_fuzz.c" $schema_src \
-        "$src/worker/request.c" "$src/worker/names.c" "$src/worker/duration.c" "$src/worker/status.c" \
-        "$src/worker/reply.c" "$src/worker/plan.c" "$src/worker/azure/kql.c"
+    set -- -DFUZZ_SCHEMAS_DIR="\"$src/schemas\"" -DFUZZ_OPS_DIR="\"$src/tests/data/ops\"" \
+        "$here/request_fuzz.c" $schema_src \
+        "$src/worker/request.c" "$src/worker/ops.c" "$src/worker/value.c" "$src/worker/names.c" \
+        "$src/worker/duration.c" "$src/worker/status.c" "$src/worker/reply.c" "$src/worker/plan.c" \
+        "$src/worker/azure/kql.c"
     ;;
 *)
     echo "run-fuzz.sh: unknown target '$target' (schema, request)" >&2

@@ -51,6 +51,9 @@ fi
     $(pkg-config --cflags --libs jansson libpcre2-8) -lpthread -lm -o "$out/${target}_fuzz"
 echo "fuzz: running $out/${target}_fuzz for ${secs}s"
 cd "$out"
+# libFuzzer exits 77 on a crash by default, which ctest would count as skipped: a finding
+# must fail the test.
 # shellcheck disable=SC2086
 exec "./${target}_fuzz" -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 \
+    -error_exitcode=1 -timeout_exitcode=1 \
     -max_len="$max_len" -print_final_stats=1 $dict "$run" "$seeds"

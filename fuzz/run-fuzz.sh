@@ -25,9 +25,11 @@ request)
     seeds=$here/corpus-request run=corpus-request-run max_len=8192
     dict=-dict=$here/request.dict
     # shellcheck disable=SC2086
-    set -- -DFUZZ_SCHEMAS_DIR="\"$src/schemas\"" "$here/request_fuzz.c" $schema_src \
-        "$src/worker/request.c" "$src/worker/names.c" "$src/worker/duration.c" "$src/worker/status.c" \
-        "$src/worker/reply.c" "$src/worker/plan.c" "$src/worker/azure/kql.c"
+    set -- -DFUZZ_SCHEMAS_DIR="\"$src/schemas\"" -DFUZZ_OPS_DIR="\"$src/tests/data/ops\"" \
+        "$here/request_fuzz.c" $schema_src \
+        "$src/worker/request.c" "$src/worker/ops.c" "$src/worker/value.c" "$src/worker/names.c" \
+        "$src/worker/duration.c" "$src/worker/status.c" "$src/worker/reply.c" "$src/worker/plan.c" \
+        "$src/worker/azure/kql.c"
     ;;
 *)
     echo "run-fuzz.sh: unknown target '$target' (schema, request)" >&2
@@ -49,6 +51,9 @@ fi
     $(pkg-config --cflags --libs jansson libpcre2-8) -lpthread -lm -o "$out/${target}_fuzz"
 echo "fuzz: running $out/${target}_fuzz for ${secs}s"
 cd "$out"
+# libFuzzer exits 77 on a crash by default, which ctest would count as skipped: a finding
+# must fail the test.
 # shellcheck disable=SC2086
 exec "./${target}_fuzz" -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 \
+    -error_exitcode=1 -timeout_exitcode=1 \
     -max_len="$max_len" -print_final_stats=1 $dict "$run" "$seeds"

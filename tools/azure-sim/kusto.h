@@ -97,7 +97,9 @@ typedef enum sim_kusto_tok_type {
     SK_TOK_NUMBER,   /* digits[.digits][unit letters], e.g. "30d", "1.5h", "500" */
     SK_TOK_DATETIME, /* datetime(...): text = the inside, trimmed */
     SK_TOK_TIMESPAN, /* time(...) / timespan(...): text = the inside, trimmed */
-    SK_TOK_PUNCT     /* one of ( ) [ ] , = * .. . or any other single byte */
+    SK_TOK_PUNCT,    /* one of ( ) [ ] , = * .. . or any other single byte */
+    SK_TOK_BODY      /* "<|" and everything after it, raw (a request classification
+                      * function body); always the last token before EOF */
 } sim_kusto_tok_type;
 
 typedef struct sim_kusto_token {

@@ -52,6 +52,22 @@ int sim_kusto_execute(json_t *cluster, const char *db, const char *csl,
                       const sim_kusto_caller *caller, const char *client_request_id,
                       const char *activity_id, json_t **body);
 
+/* What the front may ask of one command. */
+typedef struct sim_kusto_hooks {
+    /* Called once per write (.alter, .alter-merge, .delete, .add, .drop, .set,
+     * .create-or-alter) that passed every check, just before it would change the state;
+     * returning 1 leaves the state unchanged and the command answers success with the
+     * current (unchanged) values: a cluster that acknowledges writes and loses them
+     * (faults.ignoreWrites).  NULL: writes apply. */
+    int (*ignore_write)(void *arg);
+    void *arg;
+} sim_kusto_hooks;
+
+/* sim_kusto_execute with hooks (NULL = none). */
+int sim_kusto_execute_hooked(json_t *cluster, const char *db, const char *csl,
+                             const sim_kusto_caller *caller, const char *client_request_id,
+                             const char *activity_id, const sim_kusto_hooks *hooks, json_t **body);
+
 /* Replaces every byte of s that is not part of valid UTF-8 with '?', in place: jansson
  * refuses invalid UTF-8, and error messages echo client input (paths, names, ids) or
  * are cut mid-character by a bounded buffer.  Used by every error builder. */
@@ -88,6 +104,48 @@ void sim_kusto_iso_format(int64_t ticks, char *out, size_t outlen);
 /* "2021-01-01", "2021-01-01 12:00", "2021-01-01T12:00:00.5Z" -> canonical
  * "2021-01-01T12:00:00.5000000Z" (out needs 29 bytes). */
 int sim_kusto_datetime_parse(const char *s, char *out, size_t outlen);
+
+/* "2021-01-01T00:00:00.5000000Z" (sim_kusto_datetime_parse's form) -> "2021-01-01T00:00:00.5Z",
+ * "2021-01-01T00:00:00Z": the form Kusto's policy JSON shows (fraction trimmed). */
+void sim_kusto_datetime_short(const char *canonical, char *out, size_t outlen);
+
+/* ---- kusto_policy.c: policy values.  Each returns a new reference, or NULL with a message
+ * in err (then the command answers 400 General_BadRequest).  kw is the policy keyword. ---- */
+
+/* Parses J (a decoded string literal) and normalizes it: known properties type-checked
+ * and spelled canonically (matched case-insensitively), timespans as .NET text, datetimes
+ * canonical.  Depth over SIM_KUSTO_MAX_JSON_DEPTH is refused before parsing. */
+json_t *sim_kusto_policy_parse_json(const char *kw, const char *text, size_t len, char *err,
+                                    size_t errlen);
+/* .alter-merge: in overlaid on cur (the value set now, or NULL): objects merge deeply,
+ * update appends, managed_identity joins usages per ObjectId, callout replaces CanCall per
+ * (CalloutType, CalloutUriRegex), roworder re-orders columns it names and appends others. */
+json_t *sim_kusto_policy_merge(const char *kw, json_t *cur, json_t *in, json_t *cluster, char *err,
+                               size_t errlen);
+/* The value a write stores: shape rules and Kusto's defaults for omitted properties.
+ * at_column: the encoding policy of a column ({"EncodingType"}; JSON null = back to the
+ * default, i.e. no policy of its own).  cluster: its "managedIdentities" resolve
+ * managed_identity entries. */
+json_t *sim_kusto_policy_finalize(const char *kw, int at_column, json_t *v, json_t *cluster,
+                                  char *err, size_t errlen);
+/* The value of a policy that always exists (capacity, query_weak_consistency), else NULL. */
+json_t *sim_kusto_policy_default(const char *kw);
+/* Caching as .show prints it: {"DataHotSpan": {"Value": ts}, "IndexHotSpan": {"Value": ts}
+ * [, "HotWindows": [{"MinValue", "MaxValue"}]]}, from either the flat or the wrapped form;
+ * NULL when v has no DataHotSpan. */
+json_t *sim_kusto_caching_display(json_t *v);
+/* The callout entries every cluster has (shown as EntityType "Cluster immutable policy"). */
+json_t *sim_kusto_callout_immutable(void);
+/* The canonical spelling of an encoding policy type (case-insensitive), or NULL. */
+const char *sim_kusto_encoding_type(const char *name);
+/* The request_properties.<name> a classification function reads, in order of appearance. */
+json_t *sim_kusto_classification_properties(const char *body);
+/* Objects merged member by member (arrays and scalars of over replace); new reference. */
+json_t *sim_kusto_deep_merge(json_t *base, json_t *over);
+/* The definition of the built-in "default" workload group. */
+json_t *sim_kusto_default_workload_group(void);
+/* Checks a workload group definition and spells its policies canonically. */
+json_t *sim_kusto_workload_group_check(json_t *def, char *err, size_t errlen);
 
 typedef enum sim_kusto_tok_type {
     SK_TOK_EOF = 0,

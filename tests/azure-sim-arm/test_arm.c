@@ -987,6 +987,31 @@ static void test_lost_writes(void **state)
     arm_fake_lose_writes(0);
 }
 
+/* A database's hot windows (Kusto only) are part of its caching policy: ARM setting or
+ * clearing hotCachePeriod replaces the policy, ARM setting only softDeletePeriod keeps them. */
+static void test_hot_windows_follow_arm(void **state)
+{
+    sim_state *st = *state;
+    json_t *db = state_db(st, "mykustodatabase");
+    arm_answer a;
+    json_object_set_new(db, "hotWindows",
+                        json_pack("[{s:s, s:s}]", "MinValue", "2021-01-01T00:00:00Z", "MaxValue",
+                                  "2021-02-01T00:00:00Z"));
+    arm_call(st, "PATCH", ARM_DB V,
+             "{\"kind\":\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"P7D\"}}", &a);
+    arm_answer_clear(&a);
+    expire_ops(st);
+    sim_arm_tick(st);
+    assert_int_equal(json_array_size(json_object_get(db, "hotWindows")), 1);
+    arm_call(st, "PATCH", ARM_DB V,
+             "{\"kind\":\"ReadWrite\",\"properties\":{\"hotCachePeriod\":\"P3D\"}}", &a);
+    arm_answer_clear(&a);
+    expire_ops(st);
+    sim_arm_tick(st);
+    assert_null(json_object_get(db, "hotWindows"));
+    assert_string_equal(json_string_value(json_object_get(db, "hotCachePeriod")), "P3D");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1009,6 +1034,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_garbage_runtime_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_operation_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hot_windows_follow_arm, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,33 +19,53 @@ typedef struct sim_kusto_caller {
 #define SIM_KUSTO_MAX_JSON_DEPTH 32   /* nesting of a policy JSON value */
 #define SIM_KUSTO_MAX_LIST 256        /* names in ( ... ) lists: tables, principals */
 
-/* Commands (REFERENCE.md §4, §6):
- *   .show|.alter|.alter-merge|.delete  cluster | database D | table [Db.]T |
- *        materialized-view [Db.]V  policy <kw> [value]     (scopes per policy as in §4)
+/* Commands (REFERENCE.md §4, §6, §8; the scopes and verbs of each policy are POLICIES[] in
+ * kusto_engine.c, as the Kusto documentation has them; a verb a policy lacks at a scope is
+ * 400 BadRequest_SyntaxError):
+ *   .show|.alter|.alter-merge|.delete  <entity> policy <kw> [value], <entity> one of
+ *        cluster | database D | table [Db.]T | materialized-view [Db.]V |
+ *        column [Db.]T.C | external table [Db.]E
  *   .show database * policy <kw>, .show table * policy <kw>  (one row per entity)
- *   .alter tables (T1, T2, ...) policy caching|retention|merge|ingestionbatching|
- *        ingestiontime|restricted_view_access <value>
- *   .add|.drop|.set database D <role> ('fqn', ...) [skip-results] ['notes'] (.set: or none)
- *   .show database D principals
+ *   .alter|.alter-merge tables (T1, T2, ...) policy caching|retention|merge|ingestionbatching|
+ *        ingestiontime|restricted_view_access|roworder <value>
+ *   .add|.drop|.set database [D] <role> ('fqn', ...) [skip-results] ['notes'] (.set: or none);
+ *        roles admins, users, viewers, unrestrictedviewers, ingestors, monitors
+ *   .add|.drop|.set table [Db.]T admins|ingestors (...), materialized-view [Db.]V admins (...)
+ *   .show database D principals, .show table T principals, .show materialized-view V principals
+ *   .show workload_groups, .show workload_group G, .create-or-alter workload_group G J,
+ *        .alter-merge workload_group G J, .drop workload_group G
  * Policy keywords: caching, retention, merge, partitioning, ingestionbatching,
  * streamingingestion, sharding, auto_delete, extent_tags_retention, update, ingestiontime,
- * restricted_view_access.  Database retention/caching live in the database object's
- * softDeletePeriod/recoverability/hotCachePeriod (ISO-8601); every other policy in the
- * entity's "policies" object under its keyword, in Kusto JSON form.
+ * restricted_view_access, row_level_security, encoding, roworder, query_acceleration,
+ * mirroring, managed_identity, callout, capacity, sandbox, request_classification,
+ * query_weak_consistency.  Values: J (a string literal holding JSON) or the special forms
+ * hot = ts [, hot_window = datetime(a) .. datetime(b)]... (caching), softdelete = ts
+ * [recoverability = enabled|disabled] (retention merge), true|false, enable|disable
+ * (streamingingestion of a database or table), enable|disable [with (...)] 'query'
+ * (row_level_security), (C1 asc, C2 desc) (roworder), [type = 'Identifier'] (a column's
+ * encoding), J <| function body (request_classification .alter).
+ * Database retention/caching live in the database object's softDeletePeriod/recoverability/
+ * hotCachePeriod (ISO-8601)/hotWindows; every other policy in the entity's "policies" object
+ * under its keyword, in the JSON form .show prints (kusto_policy.c).  Role commands answer
+ * the 7-column principals table (Role "Database Db Admin", "Table Db.T Admin",
+ * "Materialized View Db.V Admin"), workload group commands WorkloadGroupName, WorkloadGroup.
  * Errors: 400 BadRequest_SyntaxError (anything that does not parse, trailing tokens),
- * 400 BadRequest_EntityNotFound (table/view/database named in the command),
- * 404 NotFound (db unknown), 400 General_BadRequest (bad policy value or principal),
- * 403 Forbidden (role missing); all with "@permanent": true.
+ * 400 BadRequest_EntityNotFound (table/view/column/external table/database/workload group
+ * named in the command), 404 NotFound (db unknown), 400 General_BadRequest (bad policy value,
+ * principal or workload group), 403 Forbidden (role missing); all with "@permanent": true.
  *
  * Runs csl in database db (NULL or "" for cluster-scope commands) of cluster, which
  * is mutated in place.  Returns the HTTP status and sets *body to the answer (new
  * reference): a v1 frame on success, a OneApi error body otherwise.
  * client_request_id and activity_id go into an error's @context.
  * caller NULL skips role checks (in-process use only; the front always passes one).
- * Role rules: writes (.alter/.alter-merge/.delete/.add/.drop) need the database Admin
- * role (principals or database principalAssignments) or a cluster principalAssignment
- * AllDatabasesAdmin; .show needs any database role or AllDatabasesViewer/-Admin.
- * Cluster-scope writes need AllDatabasesAdmin, cluster .show AllDatabasesViewer/-Admin.
+ * Role rules: writes need the database Admin role (principals or database
+ * principalAssignments) or a cluster principalAssignment AllDatabasesAdmin; a table's or
+ * materialized view's own Admin role also may write its policies (not partitioning,
+ * row_level_security, restricted_view_access, mirroring: Database Admin) and roles; .show
+ * needs any database role (or a role on that table/view) or AllDatabasesViewer/-Admin.
+ * Cluster-scope writes, managed_identity at any scope and every workload group command
+ * need AllDatabasesAdmin, cluster .show AllDatabasesViewer/-Admin.
  * The caller holds the state lock.  Never crashes on any input; csl over
  * SIM_KUSTO_MAX_CSL bytes gets 400 BadRequest_SyntaxError. */
 int sim_kusto_execute(json_t *cluster, const char *db, const char *csl,

@@ -1159,6 +1159,22 @@ static json_t *frame_new(const char *const *cols, size_t n, json_t **rows)
                      "Rows", *rows);
 }
 
+/* Compact JSON text with numbers as short as they can be and still read back the same
+ * (Kusto prints 2.1, not jansson's default 2.1000000000000001).  malloc'd; NULL for NULL. */
+static char *dump_json(json_t *v)
+{
+    if (!v) return NULL;
+    for (int prec = 15; prec < 17; prec++) {
+        char *s = json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(prec));
+        json_t *back = s ? json_loads(s, JSON_DECODE_ANY, NULL) : NULL;
+        int same = back && json_equal(back, v);
+        json_decref(back);
+        if (same) return s;
+        free(s);
+    }
+    return json_dumps(v, JSON_COMPACT);
+}
+
 static json_t *str_or_null(char *s)
 {
     json_t *v = s ? json_string(s) : json_null();
@@ -1210,14 +1226,14 @@ static void policy_row(json_t *rows, const policy_info *pi, const target *t, jso
         type = "Table";
         break;
     }
-    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    char *text = dump_json(v);
     json_decref(v);
     json_array_append_new(rows,
                           json_pack("[s, o, o, o, s]", pi->name, entity ? entity : json_null(),
                                     str_or_null(text), str_or_null(children), type));
     if (t->level == SC_CLUSTER && !strcmp(pi->kw, "callout")) {
         json_t *imm = sim_kusto_callout_immutable();
-        char *itext = json_dumps(imm, JSON_COMPACT);
+        char *itext = dump_json(imm);
         json_decref(imm);
         json_array_append_new(rows, json_pack("[s, s, o, n, s]", pi->name, "", str_or_null(itext),
                                               "Cluster immutable policy"));
@@ -1519,7 +1535,7 @@ static json_t *wg_get(json_t *cluster, const char *name, long *idx)
 
 static void wg_row(json_t *rows, const char *name, json_t *def)
 {
-    char *text = json_dumps(def ? def : json_object(), JSON_COMPACT);
+    char *text = dump_json(def);
     json_array_append_new(rows, json_pack("[s, o]", name, str_or_null(text)));
 }
 

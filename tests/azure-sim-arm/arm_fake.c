@@ -15,6 +15,8 @@ typedef struct fake_impl {
 } fake_impl;
 
 static const char *fake_caller = ARM_WRITER;
+static int fake_lose = 0; /* writes still to lose (arm_fake_lose_writes) */
+static int fake_asked = 0;
 static char next_hk[128], next_hv[512];
 
 static const char fake_state_json[] =
@@ -69,6 +71,26 @@ void arm_fake_state_free(sim_state *st)
 void arm_fake_caller(const char *app_id)
 {
     fake_caller = app_id;
+}
+
+static int fake_ignore_write(const sim_request *req)
+{
+    (void)req;
+    fake_asked++;
+    if (fake_lose <= 0) return 0;
+    fake_lose--;
+    return 1;
+}
+
+void arm_fake_lose_writes(int n)
+{
+    fake_lose = n;
+    fake_asked = 0;
+}
+
+int arm_fake_writes_asked(void)
+{
+    return fake_asked;
 }
 
 void arm_fake_next_header(const char *name, const char *value)
@@ -128,6 +150,7 @@ void arm_call(sim_state *st, const char *method, const char *url, const char *bo
     req.caller_tenant_id = ARM_TENANT;
     req.token_audience = "https://management.azure.com";
     req.activity_id = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+    req.ignore_write = fake_ignore_write;
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&st->lock);
     sim_arm_tick(st);

@@ -26,6 +26,10 @@ typedef struct arm_answer {
 
 /* Caller identity used by arm_call (defaults to ARM_WRITER / ARM_TENANT). */
 void arm_fake_caller(const char *app_id);
+/* The next n writes that reach the point of changing the state are lost (the front's
+ * faults.ignoreWrites); arm_fake_writes_asked counts how often a handler asked since. */
+void arm_fake_lose_writes(int n);
+int arm_fake_writes_asked(void);
 /* Extra request header for the next arm_call only (e.g. x-ms-correlation-request-id). */
 void arm_fake_next_header(const char *name, const char *value);
 

@@ -892,6 +892,126 @@ static void test_garbage_runtime_state(void **state)
     arm_answer_clear(&a);
 }
 
+/* Finished operations stay answerable well beyond a few hundred (Azure keeps results for
+ * hours); the kept set is bounded, oldest finished first, and stays cheap to tick. */
+static void test_operation_retention(void **state)
+{
+    sim_state *st = *state;
+    set_setting(st, "armWriteBucket", 0); /* no throttling */
+    set_setting(st, "lroDurationMs", 0);
+    arm_answer a;
+    char first[512] = "";
+    for (int i = 0; i < 600; i++) {
+        arm_call(st, "PATCH", ARM_DB V, "{\"kind\":\"ReadWrite\"}", &a);
+        assert_int_equal(a.resp.status, 202);
+        if (i == 0) snprintf(first, sizeof first, "%s", after_host(arm_header(&a, "Location")));
+        arm_answer_clear(&a);
+    }
+    arm_call(st, "GET", first, NULL, &a); /* the 600th-newest: still known, and done */
+    assert_int_equal(a.resp.status, 200);
+    arm_answer_clear(&a);
+    json_t *rt = json_object_get(st->root, "armRuntime");
+    json_t *ops = json_object_get(rt, "operations");
+    assert_int_equal(json_array_size(ops), 600);
+    assert_int_equal(json_integer_value(json_object_get(rt, "firstRunning")), 600);
+    assert_null(json_object_get(json_array_get(ops, 0), "payload")); /* finished: slim */
+
+    /* at the bound, the oldest finished go (with some slack), the newest stay */
+    json_t *pad = json_array();
+    for (int i = 0; i < 100000; i++)
+        json_array_append_new(pad, json_pack("{s:s, s:s, s:s, s:s, s:I}", "name", "old",
+                                             "subscriptionId", ARM_SUB, "location", "westus",
+                                             "status", "Succeeded", "doneMs", (json_int_t)0));
+    json_array_extend(pad, ops);
+    json_object_set_new(rt, "operations", pad);
+    json_object_set_new(rt, "firstRunning", json_integer(0));
+    arm_call(st, "PATCH", ARM_DB V, "{\"kind\":\"ReadWrite\"}", &a);
+    assert_int_equal(a.resp.status, 202);
+    arm_answer_clear(&a);
+    ops = json_object_get(rt, "operations");
+    assert_true(json_array_size(ops) <= 100000);
+    assert_true(json_array_size(ops) >= 98000);
+    arm_call(st, "GET", first, NULL, &a);
+    assert_int_equal(a.resp.status, 200);
+    arm_answer_clear(&a);
+    /* a firstRunning that cannot be right is not trusted */
+    json_object_set_new(rt, "firstRunning", json_integer(-5));
+    sim_arm_tick(st);
+    assert_true(json_integer_value(json_object_get(rt, "firstRunning")) >= 0);
+}
+
+/* faults.ignoreWrites as the front passes it: the write answers as usual and is lost. */
+static void test_lost_writes(void **state)
+{
+    sim_state *st = *state;
+    arm_answer a;
+    arm_fake_lose_writes(3);
+    arm_call(st, "PATCH", ARM_DB V,
+             "{\"kind\":\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"P7D\"}}", &a);
+    assert_int_equal(a.resp.status, 202);
+    assert_string_equal(prop(&a, "softDeletePeriod"), "P365D"); /* the value as it stays */
+    char op[512];
+    snprintf(op, sizeof op, "%s", after_host(arm_header(&a, "Azure-AsyncOperation")));
+    arm_answer_clear(&a);
+    expire_ops(st);
+    arm_call(st, "GET", op, NULL, &a);
+    assert_string_equal(json_string_value(json_object_get(a.resp.body, "status")), "Succeeded");
+    arm_answer_clear(&a);
+    assert_string_equal(
+        json_string_value(json_object_get(state_db(st, "mykustodatabase"), "softDeletePeriod")),
+        "P365D");
+    arm_call(st, "POST", ARM_DB "/addPrincipals" V, principals_body, &a);
+    assert_int_equal(a.resp.status, 200);
+    assert_int_equal(json_array_size(json_object_get(a.resp.body, "value")), 0);
+    arm_answer_clear(&a);
+    arm_call(st, "PUT", ARM_DB "/principalAssignments/lost" V,
+             "{\"properties\":{\"principalId\":\"" ARM_WRITER "\",\"role\":\"Admin\","
+             "\"principalType\":\"App\"}}",
+             &a);
+    assert_int_equal(a.resp.status, 201);
+    arm_answer_clear(&a);
+    expire_ops(st);
+    expect_error(st, "GET", ARM_DB "/principalAssignments/lost" V, NULL, 404, "ResourceNotFound");
+    /* reads, refused writes and a DELETE of nothing are not writes that change the state */
+    arm_call(st, "POST", ARM_DB "/listPrincipals" V, NULL, &a);
+    arm_answer_clear(&a);
+    expect_error(st, "PATCH", ARM_DB V, "{}", 400, "BadRequest");
+    arm_call(st, "DELETE", ARM_DB "/principalAssignments/none" V, NULL, &a);
+    assert_int_equal(a.resp.status, 204);
+    arm_answer_clear(&a);
+    assert_int_equal(arm_fake_writes_asked(), 3);
+    /* the budget is spent: the next write applies */
+    arm_call(st, "POST", ARM_DB "/addPrincipals" V, principals_body, &a);
+    assert_int_equal(json_array_size(json_object_get(a.resp.body, "value")), 2);
+    arm_answer_clear(&a);
+    arm_fake_lose_writes(0);
+}
+
+/* A database's hot windows (Kusto only) are part of its caching policy: ARM setting or
+ * clearing hotCachePeriod replaces the policy, ARM setting only softDeletePeriod keeps them. */
+static void test_hot_windows_follow_arm(void **state)
+{
+    sim_state *st = *state;
+    json_t *db = state_db(st, "mykustodatabase");
+    arm_answer a;
+    json_object_set_new(db, "hotWindows",
+                        json_pack("[{s:s, s:s}]", "MinValue", "2021-01-01T00:00:00Z", "MaxValue",
+                                  "2021-02-01T00:00:00Z"));
+    arm_call(st, "PATCH", ARM_DB V,
+             "{\"kind\":\"ReadWrite\",\"properties\":{\"softDeletePeriod\":\"P7D\"}}", &a);
+    arm_answer_clear(&a);
+    expire_ops(st);
+    sim_arm_tick(st);
+    assert_int_equal(json_array_size(json_object_get(db, "hotWindows")), 1);
+    arm_call(st, "PATCH", ARM_DB V,
+             "{\"kind\":\"ReadWrite\",\"properties\":{\"hotCachePeriod\":\"P3D\"}}", &a);
+    arm_answer_clear(&a);
+    expire_ops(st);
+    sim_arm_tick(st);
+    assert_null(json_object_get(db, "hotWindows"));
+    assert_string_equal(json_string_value(json_object_get(db, "hotCachePeriod")), "P3D");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -912,6 +1032,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_operation_result_access, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_runtime_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_operation_retention, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hot_windows_follow_arm, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,9 +15,12 @@
 #define CLUSTER_ADMIN_APP "55555555-5555-5555-5555-555555555555"
 #define STRANGER_APP "66666666-6666-6666-6666-666666666666"
 #define TENANT "11111111-1111-1111-1111-111111111111"
+#define MI_SYSTEM "99999999-0000-4000-8000-000000000001" /* the cluster's system identity */
+#define MI_USER "99999999-0000-4000-8000-000000000002"   /* a user-assigned identity */
 
 /* The documented default cluster plus a viewer, a cluster-wide admin, a second
- * database and a materialized view. */
+ * database, a materialized view, an external table, columns (Logs.Level as a bare name)
+ * and two managed identities. */
 static inline json_t *test_cluster(void)
 {
     json_error_t e;
@@ -26,6 +29,10 @@ static inline json_t *test_cluster(void)
         "\"uri\":\"https://mykustocluster.westus.kusto.windows.net\",\"policies\":{},"
         "\"principalAssignments\":[{\"name\":\"pa1\",\"principalId\":\"" CLUSTER_ADMIN_APP "\","
         "\"role\":\"AllDatabasesAdmin\",\"tenantId\":\"" TENANT "\",\"principalType\":\"App\"}],"
+        "\"managedIdentities\":[{\"objectId\":\"" MI_SYSTEM "\",\"clientId\":\"c-sys\","
+        "\"tenantId\":\"" TENANT "\",\"displayName\":\"mykustocluster\",\"isSystem\":true},"
+        "{\"objectId\":\"" MI_USER "\",\"clientId\":\"c-user\",\"tenantId\":\"" TENANT "\","
+        "\"displayName\":\"ingest-identity\",\"isSystem\":false}],"
         "\"databases\":[{\"name\":\"mykustodatabase\",\"kind\":\"ReadWrite\","
         "\"softDeletePeriod\":\"P365D\",\"hotCachePeriod\":\"P31D\",\"policies\":{},"
         "\"principals\":[{\"role\":\"Admin\",\"type\":\"App\",\"name\":\"demo\","
@@ -35,10 +42,14 @@ static inline json_t *test_cluster(void)
         "\"fqn\":\"aadapp=" VIEWER_APP ";" TENANT "\",\"appId\":\"" VIEWER_APP "\",\"email\":\"\","
         "\"tenantName\":\"" TENANT "\"}],"
         "\"principalAssignments\":[],"
-        "\"tables\":[{\"name\":\"StormEvents\",\"policies\":{}},{\"name\":\"Logs\",\"policies\":{}}"
-        ","
+        "\"tables\":[{\"name\":\"StormEvents\",\"policies\":{},\"columns\":["
+        "{\"name\":\"StartTime\",\"type\":\"datetime\"},{\"name\":\"State\",\"type\":\"string\"},"
+        "{\"name\":\"EventType\",\"type\":\"string\"}]},"
+        "{\"name\":\"Logs\",\"policies\":{},\"columns\":[{\"name\":\"Timestamp\"},\"Level\","
+        "{\"name\":\"Message\"}]},"
         "{\"name\":\"My Table\",\"policies\":{}}],"
-        "\"materializedViews\":[{\"name\":\"DailyStorms\",\"policies\":{}}]},"
+        "\"materializedViews\":[{\"name\":\"DailyStorms\",\"policies\":{}}],"
+        "\"externalTables\":[{\"name\":\"ExternalLogs\",\"policies\":{}}]},"
         "{\"name\":\"otherdb\",\"kind\":\"ReadWrite\",\"softDeletePeriod\":\"P30D\","
         "\"tables\":[{\"name\":\"T1\",\"policies\":{}}],\"principals\":[]}]}",
         0, &e);

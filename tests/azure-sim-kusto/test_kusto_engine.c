@@ -1,6 +1,8 @@
 /* test_kusto_engine.c: the Kusto engine's commands against a simulated cluster:
  * every policy command form, database mapping (ISO <-> timespan), inheritance,
- * quoting, injection, bounds, role commands and role checks. */
+ * quoting, injection, bounds, role commands and role checks; a data-driven walk over every
+ * policy, scope and action of the operation catalogue (/work/spec/catalogue.md) with the
+ * exact JSON .show answers; workload groups; table and view roles; the ignore-writes hook. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -159,20 +161,28 @@ static void test_database_caching(void **state)
 {
     (void)state;
     expect_policy(".show database mykustodatabase policy caching",
-                  "{\"DataHotSpan\":\"31.00:00:00\",\"IndexHotSpan\":\"31.00:00:00\"}");
-    expect_policy(".alter database mykustodatabase policy caching hot = 7d",
-                  "{\"DataHotSpan\":\"7.00:00:00\",\"IndexHotSpan\":\"7.00:00:00\"}");
+                  "{\"DataHotSpan\":{\"Value\":\"31.00:00:00\"},\"IndexHotSpan\":{\"Value\":\"31."
+                  "00:00:00\"}}");
+    expect_policy(
+        ".alter database mykustodatabase policy caching hot = 7d",
+        "{\"DataHotSpan\":{\"Value\":\"7.00:00:00\"},\"IndexHotSpan\":{\"Value\":\"7.00:00:00\"}}");
     assert_string_equal(db_field("hotCachePeriod"), "P7D");
-    expect_policy(".alter database mykustodatabase policy caching hot = 90m",
-                  "{\"DataHotSpan\":\"01:30:00\",\"IndexHotSpan\":\"01:30:00\"}");
+    expect_policy(
+        ".alter database mykustodatabase policy caching hot = 90m",
+        "{\"DataHotSpan\":{\"Value\":\"01:30:00\"},\"IndexHotSpan\":{\"Value\":\"01:30:00\"}}");
     assert_string_equal(db_field("hotCachePeriod"), "PT1H30M");
     expect_policy(
         ".alter database mykustodatabase policy caching hot = 1d, hot_window = "
         "datetime(2021-01-01) .. datetime(2021-02-01)",
-        "{\"DataHotSpan\":\"1.00:00:00\",\"IndexHotSpan\":\"1.00:00:00\",\"HotWindows\":"
-        "[{\"MinDate\":\"2021-01-01T00:00:00.0000000Z\",\"MaxDate\":\"2021-02-01T00:00:00."
-        "0000000Z\"}]}");
+        "{\"DataHotSpan\":{\"Value\":\"1.00:00:00\"},\"IndexHotSpan\":{\"Value\":"
+        "\"1.00:00:00\"},\"HotWindows\":[{\"MinValue\":\"2021-01-01T00:00:00Z\",\"MaxValue\":"
+        "\"2021-02-01T00:00:00Z\"}]}");
     assert_string_equal(db_field("hotCachePeriod"), "P1D");
+    /* the windows live next to hotCachePeriod, in Kusto's form */
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_array_get(json_object_get(db_obj(DB), "hotWindows"), 0), "MinValue")),
+        "2021-01-01T00:00:00Z");
     expect_policy(".delete database mykustodatabase policy caching", NULL);
     assert_null(db_field("hotCachePeriod"));
     expect_policy(".show database mykustodatabase policy caching", NULL);
@@ -261,10 +271,12 @@ static void test_table_policies(void **state)
                   "{\"SoftDeletePeriod\":\"10.00:00:00\",\"Recoverability\":\"Disabled\"}");
     expect_policy(".alter-merge table StormEvents policy retention softdelete = 30d",
                   "{\"SoftDeletePeriod\":\"30.00:00:00\",\"Recoverability\":\"Disabled\"}");
-    expect_policy(".alter table StormEvents policy caching hot = 12h",
-                  "{\"DataHotSpan\":\"12:00:00\",\"IndexHotSpan\":\"12:00:00\"}");
-    expect_policy(".alter table StormEvents policy caching hotdata = 2d hotindex = 1d",
-                  "{\"DataHotSpan\":\"2.00:00:00\",\"IndexHotSpan\":\"1.00:00:00\"}");
+    expect_policy(
+        ".alter table StormEvents policy caching hot = 12h",
+        "{\"DataHotSpan\":{\"Value\":\"12:00:00\"},\"IndexHotSpan\":{\"Value\":\"12:00:00\"}}");
+    expect_policy(
+        ".alter table StormEvents policy caching hotdata = 2d hotindex = 1d",
+        "{\"DataHotSpan\":{\"Value\":\"2.00:00:00\"},\"IndexHotSpan\":{\"Value\":\"1.00:00:00\"}}");
     expect_policy(".alter table StormEvents policy merge '{\"AllowRebuild\":true}'",
                   "{\"AllowRebuild\":true}");
     expect_policy(".alter-merge table StormEvents policy merge '{\"AllowMerge\":false}'",
@@ -355,8 +367,9 @@ static void test_table_policies(void **state)
 static void test_table_names_and_wildcard(void **state)
 {
     (void)state;
-    expect_policy(".alter table ['My Table'] policy caching hot = 1d",
-                  "{\"DataHotSpan\":\"1.00:00:00\",\"IndexHotSpan\":\"1.00:00:00\"}");
+    expect_policy(
+        ".alter table ['My Table'] policy caching hot = 1d",
+        "{\"DataHotSpan\":{\"Value\":\"1.00:00:00\"},\"IndexHotSpan\":{\"Value\":\"1.00:00:00\"}}");
     json_t *b = ok(".show table [\"My Table\"] policy caching");
     assert_string_equal(cell(b, 0, 1), "[mykustodatabase].[My Table]");
     json_decref(b);
@@ -408,10 +421,11 @@ static void test_multi_table(void **state)
     assert_string_equal(cell(b, 0, 1), "[mykustodatabase].[StormEvents]");
     assert_string_equal(cell(b, 1, 1), "[mykustodatabase].[Logs]");
     assert_string_equal(cell(b, 1, 2),
-                        "{\"DataHotSpan\":\"1.00:00:00\",\"IndexHotSpan\":\"1.00:00:00\","
-                        "\"HotWindows\":[{\"MinDate\":\"2021-01-01T00:00:00.0000000Z\",\"MaxDate\":"
-                        "\"2021-02-01T00:00:00.0000000Z\"},{\"MinDate\":\"2022-01-01T10:00:00."
-                        "0000000Z\",\"MaxDate\":\"2022-01-02T00:00:00.0000000Z\"}]}");
+                        "{\"DataHotSpan\":{\"Value\":\"1.00:00:00\"},\"IndexHotSpan\":"
+                        "{\"Value\":\"1.00:00:00\"},\"HotWindows\":[{\"MinValue\":"
+                        "\"2021-01-01T00:00:00Z\",\"MaxValue\":\"2021-02-01T00:00:00Z\"},"
+                        "{\"MinValue\":\"2022-01-01T10:00:00Z\",\"MaxValue\":"
+                        "\"2022-01-02T00:00:00Z\"}]}");
     json_decref(b);
     b = ok(".alter tables (StormEvents, Logs) policy retention "
            "'{\"SoftDeletePeriod\":\"7.00:00:00\"}'");
@@ -459,8 +473,9 @@ static void test_materialized_view(void **state)
 static void test_materialized_view_writes(void **state)
 {
     (void)state;
-    expect_policy(".alter materialized-view DailyStorms policy caching hot = 2d",
-                  "{\"DataHotSpan\":\"2.00:00:00\",\"IndexHotSpan\":\"2.00:00:00\"}");
+    expect_policy(
+        ".alter materialized-view DailyStorms policy caching hot = 2d",
+        "{\"DataHotSpan\":{\"Value\":\"2.00:00:00\"},\"IndexHotSpan\":{\"Value\":\"2.00:00:00\"}}");
     expect_policy(".alter-merge materialized-view ['DailyStorms'] policy retention softdelete = 5d",
                   "{\"SoftDeletePeriod\":\"5.00:00:00\",\"Recoverability\":\"Enabled\"}");
     expect_policy(
@@ -486,8 +501,9 @@ static void test_cluster_policies(void **state)
     assert_string_equal(cell(b, 0, 1), "");
     assert_string_equal(cell(b, 0, 3), "[\"mykustodatabase\",\"otherdb\"]");
     assert_string_equal(cell(b, 0, 4), "Cluster");
-    assert_string_equal(cell(b, 0, 2),
-                        "{\"DataHotSpan\":\"3.00:00:00\",\"IndexHotSpan\":\"3.00:00:00\"}");
+    assert_string_equal(
+        cell(b, 0, 2),
+        "{\"DataHotSpan\":{\"Value\":\"3.00:00:00\"},\"IndexHotSpan\":{\"Value\":\"3.00:00:00\"}}");
     json_decref(b);
     assert_int_equal(run_as(g_cluster, &TEST_CLUSTER_ADMIN, "",
                             ".alter-merge cluster policy sharding '{\"ShardEngineMaxRowCount\":5}'",
@@ -558,12 +574,10 @@ static void test_syntax_and_injection(void **state)
         ".show databases",
         ".set database mykustodatabase admins",
         ".set database mykustodatabase admins none none",
-        ".set table StormEvents admins none",
         ".set database mykustodatabase policy caching hot = 1d",
         ".alter table StormEvents policy ingestiontime yes",
         ".alter-merge table StormEvents policy ingestiontime true",
         ".alter database mykustodatabase policy ingestiontime true",
-        ".add table StormEvents admins ('aadapp=x;y')",
         ".add database mykustodatabase owners ('aadapp=x;y')",
         ".add database mykustodatabase admins 'aadapp=x;y'",
         ".add database mykustodatabase admins ('aadapp=x;y'",
@@ -746,6 +760,13 @@ static void test_no_crash(void **state)
         ".show database * policy retention",
         ".alter database mykustodatabase policy ingestionbatching "
         "```{\"MaximumNumberOfItems\":1}```",
+        ".alter column ['StormEvents'].['State'] policy encoding type = 'Identifier'",
+        ".alter table ['StormEvents'] policy roworder (['State'] asc, StartTime desc)",
+        ".alter external table ['ExternalLogs'] policy row_level_security enable with (a=1) 'q'",
+        ".alter cluster policy request_classification @'{\"IsEnabled\":true}' <|\n"
+        "iff(request_properties.current_application == 'x', 'a', 'default')",
+        ".create-or-alter workload_group ['g'] @'{\"RequestQueuingPolicy\":{\"IsEnabled\":true}}'",
+        ".add table ['StormEvents'] admins ('aadapp=1;2') 'n'",
     };
     unsigned seed = 12345;
     char buf[512];
@@ -1005,6 +1026,881 @@ static void test_null_inputs(void **state)
     json_decref(empty);
 }
 
+/* ------------------------------------------------------------ the catalogue walk */
+
+/* Entity text, EntityName and EntityType per scope, in the catalogue's order. */
+enum { W_CLUSTER, W_DB, W_TABLE, W_MV, W_COLUMN, W_EXT, W_NSCOPES };
+#define WC (1u << W_CLUSTER)
+#define WD (1u << W_DB)
+#define WT (1u << W_TABLE)
+#define WM (1u << W_MV)
+#define WL (1u << W_COLUMN)
+#define WE (1u << W_EXT)
+static const struct {
+    const char *text, *name, *type;
+} WSCOPE[W_NSCOPES] = {
+    {"cluster", "", "Cluster"},
+    {"database ['mykustodatabase']", "[mykustodatabase]", "Database"},
+    {"table ['StormEvents']", "[mykustodatabase].[StormEvents]", "Table"},
+    {"materialized-view ['DailyStorms']", "[mykustodatabase].[DailyStorms]", "MaterializedView"},
+    {"column ['StormEvents'].['State']", "[mykustodatabase].[StormEvents].[State]", "Column"},
+    {"external table ['ExternalLogs']", "[mykustodatabase].[ExternalLogs]", "ExternalTable"},
+};
+
+/* One row of the catalogue: a policy at some scopes with its actions (a = alter, m = merge,
+ * d = delete), the value text of each write and the exact Policy JSON .show answers after. */
+typedef struct walk_case {
+    const char *kw, *policy_name;
+    unsigned scopes;
+    const char *actions;
+    const char *alter_value, *alter_show;
+    const char *merge_value, *merge_show;
+} walk_case;
+
+#define CACHING_5D                                                                                 \
+    "{\"DataHotSpan\":{\"Value\":\"5.00:00:00\"},\"IndexHotSpan\":{\"Value\":\"5.00:00:00\"},"     \
+    "\"HotWindows\":[{\"MinValue\":\"2021-01-01T00:00:00Z\",\"MaxValue\":\"2021-02-01T00:00:"      \
+    "00Z\"}]}"
+#define UPDATE_1                                                                                   \
+    "{\"IsEnabled\":true,\"Source\":\"Logs\",\"Query\":\"Logs | take 1\",\"IsTransactional\":"     \
+    "false,\"PropagateIngestionProperties\":false}"
+#define UPDATE_2                                                                                   \
+    "{\"IsEnabled\":false,\"Source\":\"Logs\",\"Query\":\"Logs\",\"IsTransactional\":false,"       \
+    "\"PropagateIngestionProperties\":false}"
+#define MI_ENTRY(usages)                                                                           \
+    "[{\"ObjectId\":\"" MI_USER "\",\"ClientId\":\"c-user\",\"TenantId\":\"" TENANT "\","          \
+    "\"DisplayName\":\"ingest-identity\",\"IsSystem\":false,\"AllowedUsages\":\"" usages "\"}]"
+#define QWC(pct, lag)                                                                              \
+    "{\"PercentageOfNodes\":" pct ",\"MinimumNumberOfNodes\":-1,\"MaximumNumberOfNodes\":-1,"      \
+    "\"SuperSlackerNumberOfNodesThreshold\":-1,\"EnableMetadataPrefetch\":false,"                  \
+    "\"MaximumLagAllowedInMinutes\":" lag ",\"RefreshPeriodInSeconds\":-1}"
+#define CLASSIFY(enabled)                                                                          \
+    "{\"ClassificationProperties\":[\"current_application\",\"request_type\"],"                    \
+    "\"IsEnabled\":" enabled                                                                       \
+    ",\"ClassificationFunction\":\"iff(request_properties.current_application == "                 \
+    "\\\"Kusto.Explorer\\\" and request_properties.request_type == \\\"Query\\\",\\n    "          \
+    "\\\"Ad-hoc queries\\\", \\\"default\\\")\"}"
+
+static const walk_case WALK[] = {
+    {"caching", "CachingPolicy", WC | WD | WT | WM | WL, "ad",
+     "hot = 5d, hot_window = datetime(2021-01-01T00:00:00Z) .. datetime(2021-02-01T00:00:00Z)",
+     CACHING_5D, NULL, NULL},
+    {"retention", "RetentionPolicy", WD | WT | WM, "amd",
+     "@'{\"SoftDeletePeriod\":\"30.00:00:00\",\"Recoverability\":\"Disabled\"}'",
+     "{\"SoftDeletePeriod\":\"30.00:00:00\",\"Recoverability\":\"Disabled\"}", "softdelete = 10d",
+     "{\"SoftDeletePeriod\":\"10.00:00:00\",\"Recoverability\":\"Disabled\"}"},
+    {"merge", "MergePolicy", WD | WT | WM, "amd", "@'{\"MaxRangeInHours\":24}'",
+     "{\"MaxRangeInHours\":24}", "@'{\"AllowRebuild\":false}'",
+     "{\"MaxRangeInHours\":24,\"AllowRebuild\":false}"},
+    {"partitioning", "PartitioningPolicy", WT | WM, "amd",
+     "@'{\"PartitionKeys\":[{\"ColumnName\":\"State\",\"Kind\":\"Hash\"}]}'",
+     "{\"PartitionKeys\":[{\"ColumnName\":\"State\",\"Kind\":\"Hash\"}]}",
+     "@'{\"EffectiveDateTime\":\"2025-01-01\"}'",
+     "{\"PartitionKeys\":[{\"ColumnName\":\"State\",\"Kind\":\"Hash\"}],\"EffectiveDateTime\":"
+     "\"2025-01-01T00:00:00.0000000Z\"}"},
+    {"ingestionbatching", "IngestionBatchingPolicy", WC, "am",
+     "@'{\"MaximumBatchingTimeSpan\":\"00:01:00\"}'",
+     "{\"MaximumBatchingTimeSpan\":\"00:01:00\",\"MaximumNumberOfItems\":500,"
+     "\"MaximumRawDataSizeMB\":1024}",
+     "@'{\"MaximumNumberOfItems\":20}'",
+     "{\"MaximumBatchingTimeSpan\":\"00:01:00\",\"MaximumNumberOfItems\":20,"
+     "\"MaximumRawDataSizeMB\":1024}"},
+    {"ingestionbatching", "IngestionBatchingPolicy", WD | WT, "amd",
+     "@'{\"MaximumBatchingTimeSpan\":\"00:01:00\"}'",
+     "{\"MaximumBatchingTimeSpan\":\"00:01:00\",\"MaximumNumberOfItems\":500,"
+     "\"MaximumRawDataSizeMB\":1024}",
+     "@'{\"MaximumNumberOfItems\":20}'",
+     "{\"MaximumBatchingTimeSpan\":\"00:01:00\",\"MaximumNumberOfItems\":20,"
+     "\"MaximumRawDataSizeMB\":1024}"},
+    {"ingestiontime", "IngestionTimePolicy", WT, "ad", "true", "{\"IsEnabled\":true}", NULL, NULL},
+    {"update", "UpdatePolicy", WT, "amd",
+     "@'[{\"IsEnabled\":true,\"Source\":\"Logs\",\"Query\":\"Logs | take 1\"}]'", "[" UPDATE_1 "]",
+     "@'[{\"Source\":\"Logs\",\"Query\":\"Logs\"}]'", "[" UPDATE_1 "," UPDATE_2 "]"},
+    {"streamingingestion", "StreamingIngestionPolicy", WC | WD | WT, "amd",
+     "@'{\"IsEnabled\":true,\"HintAllocatedRate\":2.1}'",
+     "{\"IsEnabled\":true,\"HintAllocatedRate\":2.1}", "@'{\"IsEnabled\":false}'",
+     "{\"IsEnabled\":false,\"HintAllocatedRate\":2.1}"},
+    {"streamingingestion", "StreamingIngestionPolicy", WD | WT, "ad", "enable",
+     "{\"IsEnabled\":true,\"HintAllocatedRate\":null}", NULL, NULL},
+    {"row_level_security", "RowLevelSecurityPolicy", WT | WM | WE, "ad",
+     "enable 'StormEvents | where State == \\'TEXAS\\''",
+     "{\"IsEnabled\":true,\"Query\":\"StormEvents | where State == 'TEXAS'\"}", NULL, NULL},
+    {"restricted_view_access", "RestrictedViewAccessPolicy", WT, "ad", "true",
+     "{\"IsEnabled\":true}", NULL, NULL},
+    {"auto_delete", "AutoDeletePolicy", WT, "ad",
+     "@'{\"ExpiryDate\":\"2030-01-01\",\"DeleteIfNotEmpty\":true}'",
+     "{\"ExpiryDate\":\"2030-01-01T00:00:00.0000000Z\",\"DeleteIfNotEmpty\":true}", NULL, NULL},
+    {"extent_tags_retention", "ExtentTagsRetentionPolicy", WD | WT, "ad",
+     "@'[{\"TagPrefix\":\"drop-by:\",\"RetentionPeriod\":\"3.00:00:00\"}]'",
+     "[{\"TagPrefix\":\"drop-by:\",\"RetentionPeriod\":\"3.00:00:00\"}]", NULL, NULL},
+    {"sharding", "ShardingPolicy", WC | WD | WT, "amd", "@'{\"ShardEngineMaxRowCount\":750000}'",
+     "{\"ShardEngineMaxRowCount\":750000}", "@'{\"ShardEngineMaxExtentSizeInMb\":1024}'",
+     "{\"ShardEngineMaxRowCount\":750000,\"ShardEngineMaxExtentSizeInMb\":1024}"},
+    {"encoding", "EncodingPolicy", WD | WT, "amd", "@'{\"EncodingPolicyType\":\"Identifier\"}'",
+     "{\"EncodingPolicyType\":\"Identifier\"}", "@'{\"MaxValueSize\":1048576}'",
+     "{\"EncodingPolicyType\":\"Identifier\",\"MaxValueSize\":1048576}"},
+    {"encoding", "EncodingPolicy", WL, "ad", "type = 'Identifier'",
+     "{\"EncodingType\":\"Identifier\"}", NULL, NULL},
+    {"roworder", "RowOrderPolicy", WT, "amd", "(['State'] asc, ['StartTime'] desc)",
+     "{\"OrderBy\":[{\"ColumnName\":\"State\",\"Order\":\"asc\"},{\"ColumnName\":\"StartTime\","
+     "\"Order\":\"desc\"}]}",
+     "(EventType asc, ['State'] desc)",
+     "{\"OrderBy\":[{\"ColumnName\":\"State\",\"Order\":\"desc\"},{\"ColumnName\":\"StartTime\","
+     "\"Order\":\"desc\"},{\"ColumnName\":\"EventType\",\"Order\":\"asc\"}]}"},
+    {"query_acceleration", "QueryAccelerationPolicy", WE, "amd",
+     "@'{\"IsEnabled\":true,\"Hot\":\"1.00:00:00\"}'",
+     "{\"IsEnabled\":true,\"Hot\":\"1.00:00:00\",\"MaxAge\":\"00:05:00\"}",
+     "@'{\"MaxAge\":\"00:10:00\"}'",
+     "{\"IsEnabled\":true,\"Hot\":\"1.00:00:00\",\"MaxAge\":\"00:10:00\"}"},
+    {"mirroring", "MirroringPolicy", WT, "amd", "@'{\"IsEnabled\":true}'",
+     "{\"Format\":\"parquet\",\"IsEnabled\":true,\"Partitions\":null}", "@'{\"IsEnabled\":false}'",
+     "{\"Format\":\"parquet\",\"IsEnabled\":false,\"Partitions\":null}"},
+    {"managed_identity", "ManagedIdentityPolicy", WC | WD, "amd",
+     "@'[{\"ObjectId\":\"" MI_USER "\",\"AllowedUsages\":\"NativeIngestion\"}]'",
+     MI_ENTRY("NativeIngestion"),
+     "@'[{\"ObjectId\":\"" MI_USER "\",\"AllowedUsages\":\"externaltable\"}]'",
+     MI_ENTRY("NativeIngestion, ExternalTable")},
+    {"callout", "CalloutPolicy", WC, "amd",
+     "@'[{\"CalloutType\":\"webapi\",\"CalloutUriRegex\":\"en.wikipedia.org\",\"CanCall\":true}]'",
+     "[{\"CalloutType\":\"webapi\",\"CalloutUriRegex\":\"en.wikipedia.org\",\"CanCall\":true}]",
+     "@'[{\"CalloutType\":\"sql\",\"CalloutUriRegex\":\"db.example\",\"CanCall\":false}]'",
+     "[{\"CalloutType\":\"webapi\",\"CalloutUriRegex\":\"en.wikipedia.org\",\"CanCall\":true},"
+     "{\"CalloutType\":\"sql\",\"CalloutUriRegex\":\"db.example\",\"CanCall\":false}]"},
+    {"capacity", "CapacityPolicy", WC, "am",
+     "@'{\"ExportCapacity\":{\"ClusterMaximumConcurrentOperations\":10}}'", NULL,
+     "@'{\"ExtentsPartitionCapacity\":{\"ClusterMaximumConcurrentOperations\":4}}'", NULL},
+    {"sandbox", "SandboxPolicy", WC, "ad",
+     "@'[{\"SandboxKind\":\"PythonExecution\",\"IsEnabled\":true,\"TargetCountPerNode\":4}]'",
+     "[{\"SandboxKind\":\"PythonExecution\",\"IsEnabled\":true,\"TargetCountPerNode\":4,"
+     "\"MaxCpuRatePerSandbox\":50,\"MaxMemoryMbPerSandbox\":20480}]",
+     NULL, NULL},
+    {"request_classification", "ClusterRequestClassificationPolicy", WC, "amd",
+     "@'{\"IsEnabled\":true}' <|\n  iff(request_properties.current_application == "
+     "\"Kusto.Explorer\" and request_properties.request_type == \"Query\",\n    \"Ad-hoc "
+     "queries\", \"default\")\n",
+     CLASSIFY("true"), "@'{\"IsEnabled\":false}'", CLASSIFY("false")},
+    {"query_weak_consistency", "QueryWeakConsistencyPolicy", WC, "am",
+     "@'{\"PercentageOfNodes\":10}'", QWC("10", "-1"), "@'{\"MaximumLagAllowedInMinutes\":10}'",
+     QWC("10", "10")},
+};
+
+/* Every verb and scope where Kusto has the policy (a superset of the catalogue: Kusto also
+ * has e.g. a column's .alter-merge of encoding). */
+static const struct {
+    const char *kw;
+    unsigned alter, merge, del, show;
+} KUSTO_VERBS[] = {
+    {"caching", WC | WD | WT | WM | WL, 0, WC | WD | WT | WM | WL, WC | WD | WT | WM | WL},
+    {"retention", WD | WT | WM, WD | WT | WM, WD | WT | WM, WD | WT | WM},
+    {"merge", WD | WT | WM, WD | WT | WM, WD | WT | WM, WD | WT | WM},
+    {"partitioning", WT | WM, WT | WM, WT | WM, WT | WM},
+    {"ingestionbatching", WC | WD | WT, WC | WD | WT, WD | WT, WC | WD | WT},
+    {"ingestiontime", WT, 0, WT, WT},
+    {"update", WT, WT, WT, WT},
+    {"streamingingestion", WC | WD | WT, WC | WD | WT, WC | WD | WT, WC | WD | WT},
+    {"row_level_security", WT | WM | WE, 0, WT | WM | WE, WT | WM | WE},
+    {"restricted_view_access", WT, 0, WT, WT},
+    {"auto_delete", WT, 0, WT, WT},
+    {"extent_tags_retention", WD | WT, 0, WD | WT, WD | WT},
+    {"sharding", WC | WD | WT, WC | WD | WT, WC | WD | WT, WC | WD | WT},
+    {"encoding", WD | WT | WL, WD | WT | WL, WD | WT | WL, WD | WT | WL},
+    {"roworder", WT, WT, WT, WT},
+    {"query_acceleration", WE, WE, WE, WE},
+    {"mirroring", WT, WT, WT, WT},
+    {"managed_identity", WC | WD, WC | WD, WC | WD, WC | WD},
+    {"callout", WC, WC, WC, WC},
+    {"capacity", WC, WC, 0, WC},
+    {"sandbox", WC, 0, WC, WC},
+    {"request_classification", WC, WC, WC, WC},
+    {"query_weak_consistency", WC, WC, 0, WC},
+};
+
+static const char *const POLICY_COLUMNS[] = {"PolicyName", "EntityName", "Policy", "ChildEntities",
+                                             "EntityType"};
+
+/* Runs csl as the cluster admin (cluster scope: no database, as the worker sends it). */
+static json_t *walk_run(int scope, const char *csl, int *status)
+{
+    json_t *b = NULL;
+    *status = run_as(g_cluster, &TEST_CLUSTER_ADMIN, scope == W_CLUSTER ? NULL : DB, csl, &b);
+    return b;
+}
+
+/* The answer is the 5-column policy table, row 0 of this entity, Policy = want (NULL:
+ * null; "=" followed by JSON: compared as JSON). */
+static void walk_expect(const walk_case *w, int scope, const char *csl, const char *want)
+{
+    int st;
+    json_t *b = walk_run(scope, csl, &st);
+    char *dump = json_dumps(b, JSON_COMPACT);
+    if (st != 200) fail_msg("%s -> %d %s", csl, st, dump);
+    json_t *cols = json_object_get(json_array_get(json_object_get(b, "Tables"), 0), "Columns");
+    assert_int_equal(json_array_size(cols), 5);
+    for (size_t i = 0; i < 5; i++) {
+        const char *want_col = POLICY_COLUMNS[i];
+        assert_string_equal(
+            json_string_value(json_object_get(json_array_get(cols, i), "ColumnName")), want_col);
+    }
+    if (strcmp(cell(b, 0, 0), w->policy_name) || strcmp(cell(b, 0, 1), WSCOPE[scope].name) ||
+        strcmp(cell(b, 0, 4), WSCOPE[scope].type))
+        fail_msg("%s: row %s", csl, dump);
+    const char *got = cell(b, 0, 2);
+    if (!want && got) fail_msg("%s: Policy should be null, is %s", csl, got);
+    if (want && want[0] == '=') {
+        json_t *g = got ? json_loads(got, 0, NULL) : NULL, *x = json_loads(want + 1, 0, NULL);
+        if (!g || !x || !json_equal(g, x)) fail_msg("%s:\n got  %s\n want %s", csl, got, want + 1);
+        json_decref(g);
+        json_decref(x);
+    } else if (want && (!got || strcmp(got, want))) {
+        fail_msg("%s:\n got  %s\n want %s", csl, got ? got : "null", want);
+    }
+    free(dump);
+    json_decref(b);
+}
+
+/* The capacity policy the walk expects: the documented default with changes laid over. */
+static char *capacity_want(const char *over1, const char *over2)
+{
+    json_t *v = sim_kusto_policy_default("capacity");
+    const char *overs[] = {over1, over2};
+    for (size_t i = 0; i < 2; i++) {
+        if (!overs[i]) continue;
+        json_t *o = json_loads(overs[i], 0, NULL), *m = sim_kusto_deep_merge(v, o);
+        json_decref(o);
+        json_decref(v);
+        v = m;
+    }
+    char *s = json_dumps(v, JSON_COMPACT), *out = malloc(strlen(s) + 2);
+    sprintf(out, "=%s", s);
+    free(s);
+    json_decref(v);
+    return out;
+}
+
+static void test_catalogue_walk(void **state)
+{
+    (void)state;
+    char csl[2048];
+    for (size_t i = 0; i < sizeof WALK / sizeof WALK[0]; i++) {
+        const walk_case *w = &WALK[i];
+        for (int s = 0; s < W_NSCOPES; s++) {
+            if (!(w->scopes & (1u << s))) continue;
+            const char *ent = WSCOPE[s].text;
+            char *cap1 = NULL, *cap2 = NULL;
+            if (!strcmp(w->kw, "capacity")) {
+                cap1 = capacity_want(
+                    "{\"ExportCapacity\":{\"ClusterMaximumConcurrentOperations\":10}}", NULL);
+                cap2 = capacity_want(
+                    "{\"ExportCapacity\":{\"ClusterMaximumConcurrentOperations\":10}}",
+                    "{\"ExtentsPartitionCapacity\":{"
+                    "\"ClusterMaximumConcurrentOperations\":4}}");
+            }
+            const char *after_alter = cap1 ? cap1 : w->alter_show;
+            const char *after_merge = cap2 ? cap2 : w->merge_show;
+            /* .alter, then .show answers the same */
+            snprintf(csl, sizeof csl, ".alter %s policy %s %s", ent, w->kw, w->alter_value);
+            walk_expect(w, s, csl, after_alter);
+            snprintf(csl, sizeof csl, ".show %s policy %s", ent, w->kw);
+            walk_expect(w, s, csl, after_alter);
+            if (strchr(w->actions, 'm')) {
+                snprintf(csl, sizeof csl, ".alter-merge %s policy %s %s", ent, w->kw,
+                         w->merge_value);
+                walk_expect(w, s, csl, after_merge);
+                snprintf(csl, sizeof csl, ".show %s policy %s", ent, w->kw);
+                walk_expect(w, s, csl, after_merge);
+            }
+            if (strchr(w->actions, 'd')) {
+                snprintf(csl, sizeof csl, ".delete %s policy %s", ent, w->kw);
+                walk_expect(w, s, csl, NULL);
+                snprintf(csl, sizeof csl, ".show %s policy %s", ent, w->kw);
+                walk_expect(w, s, csl, NULL);
+            }
+            free(cap1);
+            free(cap2);
+        }
+    }
+    /* every verb and scope where Kusto lacks the policy does not parse */
+    static const char *const verbs[] = {".show", ".alter", ".alter-merge", ".delete"};
+    for (size_t i = 0; i < sizeof KUSTO_VERBS / sizeof KUSTO_VERBS[0]; i++) {
+        unsigned masks[] = {KUSTO_VERBS[i].show, KUSTO_VERBS[i].alter, KUSTO_VERBS[i].merge,
+                            KUSTO_VERBS[i].del};
+        for (int v = 0; v < 4; v++) {
+            for (int s = 0; s < W_NSCOPES; s++) {
+                if (masks[v] & (1u << s)) continue;
+                snprintf(csl, sizeof csl, "%s %s policy %s%s", verbs[v], WSCOPE[s].text,
+                         KUSTO_VERBS[i].kw, v == 1 || v == 2 ? " @'{}'" : "");
+                int st;
+                json_t *b = walk_run(s, csl, &st);
+                if (st != 400 || strcmp(err_code(b), "BadRequest_SyntaxError"))
+                    fail_msg("%s -> %d %s (wanted a syntax error)", csl, st, err_code(b));
+                json_decref(b);
+            }
+        }
+    }
+    /* the walk and Kusto's verbs agree: each catalogue action exists in Kusto */
+    for (size_t i = 0; i < sizeof WALK / sizeof WALK[0]; i++) {
+        size_t j = 0;
+        while (strcmp(KUSTO_VERBS[j].kw, WALK[i].kw))
+            j++;
+        assert_true((WALK[i].scopes & KUSTO_VERBS[j].alter) == WALK[i].scopes);
+        if (strchr(WALK[i].actions, 'm'))
+            assert_true((WALK[i].scopes & KUSTO_VERBS[j].merge) == WALK[i].scopes);
+        if (strchr(WALK[i].actions, 'd'))
+            assert_true((WALK[i].scopes & KUSTO_VERBS[j].del) == WALK[i].scopes);
+    }
+}
+
+/* Runs csl as the cluster admin with no database (cluster scope) and expects 200. */
+static json_t *cl_ok(const char *csl)
+{
+    json_t *b = NULL;
+    int st = run_as(g_cluster, &TEST_CLUSTER_ADMIN, NULL, csl, &b);
+    if (st != 200) {
+        char *s = json_dumps(b, JSON_COMPACT);
+        fail_msg("%s -> %d %s", csl, st, s);
+    }
+    return b;
+}
+
+static void cl_err(const char *csl, int status, const char *code)
+{
+    json_decref(err_as(&TEST_CLUSTER_ADMIN, NULL, csl, status, code));
+}
+
+static json_t *table_obj(const char *name)
+{
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(db_obj(DB), "tables"), i, t)
+    {
+        if (!strcmp(json_string_value(json_object_get(t, "name")), name)) return t;
+    }
+    return NULL;
+}
+
+static void test_columns_and_external_tables(void **state)
+{
+    (void)state;
+    /* unknown column / table / external table */
+    json_t *e = err_as(&TEST_ADMIN, DB, ".show column ['StormEvents'].['Nope'] policy encoding",
+                       400, "BadRequest_EntityNotFound");
+    assert_string_equal(err_message(e), "Entity ID 'Nope' of kind 'Column' was not found.");
+    json_decref(e);
+    expect_err(".alter column ['Nope'].['State'] policy encoding type = 'Identifier'", 400,
+               "BadRequest_EntityNotFound");
+    expect_err(".alter column ['My Table'].['X'] policy caching hot = 1d", 400,
+               "BadRequest_EntityNotFound");
+    e = err_as(&TEST_ADMIN, DB, ".show external table ['Nope'] policy query_acceleration", 400,
+               "BadRequest_EntityNotFound");
+    assert_string_equal(err_message(e), "Entity ID 'Nope' of kind 'ExternalTable' was not found.");
+    json_decref(e);
+    /* columns are case-sensitive; Db.T.C qualifies */
+    expect_err(".show column StormEvents.state policy encoding", 400, "BadRequest_EntityNotFound");
+    expect_policy(".alter column mykustodatabase.StormEvents.State policy encoding type = "
+                  "'bigobject'",
+                  "{\"EncodingType\":\"BigObject\"}");
+    /* 'Null' and a missing type both give the column its default back */
+    expect_policy(".alter column ['StormEvents'].['State'] policy encoding type = 'Null'", NULL);
+    expect_policy(".alter column ['StormEvents'].['State'] policy encoding type = 'Vector16'",
+                  "{\"EncodingType\":\"Vector16\"}");
+    expect_policy(".alter column ['StormEvents'].['State'] policy encoding", NULL);
+    expect_err(".alter column ['StormEvents'].['State'] policy encoding type = 'Fast'", 400,
+               "General_BadRequest");
+    expect_err(".alter column ['StormEvents'].['State'] policy encoding type = Identifier", 400,
+               "BadRequest_SyntaxError");
+    expect_err(".alter column ['StormEvents'] policy encoding type = 'Identifier'", 400,
+               "BadRequest_SyntaxError");
+    /* Kusto's column .alter-merge takes J */
+    expect_policy(".alter-merge column ['StormEvents'].['State'] policy encoding "
+                  "@'{\"EncodingType\":\"identifier\"}'",
+                  "{\"EncodingType\":\"Identifier\"}");
+    /* a column kept as a bare name in the state becomes an object when it gets a policy */
+    expect_policy(".alter column ['Logs'].['Level'] policy caching hot = 2d",
+                  "{\"DataHotSpan\":{\"Value\":\"2.00:00:00\"},\"IndexHotSpan\":{\"Value\":"
+                  "\"2.00:00:00\"}}");
+    json_t *col = json_array_get(json_object_get(table_obj("Logs"), "columns"), 1);
+    assert_true(json_is_object(col));
+    assert_string_equal(json_string_value(json_object_get(col, "name")), "Level");
+    expect_policy(".show column ['Logs'].['Message'] policy caching", NULL);
+    /* roworder names existing columns only, also without brackets */
+    expect_err(".alter table StormEvents policy roworder (Nope asc)", 400,
+               "BadRequest_EntityNotFound");
+    expect_err(".alter table StormEvents policy roworder (State asc, State desc)", 400,
+               "General_BadRequest");
+    expect_err(".alter table StormEvents policy roworder ()", 400, "BadRequest_SyntaxError");
+    expect_err(".alter table StormEvents policy roworder (State up)", 400,
+               "BadRequest_SyntaxError");
+    expect_policy(".alter table StormEvents policy roworder (State)",
+                  "{\"OrderBy\":[{\"ColumnName\":\"State\",\"Order\":\"asc\"}]}");
+}
+
+static void test_multi_table_roworder(void **state)
+{
+    (void)state;
+    expect_err(".alter tables (StormEvents, Logs) policy roworder (['Timestamp'] desc)", 400,
+               "BadRequest_EntityNotFound");
+    expect_policy(".show table Logs policy roworder", NULL); /* nothing changed */
+    json_t *b = ok(".alter-merge tables (Logs) policy roworder (['Timestamp'] desc)");
+    assert_string_equal(cell(b, 0, 2),
+                        "{\"OrderBy\":[{\"ColumnName\":\"Timestamp\",\"Order\":\"desc\"}]}");
+    json_decref(b);
+}
+
+static void test_row_level_security(void **state)
+{
+    (void)state;
+    const char *want = "{\"IsEnabled\":true,\"Query\":\"StormEvents | where State == 'X'\"}";
+    /* any string literal form */
+    expect_policy(".alter table StormEvents policy row_level_security enable "
+                  "'StormEvents | where State == \\'X\\''",
+                  want);
+    expect_policy(".alter table StormEvents policy row_level_security enable "
+                  "\"StormEvents | where State == 'X'\"",
+                  want);
+    expect_policy(".alter table StormEvents policy row_level_security enable "
+                  "@'StormEvents | where State == ''X'''",
+                  want);
+    expect_policy(".alter table StormEvents policy row_level_security enable "
+                  "h'StormEvents | where State == \\'X\\''",
+                  want);
+    expect_policy(".alter table StormEvents policy row_level_security enable "
+                  "```StormEvents | where State == 'X'```",
+                  want);
+    expect_policy(".alter table StormEvents policy row_level_security disable with "
+                  "(allowInnerOperators = true) 'T\\n| take 1'",
+                  "{\"IsEnabled\":false,\"Query\":\"T\\n| take 1\"}");
+    expect_policy(".alter materialized-view DailyStorms policy row_level_security enable 'q'",
+                  "{\"IsEnabled\":true,\"Query\":\"q\"}");
+    expect_policy(".alter external table ExternalLogs policy row_level_security enable 'q'",
+                  "{\"IsEnabled\":true,\"Query\":\"q\"}");
+    expect_err(".alter table StormEvents policy row_level_security enable ''", 400,
+               "General_BadRequest");
+    expect_err(".alter table StormEvents policy row_level_security 'q'", 400,
+               "BadRequest_SyntaxError");
+    expect_err(".alter table StormEvents policy row_level_security on 'q'", 400,
+               "BadRequest_SyntaxError");
+    expect_err(".alter-merge table StormEvents policy row_level_security enable 'q'", 400,
+               "BadRequest_SyntaxError");
+}
+
+static void test_cluster_only_policies(void **state)
+{
+    (void)state;
+    /* capacity and query_weak_consistency always exist: their defaults until altered */
+    json_t *b = cl_ok(".show cluster policy capacity");
+    json_t *v = json_loads(cell(b, 0, 2), 0, NULL), *d = sim_kusto_policy_default("capacity");
+    assert_true(json_equal(v, d));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(v, "IngestionCapacity"),
+                                                        "ClusterMaximumConcurrentOperations")),
+                     512);
+    json_decref(v);
+    json_decref(d);
+    json_decref(b);
+    b = cl_ok(".show cluster policy query_weak_consistency");
+    assert_string_equal(cell(b, 0, 2), QWC("-1", "-1"));
+    json_decref(b);
+    cl_err(".alter cluster policy query_weak_consistency @'{\"PercentageOfNodes\":0}'", 400,
+           "General_BadRequest");
+    cl_err(".alter cluster policy query_weak_consistency @'{\"MinimumNumberOfNodes\":5,"
+           "\"MaximumNumberOfNodes\":2}'",
+           400, "General_BadRequest");
+    cl_err(".alter cluster policy capacity @'{\"IngestionCapacity\":{"
+           "\"CoreUtilizationCoefficient\":2}}'",
+           400, "General_BadRequest");
+    cl_err(".alter cluster policy capacity @'[]'", 400, "General_BadRequest");
+
+    /* callout: the immutable entries come in a second row */
+    b = cl_ok(".show cluster policy callout");
+    assert_int_equal(nrows(b), 2);
+    assert_null(cell(b, 0, 2));
+    assert_string_equal(cell(b, 0, 4), "Cluster");
+    assert_string_equal(cell(b, 1, 4), "Cluster immutable policy");
+    assert_non_null(strstr(cell(b, 1, 2), "\"CalloutType\":\"kusto\""));
+    json_decref(b);
+    b = cl_ok(".alter-merge cluster policy callout @'[{\"CalloutType\":\"WebApi\","
+              "\"CalloutUriRegex\":\"a\",\"CanCall\":true}]'");
+    json_decref(b);
+    b = cl_ok(".alter-merge cluster policy callout @'[{\"CalloutType\":\"webapi\","
+              "\"CalloutUriRegex\":\"a\",\"CanCall\":false}]'");
+    assert_string_equal(
+        cell(b, 0, 2),
+        "[{\"CalloutType\":\"webapi\",\"CalloutUriRegex\":\"a\",\"CanCall\":false}]");
+    json_decref(b);
+    cl_err(".alter cluster policy callout @'[{\"CalloutType\":\"ftp\",\"CalloutUriRegex\":\"a\","
+           "\"CanCall\":true}]'",
+           400, "General_BadRequest");
+    cl_err(".alter cluster policy callout @'[{\"CalloutType\":\"sql\",\"CanCall\":true}]'", 400,
+           "General_BadRequest");
+
+    /* managed identities must be assigned to the cluster; "system" names the system one */
+    b = cl_ok(".alter cluster policy managed_identity @'[{\"ObjectId\":\"system\","
+              "\"AllowedUsages\":\"All\"}]'");
+    assert_string_equal(cell(b, 0, 2), "[{\"ObjectId\":\"" MI_SYSTEM
+                                       "\",\"ClientId\":\"c-sys\",\"TenantId\":\"" TENANT
+                                       "\",\"DisplayName\":\"mykustocluster\",\"IsSystem\":true,"
+                                       "\"AllowedUsages\":\"All\"}]");
+    json_decref(b);
+    cl_err(".alter cluster policy managed_identity @'[{\"ObjectId\":\"12345678-0000-0000-0000-"
+           "000000000000\",\"AllowedUsages\":\"All\"}]'",
+           400, "General_BadRequest");
+    cl_err(".alter cluster policy managed_identity @'[{\"ObjectId\":\"system\","
+           "\"AllowedUsages\":\"Everything\"}]'",
+           400, "General_BadRequest");
+    cl_err(".alter cluster policy managed_identity @'[{\"ObjectId\":\"system\"}]'", 400,
+           "General_BadRequest");
+    /* a database's managed_identity needs AllDatabasesAdmin too; its admin may read it */
+    expect_err(".alter database mykustodatabase policy managed_identity @'[]'", 403, "Forbidden");
+    expect_policy(".show database mykustodatabase policy managed_identity", NULL);
+
+    /* sandbox checks */
+    cl_err(".alter cluster policy sandbox @'[{\"SandboxKind\":\"JavaExecution\"}]'", 400,
+           "General_BadRequest");
+    cl_err(".alter cluster policy sandbox @'[{\"SandboxKind\":\"RExecution\","
+           "\"MaxCpuRatePerSandbox\":101}]'",
+           400, "General_BadRequest");
+    cl_err(".alter cluster policy sandbox @'[{\"SandboxKind\":\"RExecution\"},{\"SandboxKind\":"
+           "\"rexecution\"}]'",
+           400, "General_BadRequest");
+
+    /* query_acceleration checks */
+    expect_err(".alter external table ExternalLogs policy query_acceleration "
+               "@'{\"IsEnabled\":true,\"Hot\":\"12:00:00\"}'",
+               400, "General_BadRequest");
+    expect_err(".alter external table ExternalLogs policy query_acceleration "
+               "@'{\"Hot\":\"2.00:00:00\"}'",
+               400, "General_BadRequest");
+    expect_policy(".alter external table ExternalLogs policy query_acceleration "
+                  "@'{\"IsEnabled\":true,\"Hot\":\"2.00:00:00\",\"HotWindows\":[{\"MinValue\":"
+                  "\"2025-07-07 07:00:00\",\"MaxValue\":\"2025-07-09 07:00:00\"}]}'",
+                  "{\"IsEnabled\":true,\"Hot\":\"2.00:00:00\",\"MaxAge\":\"00:05:00\","
+                  "\"HotWindows\":[{\"MinValue\":\"2025-07-07T07:00:00Z\",\"MaxValue\":"
+                  "\"2025-07-09T07:00:00Z\"}]}");
+    expect_err(".alter table StormEvents policy mirroring @'{\"Format\":\"csv\"}'", 400,
+               "General_BadRequest");
+}
+
+static void test_request_classification(void **state)
+{
+    (void)state;
+    /* merging into nothing, or setting the function by merge, is refused */
+    cl_err(".alter-merge cluster policy request_classification @'{\"IsEnabled\":true}'", 400,
+           "General_BadRequest");
+    cl_err(".alter cluster policy request_classification @'{\"IsEnabled\":true}'", 400,
+           "BadRequest_SyntaxError");
+    cl_err(".alter cluster policy request_classification @'{\"IsEnabled\":true}' <|   \n ", 400,
+           "General_BadRequest");
+    json_t *b = cl_ok(".alter cluster policy request_classification '{\"IsEnabled\":true}' <|\n"
+                      "case(current_principal_is_member_of('aadgroup=g@contoso.com'), 'First',\n"
+                      "     request_properties.current_database == \"request_properties.x\", "
+                      "'Second', request_properties.current_database == 'Db' and "
+                      "request_properties.current_principal has 'aadapp=', 'Third', 'default')");
+    json_t *v = json_loads(cell(b, 0, 2), 0, NULL);
+    char *props = json_dumps(json_object_get(v, "ClassificationProperties"), JSON_COMPACT);
+    assert_string_equal(props, "[\"current_database\",\"current_principal\"]");
+    free(props);
+    const char *fn = json_string_value(json_object_get(v, "ClassificationFunction"));
+    assert_true(!strncmp(fn, "case(current_principal_is_member_of(", 36));
+    assert_non_null(strstr(fn, "'First',\n     request_properties"));
+    assert_true(fn[strlen(fn) - 1] == ')');
+    json_decref(v);
+    json_decref(b);
+    cl_err(".alter-merge cluster policy request_classification "
+           "@'{\"ClassificationFunction\":\"''default''\"}'",
+           400, "General_BadRequest");
+    cl_err(".alter-merge cluster policy request_classification @'{\"IsEnabled\":true}' <| x", 400,
+           "BadRequest_SyntaxError");
+    /* a '<|' anywhere else is a syntax error */
+    expect_err(".alter table StormEvents policy merge '{}' <| x", 400, "BadRequest_SyntaxError");
+    /* database admins are no cluster admins */
+    expect_err(".show workload_groups", 403, "Forbidden");
+    expect_err(".alter cluster policy request_classification '{}' <| 'default'", 403, "Forbidden");
+}
+
+static const char *wg_def(json_t *b, size_t row)
+{
+    return cell(b, row, 1);
+}
+
+static void test_workload_groups(void **state)
+{
+    (void)state;
+    /* the default group exists always, also when the state lists no groups */
+    json_t *b = cl_ok(".show workload_groups");
+    json_t *cols = json_object_get(json_array_get(json_object_get(b, "Tables"), 0), "Columns");
+    assert_int_equal(json_array_size(cols), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(cols, 0), "ColumnName")),
+                        "WorkloadGroupName");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(cols, 1), "ColumnName")),
+                        "WorkloadGroup");
+    assert_int_equal(nrows(b), 1);
+    assert_string_equal(cell(b, 0, 0), "default");
+    json_t *def = json_loads(wg_def(b, 0), 0, NULL), *builtin = sim_kusto_default_workload_group();
+    assert_true(json_equal(def, builtin));
+    json_decref(def);
+    json_decref(builtin);
+    json_decref(b);
+    b = cl_ok(".show workload_group ['Nope']");
+    assert_int_equal(nrows(b), 0);
+    json_decref(b);
+    assert_null(json_object_get(g_cluster, "workloadGroups")); /* reads change nothing */
+
+    /* create-or-alter stores what it is given; policy names are read case-insensitively */
+    b = cl_ok(
+        ".create-or-alter workload_group ['My Group'] @'{\"RequestRateLimitPolicies\":["
+        "{\"IsEnabled\":true,\"Scope\":\"principal\",\"LimitKind\":\"ConcurrentRequests\","
+        "\"Properties\":{\"MaxConcurrentRequests\":30}}],\"RequestRateLimitsEnforcementpolicy\""
+        ":{\"QueriesEnforcementLevel\":\"queryhead\",\"CommandsEnforcementLevel\":"
+        "\"Cluster\"}}'");
+    assert_int_equal(nrows(b), 1);
+    assert_string_equal(cell(b, 0, 0), "My Group");
+    assert_string_equal(wg_def(b, 0),
+                        "{\"RequestRateLimitPolicies\":[{\"IsEnabled\":true,\"Scope\":"
+                        "\"Principal\",\"LimitKind\":\"ConcurrentRequests\",\"Properties\":"
+                        "{\"MaxConcurrentRequests\":30}}],\"RequestRateLimitsEnforcementPolicy\":"
+                        "{\"QueriesEnforcementLevel\":\"QueryHead\",\"CommandsEnforcementLevel\":"
+                        "\"Cluster\"}}");
+    json_decref(b);
+    b = cl_ok(".show workload_group ['My Group']");
+    assert_int_equal(nrows(b), 1);
+    json_decref(b);
+    /* alter-merge merges policies member by member; an array is replaced */
+    b = cl_ok(".alter-merge workload_group default @'{\"RequestLimitsPolicy\":{\"DataScope\":"
+              "{\"IsRelaxable\":false,\"Value\":\"hotcache\"},\"MaxExecutionTime\":"
+              "{\"IsRelaxable\":false,\"Value\":\"00:01:00\"}},\"RequestRateLimitPolicies\":[]}'");
+    def = json_loads(wg_def(b, 0), 0, NULL);
+    json_t *lim = json_object_get(def, "RequestLimitsPolicy");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(lim, "DataScope"), "Value")), "HotCache");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(lim, "MaxExecutionTime"), "Value")),
+        "00:01:00");
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(lim, "MaxResultRecords"), "Value")),
+        500000);
+    assert_int_equal(json_array_size(json_object_get(def, "RequestRateLimitPolicies")), 0);
+    assert_non_null(json_object_get(def, "QueryConsistencyPolicy"));
+    json_decref(def);
+    json_decref(b);
+    b = cl_ok(".show workload_groups");
+    assert_int_equal(nrows(b), 2);
+    assert_string_equal(cell(b, 0, 0), "default");
+    assert_string_equal(cell(b, 1, 0), "My Group");
+    json_decref(b);
+
+    /* checks */
+    cl_err(".alter-merge workload_group ['Nope'] @'{}'", 400, "BadRequest_EntityNotFound");
+    cl_err(".drop workload_group Nope", 400, "BadRequest_EntityNotFound");
+    cl_err(".drop workload_group default", 400, "General_BadRequest");
+    cl_err(".drop workload_group internal", 400, "General_BadRequest");
+    cl_err(".create-or-alter workload_group internal @'{}'", 400, "General_BadRequest");
+    cl_err(".create-or-alter workload_group ['$materialized-views'] @'{}'", 400,
+           "General_BadRequest");
+    cl_err(".create-or-alter workload_group G @'[]'", 400, "General_BadRequest");
+    cl_err(".create-or-alter workload_group G @'{\"RequestRateLimitPolicies\":[{\"IsEnabled\":"
+           "true,\"Scope\":\"WorkloadGroup\",\"LimitKind\":\"ConcurrentRequests\",\"Properties\":"
+           "{\"MaxConcurrentRequests\":10001}}]}'",
+           400, "General_BadRequest");
+    cl_err(".create-or-alter workload_group G "
+           "@'{\"RequestLimitsPolicy\":{\"MaxFanoutNodesPercentage\":"
+           "{\"IsRelaxable\":true,\"Value\":0}}}'",
+           400, "General_BadRequest");
+    cl_err(".create-or-alter workload_group G @'{\"QueryConsistencyPolicy\":{\"QueryConsistency\":"
+           "{\"Value\":\"Eventual\"}}}'",
+           400, "General_BadRequest");
+    cl_err(".create-or-alter workload_group G", 400, "BadRequest_SyntaxError");
+    cl_err(".alter workload_group G @'{}'", 400, "BadRequest_SyntaxError");
+    cl_err(".drop workload_groups", 400, "BadRequest_SyntaxError");
+    cl_err(".create-or-alter table StormEvents policy merge '{}'", 400, "BadRequest_SyntaxError");
+    /* ten custom groups at most */
+    for (int i = 0; i < 9; i++) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, ".create-or-alter workload_group ['g%d'] @'{}'", i);
+        json_decref(cl_ok(cmd));
+    }
+    cl_err(".create-or-alter workload_group ['one too many'] @'{}'", 400, "General_BadRequest");
+    json_decref(cl_ok(".create-or-alter workload_group ['g0'] @'{}'")); /* updating is fine */
+    /* drop answers the groups that remain */
+    b = cl_ok(".drop workload_group ['My Group']");
+    assert_int_equal(nrows(b), 10);
+    for (size_t i = 0; i < nrows(b); i++)
+        assert_true(strcmp(cell(b, i, 0), "My Group") != 0);
+    json_decref(b);
+    b = cl_ok(".show workload_group ['My Group']");
+    assert_int_equal(nrows(b), 0);
+    json_decref(b);
+}
+
+static void test_table_and_view_roles(void **state)
+{
+    (void)state;
+    const char *stranger = "aadapp=" STRANGER_APP ";" TENANT;
+    json_t *b = ok(".show table ['StormEvents'] principals");
+    assert_int_equal(nrows(b), 0);
+    json_decref(b);
+    b = ok(".add table ['StormEvents'] admins ('aadapp=" STRANGER_APP ";" TENANT "') 'owner'");
+    assert_int_equal(nrows(b), 1);
+    assert_string_equal(cell(b, 0, 0), "Table mykustodatabase.StormEvents Admin");
+    assert_string_equal(cell(b, 0, 1), "AAD Application");
+    assert_string_equal(cell(b, 0, 3), STRANGER_APP);
+    assert_string_equal(cell(b, 0, 4), stranger);
+    assert_string_equal(cell(b, 0, 5), "owner");
+    assert_int_equal(strlen(cell(b, 0, 6)), 36);
+    json_decref(b);
+    b = ok(".add table StormEvents ingestors ('aaduser=u@contoso.com')");
+    assert_int_equal(nrows(b), 2);
+    assert_string_equal(cell(b, 1, 0), "Table mykustodatabase.StormEvents Ingestor");
+    assert_string_equal(cell(b, 1, 1), "AAD User");
+    json_decref(b);
+    /* the database's principals are not the table's */
+    b = ok(".show database mykustodatabase principals");
+    assert_int_equal(nrows(b), 2);
+    json_decref(b);
+    /* only admins and ingestors exist on tables, only admins on views */
+    expect_err(".add table StormEvents viewers ('aaduser=u@contoso.com')", 400,
+               "BadRequest_SyntaxError");
+    expect_err(".add materialized-view DailyStorms ingestors ('aaduser=u@contoso.com')", 400,
+               "BadRequest_SyntaxError");
+    expect_err(".add table Nope admins ('aaduser=u@contoso.com')", 400,
+               "BadRequest_EntityNotFound");
+    expect_err(".add table StormEvents admins ('nobody')", 400, "General_BadRequest");
+
+    /* the table admin may change that table's policies, not partitioning (Database Admin),
+     * not another table, not the database */
+    json_t *x = NULL;
+    assert_int_equal(run_as(g_cluster, &TEST_STRANGER, DB,
+                            ".alter table StormEvents policy caching hot = 1d", &x),
+                     200);
+    json_decref(x);
+    assert_int_equal(
+        run_as(g_cluster, &TEST_STRANGER, DB, ".show table StormEvents principals", &x), 200);
+    json_decref(x);
+    json_decref(err_as(&TEST_STRANGER, DB,
+                       ".alter table StormEvents policy partitioning '{\"PartitionKeys\":[]}'", 403,
+                       "Forbidden"));
+    json_decref(
+        err_as(&TEST_STRANGER, DB, ".alter table Logs policy caching hot = 1d", 403, "Forbidden"));
+    json_decref(err_as(&TEST_STRANGER, DB,
+                       ".alter database mykustodatabase policy caching hot = 1d", 403,
+                       "Forbidden"));
+    json_decref(err_as(&TEST_STRANGER, DB, ".show table Nope principals", 403, "Forbidden"));
+    assert_int_equal(run_as(g_cluster, &TEST_STRANGER, DB,
+                            ".alter column StormEvents.State policy encoding type = 'Identifier'",
+                            &x),
+                     200);
+    json_decref(x);
+
+    /* FQNs match case-insensitively, apps also by app id */
+    b = ok(".drop table StormEvents ingestors ('AADUSER=U@CONTOSO.COM')");
+    assert_int_equal(nrows(b), 1);
+    json_decref(b);
+    b = ok(".drop table ['StormEvents'] admins ('aadapp=" STRANGER_APP
+           ";contoso.onmicrosoft.com')");
+    assert_int_equal(nrows(b), 0);
+    json_decref(b);
+    json_decref(err_as(&TEST_STRANGER, DB, ".alter table StormEvents policy caching hot = 1d", 403,
+                       "Forbidden"));
+
+    /* materialized views: admins */
+    b = ok(".add materialized-view ['DailyStorms'] admins ('aadgroup=g@contoso.com')");
+    assert_int_equal(nrows(b), 1);
+    assert_string_equal(cell(b, 0, 0), "Materialized View mykustodatabase.DailyStorms Admin");
+    assert_string_equal(cell(b, 0, 1), "AAD Group");
+    json_decref(b);
+    b = ok(".show materialized-view ['DailyStorms'] principals");
+    json_t *cols = json_object_get(json_array_get(json_object_get(b, "Tables"), 0), "Columns");
+    assert_int_equal(json_array_size(cols), 7);
+    assert_int_equal(nrows(b), 1);
+    json_decref(b);
+    b = ok(".drop materialized-view ['DailyStorms'] admins ('aadgroup=G@contoso.com')");
+    assert_int_equal(nrows(b), 0);
+    json_decref(b);
+    expect_err(".show materialized-view ['Nope'] principals", 400, "BadRequest_EntityNotFound");
+    /* .set on a table */
+    b = ok(".set table StormEvents admins ('aadapp=a1;" TENANT "', 'aadapp=a2;" TENANT "')");
+    assert_int_equal(nrows(b), 2);
+    json_decref(b);
+    b = ok(".set table StormEvents admins none skip-results");
+    assert_int_equal(nrows(b), 0);
+    json_decref(b);
+    /* the database role command with a bracketed name, as the worker sends it */
+    b = ok(".add database ['mykustodatabase'] monitors ('aadapp=m1;" TENANT "')");
+    assert_int_equal(nrows(b), 3);
+    json_decref(b);
+    b = ok(".drop database ['mykustodatabase'] monitors ('AADAPP=M1;" TENANT "')");
+    assert_int_equal(nrows(b), 2);
+    json_decref(b);
+}
+
+/* The ignore-writes hook: a write that passed its checks answers success from the unchanged
+ * state; reads and refused writes are not counted. */
+static int g_ignore_budget, g_ignore_calls;
+static int ignore_hook(void *arg)
+{
+    (void)arg;
+    g_ignore_calls++;
+    if (g_ignore_budget <= 0) return 0;
+    g_ignore_budget--;
+    return 1;
+}
+
+static json_t *hooked(const char *db, const char *csl, int *status)
+{
+    static const sim_kusto_hooks hooks = {ignore_hook, NULL};
+    json_t *b = NULL;
+    *status =
+        sim_kusto_execute_hooked(g_cluster, db, csl, &TEST_CLUSTER_ADMIN, "c", "a", &hooks, &b);
+    return b;
+}
+
+static void test_ignore_writes_hook(void **state)
+{
+    (void)state;
+    int st;
+    g_ignore_budget = 100;
+    g_ignore_calls = 0;
+    json_t *b = hooked(DB, ".show table StormEvents policy caching", &st);
+    assert_int_equal(st, 200);
+    json_decref(b);
+    b = hooked(DB, ".alter table Nope policy caching hot = 1d", &st);
+    assert_int_equal(st, 400);
+    json_decref(b);
+    assert_int_equal(g_ignore_calls, 0);
+    /* the alter answers success with the current (unset) value and changes nothing */
+    b = hooked(DB, ".alter table StormEvents policy caching hot = 1d", &st);
+    assert_int_equal(st, 200);
+    assert_null(cell(b, 0, 2));
+    json_decref(b);
+    b = hooked(DB, ".alter-merge database mykustodatabase policy retention softdelete = 1d", &st);
+    assert_int_equal(st, 200);
+    assert_string_equal(cell(b, 0, 2),
+                        "{\"SoftDeletePeriod\":\"365.00:00:00\",\"Recoverability\":\"Enabled\"}");
+    json_decref(b);
+    assert_string_equal(db_field("softDeletePeriod"), "P365D");
+    b = hooked(DB, ".delete database mykustodatabase policy caching", &st);
+    assert_int_equal(st, 200);
+    assert_non_null(cell(b, 0, 2));
+    json_decref(b);
+    b = hooked(DB, ".add database mykustodatabase admins ('aadapp=x1;" TENANT "')", &st);
+    assert_int_equal(st, 200);
+    assert_int_equal(nrows(b), 2);
+    json_decref(b);
+    b = hooked(NULL, ".create-or-alter workload_group G @'{}'", &st);
+    assert_int_equal(st, 200);
+    assert_int_equal(nrows(b), 0);
+    json_decref(b);
+    b = hooked(NULL, ".drop workload_group G", &st); /* it never came to exist */
+    assert_int_equal(st, 400);
+    json_decref(b);
+    assert_int_equal(g_ignore_calls, 5);
+    expect_policy(".show table StormEvents policy caching", NULL);
+    /* with the budget spent, writes apply again */
+    g_ignore_budget = 0;
+    b = hooked(DB, ".alter table StormEvents policy caching hot = 1d", &st);
+    assert_int_equal(st, 200);
+    assert_non_null(cell(b, 0, 2));
+    json_decref(b);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1028,6 +1924,15 @@ int main(void)
         T(test_principals),
         T(test_role_checks),
         T(test_null_inputs),
+        T(test_catalogue_walk),
+        T(test_columns_and_external_tables),
+        T(test_multi_table_roworder),
+        T(test_row_level_security),
+        T(test_cluster_only_policies),
+        T(test_request_classification),
+        T(test_workload_groups),
+        T(test_table_and_view_roles),
+        T(test_ignore_writes_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

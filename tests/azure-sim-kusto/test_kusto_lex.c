@@ -186,6 +186,21 @@ static void test_lex_command(void **state)
     assert_true(t.v[1].type == SK_TOK_PUNCT && !strcmp(t.v[1].text, ";"));
     assert_true(t.v[4].type == SK_TOK_PUNCT && !strcmp(t.v[4].text, "|"));
     sim_kusto_tokens_free(&t);
+
+    /* "<|": the rest of the text is one raw token, whatever it holds (an open quote too) */
+    lex_ok("'{}' <|\n iff(x == \"a'\", 'b', \"default\") // c\n", &t);
+    assert_int_equal(t.n, 3);
+    assert_true(t.v[0].type == SK_TOK_STRING);
+    assert_true(t.v[1].type == SK_TOK_BODY);
+    assert_string_equal(t.v[1].text, "\n iff(x == \"a'\", 'b', \"default\") // c\n");
+    assert_true(t.v[2].type == SK_TOK_EOF);
+    sim_kusto_tokens_free(&t);
+    lex_ok("x <|", &t);
+    assert_true(t.v[1].type == SK_TOK_BODY && t.v[1].len == 0);
+    sim_kusto_tokens_free(&t);
+    lex_ok("a < | b", &t); /* apart they are two punctuation tokens */
+    assert_true(t.v[1].type == SK_TOK_PUNCT && !strcmp(t.v[1].text, "<"));
+    sim_kusto_tokens_free(&t);
 }
 
 static const char *one_string(const char *s, sim_kusto_tokens *t)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/azure-sim/sim_api.sh: the /_sim/ inspection and fault API: state, settings, the
 # request log (masking, ring, clearing), forced failures then recovery, error shares,
-# latency, connection resets, slow token issuance, and certificate reuse on restart.
+# latency, connection resets, slow token issuance, lost writes (ignoreWrites), operations
+# kept past a few hundred, and certificate reuse on restart.
 set -euo pipefail
 BIN=${1:?usage: sim_api.sh path/to/azure-sim}
 . "$(dirname "$0")/../lib/stack.sh"
@@ -191,6 +192,85 @@ for p in "${pids[@]}"; do wait "$p" || pw_fail "a request of the burst failed"; 
 pw_alive sim || pw_fail "azure-sim died under a burst"
 sim_call GET "$ADMIN/health" >/dev/null
 expect_body .status ok
+
+# --- faults: lost writes (ignoreWrites), for verification tests -------------------------------------------
+KT=$(sim_token "$SIM_CLUSTER/.default")
+# kmgmt DB CSL: POST /v1/rest/mgmt; the answer in $PW_TMP/body, status printed
+kmgmt() {
+  jq -n --arg db "$1" --arg csl "$2" '{db: $db, csl: $csl}' >"$PW_TMP/kreq.json"
+  sim_call POST "https://$K/v1/rest/mgmt" -H "Authorization: Bearer $KT" \
+    -H 'Content-Type: application/json' --data-binary @"$PW_TMP/kreq.json"
+}
+# arm_done URL: polls an Azure-AsyncOperation URL until the operation ends; prints its status
+arm_done() {
+  local i s
+  for i in $(seq 1 100); do
+    sim_call GET "$1" -H "Authorization: Bearer $ARM" >/dev/null
+    s=$(jq -r .status "$PW_TMP/body")
+    [ "$s" = Running ] || { echo "$s"; return; }
+    sleep 0.1
+  done
+  echo timeout
+}
+sim_call PATCH "$ADMIN/settings" -d '{"lroDurationMs": 10, "armWriteBucket": 0}' >/dev/null
+sim_call DELETE "$ADMIN/requests" >/dev/null
+st=$(sim_call PUT "$ADMIN/faults" -d '{"ignoreWrites":2,"ignoreWritesHost":"'$K'"}')
+expect_eq "PUT faults ignoreWrites" "$st" 200
+st=$(kmgmt mykustodatabase ".show database ['mykustodatabase'] policy retention")
+expect_eq "a read is no write" "$st" 200
+st=$(kmgmt mykustodatabase ".alter-merge database ['mykustodatabase'] policy retention softdelete = 10d")
+expect_eq "lost Kusto write answers success" "$st" 200
+expect_body '.Tables[0].Rows[0][2] | fromjson | .SoftDeletePeriod' 365.00:00:00
+st=$(kmgmt mykustodatabase ".alter table ['Nope'] policy caching hot = 5d")
+expect_eq "a refused write is not counted" "$st" 400
+# the host filter: ARM writes apply meanwhile
+st=$(sim_call PATCH "$SIM_DB_URL?api-version=2025-02-14" -H "Authorization: Bearer $ARM" \
+  -H 'Content-Type: application/json' -d '{"kind":"ReadWrite","properties":{"softDeletePeriod":"P9D"}}')
+expect_eq "ARM PATCH while Kusto writes are lost" "$st" 202
+expect_eq "ARM PATCH applied" "$(arm_done "$(header_value Azure-AsyncOperation)")" Succeeded
+st=$(kmgmt mykustodatabase ".alter table ['StormEvents'] policy caching hot = 5d")
+expect_eq "second lost Kusto write" "$st" 200
+expect_body '.Tables[0].Rows[0][2]' null
+st=$(kmgmt mykustodatabase ".show table ['StormEvents'] policy caching")
+expect_body '.Tables[0].Rows[0][2]' null
+st=$(kmgmt mykustodatabase ".show database ['mykustodatabase'] policy retention")
+expect_body '.Tables[0].Rows[0][2] | fromjson | .SoftDeletePeriod' 9.00:00:00
+sim_call GET "$ADMIN/faults" >/dev/null
+expect_body .ignoreWrites 0
+sim_call GET "$ADMIN/requests" >/dev/null
+expect_body '[.requests[] | select(.writeLost)] | length' 2
+st=$(kmgmt mykustodatabase ".alter table ['StormEvents'] policy caching hot = 5d")
+expect_body '.Tables[0].Rows[0][2] | fromjson | .DataHotSpan.Value' 5.00:00:00
+# ARM: the LRO succeeds and the body shows the database as it stays
+sim_call PUT "$ADMIN/faults" -d '{"ignoreWrites":1}' >/dev/null
+st=$(sim_call PATCH "$SIM_DB_URL?api-version=2025-02-14" -H "Authorization: Bearer $ARM" \
+  -H 'Content-Type: application/json' -d '{"kind":"ReadWrite","properties":{"softDeletePeriod":"P20D"}}')
+expect_eq "lost ARM PATCH answers 202" "$st" 202
+expect_body .properties.softDeletePeriod P9D
+expect_eq "lost ARM PATCH's operation" "$(arm_done "$(header_value Azure-AsyncOperation)")" Succeeded
+sim_call GET "$SIM_DB_URL?api-version=2025-02-14" -H "Authorization: Bearer $ARM" >/dev/null
+expect_body .properties.softDeletePeriod P9D
+st=$(sim_call PUT "$ADMIN/faults" -d '{"ignoreWrites":-1}')
+expect_eq "ignoreWrites out of range" "$st" 400
+st=$(sim_call PUT "$ADMIN/faults" -d '{"ignoreWritesHost":5}')
+expect_eq "ignoreWritesHost not a string" "$st" 400
+sim_call DELETE "$ADMIN/faults" >/dev/null
+
+# --- long-running operations stay answerable well past a few hundred ----------------------------------
+st=$(sim_call PATCH "$SIM_DB_URL?api-version=2025-02-14" -H "Authorization: Bearer $ARM" \
+  -H 'Content-Type: application/json' -d '{"kind":"ReadWrite"}')
+expect_eq "first of many PATCHes" "$st" 202
+first_op=$(header_value Azure-AsyncOperation)
+{
+  for i in $(seq 1 400); do
+    printf 'url = "%s?api-version=2025-02-14"\noutput = /dev/null\n' "$SIM_DB_URL"
+  done
+} >"$PW_TMP/many.cfg"
+simcurl -X PATCH -H "Authorization: Bearer $ARM" -H 'Content-Type: application/json' \
+  -d '{"kind":"ReadWrite"}' -K "$PW_TMP/many.cfg" || pw_fail "400 PATCHes failed"
+st=$(sim_call GET "$first_op" -H "Authorization: Bearer $ARM")
+expect_eq "the operation 400 operations back" "$st" 200
+expect_body .status Succeeded
 
 # --- restart: the CA is kept, the server certificate still verifies ------------------------------------
 sum=$(openssl x509 -in "$SIM_CA" -noout -fingerprint -sha256)

@@ -58,9 +58,16 @@
  * settings.lroDurationMs, then sim_arm_tick (before every ARM request and every Kusto
  * command) applies its change and marks it Succeeded, endTime = start + lroDurationMs
  * (or Failed when its target vanished meanwhile); operations apply in the order they
- * were started; finished ones beyond ARM_MAX_OPERATIONS are pruned, oldest first.
- * dueMs/startMs are this process's monotonic milliseconds.  Throttling buckets live in
- * state.root["armRuntime"]["throttle"]; replacing the state resets both. */
+ * were started.  Finished operations stay answerable for ARM_OP_KEEP_MS (6 hours; Azure
+ * keeps results for hours) and while at most ARM_MAX_OPERATIONS (100000) are kept; beyond
+ * that the oldest finished go first; a finished one drops its payload.  dueMs/startMs/doneMs
+ * are this process's monotonic milliseconds; firstRunning indexes the oldest running one.
+ * Throttling buckets live in state.root["armRuntime"]["throttle"]; replacing the state
+ * resets both.
+ *
+ * Lost writes (sim_request.ignore_write, faults.ignoreWrites): a PUT/PATCH/DELETE answers as
+ * usual (the body shows the resource as it stays when it exists) and its operation succeeds
+ * without applying anything; addPrincipals/removePrincipals answer the unchanged list. */
 #include "sim.h"
 #include "kusto.h"
 
@@ -76,13 +83,14 @@
 
 #define ARM_HOST_URL "https://management.azure.com"
 #define ARM_MAX_SEGMENTS 16
-#define ARM_MAX_SEGMENT_LEN 260     /* ARM resource names are at most 260 characters */
-#define ARM_MAX_BODY (1024 * 1024)  /* larger bodies get 413 RequestEntityTooLarge */
-#define ARM_MAX_PRINCIPALS 1000     /* per addPrincipals / removePrincipals request */
-#define ARM_MAX_DB_PRINCIPALS 10000 /* per database, total */
-#define ARM_MAX_OPERATIONS 256      /* finished operations are pruned beyond this */
-#define ARM_MAX_THROTTLE_KEYS 4096  /* buckets (principal x subscription x kind) */
-#define ARM_MAX_ASSIGNMENTS 1000    /* principal assignments per database / cluster */
+#define ARM_MAX_SEGMENT_LEN 260            /* ARM resource names are at most 260 characters */
+#define ARM_MAX_BODY (1024 * 1024)         /* larger bodies get 413 RequestEntityTooLarge */
+#define ARM_MAX_PRINCIPALS 1000            /* per addPrincipals / removePrincipals request */
+#define ARM_MAX_DB_PRINCIPALS 10000        /* per database, total */
+#define ARM_MAX_OPERATIONS 100000          /* operations kept; the oldest finished go first */
+#define ARM_OP_KEEP_MS (6LL * 3600 * 1000) /* a finished operation is kept this long at least */
+#define ARM_MAX_THROTTLE_KEYS 4096         /* buckets (principal x subscription x kind) */
+#define ARM_MAX_ASSIGNMENTS 1000           /* principal assignments per database / cluster */
 
 /* Stable api-versions the simulator accepts, newest first. */
 static const char *const arm_api_versions[] = {"2025-02-14", "2024-04-13", "2023-08-15",
@@ -412,32 +420,68 @@ static void lro_headers(arm_ctx *c, json_t *op)
                         sim_setting(c->st, "lroRetryAfterSeconds", 1));
 }
 
+static int op_running(json_t *op)
+{
+    const char *status = jstr(op, "status");
+    return status && strcmp(status, "Running") == 0;
+}
+
+/* armRuntime.firstRunning: every operation before this index has finished, so the work done
+ * per request (ticks, provisioning states) does not grow with the finished ones kept.  A
+ * value that cannot be right (a state PUT by hand) counts as 0. */
+static size_t first_running(json_t *rt)
+{
+    json_t *ops = json_object_get(rt, "operations");
+    json_int_t h = json_integer_value(json_object_get(rt, "firstRunning"));
+    if (h < 0 || (size_t)h > json_array_size(ops)) return 0;
+    if (h > 0 && op_running(json_array_get(ops, (size_t)h - 1))) return 0;
+    return (size_t)h;
+}
+
 /* Pending (Running) operation that targets resource_id, or NULL. */
 static json_t *pending_op_for(sim_state *st, const char *resource_id)
 {
     json_t *rt = json_object_get(st->root, "armRuntime");
-    size_t i;
-    json_t *op;
-    json_array_foreach(json_object_get(rt, "operations"), i, op)
-    {
-        const char *rid = jstr(op, "resourceId"), *status = jstr(op, "status");
-        if (rid && status && strcmp(status, "Running") == 0 && strcasecmp(rid, resource_id) == 0)
-            return op;
+    json_t *ops = json_object_get(rt, "operations");
+    for (size_t i = first_running(rt); i < json_array_size(ops); i++) {
+        json_t *op = json_array_get(ops, i);
+        const char *rid = jstr(op, "resourceId");
+        if (rid && op_running(op) && strcasecmp(rid, resource_id) == 0) return op;
     }
     return NULL;
 }
 
-/* Drops the oldest finished operations while there are more than ARM_MAX_OPERATIONS. */
-static void prune_ops(json_t *ops)
+/* Forgets finished operations: those finished more than ARM_OP_KEEP_MS ago, and the oldest
+ * finished ones while more than ARM_MAX_OPERATIONS are kept (then 1% more at once, so that
+ * the O(n) rebuild is rare).  Cheap when there is nothing to do: only the oldest operation
+ * and the count are looked at. */
+static void prune_ops(json_t *rt)
 {
-    size_t i = 0;
-    while (json_array_size(ops) > ARM_MAX_OPERATIONS && i < json_array_size(ops)) {
-        const char *status = jstr(json_array_get(ops, i), "status");
-        if (status && strcmp(status, "Running") != 0)
-            json_array_remove(ops, i);
-        else
-            i++;
+    json_t *ops = json_object_get(rt, "operations");
+    size_t n = json_array_size(ops);
+    uint64_t now = sim_now_ms();
+    json_t *oldest = json_array_get(ops, 0);
+    json_int_t done = json_integer_value(json_object_get(oldest, "doneMs"));
+    int aged = oldest && !op_running(oldest) && (uint64_t)done + ARM_OP_KEEP_MS < now;
+    if (n <= ARM_MAX_OPERATIONS && !aged) return;
+    size_t excess = n > ARM_MAX_OPERATIONS ? n - ARM_MAX_OPERATIONS + ARM_MAX_OPERATIONS / 100 : 0;
+    json_t *keep = json_array(), *op;
+    size_t i, first = (size_t)-1;
+    json_array_foreach(ops, i, op)
+    {
+        int running = op_running(op);
+        json_int_t d = json_integer_value(json_object_get(op, "doneMs"));
+        if (!running && (excess > 0 || (uint64_t)d + ARM_OP_KEEP_MS < now)) {
+            if (excess > 0) excess--;
+            continue;
+        }
+        if (running && first == (size_t)-1) first = json_array_size(keep);
+        json_array_append(keep, op);
     }
+    json_object_set_new(
+        rt, "firstRunning",
+        json_integer((json_int_t)(first == (size_t)-1 ? json_array_size(keep) : first)));
+    json_object_set_new(rt, "operations", keep);
 }
 
 /* Starts an operation (takes ownership of payload). action names what the tick applies. */
@@ -461,9 +505,11 @@ static json_t *start_op(arm_ctx *c, const char *action, const char *kind, const 
         c->db, "pa", c->pa, "payload", payload ? payload : json_null());
     json_object_set_new(op, "callerAppId",
                         json_string(c->req->caller_app_id ? c->req->caller_app_id : ""));
+    if (c->req->ignore_write && c->req->ignore_write(c->req))
+        json_object_set_new(op, "ignored", json_true()); /* faults.ignoreWrites: lost */
     json_t *ops = json_object_get(rt, "operations");
     json_array_append_new(ops, op);
-    prune_ops(ops);
+    prune_ops(rt);
     return op;
 }
 
@@ -476,6 +522,8 @@ static void op_finish(json_t *op, const char *code, const char *message)
     uint64_t now = sim_now_ms();
     sim_iso_ago(end, sizeof end, due > 0 && (uint64_t)due < now ? now - (uint64_t)due : 0);
     json_object_set_new(op, "endTime", json_string(end));
+    json_object_set_new(op, "doneMs", json_integer((json_int_t)(due > 0 ? due : (json_int_t)now)));
+    json_object_del(op, "payload"); /* applied; kept operations stay small */
     if (code) {
         json_object_set_new(op, "status", json_string("Failed"));
         json_object_set_new(op, "error", json_pack("{s:s, s:s}", "code", code, "message", message));
@@ -492,6 +540,8 @@ static json_t *new_database(const char *name)
                      "principals", "principalAssignments", "tables", "materializedViews");
 }
 
+/* ARM's hotCachePeriod is the caching policy: setting or clearing it replaces the whole
+ * policy, hot windows (a Kusto-only part of it) included. */
 static void apply_db_fields(json_t *db, json_t *fields)
 {
     const char *key;
@@ -502,6 +552,7 @@ static void apply_db_fields(json_t *db, json_t *fields)
             json_object_del(db, key);
         else
             json_object_set(db, key, v);
+        if (!strcmp(key, "hotCachePeriod")) json_object_del(db, "hotWindows");
     }
 }
 
@@ -512,6 +563,10 @@ static void apply_op(sim_state *st, json_t *op)
     const char *action = jstr(op, "action");
     const char *db_name = jstr(t, "db"), *pa_name = jstr(t, "pa");
     json_t *cluster = find_cluster(st, jstr(t, "sub"), jstr(t, "rg"), jstr(t, "cluster"));
+    if (json_is_true(json_object_get(op, "ignored"))) { /* acknowledged, never applied */
+        op_finish(op, NULL, NULL);
+        return;
+    }
     if (!cluster || !action) {
         op_finish(op, "ResourceNotFound", "The cluster of this operation no longer exists.");
         return;
@@ -530,6 +585,7 @@ static void apply_op(sim_state *st, json_t *op)
         } else {
             json_object_del(db, "softDeletePeriod");
             json_object_del(db, "hotCachePeriod");
+            json_object_del(db, "hotWindows");
             json_object_del(db, "keyVaultProperties");
         }
         apply_db_fields(db, fields);
@@ -581,16 +637,18 @@ void sim_arm_tick(sim_state *st)
     if (!st || !json_is_object(st->root)) return;
     json_t *rt = json_object_get(st->root, "armRuntime");
     json_t *ops = json_object_get(rt, "operations");
+    if (!json_is_object(rt) || !json_is_array(ops)) return;
     uint64_t now = sim_now_ms();
-    size_t i;
-    json_t *op;
+    size_t first = first_running(rt), n = json_array_size(ops);
     /* In creation order, so two changes to one resource land in the order they came. */
-    json_array_foreach(ops, i, op)
-    {
-        const char *status = jstr(op, "status");
+    for (size_t i = first; i < n; i++) {
+        json_t *op = json_array_get(ops, i);
         json_int_t due = json_integer_value(json_object_get(op, "dueMs"));
-        if (status && strcmp(status, "Running") == 0 && (uint64_t)due <= now) apply_op(st, op);
+        if (op_running(op) && (uint64_t)due <= now) apply_op(st, op);
     }
+    while (first < n && !op_running(json_array_get(ops, first)))
+        first++;
+    json_object_set_new(rt, "firstRunning", json_integer((json_int_t)first));
 }
 
 /* ---------- throttling ---------- */
@@ -1264,7 +1322,10 @@ static void handle_db(arm_ctx *c)
                           json_string_value(id), payload);
     json_decref(id);
     c->resp->status = 202;
-    set_body(c->resp, render_db(sub, rg, c->jcluster, preview, c->jdb ? "Running" : "Creating"));
+    /* a lost write (faults.ignoreWrites) shows the database as it stays */
+    int lost = json_is_true(json_object_get(op, "ignored")) && c->jdb;
+    set_body(c->resp, render_db(sub, rg, c->jcluster, lost ? c->jdb : preview,
+                                c->jdb ? "Running" : "Creating"));
     json_decref(preview);
     lro_headers(c, op);
 }
@@ -1328,6 +1389,12 @@ static void handle_principals(arm_ctx *c)
         json_array_append_new(list, np);
     }
     json_decref(body);
+    if (c->req->ignore_write && c->req->ignore_write(c->req)) { /* faults.ignoreWrites */
+        json_decref(list);
+        c->resp->status = 200;
+        set_body(c->resp, render_principal_list(c->jdb));
+        return;
+    }
     json_t *have = ensure_array(c->jdb, "principals");
     if (c->route == R_DB_ADD) {
         size_t extra = 0;
@@ -1485,12 +1552,14 @@ static void handle_pa(arm_ctx *c)
     json_decref(body);
     copy(c->pa, jstr(rec, "name"));
     c->resp->status = cur ? 200 : 201;
-    set_body(c->resp,
-             render_pa(c->st, sub, rg, c->jcluster, dbarg, rec, cur ? "Running" : "Creating"));
     json_t *op = start_op(c, at_db ? "dbPaPut" : "dbClusterPaPut",
                           at_db ? "DatabasePrincipalAssignmentCreateOrUpdate"
                                 : "ClusterPrincipalAssignmentCreateOrUpdate",
                           json_string_value(rid), rec);
+    /* a lost write (faults.ignoreWrites) shows the assignment as it stays, when it exists */
+    int lost = json_is_true(json_object_get(op, "ignored")) && cur;
+    set_body(c->resp, render_pa(c->st, sub, rg, c->jcluster, dbarg, lost ? cur : rec,
+                                cur ? "Running" : "Creating"));
     json_decref(rid);
     lro_headers(c, op);
 }
@@ -1525,10 +1594,9 @@ static json_t *render_op(json_t *op)
 static void handle_opresult(arm_ctx *c)
 {
     json_t *rt = json_object_get(c->st->root, "armRuntime");
-    size_t i;
-    json_t *op, *found = NULL;
-    json_array_foreach(json_object_get(rt, "operations"), i, op)
-    {
+    json_t *ops = json_object_get(rt, "operations"), *found = NULL;
+    for (size_t i = json_array_size(ops); i-- > 0;) { /* newest first: polls are recent */
+        json_t *op = json_array_get(ops, i);
         const char *sub = jstr(op, "subscriptionId"), *loc = jstr(op, "location"),
                    *name = jstr(op, "name");
         if (name && sub && loc && strcasecmp(name, c->opid) == 0 && strcasecmp(sub, c->sub) == 0 &&

@@ -1,6 +1,8 @@
 /* kusto_engine.c: azure-sim's Kusto management-command engine: parses one command
- * (policies at cluster/database/table/materialized-view scope, database roles) and
- * runs it against a cluster's JSON state, answering a v1 frame or a OneApi error. */
+ * (policies at cluster/database/table/materialized-view/column/external-table scope,
+ * security roles of databases, tables and materialized views, workload groups) and runs it
+ * against a cluster's JSON state, answering a v1 frame or a OneApi error.  The policy
+ * values themselves (checks, defaults, merging) are kusto_policy.c's. */
 #include "kusto.h"
 
 #include <ctype.h>
@@ -16,58 +18,109 @@
 #define GENERIC_400 "Request is invalid and cannot be executed."
 #define MAX_FQN 512 /* bytes of one principal FQN */
 #define MAX_NOTES 1024
+#define MAX_CUSTOM_WORKLOAD_GROUPS 10 /* besides the built-in ones (Kusto's limit) */
 
 /* ------------------------------------------------------------------ policies */
 
-enum { SC_CLUSTER = 1, SC_DB = 2, SC_TABLE = 4, SC_MV = 8, SC_TABLES = 16 };
-enum { V_SHOW, V_ALTER, V_MERGE, V_DELETE, V_ADD, V_DROP, V_SET };
+enum {
+    SC_CLUSTER = 1,
+    SC_DB = 2,
+    SC_TABLE = 4,
+    SC_MV = 8,
+    SC_TABLES = 16,
+    SC_COLUMN = 32,
+    SC_EXT = 64 /* external table */
+};
+enum { V_SHOW, V_ALTER, V_MERGE, V_DELETE, V_ADD, V_DROP, V_SET, V_CREATE_OR_ALTER };
 #define ROLE_VERB(v) ((v) == V_ADD || (v) == V_DROP || (v) == V_SET)
 /* How a policy's value is written after "policy <kw>" in .alter / .alter-merge. */
-enum { PV_JSON_OBJ, PV_JSON_ARR, PV_CACHING, PV_RETENTION, PV_STREAMING, PV_BOOL };
+enum {
+    PV_JSON_OBJ,
+    PV_JSON_ARR,
+    PV_CACHING,   /* hot = ts [, hot_window = datetime(a) .. datetime(b)]... */
+    PV_RETENTION, /* J, or (merge) softdelete = ts [recoverability = enabled|disabled] */
+    PV_STREAMING, /* J, or (database, table .alter) enable | disable */
+    PV_BOOL,      /* true | false */
+    PV_RLS,       /* enable | disable [with (k = v, ...)] 'query' */
+    PV_ROWORDER,  /* (col asc|desc, ...) */
+    PV_ENCODING,  /* J; a column's .alter also: [type = 'Identifier'] */
+    PV_CLASSIFY   /* J <| function body (.alter); J (.alter-merge) */
+};
+/* Rights a write needs beyond the scope's usual admin role. */
+enum {
+    R_ENTITY = 0,  /* a table's (materialized view's) own Admin role is enough */
+    R_DB = 1,      /* Database Admin even at table scope */
+    R_CLUSTER = 2, /* AllDatabasesAdmin at every scope */
+};
 
 typedef struct policy_info {
     const char *kw;
     const char *name;                 /* PolicyName column */
     int kind;                         /* PV_* */
     unsigned alter, merge, del, show; /* SC_* masks: where each verb exists */
+    int rights;                       /* R_* */
 } policy_info;
 
-/* Scopes per verb as the reference's §4 table lists them. */
+#define ALL_DB_T (SC_DB | SC_TABLE)
+#define ALL_DTM (SC_DB | SC_TABLE | SC_MV)
+#define ALL_CDT (SC_CLUSTER | SC_DB | SC_TABLE)
+
+/* Scopes per verb as the reference's §4 table and the Kusto documentation list them; a verb
+ * a policy lacks at a scope does not parse (400 BadRequest_SyntaxError). */
 static const policy_info POLICIES[] = {
-    {"caching", "CachingPolicy", PV_CACHING, SC_CLUSTER | SC_DB | SC_TABLE | SC_MV | SC_TABLES, 0,
-     SC_CLUSTER | SC_DB | SC_TABLE | SC_MV, SC_CLUSTER | SC_DB | SC_TABLE | SC_MV},
-    {"retention", "RetentionPolicy", PV_RETENTION, SC_DB | SC_TABLE | SC_MV | SC_TABLES,
-     SC_DB | SC_TABLE | SC_MV, SC_DB | SC_TABLE | SC_MV, SC_DB | SC_TABLE | SC_MV},
-    {"merge", "MergePolicy", PV_JSON_OBJ, SC_DB | SC_TABLE | SC_MV | SC_TABLES,
-     SC_DB | SC_TABLE | SC_MV, SC_DB | SC_TABLE | SC_MV, SC_DB | SC_TABLE | SC_MV},
+    {"caching", "CachingPolicy", PV_CACHING, SC_CLUSTER | ALL_DTM | SC_COLUMN | SC_TABLES, 0,
+     SC_CLUSTER | ALL_DTM | SC_COLUMN, SC_CLUSTER | ALL_DTM | SC_COLUMN, R_ENTITY},
+    {"retention", "RetentionPolicy", PV_RETENTION, ALL_DTM | SC_TABLES, ALL_DTM, ALL_DTM, ALL_DTM,
+     R_ENTITY},
+    {"merge", "MergePolicy", PV_JSON_OBJ, ALL_DTM | SC_TABLES, ALL_DTM, ALL_DTM, ALL_DTM, R_ENTITY},
     {"partitioning", "PartitioningPolicy", PV_JSON_OBJ, SC_TABLE | SC_MV, SC_TABLE | SC_MV,
-     SC_TABLE | SC_MV, SC_TABLE | SC_MV},
-    {"ingestionbatching", "IngestionBatchingPolicy", PV_JSON_OBJ,
-     SC_CLUSTER | SC_DB | SC_TABLE | SC_TABLES, SC_CLUSTER | SC_DB | SC_TABLE | SC_TABLES,
-     SC_DB | SC_TABLE, SC_CLUSTER | SC_DB | SC_TABLE},
-    {"streamingingestion", "StreamingIngestionPolicy", PV_STREAMING, SC_CLUSTER | SC_DB | SC_TABLE,
-     SC_CLUSTER | SC_DB | SC_TABLE, SC_CLUSTER | SC_DB | SC_TABLE, SC_CLUSTER | SC_DB | SC_TABLE},
-    {"sharding", "ShardingPolicy", PV_JSON_OBJ, SC_CLUSTER | SC_DB | SC_TABLE,
-     SC_CLUSTER | SC_DB | SC_TABLE, SC_CLUSTER | SC_DB | SC_TABLE, SC_CLUSTER | SC_DB | SC_TABLE},
-    {"auto_delete", "AutoDeletePolicy", PV_JSON_OBJ, SC_TABLE, 0, SC_TABLE, SC_TABLE},
-    {"extent_tags_retention", "ExtentTagsRetentionPolicy", PV_JSON_ARR, SC_DB | SC_TABLE, 0,
-     SC_DB | SC_TABLE, SC_DB | SC_TABLE},
-    {"ingestiontime", "IngestionTimePolicy", PV_BOOL, SC_TABLE | SC_TABLES, 0, SC_TABLE, SC_TABLE},
+     SC_TABLE | SC_MV, SC_TABLE | SC_MV, R_DB},
+    {"ingestionbatching", "IngestionBatchingPolicy", PV_JSON_OBJ, ALL_CDT | SC_TABLES,
+     ALL_CDT | SC_TABLES, ALL_DB_T, ALL_CDT, R_ENTITY},
+    {"streamingingestion", "StreamingIngestionPolicy", PV_STREAMING, ALL_CDT, ALL_CDT, ALL_CDT,
+     ALL_CDT, R_ENTITY},
+    {"sharding", "ShardingPolicy", PV_JSON_OBJ, ALL_CDT, ALL_CDT, ALL_CDT, ALL_CDT, R_ENTITY},
+    {"auto_delete", "AutoDeletePolicy", PV_JSON_OBJ, SC_TABLE, 0, SC_TABLE, SC_TABLE, R_ENTITY},
+    {"extent_tags_retention", "ExtentTagsRetentionPolicy", PV_JSON_ARR, ALL_DB_T, 0, ALL_DB_T,
+     ALL_DB_T, R_ENTITY},
+    {"ingestiontime", "IngestionTimePolicy", PV_BOOL, SC_TABLE | SC_TABLES, 0, SC_TABLE, SC_TABLE,
+     R_ENTITY},
     {"restricted_view_access", "RestrictedViewAccessPolicy", PV_BOOL, SC_TABLE | SC_TABLES, 0,
-     SC_TABLE, SC_TABLE},
-    {"update", "UpdatePolicy", PV_JSON_ARR, SC_TABLE, SC_TABLE, SC_TABLE, SC_TABLE},
+     SC_TABLE, SC_TABLE, R_DB},
+    {"update", "UpdatePolicy", PV_JSON_ARR, SC_TABLE, SC_TABLE, SC_TABLE, SC_TABLE, R_ENTITY},
+    {"row_level_security", "RowLevelSecurityPolicy", PV_RLS, SC_TABLE | SC_MV | SC_EXT, 0,
+     SC_TABLE | SC_MV | SC_EXT, SC_TABLE | SC_MV | SC_EXT, R_DB},
+    {"encoding", "EncodingPolicy", PV_ENCODING, ALL_DB_T | SC_COLUMN, ALL_DB_T | SC_COLUMN,
+     ALL_DB_T | SC_COLUMN, ALL_DB_T | SC_COLUMN, R_ENTITY},
+    {"roworder", "RowOrderPolicy", PV_ROWORDER, SC_TABLE | SC_TABLES, SC_TABLE | SC_TABLES,
+     SC_TABLE, SC_TABLE, R_ENTITY},
+    {"query_acceleration", "QueryAccelerationPolicy", PV_JSON_OBJ, SC_EXT, SC_EXT, SC_EXT, SC_EXT,
+     R_DB},
+    {"mirroring", "MirroringPolicy", PV_JSON_OBJ, SC_TABLE, SC_TABLE, SC_TABLE, SC_TABLE, R_DB},
+    {"managed_identity", "ManagedIdentityPolicy", PV_JSON_ARR, SC_CLUSTER | SC_DB,
+     SC_CLUSTER | SC_DB, SC_CLUSTER | SC_DB, SC_CLUSTER | SC_DB, R_CLUSTER},
+    {"callout", "CalloutPolicy", PV_JSON_ARR, SC_CLUSTER, SC_CLUSTER, SC_CLUSTER, SC_CLUSTER,
+     R_CLUSTER},
+    {"capacity", "CapacityPolicy", PV_JSON_OBJ, SC_CLUSTER, SC_CLUSTER, 0, SC_CLUSTER, R_CLUSTER},
+    {"sandbox", "SandboxPolicy", PV_JSON_ARR, SC_CLUSTER, 0, SC_CLUSTER, SC_CLUSTER, R_CLUSTER},
+    {"request_classification", "ClusterRequestClassificationPolicy", PV_CLASSIFY, SC_CLUSTER,
+     SC_CLUSTER, SC_CLUSTER, SC_CLUSTER, R_CLUSTER},
+    {"query_weak_consistency", "QueryWeakConsistencyPolicy", PV_JSON_OBJ, SC_CLUSTER, SC_CLUSTER, 0,
+     SC_CLUSTER, R_CLUSTER},
 };
 #define NPOLICIES (sizeof POLICIES / sizeof POLICIES[0])
 
+/* Security roles and where each exists (databases, tables, materialized views). */
 static const struct {
-    const char *kw, *role, *label;
+    const char *kw, *role;
+    unsigned scopes;
 } ROLES[] = {
-    {"admins", "Admin", "Admin"},
-    {"users", "User", "User"},
-    {"viewers", "Viewer", "Viewer"},
-    {"unrestrictedviewers", "UnrestrictedViewer", "UnrestrictedViewer"},
-    {"ingestors", "Ingestor", "Ingestor"},
-    {"monitors", "Monitor", "Monitor"},
+    {"admins", "Admin", SC_DB | SC_TABLE | SC_MV},
+    {"users", "User", SC_DB},
+    {"viewers", "Viewer", SC_DB},
+    {"unrestrictedviewers", "UnrestrictedViewer", SC_DB},
+    {"ingestors", "Ingestor", SC_DB | SC_TABLE},
+    {"monitors", "Monitor", SC_DB},
 };
 #define NROLES (sizeof ROLES / sizeof ROLES[0])
 
@@ -82,15 +135,19 @@ typedef struct cmd {
     int verb, scope, wildcard;
     qname names[SIM_KUSTO_MAX_LIST];
     size_t nnames;
+    const char *column; /* SC_COLUMN: the column of table names[0] */
     const policy_info *pol;
     const sim_kusto_token *json_tok; /* J value, validated at execution */
+    const sim_kusto_token *body_tok; /* "<| body" of request_classification */
     json_t *special;                 /* value from special syntax (owned) */
-    int principals;                  /* .show database D principals */
-    int role;                        /* index in ROLES for .add/.drop */
+    int principals;                  /* .show <securable> principals */
+    int role;                        /* index in ROLES for .add/.drop/.set */
     const char *fqns[SIM_KUSTO_MAX_LIST];
     size_t nfqns;
     const char *notes;
     int skip_results;
+    int wg;              /* 1: .show workload_groups; 2: a command on workload group wg_name */
+    const char *wg_name; /* borrowed from the tokens */
 } cmd;
 
 typedef struct ctx {
@@ -101,7 +158,16 @@ typedef struct ctx {
     const char *activity_type;
     json_t *body;
     int status;
+    const sim_kusto_hooks *hooks;
 } ctx;
+
+/* Forward declarations: the parser checks names against what it reads. */
+static json_t *find_db(json_t *cluster, const char *name);
+static json_t *find_named(json_t *db, const char *list, const char *name);
+static const char *ename(json_t *e);
+static json_t *frame_new(const char *const *cols, size_t n, json_t **rows);
+static const char *const POLICY_COLS[];
+static const char *const ROLE_COLS[];
 
 /* ------------------------------------------------------------------ errors */
 
@@ -466,7 +532,7 @@ static int parse_caching(ctx *c, parser *p, cmd *k)
             json_decref(windows);
             return fail_bad(c, "too many hot windows (limit %d)", SIM_KUSTO_MAX_LIST);
         }
-        json_array_append_new(windows, json_pack("{s:s, s:s}", "MinDate", a, "MaxDate", b));
+        json_array_append_new(windows, json_pack("{s:s, s:s}", "MinValue", a, "MaxValue", b));
     }
     if (json_array_size(windows))
         json_object_set_new(v, "HotWindows", windows);
@@ -523,13 +589,63 @@ static int parse_with(ctx *c, parser *p)
     }
 }
 
+/* row_level_security: enable | disable [with (k = v, ...)] 'query' */
+static int parse_rls(ctx *c, parser *p, cmd *k)
+{
+    int on;
+    if (accept_kw(p, "enable"))
+        on = 1;
+    else if (accept_kw(p, "disable"))
+        on = 0;
+    else
+        return syntax(c, p);
+    if (parse_with(c, p)) return -1;
+    const sim_kusto_token *t = peek(p);
+    if (t->type != SK_TOK_STRING) return syntax(c, p);
+    if (strlen(t->text) != t->len || !utf8_valid(t->text, t->len))
+        return fail_bad(c, "the row level security query must be text without NUL characters");
+    advance(p);
+    k->special = json_pack("{s:b, s:s}", "IsEnabled", on, "Query", t->text);
+    return 0;
+}
+
+/* roworder: ( col [asc|desc] [, col [asc|desc]]... ); a column without a direction is asc. */
+static int parse_roworder(ctx *c, parser *p, cmd *k)
+{
+    if (!accept_punct(p, "(")) return syntax(c, p);
+    json_t *list = json_array();
+    k->special = json_pack("{s:o}", "OrderBy", list);
+    for (;;) {
+        const char *col, *order = "asc";
+        if (parse_name(c, p, &col)) return -1;
+        if (accept_kw(p, "desc"))
+            order = "desc";
+        else
+            accept_kw(p, "asc");
+        size_t i;
+        json_t *e;
+        json_array_foreach(list, i, e)
+        {
+            if (!strcmp(json_string_value(json_object_get(e, "ColumnName")), col))
+                return fail_bad(c, "roworder names column '%.1100s' twice", col);
+        }
+        if (json_array_size(list) >= SIM_KUSTO_MAX_LIST)
+            return fail_bad(c, "too many roworder columns (limit %d)", SIM_KUSTO_MAX_LIST);
+        json_array_append_new(list, json_pack("{s:s, s:s}", "ColumnName", col, "Order", order));
+        if (accept_punct(p, ")")) return 0;
+        if (!accept_punct(p, ",")) return syntax(c, p);
+    }
+}
+
 /* After "policy <kw>": the value for .alter / .alter-merge. */
 static int parse_policy_value(ctx *c, parser *p, cmd *k)
 {
     const policy_info *pi = k->pol;
     if (k->verb == V_SHOW || k->verb == V_DELETE) return 0;
-    if (pi->kind == PV_CACHING) return parse_caching(c, p, k);
-    if (pi->kind == PV_BOOL) { /* bare true / false, stored as {"IsEnabled": b} */
+    switch (pi->kind) {
+    case PV_CACHING:
+        return parse_caching(c, p, k);
+    case PV_BOOL: /* bare true / false, stored as {"IsEnabled": b} */
         if (accept_kw(p, "true"))
             k->special = json_pack("{s:b}", "IsEnabled", 1);
         else if (accept_kw(p, "false"))
@@ -537,22 +653,53 @@ static int parse_policy_value(ctx *c, parser *p, cmd *k)
         else
             return syntax(c, p);
         return 0;
-    }
-    if (pi->kind == PV_RETENTION && k->verb == V_MERGE && peek(p)->type == SK_TOK_IDENT)
-        return parse_retention_special(c, p, k);
-    if (pi->kind == PV_STREAMING && k->verb == V_ALTER && (k->scope & (SC_DB | SC_TABLE))) {
-        if (accept_kw(p, "enable")) {
-            k->special = json_pack("{s:b, s:n}", "IsEnabled", 1, "HintAllocatedRate");
-            return 0;
+    case PV_RLS:
+        return parse_rls(c, p, k);
+    case PV_ROWORDER:
+        return parse_roworder(c, p, k);
+    case PV_RETENTION:
+        if (k->verb == V_MERGE && peek(p)->type == SK_TOK_IDENT)
+            return parse_retention_special(c, p, k);
+        break;
+    case PV_STREAMING:
+        if (k->verb == V_ALTER && (k->scope & (SC_DB | SC_TABLE))) {
+            if (accept_kw(p, "enable")) {
+                k->special = json_pack("{s:b, s:n}", "IsEnabled", 1, "HintAllocatedRate");
+                return 0;
+            }
+            if (accept_kw(p, "disable")) {
+                k->special = json_pack("{s:b, s:n}", "IsEnabled", 0, "HintAllocatedRate");
+                return 0;
+            }
         }
-        if (accept_kw(p, "disable")) {
-            k->special = json_pack("{s:b, s:n}", "IsEnabled", 0, "HintAllocatedRate");
-            return 0;
+        break;
+    case PV_ENCODING:
+        /* a column: type = 'Identifier'; no type at all resets it to the default */
+        if (k->scope == SC_COLUMN && k->verb == V_ALTER) {
+            if (accept_kw(p, "type")) {
+                if (!accept_punct(p, "=") || peek(p)->type != SK_TOK_STRING) return syntax(c, p);
+                const sim_kusto_token *t = advance(p);
+                if (strlen(t->text) != t->len || !utf8_valid(t->text, t->len))
+                    return fail_bad(c, "invalid encoding policy type");
+                k->special = json_pack("{s:s}", "EncodingType", t->text);
+                return 0;
+            }
+            if (peek(p)->type == SK_TOK_EOF) {
+                k->special = json_pack("{s:s}", "EncodingType", "Null");
+                return 0;
+            }
         }
+        break;
+    default:
+        break;
     }
     if (peek(p)->type != SK_TOK_STRING) return syntax(c, p);
     k->json_tok = advance(p);
     if (!strcmp(pi->kw, "update")) return parse_with(c, p);
+    if (pi->kind == PV_CLASSIFY && k->verb == V_ALTER) {
+        if (peek(p)->type != SK_TOK_BODY) return syntax(c, p);
+        k->body_tok = advance(p);
+    }
     return 0;
 }
 
@@ -617,15 +764,60 @@ tail:
     return 0;
 }
 
+/* A role keyword that exists at k->scope, then the principal list. */
 static int parse_role(ctx *c, parser *p, cmd *k)
 {
     for (size_t i = 0; i < NROLES; i++) {
-        if (accept_kw(p, ROLES[i].kw)) {
+        if ((ROLES[i].scopes & (unsigned)k->scope) && accept_kw(p, ROLES[i].kw)) {
             k->role = (int)i;
+            c->activity_type = k->verb == V_DROP ? "DN.AdminCommand.DropPrincipalsCommand"
+                                                 : "DN.AdminCommand.AddPrincipalsCommand";
             return parse_principal_list(c, p, k);
         }
     }
     return syntax(c, p);
+}
+
+/* column [Db.]T.C */
+static int parse_column(ctx *c, parser *p, cmd *k)
+{
+    const char *a, *b, *d;
+    if (parse_name(c, p, &a)) return -1;
+    if (!accept_punct(p, ".")) return syntax(c, p);
+    if (parse_name(c, p, &b)) return -1;
+    if (accept_punct(p, ".")) {
+        if (parse_name(c, p, &d)) return -1;
+        k->names[0] = (qname){a, b};
+        k->column = d;
+    } else {
+        k->names[0] = (qname){NULL, a};
+        k->column = b;
+    }
+    k->nnames = 1;
+    return 0;
+}
+
+/* .show workload_group G, .create-or-alter workload_group G J, .alter-merge workload_group
+ * G J, .drop workload_group G; .show workload_groups. */
+static int parse_workload_group(ctx *c, parser *p, cmd *k, int all)
+{
+    c->activity_type = k->verb == V_SHOW ? "DN.AdminCommand.WorkloadGroupShowCommand"
+                                         : "DN.AdminCommand.WorkloadGroupAlterCommand";
+    if (all) {
+        if (k->verb != V_SHOW) return syntax(c, p);
+        k->wg = 1;
+        return 0;
+    }
+    if (k->verb != V_SHOW && k->verb != V_CREATE_OR_ALTER && k->verb != V_MERGE &&
+        k->verb != V_DROP)
+        return syntax(c, p);
+    if (parse_name(c, p, &k->wg_name)) return -1;
+    k->wg = 2;
+    if (k->verb == V_CREATE_OR_ALTER || k->verb == V_MERGE) {
+        if (peek(p)->type != SK_TOK_STRING) return syntax(c, p);
+        k->json_tok = advance(p);
+    }
+    return 0;
 }
 
 static int parse_command(ctx *c, parser *p, cmd *k)
@@ -633,9 +825,10 @@ static int parse_command(ctx *c, parser *p, cmd *k)
     static const struct {
         const char *kw;
         int verb;
-    } VERBS[] = {{"show", V_SHOW},     {"alter", V_ALTER}, {"alter-merge", V_MERGE},
-                 {"delete", V_DELETE}, {"add", V_ADD},     {"drop", V_DROP},
-                 {"set", V_SET}};
+    } VERBS[] = {{"show", V_SHOW},         {"alter", V_ALTER},
+                 {"alter-merge", V_MERGE}, {"delete", V_DELETE},
+                 {"add", V_ADD},           {"drop", V_DROP},
+                 {"set", V_SET},           {"create-or-alter", V_CREATE_OR_ALTER}};
     size_t dot = peek(p)->pos;
     if (!accept_punct(p, ".")) return syntax(c, p);
     const sim_kusto_token *t = peek(p);
@@ -647,7 +840,11 @@ static int parse_command(ctx *c, parser *p, cmd *k)
     c->activity_type = k->verb == V_SHOW ? "DN.AdminCommand.PolicyShowCommand"
                                          : "DN.AdminCommand.PolicyAlterCommand";
 
-    if (accept_kw(p, "cluster")) {
+    if (accept_kw(p, "workload_group") || accept_kw(p, "workload_groups")) {
+        if (parse_workload_group(c, p, k, is_kw(&p->t->v[p->i - 1], "workload_groups"))) return -1;
+    } else if (k->verb == V_CREATE_OR_ALTER) {
+        return syntax(c, p);
+    } else if (accept_kw(p, "cluster")) {
         if (ROLE_VERB(k->verb)) return syntax(c, p);
         k->scope = SC_CLUSTER;
         if (parse_policy(c, p, k)) return -1;
@@ -669,7 +866,6 @@ static int parse_command(ctx *c, parser *p, cmd *k)
         }
     role_no_db:
         if (ROLE_VERB(k->verb)) {
-            c->activity_type = "DN.AdminCommand.DatabaseAddPrincipalsCommand";
             if (parse_role(c, p, k)) return -1;
         } else if (k->verb == V_SHOW && !k->wildcard && accept_kw(p, "principals")) {
             c->activity_type = "DN.AdminCommand.DatabasePrincipalsShowCommand";
@@ -679,7 +875,6 @@ static int parse_command(ctx *c, parser *p, cmd *k)
         }
     } else if (accept_kw(p, "table") || accept_kw(p, "materialized-view")) {
         int mv = is_kw(&p->t->v[p->i - 1], "materialized-view");
-        if (ROLE_VERB(k->verb)) return syntax(c, p);
         k->scope = mv ? SC_MV : SC_TABLE;
         if (!mv && k->verb == V_SHOW && accept_punct(p, "*")) {
             k->wildcard = 1;
@@ -687,6 +882,23 @@ static int parse_command(ctx *c, parser *p, cmd *k)
             if (parse_qualified(c, p, &k->names[0])) return -1;
             k->nnames = 1;
         }
+        if (ROLE_VERB(k->verb)) {
+            if (parse_role(c, p, k)) return -1;
+        } else if (k->verb == V_SHOW && !k->wildcard && accept_kw(p, "principals")) {
+            c->activity_type = "DN.AdminCommand.PrincipalsShowCommand";
+            k->principals = 1;
+        } else if (parse_policy(c, p, k)) {
+            return -1;
+        }
+    } else if (accept_kw(p, "column")) {
+        if (ROLE_VERB(k->verb)) return syntax(c, p);
+        k->scope = SC_COLUMN;
+        if (parse_column(c, p, k) || parse_policy(c, p, k)) return -1;
+    } else if (accept_kw(p, "external")) {
+        if (ROLE_VERB(k->verb) || !accept_kw(p, "table")) return syntax(c, p);
+        k->scope = SC_EXT;
+        if (parse_qualified(c, p, &k->names[0])) return -1;
+        k->nnames = 1;
         if (parse_policy(c, p, k)) return -1;
     } else if (accept_kw(p, "tables")) {
         if (k->verb != V_ALTER && k->verb != V_MERGE) return syntax(c, p);
@@ -734,414 +946,192 @@ static json_t *find_named(json_t *db, const char *list, const char *name)
     return NULL;
 }
 
+/* An entity's name; a column may be a bare string in the state. */
 static const char *ename(json_t *e)
 {
-    const char *n = json_string_value(json_object_get(e, "name"));
+    const char *n =
+        json_is_string(e) ? json_string_value(e) : json_string_value(json_object_get(e, "name"));
     return n ? n : "";
+}
+
+/* A table's column (an object {"name", "type", "policies"} or a bare name), or NULL. */
+static json_t *find_column(json_t *table, const char *name, size_t *idx)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(table, "columns"), i, e)
+    {
+        if (!strcmp(ename(e), name)) {
+            if (idx) *idx = i;
+            return e;
+        }
+    }
+    return NULL;
 }
 
 static json_t *policies_of(json_t *entity, int create)
 {
     json_t *p = json_object_get(entity, "policies");
-    if (!json_is_object(p) && create) {
+    if (!json_is_object(p) && create && json_is_object(entity)) {
         p = json_object();
         json_object_set_new(entity, "policies", p);
     }
     return json_is_object(p) ? p : NULL;
 }
 
-/* The policy as set at this entity's level (new reference), NULL when unset. */
-static json_t *pol_get(int level, json_t *e, const policy_info *pi)
+/* One entity a policy command works on. */
+typedef struct target {
+    int level;     /* SC_* */
+    json_t *db;    /* its database (NULL for the cluster) */
+    json_t *table; /* SC_COLUMN: the column's table */
+    json_t *e;     /* the entity; a column may be a bare string */
+    size_t col;    /* SC_COLUMN: index in table.columns */
+} target;
+
+/* A column given as a bare name becomes an object, so that it can hold policies. */
+static json_t *column_object(target *t)
 {
-    if (level == SC_DB && pi->kind == PV_RETENTION) {
-        int64_t t;
+    if (json_is_object(t->e)) return t->e;
+    json_t *o = json_pack("{s:s}", "name", ename(t->e));
+    json_array_set_new(json_object_get(t->table, "columns"), t->col, o);
+    t->e = o;
+    return o;
+}
+
+/* The policy as set at this entity's level (new reference), NULL when unset; policies that
+ * always exist (capacity, query_weak_consistency) show their defaults until altered. */
+static json_t *pol_get(const target *t, const policy_info *pi)
+{
+    json_t *e = t->e;
+    if (t->level == SC_DB && pi->kind == PV_RETENTION) {
+        int64_t ticks;
         const char *iso = json_string_value(json_object_get(e, "softDeletePeriod"));
         const char *rec = json_string_value(json_object_get(e, "recoverability"));
-        if (!iso || sim_kusto_iso_parse(iso, &t)) return NULL;
-        return json_pack("{s:o, s:s}", "SoftDeletePeriod", ts_json(t), "Recoverability",
+        if (!iso || sim_kusto_iso_parse(iso, &ticks)) return NULL;
+        return json_pack("{s:o, s:s}", "SoftDeletePeriod", ts_json(ticks), "Recoverability",
                          rec && !strcasecmp(rec, "Disabled") ? "Disabled" : "Enabled");
     }
-    if (level == SC_DB && pi->kind == PV_CACHING) {
-        int64_t t;
+    if (t->level == SC_DB && pi->kind == PV_CACHING) {
+        int64_t ticks;
         const char *iso = json_string_value(json_object_get(e, "hotCachePeriod"));
-        if (!iso || sim_kusto_iso_parse(iso, &t)) return NULL;
-        json_t *v = json_pack("{s:o, s:o}", "DataHotSpan", ts_json(t), "IndexHotSpan", ts_json(t));
-        json_t *w = json_object_get(json_object_get(policies_of(e, 0), "caching"), "HotWindows");
-        if (json_is_array(w) && json_array_size(w)) json_object_set(v, "HotWindows", w);
+        if (!iso || sim_kusto_iso_parse(iso, &ticks)) return NULL;
+        json_t *flat = json_pack("{s:o}", "DataHotSpan", ts_json(ticks));
+        json_t *w = json_object_get(e, "hotWindows");
+        if (json_is_array(w)) json_object_set(flat, "HotWindows", w);
+        json_t *v = sim_kusto_caching_display(flat);
+        json_decref(flat);
         return v;
     }
     json_t *v = json_object_get(policies_of(e, 0), pi->kw);
-    return v && !json_is_null(v) ? json_deep_copy(v) : NULL;
+    if (!v || json_is_null(v)) return sim_kusto_policy_default(pi->kw);
+    if (pi->kind == PV_CACHING) return sim_kusto_caching_display(v); /* older flat form too */
+    return json_deep_copy(v);
 }
 
-static void pol_set(int level, json_t *e, const policy_info *pi, json_t *v)
+static void pol_del(target *t, const policy_info *pi)
 {
-    char iso[64];
-    int64_t t;
-    if (level == SC_DB && pi->kind == PV_RETENTION) {
-        if (sim_kusto_timespan_parse_net(json_string_value(json_object_get(v, "SoftDeletePeriod")),
-                                         &t))
-            t = 365000LL * SIM_KUSTO_TICKS_PER_DAY;
-        sim_kusto_iso_format(t, iso, sizeof iso);
-        json_object_set_new(e, "softDeletePeriod", json_string(iso));
-        json_object_set(e, "recoverability", json_object_get(v, "Recoverability"));
-        return;
-    }
-    if (level == SC_DB && pi->kind == PV_CACHING) {
-        if (sim_kusto_timespan_parse_net(json_string_value(json_object_get(v, "DataHotSpan")), &t))
-            t = 0;
-        sim_kusto_iso_format(t, iso, sizeof iso);
-        json_object_set_new(e, "hotCachePeriod", json_string(iso));
-        json_t *w = json_object_get(v, "HotWindows");
-        json_t *pol = policies_of(e, json_is_array(w));
-        if (json_is_array(w))
-            json_object_set_new(pol, "caching", json_pack("{s:O}", "HotWindows", w));
-        else if (pol)
-            json_object_del(pol, "caching");
-        return;
-    }
-    json_object_set_new(policies_of(e, 1), pi->kw, json_deep_copy(v));
-}
-
-static void pol_del(int level, json_t *e, const policy_info *pi)
-{
-    if (level == SC_DB && pi->kind == PV_RETENTION) {
+    json_t *e = t->e;
+    if (t->level == SC_DB && pi->kind == PV_RETENTION) {
         json_object_del(e, "softDeletePeriod");
         json_object_del(e, "recoverability");
         return;
     }
-    if (level == SC_DB && pi->kind == PV_CACHING) {
+    if (t->level == SC_DB && pi->kind == PV_CACHING) {
         json_object_del(e, "hotCachePeriod");
+        json_object_del(e, "hotWindows");
+        return;
     }
     json_t *pol = policies_of(e, 0);
     if (pol) json_object_del(pol, pi->kw);
 }
 
-/* ------------------------------------------------------------------ policy JSON */
-
-typedef enum { FT_TIMESPAN, FT_UINT, FT_BOOL, FT_STRING, FT_NUMBER, FT_DATETIME, FT_RECOVER } ftype;
-
-/* Properties whose type the simulator checks wherever they appear; others pass as-is. */
-static const struct {
-    const char *key;
-    ftype type;
-    int nullable;
-} FIELDS[] = {
-    {"SoftDeletePeriod", FT_TIMESPAN, 0},
-    {"Recoverability", FT_RECOVER, 0},
-    {"DataHotSpan", FT_TIMESPAN, 0},
-    {"IndexHotSpan", FT_TIMESPAN, 0},
-    {"MaximumBatchingTimeSpan", FT_TIMESPAN, 0},
-    {"CustomPeriod", FT_TIMESPAN, 1},
-    {"RetentionPeriod", FT_TIMESPAN, 0},
-    {"LoopPeriod", FT_TIMESPAN, 1},
-    {"MaximumNumberOfItems", FT_UINT, 0},
-    {"MaximumRawDataSizeMB", FT_UINT, 0},
-    {"RowCountUpperBoundForMerge", FT_UINT, 0},
-    {"OriginalSizeMBUpperBoundForMerge", FT_UINT, 0},
-    {"MaxExtentsToMerge", FT_UINT, 0},
-    {"MaxRangeInHours", FT_UINT, 0},
-    {"ShardEngineMaxRowCount", FT_UINT, 0},
-    {"ShardEngineMaxExtentSizeInMb", FT_UINT, 0},
-    {"ShardEngineMaxOriginalSizeInMb", FT_UINT, 0},
-    {"MaxRowCount", FT_UINT, 0},
-    {"MaxExtentSizeInMb", FT_UINT, 0},
-    {"MaxOriginalSizeInMb", FT_UINT, 0},
-    {"IsEnabled", FT_BOOL, 0},
-    {"AllowRebuild", FT_BOOL, 0},
-    {"AllowMerge", FT_BOOL, 0},
-    {"IsTransactional", FT_BOOL, 0},
-    {"PropagateIngestionProperties", FT_BOOL, 0},
-    {"DeleteIfNotEmpty", FT_BOOL, 0},
-    {"UseShardEngine", FT_BOOL, 0},
-    {"HintAllocatedRate", FT_NUMBER, 1},
-    {"Source", FT_STRING, 0},
-    {"Query", FT_STRING, 0},
-    {"TagPrefix", FT_STRING, 0},
-    {"ManagedIdentity", FT_STRING, 1},
-    {"ColumnName", FT_STRING, 0},
-    {"ExpiryDate", FT_DATETIME, 0},
-    {"EffectiveDateTime", FT_DATETIME, 1},
-    {"MinDate", FT_DATETIME, 0},
-    {"MaxDate", FT_DATETIME, 0},
-};
-
-/* Nesting depth of JSON text, measured before parsing so no parser recursion is
- * spent on hostile input. */
-static size_t json_text_depth(const char *s, size_t len)
+/* Stores v (JSON null: deletes).  A database's retention and caching live in its fields
+ * (softDeletePeriod, recoverability, hotCachePeriod ISO-8601, hotWindows) that ARM shares. */
+static void pol_set(target *t, const policy_info *pi, json_t *v)
 {
-    size_t depth = 0, max = 0;
-    int in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = s[i];
-        if (in_str) {
-            if (ch == '\\')
-                i++;
-            else if (ch == '"')
-                in_str = 0;
-        } else if (ch == '"') {
-            in_str = 1;
-        } else if (ch == '{' || ch == '[') {
-            if (++depth > max) max = depth;
-        } else if ((ch == '}' || ch == ']') && depth) {
-            depth--;
-        }
+    char iso[64];
+    int64_t ticks;
+    if (json_is_null(v)) {
+        pol_del(t, pi);
+        return;
     }
-    return max;
+    json_t *e = t->e;
+    if (t->level == SC_DB && pi->kind == PV_RETENTION) {
+        if (sim_kusto_timespan_parse_net(json_string_value(json_object_get(v, "SoftDeletePeriod")),
+                                         &ticks))
+            ticks = 365000LL * SIM_KUSTO_TICKS_PER_DAY;
+        sim_kusto_iso_format(ticks, iso, sizeof iso);
+        json_object_set_new(e, "softDeletePeriod", json_string(iso));
+        json_object_set(e, "recoverability", json_object_get(v, "Recoverability"));
+        return;
+    }
+    if (t->level == SC_DB && pi->kind == PV_CACHING) {
+        json_t *d = json_object_get(json_object_get(v, "DataHotSpan"), "Value");
+        if (sim_kusto_timespan_parse_net(json_string_value(d), &ticks)) ticks = 0;
+        sim_kusto_iso_format(ticks, iso, sizeof iso);
+        json_object_set_new(e, "hotCachePeriod", json_string(iso));
+        json_t *w = json_object_get(v, "HotWindows");
+        if (json_is_array(w))
+            json_object_set_new(e, "hotWindows", json_deep_copy(w));
+        else
+            json_object_del(e, "hotWindows");
+        json_t *pol = policies_of(e, 0); /* an older layout kept windows here */
+        if (pol) json_object_del(pol, "caching");
+        return;
+    }
+    if (t->level == SC_COLUMN) e = column_object(t);
+    json_object_set_new(policies_of(e, 1), pi->kw, json_deep_copy(v));
 }
 
-/* Validates v and returns a normalized copy (timespans as .NET text, datetimes
- * canonical, known keys spelled canonically), or NULL with err set. */
-static json_t *normalize(json_t *v, int depth, char *err, size_t errlen)
+/* ------------------------------------------------------------------ policy values */
+
+static size_t trim_len(const char **s, size_t len)
 {
-    if (depth > SIM_KUSTO_MAX_JSON_DEPTH) {
-        snprintf(err, errlen, "policy JSON nested too deeply (limit %d)", SIM_KUSTO_MAX_JSON_DEPTH);
-        return NULL;
+    while (len && isspace((unsigned char)**s)) {
+        (*s)++;
+        len--;
     }
-    if (json_is_array(v)) {
-        json_t *out = json_array(), *e;
-        size_t i;
-        json_array_foreach(v, i, e)
-        {
-            json_t *n = normalize(e, depth + 1, err, errlen);
-            if (!n) {
-                json_decref(out);
-                return NULL;
-            }
-            json_array_append_new(out, n);
-        }
-        return out;
-    }
-    if (!json_is_object(v)) return json_incref(v);
-    json_t *out = json_object(), *e;
-    const char *key;
-    json_object_foreach(v, key, e)
-    {
-        size_t f;
-        for (f = 0; f < sizeof FIELDS / sizeof FIELDS[0]; f++)
-            if (strcasecmp(key, FIELDS[f].key) == 0) break;
-        if (f == sizeof FIELDS / sizeof FIELDS[0]) {
-            json_t *n = normalize(e, depth + 1, err, errlen);
-            if (!n) goto bad;
-            json_object_set_new(out, key, n);
-            continue;
-        }
-        const char *k = FIELDS[f].key;
-        if (json_is_null(e)) {
-            if (!FIELDS[f].nullable) {
-                snprintf(err, errlen, "property '%s' must not be null", k);
-                goto bad;
-            }
-            json_object_set_new(out, k, json_null());
-            continue;
-        }
-        json_t *nv = NULL; /* the normalized value; NULL when e does not fit the type */
-        const char *why = "";
-        switch (FIELDS[f].type) {
-        case FT_TIMESPAN: {
-            int64_t t;
-            json_t *s = e;
-            if (json_is_object(e) && json_object_size(e) == 1) s = json_object_get(e, "Value");
-            if (json_is_string(s) && !sim_kusto_timespan_parse_net(json_string_value(s), &t) &&
-                t >= 0)
-                nv = ts_json(t);
-            why = "is not a valid timespan ('d.hh:mm:ss')";
-            break;
-        }
-        case FT_UINT:
-            if (json_is_integer(e) && json_integer_value(e) >= 0) nv = json_incref(e);
-            why = "must be a non-negative integer";
-            break;
-        case FT_BOOL:
-            if (json_is_boolean(e)) nv = json_incref(e);
-            why = "must be true or false";
-            break;
-        case FT_NUMBER:
-            if (json_is_number(e) && json_number_value(e) >= 0) nv = json_incref(e);
-            why = "must be a non-negative number";
-            break;
-        case FT_STRING:
-            if (json_is_string(e)) nv = json_incref(e);
-            why = "must be a string";
-            break;
-        case FT_DATETIME: {
-            char dt[40];
-            if (json_is_string(e) && !sim_kusto_datetime_parse(json_string_value(e), dt, sizeof dt))
-                nv = json_string(dt);
-            why = "is not a valid datetime";
-            break;
-        }
-        case FT_RECOVER: {
-            const char *s = json_string_value(e);
-            if (s && !strcasecmp(s, "Enabled"))
-                nv = json_string("Enabled");
-            else if (s && !strcasecmp(s, "Disabled"))
-                nv = json_string("Disabled");
-            why = "must be 'Enabled' or 'Disabled'";
-            break;
-        }
-        }
-        if (!nv) {
-            snprintf(err, errlen, "property '%s' %s", k, why);
-            goto bad;
-        }
-        json_object_set_new(out, k, nv);
-    }
-    return out;
-bad:
-    json_decref(out);
-    return NULL;
+    while (len && isspace((unsigned char)(*s)[len - 1]))
+        len--;
+    return len;
 }
 
-/* Puts the listed keys first, filling defaults for absent ones; returns a new object. */
-static json_t *with_defaults(json_t *v, const char *const *keys, json_t *const *defs, size_t n)
-{
-    json_t *out = json_object(), *e;
-    const char *k;
-    for (size_t i = 0; i < n; i++) {
-        json_t *x = json_object_get(v, keys[i]);
-        json_object_set(out, keys[i], x ? x : defs[i]);
-    }
-    json_object_foreach(v, k, e) if (!json_object_get(out, k)) json_object_set(out, k, e);
-    for (size_t i = 0; i < n; i++)
-        json_decref(defs[i]);
-    return out;
-}
-
-static int require_keys(json_t *obj, const char *const *keys, size_t n, const char *what, char *err,
-                        size_t errlen)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (!json_object_get(obj, keys[i])) {
-            snprintf(err, errlen, "%s: property '%s' is required", what, keys[i]);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Shape rules and defaults of one policy; takes and returns a normalized value. */
-static json_t *finalize(const policy_info *pi, json_t *v, char *err, size_t errlen)
-{
-    const char *kw = pi->kw;
-    if (pi->kind == PV_JSON_ARR) {
-        size_t i;
-        json_t *e, *out = json_array();
-        if (!json_is_array(v)) {
-            snprintf(err, errlen, "%s policy must be a JSON array", kw);
-            goto bad;
-        }
-        json_array_foreach(v, i, e)
-        {
-            if (!json_is_object(e)) {
-                snprintf(err, errlen, "%s policy entries must be JSON objects", kw);
-                goto bad;
-            }
-            if (!strcmp(kw, "update")) {
-                static const char *const req[] = {"Source", "Query"};
-                static const char *const keys[] = {"IsEnabled", "Source", "Query",
-                                                   "IsTransactional",
-                                                   "PropagateIngestionProperties"};
-                if (require_keys(e, req, 2, "update policy", err, errlen)) goto bad;
-                json_t *defs[] = {json_false(), json_null(), json_null(), json_false(),
-                                  json_false()};
-                json_array_append_new(out, with_defaults(e, keys, defs, 5));
-            } else {
-                static const char *const req[] = {"TagPrefix", "RetentionPeriod"};
-                if (require_keys(e, req, 2, "extent_tags_retention policy", err, errlen)) goto bad;
-                json_array_append(out, e);
-            }
-        }
-        return out;
-    bad:
-        json_decref(out);
-        return NULL;
-    }
-    if (!json_is_object(v)) {
-        snprintf(err, errlen, "%s policy must be a JSON object", kw);
-        return NULL;
-    }
-    if (!strcmp(kw, "retention")) {
-        static const char *const keys[] = {"SoftDeletePeriod", "Recoverability"};
-        json_t *defs[] = {json_string("365000.00:00:00"), json_string("Enabled")};
-        return with_defaults(v, keys, defs, 2);
-    }
-    if (!strcmp(kw, "ingestionbatching")) {
-        static const char *const keys[] = {"MaximumBatchingTimeSpan", "MaximumNumberOfItems",
-                                           "MaximumRawDataSizeMB"};
-        json_t *defs[] = {json_string("00:05:00"), json_integer(500), json_integer(1024)};
-        return with_defaults(v, keys, defs, 3);
-    }
-    if (!strcmp(kw, "streamingingestion")) {
-        static const char *const keys[] = {"IsEnabled", "HintAllocatedRate"};
-        json_t *defs[] = {json_false(), json_null()};
-        return with_defaults(v, keys, defs, 2);
-    }
-    if (!strcmp(kw, "auto_delete")) {
-        static const char *const req[] = {"ExpiryDate"};
-        static const char *const keys[] = {"ExpiryDate", "DeleteIfNotEmpty"};
-        if (require_keys(v, req, 1, "auto_delete policy", err, errlen)) return NULL;
-        json_t *defs[] = {json_null(), json_false()};
-        return with_defaults(v, keys, defs, 2);
-    }
-    if (!strcmp(kw, "partitioning")) {
-        if (!json_is_array(json_object_get(v, "PartitionKeys"))) {
-            snprintf(err, errlen, "partitioning policy: 'PartitionKeys' must be an array");
-            return NULL;
-        }
-    }
-    return json_incref(v);
-}
-
-/* Parses J (a decoded string literal) into a normalized policy value. */
-static json_t *parse_policy_json(const sim_kusto_token *t, char *err, size_t errlen)
-{
-    json_error_t je;
-    if (json_text_depth(t->text, t->len) > SIM_KUSTO_MAX_JSON_DEPTH) {
-        snprintf(err, errlen, "policy JSON nested too deeply (limit %d)", SIM_KUSTO_MAX_JSON_DEPTH);
-        return NULL;
-    }
-    json_t *raw = json_loadb(t->text, t->len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
-    if (!raw) {
-        snprintf(err, errlen, "policy is not valid JSON: %s (position %d)", je.text, je.position);
-        return NULL;
-    }
-    json_t *n = normalize(raw, 0, err, errlen);
-    json_decref(raw);
-    return n;
-}
-
-/* The value a write stores: J or special syntax; .alter-merge overlays the current
- * value (update policy: appends).  Returns a new reference or NULL (c set). */
-static json_t *new_value(ctx *c, const cmd *k, json_t *current)
+/* The value a write stores: J or special syntax; .alter-merge overlays the current value
+ * (kusto_policy.c's merge rules).  Returns a new reference (JSON null: clear the policy)
+ * or NULL with c's error set. */
+static json_t *new_value(ctx *c, const cmd *k, int level, json_t *current)
 {
     char err[512] = "";
-    json_t *in =
-        k->special ? json_incref(k->special) : parse_policy_json(k->json_tok, err, sizeof err);
+    const char *kw = k->pol->kw;
+    json_t *in = k->special ? json_deep_copy(k->special)
+                            : sim_kusto_policy_parse_json(kw, k->json_tok->text, k->json_tok->len,
+                                                          err, sizeof err);
     if (!in) {
         fail_bad(c, "%s", err);
         return NULL;
     }
-    if (k->verb == V_MERGE && current) {
-        json_t *base = normalize(current, 0, err, sizeof err);
-        if (base && json_is_array(base) && json_is_array(in)) {
-            json_array_extend(base, in);
-        } else if (base && json_is_object(base) && json_is_object(in)) {
-            json_object_update(base, in);
-        } else {
-            json_decref(base);
-            base = NULL;
-            if (!err[0])
-                snprintf(err, sizeof err, "cannot merge into the current %s policy", k->pol->kw);
+    if (k->body_tok) { /* request_classification: the function is the text after '<|' */
+        const char *b = k->body_tok->text;
+        size_t n = trim_len(&b, k->body_tok->len);
+        if (!json_is_object(in) || !utf8_valid(b, n)) {
+            json_decref(in);
+            fail_bad(c, "request_classification policy: the policy must be a JSON object and "
+                        "the function valid UTF-8");
+            return NULL;
         }
+        json_object_set_new(in, "ClassificationFunction", json_stringn(b, n));
+    }
+    if (k->verb == V_MERGE) {
+        json_t *merged = sim_kusto_policy_merge(kw, current, in, c->cluster, err, sizeof err);
         json_decref(in);
-        if (!base) {
+        if (!merged) {
             fail_bad(c, "%s", err);
             return NULL;
         }
-        in = base;
+        in = merged;
     }
-    json_t *out = finalize(k->pol, in, err, sizeof err);
+    json_t *out =
+        sim_kusto_policy_finalize(kw, level == SC_COLUMN, in, c->cluster, err, sizeof err);
     json_decref(in);
     if (!out) fail_bad(c, "%s", err);
     return out;
@@ -1154,6 +1144,7 @@ static const char *const POLICY_COLS[] = {"PolicyName", "EntityName", "Policy", 
 static const char *const ROLE_COLS[] = {
     "Role",         "PrincipalType", "PrincipalDisplayName",    "PrincipalObjectId",
     "PrincipalFQN", "Notes",         "RoleAssignmentIdentifier"};
+static const char *const WG_COLS[] = {"WorkloadGroupName", "WorkloadGroup"};
 
 /* {"Tables":[{"TableName":"Table_0","Columns":[string columns],"Rows":[]}]}; *rows is
  * borrowed from the frame. */
@@ -1166,6 +1157,22 @@ static json_t *frame_new(const char *const *cols, size_t n, json_t **rows)
     *rows = json_array();
     return json_pack("{s:[{s:s, s:o, s:o}]}", "Tables", "TableName", "Table_0", "Columns", columns,
                      "Rows", *rows);
+}
+
+/* Compact JSON text with numbers as short as they can be and still read back the same
+ * (Kusto prints 2.1, not jansson's default 2.1000000000000001).  malloc'd; NULL for NULL. */
+static char *dump_json(json_t *v)
+{
+    if (!v) return NULL;
+    for (int prec = 15; prec < 17; prec++) {
+        char *s = json_dumps(v, JSON_COMPACT | JSON_REAL_PRECISION(prec));
+        json_t *back = s ? json_loads(s, JSON_DECODE_ANY, NULL) : NULL;
+        int same = back && json_equal(back, v);
+        json_decref(back);
+        if (same) return s;
+        free(s);
+    }
+    return json_dumps(v, JSON_COMPACT);
 }
 
 static json_t *str_or_null(char *s)
@@ -1185,37 +1192,52 @@ static char *child_names(json_t *list)
     return s;
 }
 
-static void policy_row(json_t *rows, const policy_info *pi, int level, json_t *db, json_t *e,
-                       json_t *cluster)
+static void policy_row(json_t *rows, const policy_info *pi, const target *t, json_t *cluster)
 {
-    char entity[2 * SIM_KUSTO_MAX_NAME * 4 + 8];
+    json_t *entity = NULL;
     const char *type;
     char *children = NULL;
-    json_t *v = pol_get(level, e, pi);
-    switch (level) {
+    json_t *v = pol_get(t, pi);
+    switch (t->level) {
     case SC_CLUSTER:
-        entity[0] = '\0';
+        entity = json_string("");
         type = "Cluster";
         children = child_names(json_object_get(cluster, "databases"));
         break;
     case SC_DB:
-        snprintf(entity, sizeof entity, "[%s]", ename(e));
+        entity = json_sprintf("[%s]", ename(t->e));
         type = "Database";
-        children = child_names(json_object_get(e, "tables"));
+        children = child_names(json_object_get(t->e, "tables"));
         break;
     case SC_MV:
-        snprintf(entity, sizeof entity, "[%s].[%s]", ename(db), ename(e));
+        entity = json_sprintf("[%s].[%s]", ename(t->db), ename(t->e));
         type = "MaterializedView";
         break;
+    case SC_COLUMN:
+        entity = json_sprintf("[%s].[%s].[%s]", ename(t->db), ename(t->table), ename(t->e));
+        type = "Column";
+        break;
+    case SC_EXT:
+        entity = json_sprintf("[%s].[%s]", ename(t->db), ename(t->e));
+        type = "ExternalTable";
+        break;
     default:
-        snprintf(entity, sizeof entity, "[%s].[%s]", ename(db), ename(e));
+        entity = json_sprintf("[%s].[%s]", ename(t->db), ename(t->e));
         type = "Table";
         break;
     }
-    char *text = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    char *text = dump_json(v);
     json_decref(v);
-    json_array_append_new(rows, json_pack("[s, s, o, o, s]", pi->name, entity, str_or_null(text),
-                                          str_or_null(children), type));
+    json_array_append_new(rows,
+                          json_pack("[s, o, o, o, s]", pi->name, entity ? entity : json_null(),
+                                    str_or_null(text), str_or_null(children), type));
+    if (t->level == SC_CLUSTER && !strcmp(pi->kw, "callout")) {
+        json_t *imm = sim_kusto_callout_immutable();
+        char *itext = dump_json(imm);
+        json_decref(imm);
+        json_array_append_new(rows, json_pack("[s, s, o, n, s]", pi->name, "", str_or_null(itext),
+                                              "Cluster immutable policy"));
+    }
 }
 
 /* ------------------------------------------------------------------ roles */
@@ -1247,11 +1269,12 @@ static void fqn_app(const char *fqn, char *out, size_t outlen)
     out[n] = '\0';
 }
 
-static int db_principal_has(json_t *db, const char *app, int admin_only)
+/* 1 when app holds a role in the entity's (database's, table's, view's) principals. */
+static int principal_has(json_t *entity, const char *app, int admin_only)
 {
     size_t i;
     json_t *p;
-    json_array_foreach(json_object_get(db, "principals"), i, p)
+    json_array_foreach(json_object_get(entity, "principals"), i, p)
     {
         const char *role = json_string_value(json_object_get(p, "role"));
         const char *appid = json_string_value(json_object_get(p, "appId"));
@@ -1279,7 +1302,15 @@ static int may(const ctx *c, json_t *db, int write)
     if (!db) return 0;
     json_t *dl = json_object_get(db, "principalAssignments");
     if (write ? has_assignment(dl, app, db_admin, 1) : has_assignment(dl, app, db_any, 6)) return 1;
-    return db_principal_has(db, app, write);
+    return principal_has(db, app, write);
+}
+
+/* A table's or materialized view's own roles: Admin may write, any role may read. */
+static int may_entity(const ctx *c, json_t *entity, int write)
+{
+    if (!c->caller) return 1;
+    const char *app = c->caller->app_id;
+    return app && *app && entity && principal_has(entity, app, write);
 }
 
 static int fail_forbidden(ctx *c, json_t *db, const char *op)
@@ -1296,6 +1327,12 @@ static int fail_forbidden(ctx *c, json_t *db, const char *op)
                 "Principal 'aadapp=%.128s;%.128s' is not authorized to perform operation '%s' on "
                 "the cluster.",
                 app, tid, op);
+}
+
+/* Asks the hooks whether this write (which passed every check) is to be lost. */
+static int write_ignored(const ctx *c)
+{
+    return c->hooks && c->hooks->ignore_write && c->hooks->ignore_write(c->hooks->arg);
 }
 
 /* Splits "aadapp=<id>;<tenant>" etc.; returns the ARM principal type or NULL. */
@@ -1331,11 +1368,13 @@ static const char *parse_fqn(const char *fqn, char *kind, size_t kindlen, char *
     return NULL;
 }
 
-static void principals_rows(json_t *rows, json_t *db)
+/* The principals table of a securable; label: "Database Db", "Table Db.T",
+ * "Materialized View Db.V" (the Role column is "<label> <role>"). */
+static void principals_rows(json_t *rows, json_t *entity, const char *label)
 {
     size_t i;
     json_t *p;
-    json_array_foreach(json_object_get(db, "principals"), i, p)
+    json_array_foreach(json_object_get(entity, "principals"), i, p)
     {
         const char *role = json_string_value(json_object_get(p, "role"));
         const char *type = json_string_value(json_object_get(p, "type"));
@@ -1344,49 +1383,89 @@ static void principals_rows(json_t *rows, json_t *db)
         const char *appid = json_string_value(json_object_get(p, "appId"));
         const char *email = json_string_value(json_object_get(p, "email"));
         const char *notes = json_string_value(json_object_get(p, "notes"));
-        char label[128], guid[37];
+        char guid[37];
         if (!role) continue;
-        snprintf(label, sizeof label, "Database %.64s %s", ename(db), role);
         const char *ptype = !type                       ? "AAD Application"
                             : !strcasecmp(type, "App")  ? "AAD Application"
                             : !strcasecmp(type, "User") ? "AAD User"
                                                         : "AAD Group";
         const char *oid = appid && *appid ? appid : email && *email ? email : name ? name : "";
-        stable_guid(role, fqn ? fqn : oid, guid);
-        json_array_append_new(rows,
-                              json_pack("[s, s, s, s, s, s, s]", label, ptype, name ? name : oid,
-                                        oid, fqn ? fqn : "", notes ? notes : "", guid));
+        char seed[2200];
+        snprintf(seed, sizeof seed, "%s|%s", label, role);
+        stable_guid(seed, fqn ? fqn : oid, guid);
+        json_array_append_new(
+            rows, json_pack("[o, s, s, s, s, s, s]", json_sprintf("%s %s", label, role), ptype,
+                            name ? name : oid, oid, fqn ? fqn : "", notes ? notes : "", guid));
     }
 }
 
-static int run_roles(ctx *c, const cmd *k, json_t *db)
+/* Resolves a database named in the command (case-insensitive). */
+static json_t *db_named(ctx *c, const char *name)
 {
-    json_t *rows;
+    json_t *d = find_db(c->cluster, name);
+    if (!d) fail_not_found(c, name, "Database");
+    return d;
+}
+
+/* The database a table-like name lives in: the one it names, else the request's. */
+static json_t *db_of(ctx *c, const qname *q)
+{
+    if (q->db) return db_named(c, q->db);
+    if (!c->ctx_db) fail_bad(c, "the request names no database for '%.1100s'", q->name);
+    return c->ctx_db;
+}
+
+static int run_roles(ctx *c, const cmd *k)
+{
+    json_t *rows, *db, *entity;
+    const int write = k->verb != V_SHOW;
+    const char *op = !write              ? "show principals"
+                     : k->verb == V_ADD  ? "add principals"
+                     : k->verb == V_DROP ? "drop principals"
+                                         : "set principals";
+    json_t *label = NULL;
+    if (k->scope == SC_DB) {
+        db = k->nnames ? db_named(c, k->names[0].name) : c->ctx_db;
+        if (!db) return k->nnames ? -1 : fail_bad(c, "the request names no database");
+        if (!may(c, db, write)) return fail_forbidden(c, db, op);
+        entity = db;
+        label = json_sprintf("Database %s", ename(db));
+    } else {
+        int mv = k->scope == SC_MV;
+        db = db_of(c, &k->names[0]);
+        if (!db) return -1;
+        entity = find_named(db, mv ? "materializedViews" : "tables", k->names[0].name);
+        /* no hint whether the entity exists to a caller without rights */
+        if (!may(c, db, write) && !may_entity(c, entity, write)) return fail_forbidden(c, db, op);
+        if (!entity) return fail_not_found(c, k->names[0].name, mv ? "MaterializedView" : "Table");
+        label =
+            json_sprintf("%s %s.%s", mv ? "Materialized View" : "Table", ename(db), ename(entity));
+    }
+    if (!label) return fail_bad(c, "out of memory");
+    const char *lab = json_string_value(label);
     if (k->principals) {
-        if (!may(c, db, 0)) return fail_forbidden(c, db, "show principals");
         c->body = frame_new(ROLE_COLS, 7, &rows);
-        principals_rows(rows, db);
+        principals_rows(rows, entity, lab);
+        json_decref(label);
         return 0;
     }
-    if (!may(c, db, 1))
-        return fail_forbidden(c, db,
-                              k->verb == V_ADD    ? "add principals"
-                              : k->verb == V_DROP ? "drop principals"
-                                                  : "set principals");
     const char *role = ROLES[k->role].role;
-    json_t *list = json_object_get(db, "principals");
-    if (!json_is_array(list)) {
-        list = json_array();
-        json_object_set_new(db, "principals", list);
-    }
     /* validate every FQN before changing anything */
     for (size_t i = 0; i < k->nfqns; i++) {
         char kind[16], id[MAX_FQN], tenant[MAX_FQN];
-        if (!parse_fqn(k->fqns[i], kind, sizeof kind, id, sizeof id, tenant, sizeof tenant))
+        if (!parse_fqn(k->fqns[i], kind, sizeof kind, id, sizeof id, tenant, sizeof tenant)) {
+            json_decref(label);
             return fail_bad(c,
                             "principal '%.600s' is not a valid FQN (aadapp=<appId>;<tenant>, "
                             "aaduser=<upn>[;tenant], aadgroup=<name>[;tenant], msauser=<email>)",
                             k->fqns[i]);
+        }
+    }
+    if (write_ignored(c)) goto answer;
+    json_t *list = json_object_get(entity, "principals");
+    if (!json_is_array(list)) {
+        list = json_array();
+        json_object_set_new(entity, "principals", list);
     }
     if (k->verb == V_SET) { /* .set replaces everyone in the role */
         for (size_t j = json_array_size(list); j-- > 0;) {
@@ -1428,24 +1507,203 @@ static int run_roles(ctx *c, const cmd *k, json_t *db)
                                               app ? id : "", "email", app ? "" : id, "tenantName",
                                               tenant, "notes", k->notes ? k->notes : ""));
     }
+answer:
     c->body = frame_new(ROLE_COLS, 7, &rows);
-    if (!k->skip_results) principals_rows(rows, db);
+    if (!k->skip_results) principals_rows(rows, entity, lab);
+    json_decref(label);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ workload groups */
+
+/* The definition of workload group name, NULL when there is none; "default" always exists
+ * (with its built-in definition until altered).  *idx: its index in the state, or -1. */
+static json_t *wg_get(json_t *cluster, const char *name, long *idx)
+{
+    size_t i;
+    json_t *g;
+    *idx = -1;
+    json_array_foreach(json_object_get(cluster, "workloadGroups"), i, g)
+    {
+        if (!strcmp(ename(g), name)) {
+            *idx = (long)i;
+            return json_incref(json_object_get(g, "definition"));
+        }
+    }
+    return strcmp(name, "default") ? NULL : sim_kusto_default_workload_group();
+}
+
+static void wg_row(json_t *rows, const char *name, json_t *def)
+{
+    char *text = dump_json(def);
+    json_array_append_new(rows, json_pack("[s, o]", name, str_or_null(text)));
+}
+
+static void wg_all_rows(json_t *cluster, json_t *rows)
+{
+    long idx;
+    json_t *d = wg_get(cluster, "default", &idx);
+    if (idx < 0) wg_row(rows, "default", d); /* not in the state: built in */
+    json_decref(d);
+    size_t i;
+    json_t *g;
+    json_array_foreach(json_object_get(cluster, "workloadGroups"), i, g)
+        wg_row(rows, ename(g), json_object_get(g, "definition"));
+}
+
+/* Workload group names follow the entity rule; '$' is for system groups only. */
+static int wg_name_ok(const char *n)
+{
+    for (const char *s = n; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch < 0x80 && !isalnum(ch) && ch != '_' && ch != ' ' && ch != '.' && ch != '-') return 0;
+    }
+    return 1;
+}
+
+static int run_wg(ctx *c, const cmd *k)
+{
+    json_t *rows;
+    const char *name = k->wg_name;
+    if (!may(c, NULL, 1))
+        return fail_forbidden(c, NULL,
+                              k->verb == V_SHOW ? "show workload groups" : "alter workload group");
+    if (k->wg == 1) {
+        c->body = frame_new(WG_COLS, 2, &rows);
+        wg_all_rows(c->cluster, rows);
+        return 0;
+    }
+    long idx;
+    json_t *cur = wg_get(c->cluster, name, &idx);
+    if (k->verb == V_SHOW) {
+        c->body = frame_new(WG_COLS, 2, &rows);
+        if (cur) wg_row(rows, name, cur);
+        json_decref(cur);
+        return 0;
+    }
+    if (!strcmp(name, "internal") || name[0] == '$') {
+        json_decref(cur);
+        return fail_bad(c, "the built-in workload group '%.100s' cannot be changed", name);
+    }
+    if (k->verb == V_DROP) {
+        if (!strcmp(name, "default")) {
+            json_decref(cur);
+            return fail_bad(c, "the workload group 'default' cannot be dropped");
+        }
+        json_decref(cur);
+        if (idx < 0) return fail_not_found(c, name, "WorkloadGroup");
+        if (!write_ignored(c))
+            json_array_remove(json_object_get(c->cluster, "workloadGroups"), (size_t)idx);
+        c->body = frame_new(WG_COLS, 2, &rows);
+        wg_all_rows(c->cluster, rows);
+        return 0;
+    }
+    char err[512] = "";
+    if (!wg_name_ok(name) || !*name) {
+        json_decref(cur);
+        return fail_bad(c, "'%.1100s' is not a valid workload group name", name);
+    }
+    json_t *in = sim_kusto_policy_parse_json("workload_group", k->json_tok->text, k->json_tok->len,
+                                             err, sizeof err);
+    json_t *def = in ? sim_kusto_workload_group_check(in, err, sizeof err) : NULL;
+    json_decref(in);
+    if (def && k->verb == V_MERGE) {
+        if (!cur) {
+            json_decref(def);
+            return fail_not_found(c, name, "WorkloadGroup");
+        }
+        json_t *merged = sim_kusto_deep_merge(cur, def);
+        json_decref(def);
+        def = sim_kusto_workload_group_check(merged, err, sizeof err);
+        json_decref(merged);
+    }
+    json_decref(cur);
+    if (!def) return fail_bad(c, "%s", err);
+    json_t *list = json_object_get(c->cluster, "workloadGroups");
+    if (idx < 0 && strcmp(name, "default")) {
+        size_t custom = 0, i;
+        json_t *g;
+        json_array_foreach(list, i, g) custom += strcmp(ename(g), "default") != 0;
+        if (custom >= MAX_CUSTOM_WORKLOAD_GROUPS) {
+            json_decref(def);
+            return fail_bad(c,
+                            "a cluster may have at most %d workload groups besides the "
+                            "built-in ones",
+                            MAX_CUSTOM_WORKLOAD_GROUPS);
+        }
+    }
+    if (!write_ignored(c)) {
+        if (!json_is_array(list)) {
+            list = json_array();
+            json_object_set_new(c->cluster, "workloadGroups", list);
+        }
+        long didx;
+        json_t *d = wg_get(c->cluster, "default", &didx);
+        if (didx < 0) { /* the built-in default becomes explicit, first, as .show lists it */
+            json_array_insert_new(list, 0,
+                                  json_pack("{s:s, s:o}", "name", "default", "definition", d));
+            if (idx >= 0) idx++;
+            if (!strcmp(name, "default")) idx = 0;
+        } else {
+            json_decref(d);
+        }
+        if (idx >= 0)
+            json_object_set(json_array_get(list, (size_t)idx), "definition", def);
+        else
+            json_array_append_new(list, json_pack("{s:s, s:O}", "name", name, "definition", def));
+        c->body = frame_new(WG_COLS, 2, &rows);
+        wg_row(rows, name, def);
+    } else { /* answered from the unchanged state */
+        long unused;
+        json_t *now = wg_get(c->cluster, name, &unused);
+        c->body = frame_new(WG_COLS, 2, &rows);
+        if (now) wg_row(rows, name, now);
+        json_decref(now);
+    }
+    json_decref(def);
     return 0;
 }
 
 /* ------------------------------------------------------------------ execution */
 
-typedef struct target {
-    int level;
-    json_t *db, *e;
-} target;
-
-/* Resolves a database named in the command (case-insensitive). */
-static json_t *db_named(ctx *c, const char *name)
+/* The rights check of a policy command on one entity of database d (NULL: the cluster).
+ * entity: the table or view whose own Admin role may also do (NULL when none applies). */
+static int policy_allowed(const ctx *c, const cmd *k, json_t *d, json_t *entity, int write)
 {
-    json_t *d = find_db(c->cluster, name);
-    if (!d) fail_not_found(c, name, "Database");
-    return d;
+    if (write && k->pol->rights == R_CLUSTER) return may(c, NULL, 1);
+    if (!d) return may(c, NULL, write);
+    if (may(c, d, write)) return 1;
+    return (!write || k->pol->rights == R_ENTITY) && may_entity(c, entity, write);
+}
+
+/* Fills t for name i of k (a table, view, column or external table in some database). */
+static int resolve_entity(ctx *c, const cmd *k, size_t i, int write, const char *op, target *t)
+{
+    static const struct {
+        int scope;
+        const char *list, *kind;
+    } KINDS[] = {{SC_TABLE, "tables", "Table"},
+                 {SC_TABLES, "tables", "Table"},
+                 {SC_MV, "materializedViews", "MaterializedView"},
+                 {SC_COLUMN, "tables", "Table"},
+                 {SC_EXT, "externalTables", "ExternalTable"}};
+    size_t kk = 0;
+    while (KINDS[kk].scope != k->scope)
+        kk++;
+    json_t *d = db_of(c, &k->names[i]);
+    if (!d) return -1;
+    json_t *e = find_named(d, KINDS[kk].list, k->names[i].name);
+    json_t *owner = k->scope == SC_EXT ? NULL : e; /* who has roles of its own */
+    if (!policy_allowed(c, k, d, owner, write)) return fail_forbidden(c, d, op);
+    if (!e) return fail_not_found(c, k->names[i].name, KINDS[kk].kind);
+    *t = (target){k->scope == SC_TABLES ? SC_TABLE : k->scope, d, NULL, e, 0};
+    if (k->scope == SC_COLUMN) {
+        size_t ci;
+        json_t *col = find_column(e, k->column, &ci);
+        if (!col) return fail_not_found(c, k->column, "Column");
+        *t = (target){SC_COLUMN, d, e, col, ci};
+    }
+    return 0;
 }
 
 static int run_policy(ctx *c, const cmd *k)
@@ -1458,23 +1716,23 @@ static int run_policy(ctx *c, const cmd *k)
 
     /* 1. the entities, checking rights per database before looking inside it */
     if (k->scope == SC_CLUSTER) {
-        if (!may(c, NULL, write)) return fail_forbidden(c, NULL, op);
+        if (!policy_allowed(c, k, NULL, NULL, write)) return fail_forbidden(c, NULL, op);
         tg = calloc(1, sizeof *tg);
         if (!tg) return fail_bad(c, "out of memory");
-        tg[n++] = (target){SC_CLUSTER, NULL, c->cluster};
+        tg[n++] = (target){SC_CLUSTER, NULL, NULL, c->cluster, 0};
     } else if (k->scope == SC_DB && k->wildcard) {
         json_t *dbs = json_object_get(c->cluster, "databases"), *d;
         size_t i;
         tg = calloc(json_array_size(dbs) + 1, sizeof *tg);
         if (!tg) return fail_bad(c, "out of memory");
-        json_array_foreach(dbs, i, d) if (may(c, d, 0)) tg[n++] = (target){SC_DB, d, d};
+        json_array_foreach(dbs, i, d) if (may(c, d, 0)) tg[n++] = (target){SC_DB, d, NULL, d, 0};
     } else if (k->scope == SC_DB) {
         json_t *d = db_named(c, k->names[0].name);
         if (!d) return -1;
-        if (!may(c, d, write)) return fail_forbidden(c, d, op);
+        if (!policy_allowed(c, k, d, NULL, write)) return fail_forbidden(c, d, op);
         tg = calloc(1, sizeof *tg);
         if (!tg) return fail_bad(c, "out of memory");
-        tg[n++] = (target){SC_DB, d, d};
+        tg[n++] = (target){SC_DB, d, NULL, d, 0};
     } else if (k->wildcard) { /* .show table * */
         if (!c->ctx_db) return fail_bad(c, "the request names no database for 'table *'");
         if (!may(c, c->ctx_db, 0)) return fail_forbidden(c, c->ctx_db, op);
@@ -1482,28 +1740,28 @@ static int run_policy(ctx *c, const cmd *k)
         size_t i;
         tg = calloc(json_array_size(tables) + 1, sizeof *tg);
         if (!tg) return fail_bad(c, "out of memory");
-        json_array_foreach(tables, i, t) tg[n++] = (target){SC_TABLE, c->ctx_db, t};
+        json_array_foreach(tables, i, t) tg[n++] = (target){SC_TABLE, c->ctx_db, NULL, t, 0};
     } else {
         tg = calloc(k->nnames, sizeof *tg);
         if (!tg) return fail_bad(c, "out of memory");
         for (size_t i = 0; i < k->nnames; i++) {
-            json_t *d = k->names[i].db ? db_named(c, k->names[i].db) : c->ctx_db;
-            if (!d) {
-                if (!k->names[i].db)
-                    fail_bad(c, "the request names no database for '%.1100s'", k->names[i].name);
-                goto out;
+            if (resolve_entity(c, k, i, write, op, &tg[n])) goto out;
+            n++;
+        }
+    }
+    /* roworder names columns: each must exist in every table it is set on */
+    if (k->pol->kind == PV_ROWORDER && k->special) {
+        size_t i, j;
+        json_t *e;
+        for (i = 0; i < n; i++) {
+            json_array_foreach(json_object_get(k->special, "OrderBy"), j, e)
+            {
+                const char *col = json_string_value(json_object_get(e, "ColumnName"));
+                if (!find_column(tg[i].e, col, NULL)) {
+                    fail_not_found(c, col, "Column");
+                    goto out;
+                }
             }
-            if (!may(c, d, write)) {
-                fail_forbidden(c, d, op);
-                goto out;
-            }
-            int mv = k->scope == SC_MV;
-            json_t *e = find_named(d, mv ? "materializedViews" : "tables", k->names[i].name);
-            if (!e) {
-                fail_not_found(c, k->names[i].name, mv ? "MaterializedView" : "Table");
-                goto out;
-            }
-            tg[n++] = (target){mv ? SC_MV : SC_TABLE, d, e};
         }
     }
 
@@ -1516,28 +1774,29 @@ static int run_policy(ctx *c, const cmd *k)
         }
         size_t i;
         for (i = 0; i < n; i++) {
-            json_t *cur = k->verb == V_MERGE ? pol_get(tg[i].level, tg[i].e, k->pol) : NULL;
-            vals[i] = new_value(c, k, cur);
+            json_t *cur = k->verb == V_MERGE ? pol_get(&tg[i], k->pol) : NULL;
+            vals[i] = new_value(c, k, tg[i].level, cur);
             json_decref(cur);
             if (!vals[i]) break;
         }
-        if (i == n)
-            for (i = 0; i < n; i++)
-                pol_set(tg[i].level, tg[i].e, k->pol, vals[i]);
         int ok = i == n;
+        if (ok && !write_ignored(c))
+            for (i = 0; i < n; i++)
+                pol_set(&tg[i], k->pol, vals[i]);
         for (i = 0; i < n; i++)
             json_decref(vals[i]);
         free(vals);
         if (!ok) goto out;
     } else if (k->verb == V_DELETE) {
-        for (size_t i = 0; i < n; i++)
-            pol_del(tg[i].level, tg[i].e, k->pol);
+        if (!write_ignored(c))
+            for (size_t i = 0; i < n; i++)
+                pol_del(&tg[i], k->pol);
     }
 
     /* 3. the answer: the entities' policies as they now are */
     c->body = frame_new(POLICY_COLS, 5, &rows);
     for (size_t i = 0; i < n; i++)
-        policy_row(rows, k->pol, tg[i].level, tg[i].db, tg[i].e, c->cluster);
+        policy_row(rows, k->pol, &tg[i], c->cluster);
     rc = 0;
 out:
     free(tg);
@@ -1573,17 +1832,12 @@ static int execute(ctx *c, const char *db, const char *csl)
                       1, "Entity name '%.1100s' of kind 'Database' does not exist.", db);
     }
     if (rc == 0) {
-        if (k->principals || (k->scope == SC_DB && !k->pol)) {
-            json_t *d = k->nnames ? db_named(c, k->names[0].name) : c->ctx_db;
-            if (!d && !k->nnames)
-                rc = fail_bad(c, "the request names no database");
-            else if (!d)
-                rc = -1;
-            else
-                rc = run_roles(c, k, d);
-        } else {
+        if (k->wg)
+            rc = run_wg(c, k);
+        else if (k->principals || ROLE_VERB(k->verb))
+            rc = run_roles(c, k);
+        else
             rc = run_policy(c, k);
-        }
     }
     json_decref(k->special);
     free(k);
@@ -1591,9 +1845,9 @@ static int execute(ctx *c, const char *db, const char *csl)
     return rc;
 }
 
-int sim_kusto_execute(json_t *cluster, const char *db, const char *csl,
-                      const sim_kusto_caller *caller, const char *client_request_id,
-                      const char *activity_id, json_t **body)
+int sim_kusto_execute_hooked(json_t *cluster, const char *db, const char *csl,
+                             const sim_kusto_caller *caller, const char *client_request_id,
+                             const char *activity_id, const sim_kusto_hooks *hooks, json_t **body)
 {
     ctx c = {cluster,
              NULL,
@@ -1603,7 +1857,8 @@ int sim_kusto_execute(json_t *cluster, const char *db, const char *csl,
              csl ? csl : "",
              "DN.AdminCommand.ControlCommand",
              NULL,
-             200};
+             200,
+             hooks};
     if (!csl || !json_is_object(cluster)) {
         fail(&c, 400, "BadRequest_SyntaxError", "Kusto.Data.Exceptions.SyntaxException", 1,
              "Syntax error: empty command");
@@ -1616,4 +1871,12 @@ int sim_kusto_execute(json_t *cluster, const char *db, const char *csl,
                            GENERIC_400, "@permanent", 0);
     *body = c.body;
     return c.status;
+}
+
+int sim_kusto_execute(json_t *cluster, const char *db, const char *csl,
+                      const sim_kusto_caller *caller, const char *client_request_id,
+                      const char *activity_id, json_t **body)
+{
+    return sim_kusto_execute_hooked(cluster, db, csl, caller, client_request_id, activity_id, NULL,
+                                    body);
 }

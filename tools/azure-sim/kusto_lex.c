@@ -742,6 +742,14 @@ int sim_kusto_lex(const char *csl, size_t len, sim_kusto_tokens *out, size_t *er
             if (push(&lx, SK_TOK_NUMBER, dup_range(csl + pos, n), n, pos)) goto fail;
             continue;
         }
+        if (c == '<' && lx.i + 1 < len && csl[lx.i + 1] == '|') {
+            /* "<| body": the rest is a KQL function body, not command tokens */
+            size_t from = lx.i + 2;
+            if (push(&lx, SK_TOK_BODY, dup_range(csl + from, len - from), len - from, pos))
+                goto fail;
+            lx.i = len;
+            continue;
+        }
         if (c == '.' && lx.i + 1 < len && csl[lx.i + 1] == '.') {
             lx.i += 2;
             if (push(&lx, SK_TOK_PUNCT, dup_range("..", 2), 2, pos)) goto fail;

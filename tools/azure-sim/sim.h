@@ -20,6 +20,9 @@
  *           "name": "mykustodatabase", "kind": "ReadWrite",
  *           "softDeletePeriod": "P365D",    ISO-8601; THE database retention (ARM and Kusto views)
  *           "hotCachePeriod": "P31D",       ISO-8601; THE database caching policy; absent = unset
+ *           "hotWindows": [{"MinValue": "2021-01-01T00:00:00Z", "MaxValue": ...}],  the caching
+ *                                           policy's hot windows (Kusto only; ARM setting
+ *                                           hotCachePeriod replaces the policy, windows go)
  *           "recoverability": "Enabled",    retention policy's other field
  *           "policies": {"merge": {...}, ...},  other database-level policies by keyword
  *           "principals": [{"role": "Admin", "type": "App", "name": "...",
@@ -27,9 +30,17 @@
  *                           "tenantName": "..."}],   shared by ARM addPrincipals/listPrincipals
  *                                                    and Kusto .add/.drop/.show database principals
  *           "principalAssignments": [{"name", "principalId", "role", "tenantId", "principalType"}],
- *           "tables": [{"name": "StormEvents", "policies": {"caching": {"DataHotSpan": ...}}}],
- *           "materializedViews": [{"name": "...", "policies": {}}]
- *       }]}]}]}],
+ *           "tables": [{"name": "StormEvents", "policies": {"caching": {"DataHotSpan": ...}},
+ *                       "principals": [...as above, roles Admin/Ingestor],
+ *                       "columns": [{"name": "StartTime", "type": "datetime",
+ *                                    "policies": {"encoding": {...}}} or "StartTime"]}],
+ *           "materializedViews": [{"name": "...", "policies": {}, "principals": [...Admin]}],
+ *           "externalTables": [{"name": "ExternalLogs", "policies": {}}]
+ *       }],
+ *       "workloadGroups": [{"name": "default", "definition": {<workload group JSON>}}],
+ *       "managedIdentities": [{"objectId", "clientId", "tenantId", "displayName",
+ *                              "isSystem"}]     identities assigned to the cluster
+ *       }]}]}],
  *   "settings": {"lroDurationMs": 1500, "lroRetryAfterSeconds": 1, "tokenLifetimeSeconds": 3600,
  *                "armWriteBucket": 200, "armWriteRefillPerSecond": 10,
  *                "kustoMaxConcurrent": 8, "kustoCommandLatencyMs": 0}
@@ -67,6 +78,10 @@ struct sim_request {
     const char *caller_tenant_id; /* the token's tid claim */
     const char *token_audience;   /* the token's aud claim */
     const char *activity_id;      /* a fresh GUID for this request (x-ms-request-id / activity) */
+    /* Asked once by a handler for a write that passed its checks, just before it changes the
+     * state: 1 = lose it (answer as usual, from the unchanged state; an LRO then succeeds
+     * without applying anything).  The front counts faults.ignoreWrites down; NULL = never. */
+    int (*ignore_write)(const sim_request *req);
 };
 
 typedef struct sim_response {

@@ -58,6 +58,8 @@ typedef struct req_ctx {
     char host[256];
     char activity_id[40];
     struct MHD_Connection *conn;
+    sim_server *srv;
+    int write_lost; /* faults.ignoreWrites took this request's write (logged) */
 } req_ctx;
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -266,6 +268,7 @@ static void log_request(sim_server *srv, req_ctx *rc, const char *method, enum h
                           (json_int_t)(sim_now_ms() - rc->start_ms), "reset", reset, "activityId",
                           rc->activity_id);
     if (!e) return;
+    if (rc->write_lost) json_object_set_new(e, "writeLost", json_true());
     /* Bytes this entry holds, roughly: body + path + headers (up to 64 KiB of them). */
     size_t size = json_string_length(body) + strlen(rc->raw_uri ? rc->raw_uri : "") + 512;
     const char *hk;
@@ -356,6 +359,17 @@ static int faults_check(json_t *f, char *err, size_t errlen)
                              i);
                     return -1;
                 }
+            }
+        } else if (!strcmp(key, "ignoreWrites")) {
+            if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                json_integer_value(v) > 1000000000) {
+                snprintf(err, errlen, "faults.ignoreWrites must be an integer 0..1000000000");
+                return -1;
+            }
+        } else if (!strcmp(key, "ignoreWritesHost")) {
+            if (!json_is_string(v) || json_string_length(v) > 255) {
+                snprintf(err, errlen, "faults.ignoreWritesHost must be a host name");
+                return -1;
             }
         } else if (!strcmp(key, "tokenAppend")) {
             if (!json_is_string(v) || json_string_length(v) > TOKEN_APPEND_MAX) {
@@ -453,6 +467,29 @@ static void faults_plan(sim_server *srv, const char *host, fault_plan *fp)
             break;
         }
     }
+}
+
+/* faults.ignoreWrites: called (st->lock held) by ARM and the Kusto engine for a write that
+ * passed its checks; 1 = lose it.  Counts down the fault (filtered by ignoreWritesHost). */
+static int take_ignore_write(req_ctx *rc)
+{
+    json_t *f = rc->srv->faults;
+    json_t *n = json_object_get(f, "ignoreWrites");
+    const char *h = json_string_value(json_object_get(f, "ignoreWritesHost"));
+    if (json_integer_value(n) <= 0 || (h && strcasecmp(h, rc->host) != 0)) return 0;
+    json_integer_set(n, json_integer_value(n) - 1);
+    rc->write_lost = 1;
+    return 1;
+}
+
+static int req_ignore_write(const sim_request *req)
+{
+    return take_ignore_write(req->impl);
+}
+
+static int kusto_ignore_write(void *arg)
+{
+    return take_ignore_write(arg);
 }
 
 /* ---- token checks --------------------------------------------------------------- */
@@ -663,10 +700,11 @@ static void kusto_mgmt(sim_server *srv, sim_request *req, const char *crid, sim_
                         crid, aid, "The cluster '%s' no longer exists.", req->host);
     } else {
         sim_kusto_caller caller = {req->caller_app_id, req->caller_tenant_id};
+        sim_kusto_hooks hooks = {kusto_ignore_write, req->impl};
         json_t *out = NULL;
         const char *dbname = json_string_value(db);
-        resp->status =
-            sim_kusto_execute(cluster, dbname, json_string_value(csl), &caller, crid, aid, &out);
+        resp->status = sim_kusto_execute_hooked(cluster, dbname, json_string_value(csl), &caller,
+                                                crid, aid, &hooks, &out);
         resp->body = out;
     }
     n = json_object_get(srv->inflight, req->host);
@@ -1091,6 +1129,8 @@ static enum MHD_Result dispatch(sim_server *srv, req_ctx *rc, const char *url, c
     req.query = req_query;
     req.impl = rc;
     req.activity_id = rc->activity_id;
+    req.ignore_write = req_ignore_write;
+    rc->srv = srv;
     token_info ti = {NULL, 0};
 
     if (!strncmp(url, "/_sim/", 6) || !strcmp(url, "/_sim")) {

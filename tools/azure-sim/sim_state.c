@@ -1,6 +1,7 @@
 /* sim_state.c: azure-sim's simulated state: the documented default, loading and shape
  * checks of --state files, and the lookups the front needs (tenants, apps, clusters). */
 #include "sim_core.h"
+#include "kusto.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,15 @@ static const char DEFAULT_STATE[] =
     "     \"name\": \"mykustocluster\", \"location\": \"westus\","
     "     \"uri\": \"https://mykustocluster.westus.kusto.windows.net\","
     "     \"policies\": {}, \"principalAssignments\": [],"
+    "     \"managedIdentities\": ["
+    "       {\"objectId\": \"99999999-0000-4000-8000-000000000001\","
+    "        \"clientId\": \"99999999-0000-4000-8000-000000000011\","
+    "        \"tenantId\": \"11111111-1111-1111-1111-111111111111\","
+    "        \"displayName\": \"mykustocluster\", \"isSystem\": true},"
+    "       {\"objectId\": \"99999999-0000-4000-8000-000000000002\","
+    "        \"clientId\": \"99999999-0000-4000-8000-000000000012\","
+    "        \"tenantId\": \"11111111-1111-1111-1111-111111111111\","
+    "        \"displayName\": \"ingest-identity\", \"isSystem\": false}],"
     "     \"databases\": [{"
     "       \"name\": \"mykustodatabase\", \"kind\": \"ReadWrite\","
     "       \"softDeletePeriod\": \"P365D\", \"hotCachePeriod\": \"P31D\","
@@ -34,9 +44,17 @@ static const char DEFAULT_STATE[] =
     "                         \"appId\": \"33333333-3333-3333-3333-333333333333\","
     "                         \"email\": \"\", \"tenantName\": \"contoso.onmicrosoft.com\"}],"
     "       \"principalAssignments\": [],"
-    "       \"tables\": [{\"name\": \"StormEvents\", \"policies\": {}},"
-    "                  {\"name\": \"Logs\", \"policies\": {}}],"
-    "       \"materializedViews\": []"
+    "       \"tables\": [{\"name\": \"StormEvents\", \"policies\": {}, \"principals\": [],"
+    "                   \"columns\": [{\"name\": \"StartTime\", \"type\": \"datetime\"},"
+    "                               {\"name\": \"State\", \"type\": \"string\"},"
+    "                               {\"name\": \"EventType\", \"type\": \"string\"}]},"
+    "                  {\"name\": \"Logs\", \"policies\": {}, \"principals\": [],"
+    "                   \"columns\": [{\"name\": \"Timestamp\", \"type\": \"datetime\"},"
+    "                               {\"name\": \"Level\", \"type\": \"string\"},"
+    "                               {\"name\": \"Message\", \"type\": \"string\"}]}],"
+    "       \"materializedViews\": [{\"name\": \"DailyStorms\", \"policies\": {},"
+    "                              \"principals\": []}],"
+    "       \"externalTables\": [{\"name\": \"ExternalLogs\", \"policies\": {}}]"
     "     }]"
     "   }]}]"
     " }],"
@@ -95,6 +113,13 @@ json_t *sim_state_default(void)
         fprintf(stderr, "azure-sim: default state does not parse: %s (line %d)\n", e.text, e.line);
         abort();
     }
+    /* the cluster's built-in "default" workload group, as the engine defines it */
+    json_t *sub = json_array_get(json_object_get(root, "subscriptions"), 0);
+    json_t *rg = json_array_get(json_object_get(sub, "resourceGroups"), 0);
+    json_t *cl = json_array_get(json_object_get(rg, "clusters"), 0);
+    json_object_set_new(cl, "workloadGroups",
+                        json_pack("[{s:s, s:o}]", "name", "default", "definition",
+                                  sim_kusto_default_workload_group()));
     return root;
 }
 

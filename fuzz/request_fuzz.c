@@ -240,28 +240,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 /* ------------------------------------------------------------------ Azure answers */
 
-/* KNOWN BUG, outside fuzz/ (worker/value.c read_caching): a caching policy with an
- * unreadable hot window (no MaxValue, say) fails, but leaves *value pointing at the value it
- * just freed; exec.c's STEP_APPLY then json_decref()s that pointer when the answer is
- * unreadable (a double free).  Reproducer: corpus-request/answer-kusto-caching-bad-window.bin.
- * Tolerated (the pointer left alone) for exactly that value type, said once per run; delete
- * this when read_caching sets *value = NULL before failing. */
-static int known_dangling_value_bug(const pw_request_op *op)
-{
-    static int said;
-    if (op->route != PW_ROUTE_KUSTO || vtype(op) != PW_VT_CACHING) return 0;
-    if (!said++)
-        fprintf(stderr, "request_fuzz: KNOWN BUG: pw_plan_value fails with *value dangling for "
-                        "a caching policy with a bad hot window (worker/value.c read_caching)\n");
-    return 1;
-}
-
 static void read_value(const pw_plan_op *pop, const json_t *answer)
 {
     json_t *value = NULL;
     char err[256] = "";
     if (pw_plan_value(pop, answer, &value, err, sizeof err) != 0) {
-        if (value && known_dangling_value_bug(pop->op)) return; /* freed: never touch it */
         CHECK(value == NULL && err[0] != '\0');
         return;
     }
@@ -768,21 +751,6 @@ static void check_strict(const uint8_t *data, size_t size, int privileged_kinds)
     pw_rejection_clear(&rej);
 }
 
-/* KNOWN BUG, outside fuzz/ (worker/reply.c call_json): a Kusto call at cluster scope has no
- * database (NULL), which json_pack's "s" refuses, so pw_reply_plan returns NULL and the
- * `accepted` event of a cluster kind carries no plan (reply.v1.json wants "database": a
- * string, "" here).  Tolerated for exactly that case, said once per run; delete this when
- * reply.c writes "" for a NULL database. */
-static int known_reply_plan_bug(const pw_request_op *op)
-{
-    static int said;
-    if (op->route != PW_ROUTE_KUSTO || op->kind.scope != PW_SCOPE_CLUSTER) return 0;
-    if (!said++)
-        fprintf(stderr, "request_fuzz: KNOWN BUG: pw_reply_plan gives NULL for a cluster-scope "
-                        "Kusto call (worker/reply.c packs database NULL)\n");
-    return 1;
-}
-
 static void check_accepted(const pw_request *req, const uint8_t *data, size_t size)
 {
     char err[256];
@@ -813,7 +781,7 @@ static void check_accepted(const pw_request *req, const uint8_t *data, size_t si
         free(planned);
         json_decref(desired);
         json_t *pj = pw_reply_plan(plan, i);
-        if (!pj && known_reply_plan_bug(op)) continue;
+        CHECK(pj != NULL);
         char *text = json_dumps(pj, JSON_COMPACT);
         CHECK(text != NULL);
         free(text);

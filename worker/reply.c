@@ -253,8 +253,10 @@ static json_t *call_json(const pw_plan_call *c, const char *api_version)
         if (j && c->body) json_object_set_new(j, "body", json_deep_copy(c->body));
         return j;
     }
-    return json_pack("{s:s, s:s, s:s, s:s}", "route", "kusto", "clusterUri", c->cluster_uri,
-                     "database", c->database, "command", c->command);
+    json_t *j = json_pack("{s:s, s:s, s:s}", "route", "kusto", "clusterUri", c->cluster_uri,
+                          "command", c->command);
+    if (j && c->database) json_object_set_new(j, "database", json_string(c->database));
+    return j; /* (no database: a cluster-scope command) */
 }
 
 json_t *pw_reply_plan(const pw_plan *plan, size_t i)

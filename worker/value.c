@@ -321,12 +321,26 @@ json_t *pw_value_desired(const pw_request_op *op)
     }
     case PW_VT_RLS:
         return json_pack("{s:O, s:O}", "enabled", field(op, "enabled"), "query", field(op, "query"));
-    case PW_VT_ENCODING_TYPE:
+    case PW_VT_ENCODING_TYPE: {
+        /* type = 'Null' gives the column its default back: no policy at this level */
+        const char *t = json_string_value(field(op, "encodingType"));
+        if (t && strcasecmp(t, "Null") == 0) return pw_value_unset(op);
         return json_pack("{s:O}", "encodingType", field(op, "encodingType"));
+    }
     case PW_VT_CLASSIFICATION: {
+        /* Kusto keeps the function body without the whitespace around it */
         json_t *p = json_deep_copy(field(op, "policy"));
-        const json_t *fn = field(op, "classificationFunction");
-        if (p && fn) json_object_set(p, "ClassificationFunction", (json_t *)fn);
+        const char *fn = json_string_value(field(op, "classificationFunction"));
+        if (p && fn) {
+            size_t n = strlen(fn);
+            while (n && isspace((unsigned char)fn[n - 1]))
+                n--;
+            while (n && isspace((unsigned char)*fn)) {
+                fn++;
+                n--;
+            }
+            json_object_set_new(p, "ClassificationFunction", json_stringn(fn, n));
+        }
         return json_pack("{s:o}", "policy", p);
     }
     case PW_VT_ASSIGNMENT:
@@ -559,6 +573,7 @@ static int read_caching(const json_t *p, json_t **value, char *err, size_t errle
                 pw_value_datetime(json_string_value(get_ci(w, "MaxValue")), to, sizeof to)) {
                 json_decref(list);
                 json_decref(*value);
+                *value = NULL;
                 return fail(err, errlen, "the caching policy has an unreadable hot window");
             }
             json_array_append_new(list, json_pack("{s:s, s:s}", "from", from, "to", to));

@@ -34,11 +34,6 @@ writes_filter='[.[] | select(
    (.method == "PUT" or .method == "PATCH" or .method == "DELETE" or
     (.method == "POST" and (.path | test("listPrincipals") | not)))))]'
 
-# The data files name a materialized view of StormEvents, DailyStorms: the database gets one.
-state=$(e2e_sim_state | jq -c --arg db "$DB" '(.subscriptions[].resourceGroups[].clusters[].databases[] |
-  select(.name == $db) | .materializedViews) |= ((. // []) + [{name: "DailyStorms", source: "StormEvents"}] | unique_by(.name))')
-e2e_sim PUT /_sim/state "$state" >/dev/null
-
 # 0. cluster-scope policies need AllDatabasesAdmin: granted the way an operator would, by an
 # ARM principal assignment (the worker's identity is Contributor on the subscription).
 grant=$(jq -c -n --arg s "$SUB" --arg rg "$RG" --arg c "$CLUSTER" --arg app "$CLIENT" --arg t "$TENANT" \

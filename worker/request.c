@@ -663,50 +663,13 @@ static int check_value_fields(op_slot *slot, size_t i, pw_rejection *rej)
     const json_t *j = op->json;
     pw_value_type vt = pw_ops_at(op->kind)->value;
     if (op->action == PW_ACTION_DELETE) return 0;
-    struct need {
-        const char *key;
-        json_type type;
-    } needs[2] = {{NULL, JSON_NULL}, {NULL, JSON_NULL}};
-    switch (vt) {
-    case PW_VT_JSON_OBJECT:
-    case PW_VT_WORKLOAD_GROUP:
-        needs[0] = (struct need){"policy", JSON_OBJECT};
-        break;
-    case PW_VT_JSON_ARRAY:
-        needs[0] = (struct need){"policy", JSON_ARRAY};
-        break;
-    case PW_VT_CLASSIFICATION:
-        needs[0] = (struct need){"policy", JSON_OBJECT};
-        if (op->action == PW_ACTION_ALTER)
-            needs[1] = (struct need){"classificationFunction", JSON_STRING};
-        break;
-    case PW_VT_BOOL:
-        needs[0] = (struct need){"enabled", JSON_TRUE};
-        break;
-    case PW_VT_STREAMING:
-        if (json_object_get(j, "enabled") && op->kind.scope == PW_SCOPE_CLUSTER)
-            return reject_op(rej, PW_REJECT_SCHEMA, i, "enabled",
-                             "the cluster's streaming ingestion policy is set as JSON (policy)");
-        needs[0] = json_object_get(j, "enabled") ? (struct need){"enabled", JSON_TRUE}
-                                                 : (struct need){"policy", JSON_OBJECT};
-        break;
-    case PW_VT_ROWORDER:
-        needs[0] = (struct need){"rowOrder", JSON_ARRAY};
-        break;
-    case PW_VT_RLS:
-        needs[0] = (struct need){"enabled", JSON_TRUE};
-        needs[1] = (struct need){"query", JSON_STRING};
-        break;
-    case PW_VT_ENCODING_TYPE:
-        needs[0] = (struct need){"encodingType", JSON_STRING};
-        break;
-    case PW_VT_ASSIGNMENT:
-        needs[0] = (struct need){"assignment", JSON_OBJECT};
-        break;
-    default:
-        return 0; /* caching, retention and principals are checked by their own rules */
-    }
-    for (int k = 0; k < 2 && needs[k].key; k++) {
+    if (vt == PW_VT_STREAMING && json_object_get(j, "enabled") && op->kind.scope == PW_SCOPE_CLUSTER)
+        return reject_op(rej, PW_REJECT_SCHEMA, i, "enabled",
+                         "the cluster's streaming ingestion policy is set as JSON (policy)");
+    pw_value_field needs[PW_VALUE_FIELDS_MAX];
+    size_t count = pw_value_fields(op, needs);
+    for (size_t k = 0; k < count; k++) {
+        if (!needs[k].required) continue;
         const json_t *v = json_object_get(j, needs[k].key);
         int ok = v && (needs[k].type == JSON_TRUE ? json_is_boolean(v) : json_typeof(v) == needs[k].type);
         if (!ok) {

@@ -227,31 +227,63 @@ json_t *pw_value_entries_missing(const pw_request_op *op, const json_t *desired,
 
 /* ------------------------------------------------------------------- forms */
 
+size_t pw_value_fields(const pw_request_op *op, pw_value_field out[PW_VALUE_FIELDS_MAX])
+{
+    static const pw_value_field none = {NULL, JSON_NULL, 0};
+    const pw_value_field policy_object = {"policy", JSON_OBJECT, 1};
+    out[0] = out[1] = none;
+    switch (vtype(op)) {
+    case PW_VT_JSON_OBJECT:
+    case PW_VT_WORKLOAD_GROUP:
+        out[0] = policy_object;
+        return 1;
+    case PW_VT_JSON_ARRAY:
+        out[0] = (pw_value_field){"policy", JSON_ARRAY, 1};
+        return 1;
+    case PW_VT_CLASSIFICATION: /* the function goes into the policy's ClassificationFunction */
+        out[0] = policy_object;
+        out[1] = (pw_value_field){"classificationFunction", JSON_STRING,
+                                  op->action == PW_ACTION_ALTER};
+        return 2;
+    case PW_VT_BOOL:
+        out[0] = (pw_value_field){"enabled", JSON_TRUE, 1};
+        return 1;
+    case PW_VT_STREAMING:
+        out[0] = streaming_short(op) ? (pw_value_field){"enabled", JSON_TRUE, 1} : policy_object;
+        return 1;
+    case PW_VT_ROWORDER:
+        out[0] = (pw_value_field){"rowOrder", JSON_ARRAY, 1};
+        return 1;
+    case PW_VT_RLS:
+        out[0] = (pw_value_field){"enabled", JSON_TRUE, 1};
+        out[1] = (pw_value_field){"query", JSON_STRING, 1};
+        return 2;
+    case PW_VT_ENCODING_TYPE:
+        out[0] = (pw_value_field){"encodingType", JSON_STRING, 1};
+        return 1;
+    case PW_VT_ASSIGNMENT:
+        out[0] = (pw_value_field){"assignment", JSON_OBJECT, 1};
+        return 1;
+    case PW_VT_CACHING:
+        out[0] = (pw_value_field){"hotCachePeriod", JSON_STRING, 0};
+        out[1] = (pw_value_field){"hotWindows", JSON_ARRAY, 0};
+        return 2;
+    case PW_VT_RETENTION:
+        out[0] = (pw_value_field){"softDeletePeriod", JSON_STRING, 0};
+        out[1] = (pw_value_field){"recoverability", JSON_STRING, 0};
+        return 2;
+    default: /* principals */
+        out[0] = (pw_value_field){"principal", JSON_OBJECT, 0};
+        return 1;
+    }
+}
+
+/* The member of the value that is null when nothing is set at this level. */
 static const char *unset_key(const pw_request_op *op)
 {
-    switch (vtype(op)) {
-    case PW_VT_BOOL:
-        return "enabled";
-    case PW_VT_CACHING:
-        return "hotCachePeriod";
-    case PW_VT_RETENTION:
-        return "softDeletePeriod";
-    case PW_VT_STREAMING:
-        return streaming_short(op) ? "enabled" : "policy";
-    case PW_VT_ROWORDER:
-        return "rowOrder";
-    case PW_VT_RLS:
-        return "enabled";
-    case PW_VT_ENCODING_TYPE:
-        return "encodingType";
-    case PW_VT_PRINCIPAL_ADD:
-    case PW_VT_PRINCIPAL_REMOVE:
-        return "principal";
-    case PW_VT_ASSIGNMENT:
-        return "assignment";
-    default:
-        return "policy";
-    }
+    pw_value_field f[PW_VALUE_FIELDS_MAX];
+    pw_value_fields(op, f);
+    return f[0].key;
 }
 
 json_t *pw_value_unset(const pw_request_op *op)
@@ -691,24 +723,33 @@ static int merge_semantics(const pw_request_op *op)
     return op->action == PW_ACTION_MERGE || vtype(op) == PW_VT_RETENTION;
 }
 
+/* The kinds whose value is a presence (a principal, an assignment) or an absence (delete):
+ * 1 or 0 when v holds what desired asks for, -1 for every other kind (values compared). */
+static int presence_holds(const pw_request_op *op, const json_t *desired, const json_t *v)
+{
+    if (op->action == PW_ACTION_DELETE) return is_unset(op, v);
+    switch (vtype(op)) {
+    case PW_VT_PRINCIPAL_ADD:
+        return !is_unset(op, v);
+    case PW_VT_PRINCIPAL_REMOVE:
+        return is_unset(op, v);
+    case PW_VT_ASSIGNMENT:
+        return !is_unset(op, v) &&
+               covers(json_object_get(desired, "assignment"), json_object_get(v, "assignment"), 1);
+    default:
+        return -1;
+    }
+}
+
 int pw_value_unchanged(const pw_request_op *op, const json_t *desired, const json_t *before)
 {
     if (!desired || !before) return 0;
-    if (op->action == PW_ACTION_DELETE) return is_unset(op, before);
-    switch (vtype(op)) {
-    case PW_VT_PRINCIPAL_ADD:
-        return !is_unset(op, before);
-    case PW_VT_PRINCIPAL_REMOVE:
-        return is_unset(op, before);
-    case PW_VT_ASSIGNMENT:
-        return !is_unset(op, before) &&
-               covers(json_object_get(desired, "assignment"), json_object_get(before, "assignment"), 1);
-    default:
-        break;
-    }
+    int held = presence_holds(op, desired, before);
+    if (held >= 0) return held;
     const json_t *want = json_object_get(desired, "policy");
     const json_t *have = json_object_get(before, "policy");
-    if (!want || json_is_null(want)) return merge_semantics(op) ? covers(desired, before, 0) : same(desired, before);
+    if (!want || json_is_null(want))
+        return merge_semantics(op) ? covers(desired, before, 0) : same(desired, before);
     if (json_is_null(have) || !have) return 0;
     if (merge_semantics(op))
         return json_is_array(want) ? entries_present(want, have) : covers(want, have, 0);
@@ -722,17 +763,8 @@ int pw_value_unchanged(const pw_request_op *op, const json_t *desired, const jso
 int pw_value_verified(const pw_request_op *op, const json_t *desired, const json_t *after)
 {
     if (!desired || !after) return 0;
-    if (op->action == PW_ACTION_DELETE) return is_unset(op, after);
-    switch (vtype(op)) {
-    case PW_VT_PRINCIPAL_ADD:
-        return !is_unset(op, after);
-    case PW_VT_PRINCIPAL_REMOVE:
-        return is_unset(op, after);
-    case PW_VT_ASSIGNMENT:
-        return covers(json_object_get(desired, "assignment"), json_object_get(after, "assignment"), 1);
-    default:
-        break;
-    }
+    int held = presence_holds(op, desired, after);
+    if (held >= 0) return held;
     const json_t *want = json_object_get(desired, "policy");
     const json_t *have = json_object_get(after, "policy");
     if (!want) return covers(desired, after, 0);

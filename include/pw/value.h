@@ -29,6 +29,20 @@
 #define PW_VALUE_HOT_WINDOWS_MAX 32
 #define PW_VALUE_ROW_ORDER_MAX 16
 
+/* The request fields a value type takes for alter and merge: key (also the member of the
+ * value in request terms, null when unset), its JSON type (JSON_TRUE: a boolean), whether
+ * an alter/merge needs it.  Caching and retention carry a duration and the principal kinds
+ * an object, checked by their own rules. */
+typedef struct pw_value_field {
+    const char *key;
+    json_type type;
+    int required;
+} pw_value_field;
+#define PW_VALUE_FIELDS_MAX 2
+
+/* op's fields (the first is the main one); returns how many. */
+size_t pw_value_fields(const pw_request_op *op, pw_value_field out[PW_VALUE_FIELDS_MAX]);
+
 /* The value the operation asks for (delete: the unset form).  New reference, NULL when out
  * of memory. */
 json_t *pw_value_desired(const pw_request_op *op);

@@ -250,6 +250,12 @@ static void test_azure_arguments(void **state)
     assert_non_null(loop);
     pw_azure_config cfg;
     pw_azure_config_defaults(&cfg);
+    /* Pacing defaults: ARM's documented buckets, 8 Kusto commands per cluster. */
+    assert_int_equal(cfg.arm_write_bucket, 200);
+    assert_int_equal(cfg.arm_write_refill_per_s, 10);
+    assert_int_equal(cfg.arm_read_bucket, 250);
+    assert_int_equal(cfg.arm_read_refill_per_s, 25);
+    assert_int_equal(cfg.kusto_concurrent_max, 8);
     assert_null(pw_azure_new(loop, &cfg, err, sizeof err)); /* no tenant */
     cfg.tenant_id = "11111111-1111-1111-1111-111111111111";
     cfg.client_id = "33333333-3333-3333-3333-333333333333";

@@ -64,11 +64,12 @@
  *   polls, the final GET), seeded with ARM's documented defaults (200 / 10 per s writes,
  *   250 / 25 per s reads, learn.microsoft.com "Understand how Azure Resource Manager
  *   throttles requests", token-bucket revision).  Every answer's
- *   x-ms-ratelimit-remaining-subscription-writes / -reads sets the level: the server's count,
- *   less the requests of that bucket sent after the answered one and still in flight (the
- *   server had not counted them); an answer older than the last one applied is ignored, and a
- *   count above the bucket's size enlarges it.  A 429 without a remaining count above 0
- *   drains the bucket: level 0, and nothing of that bucket is sent before Retry-After
+ *   x-ms-ratelimit-remaining-subscription-writes / -reads corrects the level: it becomes at
+ *   most the server's count less the bucket's requests still in flight (ARM answers parallel
+ *   requests in no set order, so any of them may be uncounted).  A count only lowers the level
+ *   (a higher one is stale: an earlier request answered late), except one above the bucket's
+ *   size, which shows the bucket is larger: size and level follow it.  A 429 without a remaining
+ * count above 0 drains the bucket: level 0, and nothing of that bucket is sent before Retry-After
  *   (capped by max_retry_after_ms; without one, the time one token takes, at least 1 s).
  *   The call that got it goes back to the head of the queue (an attempt was spent).
  * - Kusto: at most kusto_concurrent_max control commands in flight per cluster host, the

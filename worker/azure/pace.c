@@ -17,7 +17,7 @@ struct pw_pace_gate {
     double refill_per_ms;
     uint64_t at_ms;
     uint64_t blocked_until_ms; /* a 429's Retry-After: nothing is admitted before */
-    uint64_t next_seq, applied_seq;
+    uint64_t next_seq;
     size_t in_flight, queued;
     pw_pace_ticket *q_head, *q_tail; /* queued, FIFO */
     pw_pace_ticket *f_head, *f_tail; /* in flight, in admission order */
@@ -269,10 +269,6 @@ int pw_pace_done(pw_pace *p, pw_pace_ticket *t, const pw_pace_answer *a, uint64_
 {
     pw_pace_gate *g = t->gate;
     if (!g || !t->admitted) return 0;
-    size_t later = 0; /* requests admitted after t and still in flight */
-    for (pw_pace_ticket *x = t->next; x; x = x->next)
-        later++;
-    uint64_t seq = t->seq;
     unlink_ticket(&g->f_head, &g->f_tail, t);
     g->in_flight--;
     t->gate = NULL;
@@ -297,19 +293,26 @@ int pw_pace_done(pw_pace *p, pw_pace_ticket *t, const pw_pace_answer *a, uint64_
             ms = g->refill_per_ms > 0 ? (long)ceil(1.0 / g->refill_per_ms) : 1000;
             if (ms < 1000) ms = 1000;
         }
-        g->level = 0.0;
+        if (g->level > 0.0) g->level = 0.0;
         g->at_ms = now_ms;
         if (now_ms + (uint64_t)ms > g->blocked_until_ms)
             g->blocked_until_ms = now_ms + (uint64_t)ms;
-        if (seq > g->applied_seq) g->applied_seq = seq;
         return 1;
     }
-    if (a->remaining >= 0 && seq > g->applied_seq) {
-        /* The server's count is the truth, less what it had not seen yet. */
-        if ((double)a->remaining > g->capacity) g->capacity = (double)a->remaining;
-        g->level = (double)a->remaining - (double)later;
+    if (a->remaining >= 0) {
+        /* The server's count, less every request still in flight: the server answers them in
+         * no particular order (parallel connections), so any of them may be uncounted yet.
+         * That bounds what may be sent from below; an answer can therefore only lower the
+         * level - a stale count (an early request answered late) is higher and changes
+         * nothing - unless it shows the bucket to be larger than we were told. */
+        double seen = (double)a->remaining - (double)g->in_flight;
+        if ((double)a->remaining > g->capacity) {
+            g->capacity = (double)a->remaining;
+            if (seen > g->level) g->level = seen;
+        } else if (seen < g->level) {
+            g->level = seen;
+        }
         g->at_ms = now_ms;
-        g->applied_seq = seq;
     }
     return 0;
 }

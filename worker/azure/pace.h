@@ -68,9 +68,11 @@ int pw_pace_gate_get(pw_pace *p, pw_azure_pace_kind kind, const char *scope, uin
  * was admitted before and must go again, e.g. after a 429).  t must be off any gate. */
 int pw_pace_acquire(pw_pace *p, pw_pace_gate *g, pw_pace_ticket *t, int front, uint64_t now_ms);
 
-/* t (admitted) got an answer: corrects an ARM bucket from a's remaining count, drains it or
- * holds a Kusto gate on a 429.  t is off its gate afterwards.  Returns 1 when the answer
- * stopped the gate (a 429 whose Retry-After now holds everything queued there), else 0. */
+/* t (admitted) got an answer: corrects an ARM bucket from a's remaining count (the level
+ * becomes at most that count less the requests still in flight; a count above the bucket's
+ * size enlarges it), drains it or holds a Kusto gate on a 429.  t is off its gate afterwards.
+ * Returns 1 when the answer stopped the gate (a 429 whose Retry-After now holds everything queued
+ * there), else 0. */
 int pw_pace_done(pw_pace *p, pw_pace_ticket *t, const pw_pace_answer *a, uint64_t now_ms);
 
 /* Takes t off its gate (queued or admitted) with no answer to learn from.  NULL/off ok. */

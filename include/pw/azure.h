@@ -230,10 +230,11 @@ size_t pw_azure_in_flight(const pw_azure *az);
 
 /* Pacing counters since pw_azure_new, indexed by pw_azure_pace_kind. */
 typedef struct pw_azure_stats {
-    uint64_t admitted[PW_AZ_PACE_KINDS];  /* requests let through (each then sent) */
+    uint64_t admitted[PW_AZ_PACE_KINDS];  /* requests let through (each then sent), or sent
+                                             when that kind is not paced */
     uint64_t waited[PW_AZ_PACE_KINDS];    /* requests that had to queue first */
     uint64_t wait_ms[PW_AZ_PACE_KINDS];   /* time requests spent queued (admitted ones) */
-    uint64_t throttled[PW_AZ_PACE_KINDS]; /* 429 answers seen */
+    uint64_t throttled[PW_AZ_PACE_KINDS]; /* 429 answers seen, paced or not */
     size_t queued[PW_AZ_PACE_KINDS];      /* requests queued now */
     size_t in_flight[PW_AZ_PACE_KINDS];   /* admitted requests without an answer yet */
     size_t budgets[PW_AZ_PACE_KINDS];     /* buckets / clusters tracked */

@@ -70,6 +70,8 @@ struct pw_azure {
     pw_pace *pace;
     pw_timer *pace_timer; /* admits what can go when it fires */
     uint64_t pace_due_ms;
+    /* Requests of kinds that are not paced (the budget set to 0), for pw_azure_stats. */
+    uint64_t unpaced_sent[PW_AZ_PACE_KINDS], unpaced_429[PW_AZ_PACE_KINDS];
 };
 
 static const char *const pace_names[PW_AZ_PACE_KINDS] = {"ARM write budget", "ARM read budget",
@@ -276,7 +278,12 @@ size_t pw_azure_in_flight(const pw_azure *az)
 void pw_azure_stats_get(const pw_azure *az, pw_azure_stats *out)
 {
     memset(out, 0, sizeof *out);
-    if (az) pw_pace_stats(az->pace, pw_loop_now_ms(az->loop), out);
+    if (!az) return;
+    pw_pace_stats(az->pace, pw_loop_now_ms(az->loop), out);
+    for (int k = 0; k < PW_AZ_PACE_KINDS; k++) {
+        out->admitted[k] += az->unpaced_sent[k];
+        out->throttled[k] += az->unpaced_429[k];
+    }
 }
 
 size_t pw_azure_budgets(const pw_azure *az, pw_azure_budget *out, size_t max)
@@ -455,22 +462,26 @@ static void tell_queued(az_call *c, pw_pace_gate *g, uint64_t now)
     c->on_queued(c->ctx, &p);
 }
 
+/* The budget the call's next request counts against. */
+static pw_azure_pace_kind call_kind(const az_call *c)
+{
+    if (c->kusto) return PW_AZ_PACE_KUSTO;
+    return c->ph == PH_MAIN && strcmp(c->method, "GET") != 0 ? PW_AZ_PACE_ARM_WRITE
+                                                             : PW_AZ_PACE_ARM_READ;
+}
+
 /* Admits the request the call is about to send: 1 when it may go (or is not paced), 0 when it
  * was queued (pace_fire sends it), -1 when the call has been finished. */
 static int admit(az_call *c, int front)
 {
     pw_azure *az = c->az;
     if (c->ticket.gate) return c->ticket.admitted;
-    pw_azure_pace_kind kind;
+    pw_azure_pace_kind kind = call_kind(c);
     char scope[PW_PACE_SCOPE_MAX];
-    if (c->kusto) {
-        kind = PW_AZ_PACE_KUSTO;
+    if (c->kusto)
         snprintf(scope, sizeof scope, "%s", c->audience);
-    } else {
-        kind = c->ph == PH_MAIN && strcmp(c->method, "GET") != 0 ? PW_AZ_PACE_ARM_WRITE
-                                                                 : PW_AZ_PACE_ARM_READ;
+    else
         arm_subscription(c->ph == PH_POLL ? c->poll_url : c->url, scope, sizeof scope);
-    }
     uint64_t now = pw_loop_now_ms(az->loop);
     pw_pace_gate *g;
     if (pw_pace_gate_get(az->pace, kind, scope, now, &g) < 0) {
@@ -479,7 +490,10 @@ static int admit(az_call *c, int front)
                PW_PACE_MAX_GATES);
         return -1;
     }
-    if (!g) return 1;
+    if (!g) {
+        az->unpaced_sent[kind]++;
+        return 1;
+    }
     c->ticket.owner = c;
     if (pw_pace_acquire(az->pace, g, &c->ticket, front, now)) return 1;
     tell_queued(c, g, now);
@@ -759,6 +773,8 @@ static void on_response(void *ctx, const pw_http_resp *r)
             pw_log(PW_LOG_INFO, rid(c), "azure.pace.throttled",
                    "HTTP 429: the %s waits %ld ms (Retry-After)", pace_names[kind], ra);
         pace_schedule(az); /* a place may have come free */
+    } else if (r->fail == PW_OK && r->status == 429) {
+        az->unpaced_429[call_kind(c)]++;
     }
     if (r->status) c->res.http_status = (int)r->status;
     if (r->fail == PW_ERR_TLS) {

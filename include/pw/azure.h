@@ -122,12 +122,16 @@ typedef struct pw_azure_config {
     long max_host_connections;    /* exchanges in flight per real host (the URL's host:port, also
                                      when connect_to sends several hosts to one address): each
                                      holds a connection over HTTP/1.1; default 16 */
-    /* Pacing (see "Pacing" above).  0 turns that pacing off. */
-    long arm_write_bucket;       /* ARM writes per (principal, subscription): burst; default 200 */
-    long arm_write_refill_per_s; /* tokens per second; default 10 */
-    long arm_read_bucket;        /* ARM reads (GET, LRO polls): burst; default 250 */
-    long arm_read_refill_per_s;  /* default 25 */
-    long kusto_concurrent_max;   /* control commands in flight per Kusto cluster; default 8 */
+    /* Pacing (see "Pacing" above); proposed configuration keys in [].  A bucket or limit of 0
+     * turns that pacing off, below 0 means the default; a refill below 1 means the default. */
+    long arm_write_bucket;       /* ARM writes per (principal, subscription): burst; default 200
+                                    [azure.arm.writes.burst] */
+    long arm_write_refill_per_s; /* tokens per second; default 10 [azure.arm.writes.per.second] */
+    long arm_read_bucket;        /* ARM reads (GET, LRO polls): burst; default 250
+                                    [azure.arm.reads.burst] */
+    long arm_read_refill_per_s;  /* default 25 [azure.arm.reads.per.second] */
+    long kusto_concurrent_max;   /* control commands in flight per Kusto cluster; default 8
+                                    [azure.kusto.concurrent.max] */
 } pw_azure_config;
 
 /* Fills every field with its default (strings NULL where there is none). */

@@ -51,7 +51,42 @@
  * client_request_id is one fresh GUID per call ("PW.execute;<guid>" for Kusto), sent on
  * every attempt and poll of that call.  attempts is 0 when no token could be obtained
  * (the code then is AAD's outcome: AuthenticationFailed with error_description, TlsError,
- * AzureUnavailable, ...). */
+ * AzureUnavailable, ...).
+ *
+ * Pacing (worker/azure/pace.c): every HTTP request to ARM or to a Kusto cluster is admitted
+ * first, in FIFO order per budget, without holding a connection; waiting is no attempt, and
+ * a call whose deadline passes while it waits ends as above (DeadlineExceeded, or Throttled
+ * when a 429 put it back in the queue).  The caller's on_queued hears once per budget that
+ * a call waits, with the budget's level.
+ * - ARM: a token bucket per (principal = client id, subscription id of the URL's path;
+ *   "tenant" without one) for writes (PUT, PATCH, POST, DELETE: ARM counts deletes apart,
+ *   with the same numbers; one bucket for both only under-uses) and one for reads (GET, LRO
+ *   polls, the final GET), seeded with ARM's documented defaults (200 / 10 per s writes,
+ *   250 / 25 per s reads, learn.microsoft.com "Understand how Azure Resource Manager
+ *   throttles requests", token-bucket revision).  Every answer's
+ *   x-ms-ratelimit-remaining-subscription-writes / -reads corrects the level: it becomes at
+ *   most the server's count less the bucket's requests still in flight (ARM answers parallel
+ *   requests in no set order, so any of them may be uncounted).  A count only lowers the level
+ *   (a higher one is stale: an earlier request answered late), except one above the bucket's
+ *   size, which shows the bucket is larger: size and level follow it.  A 429 without a remaining
+ * count above 0 drains the bucket: level 0, and nothing of that bucket is sent before Retry-After
+ *   (capped by max_retry_after_ms; without one, the time one token takes, at least 1 s).
+ *   The call that got it goes back to the head of the queue (an attempt was spent).
+ * - Kusto: at most kusto_concurrent_max control commands in flight per cluster host, the
+ *   rest queued; a 429 (ControlCommandThrottledException) holds that cluster's queue until
+ *   Retry-After (or a backoff) the same way.
+ * - Busy and maintenance answers are retried with backoff (documented choice; Terraform
+ *   provider issues 16471/22010 and azure-rest-api-specs 18845 show parallel changes to one
+ *   cluster answered {"error":{"code":"ServiceIsInMaintenance","message":"[Conflict] Cluster
+ *   'x' is in process of maintenance for a short period. You may retry ..."}}): an answer
+ *   whose error code is ServiceIsInMaintenance or ServiceBusy/ServerBusy (any status, Kusto's
+ *   "@permanent" notwithstanding); a Kusto 429 even with "@permanent": true; a 409 from ARM
+ *   with code Conflict, AnotherOperationInProgress, RetryableErrorDueToAnotherOperation or
+ *   none (others, such as ScopeLocked, are not retried); a 409 from Kusto unless
+ *   "@permanent": true (an entity that already exists).  An ARM operation that ends Failed
+ *   with ServiceIsInMaintenance/ServiceBusy changed nothing: the main request is sent again
+ *   (a new attempt, within max_attempts and the deadline).  Out of attempts they end
+ *   AzureUnavailable (retryable) with Azure's code in azure_code. */
 #ifndef PW_AZURE_H
 #define PW_AZURE_H
 
@@ -84,7 +119,19 @@ typedef struct pw_azure_config {
         lro_poll_default_ms; /* poll interval when a poll answer has no Retry-After; default 5000 */
     long token_refresh_margin_ms; /* refresh a cached token this long before expiry; default 300000
                                    */
-    long max_host_connections;    /* per host; default 16 */
+    long max_host_connections;    /* exchanges in flight per real host (the URL's host:port, also
+                                     when connect_to sends several hosts to one address): each
+                                     holds a connection over HTTP/1.1; default 16 */
+    /* Pacing (see "Pacing" above); proposed configuration keys in [].  A bucket or limit of 0
+     * turns that pacing off, below 0 means the default; a refill below 1 means the default. */
+    long arm_write_bucket;       /* ARM writes per (principal, subscription): burst; default 200
+                                    [azure.arm.writes.burst] */
+    long arm_write_refill_per_s; /* tokens per second; default 10 [azure.arm.writes.per.second] */
+    long arm_read_bucket;        /* ARM reads (GET, LRO polls): burst; default 250
+                                    [azure.arm.reads.burst] */
+    long arm_read_refill_per_s;  /* default 25 [azure.arm.reads.per.second] */
+    long kusto_concurrent_max;   /* control commands in flight per Kusto cluster; default 8
+                                    [azure.kusto.concurrent.max] */
 } pw_azure_config;
 
 /* Fills every field with its default (strings NULL where there is none). */
@@ -124,10 +171,26 @@ typedef struct pw_azure_result {
     char operation_url[2048];    /* the LRO status URL followed (redacted), empty when none */
 } pw_azure_result;
 
+/* What a paced call waits for (pw_azure_stats and pw_azure_progress.queued_kind). */
+typedef enum pw_azure_pace_kind {
+    PW_AZ_PACE_ARM_WRITE, /* "ARM write budget" */
+    PW_AZ_PACE_ARM_READ,  /* "ARM read budget" */
+    PW_AZ_PACE_KUSTO,     /* "Kusto cluster concurrency" */
+    PW_AZ_PACE_KINDS
+} pw_azure_pace_kind;
+
 typedef struct pw_azure_progress {
-    const char *lro_status; /* "Running", ... as Azure reported it */
+    const char *lro_status; /* "Running", ... as Azure reported it; NULL in a queued report */
     unsigned polls;         /* polls so far */
     int percent_complete;   /* -1 when unknown */
+    /* Queued reports (on_queued) only: */
+    const char *queued; /* "queued: ARM write budget", "queued: ARM read budget",
+                           "queued: Kusto cluster concurrency"; NULL otherwise */
+    pw_azure_pace_kind queued_kind;
+    double level;    /* tokens left (ARM; may be below 0 while requests are in flight) or
+                        commands in flight (Kusto) when the wait began */
+    double capacity; /* bucket size, or kusto_concurrent_max */
+    size_t ahead;    /* calls queued before this one */
 } pw_azure_progress;
 
 typedef void (*pw_azure_done_cb)(void *ctx, const pw_azure_result *result);
@@ -137,6 +200,8 @@ typedef struct pw_azure_call {
     const char *request_id;           /* for logs and the x-ms-client-request-id; may be NULL */
     uint64_t deadline_ms;             /* absolute, pw_loop_now_ms() clock; 0 = no deadline */
     pw_azure_progress_cb on_progress; /* LRO polls; may be NULL */
+    pw_azure_progress_cb on_queued;   /* once per budget a request of the call waits for; may be
+                                         NULL; never from inside the starting call */
     pw_azure_done_cb on_done;         /* called exactly once, never from inside the starting call;
                                          the call is already gone (in_flight excludes it), and the
                                          callback may start new calls */
@@ -166,5 +231,34 @@ int pw_azure_kusto_mgmt(pw_azure *az, const char *cluster_uri, const char *db, c
 
 /* Calls in flight (for drain and metrics). */
 size_t pw_azure_in_flight(const pw_azure *az);
+
+/* Pacing counters since pw_azure_new, indexed by pw_azure_pace_kind. */
+typedef struct pw_azure_stats {
+    uint64_t admitted[PW_AZ_PACE_KINDS];  /* requests let through (each then sent), or sent
+                                             when that kind is not paced */
+    uint64_t waited[PW_AZ_PACE_KINDS];    /* requests that had to queue first */
+    uint64_t wait_ms[PW_AZ_PACE_KINDS];   /* time requests spent queued (admitted ones) */
+    uint64_t throttled[PW_AZ_PACE_KINDS]; /* 429 answers seen, paced or not */
+    size_t queued[PW_AZ_PACE_KINDS];      /* requests queued now */
+    size_t in_flight[PW_AZ_PACE_KINDS];   /* admitted requests without an answer yet */
+    size_t budgets[PW_AZ_PACE_KINDS];     /* buckets / clusters tracked */
+    double level_min[PW_AZ_PACE_KINDS];   /* ARM: the lowest bucket level now (0 when none);
+                                             Kusto: the most commands in flight on a cluster */
+} pw_azure_stats;
+
+/* Fills *out (all zero for NULL az). */
+void pw_azure_stats_get(const pw_azure *az, pw_azure_stats *out);
+
+typedef struct pw_azure_budget {
+    pw_azure_pace_kind kind;
+    char scope[160]; /* ARM: "<client id>|<subscription>"; Kusto: "https://host" */
+    double level;    /* as in pw_azure_progress */
+    double capacity;
+    size_t in_flight, queued;
+    uint64_t blocked_ms; /* how long it still waits for a Retry-After; 0 when not */
+} pw_azure_budget;
+
+/* Copies up to max budgets into out; returns how many there are in all. */
+size_t pw_azure_budgets(const pw_azure *az, pw_azure_budget *out, size_t max);
 
 #endif

@@ -1,5 +1,6 @@
 /* test_azure_client.c: pw_azure against the real azure-sim (forked on a free loopback port):
- * tokens, ARM GET, ARM PATCH LRO, Kusto mgmt, injected 429/503, token refresh, TLS, deadline. */
+ * tokens, ARM GET, ARM PATCH LRO, Kusto mgmt, injected 429/503, token refresh, TLS, deadline,
+ * pacing (ARM buckets, Kusto concurrency, 429 storms, busy answers) and per-host pools. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -79,7 +80,10 @@ static void sim_reset(void)
     sim_admin_do("DELETE", "/_sim/requests", NULL);
     sim_admin_do("PATCH", "/_sim/settings",
                  "{\"lroDurationMs\": 1500, \"lroRetryAfterSeconds\": 1, "
-                 "\"tokenLifetimeSeconds\": 3600}");
+                 "\"tokenLifetimeSeconds\": 3600, \"armWriteBucket\": 200, "
+                 "\"armWriteRefillPerSecond\": 10, \"armReadBucket\": 250, "
+                 "\"armReadRefillPerSecond\": 25, \"kustoMaxConcurrent\": 8, "
+                 "\"kustoCommandLatencyMs\": 0}");
 }
 
 /* ---- client side ---- */
@@ -91,13 +95,19 @@ typedef struct outcome {
     unsigned progress_calls;
     char last_status[64];
     int last_percent;
+    unsigned queued_calls; /* on_queued reports */
+    char queued[64];       /* the last one's text */
+    uint64_t done_at;      /* pw_loop_now_ms when on_done ran (ordering checks only) */
 } outcome;
+
+static pw_loop *done_clock; /* the loop whose clock stamps done_at */
 
 static void on_done(void *ctx, const pw_azure_result *r)
 {
     outcome *o = ctx;
     assert_int_equal(o->done, 0); /* exactly once */
     o->done = 1;
+    o->done_at = done_clock ? pw_loop_now_ms(done_clock) : 0;
     o->res = *r;
     o->res.body = NULL;
     o->body = r->body ? json_incref(r->body) : NULL;
@@ -110,6 +120,19 @@ static void on_progress(void *ctx, const pw_azure_progress *p)
     snprintf(o->last_status, sizeof o->last_status, "%s", p->lro_status ? p->lro_status : "");
     o->last_percent = p->percent_complete;
 }
+
+static void on_queued(void *ctx, const pw_azure_progress *p)
+{
+    outcome *o = ctx;
+    assert_null(p->lro_status);
+    assert_non_null(p->queued);
+    assert_true(p->capacity > 0);
+    o->queued_calls++;
+    snprintf(o->queued, sizeof o->queued, "%s", p->queued);
+}
+
+/* Applied by the fixtures after the defaults when set (pacing and pool settings). */
+static void (*fixture_tune)(pw_azure_config *cfg);
 
 typedef struct fixture {
     pw_loop *loop;
@@ -134,12 +157,15 @@ static void fixture_open(fixture *f, const char *ca, long token_margin_ms)
     cfg.lro_poll_default_ms = 200;
     cfg.max_attempts = 6;
     cfg.token_refresh_margin_ms = token_margin_ms;
+    if (fixture_tune) fixture_tune(&cfg);
+    done_clock = f->loop;
     f->az = pw_azure_new(f->loop, &cfg, err, sizeof err);
     if (!f->az) fail_msg("pw_azure_new: %s", err);
 }
 
 static void fixture_close(fixture *f)
 {
+    done_clock = NULL;
     pw_azure_free(f->az);
     pw_loop_free(f->loop);
 }
@@ -788,16 +814,19 @@ static void fake_stop(fake_srv *f)
 /* ARM goes to the fake server; AAD to azure-sim, or to the fake server too with aad_fake. */
 static void fixture_open_fake_aad(fixture *fx, const fake_srv *f, size_t max_body, int aad_fake)
 {
-    static char aad_to[80], arm_to[80];
-    static const char *list[2];
+    static char aad_to[80], arm_to[80], kusto_to[120];
+    static const char *list[3];
     const char *colon = strrchr(sim.connect_to, ':');
     if (aad_fake)
         snprintf(aad_to, sizeof aad_to, "login.microsoftonline.com::127.0.0.1:%d", f->port);
     else
         snprintf(aad_to, sizeof aad_to, "login.microsoftonline.com::127.0.0.1:%s", colon + 1);
     snprintf(arm_to, sizeof arm_to, "management.azure.com::127.0.0.1:%d", f->port);
+    snprintf(kusto_to, sizeof kusto_to, "mykustocluster.westus.kusto.windows.net::127.0.0.1:%d",
+             f->port);
     list[0] = aad_to;
     list[1] = arm_to;
+    list[2] = kusto_to;
     char err[256];
     fx->loop = pw_loop_new(err, sizeof err);
     pw_azure_config cfg;
@@ -807,10 +836,12 @@ static void fixture_open_fake_aad(fixture *fx, const fake_srv *f, size_t max_bod
     cfg.client_secret = SECRET;
     cfg.ca_file = sim.ca_file;
     cfg.connect_to = list;
-    cfg.connect_to_count = 2;
+    cfg.connect_to_count = 3;
     cfg.max_attempts = 2;
     cfg.backoff_base_ms = 10;
     if (max_body) cfg.max_response_bytes = max_body;
+    if (fixture_tune) fixture_tune(&cfg);
+    done_clock = fx->loop;
     fx->az = pw_azure_new(fx->loop, &cfg, err, sizeof err);
     if (!fx->az) fail_msg("pw_azure_new: %s", err);
 }
@@ -1149,6 +1180,394 @@ static int log_line_leaks(const char *line)
     return 0;
 }
 
+/* ---- pacing ---- */
+
+static void tune_small_arm(pw_azure_config *cfg)
+{
+    cfg->arm_write_bucket = 20;
+    cfg->arm_write_refill_per_s = 20;
+    cfg->arm_read_bucket = 50;
+    cfg->arm_read_refill_per_s = 100;
+}
+
+static json_t *caching_patch(int days)
+{
+    char d[16];
+    snprintf(d, sizeof d, "P%dD", days);
+    return json_pack("{s:s,s:{s:s}}", "kind", "ReadWrite", "properties", "hotCachePeriod", d);
+}
+
+/* Many ARM writes against a small bucket (azure-sim and the client both at 20, refilled 20 per
+ * second; reads 50 / 100 per second): all succeed, almost none is answered 429, and the calls
+ * beyond the burst report that they wait for the write budget. */
+static void test_pacing_arm_writes(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PATCH", "/_sim/settings",
+                 "{\"armWriteBucket\": 20, \"armWriteRefillPerSecond\": 20, \"armReadBucket\": 50, "
+                 "\"armReadRefillPerSecond\": 100, \"lroDurationMs\": 100, "
+                 "\"lroRetryAfterSeconds\": 0}");
+    fixture_tune = tune_small_arm;
+    fixture f;
+    fixture_open(&f, sim.ca_file, 300000);
+    enum { N = 200 };
+    outcome *o = calloc(N, sizeof *o);
+    assert_non_null(o);
+    char err[256];
+    for (int i = 0; i < N; i++) {
+        json_t *body = caching_patch(1 + i % 30);
+        pw_azure_call c = {.on_done = on_done, .on_queued = on_queued, .ctx = &o[i]};
+        assert_int_equal(pw_azure_arm(f.az, "PATCH", DB_PATH, body, &c, err, sizeof err), 0);
+        json_decref(body);
+    }
+    unsigned queued_writes = 0, attempts = 0;
+    for (int i = 0; i < N; i++) {
+        wait_done(&f, &o[i]);
+        if (!o[i].res.ok) fail_msg("PATCH %d failed: %s %s", i, o[i].res.code, o[i].res.message);
+        if (o[i].queued_calls && !strcmp(o[i].queued, "queued: ARM write budget")) queued_writes++;
+        attempts += o[i].res.attempts;
+        outcome_clear(&o[i]);
+    }
+    free(o);
+    pw_azure_stats st;
+    pw_azure_stats_get(f.az, &st);
+    fprintf(stderr,
+            "pacing: %d PATCHes, %u attempts; 429s: writes %llu, reads %llu; queued: %llu "
+            "writes, %llu reads\n",
+            N, attempts, (unsigned long long)st.throttled[PW_AZ_PACE_ARM_WRITE],
+            (unsigned long long)st.throttled[PW_AZ_PACE_ARM_READ],
+            (unsigned long long)st.waited[PW_AZ_PACE_ARM_WRITE],
+            (unsigned long long)st.waited[PW_AZ_PACE_ARM_READ]);
+    assert_true(st.throttled[PW_AZ_PACE_ARM_WRITE] <= 5);
+    assert_true(st.throttled[PW_AZ_PACE_ARM_READ] <= 5);
+    assert_true(attempts <= N + 5);
+    assert_true(queued_writes >= N / 2); /* all but the burst waited, and said so once */
+    assert_int_equal(st.admitted[PW_AZ_PACE_ARM_WRITE], attempts);
+    assert_int_equal(st.queued[PW_AZ_PACE_ARM_WRITE], 0);
+    assert_int_equal(st.in_flight[PW_AZ_PACE_ARM_WRITE], 0);
+    pw_azure_budget b[4];
+    assert_int_equal(pw_azure_budgets(f.az, b, 4), 2);
+    fixture_close(&f);
+    fixture_tune = NULL;
+    sim_reset();
+}
+
+/* A 429 storm (injected, without a remaining count): every read waits for the bucket's
+ * Retry-After, and every call still succeeds. */
+static void test_pacing_429_storm(void **state)
+{
+    (void)state;
+    sim_reset();
+    fixture f;
+    fixture_open(&f, sim.ca_file, 300000);
+    outcome w = {0};
+    arm(&f, &w, "GET", DB_PATH, NULL, 0); /* token first: the storm is for ARM alone */
+    assert_true(w.res.ok);
+    outcome_clear(&w);
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 8, \"status\": 429, \"host\": "
+                 "\"management.azure.com\", \"retryAfter\": 1}]}");
+    enum { N = 20 };
+    outcome o[N];
+    memset(o, 0, sizeof o);
+    char err[256];
+    for (int i = 0; i < N; i++) {
+        pw_azure_call c = {.on_done = on_done, .ctx = &o[i]};
+        assert_int_equal(pw_azure_arm(f.az, "GET", DB_PATH, NULL, &c, err, sizeof err), 0);
+    }
+    unsigned attempts = 0;
+    for (int i = 0; i < N; i++) {
+        wait_done(&f, &o[i]);
+        if (!o[i].res.ok) fail_msg("GET %d failed: %s %s", i, o[i].res.code, o[i].res.message);
+        attempts += o[i].res.attempts;
+        outcome_clear(&o[i]);
+    }
+    pw_azure_stats st;
+    pw_azure_stats_get(f.az, &st);
+    assert_int_equal(st.throttled[PW_AZ_PACE_ARM_READ], 8);
+    assert_int_equal(attempts, N + 8);
+    fixture_close(&f);
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
+}
+
+/* A read queued behind an empty bucket whose deadline passes ends DeadlineExceeded, with no
+ * attempt spent. */
+static void tune_one_read(pw_azure_config *cfg)
+{
+    cfg->arm_read_bucket = 1;
+    cfg->arm_read_refill_per_s = 1;
+}
+
+static void test_pacing_deadline_while_queued(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PATCH", "/_sim/settings",
+                 "{\"armReadBucket\": 1, \"armReadRefillPerSecond\": 1}");
+    fixture_tune = tune_one_read;
+    fixture f;
+    fixture_open(&f, sim.ca_file, 300000);
+    outcome a = {0}, b = {0};
+    char err[256];
+    pw_azure_call ca = {.on_done = on_done, .ctx = &a};
+    pw_azure_call cb = {.on_done = on_done,
+                        .on_queued = on_queued,
+                        .ctx = &b,
+                        .deadline_ms = pw_loop_now_ms(f.loop) + 300};
+    assert_int_equal(pw_azure_arm(f.az, "GET", DB_PATH, NULL, &ca, err, sizeof err), 0);
+    assert_int_equal(pw_azure_arm(f.az, "GET", DB_PATH, NULL, &cb, err, sizeof err), 0);
+    wait_done(&f, &b);
+    assert_false(b.res.ok);
+    assert_string_equal(b.res.code, PW_AZ_CODE_DEADLINE);
+    assert_int_equal(b.res.attempts, 0);
+    assert_non_null(strstr(b.res.message, "queued for the ARM read budget"));
+    assert_int_equal(b.queued_calls, 1);
+    assert_string_equal(b.queued, "queued: ARM read budget");
+    wait_done(&f, &a);
+    assert_true(a.res.ok);
+    outcome_clear(&a);
+    outcome_clear(&b);
+    fixture_close(&f);
+    fixture_tune = NULL;
+    sim_reset();
+}
+
+/* More Kusto commands than the cluster admits at once (azure-sim: 8, 300 ms each): the client
+ * keeps 8 in flight and queues the rest, so the cluster never answers 429. */
+static void test_pacing_kusto_concurrency(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PATCH", "/_sim/settings", "{\"kustoCommandLatencyMs\": 300}");
+    fixture f;
+    fixture_open(&f, sim.ca_file, 300000);
+    enum { N = 24 };
+    outcome o[N];
+    memset(o, 0, sizeof o);
+    char err[256];
+    for (int i = 0; i < N; i++) {
+        pw_azure_call c = {.on_done = on_done, .on_queued = on_queued, .ctx = &o[i]};
+        assert_int_equal(pw_azure_kusto_mgmt(f.az, CLUSTER, "mykustodatabase",
+                                             ".show database ['mykustodatabase'] policy caching",
+                                             &c, err, sizeof err),
+                         0);
+    }
+    unsigned queued = 0;
+    for (int i = 0; i < N; i++) {
+        wait_done(&f, &o[i]);
+        if (!o[i].res.ok) fail_msg("command %d: %s %s", i, o[i].res.code, o[i].res.message);
+        assert_int_equal(o[i].res.attempts, 1);
+        if (o[i].queued_calls) {
+            assert_string_equal(o[i].queued, "queued: Kusto cluster concurrency");
+            queued++;
+        }
+        outcome_clear(&o[i]);
+    }
+    pw_azure_stats st;
+    pw_azure_stats_get(f.az, &st);
+    assert_int_equal(st.throttled[PW_AZ_PACE_KUSTO], 0);
+    assert_true(queued >= N - 8);
+    assert_int_equal(sim_count("mykustocluster.westus.kusto.windows.net", "/v1/rest/mgmt"), N);
+    fixture_close(&f);
+    sim_reset();
+}
+
+/* Connections are pooled per real host even though connect-to sends every host to azure-sim's
+ * one address: with 2 connections per host, two slow Kusto commands do not hold up an ARM read
+ * (before, the three shared one curl bundle of 2 and the read waited for a command). */
+static void tune_two_connections(pw_azure_config *cfg)
+{
+    cfg->max_host_connections = 2;
+}
+
+static void test_pool_per_real_host(void **state)
+{
+    (void)state;
+    sim_reset();
+    fixture_tune = tune_two_connections;
+    fixture f;
+    fixture_open(&f, sim.ca_file, 300000);
+    char err[256];
+    outcome w = {0};
+    arm(&f, &w, "GET", DB_PATH, NULL, 0); /* both tokens cached first */
+    outcome_clear(&w);
+    pw_azure_call cw = {.on_done = on_done, .ctx = &w};
+    assert_int_equal(pw_azure_kusto_mgmt(f.az, CLUSTER, "mykustodatabase",
+                                         ".show database ['mykustodatabase'] policy caching", &cw,
+                                         err, sizeof err),
+                     0);
+    wait_done(&f, &w);
+    assert_true(w.res.ok);
+    outcome_clear(&w);
+    sim_admin_do("PATCH", "/_sim/settings", "{\"kustoCommandLatencyMs\": 2000}");
+    outcome k[2], g = {0};
+    memset(k, 0, sizeof k);
+    for (int i = 0; i < 2; i++) {
+        pw_azure_call c = {.on_done = on_done, .ctx = &k[i]};
+        assert_int_equal(pw_azure_kusto_mgmt(f.az, CLUSTER, "mykustodatabase",
+                                             ".show database ['mykustodatabase'] policy caching",
+                                             &c, err, sizeof err),
+                         0);
+    }
+    sleep_loop(&f, 300); /* both commands are at the cluster */
+    pw_azure_call c = {.on_done = on_done, .ctx = &g};
+    assert_int_equal(pw_azure_arm(f.az, "GET", DB_PATH, NULL, &c, err, sizeof err), 0);
+    wait_done(&f, &g);
+    assert_true(g.res.ok);
+    assert_false(k[0].done || k[1].done);
+    for (int i = 0; i < 2; i++) {
+        wait_done(&f, &k[i]);
+        assert_true(k[i].res.ok);
+        outcome_clear(&k[i]);
+    }
+    outcome_clear(&g);
+    fixture_close(&f);
+    fixture_tune = NULL;
+    sim_reset();
+}
+
+/* Busy, maintenance and conflict answers are retried (see pw/azure.h, Pacing). */
+static void tune_five_attempts(pw_azure_config *cfg)
+{
+    cfg->max_attempts = 5;
+    cfg->backoff_base_ms = 10;
+    cfg->backoff_max_ms = 50;
+}
+
+/* Runs one call against the fake server answering answers[] in turn; returns its outcome and
+ * how many requests the server saw in *requests. */
+static void fake_call(const char *const *answers, size_t n, int kusto, const char *method,
+                      outcome *o, int *requests)
+{
+    fake_srv f;
+    fake_start(&f, NULL, 0);
+    f.answers = answers;
+    f.n_answers = n;
+    fixture fx;
+    fixture_tune = tune_five_attempts;
+    fixture_open_fake(&fx, &f, 0);
+    fixture_tune = NULL;
+    if (kusto) {
+        char err[256];
+        pw_azure_call c = {.on_done = on_done, .ctx = o};
+        assert_int_equal(pw_azure_kusto_mgmt(fx.az, CLUSTER, "mykustodatabase", ".show version", &c,
+                                             err, sizeof err),
+                         0);
+        wait_done(&fx, o);
+    } else {
+        json_t *body = strcmp(method, "GET") ? caching_patch(3) : NULL;
+        arm(&fx, o, method, DB_PATH, body, 0);
+        json_decref(body);
+    }
+    *requests = __atomic_load_n(&f.requests, __ATOMIC_SEQ_CST);
+    fixture_close(&fx);
+    fake_stop(&f);
+}
+
+/* "HTTP/1.1 <status>" with a JSON body and extra header lines (each ending in \r\n). */
+static const char *answer(char *buf, size_t len, const char *status, const char *headers,
+                          const char *body)
+{
+    snprintf(buf, len,
+             "HTTP/1.1 %s\r\nContent-Type: application/json\r\n%sContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n%s",
+             status, headers, strlen(body), body);
+    return buf;
+}
+
+#define MAINTENANCE                                                                                \
+    "{\"error\":{\"code\":\"ServiceIsInMaintenance\",\"message\":\"[Conflict] Cluster "            \
+    "'mykustocluster' is in process of maintenance for a short period. You may retry to invoke "   \
+    "the operation in a few minutes.\"}}"
+
+static void test_busy_answers_retried(void **state)
+{
+    (void)state;
+    sim_reset();
+    static char b[6][900];
+    const char *ans[6];
+    outcome o = {0};
+    int requests;
+
+    /* ARM: maintenance on the request itself, then a bare Conflict, then the answer. */
+    ans[0] = answer(b[0], sizeof b[0], "409 Conflict", "", MAINTENANCE);
+    ans[1] = answer(b[1], sizeof b[1], "409 Conflict", "",
+                    "{\"error\":{\"code\":\"Conflict\",\"message\":\"busy\"}}");
+    ans[2] = answer(b[2], sizeof b[2], "200 OK", "", "{\"properties\":{}}");
+    fake_call(ans, 3, 0, "GET", &o, &requests);
+    if (!o.res.ok) fail_msg("ARM: %s %s", o.res.code, o.res.message);
+    assert_int_equal(o.res.attempts, 3);
+    outcome_clear(&o);
+
+    /* ARM: an operation that ended Failed with ServiceIsInMaintenance changed nothing: the
+     * PATCH goes again, and its operation succeeds. */
+    ans[0] = answer(b[0], sizeof b[0], "202 Accepted",
+                    "Azure-AsyncOperation: https://management.azure.com/op/1?api-version=x\r\n"
+                    "Retry-After: 0\r\n",
+                    "{}");
+    ans[1] = answer(b[1], sizeof b[1], "200 OK", "",
+                    "{\"status\":\"Failed\",\"error\":{\"code\":\"ServiceIsInMaintenance\","
+                    "\"message\":\"[Conflict] Cluster 'mykustocluster' is in process of "
+                    "maintenance for a short period.\"}}");
+    ans[2] = answer(b[2], sizeof b[2], "202 Accepted",
+                    "Azure-AsyncOperation: https://management.azure.com/op/2?api-version=x\r\n"
+                    "Retry-After: 0\r\n",
+                    "{}");
+    ans[3] = answer(b[3], sizeof b[3], "200 OK", "", "{\"status\":\"Succeeded\"}");
+    ans[4] =
+        answer(b[4], sizeof b[4], "200 OK", "", "{\"properties\":{\"hotCachePeriod\":\"P3D\"}}");
+    fake_call(ans, 5, 0, "PATCH", &o, &requests);
+    if (!o.res.ok) fail_msg("ARM LRO: %s %s", o.res.code, o.res.message);
+    assert_int_equal(o.res.attempts, 2);
+    assert_int_equal(requests, 5);
+    outcome_clear(&o);
+
+    /* Kusto: a 429 that says "@permanent": true, ServiceBusy, a 409 that is not permanent. */
+    ans[0] = answer(b[0], sizeof b[0], "429 Too Many Requests", "Retry-After: 0\r\n",
+                    "{\"error\":{\"code\":\"TooManyRequests\",\"@type\":\"Kusto.DataNode."
+                    "Exceptions.ControlCommandThrottledException\",\"@message\":\"The control "
+                    "command was aborted due to throttling.\",\"@permanent\":true}}");
+    ans[1] = answer(b[1], sizeof b[1], "503 Service Unavailable", "",
+                    "{\"error\":{\"code\":\"ServiceBusy\",\"@message\":\"busy\","
+                    "\"@permanent\":true}}");
+    ans[2] = answer(b[2], sizeof b[2], "409 Conflict", "",
+                    "{\"error\":{\"code\":\"Conflict\",\"@message\":\"in progress\","
+                    "\"@permanent\":false}}");
+    ans[3] = answer(b[3], sizeof b[3], "200 OK", "", "{\"Tables\":[]}");
+    fake_call(ans, 4, 1, NULL, &o, &requests);
+    if (!o.res.ok) fail_msg("Kusto: %s %s", o.res.code, o.res.message);
+    assert_int_equal(o.res.attempts, 4);
+    outcome_clear(&o);
+
+    /* Not retried: an ARM 409 that is no conflict in progress, a Kusto 409 that is permanent. */
+    ans[0] = answer(b[0], sizeof b[0], "409 Conflict", "",
+                    "{\"error\":{\"code\":\"ScopeLocked\",\"message\":\"locked\"}}");
+    fake_call(ans, 1, 0, "GET", &o, &requests);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_BAD_REQUEST);
+    assert_string_equal(o.res.azure_code, "ScopeLocked");
+    assert_int_equal(o.res.attempts, 1);
+    outcome_clear(&o);
+    ans[0] = answer(b[0], sizeof b[0], "409 Conflict", "",
+                    "{\"error\":{\"code\":\"EntityAlreadyExists\",\"@message\":\"exists\","
+                    "\"@permanent\":true}}");
+    fake_call(ans, 1, 1, NULL, &o, &requests);
+    assert_false(o.res.ok);
+    assert_int_equal(o.res.attempts, 1);
+    outcome_clear(&o);
+
+    /* Busy until the attempts run out: AzureUnavailable, retryable, Azure's code kept. */
+    ans[0] = answer(b[0], sizeof b[0], "409 Conflict", "", MAINTENANCE);
+    fake_call(ans, 1, 0, "GET", &o, &requests);
+    assert_false(o.res.ok);
+    assert_string_equal(o.res.code, PW_AZ_CODE_UNAVAILABLE);
+    assert_true(o.res.retryable);
+    assert_string_equal(o.res.azure_code, "ServiceIsInMaintenance");
+    assert_int_equal(o.res.attempts, 5);
+    outcome_clear(&o);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1182,6 +1601,12 @@ int main(void)
         cmocka_unit_test(test_nothing_listening),
         cmocka_unit_test(test_many_in_flight),
         cmocka_unit_test(test_many_audiences),
+        cmocka_unit_test(test_pacing_arm_writes),
+        cmocka_unit_test(test_pacing_429_storm),
+        cmocka_unit_test(test_pacing_deadline_while_queued),
+        cmocka_unit_test(test_pacing_kusto_concurrency),
+        cmocka_unit_test(test_pool_per_real_host),
+        cmocka_unit_test(test_busy_answers_retried),
     };
     /* Capture this process's log lines (debug included) to check that no secret leaks. */
     char log_path[] = "/tmp/pw-azure-client-log-XXXXXX";

@@ -1,9 +1,12 @@
 /* test_azure_http.c: Azure transport helpers without network: Retry-After, backoff bounds,
- * URL/host checks, error bodies, LRO states, and pw_azure argument checks. */
+ * URL/host checks, error bodies, LRO states, pw_azure argument checks, and the pacing state
+ * machine (worker/azure/pace.c) on a clock of the test's own: refill, correction from the
+ * remaining-count headers, drain on 429, FIFO, Kusto concurrency, bounds. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <limits.h>
 #include <string.h>
 
@@ -12,6 +15,7 @@
 
 #include "pw/azure.h"
 #include "azure/http.h" /* internal to worker/azure */
+#include "azure/pace.h"
 #include "pw/loop.h"
 
 static void test_retry_after(void **state)
@@ -246,6 +250,12 @@ static void test_azure_arguments(void **state)
     assert_non_null(loop);
     pw_azure_config cfg;
     pw_azure_config_defaults(&cfg);
+    /* Pacing defaults: ARM's documented buckets, 8 Kusto commands per cluster. */
+    assert_int_equal(cfg.arm_write_bucket, 200);
+    assert_int_equal(cfg.arm_write_refill_per_s, 10);
+    assert_int_equal(cfg.arm_read_bucket, 250);
+    assert_int_equal(cfg.arm_read_refill_per_s, 25);
+    assert_int_equal(cfg.kusto_concurrent_max, 8);
     assert_null(pw_azure_new(loop, &cfg, err, sizeof err)); /* no tenant */
     cfg.tenant_id = "11111111-1111-1111-1111-111111111111";
     cfg.client_id = "33333333-3333-3333-3333-333333333333";
@@ -278,14 +288,278 @@ static void test_azure_arguments(void **state)
     pw_loop_free(loop);
 }
 
+static void test_header_count(void **state)
+{
+    (void)state;
+    assert_int_equal(pw_http_header_count("199"), 199);
+    assert_int_equal(pw_http_header_count("0"), 0);
+    assert_int_equal(pw_http_header_count("12 "), 12);
+    assert_int_equal(pw_http_header_count(""), -1);
+    assert_int_equal(pw_http_header_count(NULL), -1);
+    assert_int_equal(pw_http_header_count("-1"), -1);
+    assert_int_equal(pw_http_header_count("12x"), -1);
+    assert_int_equal(pw_http_header_count("99999999999999999999"), -1);
+}
+
+/* ---- pacing ---- */
+
+static pw_pace *pace_with(long wb, long wr, long rb, long rr, long kmax)
+{
+    pw_pace_limits lim = {.arm_write_bucket = wb,
+                          .arm_write_refill_per_s = wr,
+                          .arm_read_bucket = rb,
+                          .arm_read_refill_per_s = rr,
+                          .kusto_concurrent_max = kmax,
+                          .max_retry_after_ms = 5000};
+    pw_pace *p = pw_pace_new(&lim, "33333333-3333-3333-3333-333333333333");
+    assert_non_null(p);
+    return p;
+}
+
+static pw_pace_gate *gate(pw_pace *p, pw_azure_pace_kind kind, const char *scope, uint64_t now)
+{
+    pw_pace_gate *g = NULL;
+    assert_int_equal(pw_pace_gate_get(p, kind, scope, now, &g), 0);
+    assert_non_null(g);
+    return g;
+}
+
+static const pw_pace_answer ANSWER_200 = {.status = 200, .remaining = -1, .retry_after_ms = -1};
+
+/* A bucket starts full, refills at its rate, never above its size; a request waits exactly as
+ * long as its token takes. */
+static void test_pace_refill(void **state)
+{
+    (void)state;
+    pw_pace *p = pace_with(5, 2, 250, 25, 8);
+    pw_pace_gate *g = gate(p, PW_AZ_PACE_ARM_WRITE, "SUB-1", 0);
+    pw_pace_ticket t[7] = {0};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(pw_pace_acquire(p, g, &t[i], 0, 0), 1);
+    assert_true(pw_pace_level(g, 0) < 0.001);
+    assert_int_equal(pw_pace_acquire(p, g, &t[5], 0, 0), 0);
+    assert_int_equal(pw_pace_ahead(&t[5]), 0);
+    assert_int_equal(pw_pace_acquire(p, g, &t[6], 0, 0), 0);
+    assert_int_equal(pw_pace_ahead(&t[6]), 1);
+    assert_int_equal(pw_pace_next_ms(p, 0), 500); /* one token at 2 per second */
+    assert_null(pw_pace_pop_ready(p, 499));
+    assert_ptr_equal(pw_pace_pop_ready(p, 500), &t[5]);
+    assert_null(pw_pace_pop_ready(p, 500));
+    assert_int_equal(pw_pace_next_ms(p, 500), 1000);
+    assert_ptr_equal(pw_pace_pop_ready(p, 1000), &t[6]);
+    assert_int_equal(pw_pace_next_ms(p, 1000), UINT64_MAX); /* nothing queued */
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(pw_pace_done(p, &t[i], &ANSWER_200, 1000), 0);
+    assert_true(pw_pace_level(g, 1000000) <= 5.0 && pw_pace_level(g, 1000000) > 4.999);
+    pw_azure_stats st;
+    pw_pace_stats(p, 1000, &st);
+    assert_int_equal(st.admitted[PW_AZ_PACE_ARM_WRITE], 7);
+    assert_int_equal(st.waited[PW_AZ_PACE_ARM_WRITE], 2);
+    assert_int_equal(st.wait_ms[PW_AZ_PACE_ARM_WRITE], 500 + 1000);
+    assert_int_equal(st.in_flight[PW_AZ_PACE_ARM_WRITE], 0);
+    assert_int_equal(st.budgets[PW_AZ_PACE_ARM_WRITE], 1);
+    /* Subscriptions are told apart, case aside; writes and reads are separate buckets. */
+    assert_ptr_equal(gate(p, PW_AZ_PACE_ARM_WRITE, "sub-1", 0), g);
+    assert_ptr_not_equal(gate(p, PW_AZ_PACE_ARM_WRITE, "sub-2", 0), g);
+    assert_ptr_not_equal(gate(p, PW_AZ_PACE_ARM_READ, "sub-1", 0), g);
+    assert_int_equal(pw_pace_capacity(gate(p, PW_AZ_PACE_ARM_READ, "sub-1", 0)), 250);
+    pw_pace_free(p);
+}
+
+/* The server's remaining count caps the level, less every request still in flight; a higher
+ * (stale) count changes nothing; a count above the size enlarges the bucket. */
+static void test_pace_header_correction(void **state)
+{
+    (void)state;
+    pw_pace *p = pace_with(10, 1, 250, 25, 8);
+    pw_pace_gate *g = gate(p, PW_AZ_PACE_ARM_WRITE, "sub", 0);
+    pw_pace_ticket a = {0}, b = {0}, c = {0}, d = {0};
+    assert_int_equal(pw_pace_acquire(p, g, &a, 0, 0), 1);
+    assert_int_equal(pw_pace_acquire(p, g, &b, 0, 0), 1);
+    assert_int_equal(pw_pace_acquire(p, g, &c, 0, 0), 1);
+    assert_true(pw_pace_level(g, 0) > 6.999 && pw_pace_level(g, 0) < 7.001);
+    pw_pace_answer ans = {.status = 200, .remaining = 5, .retry_after_ms = -1};
+    assert_int_equal(pw_pace_done(p, &c, &ans, 0), 0); /* answered first, sent last */
+    assert_true(pw_pace_level(g, 0) > 2.999 && pw_pace_level(g, 0) < 3.001); /* 5 - a - b */
+    ans.remaining = 3;
+    assert_int_equal(pw_pace_done(p, &a, &ans, 0), 0);
+    assert_true(pw_pace_level(g, 0) > 1.999 && pw_pace_level(g, 0) < 2.001); /* 3 - b */
+    ans.remaining = 9; /* b reached the server first: its count is stale */
+    assert_int_equal(pw_pace_done(p, &b, &ans, 0), 0);
+    assert_true(pw_pace_level(g, 0) > 1.999 && pw_pace_level(g, 0) < 2.001);
+    /* Lower than we thought (another tool spends the same budget): honoured, refill goes on. */
+    assert_int_equal(pw_pace_acquire(p, g, &d, 0, 0), 1);
+    ans.remaining = 0;
+    assert_int_equal(pw_pace_done(p, &d, &ans, 0), 0);
+    assert_true(pw_pace_level(g, 0) < 0.001);
+    assert_int_equal(pw_pace_acquire(p, g, &a, 0, 0), 0);
+    assert_int_equal(pw_pace_next_ms(p, 0), 1000);
+    assert_ptr_equal(pw_pace_pop_ready(p, 1000), &a);
+    ans.remaining = 50;
+    assert_int_equal(pw_pace_done(p, &a, &ans, 1000), 0);
+    assert_int_equal(pw_pace_capacity(g), 50);
+    assert_true(pw_pace_level(g, 1000) > 49.999);
+    pw_pace_free(p);
+}
+
+/* A 429 drains the bucket: everything of it, the caller that got it first (at the head), waits
+ * for Retry-After (capped), then goes in FIFO order. */
+static void test_pace_drain_on_429(void **state)
+{
+    (void)state;
+    pw_pace *p = pace_with(10, 10, 250, 25, 8);
+    pw_pace_gate *g = gate(p, PW_AZ_PACE_ARM_WRITE, "sub", 0);
+    pw_pace_ticket a = {0}, b = {0}, c = {0};
+    assert_int_equal(pw_pace_acquire(p, g, &a, 0, 0), 1);
+    pw_pace_answer t429 = {.status = 429, .remaining = 0, .retry_after_ms = 2000};
+    assert_int_equal(pw_pace_done(p, &a, &t429, 100), 1);
+    uint64_t until = 0;
+    assert_true(pw_pace_blocked(g, 100, &until));
+    assert_int_equal(until, 2100);
+    assert_int_equal(pw_pace_acquire(p, g, &b, 0, 200), 0); /* tokens or not: it waits */
+    assert_int_equal(pw_pace_acquire(p, g, &c, 0, 300), 0);
+    assert_int_equal(pw_pace_acquire(p, g, &a, 1, 300), 0); /* back at the head */
+    assert_int_equal(pw_pace_ahead(&a), 0);
+    assert_int_equal(pw_pace_ahead(&c), 2);
+    assert_int_equal(pw_pace_next_ms(p, 300), 2100);
+    assert_null(pw_pace_pop_ready(p, 2099));
+    assert_ptr_equal(pw_pace_pop_ready(p, 2100), &a);
+    assert_ptr_equal(pw_pace_pop_ready(p, 2100), &b);
+    assert_ptr_equal(pw_pace_pop_ready(p, 2100), &c);
+    pw_azure_stats st;
+    pw_pace_stats(p, 2100, &st);
+    assert_int_equal(st.throttled[PW_AZ_PACE_ARM_WRITE], 1);
+    assert_int_equal(st.in_flight[PW_AZ_PACE_ARM_WRITE], 3);
+    /* Retry-After is capped (max_retry_after_ms 5000); without one, at least a second. */
+    t429.retry_after_ms = 60000;
+    assert_int_equal(pw_pace_done(p, &a, &t429, 3000), 1);
+    assert_true(pw_pace_blocked(g, 3000, &until));
+    assert_int_equal(until, 8000);
+    t429.retry_after_ms = 100;
+    assert_int_equal(pw_pace_done(p, &b, &t429, 3100), 1);
+    assert_true(pw_pace_blocked(g, 3100, &until));
+    assert_int_equal(until, 8000); /* a shorter hold never shortens a longer one */
+    /* A 429 that still reports budget is not the subscription's bucket: no drain. */
+    pw_pace_answer rp = {.status = 429, .remaining = 3, .retry_after_ms = 1000};
+    assert_int_equal(pw_pace_done(p, &c, &rp, 9000), 0);
+    assert_false(pw_pace_blocked(g, 9000, NULL));
+    /* Without Retry-After: the time a token takes (100 ms here), but at least a second. */
+    assert_int_equal(pw_pace_acquire(p, g, &a, 0, 9000), 1);
+    t429.retry_after_ms = -1;
+    assert_int_equal(pw_pace_done(p, &a, &t429, 9000), 1);
+    assert_true(pw_pace_blocked(g, 9000, &until));
+    assert_int_equal(until, 10000);
+    pw_pace_free(p);
+}
+
+/* FIFO: a newcomer never overtakes a queued request, even when a token has come. */
+static void test_pace_fifo(void **state)
+{
+    (void)state;
+    pw_pace *p = pace_with(1, 1, 250, 25, 8);
+    pw_pace_gate *g = gate(p, PW_AZ_PACE_ARM_READ, "sub", 0);
+    assert_int_equal(pw_pace_capacity(g), 250);
+    pw_pace_gate *w = gate(p, PW_AZ_PACE_ARM_WRITE, "sub", 0);
+    pw_pace_ticket a = {0}, b = {0}, c = {0};
+    assert_int_equal(pw_pace_acquire(p, w, &a, 0, 0), 1);
+    assert_int_equal(pw_pace_acquire(p, w, &b, 0, 0), 0);
+    assert_int_equal(pw_pace_acquire(p, w, &c, 0, 1000), 0); /* the token is b's */
+    assert_ptr_equal(pw_pace_pop_ready(p, 1000), &b);
+    assert_null(pw_pace_pop_ready(p, 1000));
+    assert_ptr_equal(pw_pace_pop_ready(p, 2000), &c);
+    /* Cancelling a queued request takes it out of the line. */
+    pw_pace_ticket d = {0}, e = {0};
+    assert_int_equal(pw_pace_acquire(p, w, &d, 0, 2000), 0);
+    assert_int_equal(pw_pace_acquire(p, w, &e, 0, 2000), 0);
+    pw_pace_cancel(p, &d);
+    assert_null(d.gate);
+    assert_int_equal(pw_pace_ahead(&e), 0);
+    assert_ptr_equal(pw_pace_pop_ready(p, 3000), &e);
+    pw_pace_cancel(p, &a);
+    pw_pace_cancel(p, NULL);
+    pw_pace_free(p);
+}
+
+/* Kusto: at most N in flight per cluster; the rest wait for a release, not for time; a 429
+ * holds the cluster's queue for Retry-After (or the fallback). */
+static void test_pace_kusto(void **state)
+{
+    (void)state;
+    pw_pace *p = pace_with(200, 10, 250, 25, 2);
+    pw_pace_gate *g = gate(p, PW_AZ_PACE_KUSTO, "https://a.westus.kusto.windows.net", 0);
+    pw_pace_gate *h = gate(p, PW_AZ_PACE_KUSTO, "https://b.westus.kusto.windows.net", 0);
+    pw_pace_ticket t[6] = {0};
+    assert_int_equal(pw_pace_acquire(p, g, &t[0], 0, 0), 1);
+    assert_int_equal(pw_pace_acquire(p, g, &t[1], 0, 0), 1);
+    assert_int_equal(pw_pace_acquire(p, g, &t[2], 0, 0), 0);
+    assert_int_equal(pw_pace_acquire(p, g, &t[3], 0, 0), 0);
+    assert_int_equal(pw_pace_acquire(p, h, &t[4], 0, 0), 1); /* another cluster: its own limit */
+    assert_int_equal(pw_pace_level(g, 0), 2);
+    assert_int_equal(pw_pace_next_ms(p, 0), UINT64_MAX);
+    assert_null(pw_pace_pop_ready(p, 100000));
+    assert_int_equal(pw_pace_done(p, &t[0], &ANSWER_200, 10), 0);
+    assert_int_equal(pw_pace_next_ms(p, 10), 10);
+    assert_ptr_equal(pw_pace_pop_ready(p, 10), &t[2]);
+    pw_pace_cancel(p, &t[3]);
+    pw_pace_answer k429 = {
+        .status = 429, .remaining = -1, .retry_after_ms = -1, .fallback_ms = 300};
+    assert_int_equal(pw_pace_done(p, &t[1], &k429, 20), 1);
+    assert_int_equal(pw_pace_acquire(p, g, &t[5], 0, 20), 0); /* a place is free, but held */
+    assert_int_equal(pw_pace_next_ms(p, 20), 320);
+    assert_null(pw_pace_pop_ready(p, 319));
+    assert_ptr_equal(pw_pace_pop_ready(p, 320), &t[5]);
+    pw_azure_stats st;
+    pw_pace_stats(p, 320, &st);
+    assert_int_equal(st.throttled[PW_AZ_PACE_KUSTO], 1);
+    assert_int_equal(st.in_flight[PW_AZ_PACE_KUSTO], 3);
+    assert_int_equal(st.budgets[PW_AZ_PACE_KUSTO], 2);
+    assert_true(st.level_min[PW_AZ_PACE_KUSTO] > 1.999); /* the busiest cluster: 2 in flight */
+    pw_azure_budget b[4];
+    assert_int_equal(pw_pace_budgets(p, 320, b, 4), 2);
+    pw_pace_free(p);
+}
+
+/* 0 turns a kind off; the gate table is bounded: idle gates make room, busy ones do not. */
+static void test_pace_off_and_bounds(void **state)
+{
+    (void)state;
+    pw_pace *p = pace_with(0, 10, 250, 25, 0);
+    pw_pace_gate *g = (pw_pace_gate *)1;
+    assert_int_equal(pw_pace_gate_get(p, PW_AZ_PACE_ARM_WRITE, "sub", 0, &g), 0);
+    assert_null(g);
+    assert_int_equal(pw_pace_gate_get(p, PW_AZ_PACE_KUSTO, "https://x", 0, &g), 0);
+    assert_null(g);
+    static pw_pace_ticket t[PW_PACE_MAX_GATES];
+    char scope[64];
+    for (int i = 0; i < PW_PACE_MAX_GATES; i++) {
+        snprintf(scope, sizeof scope, "sub-%d", i);
+        pw_pace_gate *r = gate(p, PW_AZ_PACE_ARM_READ, scope, 0);
+        assert_int_equal(pw_pace_acquire(p, r, &t[i], 0, 0), 1);
+    }
+    assert_int_equal(pw_pace_gate_get(p, PW_AZ_PACE_ARM_READ, "one-more", 0, &g), -1);
+    assert_int_equal(pw_pace_done(p, &t[7], &ANSWER_200, 0), 0); /* sub-7 is idle now */
+    pw_pace_gate *n = gate(p, PW_AZ_PACE_ARM_READ, "one-more", 0);
+    assert_int_equal(pw_pace_level(n, 0), 250);
+    pw_azure_stats st;
+    pw_pace_stats(p, 0, &st);
+    assert_int_equal(st.budgets[PW_AZ_PACE_ARM_READ], PW_PACE_MAX_GATES);
+    for (int i = 0; i < PW_PACE_MAX_GATES; i++)
+        pw_pace_cancel(p, &t[i]);
+    pw_pace_free(p);
+    pw_pace_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_retry_after),     cmocka_unit_test(test_backoff_bounds),
-        cmocka_unit_test(test_same_origin),     cmocka_unit_test(test_cluster_uri),
-        cmocka_unit_test(test_parse_error),     cmocka_unit_test(test_redact),
-        cmocka_unit_test(test_lro_terminal),    cmocka_unit_test(test_guid),
-        cmocka_unit_test(test_azure_arguments),
+        cmocka_unit_test(test_retry_after),       cmocka_unit_test(test_backoff_bounds),
+        cmocka_unit_test(test_same_origin),       cmocka_unit_test(test_cluster_uri),
+        cmocka_unit_test(test_parse_error),       cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_lro_terminal),      cmocka_unit_test(test_guid),
+        cmocka_unit_test(test_azure_arguments),   cmocka_unit_test(test_header_count),
+        cmocka_unit_test(test_pace_refill),       cmocka_unit_test(test_pace_header_correction),
+        cmocka_unit_test(test_pace_drain_on_429), cmocka_unit_test(test_pace_fifo),
+        cmocka_unit_test(test_pace_kusto),        cmocka_unit_test(test_pace_off_and_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* azure.c: ARM and Kusto management calls: tokens, retries with full-jitter backoff, Retry-After,
- * ARM long-running operations and the call deadline, on top of pw_http and pw_aad. */
+ * ARM long-running operations, pacing and the call deadline, on top of pw_http, pw_aad and
+ * pw_pace. */
 #include "pw/azure.h"
 #include "pw/status.h"
 
@@ -13,6 +14,7 @@
 #include "aad.h"
 #include "pw/reply.h"
 #include "http.h"
+#include "pace.h"
 #include "pw/log.h"
 
 enum { MAX_PATH_BYTES = PW_AZ_ARM_PATH_MAX, MAX_CSL_BYTES = 1 << 20, MAX_ID_BYTES = 128 };
@@ -48,8 +50,11 @@ struct az_call {
     uint64_t started_ms;
     char request_id[MAX_ID_BYTES];
     pw_azure_progress_cb on_progress;
+    pw_azure_progress_cb on_queued;
     pw_azure_done_cb on_done;
     void *ctx;
+    pw_pace_ticket ticket; /* the current request's admission (pace.h) */
+    unsigned queued_told;  /* bit per pw_azure_pace_kind: on_queued was called for it */
     pw_azure_result res;
 };
 
@@ -62,7 +67,17 @@ struct pw_azure {
     char *arm_api_version;
     az_call *calls;
     size_t n_calls;
+    pw_pace *pace;
+    pw_timer *pace_timer; /* admits what can go when it fires */
+    uint64_t pace_due_ms;
+    /* Requests of kinds that are not paced (the budget set to 0), for pw_azure_stats. */
+    uint64_t unpaced_sent[PW_AZ_PACE_KINDS], unpaced_429[PW_AZ_PACE_KINDS];
 };
+
+static const char *const pace_names[PW_AZ_PACE_KINDS] = {"ARM write budget", "ARM read budget",
+                                                         "Kusto cluster concurrency"};
+static const char *const pace_queued[PW_AZ_PACE_KINDS] = {
+    "queued: ARM write budget", "queued: ARM read budget", "queued: Kusto cluster concurrency"};
 
 void pw_azure_config_defaults(pw_azure_config *cfg)
 {
@@ -80,6 +95,16 @@ void pw_azure_config_defaults(pw_azure_config *cfg)
     cfg->lro_poll_default_ms = 5000;
     cfg->token_refresh_margin_ms = 300000;
     cfg->max_host_connections = 16;
+    /* ARM's documented defaults per principal and subscription (token-bucket model, 2024). */
+    cfg->arm_write_bucket = 200;
+    cfg->arm_write_refill_per_s = 10;
+    cfg->arm_read_bucket = 250;
+    cfg->arm_read_refill_per_s = 25;
+    /* Kusto's default workload group admits Cores-Per-Node x 10 concurrent requests (request
+     * rate limit policy), queries and commands of every caller together: 20 on the smallest
+     * 2-core SKUs.  8 leaves more than half of that to everyone else (and matches azure-sim's
+     * kustoMaxConcurrent); raise it for big clusters the worker has to itself. */
+    cfg->kusto_concurrent_max = 8;
 }
 
 static const char *rid(const az_call *c)
@@ -155,10 +180,27 @@ pw_azure *pw_azure_new(pw_loop *loop, const pw_azure_config *cfg, char *err, siz
     if (az->cfg.max_retry_after_ms < 0) az->cfg.max_retry_after_ms = d.max_retry_after_ms;
     if (az->cfg.token_refresh_margin_ms < 0)
         az->cfg.token_refresh_margin_ms = d.token_refresh_margin_ms;
+        /* Pacing: 0 turns it off, below 0 means the default; a bucket needs a refill. */
+#define DEF_NEG(f)                                                                                 \
+    if (az->cfg.f < 0) az->cfg.f = d.f
+    DEF_NEG(arm_write_bucket);
+    DEF_NEG(arm_read_bucket);
+    DEF_NEG(kusto_concurrent_max);
+#undef DEF_NEG
+    if (az->cfg.arm_write_refill_per_s <= 0)
+        az->cfg.arm_write_refill_per_s = d.arm_write_refill_per_s;
+    if (az->cfg.arm_read_refill_per_s <= 0) az->cfg.arm_read_refill_per_s = d.arm_read_refill_per_s;
+    pw_pace_limits lim = {.arm_write_bucket = az->cfg.arm_write_bucket,
+                          .arm_write_refill_per_s = az->cfg.arm_write_refill_per_s,
+                          .arm_read_bucket = az->cfg.arm_read_bucket,
+                          .arm_read_refill_per_s = az->cfg.arm_read_refill_per_s,
+                          .kusto_concurrent_max = az->cfg.kusto_concurrent_max,
+                          .max_retry_after_ms = az->cfg.max_retry_after_ms};
+    az->pace = pw_pace_new(&lim, cfg->client_id);
     az->cfg.authority_host = authority;
     az->arm_endpoint = strip_slash_dup(arm);
     az->arm_api_version = strdup(cfg->arm_api_version ? cfg->arm_api_version : d.arm_api_version);
-    if (!az->arm_endpoint || !az->arm_api_version) {
+    if (!az->arm_endpoint || !az->arm_api_version || !az->pace) {
         pw_err_set(err, errlen, "out of memory");
         pw_azure_free(az);
         return NULL;
@@ -208,6 +250,7 @@ static void call_release(az_call *c)
     az->n_calls--;
     pw_http_cancel(az->http, c->xfer);
     pw_aad_cancel(az->aad, c->wait);
+    pw_pace_cancel(az->pace, &c->ticket);
     pw_loop_timer_cancel(az->loop, c->timer);
     pw_loop_timer_cancel(az->loop, c->deadline);
     call_discard(c);
@@ -218,6 +261,8 @@ void pw_azure_free(pw_azure *az)
     if (!az) return;
     while (az->calls)
         call_release(az->calls);
+    pw_loop_timer_cancel(az->loop, az->pace_timer);
+    pw_pace_free(az->pace);
     pw_aad_free(az->aad);
     pw_http_free(az->http);
     free(az->arm_endpoint);
@@ -228,6 +273,22 @@ void pw_azure_free(pw_azure *az)
 size_t pw_azure_in_flight(const pw_azure *az)
 {
     return az ? az->n_calls : 0;
+}
+
+void pw_azure_stats_get(const pw_azure *az, pw_azure_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!az) return;
+    pw_pace_stats(az->pace, pw_loop_now_ms(az->loop), out);
+    for (int k = 0; k < PW_AZ_PACE_KINDS; k++) {
+        out->admitted[k] += az->unpaced_sent[k];
+        out->throttled[k] += az->unpaced_429[k];
+    }
+}
+
+size_t pw_azure_budgets(const pw_azure *az, pw_azure_budget *out, size_t max)
+{
+    return az ? pw_pace_budgets(az->pace, pw_loop_now_ms(az->loop), out, max) : 0;
 }
 
 /* ---- completion ---- */
@@ -318,6 +379,9 @@ static void deadline_fire(pw_loop *loop, void *ctx)
     if (c->last_cause)
         finish(c, c->last_cause, 1, NULL, "deadline reached while retrying: %s",
                c->res.message[0] ? c->res.message : c->last_cause);
+    else if (c->ticket.gate && !c->ticket.admitted)
+        finish(c, PW_AZ_CODE_DEADLINE, 1, NULL, "deadline reached while queued for the %s",
+               pace_names[pw_pace_kind(c->ticket.gate)]);
     else
         finish(c, PW_AZ_CODE_DEADLINE, 1, NULL, "deadline reached (%s)",
                c->ph == PH_POLL ? "long-running operation still running" : "no answer in time");
@@ -327,6 +391,115 @@ static void deadline_fire(pw_loop *loop, void *ctx)
 
 static void send_now(az_call *c);
 static void on_response(void *ctx, const pw_http_resp *r);
+
+/* ---- pacing (pace.h): admission before every HTTP request to ARM or a cluster ---- */
+
+static void pace_fire(pw_loop *loop, void *ctx);
+
+/* Makes the pacing timer fire no later than when (absolute, loop clock). */
+static void pace_at(pw_azure *az, uint64_t when)
+{
+    uint64_t now = pw_loop_now_ms(az->loop);
+    if (when < now) when = now;
+    if (az->pace_timer && az->pace_due_ms <= when) return;
+    pw_loop_timer_cancel(az->loop, az->pace_timer);
+    az->pace_timer = pw_loop_timer_add(az->loop, when - now, pace_fire, az);
+    az->pace_due_ms = when;
+    if (!az->pace_timer) /* queued calls then wait for the next answer or their deadline */
+        pw_log(PW_LOG_WARN, NULL, "azure.pace.timer", "out of memory arming the pacing timer");
+}
+
+static void pace_schedule(pw_azure *az)
+{
+    uint64_t next = pw_pace_next_ms(az->pace, pw_loop_now_ms(az->loop));
+    if (next != UINT64_MAX) pace_at(az, next);
+}
+
+/* Sends what may go now, oldest first per budget. */
+static void pace_fire(pw_loop *loop, void *ctx)
+{
+    pw_azure *az = ctx;
+    az->pace_timer = NULL;
+    uint64_t now = pw_loop_now_ms(loop);
+    pw_pace_ticket *t;
+    while ((t = pw_pace_pop_ready(az->pace, now)))
+        send_now(t->owner);
+    pace_schedule(az);
+}
+
+/* The subscription id of an ARM URL's path into out ("" when it names none: tenant level). */
+static void arm_subscription(const char *url, char *out, size_t len)
+{
+    out[0] = '\0';
+    const char *p = url ? strcasestr(url, "/subscriptions/") : NULL;
+    if (!p) return;
+    p += strlen("/subscriptions/");
+    size_t n = strcspn(p, "/?#");
+    if (n >= len) n = len - 1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+static void tell_queued(az_call *c, pw_pace_gate *g, uint64_t now)
+{
+    pw_azure_pace_kind kind = pw_pace_kind(g);
+    double level = pw_pace_level(g, now);
+    size_t ahead = pw_pace_ahead(&c->ticket);
+    pw_log(PW_LOG_DEBUG, rid(c), "azure.pace.queued",
+           "%s %s: queued for the %s (level %.1f of %.0f, %zu ahead)", c->method,
+           c->ph == PH_POLL ? c->poll_shown : c->url, pace_names[kind], level, pw_pace_capacity(g),
+           ahead);
+    if (!c->on_queued || (c->queued_told & (1u << kind))) return;
+    c->queued_told |= 1u << kind;
+    pw_azure_progress p = {.lro_status = NULL,
+                           .polls = c->polls,
+                           .percent_complete = -1,
+                           .queued = pace_queued[kind],
+                           .queued_kind = kind,
+                           .level = level,
+                           .capacity = pw_pace_capacity(g),
+                           .ahead = ahead};
+    c->on_queued(c->ctx, &p);
+}
+
+/* The budget the call's next request counts against. */
+static pw_azure_pace_kind call_kind(const az_call *c)
+{
+    if (c->kusto) return PW_AZ_PACE_KUSTO;
+    return c->ph == PH_MAIN && strcmp(c->method, "GET") != 0 ? PW_AZ_PACE_ARM_WRITE
+                                                             : PW_AZ_PACE_ARM_READ;
+}
+
+/* Admits the request the call is about to send: 1 when it may go (or is not paced), 0 when it
+ * was queued (pace_fire sends it), -1 when the call has been finished. */
+static int admit(az_call *c, int front)
+{
+    pw_azure *az = c->az;
+    if (c->ticket.gate) return c->ticket.admitted;
+    pw_azure_pace_kind kind = call_kind(c);
+    char scope[PW_PACE_SCOPE_MAX];
+    if (c->kusto)
+        snprintf(scope, sizeof scope, "%s", c->audience);
+    else
+        arm_subscription(c->ph == PH_POLL ? c->poll_url : c->url, scope, sizeof scope);
+    uint64_t now = pw_loop_now_ms(az->loop);
+    pw_pace_gate *g;
+    if (pw_pace_gate_get(az->pace, kind, scope, now, &g) < 0) {
+        finish(c, PW_AZ_CODE_THROTTLED, 1, NULL,
+               "more than %d ARM subscriptions and Kusto clusters are paced at once",
+               PW_PACE_MAX_GATES);
+        return -1;
+    }
+    if (!g) {
+        az->unpaced_sent[kind]++;
+        return 1;
+    }
+    c->ticket.owner = c;
+    if (pw_pace_acquire(az->pace, g, &c->ticket, front, now)) return 1;
+    tell_queued(c, g, now);
+    pace_schedule(az);
+    return 0;
+}
 
 static void timer_send(pw_loop *loop, void *ctx)
 {
@@ -362,6 +535,7 @@ static void send_now(az_call *c)
         deadline_fire(az->loop, c);
         return;
     }
+    if (admit(c, 0) <= 0) return; /* queued (pace_fire comes back here) or finished */
     const char *token = pw_aad_cached(az->aad, c->audience, &gen);
     if (!token) {
         c->wait = pw_aad_get(az->aad, c->audience, rid(c), c->deadline_ms, on_token, c);
@@ -449,6 +623,76 @@ static void retry_or_fail(az_call *c, const char *cause, const pw_http_resp *r, 
     if (!c->timer) finish(c, PW_AZ_CODE_PROTOCOL, 1, NULL, "out of memory");
 }
 
+/* After a 429 that stopped the call's budget: the call goes back to the head of its queue,
+ * sent when the budget's Retry-After has passed (an attempt was spent; waiting is none). */
+static void retry_queued(az_call *c, const char *cause, const char *why)
+{
+    pw_azure *az = c->az;
+    c->last_cause = cause;
+    snprintf(c->res.message, sizeof c->res.message, "%.*s", (int)sizeof c->res.message - 1, why);
+    int polling = c->ph == PH_POLL && c->deadline_ms;
+    if (!polling && c->phase_attempts >= az->cfg.max_attempts) {
+        finish(c, cause, 1, NULL, "%s (gave up after %u attempts)", why, c->phase_attempts);
+        return;
+    }
+    int a = admit(c, 1);
+    if (a < 0) return;
+    uint64_t until = 0;
+    if (!a && c->deadline_ms && pw_pace_blocked(c->ticket.gate, pw_loop_now_ms(az->loop), &until) &&
+        until >= c->deadline_ms) {
+        finish(c, cause, 1, NULL, "%s (the deadline passes before the next attempt)", why);
+        return;
+    }
+    pw_log(PW_LOG_INFO, rid(c), "azure.retry", "%s %s: %s; attempt %u when the budget allows",
+           c->method, c->ph == PH_POLL ? c->poll_shown : c->url, why, c->phase_attempts + 1);
+    if (a) { /* the hold was already over: go from the loop */
+        c->timer = pw_loop_timer_add(az->loop, 0, timer_send, c);
+        if (!c->timer) finish(c, PW_AZ_CODE_PROTOCOL, 1, NULL, "out of memory");
+    }
+}
+
+/* Error codes that mean "busy or in maintenance for a while": retried whatever else the answer
+ * says (see pw/azure.h, Pacing). */
+static int busy_code(const char *code)
+{
+    return code && (strcasecmp(code, "ServiceIsInMaintenance") == 0 ||
+                    strcasecmp(code, "ServiceBusy") == 0 || strcasecmp(code, "ServerBusy") == 0);
+}
+
+/* ARM 409 codes of a conflicting operation in progress, worth another try. */
+static int arm_conflict_code(const char *code)
+{
+    return !code[0] || strcasecmp(code, "Conflict") == 0 ||
+           strcasecmp(code, "AnotherOperationInProgress") == 0 ||
+           strcasecmp(code, "RetryableErrorDueToAnotherOperation") == 0;
+}
+
+/* An operation that ended Failed because the cluster was busy changed nothing: sends the main
+ * request again after a backoff.  0 when no attempt or time is left for it. */
+static int restart_main(az_call *c, const char *why)
+{
+    pw_azure *az = c->az;
+    if (c->res.attempts >= az->cfg.max_attempts) return 0;
+    long delay = pw_http_backoff_ms(az->cfg.backoff_base_ms, az->cfg.backoff_max_ms,
+                                    c->res.attempts ? c->res.attempts - 1 : 0, pw_http_random());
+    if (delay < LRO_POLL_MIN_MS) delay = LRO_POLL_MIN_MS;
+    uint64_t now = pw_loop_now_ms(az->loop);
+    if (c->deadline_ms && now + (uint64_t)delay >= c->deadline_ms) return 0;
+    pw_log(PW_LOG_INFO, rid(c), "azure.lro.restart",
+           "%s %s: the operation failed (%s) and changed nothing; attempt %u in %ld ms", c->method,
+           c->url, why, c->res.attempts + 1, delay);
+    free(c->poll_url);
+    c->poll_url = NULL;
+    c->poll_shown[0] = '\0';
+    c->ph = PH_MAIN;
+    c->phase_attempts = c->res.attempts; /* max_attempts bounds the main request in all */
+    c->last_cause = PW_AZ_CODE_UNAVAILABLE;
+    snprintf(c->res.message, sizeof c->res.message, "%s", why);
+    c->timer = pw_loop_timer_add(az->loop, (uint64_t)delay, timer_send, c);
+    if (!c->timer) finish(c, PW_AZ_CODE_PROTOCOL, 1, NULL, "out of memory");
+    return 1;
+}
+
 /* Parses a success body: NULL for an empty body; *bad set when it is not JSON. */
 static json_t *parse_body(const pw_http_resp *r, int *bad)
 {
@@ -497,7 +741,8 @@ static void after_lro_success(az_call *c, json_t *body)
 static void report_progress(az_call *c, const char *status, int percent)
 {
     if (!c->on_progress) return;
-    pw_azure_progress p = {.lro_status = status, .polls = c->polls, .percent_complete = percent};
+    pw_azure_progress p = {
+        .lro_status = status, .polls = c->polls, .percent_complete = percent, .queued = NULL};
     c->on_progress(c->ctx, &p);
 }
 
@@ -506,6 +751,31 @@ static void on_response(void *ctx, const pw_http_resp *r)
     az_call *c = ctx;
     pw_azure *az = c->az;
     c->xfer = NULL;
+    int stopped = 0; /* this answer (a 429) stopped the call's budget */
+    if (c->ticket.gate) {
+        pw_azure_pace_kind kind = pw_pace_kind(c->ticket.gate);
+        int status = r->fail == PW_OK ? (int)r->status : 0;
+        long ra = status == 429 ? pw_http_retry_after_ms(r->retry_after, r->retry_after_ms,
+                                                         r->x_ms_retry_after_ms, time(NULL))
+                                : -1;
+        long fallback =
+            pw_http_backoff_ms(az->cfg.backoff_base_ms, az->cfg.backoff_max_ms,
+                               c->phase_attempts ? c->phase_attempts - 1 : 0, pw_http_random());
+        pw_pace_answer a = {
+            .status = status,
+            .remaining = kind == PW_AZ_PACE_ARM_WRITE  ? pw_http_header_count(r->ratelimit_writes)
+                         : kind == PW_AZ_PACE_ARM_READ ? pw_http_header_count(r->ratelimit_reads)
+                                                       : -1,
+            .retry_after_ms = ra,
+            .fallback_ms = fallback < LRO_POLL_MIN_MS ? LRO_POLL_MIN_MS : fallback};
+        stopped = pw_pace_done(az->pace, &c->ticket, &a, pw_loop_now_ms(az->loop));
+        if (stopped)
+            pw_log(PW_LOG_INFO, rid(c), "azure.pace.throttled",
+                   "HTTP 429: the %s waits %ld ms (Retry-After)", pace_names[kind], ra);
+        pace_schedule(az); /* a place may have come free */
+    } else if (r->fail == PW_OK && r->status == 429) {
+        az->unpaced_429[call_kind(c)]++;
+    }
     if (r->status) c->res.http_status = (int)r->status;
     if (r->fail == PW_ERR_TLS) {
         finish(c, PW_AZ_CODE_TLS, 0, NULL, "TLS: %s", r->error);
@@ -573,8 +843,23 @@ static void on_response(void *ctx, const pw_http_resp *r)
         int transient = is_transient_status(r->status);
         if (c->kusto && perm == 1) transient = 0;
         if (c->kusto && perm == 0 && r->status != 403 && r->status >= 400) transient = 1;
+        /* Busy and conflicting answers (documented in pw/azure.h, Pacing). */
+        int busy = 0;
+        if (r->status == 409)
+            busy = c->kusto ? perm != 1 || busy_code(code)
+                            : arm_conflict_code(code) || busy_code(code);
+        else if (busy_code(code) && r->status != 403)
+            busy = 1;
+        if (busy) {
+            transient = 1;
+            mapped = PW_AZ_CODE_UNAVAILABLE;
+        }
+        if (r->status == 429) transient = 1; /* throttling passes, whatever "@permanent" says */
         if (transient) {
-            retry_or_fail(c, mapped, r, why);
+            if (stopped && r->status == 429)
+                retry_queued(c, mapped, why);
+            else
+                retry_or_fail(c, mapped, r, why);
             return;
         }
         finish(c, mapped, 0, NULL, "%s", msg[0] ? msg : why);
@@ -649,7 +934,14 @@ static void on_response(void *ctx, const pw_http_resp *r)
                 pw_http_redact(az->http, msg, sizeof msg, emsg ? emsg : "no message",
                                emsg ? strlen(emsg) : 10);
                 json_decref(body);
-                finish(c, PW_AZ_CODE_LRO_FAILED, 0, NULL, "operation %s: %s", shown, msg);
+                int busy = busy_code(c->res.azure_code) && term == 2;
+                if (busy) {
+                    char why[sizeof c->res.message];
+                    snprintf(why, sizeof why, "operation %.60s: %.120s: %.800s", shown,
+                             c->res.azure_code, msg);
+                    if (restart_main(c, why)) return;
+                }
+                finish(c, PW_AZ_CODE_LRO_FAILED, busy, NULL, "operation %s: %s", shown, msg);
             } else {
                 json_decref(body);
                 start_poll(c, r, 0);
@@ -702,6 +994,7 @@ static az_call *call_new(pw_azure *az, const pw_azure_call *call, int kusto, cha
     c->kusto = kusto;
     c->on_done = call->on_done;
     c->on_progress = call->on_progress;
+    c->on_queued = call->on_queued;
     c->ctx = call->ctx;
     c->deadline_ms = call->deadline_ms;
     c->started_ms = pw_loop_now_ms(az->loop);

@@ -13,9 +13,37 @@
 #include <strings.h>
 #include <sys/random.h>
 
+/* Pools: libcurl keys its per-host connection limit (CURLMOPT_MAX_HOST_CONNECTIONS) and the
+ * eviction that comes with it by the connect-to target, not by the URL's host (7.88's
+ * conncache hashkey takes conn_to_host when set), so with connect_to pointing AAD, ARM and every
+ * cluster at one address they shared one bundle of max_host_connections and evicted each
+ * other's idle connections.  The limit is therefore kept here, per real host: curl gets no
+ * per-host limit, and an exchange over the limit waits in its host's FIFO without an easy
+ * handle in the multi. */
+#define POOL_SLOTS 64
+#define POOL_KEY_MAX 520 /* "host:port" of a URL; URLs here are bounded well below */
+#define IDLE_EASY_MAX 64 /* easy handles kept for reuse (curl_easy_reset keeps their caches) */
+#define CACHE_PER_HOST                                                                             \
+    8 /* CURLMOPT_MAXCONNECTS = max_host_connections x this: idle                                  \
+         connections for AAD, ARM and a few busy clusters survive a lull */
+
+typedef struct host_pool host_pool;
+
+struct host_pool {
+    char key[POOL_KEY_MAX];
+    size_t active;                 /* exchanges in the multi */
+    pw_http_xfer *q_head, *q_tail; /* waiting for one of them to end */
+    host_pool *next;
+};
+
 struct pw_http_xfer {
     pw_http *http;
     CURL *easy;
+    host_pool *pool; /* NULL once it left its pool */
+    int queued;      /* waiting in pool->q_* (not in the multi) */
+    int added;       /* in the multi */
+    int failed;      /* on http->failed: its start failed after it was queued */
+    pw_http_xfer *qnext;
     struct curl_slist *headers;
     pw_http_cb cb;
     void *ctx;
@@ -37,7 +65,16 @@ struct pw_http {
     size_t max_response_bytes;
     char *secret, *secret_form; /* what pw_http_redact removes besides its patterns */
     pw_http_xfer *xfers;
+    long max_host;
+    host_pool *pools[POOL_SLOTS];
+    CURL *idle[IDLE_EASY_MAX];
+    size_t n_idle;
+    CURLSH *share;        /* TLS sessions and DNS answers, across easy handles */
+    pw_http_xfer *failed; /* queued exchanges whose curl_multi_add_handle failed */
+    pw_timer *fail_timer; /* delivers their callbacks from the loop */
 };
+
+static void pool_leave(pw_http *http, pw_http_xfer *x);
 
 /* Wipes and frees a malloc'd secret (NULL ok); explicit_bzero survives dead-store removal. */
 static void secret_free(char *s)
@@ -61,9 +98,23 @@ static void xfer_unlink(pw_http *http, pw_http_xfer *x)
  * when it was never added or is already removed). */
 static void xfer_destroy(pw_http *http, pw_http_xfer *x)
 {
+    if (x->added) curl_multi_remove_handle(http->multi, x->easy);
+    x->added = 0;
+    pool_leave(http, x);
+    if (x->failed) { /* still on http->failed (cancelled before its callback) */
+        for (pw_http_xfer **pp = &http->failed; *pp; pp = &(*pp)->qnext)
+            if (*pp == x) {
+                *pp = x->qnext;
+                break;
+            }
+    }
     if (x->easy) {
-        curl_multi_remove_handle(http->multi, x->easy);
-        curl_easy_cleanup(x->easy);
+        if (http->n_idle < IDLE_EASY_MAX) {
+            curl_easy_reset(x->easy);
+            http->idle[http->n_idle++] = x->easy;
+        } else {
+            curl_easy_cleanup(x->easy);
+        }
     }
     curl_slist_free_all(x->headers);
     free(x->body);
@@ -148,8 +199,11 @@ static void finish(pw_http *http, CURL *easy, CURLcode rc)
     r->body_len = x->body_len;
     pw_http_cb cb = x->cb;
     void *ctx = x->ctx;
-    /* The callback may start or cancel other exchanges; this one is done either way. */
+    /* The callback may start or cancel other exchanges; this one is done either way (and
+     * its place in the pool goes to the next exchange waiting for the host). */
     curl_multi_remove_handle(http->multi, easy);
+    x->added = 0;
+    pool_leave(http, x);
     xfer_unlink(http, x);
     cb(ctx, r);
     xfer_destroy(http, x);
@@ -250,8 +304,16 @@ pw_http *pw_http_new(pw_loop *loop, const pw_http_opts *opts, char *err, size_t 
     curl_multi_setopt(http->multi, CURLMOPT_SOCKETDATA, http);
     curl_multi_setopt(http->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(http->multi, CURLMOPT_TIMERDATA, http);
-    curl_multi_setopt(http->multi, CURLMOPT_MAX_HOST_CONNECTIONS, opts->max_host_connections);
+    http->max_host = opts->max_host_connections > 0 ? opts->max_host_connections : 16;
+    /* No per-host limit in curl (see "Pools"); the idle cache sized for several hosts. */
+    curl_multi_setopt(http->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+    curl_multi_setopt(http->multi, CURLMOPT_MAXCONNECTS, http->max_host * CACHE_PER_HOST);
     curl_multi_setopt(http->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    http->share = curl_share_init();
+    if (http->share) { /* an optimisation: without it every new connection handshakes afresh */
+        curl_share_setopt(http->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+        curl_share_setopt(http->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    }
     return http;
 oom:
     pw_err_set(err, errlen, "out of memory");
@@ -264,8 +326,12 @@ void pw_http_free(pw_http *http)
     if (!http) return;
     while (http->xfers)
         xfer_free(http, http->xfers);
+    for (size_t i = 0; i < http->n_idle; i++)
+        curl_easy_cleanup(http->idle[i]);
     if (http->multi) curl_multi_cleanup(http->multi);
+    if (http->share) curl_share_cleanup(http->share);
     pw_loop_timer_cancel(http->loop, http->timer);
+    pw_loop_timer_cancel(http->loop, http->fail_timer);
     curl_slist_free_all(http->connect_to);
     free(http->ca_file);
     secret_free(http->secret);
@@ -325,6 +391,7 @@ static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
         r->retry_after[0] = r->retry_after_ms[0] = r->x_ms_retry_after_ms[0] = '\0';
         r->request_id[0] = r->correlation_id[0] = r->activity_id[0] = '\0';
         r->async_operation[0] = r->location[0] = '\0';
+        r->ratelimit_writes[0] = r->ratelimit_reads[0] = '\0';
         return len;
     }
     static const struct {
@@ -342,10 +409,141 @@ static size_t header_cb(char *line, size_t size, size_t nitems, void *userp)
         {"Azure-AsyncOperation", offsetof(pw_http_resp, async_operation),
          sizeof r->async_operation},
         {"Location", offsetof(pw_http_resp, location), sizeof r->location},
+        {"x-ms-ratelimit-remaining-subscription-writes", offsetof(pw_http_resp, ratelimit_writes),
+         sizeof r->ratelimit_writes},
+        {"x-ms-ratelimit-remaining-subscription-reads", offsetof(pw_http_resp, ratelimit_reads),
+         sizeof r->ratelimit_reads},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (take_header(line, len, want[i].name, (char *)r + want[i].off, want[i].len)) break;
     return len;
+}
+
+/* ---- pools ---- */
+
+/* "host:port" (lower case, port 443 when none) of an http(s) URL; "" when it has none. */
+static void origin_key(const char *url, char out[POOL_KEY_MAX])
+{
+    out[0] = '\0';
+    const char *p = strstr(url, "://");
+    if (!p) return;
+    p += 3;
+    size_t n = strcspn(p, "/?#");
+    const char *at = memchr(p, '@', n); /* (user-info is refused earlier; be safe anyway) */
+    if (at) {
+        n -= (size_t)(at + 1 - p);
+        p = at + 1;
+    }
+    if (n + 5 >= POOL_KEY_MAX) n = POOL_KEY_MAX - 6;
+    int has_port = 0;
+    for (size_t i = n; i > 0 && p[i - 1] != ']'; i--)
+        if (p[i - 1] == ':') {
+            has_port = 1;
+            break;
+        }
+    snprintf(out, POOL_KEY_MAX, "%.*s%s", (int)n, p, has_port ? "" : ":443");
+    for (char *c = out; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+}
+
+static unsigned pool_slot(const char *key)
+{
+    uint32_t h = 2166136261u;
+    for (const char *c = key; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
+    return h % POOL_SLOTS;
+}
+
+static host_pool *pool_get(pw_http *http, const char *url)
+{
+    char key[POOL_KEY_MAX];
+    origin_key(url, key);
+    unsigned s = pool_slot(key);
+    for (host_pool *p = http->pools[s]; p; p = p->next)
+        if (strcmp(p->key, key) == 0) return p;
+    host_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    memcpy(p->key, key, sizeof key);
+    p->next = http->pools[s];
+    http->pools[s] = p;
+    return p;
+}
+
+static void pool_drop_if_empty(pw_http *http, host_pool *p)
+{
+    if (p->active || p->q_head) return;
+    for (host_pool **pp = &http->pools[pool_slot(p->key)]; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    free(p);
+}
+
+static void fail_fire(pw_loop *loop, void *ctx)
+{
+    pw_http *http = ctx;
+    (void)loop;
+    http->fail_timer = NULL;
+    while (http->failed) {
+        pw_http_xfer *x = http->failed;
+        http->failed = x->qnext;
+        x->failed = 0;
+        pw_http_resp *r = &x->resp;
+        r->fail = PW_ERR_INTERNAL;
+        snprintf(r->error, sizeof r->error, "curl refused to start the transfer");
+        r->body = (char *)"";
+        r->body_len = 0;
+        xfer_unlink(http, x);
+        x->cb(x->ctx, r);
+        xfer_destroy(http, x);
+    }
+}
+
+/* Gives the pools' free places to waiting exchanges, oldest first. */
+static void pool_promote(pw_http *http, host_pool *p)
+{
+    while (p->q_head && p->active < (size_t)http->max_host) {
+        pw_http_xfer *y = p->q_head;
+        p->q_head = y->qnext;
+        if (!p->q_head) p->q_tail = NULL;
+        y->qnext = NULL;
+        y->queued = 0;
+        if (curl_multi_add_handle(http->multi, y->easy) == CURLM_OK) {
+            y->added = 1;
+            p->active++;
+            continue;
+        }
+        /* Never a callback from here (this may run inside pw_http_cancel): from the loop. */
+        y->pool = NULL;
+        y->failed = 1;
+        y->qnext = http->failed;
+        http->failed = y;
+        if (!http->fail_timer) http->fail_timer = pw_loop_timer_add(http->loop, 0, fail_fire, http);
+    }
+}
+
+/* x leaves its pool (queued or active); a freed place goes to the next one waiting. */
+static void pool_leave(pw_http *http, pw_http_xfer *x)
+{
+    host_pool *p = x->pool;
+    if (!p) return;
+    x->pool = NULL;
+    if (x->queued) {
+        pw_http_xfer **pp = &p->q_head, *prev = NULL;
+        while (*pp && *pp != x) {
+            prev = *pp;
+            pp = &(*pp)->qnext;
+        }
+        if (*pp) *pp = x->qnext;
+        if (p->q_tail == x) p->q_tail = prev;
+        x->qnext = NULL;
+        x->queued = 0;
+    } else if (p->active) {
+        p->active--;
+        pool_promote(http, p);
+    }
+    pool_drop_if_empty(http, p);
 }
 
 pw_http_xfer *pw_http_start(pw_http *http, const pw_http_req *req, pw_http_cb cb, void *ctx)
@@ -355,7 +553,7 @@ pw_http_xfer *pw_http_start(pw_http *http, const pw_http_req *req, pw_http_cb cb
     x->http = http;
     x->cb = cb;
     x->ctx = ctx;
-    x->easy = curl_easy_init();
+    x->easy = http->n_idle ? http->idle[--http->n_idle] : curl_easy_init();
     if (!x->easy) goto fail;
     for (size_t i = 0; i < req->header_count; i++) {
         struct curl_slist *n = curl_slist_append(x->headers, req->headers[i]);
@@ -398,7 +596,25 @@ pw_http_xfer *pw_http_start(pw_http *http, const pw_http_req *req, pw_http_cb cb
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)(req->body ? req->body_len : 0));
         curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
     }
-    if (curl_multi_add_handle(http->multi, e) != CURLM_OK) goto fail;
+    if (http->share) curl_easy_setopt(e, CURLOPT_SHARE, http->share);
+    host_pool *pool = pool_get(http, req->url);
+    if (!pool) goto fail;
+    if (pool->active < (size_t)http->max_host) {
+        if (curl_multi_add_handle(http->multi, e) != CURLM_OK) {
+            pool_drop_if_empty(http, pool);
+            goto fail;
+        }
+        x->added = 1;
+        pool->active++;
+    } else {
+        x->queued = 1;
+        if (pool->q_tail)
+            pool->q_tail->qnext = x;
+        else
+            pool->q_head = x;
+        pool->q_tail = x;
+    }
+    x->pool = pool;
     x->next = http->xfers;
     if (x->next) x->next->prev = x;
     http->xfers = x;
@@ -414,6 +630,18 @@ void pw_http_cancel(pw_http *http, pw_http_xfer *xfer)
 }
 
 /* ---- helpers ---- */
+
+long pw_http_header_count(const char *s)
+{
+    if (!s || !isdigit((unsigned char)*s)) return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    while (*end == ' ')
+        end++;
+    if (errno || *end || v > 1000000000ull) return -1;
+    return (long)v;
+}
 
 static long parse_ms(const char *s)
 {

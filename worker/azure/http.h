@@ -18,7 +18,8 @@ typedef struct pw_http_opts {
     const char *const *connect_to; /* CURLOPT_CONNECT_TO entries */
     size_t connect_to_count;
     long connect_timeout_ms;
-    long max_host_connections;
+    long max_host_connections; /* exchanges in flight per real host (the URL's host and port,
+                                  whatever connect_to says); the rest wait in FIFO order */
     size_t max_response_bytes;
     const char *secret; /* the client secret, copied: pw_http_redact removes it; may be NULL */
 } pw_http_opts;
@@ -47,9 +48,11 @@ typedef struct pw_http_resp {
     char retry_after[64], retry_after_ms[32], x_ms_retry_after_ms[32];
     char request_id[128], correlation_id[128], activity_id[128];
     char async_operation[2048], location[2048];
+    char ratelimit_writes[24], ratelimit_reads[24]; /* x-ms-ratelimit-remaining-subscription-* */
 } pw_http_resp;
 
-/* Called once per started exchange unless cancelled; never inside pw_http_start. */
+/* Called once per started exchange unless cancelled; never inside pw_http_start or
+ * pw_http_cancel. */
 typedef void (*pw_http_cb)(void *ctx, const pw_http_resp *resp);
 
 pw_http *pw_http_new(pw_loop *loop, const pw_http_opts *opts, char *err, size_t errlen);
@@ -66,6 +69,9 @@ void pw_http_cancel(pw_http *http, pw_http_xfer *xfer); /* NULL ok; no callback 
  * Any argument may be NULL or empty.  The result is not capped. */
 long pw_http_retry_after_ms(const char *retry_after, const char *retry_after_ms,
                             const char *x_ms_retry_after_ms, time_t now);
+
+/* A header's non-negative decimal count ("199"); -1 when s is NULL, empty or not one. */
+long pw_http_header_count(const char *s);
 
 /* Full-jitter backoff for retry number n (0 = first retry): rnd mapped into
  * [0, min(max_ms, base_ms * 2^n)]. */

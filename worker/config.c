@@ -156,6 +156,7 @@ static int set_defaults(pw_config *cfg, char *err, size_t errlen)
     cfg->max_json_depth = 32;
     cfg->max_operations = 100;
     cfg->operation_timeout_ms = 600000;
+    cfg->queue_timeout_ms = 3600000;
     cfg->drain_timeout_ms = 30000;
     cfg->teardown_timeout_ms = 5000;
     cfg->reply_retry_backoff_ms = 1000;
@@ -208,6 +209,7 @@ static const key_spec key_specs[] = {
     NUMK("worker.json.max.depth", max_json_depth, 2, 1000),
     NUMK("worker.operations.max", max_operations, 1, 10000),
     NUMK("worker.operation.timeout.ms", operation_timeout_ms, 1, 86400000),
+    NUMK("worker.queue.timeout.ms", queue_timeout_ms, 1, 86400000),
     NUMK("worker.drain.timeout.ms", drain_timeout_ms, 0, 3600000),
     NUMK("worker.teardown.timeout.ms", teardown_timeout_ms, 0, 3600000),
     NUMK("worker.reply.retry.backoff.ms", reply_retry_backoff_ms, 1, 600000),
@@ -230,6 +232,11 @@ static const key_spec key_specs[] = {
     NUMK("azure.lro.poll.interval.ms", azure.lro_poll_default_ms, 1, 3600000),
     NUMK("azure.token.refresh.margin.ms", azure.token_refresh_margin_ms, 0, 86400000),
     NUMK("azure.host.connections.max", azure.max_host_connections, 1, 10000),
+    NUMK("azure.arm.writes.burst", azure.arm_write_bucket, 0, 1000000),
+    NUMK("azure.arm.writes.per.second", azure.arm_write_refill_per_s, 1, 1000000),
+    NUMK("azure.arm.reads.burst", azure.arm_read_bucket, 0, 1000000),
+    NUMK("azure.arm.reads.per.second", azure.arm_read_refill_per_s, 1, 1000000),
+    NUMK("azure.kusto.concurrent.max", azure.kusto_concurrent_max, 0, 10000),
 };
 
 static const key_spec *find_spec(const char *key)

@@ -19,7 +19,7 @@
 
 #define LANE_BUCKETS 1024u
 #define PROGRESS_MIN_INTERVAL_MS 1000 /* running events of one operation, at most one per */
-#define PROGRESS_KEY_MAX 48 /* what a running event shows: "<lro status>|<percent>|<attempts>" */
+#define PROGRESS_KEY_MAX 96 /* what a running event shows: "<lro status>|<percent>|<attempts>|<queued>" */
 
 typedef enum op_status {
     OP_PENDING = 0,
@@ -74,6 +74,11 @@ typedef struct op_state {
     /* running events: at most one per PROGRESS_MIN_INTERVAL_MS, and only for a change */
     uint64_t progress_at_ms;
     char progress_sent[PROGRESS_KEY_MAX]; /* lro status, percent, attempts of the last one */
+    /* pacing: the budget the current call waits for ("" when none) and the time waited */
+    char queued[40];
+    double queue_level, queue_capacity;
+    size_t queue_ahead;
+    uint64_t queued_ms;
     pw_timer *progress_timer;
 } op_state;
 
@@ -100,6 +105,7 @@ struct pw_exec {
     req_state *reqs;
     size_t in_flight;
     long op_timeout_ms;
+    long queue_timeout_ms; /* worker.queue.timeout.ms: queued time per operation, in all */
     char worker_id[128];
     pw_exec_owner owner;
     pw_timer *recheck_timer;
@@ -191,6 +197,11 @@ static pw_reply_op op_view(const req_state *rs, size_t i, int with_plan)
         .polls = os->polls,
         .percent = os->percent,
         .plan = with_plan ? rs->plan : NULL,
+        .queued = os->queued[0] ? os->queued : NULL,
+        .queue_level = os->queue_level,
+        .queue_capacity = os->queue_capacity,
+        .queue_ahead = os->queue_ahead,
+        .queued_ms = os->queued_ms,
     };
 }
 
@@ -343,7 +354,8 @@ static void fail_op(op_state *os, const pw_azure_result *r)
 static void progress_key(const op_state *os, char out[PROGRESS_KEY_MAX])
 {
     char key[PROGRESS_KEY_MAX]; /* (out may be os's own progress_sent) */
-    snprintf(key, sizeof key, "%s|%d|%u", os->lro_status, os->percent, os->attempts);
+    snprintf(key, sizeof key, "%s|%d|%u|%s", os->lro_status, os->percent, os->attempts,
+             os->queued);
     memcpy(out, key, sizeof key);
 }
 
@@ -413,6 +425,18 @@ static int read_absent(const pw_plan_op *pop, const pw_azure_result *r)
     return pop->read_absent_ok && r->http_status == 404;
 }
 
+/* A call waits for an Azure budget (pacing): a running event says which. */
+static void on_queued(void *ctx, const pw_azure_progress *p)
+{
+    op_state *os = ctx;
+    snprintf(os->queued, sizeof os->queued, "%s",
+             p->queued && !strncmp(p->queued, "queued: ", 8) ? p->queued + 8 : p->queued ? p->queued : "");
+    os->queue_level = p->level;
+    os->queue_capacity = p->capacity;
+    os->queue_ahead = p->ahead;
+    progress_emit(os);
+}
+
 static void on_done(void *ctx, const pw_azure_result *r)
 {
     op_state *os = ctx;
@@ -423,6 +447,10 @@ static void on_done(void *ctx, const pw_azure_result *r)
 
     os->in_call = 0;
     os->attempts += r->attempts;
+    /* time queued for Azure's budgets does not count against the operation's deadline */
+    os->queued[0] = '\0';
+    os->queued_ms += r->queued_ms;
+    if (os->deadline_ms) os->deadline_ms += r->queued_ms;
     if (os->step == STEP_APPLY) {
         record_ids(os, r);
         if (os->has_lro && r->ok) snprintf(os->lro_status, sizeof os->lro_status, "Succeeded");
@@ -504,6 +532,10 @@ static void issue(op_state *os, op_step step)
         .request_id = pw_request_id(rs->req),
         .deadline_ms = os->deadline_ms,
         .on_progress = step == STEP_APPLY ? on_progress : NULL,
+        .on_queued = on_queued,
+        .queue_timeout_ms = ex->queue_timeout_ms > (long)os->queued_ms
+                                ? ex->queue_timeout_ms - (long)os->queued_ms
+                                : 1,
         .on_done = on_done,
         .ctx = os,
     };
@@ -715,6 +747,7 @@ pw_exec *pw_exec_new(pw_loop *loop, pw_azure *azure, const pw_config *cfg, char 
     ex->azure = azure;
     ex->cfg = cfg;
     ex->op_timeout_ms = cfg && cfg->operation_timeout_ms > 0 ? cfg->operation_timeout_ms : 600000;
+    ex->queue_timeout_ms = cfg && cfg->queue_timeout_ms > 0 ? cfg->queue_timeout_ms : 3600000;
     snprintf(ex->worker_id, sizeof ex->worker_id, "%s",
              cfg && cfg->worker_id ? cfg->worker_id : "policy-worker");
     return ex;

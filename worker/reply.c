@@ -241,6 +241,12 @@ json_t *pw_reply_operation(const pw_reply_op *o)
             json_object_set_new(lro, "percentComplete", json_integer(o->percent));
         json_object_set_new(j, "lro", lro);
     }
+    if (o->queued)
+        json_object_set_new(j, "queue",
+                            json_pack("{s:s, s:f, s:f, s:I}", "waitingFor", o->queued, "level",
+                                      o->queue_level, "capacity", o->queue_capacity, "ahead",
+                                      (json_int_t)o->queue_ahead));
+    if (o->queued_ms) json_object_set_new(j, "queuedMs", json_integer((json_int_t)o->queued_ms));
     if (o->error) json_object_set_new(j, "error", json_deep_copy(o->error));
     return j;
 }

@@ -169,6 +169,7 @@ typedef struct pw_azure_result {
     char correlation_id[128];    /* x-ms-correlation-request-id (ARM), empty for Kusto */
     char client_request_id[128]; /* the x-ms-client-request-id sent */
     char operation_url[2048];    /* the LRO status URL followed (redacted), empty when none */
+    uint64_t queued_ms;          /* time the call spent queued for admission (pacing) */
 } pw_azure_result;
 
 /* What a paced call waits for (pw_azure_stats and pw_azure_progress.queued_kind). */
@@ -200,6 +201,10 @@ typedef struct pw_azure_call {
     const char *request_id;           /* for logs and the x-ms-client-request-id; may be NULL */
     uint64_t deadline_ms;             /* absolute, pw_loop_now_ms() clock; 0 = no deadline */
     pw_azure_progress_cb on_progress; /* LRO polls; may be NULL */
+    /* > 0: time spent queued for admission does not count against deadline_ms (the deadline
+     * stops while the call waits), and waiting is bounded by this many ms over the call's
+     * life (past it: DeadlineExceeded, "queued longer than ...").  0: queue time counts. */
+    long queue_timeout_ms;
     pw_azure_progress_cb on_queued;   /* once per budget a request of the call waits for; may be
                                          NULL; never from inside the starting call */
     pw_azure_done_cb on_done;         /* called exactly once, never from inside the starting call;

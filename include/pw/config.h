@@ -48,6 +48,9 @@ typedef struct pw_config {
     size_t max_operations;     /* worker.operations.max per request; default 100 */
     long operation_timeout_ms; /* worker.operation.timeout.ms: deadline per operation; default
                                   600000 */
+    long queue_timeout_ms;     /* worker.queue.timeout.ms: the longest an operation waits in
+                                  all for Azure's budgets (pacing) before it fails; that wait
+                                  does not count against operation_timeout_ms; default 3600000 */
     long drain_timeout_ms;     /* worker.drain.timeout.ms: SIGTERM drain deadline; default 30000 */
     long teardown_timeout_ms;  /* worker.teardown.timeout.ms: releasing the Kafka and Azure
                                   clients after the worker stopped, past which the process

@@ -69,6 +69,12 @@ typedef struct pw_reply_op {
     unsigned polls;
     int percent;
     const pw_plan *plan; /* non-NULL: the operation's "plan" member (accepted events) */
+    /* pacing: what the operation waits for now ("ARM write budget"; NULL: nothing), the
+     * budget's level and size, how many wait before it; the time it has waited in all */
+    const char *queued;
+    double queue_level, queue_capacity;
+    size_t queue_ahead;
+    uint64_t queued_ms;
 } pw_reply_op;
 
 /* The operation object (new reference, NULL when out of memory). */

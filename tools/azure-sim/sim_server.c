@@ -131,13 +131,15 @@ static json_t *kusto_error(const char *host, const char *code, const char *type,
 
 /* An error body in the shape the host's service uses. */
 static json_t *host_error(enum host_kind kind, const char *host, int status,
-                          const char *activity_id, const char *crid, const char *why)
+                          const char *activity_id, const char *crid, const char *why,
+                          const char *code_given)
 {
-    const char *code = status == 429   ? "TooManyRequests"
-                       : status == 500 ? "InternalServerError"
-                       : status == 503 ? "ServiceUnavailable"
-                       : status == 413 ? "RequestEntityTooLarge"
-                                       : "InjectedFault";
+    const char *code = code_given && *code_given ? code_given
+                       : status == 429           ? "TooManyRequests"
+                       : status == 500           ? "InternalServerError"
+                       : status == 503           ? "ServiceUnavailable"
+                       : status == 413           ? "RequestEntityTooLarge"
+                                                 : "InjectedFault";
     switch (kind) {
     case HOST_AAD:
         if (status == 413)
@@ -149,7 +151,7 @@ static json_t *host_error(enum host_kind kind, const char *host, int status,
             return kusto_error(host, "PayloadTooLarge",
                                "Kusto.Data.Exceptions.KustoBadRequestException", 1, crid,
                                activity_id, "%s", why);
-        return kusto_error(host, status == 429 ? "TooManyRequests" : code,
+        return kusto_error(host, status == 429 && !(code_given && *code_given) ? "TooManyRequests" : code,
                            status == 429
                                ? "Kusto.DataNode.Exceptions.ControlCommandThrottledException"
                                : "Kusto.Data.Exceptions.KustoServiceException",
@@ -347,15 +349,18 @@ static int faults_check(json_t *f, char *err, size_t errlen)
                 json_t *c = json_object_get(r, "count"), *s = json_object_get(r, "status");
                 json_t *h = json_object_get(r, "host"), *ra = json_object_get(r, "retryAfter");
                 const char *echo = json_string_value(json_object_get(r, "echo"));
-                if (!json_is_integer(c) || json_integer_value(c) < 0 || !json_is_integer(s) ||
+                json_t *code = json_object_get(r, "code");
+                if ((code && (!json_is_string(code) || json_string_length(code) < 1 ||
+                              json_string_length(code) > 63)) ||
+                    !json_is_integer(c) || json_integer_value(c) < 0 || !json_is_integer(s) ||
                     json_integer_value(s) < 400 || json_integer_value(s) > 599 ||
                     (h && !json_is_string(h)) || (ra && !json_is_integer(ra)) ||
                     (json_object_get(r, "echo") &&
                      (!echo || (strcmp(echo, "body") && strcmp(echo, "authorization"))))) {
                     snprintf(err, errlen,
                              "faults.failNext[%zu] needs count (>= 0), status (400..599), "
-                             "optional host (string), retryAfter (integer) and echo "
-                             "(\"body\" or \"authorization\")",
+                             "optional host (string), retryAfter (integer), code (1-63 "
+                             "characters) and echo (\"body\" or \"authorization\")",
                              i);
                     return -1;
                 }
@@ -414,6 +419,7 @@ typedef struct fault_plan {
     long latency_ms;
     long token_delay_ms;
     char echo[16];                           /* failNext "echo": "body", "authorization" or "" */
+    char code[64];                           /* failNext "code": the error code, or "" */
     char token_append[TOKEN_APPEND_MAX + 1]; /* faults.tokenAppend */
 } fault_plan;
 
@@ -439,6 +445,8 @@ static void faults_plan(sim_server *srv, const char *host, fault_plan *fp)
         fp->retry_after = ra ? (long)json_integer_value(ra) : 1;
         const char *echo = json_string_value(json_object_get(r, "echo"));
         snprintf(fp->echo, sizeof(fp->echo), "%s", echo ? echo : "");
+        const char *code = json_string_value(json_object_get(r, "code"));
+        snprintf(fp->code, sizeof(fp->code), "%s", code ? code : "");
         break;
     }
     if (!host_in(json_object_get(f, "hosts"), host)) return;
@@ -1190,12 +1198,13 @@ static enum MHD_Result dispatch(sim_server *srv, req_ctx *rc, const char *url, c
     if (rc->too_large) {
         resp.status = 413;
         resp.body = host_error(kind, rc->host, 413, rc->activity_id, crid,
-                               "The request body is larger than the 1 MiB azure-sim accepts.");
+                               "The request body is larger than the 1 MiB azure-sim accepts.",
+                               NULL);
     } else if (fp.status) {
         char why[ECHO_MAX + 128];
         injected_why(&req, fp.echo, why, sizeof(why));
         resp.status = fp.status;
-        resp.body = host_error(kind, rc->host, fp.status, rc->activity_id, crid, why);
+        resp.body = host_error(kind, rc->host, fp.status, rc->activity_id, crid, why, fp.code);
         if (fp.status == 429 || fp.status == 503)
             sim_response_header(&resp, "Retry-After", "%ld", fp.retry_after);
     } else if (kind == HOST_AAD) {

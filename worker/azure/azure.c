@@ -53,6 +53,10 @@ struct az_call {
     pw_azure_progress_cb on_queued;
     pw_azure_done_cb on_done;
     void *ctx;
+    long queue_timeout_ms;  /* > 0: queue time stops the deadline (pw_azure_call) */
+    uint64_t queued_at;     /* when the current wait for admission began; 0: not waiting */
+    uint64_t left_ms;       /* deadline time left when that wait began */
+    int queue_expired;      /* the deadline timer fired for the queue bound */
     pw_pace_ticket ticket; /* the current request's admission (pace.h) */
     unsigned queued_told;  /* bit per pw_azure_pace_kind: on_queued was called for it */
     pw_azure_result res;
@@ -365,6 +369,13 @@ static void deadline_fire(pw_loop *loop, void *ctx)
     az_call *c = ctx;
     (void)loop;
     c->deadline = NULL;
+    if (c->queue_expired) {
+        finish(c, PW_AZ_CODE_DEADLINE, 1, NULL,
+               "queued longer than %ld ms (worker.queue.timeout.ms) for the %s",
+               c->queue_timeout_ms,
+               c->ticket.gate ? pace_names[pw_pace_kind(c->ticket.gate)] : "Azure budget");
+        return;
+    }
     if (!c->last_cause && c->wait) {
         /* Waiting for a token whose fetch is backing off: that is the cause. */
         const char *msg = NULL;
@@ -440,6 +451,35 @@ static void arm_subscription(const char *url, char *out, size_t len)
     out[n] = '\0';
 }
 
+/* With call.queue_timeout_ms, the deadline stops while a request waits for admission: the
+ * deadline timer then guards the queue bound instead, and the time left is kept. */
+static void queue_pause(az_call *c, uint64_t now)
+{
+    pw_azure *az = c->az;
+    if (c->queue_timeout_ms <= 0 || !c->deadline_ms || c->queued_at) return;
+    long bound = c->queue_timeout_ms - (long)c->res.queued_ms;
+    if (bound < 0) bound = 0;
+    c->queued_at = now;
+    c->left_ms = c->deadline_ms > now ? c->deadline_ms - now : 0;
+    pw_loop_timer_cancel(az->loop, c->deadline);
+    c->deadline_ms = now + (uint64_t)bound;
+    c->queue_expired = 1;
+    c->deadline = pw_loop_timer_add(az->loop, (uint64_t)bound, deadline_fire, c);
+}
+
+/* Admitted after a wait: the deadline runs again with the time it had left. */
+static void queue_resume(az_call *c, uint64_t now)
+{
+    pw_azure *az = c->az;
+    if (!c->queued_at) return;
+    c->res.queued_ms += now - c->queued_at;
+    c->queued_at = 0;
+    c->queue_expired = 0;
+    pw_loop_timer_cancel(az->loop, c->deadline);
+    c->deadline_ms = now + c->left_ms;
+    c->deadline = pw_loop_timer_add(az->loop, c->left_ms, deadline_fire, c);
+}
+
 static void tell_queued(az_call *c, pw_pace_gate *g, uint64_t now)
 {
     pw_azure_pace_kind kind = pw_pace_kind(g);
@@ -496,6 +536,7 @@ static int admit(az_call *c, int front)
     }
     c->ticket.owner = c;
     if (pw_pace_acquire(az->pace, g, &c->ticket, front, now)) return 1;
+    queue_pause(c, now);
     tell_queued(c, g, now);
     pace_schedule(az);
     return 0;
@@ -530,6 +571,7 @@ static void send_now(az_call *c)
     pw_azure *az = c->az;
     unsigned gen = 0;
     /* Due timers run in order: the start (or a retry) can come up after the deadline did. */
+    if (c->ticket.gate && c->ticket.admitted) queue_resume(c, pw_loop_now_ms(az->loop));
     if (c->deadline_ms && pw_loop_now_ms(az->loop) >= c->deadline_ms) {
         pw_loop_timer_cancel(az->loop, c->deadline);
         deadline_fire(az->loop, c);
@@ -997,6 +1039,7 @@ static az_call *call_new(pw_azure *az, const pw_azure_call *call, int kusto, cha
     c->on_queued = call->on_queued;
     c->ctx = call->ctx;
     c->deadline_ms = call->deadline_ms;
+    c->queue_timeout_ms = call->queue_timeout_ms;
     c->started_ms = pw_loop_now_ms(az->loop);
     if (call->request_id) snprintf(c->request_id, sizeof c->request_id, "%s", call->request_id);
     char guid[37];

@@ -14,6 +14,7 @@
 
 #include "pw/reply.h"
 #include "pw/log.h"
+#include "pw/kql.h"
 #include "pw/plan.h"
 #include "pw/value.h"
 
@@ -65,6 +66,7 @@ typedef struct op_state {
     char az_request_id[128], az_correlation_id[128], az_client_request_id[128];
     pw_timer *fail_timer; /* a call that could not start fails from the loop, not inline */
     char *apply_command;  /* owned: the write decided after the read (an array merge) */
+    struct batch *batch;  /* the coalesced write it waits in or went with, else NULL */
     int has_lro;
     char lro_status[32];
     unsigned polls;
@@ -106,13 +108,16 @@ struct pw_exec {
     size_t in_flight;
     long op_timeout_ms;
     long queue_timeout_ms; /* worker.queue.timeout.ms: queued time per operation, in all */
+    size_t coalesce_max;   /* worker.coalesce.max, at most BATCH_MAX */
     char worker_id[128];
     pw_exec_owner owner;
     pw_timer *recheck_timer;
+    struct batch *batches; /* coalesced writes: one per key with members waiting or in flight */
 };
 
 static void kick(pw_exec *ex, lane *ln);
 static void issue(op_state *os, op_step step);
+static void apply_op(op_state *os);
 static void schedule_recheck(pw_exec *ex);
 
 static pw_exec_gate gate_of(const req_state *rs)
@@ -437,7 +442,21 @@ static void on_queued(void *ctx, const pw_azure_progress *p)
     progress_emit(os);
 }
 
+static void batch_resume(struct batch *b);
+
+static void op_done(void *ctx, const pw_azure_result *r);
+
+/* An operation's own call ended; a write that held its key's batch lets the batch go on. */
 static void on_done(void *ctx, const pw_azure_result *r)
+{
+    op_state *os = ctx;
+    struct batch *b = os->step == STEP_APPLY ? os->batch : NULL;
+    os->batch = NULL;
+    op_done(ctx, r);
+    if (b) batch_resume(b);
+}
+
+static void op_done(void *ctx, const pw_azure_result *r)
 {
     op_state *os = ctx;
     req_state *rs = os->rs;
@@ -491,7 +510,7 @@ static void on_done(void *ctx, const pw_azure_result *r)
             return;
         }
         os->apply_command = pw_plan_merge_missing(pop, value);
-        issue(os, STEP_APPLY);
+        apply_op(os);
         return;
     case STEP_APPLY:
         if (parsed && !pop->after_from_reread) {
@@ -514,12 +533,242 @@ static void on_done(void *ctx, const pw_azure_result *r)
     }
 }
 
+/* ------------------------------------------------------------ coalescing */
+
+/* Writes that set the same policy to the same value on tables of one database go as one
+ * `.alter tables (…)` command (pw_plan_coalesce_key).  Per key at most one write is in
+ * flight; the writes ready meanwhile wait and go together when it ends (up to
+ * worker.coalesce.max tables a command), each operation still reported on its own.  A coalesced command that
+ * fails is sent again table by table, so one bad table fails alone. */
+#define BATCH_MAX 256 /* the most worker.coalesce.max may say */
+
+typedef struct batch {
+    struct batch *next;
+    pw_exec *ex;
+    char *key;
+    op_state **waiting;
+    size_t n_waiting, cap_waiting;
+    op_state *sent[BATCH_MAX]; /* members of the coalesced command in flight */
+    size_t n_sent;
+    int in_flight; /* a write of this key is outstanding (coalesced or alone) */
+    pw_timer *flush_timer;
+    char *command;
+} batch;
+
+static void batch_free(batch *b)
+{
+    pw_exec *ex = b->ex;
+    for (batch **p = &ex->batches; *p; p = &(*p)->next) {
+        if (*p == b) {
+            *p = b->next;
+            break;
+        }
+    }
+    if (b->flush_timer) pw_loop_timer_cancel(ex->loop, b->flush_timer);
+    free(b->waiting);
+    free(b->command);
+    free(b->key);
+    free(b);
+}
+
+static void batch_flush(pw_loop *loop, void *ctx);
+
+/* Goes on after a write of the key ended: what waits goes next, an idle batch goes away. */
+static void batch_resume(batch *b)
+{
+    b->in_flight = 0;
+    b->n_sent = 0;
+    if (!b->n_waiting) {
+        batch_free(b);
+        return;
+    }
+    if (!b->flush_timer) b->flush_timer = pw_loop_timer_add(b->ex->loop, 0, batch_flush, b);
+    if (!b->flush_timer) batch_flush(b->ex->loop, b);
+}
+
+static int batch_push(batch *b, op_state *os)
+{
+    if (b->n_waiting == b->cap_waiting) {
+        size_t cap = b->cap_waiting ? b->cap_waiting * 2 : 16;
+        op_state **g = realloc(b->waiting, cap * sizeof *g);
+        if (!g) return -1;
+        b->waiting = g;
+        b->cap_waiting = cap;
+    }
+    b->waiting[b->n_waiting++] = os;
+    return 0;
+}
+
+/* The write of os, after its read: alone, or with others of its key. */
+static void apply_op(op_state *os)
+{
+    pw_exec *ex = os->rs->ex;
+    const pw_plan_op *pop = pw_plan_op_at(os->rs->plan, os->index);
+    char *key = os->apply_command || ex->coalesce_max < 2 || gate_of(os->rs) != PW_EXEC_GO
+                    ? NULL
+                    : pw_plan_coalesce_key(pop);
+    if (!key) {
+        issue(os, STEP_APPLY);
+        return;
+    }
+    batch *b = ex->batches;
+    while (b && strcmp(b->key, key) != 0)
+        b = b->next;
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b) {
+            free(key);
+            issue(os, STEP_APPLY);
+            return;
+        }
+        b->ex = ex;
+        b->key = key;
+        b->next = ex->batches;
+        ex->batches = b;
+    } else {
+        free(key);
+    }
+    if (batch_push(b, os) != 0) {
+        if (!b->in_flight && !b->n_waiting) batch_free(b);
+        issue(os, STEP_APPLY);
+        return;
+    }
+    os->step = STEP_APPLY;
+    os->in_call = 1; /* it waits for its write: not to be dropped meanwhile */
+    os->batch = b;
+    if (!b->in_flight && !b->flush_timer) {
+        b->flush_timer = pw_loop_timer_add(ex->loop, 0, batch_flush, b);
+        if (!b->flush_timer) batch_flush(ex->loop, b);
+    }
+}
+
+/* Sends os's own write (it leaves the batch); the batch waits for it when hold is set. */
+static void send_alone(batch *b, op_state *os, int hold)
+{
+    os->in_call = 0;
+    os->batch = hold ? b : NULL;
+    if (hold) b->in_flight = 1;
+    issue(os, STEP_APPLY);
+}
+
+static void batch_on_queued(void *ctx, const pw_azure_progress *p)
+{
+    batch *b = ctx;
+    for (size_t i = 0; i < b->n_sent; i++)
+        on_queued(b->sent[i], p);
+}
+
+static void batch_on_done(void *ctx, const pw_azure_result *r)
+{
+    batch *b = ctx;
+    size_t n = b->n_sent;
+    op_state *members[BATCH_MAX];
+    memcpy(members, b->sent, n * sizeof *members);
+    b->n_sent = 0;
+    /* in_flight stays set while members are processed (they may add to the batch): what
+     * they add goes at batch_resume below */
+    for (size_t i = 0; i < n; i++) {
+        op_state *os = members[i];
+        const pw_plan_op *pop = pw_plan_op_at(os->rs->plan, os->index);
+        os->batch = NULL;
+        os->in_call = 0;
+        os->attempts += r->attempts;
+        os->queued[0] = '\0';
+        os->queued_ms += r->queued_ms;
+        if (os->deadline_ms) os->deadline_ms += r->queued_ms;
+        if (!r->ok) { /* each alone: one bad table fails by itself */
+            issue(os, STEP_APPLY);
+            continue;
+        }
+        record_ids(os, r);
+        json_t *doc = NULL, *value = NULL;
+        char err[256];
+        if (pw_kql_parse_policy_for(r->body, pop->op->table, &doc, err, sizeof err) == 0 &&
+            pw_value_from_policy(pop->op, doc, &value, err, sizeof err) == 0) {
+            os->after = value;
+            verify_after(os, pop);
+        } else {
+            issue(os, STEP_REREAD);
+        }
+        json_decref(doc);
+    }
+    batch_resume(b);
+}
+
+static void batch_flush(pw_loop *loop, void *ctx)
+{
+    (void)loop;
+    batch *b = ctx;
+    pw_exec *ex = b->ex;
+    b->flush_timer = NULL;
+    if (b->in_flight) return;
+    /* members whose owner no longer lets them write leave, to be held or dropped alone */
+    size_t n = 0, rest = 0, total = b->n_waiting;
+    for (size_t i = 0; i < total; i++) {
+        op_state *os = b->waiting[i];
+        if (gate_of(os->rs) != PW_EXEC_GO)
+            send_alone(b, os, 0);
+        else if (n < ex->coalesce_max)
+            b->sent[n++] = os;
+        else
+            b->waiting[rest++] = os; /* the next command */
+    }
+    b->n_waiting = rest;
+    if (n == 0) {
+        batch_resume(b);
+        return;
+    }
+    if (n == 1) {
+        b->n_sent = 0;
+        send_alone(b, b->sent[0], 1);
+        return;
+    }
+    const char *tables[BATCH_MAX];
+    uint64_t deadline = 0;
+    long queue_timeout = ex->queue_timeout_ms;
+    for (size_t i = 0; i < n; i++) {
+        op_state *os = b->sent[i];
+        tables[i] = pw_plan_op_at(os->rs->plan, os->index)->op->table;
+        if (os->deadline_ms && (!deadline || os->deadline_ms < deadline)) deadline = os->deadline_ms;
+        long left = ex->queue_timeout_ms - (long)os->queued_ms;
+        if (left < queue_timeout) queue_timeout = left > 0 ? left : 1;
+    }
+    op_state *first = b->sent[0];
+    const pw_plan_op *pop = pw_plan_op_at(first->rs->plan, first->index);
+    free(b->command);
+    b->command = pw_plan_tables_command(pop, tables, n);
+    b->n_sent = n;
+    b->in_flight = 1;
+    pw_azure_call call = {.request_id = pw_request_id(first->rs->req),
+                          .deadline_ms = deadline,
+                          .queue_timeout_ms = queue_timeout,
+                          .on_queued = batch_on_queued,
+                          .on_done = batch_on_done,
+                          .ctx = b};
+    char err[256];
+    if (!b->command || pw_azure_kusto_mgmt(ex->azure, pop->apply.cluster_uri, pop->apply.database,
+                                           b->command, &call, err, sizeof err) != 0) {
+        /* could not go together: each alone */
+        b->n_sent = 0;
+        b->in_flight = 0;
+        for (size_t i = 0; i < n; i++)
+            send_alone(b, b->sent[i], 0);
+        if (!b->n_waiting && !b->in_flight) batch_free(b);
+        return;
+    }
+    pw_log(PW_LOG_INFO, pw_request_id(first->rs->req), "op.coalesced",
+           "%zu table writes in one command", n);
+}
+
 static void on_not_started(pw_loop *loop, void *ctx)
 {
     (void)loop;
     op_state *os = ctx;
+    batch *b = os->step == STEP_APPLY ? os->batch : NULL;
     os->fail_timer = NULL;
+    os->batch = NULL;
     finish_op(os, OP_FAILED);
+    if (b) batch_resume(b);
 }
 
 static void issue(op_state *os, op_step step)
@@ -566,7 +815,12 @@ static void issue(op_state *os, op_step step)
         pw_log(PW_LOG_ERROR, pw_request_id(rs->req), "op.not_started", "%s", err);
         set_error(os, "InternalError", err, 0, 0, NULL);
         os->fail_timer = pw_loop_timer_add(ex->loop, 0, on_not_started, os);
-        if (!os->fail_timer) finish_op(os, OP_FAILED);
+        if (!os->fail_timer) {
+            batch *b = step == STEP_APPLY ? os->batch : NULL;
+            os->batch = NULL;
+            finish_op(os, OP_FAILED);
+            if (b) batch_resume(b);
+        }
     }
 }
 
@@ -746,8 +1000,12 @@ pw_exec *pw_exec_new(pw_loop *loop, pw_azure *azure, const pw_config *cfg, char 
     ex->loop = loop;
     ex->azure = azure;
     ex->cfg = cfg;
-    ex->op_timeout_ms = cfg && cfg->operation_timeout_ms > 0 ? cfg->operation_timeout_ms : 600000;
-    ex->queue_timeout_ms = cfg && cfg->queue_timeout_ms > 0 ? cfg->queue_timeout_ms : 3600000;
+    ex->op_timeout_ms = cfg && cfg->operation_timeout_ms > 0 ? cfg->operation_timeout_ms
+                                                             : PW_CONFIG_OPERATION_TIMEOUT_MS;
+    ex->queue_timeout_ms =
+        cfg && cfg->queue_timeout_ms > 0 ? cfg->queue_timeout_ms : PW_CONFIG_QUEUE_TIMEOUT_MS;
+    ex->coalesce_max = cfg && cfg->coalesce_max ? cfg->coalesce_max : PW_CONFIG_COALESCE_MAX;
+    if (ex->coalesce_max > BATCH_MAX) ex->coalesce_max = BATCH_MAX;
     snprintf(ex->worker_id, sizeof ex->worker_id, "%s",
              cfg && cfg->worker_id ? cfg->worker_id : "policy-worker");
     return ex;
@@ -757,6 +1015,8 @@ void pw_exec_free(pw_exec *ex)
 {
     if (!ex) return;
     if (ex->recheck_timer) pw_loop_timer_cancel(ex->loop, ex->recheck_timer);
+    while (ex->batches)
+        batch_free(ex->batches);
     while (ex->reqs)
         req_free(ex->reqs);
     for (unsigned b = 0; b < LANE_BUCKETS; b++) {

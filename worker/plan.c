@@ -292,6 +292,37 @@ char *pw_plan_merge_missing(const pw_plan_op *pop, const json_t *before)
     return cmd;
 }
 
+char *pw_plan_coalesce_key(const pw_plan_op *pop)
+{
+    const pw_request_op *op = pop->op;
+    if (op->route != PW_ROUTE_KUSTO || op->kind.scope != PW_SCOPE_TABLE ||
+        !(op->kind.row->multi_table & PW_ACTION_BIT(op->action)))
+        return NULL;
+    char *value = pw_value_kql(op);
+    if (!value) return NULL;
+    size_t need = strlen(op->cluster_uri) + strlen(op->database) + strlen(value) +
+                  strlen(op->kind.row->keyword) + 24;
+    char *key = malloc(need);
+    if (key)
+        snprintf(key, need, "%s\n%s\n%s\n%s\n%s", op->cluster_uri, op->database, policy_verb(op),
+                 op->kind.row->keyword, value);
+    free(value);
+    return key;
+}
+
+char *pw_plan_tables_command(const pw_plan_op *pop, const char *const *tables, size_t n)
+{
+    const pw_request_op *op = pop->op;
+    char *value = pw_value_kql(op);
+    char *entity = pw_kql_tables_entity(tables, n);
+    char *cmd = value && entity
+                    ? pw_kql_policy_command(policy_verb(op), entity, op->kind.row->keyword, value)
+                    : NULL;
+    free(value);
+    free(entity);
+    return cmd;
+}
+
 static int build_op(pw_plan_op *pop, const pw_request_op *op)
 {
     pop->op = op;

@@ -15,6 +15,11 @@
 
 #include "pw/azure.h"
 
+/* Defaults that more than the loader needs (an executor built without a configuration). */
+#define PW_CONFIG_OPERATION_TIMEOUT_MS 600000
+#define PW_CONFIG_QUEUE_TIMEOUT_MS 3600000
+#define PW_CONFIG_COALESCE_MAX 64
+
 typedef struct pw_config_kv {
     char *key; /* without the "kafka." prefix */
     char *value;
@@ -51,6 +56,8 @@ typedef struct pw_config {
     long queue_timeout_ms;     /* worker.queue.timeout.ms: the longest an operation waits in
                                   all for Azure's budgets (pacing) before it fails; that wait
                                   does not count against operation_timeout_ms; default 3600000 */
+    size_t coalesce_max;       /* worker.coalesce.max: tables one `.alter tables (…)` command
+                                  may carry (1: every write alone); default 64 */
     long drain_timeout_ms;     /* worker.drain.timeout.ms: SIGTERM drain deadline; default 30000 */
     long teardown_timeout_ms;  /* worker.teardown.timeout.ms: releasing the Kafka and Azure
                                   clients after the worker stopped, past which the process

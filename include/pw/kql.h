@@ -24,6 +24,10 @@ int pw_kql_quote_name(const char *name, char *buf, size_t len);
 char *pw_kql_entity(pw_scope scope, const char *database, const char *table, const char *entity,
                     const char *column);
 
+/* "tables (['T1'], ['T2'], …)": the entity of a multi-table command (names checked as
+ * above).  New string, NULL on a bad name or out of memory. */
+char *pw_kql_tables_entity(const char *const *tables, size_t n);
+
 /* ".alter table ['T'] policy merge @'{…}'": verb ".show", ".alter", ".alter-merge" or
  * ".delete"; value NULL for none.  New string, NULL when out of memory. */
 char *pw_kql_policy_command(const char *verb, const char *entity, const char *keyword,
@@ -51,6 +55,10 @@ json_t *pw_kql_parse_principals(const json_t *v1, char *err, size_t errlen);
  * *policy is the policy JSON (new reference), NULL when none is set at this level.
  * Returns 0, or -1 with err filled when the answer has another shape. */
 int pw_kql_parse_policy(const json_t *v1, json_t **policy, char *err, size_t errlen);
+
+/* The same for a multi-table answer: the row whose EntityName names table ("[Db].[T]"). */
+int pw_kql_parse_policy_for(const json_t *v1, const char *table, json_t **policy, char *err,
+                            size_t errlen);
 
 /* Reads `.show workload_group` (WorkloadGroupName, WorkloadGroup): *group the group's JSON,
  * NULL when the answer has no row (no such group).  0, or -1 with err filled. */

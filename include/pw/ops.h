@@ -71,7 +71,9 @@ typedef struct pw_ops_row {
     const char *title;    /* a few words for `policy-worker kinds` */
     int privileged;       /* changes access: refused unless configured (every cluster scope
                              is privileged as well, see pw_ops_privileged) */
-    unsigned multi_table; /* PW_ACTION_BIT mask of actions with `.alter tables (…)` */
+    unsigned multi_table; /* PW_ACTION_BIT mask of actions with `.alter[-merge] tables (…)`
+                             in the form this catalogue writes (retention's property form has
+                             none) */
     /* Properties Kusto fills in when an .alter omits them (JSON text; for an array policy,
      * each entry's), so that "unchanged" compares what the .alter would leave.  Properties
      * Kusto shows that are neither given nor listed here count as derived (ClientId,

@@ -59,6 +59,15 @@ const pw_plan_op *pw_plan_op_at(const pw_plan *plan, size_t i);
  * when the planned write stands (another operation, or out of memory). */
 char *pw_plan_merge_missing(const pw_plan_op *pop, const json_t *before);
 
+/* Coalescing: the write of a table operation whose kind has the multi-table form for its
+ * action can go with others of the same key (cluster, database, verb, policy and value
+ * text) in one `.alter tables (…)` command.  The key (new string), or NULL when the write
+ * goes alone. */
+char *pw_plan_coalesce_key(const pw_plan_op *pop);
+
+/* That command for the tables of several operations sharing pop's key.  New string. */
+char *pw_plan_tables_command(const pw_plan_op *pop, const char *const *tables, size_t n);
+
 /* The ARM api-version the plan's ARM calls carry. */
 const char *pw_plan_api_version(const pw_plan *plan);
 

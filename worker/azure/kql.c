@@ -58,6 +58,29 @@ char *pw_kql_entity(pw_scope scope, const char *database, const char *table, con
     return out;
 }
 
+char *pw_kql_tables_entity(const char *const *tables, size_t n)
+{
+    size_t cap = 16, len;
+    for (size_t i = 0; i < n; i++)
+        cap += strlen(tables[i]) + 6;
+    char *out = malloc(cap);
+    if (!out || !n) {
+        free(out);
+        return NULL;
+    }
+    len = (size_t)snprintf(out, cap, "tables (");
+    for (size_t i = 0; i < n; i++) {
+        char q[1100];
+        if (pw_kql_quote_name(tables[i], q, sizeof q) != 0) {
+            free(out);
+            return NULL;
+        }
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", i ? ", " : "", q);
+    }
+    snprintf(out + len, cap - len, ")");
+    return out;
+}
+
 char *pw_kql_policy_command(const char *verb, const char *entity, const char *keyword,
                             const char *value)
 {
@@ -152,6 +175,32 @@ int pw_kql_parse_policy(const json_t *v1, json_t **policy, char *err, size_t err
     if (first_cell(v1, "Policy", &cell, &row, err, errlen) != 0) return -1;
     if (!row) return failf(err, errlen, "the answer has no row");
     return cell_json(cell, policy, err, errlen);
+}
+
+int pw_kql_parse_policy_for(const json_t *v1, const char *table, json_t **policy, char *err,
+                            size_t errlen)
+{
+    const json_t *t = json_array_get(json_object_get(v1, "Tables"), 0);
+    const json_t *columns = json_object_get(t, "Columns");
+    const json_t *rows = json_object_get(t, "Rows");
+    long c_name = column_index(columns, "EntityName"), c_policy = column_index(columns, "Policy");
+    *policy = NULL;
+    if (!json_is_array(rows) || c_name < 0 || c_policy < 0)
+        return failf(err, errlen, "the answer is not a policy table");
+    char want[1100];
+    snprintf(want, sizeof want, "[%s]", table);
+    size_t i, wl = strlen(want);
+    const json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        const char *name = json_string_value(json_array_get(row, (size_t)c_name));
+        size_t nl = name ? strlen(name) : 0;
+        if (name && nl >= wl && strcmp(name + nl - wl, want) == 0 &&
+            (nl == wl || name[nl - wl - 1] == '.'))
+            return cell_json(json_array_get(row, (size_t)c_policy), policy, err, errlen);
+    }
+    pw_err_set(err, errlen, "the answer has no row for table %.64s", table);
+    return -1;
 }
 
 int pw_kql_parse_workload_group(const json_t *v1, json_t **group, char *err, size_t errlen)

@@ -19,35 +19,18 @@
 #include "pw/ops.h"
 #include "pw/plan.h"
 #include "pw/request.h"
+#include "checker_support.h"
 
 #define SCHEMAS PW_SOURCE_DIR "/schemas"
 #define DATA PW_SOURCE_DIR "/tests/data/ops"
 
-static pw_config cfg;
 static pw_request_checker *chk;
-static char *privileged[128];
 
 static int setup(void **state)
 {
     (void)state;
     char err[256];
-    memset(&cfg, 0, sizeof cfg);
-    cfg.reply_topic = "r";
-    cfg.schemas_dir = SCHEMAS;
-    /* every privileged kind allowed: the data files show what each one sends */
-    size_t n = 0;
-    for (size_t i = 0; i < pw_ops_count(); i++) {
-        for (int s = 0; s < PW_SCOPE_COUNT; s++) {
-            pw_kind k = {pw_ops_row_at(i), (pw_scope)s};
-            char name[PW_OPS_KIND_NAME_MAX];
-            if (!pw_ops_at(k)->actions || !pw_ops_privileged(k)) continue;
-            assert_true(n < sizeof privileged / sizeof *privileged);
-            privileged[n++] = strdup(pw_ops_kind_name(k, name, sizeof name));
-        }
-    }
-    cfg.kinds_privileged_allowed = privileged;
-    cfg.kinds_privileged_allowed_count = n;
-    chk = pw_request_checker_new(&cfg, err, sizeof err);
+    chk = support_checker_new(1, err, sizeof err);
     if (!chk) fail_msg("%s", err);
     return 0;
 }
@@ -55,9 +38,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    pw_request_checker_free(chk);
-    for (size_t i = 0; i < cfg.kinds_privileged_allowed_count; i++)
-        free(privileged[i]);
+    support_checker_free(chk);
     return 0;
 }
 

@@ -12,22 +12,16 @@
 #include <cmocka.h>
 
 #include "pw/request.h"
+#include "checker_support.h"
 #include "pw/value.h"
 
-static pw_config cfg;
 static pw_request_checker *chk;
-static char *privileged[] = {"table.row_level_security"};
 
 static int setup(void **state)
 {
     (void)state;
     char err[256];
-    memset(&cfg, 0, sizeof cfg);
-    cfg.reply_topic = "r";
-    cfg.schemas_dir = PW_SOURCE_DIR "/schemas";
-    cfg.kinds_privileged_allowed = privileged;
-    cfg.kinds_privileged_allowed_count = 1;
-    chk = pw_request_checker_new(&cfg, err, sizeof err);
+    chk = support_checker_new(1, err, sizeof err);
     if (!chk) fail_msg("%s", err);
     return 0;
 }
@@ -35,7 +29,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    pw_request_checker_free(chk);
+    support_checker_free(chk);
     return 0;
 }
 

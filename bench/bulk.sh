@@ -25,8 +25,8 @@ state() {
   e2e_sim_state | jq -c --arg mode "$1" --argjson n "$n" '
     .subscriptions[0].resourceGroups[0].clusters[0].databases as $d
     | .subscriptions[0].resourceGroups[0].clusters[0].databases =
-        (if $mode == "arm" then [range($n) as $i | $d[0] + {name: "bulkdb\($i)", principals: []}]
-         else [range(4) as $i | $d[0] + {name: "bulkdb\($i)", principals: [],
+        (if $mode == "arm" then [range($n) as $i | $d[0] + {name: "bulkdb\($i)"}]
+         else [range(4) as $i | $d[0] + {name: "bulkdb\($i)",
                 tables: [range(250) as $t | {name: "T\($t)", columns: ["A"]}]}] end)
     | .settings += {lroDurationMs: 200, lroRetryAfterSeconds: 1, kustoCommandLatencyMs: 50}'
 }
@@ -72,6 +72,8 @@ run() {
   ok=$(jq -r 'select(.payload | fromjson | .status == "succeeded") | .key' "$PW_TMP/$name.replies" | sort -u | wc -l)
   failed=$(jq -r 'select(.payload | fromjson | .status | IN("failed", "rejected")) | .key' "$PW_TMP/$name.replies" | sort -u | wc -l)
   e2e_sim GET /_sim/requests >"$PW_TMP/$name.log"
+  jq -r 'select(.payload | fromjson | .status | IN("failed", "rejected")) | .payload' \
+    "$PW_TMP/$name.replies" | head -1 | cut -c1-600 >&2
   if [ "$mode" = arm ]; then
     writes=$(jq '[.requests[] | select(.method == "PATCH")] | length' "$PW_TMP/$name.log")
     throttled=$(jq '[.requests[] | select(.host == "management.azure.com" and .status == 429)] | length' "$PW_TMP/$name.log")

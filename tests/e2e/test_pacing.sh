@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# e2e: pacing against Azure's budgets. azure-sim's ARM write bucket is made small (10, refilled
-# 5 per second) and the worker told the same; 40 databases get a caching change each:
+# e2e: pacing against Azure's budgets. azure-sim's ARM write bucket is made small (8, refilled
+# 1 per second) and the worker told the same; 24 databases get a caching change each, so the
+# last writes wait about 16 s, four times the operations' deadline:
 #   - every operation succeeds, running events say "queued: ARM write budget", queued time is
 #     reported (queuedMs) and does not count against the operation's deadline (shorter than
 #     the wait), and almost no write is answered 429;
@@ -9,10 +10,10 @@
 #     retried to success.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-N=40
-e2e_stack "azure.arm.writes.burst=10" "azure.arm.writes.per.second=5" \
+N=24
+e2e_stack "azure.arm.writes.burst=8" "azure.arm.writes.per.second=1" \
   "worker.operation.timeout.ms=4000" "worker.queue.timeout.ms=120000" "azure.attempts.max=10"
-e2e_sim_settings '{"armWriteBucket": 10, "armWriteRefillPerSecond": 5, "lroDurationMs": 200}'
+e2e_sim_settings '{"armWriteBucket": 8, "armWriteRefillPerSecond": 1, "lroDurationMs": 200}'
 
 # N databases beside the default one
 state=$(e2e_sim_state | jq -c --argjson n "$N" '
@@ -26,7 +27,7 @@ arm_db() {
     '{subscriptionId: $s, resourceGroup: $rg, cluster: $c, database: $d}'
 }
 
-# 1. N writes against a bucket of 10 refilled 5 per second: about (N - 10) / 5 s of queueing.
+# 1. N writes against a bucket of 8 refilled 1 per second: about N - 8 s of queueing.
 e2e_sim_clear_requests
 for i in $(seq 0 $((N - 1))); do
   e2e_send_json "pace-$i" "$(e2e_request "pace-$i" \

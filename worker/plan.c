@@ -198,7 +198,8 @@ static int build_arm(pw_plan_op *pop, const pw_request_op *op)
         pop->read.method = "POST";
         pop->apply.method = "POST";
         pop->apply.body = json_pack("{s:[o]}", "value", principal_body(op->principal));
-        pop->after_from_reread = 1;
+        /* addPrincipals and removePrincipals answer with the database's principals: after
+         * comes from that answer, no listPrincipals again */
         return pop->apply.body ? 0 : -1;
     case PW_VT_ASSIGNMENT:
         pop->read.method = "GET";

@@ -534,6 +534,12 @@ static void principal_add_arm(void **state)
         dump_calls(calls);
         fail_msg("expected listPrincipals then addPrincipals");
     }
+    /* addPrincipals answers with the list: no second listPrincipals */
+    if (find_call(calls, (size_t)add + 1, "POST", DB_PATH "/listPrincipals?api-version=2025-02-14",
+                  NULL) >= 0) {
+        dump_calls(calls);
+        fail_msg("listPrincipals again after addPrincipals");
+    }
     json_t *body = logged_body(json_array_get(calls, (size_t)add));
     json_t *want =
         json_loads("{\"value\":[{\"role\":\"Viewer\",\"name\":\"deploy-bot\",\"type\":\"App\","

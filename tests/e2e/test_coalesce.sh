@@ -41,6 +41,24 @@ e2e_expect "the simulator holds every table's caching" \
   "[.subscriptions[].resourceGroups[].clusters[].databases[].tables[] | select(.name | startswith(\"Coal\")) | .policies.caching] | length == $((N + 10)) and all(.[]; . != null)" \
   "$(e2e_sim_state)"
 
+# A coalesced command that fails is sent again table by table: every operation still succeeds.
+e2e_sim_clear_requests
+e2e_sim_faults '{"failNext": [{"count": 1, "status": 400, "code": "BadRequest_SyntaxError", "match": ".alter tables ("}]}'
+for i in $(seq 0 $((N - 1))); do
+  e2e_send_json "again-$i" "$(e2e_request "again-$i" \
+    "[{\"kind\":\"table.caching\",\"target\":$(e2e_kusto_table_target "Coal$i"),\"hotCachePeriod\":\"P2D\"}]")"
+done
+for i in $(seq 0 $((N - 1))); do
+  t=$(e2e_wait_terminal "again-$i" 120)
+  e2e_expect "again-$i succeeded after the failed coalesced command" \
+    '.status == "succeeded" and .operations[0].after.hotCachePeriod == "P2D"' "$t"
+done
+e2e_sim_faults '{}'
+log=$(e2e_sim_requests)
+failed_multi=$(printf '%s' "$log" | jq '[.[] | select((.path | test("/v1/rest/mgmt")) and .status == 400 and (.body | fromjson | .csl | startswith(".alter tables (")))] | length')
+pw_log "failed coalesced commands: $failed_multi"
+[ "$failed_multi" -eq 1 ] || pw_fail "expected one failed coalesced command, saw $failed_multi"
+
 e2e_worker_alive
 e2e_check_no_secret
 pw_stop worker TERM 60 || pw_fail "worker exit status $? after SIGTERM"

@@ -349,9 +349,11 @@ static int faults_check(json_t *f, char *err, size_t errlen)
                 json_t *c = json_object_get(r, "count"), *s = json_object_get(r, "status");
                 json_t *h = json_object_get(r, "host"), *ra = json_object_get(r, "retryAfter");
                 const char *echo = json_string_value(json_object_get(r, "echo"));
-                json_t *code = json_object_get(r, "code");
+                json_t *code = json_object_get(r, "code"), *match = json_object_get(r, "match");
                 if ((code && (!json_is_string(code) || json_string_length(code) < 1 ||
                               json_string_length(code) > 63)) ||
+                    (match && (!json_is_string(match) || json_string_length(match) < 1 ||
+                               json_string_length(match) > 256)) ||
                     !json_is_integer(c) || json_integer_value(c) < 0 || !json_is_integer(s) ||
                     json_integer_value(s) < 400 || json_integer_value(s) > 599 ||
                     (h && !json_is_string(h)) || (ra && !json_is_integer(ra)) ||
@@ -360,7 +362,8 @@ static int faults_check(json_t *f, char *err, size_t errlen)
                     snprintf(err, errlen,
                              "faults.failNext[%zu] needs count (>= 0), status (400..599), "
                              "optional host (string), retryAfter (integer), code (1-63 "
-                             "characters) and echo (\"body\" or \"authorization\")",
+                             "characters), match (1-256 characters) and echo (\"body\" or "
+                             "\"authorization\")",
                              i);
                     return -1;
                 }
@@ -424,7 +427,7 @@ typedef struct fault_plan {
 } fault_plan;
 
 /* Decides this request's faults (caller holds st->lock). */
-static void faults_plan(sim_server *srv, const char *host, fault_plan *fp)
+static void faults_plan(sim_server *srv, const char *host, const char *body, fault_plan *fp)
 {
     json_t *f = srv->faults;
     memset(fp, 0, sizeof(*fp));
@@ -438,7 +441,9 @@ static void faults_plan(sim_server *srv, const char *host, fault_plan *fp)
     {
         json_t *c = json_object_get(r, "count");
         const char *h = json_string_value(json_object_get(r, "host"));
+        const char *m = json_string_value(json_object_get(r, "match"));
         if (json_integer_value(c) <= 0 || (h && strcasecmp(h, host) != 0)) continue;
+        if (m && (!body || !strstr(body, m))) continue;
         json_integer_set(c, json_integer_value(c) - 1);
         fp->status = (int)json_integer_value(json_object_get(r, "status"));
         json_t *ra = json_object_get(r, "retryAfter");
@@ -1172,7 +1177,7 @@ static enum MHD_Result dispatch(sim_server *srv, req_ctx *rc, const char *url, c
             kind = HOST_KUSTO;
         }
     }
-    faults_plan(srv, rc->host, &fp);
+    faults_plan(srv, rc->host, rc->body && !rc->too_large ? rc->body : NULL, &fp);
     pthread_mutex_unlock(&st->lock);
 
     const char *crid = req_header(&req, "x-ms-client-request-id");

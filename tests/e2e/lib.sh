@@ -60,11 +60,15 @@ e2e_start_sim() {
   [ -s "$SIM_CA" ] || pw_fail "azure-sim wrote no $SIM_CA"
 }
 
-# e2e_sim METHOD PATH [JSON]: a /_sim/ admin call; prints the answer body.  The body goes
-# through stdin (a state of a thousand databases is longer than one argument may be).
+# e2e_sim METHOD PATH [JSON | @FILE]: a /_sim/ admin call; prints the answer body.  JSON goes
+# through stdin (a state of a thousand databases is longer than one argument may be); @FILE
+# sends the file.
 e2e_sim() {
   local method=$1 path=$2 body=${3:-}
-  if [ -n "$body" ]; then
+  if [ "${body:0:1}" = "@" ]; then
+    curl -sS --fail-with-body --max-time 30 --cacert "$SIM_CA" -X "$method" \
+      -H 'Content-Type: application/json' --data-binary "$body" "$SIM$path"
+  elif [ -n "$body" ]; then
     printf '%s' "$body" | curl -sS --fail-with-body --max-time 30 --cacert "$SIM_CA" \
       -X "$method" -H 'Content-Type: application/json' --data-binary @- "$SIM$path"
   else

@@ -228,9 +228,10 @@ def sim_writes(simlog_path):
     counts (entries, lost entries, injected answers)."""
     writes = defaultdict(list)
     stats = defaultdict(int)
+    # one table, or several in one coalesced command: .alter tables (['T1'], ['T2']) policy ...
     alter = re.compile(
-        r"\.alter(?:-merge)?\s+table\s+\['([^']+)'\]\s+policy\s+(caching|retention)\s+"
-        r"(?:hot|softdelete)\s*=\s*(\d+)d\b")
+        r"\.alter(?:-merge)?\s+(?:table\s+(\['[^']+'\])|tables\s+\(([^)]*)\))\s+policy\s+"
+        r"(caching|retention)\s+(?:hot|softdelete)\s*=\s*(\d+)d\b")
     for e in chaos_check.lines(simlog_path):
         if "gap" in e:
             stats["lost"] += e["gap"][1] - e["gap"][0] + 1
@@ -265,7 +266,8 @@ def sim_writes(simlog_path):
                 continue
             m = alter.search(doc.get("csl") or "")
             if m:
-                writes[f"{doc.get('db')}/{m.group(1)}"].append((int(m.group(3)), e))
+                for t in re.findall(r"\['([^']+)'\]", m.group(1) or m.group(2)):
+                    writes[f"{doc.get('db')}/{t}"].append((int(m.group(4)), e))
     return writes, stats
 
 
@@ -296,6 +298,8 @@ def final_values(state):
                         pol = t.get("policies") or {}
                         if t["name"].startswith("C"):
                             v = (pol.get("caching") or {}).get("DataHotSpan")
+                            if isinstance(v, dict):  # {"Value": "d.hh:mm:ss"}, as Kusto shows it
+                                v = v.get("Value")
                         else:
                             v = (pol.get("retention") or {}).get("SoftDeletePeriod")
                         out[f"{name}/{t['name']}"] = days(v) if v else INITIAL_DAYS

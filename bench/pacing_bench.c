@@ -133,12 +133,7 @@ int main(int argc, char **argv)
     pw_loop *loop = pw_loop_new(err, sizeof err);
     pw_azure_config cfg;
     pw_azure_config_defaults(&cfg);
-    cfg.tenant_id = "11111111-1111-1111-1111-111111111111";
-    cfg.client_id = "33333333-3333-3333-3333-333333333333";
-    cfg.client_secret = "local-demo-secret";
-    cfg.ca_file = sim.ca_file;
-    cfg.connect_to = sim.connect_list;
-    cfg.connect_to_count = 1;
+    test_sim_identity(&sim, &cfg);
     cfg.max_attempts = (unsigned)attempts;
     if (!pacing) cfg.arm_write_bucket = cfg.arm_read_bucket = 0;
     if (!sim_reads) cfg.arm_read_bucket = 0;

@@ -444,6 +444,17 @@ static void on_queued(void *ctx, const pw_azure_progress *p)
 
 static void batch_resume(struct batch *b);
 
+/* What every ended call of os counts: its attempts, and its time queued for Azure's budgets,
+ * which does not count against the operation's deadline. */
+static void call_ended(op_state *os, const pw_azure_result *r)
+{
+    os->in_call = 0;
+    os->attempts += r->attempts;
+    os->queued[0] = '\0';
+    os->queued_ms += r->queued_ms;
+    if (os->deadline_ms) os->deadline_ms += r->queued_ms;
+}
+
 static void op_done(void *ctx, const pw_azure_result *r);
 
 /* An operation's own call ended; a write that held its key's batch lets the batch go on. */
@@ -464,12 +475,7 @@ static void op_done(void *ctx, const pw_azure_result *r)
     char err[256];
     json_t *value = NULL;
 
-    os->in_call = 0;
-    os->attempts += r->attempts;
-    /* time queued for Azure's budgets does not count against the operation's deadline */
-    os->queued[0] = '\0';
-    os->queued_ms += r->queued_ms;
-    if (os->deadline_ms) os->deadline_ms += r->queued_ms;
+    call_ended(os, r);
     if (os->step == STEP_APPLY) {
         record_ids(os, r);
         if (os->has_lro && r->ok) snprintf(os->lro_status, sizeof os->lro_status, "Succeeded");
@@ -671,11 +677,7 @@ static void batch_on_done(void *ctx, const pw_azure_result *r)
         op_state *os = members[i];
         const pw_plan_op *pop = pw_plan_op_at(os->rs->plan, os->index);
         os->batch = NULL;
-        os->in_call = 0;
-        os->attempts += r->attempts;
-        os->queued[0] = '\0';
-        os->queued_ms += r->queued_ms;
-        if (os->deadline_ms) os->deadline_ms += r->queued_ms;
+        call_ended(os, r);
         if (!r->ok) { /* each alone: one bad table fails by itself */
             issue(os, STEP_APPLY);
             continue;

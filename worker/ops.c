@@ -179,6 +179,15 @@ int pw_ops_action_from_name(const char *name, pw_action *action)
     return -1;
 }
 
+const json_t *pw_ops_defaults(const pw_ops_row *row)
+{
+    static json_t *parsed[NROWS];
+    size_t i = (size_t)(row - ROWS);
+    if (!row->defaults || i >= NROWS) return NULL;
+    if (!parsed[i]) parsed[i] = json_loads(row->defaults, 0, NULL); /* retried if out of memory */
+    return parsed[i];
+}
+
 int pw_ops_privileged(pw_kind kind)
 {
     return kind.row->privileged || kind.scope == PW_SCOPE_CLUSTER;

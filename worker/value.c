@@ -177,8 +177,7 @@ static json_t *with_defaults(const json_t *v, const json_t *defaults)
  * array policy). */
 static json_t *altered_policy(const pw_request_op *op, const json_t *given)
 {
-    const char *text = op->kind.row->defaults;
-    json_t *defaults = text ? json_loads(text, 0, NULL) : NULL;
+    const json_t *defaults = pw_ops_defaults(op->kind.row);
     json_t *out;
     if (json_is_array(given)) {
         out = json_array();
@@ -188,22 +187,25 @@ static json_t *altered_policy(const pw_request_op *op, const json_t *given)
     } else {
         out = with_defaults(given, defaults);
     }
-    json_decref(defaults);
     return out;
+}
+
+/* Does some entry of have hold everything w says? */
+static int entry_present(const json_t *w, const json_t *have)
+{
+    size_t j;
+    const json_t *h;
+    json_array_foreach(have, j, h) if (covers(w, h, 0)) return 1;
+    return 0;
 }
 
 /* Every entry of want matches some entry of have (update policy merge: an append). */
 static int entries_present(const json_t *want, const json_t *have)
 {
     if (!json_is_array(want)) return 0;
-    size_t i, j;
-    const json_t *w, *h;
-    json_array_foreach(want, i, w)
-    {
-        int found = 0;
-        json_array_foreach(have, j, h) if (covers(w, h, 0)) found = 1;
-        if (!found) return 0;
-    }
+    size_t i;
+    const json_t *w;
+    json_array_foreach(want, i, w) if (!entry_present(w, have)) return 0;
     return 1;
 }
 
@@ -214,14 +216,10 @@ json_t *pw_value_entries_missing(const pw_request_op *op, const json_t *desired,
     const json_t *have = json_object_get(before, "policy");
     if (op->action != PW_ACTION_MERGE || !json_is_array(want)) return NULL;
     json_t *missing = json_array();
-    size_t i, j;
-    const json_t *w, *h;
-    json_array_foreach(want, i, w)
-    {
-        int found = 0;
-        json_array_foreach(have, j, h) if (covers(w, h, 0)) found = 1;
-        if (!found && missing) json_array_append(missing, (json_t *)w);
-    }
+    size_t i;
+    const json_t *w;
+    json_array_foreach(want, i, w) if (missing && !entry_present(w, have))
+        json_array_append(missing, (json_t *)w);
     return missing;
 }
 
@@ -300,22 +298,30 @@ static json_t *iso_or_null(int64_t ticks)
 }
 
 /* hotWindows in canonical datetimes; NULL when one does not parse (validation refused it). */
-static json_t *hot_windows(const json_t *given)
+/* Hot windows in request terms, canonical datetimes, from a list whose entries name their
+ * ends from_key and to_key (the request's from/to, Kusto's MinValue/MaxValue); NULL when an
+ * end does not parse. */
+static json_t *windows_of(const json_t *list, const char *from_key, const char *to_key)
 {
     json_t *out = json_array();
     size_t i;
     const json_t *w;
-    json_array_foreach(given, i, w)
+    json_array_foreach(list, i, w)
     {
         char from[40], to[40];
-        if (pw_value_datetime(json_string_value(json_object_get(w, "from")), from, sizeof from) ||
-            pw_value_datetime(json_string_value(json_object_get(w, "to")), to, sizeof to)) {
+        if (pw_value_datetime(json_string_value(get_ci(w, from_key)), from, sizeof from) ||
+            pw_value_datetime(json_string_value(get_ci(w, to_key)), to, sizeof to)) {
             json_decref(out);
             return NULL;
         }
         json_array_append_new(out, json_pack("{s:s, s:s}", "from", from, "to", to));
     }
     return out;
+}
+
+static json_t *hot_windows(const json_t *given)
+{
+    return windows_of(given, "from", "to");
 }
 
 json_t *pw_value_desired(const pw_request_op *op)
@@ -595,20 +601,11 @@ static int read_caching(const json_t *p, json_t **value, char *err, size_t errle
     *value = json_pack("{s:o}", "hotCachePeriod", iso);
     const json_t *windows = get_ci(p, "HotWindows");
     if (*value && json_array_size(windows)) {
-        json_t *list = json_array();
-        size_t i;
-        const json_t *w;
-        json_array_foreach(windows, i, w)
-        {
-            char from[40], to[40];
-            if (pw_value_datetime(json_string_value(get_ci(w, "MinValue")), from, sizeof from) ||
-                pw_value_datetime(json_string_value(get_ci(w, "MaxValue")), to, sizeof to)) {
-                json_decref(list);
-                json_decref(*value);
-                *value = NULL;
-                return fail(err, errlen, "the caching policy has an unreadable hot window");
-            }
-            json_array_append_new(list, json_pack("{s:s, s:s}", "from", from, "to", to));
+        json_t *list = windows_of(windows, "MinValue", "MaxValue");
+        if (!list) {
+            json_decref(*value);
+            *value = NULL;
+            return fail(err, errlen, "the caching policy has an unreadable hot window");
         }
         json_object_set_new(*value, "hotWindows", list);
     }

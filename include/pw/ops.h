@@ -111,6 +111,10 @@ static inline const pw_ops_scope *pw_ops_at(pw_kind kind)
     return &kind.row->scopes[kind.scope];
 }
 
+/* row->defaults parsed, once per row and kept for the process's life (borrowed); NULL when
+ * the row has none. */
+const json_t *pw_ops_defaults(const pw_ops_row *row);
+
 /* Changes access or the whole cluster: refused unless listed in
  * worker.kinds.privileged.allowed. */
 int pw_ops_privileged(pw_kind kind);

@@ -44,3 +44,16 @@ rc=0; "$pw" validate "$PW_TMP/does-not-exist.json" 2>/dev/null || rc=$?
 rc=0; "$pw" validate --bogus "$good" 2>/dev/null || rc=$?
 [ "$rc" = 2 ] || pw_fail "bad option: exit $rc, expected 2"
 pw_log "validate: ok"
+
+# policy-worker kinds: the catalogue, as text and as JSON; the privileged kinds refused by
+# validate without configuration (OperationNotAllowed).
+"$pw" kinds --json >"$PW_TMP/kinds.json" || pw_fail "kinds --json failed"
+jq -e 'length >= 50 and any(.[]; .kind == "table.merge" and .actions == ["alter", "merge", "delete"] and .privileged == false)
+  and all(.[] | select(.scope == "cluster"); .privileged)' "$PW_TMP/kinds.json" >/dev/null ||
+  pw_fail "kinds --json: $(head -c 400 "$PW_TMP/kinds.json")"
+[ "$("$pw" kinds | grep -c '^table\.')" -ge 10 ] || pw_fail "kinds: $("$pw" kinds | head -5)"
+rc=0; "$pw" kinds --bogus 2>/dev/null || rc=$?
+[ "$rc" = 2 ] || pw_fail "kinds --bogus: exit $rc, expected 2"
+expect_code privileged OperationNotAllowed \
+  '.operations[2] = {"kind": "table.restricted_view_access", "target": .operations[2].target, "enabled": true}'
+pw_log "kinds: ok"

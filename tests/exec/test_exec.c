@@ -236,12 +236,7 @@ static void harness_open(void)
     assert_non_null(H.loop);
     pw_azure_config az;
     pw_azure_config_defaults(&az);
-    az.tenant_id = "11111111-1111-1111-1111-111111111111";
-    az.client_id = "33333333-3333-3333-3333-333333333333";
-    az.client_secret = "local-demo-secret";
-    az.ca_file = sim.ca_file;
-    az.connect_to = sim.connect_list;
-    az.connect_to_count = 1;
+    test_sim_identity(&sim, &az);
     az.backoff_base_ms = 50;
     az.backoff_max_ms = 400;
     az.lro_poll_default_ms = 200;

@@ -139,3 +139,13 @@ json_t *test_sim_admin_ok(const test_sim *sim, const char *method, const char *p
     if (!j) fprintf(stderr, "sim_admin %s %s failed (HTTP %ld)\n", method, path, status);
     return j;
 }
+
+void test_sim_identity(const test_sim *sim, pw_azure_config *cfg)
+{
+    cfg->tenant_id = "11111111-1111-1111-1111-111111111111";
+    cfg->client_id = "33333333-3333-3333-3333-333333333333";
+    cfg->client_secret = "local-demo-secret";
+    cfg->ca_file = sim->ca_file;
+    cfg->connect_to = sim->connect_list;
+    cfg->connect_to_count = 1;
+}

@@ -6,6 +6,8 @@
 #include <jansson.h>
 #include <sys/types.h>
 
+#include "pw/azure.h"
+
 typedef struct test_sim {
     pid_t pid;
     int port;
@@ -32,5 +34,9 @@ json_t *test_sim_admin(const test_sim *sim, const char *method, const char *path
  * below 300 (the reason goes to stderr).  Callers assert on the result. */
 json_t *test_sim_admin_ok(const test_sim *sim, const char *method, const char *path,
                           const char *body);
+
+/* The simulator's default identity (tenant, app, secret) and its CA and connect-to rule,
+ * into a configuration the caller has filled with pw_azure_config_defaults. */
+void test_sim_identity(const test_sim *sim, pw_azure_config *cfg);
 
 #endif

@@ -41,4 +41,27 @@ static void support_checker_free(pw_request_checker *chk)
     memset(&support_cfg, 0, sizeof support_cfg);
 }
 
+/* cmocka group setup and teardown over one checker, chk; SUPPORT_PRIVILEGED (default 1)
+ * says whether privileged kinds are allowed. */
+#ifndef SUPPORT_PRIVILEGED
+#define SUPPORT_PRIVILEGED 1
+#endif
+static pw_request_checker *chk;
+
+static int setup(void **state)
+{
+    (void)state;
+    char err[256];
+    chk = support_checker_new(SUPPORT_PRIVILEGED, err, sizeof err);
+    if (!chk) fail_msg("%s", err);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    support_checker_free(chk);
+    return 0;
+}
+
 #endif

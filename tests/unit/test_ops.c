@@ -24,23 +24,6 @@
 #define SCHEMAS PW_SOURCE_DIR "/schemas"
 #define DATA PW_SOURCE_DIR "/tests/data/ops"
 
-static pw_request_checker *chk;
-
-static int setup(void **state)
-{
-    (void)state;
-    char err[256];
-    chk = support_checker_new(1, err, sizeof err);
-    if (!chk) fail_msg("%s", err);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    support_checker_free(chk);
-    return 0;
-}
 
 static int file_exists(const char *path)
 {

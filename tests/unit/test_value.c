@@ -15,23 +15,6 @@
 #include "checker_support.h"
 #include "pw/value.h"
 
-static pw_request_checker *chk;
-
-static int setup(void **state)
-{
-    (void)state;
-    char err[256];
-    chk = support_checker_new(1, err, sizeof err);
-    if (!chk) fail_msg("%s", err);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    support_checker_free(chk);
-    return 0;
-}
 
 #define KT                                                                                         \
     "\"target\":{\"clusterUri\":\"https://mykustocluster.westus.kusto.windows.net\","              \

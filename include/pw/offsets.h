@@ -36,6 +36,40 @@ pw_status pw_offsets_done(pw_offsets *ledger, const char *topic, int32_t partiti
  * partition is not tracked.  Committing it never skips a message that is not done. */
 int64_t pw_offsets_commit_point(const pw_offsets *ledger, const char *topic, int32_t partition);
 
+/* What a message writes, for the order of replays: the hashes of its lane keys (pw/plan.h;
+ * operations on one key are ordered, on different keys not).  A tracked message starts
+ * with its targets unknown, which orders it before everything after it; n = 0 says it
+ * writes nothing (a rejection, a dead letter); more than PW_OFFSETS_TARGETS_MAX keys, or
+ * keys NULL, leave them unknown. */
+#define PW_OFFSETS_TARGETS_MAX 16
+pw_status pw_offsets_targets(pw_offsets *ledger, const char *topic, int32_t partition,
+                             int64_t offset, const uint64_t *keys, size_t n);
+
+/* The messages above the commit point that a later owner may skip: done, and every earlier
+ * pending message that shares a target with one is itself skippable (so on every target
+ * the skipped messages are the first ones and a replay of the rest, in order, ends with
+ * the last value).  Ascending, at most cap; any prefix of the answer keeps that property.
+ * Returns how many. */
+size_t pw_offsets_skippable(const pw_offsets *ledger, const char *topic, int32_t partition,
+                            int64_t *out, size_t cap);
+
+/* The last offset tracked in the partition, -1 when none (or not tracked). */
+int64_t pw_offsets_last_tracked(const pw_offsets *ledger, const char *topic, int32_t partition);
+
+/* Commit metadata: who wrote the commit (a token, [0-9a-z], at most
+ * PW_OFFSETS_TOKEN_MAX characters) and the offsets above the commit offset `at` that a
+ * later owner may skip (ascending, as pw_offsets_skippable gives them):
+ * "pw2:<token>:<d>,<d1>-<d2>,..." with distances from at.  encode writes at most cap - 1
+ * characters and drops the highest offsets that do not fit (a prefix stays skippable); it
+ * returns the length, or 0 when even the token does not fit.  decode fills token (at
+ * least PW_OFFSETS_TOKEN_MAX + 1 bytes; "" when the metadata is not ours) and at most cap
+ * offsets, and returns how many; what it cannot read ends the list. */
+#define PW_OFFSETS_TOKEN_MAX 32
+size_t pw_offsets_metadata_encode(char *buf, size_t cap, const char *token, int64_t at,
+                                  const int64_t *skip, size_t n);
+size_t pw_offsets_metadata_decode(const char *meta, int64_t at, char *token, int64_t *out,
+                                  size_t cap);
+
 /* Forgets a partition (revoked): later done() calls for it return PW_ERR_UNKNOWN. */
 void pw_offsets_drop(pw_offsets *ledger, const char *topic, int32_t partition);
 

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "pw/offsets.h"
 
@@ -148,9 +149,104 @@ static void test_many_shuffled(void **state)
     pw_offsets_free(l);
 }
 
+/* Skippable: done, and nothing pending before it on its targets, transitively. */
+static void test_skippable_chain(void **state)
+{
+    (void)state;
+    pw_offsets *l = pw_offsets_new();
+    int64_t next, out[16];
+    const uint64_t X = 1, Y = 2, Z = 3, W = 4;
+    for (int64_t o = 0; o < 7; o++)
+        assert_int_equal(pw_offsets_track(l, "t", 0, o), PW_OK);
+    /* 0 {W} pending (holds the commit point); 1 {Y,Z} pending; 2 {Y,X} done; 3 {X} done;
+     * 4 {W} done; 5 {} done (a rejection); 6 unknown, done */
+    uint64_t k0[] = {W}, k1[] = {Y, Z}, k2[] = {Y, X}, k3[] = {X}, k4[] = {W};
+    assert_int_equal(pw_offsets_targets(l, "t", 0, 0, k0, 1), PW_OK);
+    assert_int_equal(pw_offsets_targets(l, "t", 0, 1, k1, 2), PW_OK);
+    assert_int_equal(pw_offsets_targets(l, "t", 0, 2, k2, 2), PW_OK);
+    assert_int_equal(pw_offsets_targets(l, "t", 0, 3, k3, 1), PW_OK);
+    assert_int_equal(pw_offsets_targets(l, "t", 0, 4, k4, 1), PW_OK);
+    assert_int_equal(pw_offsets_targets(l, "t", 0, 5, NULL, 0), PW_OK);
+    for (int64_t o = 2; o < 7; o++)
+        assert_int_equal(pw_offsets_done(l, "t", 0, o, &next), PW_OK);
+    /* 2 shares Y with pending 1: replayed, so 3 (X, after 2) is too; 4 shares W with 0;
+     * 5 writes nothing; 6 may write anything and something before it is replayed */
+    size_t n = pw_offsets_skippable(l, "t", 0, out, 16);
+    assert_int_equal(n, 1);
+    assert_int_equal(out[0], 5);
+    /* 1 done: 2 and 3 follow; 0 still holds 4 and 6 */
+    assert_int_equal(pw_offsets_done(l, "t", 0, 1, &next), PW_OK);
+    n = pw_offsets_skippable(l, "t", 0, out, 16);
+    assert_int_equal(n, 4);
+    assert_int_equal(out[0], 1);
+    assert_int_equal(out[1], 2);
+    assert_int_equal(out[2], 3);
+    assert_int_equal(out[3], 5);
+    /* a cap keeps the lowest */
+    assert_int_equal(pw_offsets_skippable(l, "t", 0, out, 2), 2);
+    assert_int_equal(out[1], 2);
+    /* 0 done: everything is below the commit point, nothing is left above it */
+    assert_int_equal(pw_offsets_done(l, "t", 0, 0, &next), PW_OK);
+    assert_int_equal(next, 7);
+    assert_int_equal(pw_offsets_skippable(l, "t", 0, out, 16), 0);
+    pw_offsets_free(l);
+}
+
+/* A message whose targets are not known (not decoded) orders everything after it. */
+static void test_skippable_unknown(void **state)
+{
+    (void)state;
+    pw_offsets *l = pw_offsets_new();
+    int64_t next, out[4];
+    const uint64_t X = 7;
+    for (int64_t o = 0; o < 3; o++)
+        assert_int_equal(pw_offsets_track(l, "t", 0, o), PW_OK);
+    uint64_t k[] = {X};
+    assert_int_equal(pw_offsets_targets(l, "t", 0, 2, k, 1), PW_OK);
+    assert_int_equal(pw_offsets_done(l, "t", 0, 2, &next), PW_OK);
+    assert_int_equal(pw_offsets_skippable(l, "t", 0, out, 4), 0); /* 0 and 1 unknown */
+    assert_int_equal(pw_offsets_targets(l, "t", 0, 1, NULL, 0), PW_OK);
+    assert_int_equal(pw_offsets_skippable(l, "t", 0, out, 4), 0); /* 0 unknown, pending */
+    assert_int_equal(pw_offsets_targets(l, "t", 0, 0, k, 1), PW_OK);
+    assert_int_equal(pw_offsets_skippable(l, "t", 0, out, 4), 0); /* 0 pending on X */
+    uint64_t many[PW_OFFSETS_TARGETS_MAX + 1] = {0};
+    assert_int_equal(pw_offsets_targets(l, "t", 0, 0, many, PW_OFFSETS_TARGETS_MAX + 1), PW_OK);
+    assert_int_equal(pw_offsets_skippable(l, "t", 0, out, 4), 0); /* too many: unknown */
+    assert_int_equal(pw_offsets_targets(l, "t", 0, 9, k, 1), PW_ERR_UNKNOWN);
+    pw_offsets_free(l);
+}
+
+static void test_metadata_round_trip(void **state)
+{
+    (void)state;
+    char buf[64], token[PW_OFFSETS_TOKEN_MAX + 1];
+    int64_t skip[] = {99, 101, 102, 103, 105}, out[16];
+    size_t len = pw_offsets_metadata_encode(buf, sizeof buf, "0a1b", 100, skip, 5);
+    assert_string_equal(buf, "pw2:0a1b:1-3,5"); /* (99 is below the commit: left out) */
+    assert_int_equal(len, strlen(buf));
+    assert_int_equal(pw_offsets_metadata_decode(buf, 100, token, out, 16), 4);
+    assert_string_equal(token, "0a1b");
+    assert_int_equal(out[0], 101);
+    assert_int_equal(out[3], 105);
+    /* too small a buffer keeps the lowest runs */
+    assert_int_equal(pw_offsets_metadata_encode(buf, 14, "0a1b", 100, skip, 5), 12);
+    assert_string_equal(buf, "pw2:0a1b:1-3");
+    assert_int_equal(pw_offsets_metadata_encode(buf, 6, "0a1b", 100, skip, 5), 0);
+    /* someone else's metadata, or garbage: nothing */
+    assert_int_equal(pw_offsets_metadata_decode("hello", 100, token, out, 16), 0);
+    assert_string_equal(token, "");
+    assert_int_equal(pw_offsets_metadata_decode("pw2:AB:1", 100, token, out, 16), 0);
+    assert_int_equal(pw_offsets_metadata_decode("pw2:ab:3,2", 100, token, out, 16), 1);
+    assert_int_equal(pw_offsets_metadata_decode("pw2:ab:1-9", 100, token, out, 4), 4);
+    assert_int_equal(pw_offsets_metadata_decode("pw2:ab:1", -1, token, out, 4), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_skippable_chain),
+        cmocka_unit_test(test_skippable_unknown),
+        cmocka_unit_test(test_metadata_round_trip),
         cmocka_unit_test(test_in_order),
         cmocka_unit_test(test_out_of_order_done),
         cmocka_unit_test(test_partitions_independent),

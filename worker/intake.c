@@ -1,4 +1,4 @@
-/* intake.c: Kafka consumer on the event loop: subscribe, rebalance, pause/resume, store offsets. */
+/* intake.c: Kafka consumer on the event loop: subscribe, rebalance, claims, pause/resume, commits. */
 #include "pw/intake.h"
 
 #include <stdio.h>
@@ -11,6 +11,12 @@
 
 #define INTAKE_POLL_BATCH 500     /* messages per wake-up before yielding to the loop */
 #define INTAKE_SAFETY_POLL_MS 500 /* a poll even without a wake-up, in case one was missed */
+#define INTAKE_COMMIT_PARTITIONS_MAX 1024 /* partitions one commit carries */
+/* Reading the committed offsets of an assignment, in the rebalance callback (blocking, once
+ * per rebalance) and when that failed, again from the loop (shorter: the loop waits). */
+#define INTAKE_COMMITTED_TIMEOUT_MS 5000
+#define INTAKE_COMMITTED_RETRY_TIMEOUT_MS 1000
+#define INTAKE_CLAIM_RETRY_MS 500 /* a claim refused or unsent is sent again */
 /* unless kafka.partition.assignment.strategy says otherwise */
 #define INTAKE_DEFAULT_ASSIGNOR "cooperative-sticky"
 /* Before this librdkafka version a commit that meets a cooperative rebalance fails with
@@ -34,6 +40,13 @@ struct pw_intake {
      * partitions are paused and their late messages dropped until then. */
     rd_kafka_topic_partition_list_t *revoking;
     int revoking_lost;
+    /* Assigned partitions not yet claimed, paused until they are.  Each element's offset
+     * says where it stands: RD_KAFKA_OFFSET_INVALID, its committed offset not read yet;
+     * otherwise read (and on_assigned called), its claim not yet accepted. */
+    rd_kafka_topic_partition_list_t *claiming;
+    int claim_outstanding;
+    unsigned assign_epoch, claim_epoch; /* a claim answered after a newer assignment is void */
+    pw_timer *claim_timer;
     pw_intake_probe_cb probe_cb;
     void *probe_ctx;
 };
@@ -43,10 +56,44 @@ static int is_cooperative(rd_kafka_t *rk)
     return !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
 }
 
-/* Commits what is stored, asynchronously; when says which commit a failure was. */
-static void commit_stored(pw_intake *in, const char *when)
+/* The handler's commit points as a list to commit (of the partitions in only, when
+ * given), or NULL when there are none. */
+static rd_kafka_topic_partition_list_t *commit_list(pw_intake *in,
+                                                    const rd_kafka_topic_partition_list_t *only)
 {
-    rd_kafka_resp_err_t e = rd_kafka_commit(in->rk, NULL, 1);
+    pw_intake_position *pos = calloc(INTAKE_COMMIT_PARTITIONS_MAX, sizeof *pos);
+    if (!pos) return NULL;
+    size_t n = in->h.commit_points(in->h.ctx, pos, INTAKE_COMMIT_PARTITIONS_MAX);
+    rd_kafka_topic_partition_list_t *l = n ? rd_kafka_topic_partition_list_new((int)n) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!l || (only && !rd_kafka_topic_partition_list_find(only, pos[i].topic,
+                                                                pos[i].partition))) {
+            free(pos[i].metadata);
+            continue;
+        }
+        rd_kafka_topic_partition_t *t =
+            rd_kafka_topic_partition_list_add(l, pos[i].topic, pos[i].partition);
+        t->offset = pos[i].offset;
+        if (pos[i].metadata) { /* the list owns it from here (freed with it) */
+            t->metadata = pos[i].metadata;
+            t->metadata_size = strlen(pos[i].metadata);
+        }
+    }
+    free(pos);
+    if (l && !l->cnt) {
+        rd_kafka_topic_partition_list_destroy(l);
+        l = NULL;
+    }
+    return l;
+}
+
+/* Commits the commit points, asynchronously; when says which commit a failure was. */
+static void commit_points(pw_intake *in, const char *when)
+{
+    rd_kafka_topic_partition_list_t *l = commit_list(in, NULL);
+    if (!l) return;
+    rd_kafka_resp_err_t e = rd_kafka_commit(in->rk, l, 1);
+    rd_kafka_topic_partition_list_destroy(l);
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         pw_log(PW_LOG_WARN, NULL, "kafka.commit_failed", "%s%s", when, rd_kafka_err2str(e));
 }
@@ -59,6 +106,141 @@ static void pause_list(pw_intake *in, rd_kafka_topic_partition_list_t *parts, in
     if (e)
         pw_log(PW_LOG_WARN, NULL, pause ? "kafka.pause_failed" : "kafka.resume_failed", "%s",
                rd_kafka_err2str(e));
+}
+
+static int in_list(const rd_kafka_topic_partition_list_t *l, const char *topic, int32_t partition)
+{
+    return l && rd_kafka_topic_partition_list_find(l, topic, partition) != NULL;
+}
+
+/* A partition may be fetched: not being revoked, not waiting for its claim. */
+static int may_resume(const pw_intake *in, const char *topic, int32_t partition)
+{
+    return !in_list(in->revoking, topic, partition) && !in_list(in->claiming, topic, partition);
+}
+
+static void claim_step(pw_intake *in, int timeout_ms);
+
+static void claim_retry_cb(pw_loop *loop, void *ctx)
+{
+    (void)loop;
+    pw_intake *in = ctx;
+    in->claim_timer = NULL;
+    claim_step(in, INTAKE_COMMITTED_RETRY_TIMEOUT_MS);
+}
+
+static void claim_retry_later(pw_intake *in)
+{
+    if (!in->claim_timer && !in->closed)
+        in->claim_timer = pw_loop_timer_add(in->loop, INTAKE_CLAIM_RETRY_MS, claim_retry_cb, in);
+}
+
+/* Removes a partition from the claims (claimed, revoked); resumes it when it may go. */
+static void claim_end(pw_intake *in, const char *topic, int32_t partition, int resume)
+{
+    for (int i = 0; in->claiming && i < in->claiming->cnt; i++) {
+        rd_kafka_topic_partition_t *t = &in->claiming->elems[i];
+        if (t->partition != partition || strcmp(t->topic, topic)) continue;
+        rd_kafka_topic_partition_list_del_by_idx(in->claiming, i);
+        break;
+    }
+    if (!resume || in->paused || in->stopped || !may_resume(in, topic, partition)) return;
+    rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(one, topic, partition);
+    pause_list(in, one, 0);
+    rd_kafka_topic_partition_list_destroy(one);
+}
+
+static void claim_done(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                       rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    (void)rk;
+    pw_intake *in = opaque;
+    in->claim_outstanding = 0;
+    if (in->closed) return;
+    for (int i = 0; offsets && in->claim_epoch == in->assign_epoch && i < offsets->cnt; i++) {
+        const rd_kafka_topic_partition_t *t = &offsets->elems[i];
+        rd_kafka_resp_err_t e = err ? err : t->err;
+        if (e) {
+            pw_log(PW_LOG_WARN, NULL, "kafka.claim_failed", "%s [%d]: %s (sent again)", t->topic,
+                   (int)t->partition, rd_kafka_err2str(e));
+            continue;
+        }
+        pw_log(PW_LOG_INFO, NULL, "kafka.claimed", "%s [%d] @ %lld", t->topic, (int)t->partition,
+               (long long)t->offset);
+        claim_end(in, t->topic, t->partition, 1);
+    }
+    if (in->claiming && in->claiming->cnt) claim_step(in, INTAKE_COMMITTED_RETRY_TIMEOUT_MS);
+}
+
+/* Moves the claims on: reads the committed offsets not read yet (telling the handler),
+ * resumes what has nothing committed (no owner can have written for it), and commits the
+ * commit points of the rest (the claim).  What could not be done is tried again later. */
+static void claim_step(pw_intake *in, int timeout_ms)
+{
+    if (in->closed || !in->claiming || !in->claiming->cnt) return;
+    rd_kafka_topic_partition_list_t *unread = rd_kafka_topic_partition_list_new(in->claiming->cnt);
+    for (int i = 0; i < in->claiming->cnt; i++)
+        if (in->claiming->elems[i].offset == RD_KAFKA_OFFSET_INVALID)
+            rd_kafka_topic_partition_list_add(unread, in->claiming->elems[i].topic,
+                                              in->claiming->elems[i].partition);
+    int retry = 0;
+    if (unread->cnt) {
+        /* Blocking, bounded: a rebalance is rare and the answer is one round trip. */
+        rd_kafka_resp_err_t ce = rd_kafka_committed(in->rk, unread, timeout_ms);
+        for (int i = 0; i < unread->cnt; i++) {
+            const rd_kafka_topic_partition_t *c = &unread->elems[i];
+            if (ce || c->err) {
+                pw_log(PW_LOG_WARN, NULL, "kafka.committed_unknown",
+                       "%s [%d]: the committed offset could not be read: %s (read again; the "
+                       "partition waits)",
+                       c->topic, (int)c->partition, rd_kafka_err2str(ce ? ce : c->err));
+                retry = 1;
+                continue;
+            }
+            int64_t at = c->offset >= 0 ? c->offset : -1;
+            char meta[PW_INTAKE_METADATA_MAX + 1] = "";
+            if (at >= 0 && c->metadata && c->metadata_size <= PW_INTAKE_METADATA_MAX) {
+                memcpy(meta, c->metadata, c->metadata_size);
+                meta[c->metadata_size] = '\0';
+            }
+            pw_log(PW_LOG_INFO, NULL, "kafka.committed_read", "%s [%d] @ %lld", c->topic,
+                   (int)c->partition, (long long)at);
+            in->h.on_assigned(in->h.ctx, c->topic, c->partition, at, meta);
+            rd_kafka_topic_partition_t *t =
+                rd_kafka_topic_partition_list_find(in->claiming, c->topic, c->partition);
+            if (t) t->offset = at;
+            /* nothing committed: nobody can have worked on it, there is nothing to claim */
+            if (at < 0) claim_end(in, c->topic, c->partition, 1);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(unread);
+    if (!in->claim_outstanding && in->claiming->cnt) {
+        rd_kafka_topic_partition_list_t *read = rd_kafka_topic_partition_list_new(in->claiming->cnt);
+        for (int i = 0; i < in->claiming->cnt; i++)
+            if (in->claiming->elems[i].offset != RD_KAFKA_OFFSET_INVALID)
+                rd_kafka_topic_partition_list_add(read, in->claiming->elems[i].topic,
+                                                  in->claiming->elems[i].partition);
+        rd_kafka_topic_partition_list_t *l = read->cnt ? commit_list(in, read) : NULL;
+        rd_kafka_topic_partition_list_destroy(read);
+        if (l) {
+            rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(in->rk);
+            rd_kafka_resp_err_t e = rd_kafka_commit_queue(in->rk, l, q, claim_done, in);
+            if (q) rd_kafka_queue_destroy(q);
+            rd_kafka_topic_partition_list_destroy(l);
+            if (e) {
+                pw_log(PW_LOG_WARN, NULL, "kafka.claim_failed", "not sent: %s",
+                       rd_kafka_err2str(e));
+                retry = 1;
+            } else {
+                in->claim_outstanding = 1;
+                in->claim_epoch = in->assign_epoch;
+            }
+        } else {
+            retry = 1; /* (the handler gave no commit point for them yet) */
+        }
+    }
+    if (retry) claim_retry_later(in);
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -79,16 +261,20 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else if (e) {
             pw_log(PW_LOG_ERROR, NULL, "kafka.assign_failed", "%s", rd_kafka_err2str(e));
         }
-        /* Set the pause state either way: librdkafka keeps a partition paused across a revoke
-         * and a later re-assignment, and the intake may have resumed in between (with nothing
-         * assigned to resume), which would leave that partition paused for good. */
-        pause_list(in, parts, in->paused || in->stopped);
+        /* Paused until claimed (set either way: librdkafka keeps a partition paused across a
+         * revoke and a later re-assignment, and the intake may have resumed in between). */
+        pause_list(in, parts, 1);
+        in->assign_epoch++;
+        if (!in->claiming) in->claiming = rd_kafka_topic_partition_list_new(parts->cnt);
         for (int i = 0; i < parts->cnt; i++) {
             pw_log(PW_LOG_INFO, NULL, "kafka.assigned", "%s [%d]", parts->elems[i].topic,
                    (int)parts->elems[i].partition);
-            if (in->h.on_assigned)
-                in->h.on_assigned(in->h.ctx, parts->elems[i].topic, parts->elems[i].partition);
+            if (!in_list(in->claiming, parts->elems[i].topic, parts->elems[i].partition))
+                rd_kafka_topic_partition_list_add(in->claiming, parts->elems[i].topic,
+                                                  parts->elems[i].partition)
+                    ->offset = RD_KAFKA_OFFSET_INVALID;
         }
+        claim_step(in, INTAKE_COMMITTED_TIMEOUT_MS);
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !in->closed && in->h.on_revoked) {
@@ -101,7 +287,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         /* What is stored already goes to the group at once, while the rebalance is young
          * (a coordinator may refuse commits once other members have rejoined); what the
          * drain finishes is committed again at the release. */
-        if (!lost) commit_stored(in, "at revoke: ");
+        if (!lost) commit_points(in, "at revoke: ");
+        for (int i = 0; i < parts->cnt; i++)
+            claim_end(in, parts->elems[i].topic, parts->elems[i].partition, 0);
         if (!in->revoking) in->revoking = rd_kafka_topic_partition_list_new(parts->cnt);
         for (int i = 0; i < parts->cnt; i++)
             rd_kafka_topic_partition_list_add(in->revoking, parts->elems[i].topic,
@@ -200,8 +388,9 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
     char rderr[512];
     rd_kafka_conf_t *conf = pw_kafka_conf_new(cfg, err, errlen);
     if (!conf) goto fail;
-    /* Forced: an offset is stored only when its message (and all before it) are done. */
-    if (rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", rderr, sizeof rderr)) {
+    /* Forced: only the caller's commit points are committed, with their metadata. */
+    if (rd_kafka_conf_set(conf, "enable.auto.offset.store", "false", rderr, sizeof rderr) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", rderr, sizeof rderr)) {
         pw_err_set(err, errlen, "consumer configuration: %s", rderr);
         rd_kafka_conf_destroy(conf);
         goto fail;
@@ -250,10 +439,9 @@ void pw_intake_pause(pw_intake *in, int paused)
     in->paused = !!paused;
     rd_kafka_topic_partition_list_t *parts = NULL;
     if (rd_kafka_assignment(in->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts) {
-        /* partitions being revoked stay paused until they are released */
-        for (int i = parts->cnt - 1; !paused && in->revoking && i >= 0; i--)
-            if (rd_kafka_topic_partition_list_find(in->revoking, parts->elems[i].topic,
-                                                   parts->elems[i].partition))
+        /* partitions being revoked or claimed stay paused until they are released or claimed */
+        for (int i = parts->cnt - 1; !paused && i >= 0; i--)
+            if (!may_resume(in, parts->elems[i].topic, parts->elems[i].partition))
                 rd_kafka_topic_partition_list_del_by_idx(parts, i);
         if (!in->stopped || paused) pause_list(in, parts, paused);
         pw_log(PW_LOG_INFO, NULL, paused ? "kafka.paused" : "kafka.resumed", "%d partitions",
@@ -267,23 +455,6 @@ int pw_intake_paused(const pw_intake *in)
     return in->paused;
 }
 
-int pw_intake_store(pw_intake *in, const char *topic, int32_t partition, int64_t next_offset)
-{
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = next_offset;
-    rd_kafka_resp_err_t e = rd_kafka_offsets_store(in->rk, l);
-    if (!e && l->elems[0].err) e = l->elems[0].err;
-    rd_kafka_topic_partition_list_destroy(l);
-    if (e) {
-        pw_log(PW_LOG_WARN, NULL, "kafka.store_failed", "%s [%d] @ %lld: %s", topic, (int)partition,
-               (long long)next_offset, rd_kafka_err2str(e));
-        return -1;
-    }
-    pw_log(PW_LOG_DEBUG, NULL, "kafka.stored", "%s [%d] @ %lld", topic, (int)partition,
-           (long long)next_offset);
-    return 0;
-}
-
 int pw_intake_revoking(const pw_intake *in)
 {
     return in->revoking != NULL;
@@ -294,9 +465,9 @@ void pw_intake_release(pw_intake *in)
     if (!in->revoking) return;
     rd_kafka_topic_partition_list_t *parts = in->revoking;
     in->revoking = NULL;
-    /* What is stored goes to the group first (asynchronously: librdkafka holds the rejoin
-     * until outstanding commits are answered), so the next owner starts right after it. */
-    if (!in->revoking_lost) commit_stored(in, "before release: ");
+    /* The commit points go to the group first (asynchronously: librdkafka holds the rejoin
+     * until outstanding commits are answered), so the next owner starts right after them. */
+    if (!in->revoking_lost) commit_points(in, "before release: ");
     in->revoking_lost = 0;
     if (is_cooperative(in->rk)) {
         rd_kafka_error_t *error = rd_kafka_incremental_unassign(in->rk, parts);
@@ -329,7 +500,7 @@ int pw_intake_assignment_lost(const pw_intake *in)
 
 void pw_intake_commit(pw_intake *in)
 {
-    if (!in->closed) commit_stored(in, "");
+    if (!in->closed) commit_points(in, "");
 }
 
 static void probe_done(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -343,14 +514,11 @@ static void probe_done(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (cb) cb(in->probe_ctx, err ? rd_kafka_err2str(err) : NULL);
 }
 
-int pw_intake_probe(pw_intake *in, const pw_intake_position *pos, size_t n, pw_intake_probe_cb cb,
-                    void *ctx)
+int pw_intake_probe(pw_intake *in, pw_intake_probe_cb cb, void *ctx)
 {
-    if (in->probe_cb || in->closed || !n) return -1;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
-    for (size_t i = 0; i < n; i++)
-        rd_kafka_topic_partition_list_add(l, pos[i].topic, pos[i].partition)->offset =
-            pos[i].offset;
+    if (in->probe_cb || in->closed) return -1;
+    rd_kafka_topic_partition_list_t *l = commit_list(in, NULL);
+    if (!l) return 1;
     rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(in->rk);
     in->probe_cb = cb;
     in->probe_ctx = ctx;
@@ -390,10 +558,13 @@ int pw_intake_close(pw_intake *in, int timeout_ms)
     pw_intake_release(in); /* a revoke still waiting: the drain that precedes close is over */
     uint64_t deadline = pw_monotonic_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     rd_kafka_queue_t *q = rd_kafka_queue_new(in->rk);
-    /* The final commit of what is stored, waited for at most until the deadline: a slow or
-     * absent coordinator must not hold the process past its shutdown budget (what is not
-     * committed is redelivered). */
-    rd_kafka_resp_err_t e = rd_kafka_commit_queue(in->rk, NULL, q, NULL, NULL);
+    /* The final commit of the commit points, waited for at most until the deadline: a slow
+     * or absent coordinator must not hold the process past its shutdown budget (what is
+     * not committed is redelivered). */
+    rd_kafka_topic_partition_list_t *l = commit_list(in, NULL);
+    rd_kafka_resp_err_t e =
+        l ? rd_kafka_commit_queue(in->rk, l, q, NULL, NULL) : RD_KAFKA_RESP_ERR__NO_OFFSET;
+    if (l) rd_kafka_topic_partition_list_destroy(l);
     if (!e) {
         rd_kafka_event_t *ev = rd_kafka_queue_poll(q, left_ms(deadline, INT32_MAX));
         e = ev ? rd_kafka_event_error(ev) : RD_KAFKA_RESP_ERR__TIMED_OUT;
@@ -436,6 +607,8 @@ void pw_intake_free(pw_intake *in)
 {
     if (!in) return;
     if (in->again) pw_loop_timer_cancel(in->loop, in->again);
+    if (in->claim_timer) pw_loop_timer_cancel(in->loop, in->claim_timer);
+    if (in->claiming) rd_kafka_topic_partition_list_destroy(in->claiming);
     if (in->revoking) rd_kafka_topic_partition_list_destroy(in->revoking);
     pw_kafka_wake_stop(&in->wake);
     if (in->rk)

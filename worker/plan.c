@@ -124,7 +124,7 @@ static char *arm_path(const pw_request_op *op, const char *suffix, const char *n
  * ".../external-table:<E>", "<cluster>/workload_group:<G>".  Cluster and database names
  * are case-insensitive (lower-cased); the others are not.  ':' occurs in no name, so no
  * two entities share a key. */
-static char *lane_key(const pw_request_op *op)
+char *pw_plan_lane_key(const pw_request_op *op)
 {
     const char *db = op->database ? op->database : "";
     size_t need = strlen(op->cluster) + strlen(db) + (op->table ? strlen(op->table) : 0) +
@@ -327,7 +327,7 @@ char *pw_plan_tables_command(const pw_plan_op *pop, const char *const *tables, s
 static int build_op(pw_plan_op *pop, const pw_request_op *op)
 {
     pop->op = op;
-    pop->lane = lane_key(op);
+    pop->lane = pw_plan_lane_key(op);
     pop->read.route = pop->apply.route = op->route;
     pop->desired = pw_value_desired(op);
     if (!pop->lane || !pop->desired) return -1;

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pw/azure.h"
@@ -18,6 +20,7 @@
 #include "pw/log.h"
 #include "pw/loop.h"
 #include "pw/offsets.h"
+#include "pw/plan.h"
 #include "pw/producer.h"
 #include "pw/reply.h"
 #include "pw/request.h"
@@ -27,8 +30,9 @@
 #define SVC_FLUSH_TIMEOUT_MS 10000   /* at most, and never past the drain deadline */
 #define SVC_CLOSE_TIMEOUT_MS 3000    /* final commit and leaving the group, after the drain */
 #define SVC_TICK_MS 200              /* the loop's heartbeat, to notice that the process stalled */
-#define SVC_COMMIT_DELAY_MS 100      /* stored offsets are committed this soon (coalesced) */
+#define SVC_COMMIT_DELAY_MS 20 /* commit points are committed this soon (coalesced) */
 #define SVC_PROBE_RETRY_MS 1000      /* an unanswered or failed ownership probe is sent again */
+#define SVC_SKIP_MAX 10000           /* done offsets above the commit point kept per partition */
 
 #define SVC_DEAD_LETTER_HEADERS 9 /* six about the message, the correlation id, two when cut */
 
@@ -52,6 +56,19 @@ typedef struct part_state {
     size_t live;    /* contexts of this epoch not yet finished */
     int revoking;   /* announced revoked, not yet released */
     int lost;       /* revoked as lost: nothing of it can be committed or waited for */
+    int assigned;   /* its committed offset read (on_assigned), not yet released */
+    int64_t committed; /* the group's committed offset when it was assigned (-1: none) */
+    /* Offsets above the commit point that are done already (ascending): their messages
+     * are not processed again when they come (see on_assigned for when that is safe). */
+    int64_t skip_below; /* ... and every offset below this one (-1: none) */
+    int64_t *skip;
+    size_t nskip;
+    /* What this process had done of it when it was last released (every offset below
+     * mem_below, and mem): used again only if the group's commit still carries this
+     * process's token when it comes back. */
+    int64_t mem_below;
+    int64_t *mem;
+    size_t nmem;
 } part_state;
 
 /* One message from intake until its terminal reply is acknowledged. */
@@ -104,6 +121,8 @@ struct svc {
     uint64_t stall_ms;
     int fenced;
     int closing; /* tearing down: contexts are freed without further bookkeeping */
+    /* This process's mark in its commits' metadata (random at start, see on_assigned). */
+    char token[PW_OFFSETS_TOKEN_MAX + 1];
 };
 
 static void schedule_release_check(svc *s);
@@ -193,7 +212,7 @@ static void commit_cb(pw_loop *loop, void *ctx)
     pw_intake_commit(s->intake);
 }
 
-/* Commits what was stored soon, rather than at auto-commit's next tick: a crash then
+/* Commits the commit points soon after an acknowledgement: a crash then
  * redelivers (and repeats) as little as possible. */
 static void schedule_commit(svc *s)
 {
@@ -202,6 +221,76 @@ static void schedule_commit(svc *s)
 }
 
 static int dead_letter_send(req_ctx *c, const void *payload, size_t len);
+
+/* c's message is done: its offset counts towards the commit point, or, above it, among
+ * what the next commit says is done (and skippable). */
+static void ctx_done(req_ctx *c)
+{
+    svc *s = c->s;
+    int64_t next = -1;
+    if (c->tracked && ctx_current(c) &&
+        pw_offsets_done(s->ledger, c->topic, c->partition, c->offset, &next) == PW_OK)
+        schedule_commit(s);
+}
+
+static int offset_cmp(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int part_skips(const part_state *p, int64_t offset)
+{
+    return offset < p->skip_below ||
+           (p->nskip && bsearch(&offset, p->skip, p->nskip, sizeof offset, offset_cmp) != NULL);
+}
+
+/* Sorts out[0..n) and drops repeats; returns the new count. */
+static size_t offsets_sort_unique(int64_t *out, size_t n)
+{
+    qsort(out, n, sizeof *out, offset_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!m || out[m - 1] != out[i]) out[m++] = out[i];
+    return m;
+}
+
+/* What of p is done at or above from and may be skipped by a later owner, ascending, into
+ * out (SVC_SKIP_MAX): the ledger's skippable messages and the skip entries not received
+ * yet.  Whatever is cut off is the highest: the rest stays skippable. */
+static size_t part_done_above(svc *s, const part_state *p, int64_t from, int64_t *out)
+{
+    size_t n = pw_offsets_skippable(s->ledger, p->topic, p->partition, out, SVC_SKIP_MAX);
+    int64_t last = pw_offsets_last_tracked(s->ledger, p->topic, p->partition);
+    int64_t lo = last + 1 > from ? last + 1 : from;
+    for (int64_t o = lo; o < p->skip_below && n < SVC_SKIP_MAX; o++)
+        out[n++] = o;
+    for (size_t i = 0; i < p->nskip && n < SVC_SKIP_MAX; i++)
+        if (p->skip[i] >= lo) out[n++] = p->skip[i];
+    return offsets_sort_unique(out, n);
+}
+
+/* Ties the skip entries of this request's targets: n = 0 for none written. */
+static void ctx_targets(req_ctx *c, const pw_request *req)
+{
+    if (!c->tracked) return;
+    uint64_t keys[PW_OFFSETS_TARGETS_MAX];
+    size_t n = req ? pw_request_op_count(req) : 0;
+    int known = n <= PW_OFFSETS_TARGETS_MAX;
+    for (size_t i = 0; known && i < n; i++) {
+        char *key = pw_plan_lane_key(pw_request_op_at(req, i));
+        if (!key) {
+            known = 0;
+            break;
+        }
+        uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+        for (const char *q = key; *q; q++)
+            h = (h ^ (unsigned char)*q) * 1099511628211ULL;
+        keys[i] = h;
+        free(key);
+    }
+    pw_offsets_targets(c->s->ledger, c->topic, c->partition, c->offset, known ? keys : NULL, n);
+}
 
 /* The terminal message (reply or dead-letter) of one Kafka message is acknowledged, or can
  * never be produced.  Then a dead letter goes out once more without its payload; failing
@@ -241,12 +330,7 @@ static void on_terminal_acked(void *ctx, int ok)
         pw_log(PW_LOG_DEBUG, c->id[0] ? c->id : NULL, "reply.acked", "%s [%d] @ %lld", c->topic,
                (int)c->partition, (long long)c->offset);
     }
-    if (c->tracked && ctx_current(c)) {
-        int64_t next = -1;
-        if (pw_offsets_done(s->ledger, c->topic, c->partition, c->offset, &next) == PW_OK &&
-            next >= 0 && pw_intake_store(s->intake, c->topic, c->partition, next) == 0)
-            schedule_commit(s);
-    }
+    ctx_done(c);
     ctx_finished(c);
 }
 
@@ -403,8 +487,18 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
     if (st)
         pw_log(PW_LOG_WARN, NULL, "intake.untracked", "%s [%d] @ %lld: ledger status %d", topic,
                (int)msg->partition, (long long)msg->offset, (int)st);
-    copy_correlation(c, msg);
     s->in_flight++;
+    if (c->tracked && c->part && part_skips(c->part, msg->offset)) {
+        /* Done before (by this process or the partition's previous owner), and no message
+         * before it on the same targets is replayed: answered already, nothing to do. */
+        pw_log(PW_LOG_DEBUG, NULL, "request.already_done", "%s [%d] @ %lld", topic,
+               (int)msg->partition, (long long)msg->offset);
+        ctx_targets(c, NULL);
+        ctx_done(c);
+        ctx_finished(c);
+        return;
+    }
+    copy_correlation(c, msg);
 
     pw_rejection rej;
     memset(&rej, 0, sizeof rej);
@@ -412,6 +506,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
     pw_request *req =
         pw_request_decode(s->checker, msg->payload ? msg->payload : "", msg->len, &rej);
     if (!req) {
+        if (!rej.internal) ctx_targets(c, NULL); /* answered without a write */
         if (rej.internal) {
             /* Not a verdict on the message: no reply, no dead letter.  It stays tracked and is
              * never marked done, so neither its offset nor any later one of its partition is
@@ -452,6 +547,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
     }
     pw_log(PW_LOG_INFO, c->id, "request.received", "%s [%d] @ %lld", topic, (int)msg->partition,
            (long long)msg->offset);
+    ctx_targets(c, req);
     pw_exec_submit(s->exec, req, on_exec_event, c);
     update_backpressure(s);
 }
@@ -467,14 +563,31 @@ static void release_now(svc *s)
         pw_loop_timer_cancel(s->loop, s->revoke_timer);
         s->revoke_timer = NULL;
     }
+    /* What was done is remembered, should the partition come back with nobody having worked
+     * on it in between (its commit at the release below may well be refused). */
+    for (part_state *p = s->parts; p; p = p->next) {
+        if (!p->revoking) continue;
+        free(p->mem);
+        p->mem = NULL;
+        p->nmem = 0;
+        if (p->lost) continue; /* someone else's already */
+        int64_t from = pw_offsets_commit_point(s->ledger, p->topic, p->partition);
+        if (from < 0) from = p->committed;
+        if (from < 0 || !(p->mem = malloc(SVC_SKIP_MAX * sizeof *p->mem))) continue;
+        p->mem_below = from; /* everything below its commit point is done */
+        p->nmem = part_done_above(s, p, from, p->mem);
+    }
+    pw_intake_release(s->intake); /* (commits the commit points, these partitions' too) */
     for (part_state *p = s->parts; p; p = p->next) {
         if (!p->revoking) continue;
         pw_offsets_drop(s->ledger, p->topic, p->partition);
-        p->revoking = p->lost = 0;
+        p->revoking = p->lost = p->assigned = 0;
         p->epoch++;
         p->live = 0;
+        free(p->skip);
+        p->skip = NULL;
+        p->nskip = 0;
     }
-    pw_intake_release(s->intake);
     pw_exec_recheck(s->exec);
     update_backpressure(s);
 }
@@ -563,25 +676,14 @@ static void probe_done(void *ctx, const char *error)
         s->probe_timer = pw_loop_timer_add(s->loop, SVC_PROBE_RETRY_MS, probe_retry_cb, s);
 }
 
-/* Sends the ownership probe: a commit of each tracked partition's commit point. */
+/* Sends the ownership probe: a commit of the commit points. */
 static void probe_send(svc *s)
 {
-    size_t n = 0;
-    for (part_state *p = s->parts; p; p = p->next)
-        n++;
-    pw_intake_position *pos = n ? calloc(n, sizeof *pos) : NULL;
-    n = 0;
-    for (part_state *p = s->parts; pos && p; p = p->next) {
-        int64_t at = p->revoking ? -1 : pw_offsets_commit_point(s->ledger, p->topic, p->partition);
-        if (at >= 0) pos[n++] = (pw_intake_position){p->topic, p->partition, at};
-    }
-    if (pos && !n) {
-        free(pos);
-        fence_lift(s, "no partition has messages in flight");
+    int rc = pw_intake_probe(s->intake, probe_done, s);
+    if (rc == 1) {
+        fence_lift(s, "no partition has anything to commit");
         return;
     }
-    int rc = pos ? pw_intake_probe(s->intake, pos, n, probe_done, s) : -1;
-    free(pos);
     if (rc && !s->probe_timer)
         s->probe_timer = pw_loop_timer_add(s->loop, SVC_PROBE_RETRY_MS, probe_retry_cb, s);
 }
@@ -633,12 +735,95 @@ static void dropped_cb(void *ctx)
     ctx_finished(c);
 }
 
-static void on_assigned(void *ctx, const char *topic, int32_t partition)
+/* A random token naming this process in its commits: 16 lower-case hex digits. */
+static void token_new(char *out)
+{
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) /* (then time and pid: unique enough) */
+        r = (pw_monotonic_ms() * 1000003u) ^ ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL);
+    snprintf(out, PW_OFFSETS_TOKEN_MAX + 1, "%016llx", (unsigned long long)r);
+}
+
+/* A partition given to this process, before any of its messages.  The offsets its commit
+ * says are done are skipped when they come: their writer answered them, and on each target
+ * the skipped messages come first, so replaying the rest in order ends with the right
+ * value.  That holds as long as nobody worked on the partition after that commit, which
+ * the claims guarantee (pw/intake.h): every owner commits before its first message.  So
+ * when the commit carries this process's own token, nobody else worked on it since this
+ * process last had it, and what this process remembers having done is skippable too. */
+static void on_assigned(void *ctx, const char *topic, int32_t partition, int64_t committed,
+                        const char *metadata)
 {
     svc *s = ctx;
-    part_get(s, topic, partition);
+    part_state *p = part_get(s, topic, partition);
+    if (p) {
+        p->assigned = 1;
+        p->committed = committed;
+        free(p->skip);
+        p->skip = NULL;
+        p->nskip = 0;
+        p->skip_below = -1;
+        char token[PW_OFFSETS_TOKEN_MAX + 1];
+        int64_t *got = committed >= 0 ? malloc(2 * SVC_SKIP_MAX * sizeof *got) : NULL;
+        size_t n = got ? pw_offsets_metadata_decode(metadata, committed, token, got, SVC_SKIP_MAX)
+                       : 0;
+        int own = got && p->mem && !strcmp(token, s->token);
+        if (own) {
+            p->skip_below = p->mem_below;
+            for (size_t i = 0; i < p->nmem; i++)
+                if (p->mem[i] >= committed) got[n++] = p->mem[i];
+        }
+        /* the union of two sets that each are the first messages of every target is too;
+         * cut, the lowest SVC_SKIP_MAX stay so */
+        n = got ? offsets_sort_unique(got, n) : 0;
+        if (n) {
+            p->nskip = n < SVC_SKIP_MAX ? n : SVC_SKIP_MAX;
+            p->skip = got;
+            got = NULL;
+        }
+        free(got);
+        free(p->mem);
+        p->mem = NULL;
+        p->nmem = 0;
+        pw_log(PW_LOG_INFO, NULL, "kafka.skip_set",
+               "%s [%d] @ %lld: %zu offsets above it done already, and all below %lld (%s)",
+               topic, (int)partition, (long long)committed, p->nskip, (long long)p->skip_below,
+               own ? "this process's commit: its own memory counts" : "from the commit");
+    }
     /* A new assignment is a current generation of the group: any doubt is settled. */
     fence_lift(s, "a new assignment");
+}
+
+/* The commit of every partition this process holds (lost ones excepted: someone else's):
+ * its commit point (or, before any of its messages, the offset it was assigned at) and as
+ * metadata this process's token and what is done above it. */
+static size_t commit_points_cb(void *ctx, pw_intake_position *pos, size_t cap)
+{
+    svc *s = ctx;
+    size_t n = 0;
+    int64_t *done = NULL;
+    for (part_state *p = s->parts; p && n < cap; p = p->next) {
+        if (!p->assigned || (p->revoking && p->lost)) continue;
+        int64_t at = pw_offsets_commit_point(s->ledger, p->topic, p->partition);
+        if (at < 0) at = p->committed;
+        if (at < 0) continue; /* nothing received, nothing committed: nothing to say */
+        char *meta = malloc(PW_INTAKE_METADATA_MAX + 1);
+        if (!done) done = malloc(SVC_SKIP_MAX * sizeof *done);
+        if (meta && done) {
+            size_t k = part_done_above(s, p, at, done);
+            if (!pw_offsets_metadata_encode(meta, PW_INTAKE_METADATA_MAX + 1, s->token, at, done,
+                                            k)) {
+                free(meta);
+                meta = NULL;
+            }
+        } else {
+            free(meta);
+            meta = NULL; /* (committed without: nothing is skipped later, all is replayed) */
+        }
+        pos[n++] = (pw_intake_position){p->topic, p->partition, at, meta};
+    }
+    free(done);
+    return n;
 }
 
 static void drain_deadline_cb(pw_loop *loop, void *ctx)
@@ -791,6 +976,7 @@ int pw_service_run(const pw_config *cfg)
         goto out;
     }
     s->exit_code = 2;
+    token_new(s->token);
     if (!(s->ledger = pw_offsets_new())) {
         snprintf(err, sizeof err, "out of memory");
         goto start_failed;
@@ -799,8 +985,11 @@ int pw_service_run(const pw_config *cfg)
     if (!(s->azure = pw_azure_new(s->loop, &cfg->azure, err, sizeof err))) goto start_failed;
     if (!(s->exec = pw_exec_new(s->loop, s->azure, cfg, err, sizeof err))) goto start_failed;
     if (!(s->producer = pw_producer_new(s->loop, cfg, err, sizeof err))) goto start_failed;
-    pw_intake_handlers h = {
-        .on_message = on_message, .on_revoked = on_revoked, .on_assigned = on_assigned, .ctx = s};
+    pw_intake_handlers h = {.on_message = on_message,
+                            .on_revoked = on_revoked,
+                            .on_assigned = on_assigned,
+                            .commit_points = commit_points_cb,
+                            .ctx = s};
     if (!(s->intake = pw_intake_new(s->loop, cfg, &h, err, sizeof err))) goto start_failed;
     pw_exec_owner owner = {.gate = gate_cb, .dropped = dropped_cb};
     pw_exec_set_owner(s->exec, &owner);
@@ -866,6 +1055,8 @@ out:;
     while (s->parts) {
         part_state *p = s->parts;
         s->parts = p->next;
+        free(p->skip);
+        free(p->mem);
         free(p->topic);
         free(p);
     }

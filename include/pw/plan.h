@@ -48,6 +48,10 @@ size_t pw_plan_arm_path_len(const pw_request_op *op);
 
 /* Builds the plan of every operation.  req is borrowed and must outlive the plan.
  * api_version NULL: "2025-02-14".  NULL with err filled only when out of memory. */
+/* The lane key of op (malloc'd, NULL when out of memory): operations with one key run one
+ * at a time in request order; the same text names the same entity on both routes. */
+char *pw_plan_lane_key(const pw_request_op *op);
+
 pw_plan *pw_plan_new(const pw_request *req, const char *api_version, char *err, size_t errlen);
 void pw_plan_free(pw_plan *plan); /* accepts NULL */
 

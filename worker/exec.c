@@ -789,6 +789,7 @@ static void issue(op_state *os, op_step step)
                                 : 1,
         .on_done = on_done,
         .ctx = os,
+        .read_only = step == STEP_READ, /* (a read after the write reports that write) */
     };
     char err[256];
     int rc;
@@ -900,6 +901,16 @@ static void drop_request(req_state *rs)
     if (dropped) dropped(ctx);
 }
 
+/* Abandons what of rs's calls may go without a trace (pw_azure_abandon): reads, and writes
+ * that nothing of is on the wire or accepted; a revoke then waits only for the rest. */
+static void abandon_calls(req_state *rs)
+{
+    for (size_t i = 0; i < rs->count; i++) {
+        op_state *os = &rs->ops[i];
+        if (os->in_call && !os->batch && pw_azure_abandon(rs->ex->azure, os)) os->in_call = 0;
+    }
+}
+
 static void kick_all(pw_exec *ex)
 {
     for (unsigned b = 0; b < LANE_BUCKETS; b++) {
@@ -919,7 +930,9 @@ static void recheck_cb(pw_loop *loop, void *ctx)
     ex->recheck_timer = NULL;
     for (req_state *rs = ex->reqs, *next; rs; rs = next) {
         next = rs->next;
-        if (gate_of(rs) == PW_EXEC_DROP && !req_in_call(rs)) drop_request(rs);
+        if (gate_of(rs) != PW_EXEC_DROP) continue;
+        if (req_in_call(rs)) abandon_calls(rs);
+        if (!req_in_call(rs)) drop_request(rs);
     }
     for (req_state *rs = ex->reqs, *next; rs; rs = next) {
         next = rs->next;

@@ -211,6 +211,8 @@ typedef struct pw_azure_call {
                                          the call is already gone (in_flight excludes it), and the
                                          callback may start new calls */
     void *ctx;
+    int read_only; /* 1: the call changes nothing (a read, or a Kusto .show): it may be
+                      abandoned even while a request of it is on the wire */
 } pw_azure_call;
 
 /* Copies everything it needs from cfg.  NULL with err filled on bad configuration. */
@@ -233,6 +235,13 @@ int pw_azure_arm(pw_azure *az, const char *method, const char *path, const json_
  * Returns 0 when started, -1 (err filled) when cluster_uri is not acceptable. */
 int pw_azure_kusto_mgmt(pw_azure *az, const char *cluster_uri, const char *db, const char *csl,
                         const pw_azure_call *call, char *err, size_t errlen);
+
+/* Abandons the call started with ctx when nothing it may have changed can still be in
+ * progress: a read-only call at any time before its long-running part, any other while no
+ * request of it is on the wire (waiting for admission, a token, or its next attempt) and
+ * before Azure accepted it as a long-running operation.  Returns 1 when abandoned (its
+ * on_done never comes), 0 when the call must run to its end (or there is none). */
+int pw_azure_abandon(pw_azure *az, void *ctx);
 
 /* Calls in flight (for drain and metrics). */
 size_t pw_azure_in_flight(const pw_azure *az);

@@ -1158,6 +1158,32 @@ static void revoked_mid_request_stops_after_the_running_write(void **state)
     harness_close();
 }
 
+/* g-1's write was answered (429) once: it now waits for its next attempt. */
+static int g1_write_throttled(void)
+{
+    json_t *calls = sim_calls();
+    size_t n = count_method(calls, "PATCH");
+    json_decref(calls);
+    return n >= 1;
+}
+
+/* Revoked while its write waits to be sent again (throttled, Retry-After 30 s): nothing of
+ * it is on the wire, so it is abandoned at once, not sent again, and handed back. */
+static void revoked_while_backing_off_abandons_the_write(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 1, \"status\": 429, \"retryAfter\": 30, "
+                 "\"host\": \"management.azure.com\", \"match\": \"softDeletePeriod\"}]}");
+    owned_open();
+    revoke_g1_when(g1_write_throttled, RETENTION("P45D"), 1);
+    json_t *db = sim_database();
+    assert_string_not_equal(json_string_value(json_object_get(db, "softDeletePeriod")), "P45D");
+    json_decref(db);
+    harness_close();
+}
+
 static int g1_over(void)
 {
     return H.terminals == 1;
@@ -1310,6 +1336,7 @@ int main(void)
         cmocka_unit_test(revoked_waiting_requests_never_start),
         cmocka_unit_test(revoked_before_the_write_sends_nothing),
         cmocka_unit_test(revoked_mid_request_stops_after_the_running_write),
+        cmocka_unit_test(revoked_while_backing_off_abandons_the_write),
         cmocka_unit_test(held_request_waits_then_runs),
         cmocka_unit_test(running_events_are_paced),
         cmocka_unit_test(outcome_unknown_not_failed),

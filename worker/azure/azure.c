@@ -57,6 +57,7 @@ struct az_call {
     uint64_t queued_at;     /* when the current wait for admission began; 0: not waiting */
     uint64_t left_ms;       /* deadline time left when that wait began */
     int queue_expired;      /* the deadline timer fired for the queue bound */
+    int read_only;          /* pw_azure_call.read_only */
     pw_pace_ticket ticket; /* the current request's admission (pace.h) */
     unsigned queued_told;  /* bit per pw_azure_pace_kind: on_queued was called for it */
     pw_azure_result res;
@@ -1040,6 +1041,7 @@ static az_call *call_new(pw_azure *az, const pw_azure_call *call, int kusto, cha
     c->ctx = call->ctx;
     c->deadline_ms = call->deadline_ms;
     c->queue_timeout_ms = call->queue_timeout_ms;
+    c->read_only = call->read_only;
     c->started_ms = pw_loop_now_ms(az->loop);
     if (call->request_id) snprintf(c->request_id, sizeof c->request_id, "%s", call->request_id);
     char guid[37];
@@ -1074,6 +1076,20 @@ oom:
     pw_err_set(err, errlen, "out of memory");
     call_discard(c);
     return -1;
+}
+
+int pw_azure_abandon(pw_azure *az, void *ctx)
+{
+    for (az_call *c = az->calls; c; c = c->next) {
+        if (c->ctx != ctx) continue;
+        if (c->ph != PH_MAIN || (!c->read_only && c->xfer)) return 0;
+        pw_log(PW_LOG_INFO, rid(c), "azure.call.abandoned",
+               "%s %s abandoned after %u attempts (%s)", c->method, c->url, c->res.attempts,
+               c->xfer ? "a read on the wire" : "nothing on the wire");
+        call_release(c);
+        return 1;
+    }
+    return 0;
 }
 
 static int path_ok(const char *path)

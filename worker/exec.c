@@ -1414,7 +1414,17 @@ static void on_listed(void *ctx, json_t *targets, const char *code, const char *
     size_t listed = json_array_size(targets);
     json_decref(targets);
     if (rc != 0) {
-        fail_unstarted(rs, rej.internal ? "InternalError" : rej.code, rej.message, rej.errors);
+        /* TooManyTargets as the rejection says; a listed target that would be rejected
+         * fails the request as InvalidTarget, naming the rejection's code */
+        char msg[700];
+        snprintf(msg, sizeof msg, "a listed target: %s (%s)", rej.message, rej.code);
+        fail_unstarted(rs,
+                       rej.internal                                         ? "InternalError"
+                       : !strcmp(rej.code, PW_REJECT_TOO_MANY_TARGETS) ? rej.code
+                                                                            : "InvalidTarget",
+                       rej.internal || !strcmp(rej.code, PW_REJECT_TOO_MANY_TARGETS) ? rej.message
+                                                                                     : msg,
+                       rej.errors);
         pw_rejection_clear(&rej);
         return;
     }

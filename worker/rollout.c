@@ -126,8 +126,7 @@ static void on_page(void *ctx, const pw_azure_result *r)
         return;
     }
     if (++l->pages >= PW_ROLLOUT_PAGES_MAX) {
-        snprintf(err, sizeof err, "the database list has more than %d pages",
-                 PW_ROLLOUT_PAGES_MAX);
+        snprintf(err, sizeof err, "the database list has more than %d pages", PW_ROLLOUT_PAGES_MAX);
         finish(l, PW_AZ_CODE_PROTOCOL, err);
         return;
     }
@@ -144,11 +143,11 @@ static int next_call(pw_rollout_lister *l, const char *next_link, char *err, siz
     const json_t *sel = l->ro->selector;
 #define SEL(key) json_string_value(json_object_get(sel, key))
     if (l->ro->source == PW_REQUEST_TABLES_OF)
-        return pw_azure_kusto_mgmt(l->az, SEL("clusterUri"), SEL("database"), ".show tables",
-                                   &call, err, errlen);
+        return pw_azure_kusto_mgmt(l->az, SEL("clusterUri"), SEL("database"), ".show tables", &call,
+                                   err, errlen);
     if (next_link) return pw_azure_arm_next(l->az, next_link, &call, err, errlen);
-    char *path = pw_plan_arm_databases_path(SEL("subscriptionId"), SEL("resourceGroup"),
-                                            SEL("cluster"));
+    char *path =
+        pw_plan_arm_databases_path(SEL("subscriptionId"), SEL("resourceGroup"), SEL("cluster"));
 #undef SEL
     if (!path) {
         pw_err_set(err, errlen, "out of memory");

@@ -35,18 +35,18 @@ static void wave_arithmetic(void **state)
 {
     (void)state;
     const unsigned issue[] = {10, 50, 100, 0}, all[] = {100, 0}, fine[] = {1, 2, 3, 100, 0};
-    expect_waves(20, 1, issue, "1,2,10,20");      /* the issue's example */
-    expect_waves(20, 0, issue, "2,10,20");        /* no canary */
-    expect_waves(3, 1, issue, "1,2,3");           /* 10% and 50% of 3 round up, one more each */
-    expect_waves(1, 1, issue, "1");               /* the canary is everything: no empty waves */
-    expect_waves(5, 10, issue, "5");              /* a canary larger than the list */
-    expect_waves(0, 1, issue, "");                /* nothing to do */
-    expect_waves(10, 1, all, "1,10");             /* default steps */
+    expect_waves(20, 1, issue, "1,2,10,20"); /* the issue's example */
+    expect_waves(20, 0, issue, "2,10,20");   /* no canary */
+    expect_waves(3, 1, issue, "1,2,3");      /* 10% and 50% of 3 round up, one more each */
+    expect_waves(1, 1, issue, "1");          /* the canary is everything: no empty waves */
+    expect_waves(5, 10, issue, "5");         /* a canary larger than the list */
+    expect_waves(0, 1, issue, "");           /* nothing to do */
+    expect_waves(10, 1, all, "1,10");        /* default steps */
     expect_waves(10, 0, all, "10");
     expect_waves(1000, 1, issue, "1,100,500,1000");
-    expect_waves(7, 2, fine, "2,3,4,5,7");        /* 1% 2% 3% of 7 each add one target */
+    expect_waves(7, 2, fine, "2,3,4,5,7");            /* 1% 2% 3% of 7 each add one target */
     expect_waves(10001, 0, issue, "1001,5001,10001"); /* rounded up */
-    const unsigned short_steps[] = {50, 0};       /* (decode refuses a last step below 100%) */
+    const unsigned short_steps[] = {50, 0};           /* (decode refuses a last step below 100%) */
     expect_waves(10, 1, short_steps, "1,5,10");
 }
 
@@ -67,8 +67,13 @@ static void expect_valid(json_t *ev)
 
 static json_t *event(const char *status, json_t *member, const json_t *error)
 {
-    pw_reply_request r = {.request_id = "ro-1", .status = status, .worker_id = "w", .sequence = 2,
-                          .operation_index = -1, .error = error, .error_index = -1,
+    pw_reply_request r = {.request_id = "ro-1",
+                          .status = status,
+                          .worker_id = "w",
+                          .sequence = 2,
+                          .operation_index = -1,
+                          .error = error,
+                          .error_index = -1,
                           .rollout = member};
     return pw_reply_request_event(&r);
 }
@@ -92,11 +97,11 @@ static void rollout_events(void **state)
                                  1, "waves", "wave", 0, "targets", 8, "failureBudget", 0,
                                  "pauseBetweenWavesSeconds", 0),
                        NULL));
-    expect_valid(event("wave",
-                       json_pack("{s:i, s:o, s:i, s:i, s:s}", "wave", 0, "counts",
-                                 pw_reply_counts_json(&c), "failedTargets", 1, "failureBudget", 0,
-                                 "next", "halt"),
-                       NULL));
+    expect_valid(
+        event("wave",
+              json_pack("{s:i, s:o, s:i, s:i, s:s}", "wave", 0, "counts", pw_reply_counts_json(&c),
+                        "failedTargets", 1, "failureBudget", 0, "next", "halt"),
+              NULL));
     json_t *wave = pw_reply_counts_json(&c);
     json_object_set_new(wave, "wave", json_integer(0));
     json_t *error = pw_reply_error("RolloutHalted", "m", 0);

@@ -158,6 +158,7 @@ static int set_defaults(pw_config *cfg, char *err, size_t errlen)
     cfg->operation_timeout_ms = PW_CONFIG_OPERATION_TIMEOUT_MS;
     cfg->queue_timeout_ms = PW_CONFIG_QUEUE_TIMEOUT_MS;
     cfg->coalesce_max = PW_CONFIG_COALESCE_MAX;
+    cfg->rollout_targets_max = PW_CONFIG_ROLLOUT_TARGETS_MAX;
     cfg->drain_timeout_ms = 30000;
     cfg->teardown_timeout_ms = 5000;
     cfg->reply_retry_backoff_ms = 1000;
@@ -212,6 +213,7 @@ static const key_spec key_specs[] = {
     NUMK("worker.operation.timeout.ms", operation_timeout_ms, 1, 86400000),
     NUMK("worker.queue.timeout.ms", queue_timeout_ms, 1, 86400000),
     NUMK("worker.coalesce.max", coalesce_max, 1, 256),
+    NUMK("worker.rollout.targets.max", rollout_targets_max, 1, 1000000),
     NUMK("worker.drain.timeout.ms", drain_timeout_ms, 0, 3600000),
     NUMK("worker.teardown.timeout.ms", teardown_timeout_ms, 0, 3600000),
     NUMK("worker.reply.retry.backoff.ms", reply_retry_backoff_ms, 1, 600000),

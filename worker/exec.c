@@ -1,10 +1,15 @@
 /* exec.c: runs planned operations through Azure in per-target lanes and emits reply events.
  *
  * Ordering: at submit time every operation of a request is appended to the lane of its
- * target (cluster/database[/table]).  An operation starts when it is at the head of its
- * lane, its lane is idle and the previous operation of its request has finished.  Since
- * lanes are filled in one global order (request arrival, then operation index), the
- * oldest waiting operation can always start: no deadlock. */
+ * target (cluster/database[/table]).  A request's operations form chains: a plain request
+ * is one chain of all its operations; a rollout (pw/request.h) one chain per target, its
+ * templates in order.  An operation starts when it is at the head of its lane, its lane is
+ * idle, the previous operation of its chain has finished and its chain is released (a
+ * rollout releases its targets wave by wave; a plain request's chain is released at once).
+ * Since lanes are filled in one global order (request arrival, then operation index), and a
+ * request waits only for its own earlier operations and for older requests, the oldest
+ * waiting operation can always start: no deadlock.  A failed operation skips the rest of its
+ * chain only; a rollout decides at the end of each wave whether the next one starts. */
 #include "pw/exec.h"
 #include "pw/status.h"
 
@@ -13,6 +18,7 @@
 #include <string.h>
 
 #include "pw/reply.h"
+#include "pw/rollout.h"
 #include "pw/log.h"
 #include "pw/kql.h"
 #include "pw/plan.h"
@@ -52,6 +58,8 @@ struct lane {
     char *key;
     lane_entry *head, *tail;
     int busy;
+    lane *next_kick; /* in the executor's list of lanes to kick (kick_queued set) */
+    int kick_queued;
 };
 
 typedef struct op_state {
@@ -84,6 +92,26 @@ typedef struct op_state {
     pw_timer *progress_timer;
 } op_state;
 
+/* One chain of a request: a plain request's operations, or a rollout target's. */
+typedef struct chain {
+    size_t next; /* its next operation (request index); its end once it is over */
+    int failed;  /* an operation failed or ended unknown: the rest were skipped */
+} chain;
+
+/* A rollout's progress (rs->ro set). */
+typedef struct rollout_state {
+    size_t ends[PW_ROLLOUT_WAVES_MAX]; /* wave w: targets [ends[w-1], ends[w]) */
+    size_t waves, wave;                /* wave count; the current wave */
+    pw_reply_counts counts[PW_ROLLOUT_WAVES_MAX];
+    size_t failed_targets; /* in all waves so far */
+    int halted;            /* past the failure budget: the later waves are skipped */
+    size_t *results;       /* finished targets not reported yet (capacity: every target) */
+    size_t n_results;
+    uint64_t results_at_ms; /* last results event */
+    pw_timer *results_timer, *wave_timer;
+    pw_rollout_lister *lister; /* a selector's listing in flight */
+} rollout_state;
+
 struct req_state {
     pw_exec *ex;
     req_state *prev, *next;
@@ -93,10 +121,17 @@ struct req_state {
     void *ctx;
     pw_timer *start_timer;
     unsigned seq;
-    size_t count, next_op;
+    size_t count;    /* operations */
+    size_t per;      /* operations a chain: count for a plain request, a rollout's templates */
+    size_t chains;   /* 1 for a plain request (0 without operations), a rollout's targets */
+    size_t released; /* chains that may run: all of a plain request's, a rollout's waves so far */
+    size_t done;     /* chains over */
+    chain *chain;
     int started, failed;
     long failed_index;
-    op_state ops[];
+    const pw_request_rollout *ro; /* NULL: a plain request */
+    rollout_state *rollout;
+    op_state *ops;
 };
 
 struct pw_exec {
@@ -113,6 +148,7 @@ struct pw_exec {
     pw_exec_owner owner;
     pw_timer *recheck_timer;
     struct batch *batches; /* coalesced writes: one per key with members waiting or in flight */
+    lane *kicks;           /* lanes to kick once the current change is done (run_kicks) */
 };
 
 static void kick(pw_exec *ex, lane *ln);
@@ -175,6 +211,28 @@ static int lane_remove(lane *ln, const req_state *rs, size_t index)
     if (ln->tail == e) ln->tail = prev;
     free(e);
     return was_head;
+}
+
+/* Marks ln to be kicked by run_kicks (once, however often it is queued).  A queued lane is
+ * not dropped meanwhile (kick leaves it). */
+static void queue_kick(pw_exec *ex, lane *ln)
+{
+    if (!ln || ln->kick_queued) return;
+    ln->kick_queued = 1;
+    ln->next_kick = ex->kicks;
+    ex->kicks = ln;
+}
+
+/* Kicks every queued lane.  A kick may start operations that end at once and queue more:
+ * they are kicked too.  O(lanes queued). */
+static void run_kicks(pw_exec *ex)
+{
+    while (ex->kicks) {
+        lane *ln = ex->kicks;
+        ex->kicks = ln->next_kick;
+        ln->kick_queued = 0;
+        kick(ex, ln);
+    }
 }
 
 /* ------------------------------------------------------------------ events */
@@ -258,18 +316,279 @@ static void req_free(req_state *rs)
         json_decref(rs->ops[i].error);
         free(rs->ops[i].apply_command);
     }
+    if (rs->rollout) {
+        if (rs->rollout->results_timer) pw_loop_timer_cancel(ex->loop, rs->rollout->results_timer);
+        if (rs->rollout->wave_timer) pw_loop_timer_cancel(ex->loop, rs->rollout->wave_timer);
+        pw_rollout_lister_free(rs->rollout->lister);
+        free(rs->rollout->results);
+        free(rs->rollout);
+    }
+    free(rs->ops);
+    free(rs->chain);
     pw_plan_free(rs->plan);
     pw_request_free(rs->req);
     free(rs);
 }
 
+/* ---------------------------------------------------------------- rollouts */
+
+/* The outcome of chain c (over): failed, else planned (dry run), succeeded when something was
+ * written, unchanged when nothing needed to be. */
+static const char *chain_status(const req_state *rs, size_t c)
+{
+    if (rs->chain[c].failed) return "failed";
+    int planned = 0, written = 0;
+    for (size_t i = c * rs->per; i < (c + 1) * rs->per; i++) {
+        planned |= rs->ops[i].status == OP_PLANNED;
+        written |= rs->ops[i].status == OP_SUCCEEDED;
+    }
+    return planned ? "planned" : written ? "succeeded" : "unchanged";
+}
+
+/* Wave of target t. */
+static size_t wave_of(const rollout_state *ro, size_t t)
+{
+    size_t w = 0;
+    while (w + 1 < ro->waves && t >= ro->ends[w])
+        w++;
+    return w;
+}
+
+/* A rollout event: the frame and its "rollout" member (taken). */
+static void emit_rollout(req_state *rs, const char *status, json_t *member, const json_t *error,
+                         int terminal)
+{
+    pw_reply_request r = {.request_id = pw_request_id(rs->req),
+                          .status = status,
+                          .worker_id = rs->ex->worker_id,
+                          .sequence = ++rs->seq,
+                          .dry_run = pw_request_dry_run(rs->req),
+                          .operation_index = -1,
+                          .error = error,
+                          .error_index = -1,
+                          .rollout = member};
+    json_t *ev = member ? pw_reply_request_event(&r) : NULL;
+    if (!ev)
+        pw_log(PW_LOG_ERROR, pw_request_id(rs->req), "exec.nomem", "event %s not built", status);
+    if (ev || terminal) rs->cb(rs->ctx, ev, terminal); /* takes ownership of ev */
+}
+
+/* The running events of the targets that finished since the last one, chunked. */
+static void results_flush(req_state *rs)
+{
+    rollout_state *ro = rs->rollout;
+    size_t from = 0;
+    if (ro->results_timer) {
+        pw_loop_timer_cancel(rs->ex->loop, ro->results_timer);
+        ro->results_timer = NULL;
+    }
+    ro->results_at_ms = pw_loop_now_ms(rs->ex->loop);
+    while (from < ro->n_results) {
+        json_t *results = json_array();
+        size_t bytes = 0, wave = wave_of(ro, ro->results[from]);
+        while (results && from < ro->n_results) {
+            size_t t = ro->results[from];
+            pw_reply_op small[16], *ops = rs->per <= 16 ? small : malloc(rs->per * sizeof *ops);
+            json_t *one = NULL;
+            if (ops) {
+                for (size_t k = 0; k < rs->per; k++) {
+                    ops[k] = op_view(rs, t * rs->per + k, pw_request_dry_run(rs->req));
+                    ops[k].index = k;
+                }
+                pw_reply_target view = {.index = t,
+                                        .wave = wave_of(ro, t),
+                                        .status = chain_status(rs, t),
+                                        .target = pw_request_target_at(rs->req, t),
+                                        .ops = ops,
+                                        .count = rs->per};
+                one = pw_reply_target_result(&view);
+                if (ops != small) free(ops);
+            }
+            int rc = pw_reply_results_add(results, &bytes, one);
+            if (rc == 0) break;
+            from++; /* (a result that could not be built is lost: logged below) */
+            if (rc < 0)
+                pw_log(PW_LOG_ERROR, pw_request_id(rs->req), "exec.nomem",
+                       "target %zu's result not reported", t);
+        }
+        if (!results) from++;
+        emit_rollout(rs, "running",
+                     results ? json_pack("{s:I, s:o}", "wave", (json_int_t)wave, "results", results)
+                             : NULL,
+                     NULL, 0);
+    }
+    ro->n_results = 0;
+}
+
+static void results_due(pw_loop *loop, void *ctx)
+{
+    (void)loop;
+    req_state *rs = ctx;
+    rs->rollout->results_timer = NULL;
+    results_flush(rs);
+}
+
+/* Target t finished: reported with the next results event (at most one per
+ * PROGRESS_MIN_INTERVAL_MS, or once a chunk is full). */
+static void results_push(req_state *rs, size_t t)
+{
+    rollout_state *ro = rs->rollout;
+    pw_exec *ex = rs->ex;
+    ro->results[ro->n_results++] = t;
+    if (ro->n_results >= PW_REPLY_RESULTS_MAX) {
+        results_flush(rs);
+        return;
+    }
+    if (ro->results_timer) return;
+    uint64_t now = pw_loop_now_ms(ex->loop), due = ro->results_at_ms + PROGRESS_MIN_INTERVAL_MS;
+    ro->results_timer = pw_loop_timer_add(ex->loop, due > now ? due - now : 0, results_due, rs);
+    if (!ro->results_timer) results_flush(rs);
+}
+
+/* Operations [from, to) of rs will not run: skipped, out of their lanes (kicked later). */
+static void skip_ops(req_state *rs, size_t from, size_t to)
+{
+    for (size_t j = from; j < to; j++) {
+        rs->ops[j].status = OP_SKIPPED;
+        lane *lj = rs->ops[j].lane;
+        if (lj && lane_remove(lj, rs, j)) queue_kick(rs->ex, lj);
+    }
+}
+
+/* Lets the chains of the next wave run (their lanes are kicked by run_kicks). */
+static void release_wave(req_state *rs)
+{
+    rollout_state *ro = rs->rollout;
+    size_t from = rs->released;
+    rs->released = ro->ends[ro->wave];
+    pw_log(PW_LOG_INFO, pw_request_id(rs->req), "rollout.wave",
+           "wave %zu of %zu: targets %zu to %zu", ro->wave, ro->waves, from, rs->released - 1);
+    for (size_t c = from; c < rs->released; c++)
+        queue_kick(rs->ex, rs->ops[c * rs->per].lane);
+}
+
+static void wave_due(pw_loop *loop, void *ctx)
+{
+    (void)loop;
+    req_state *rs = ctx;
+    pw_exec *ex = rs->ex;
+    rs->rollout->wave_timer = NULL;
+    release_wave(rs);
+    run_kicks(ex);
+}
+
+static void finish_request(req_state *rs);
+
+/* The current wave is over: its event, then the next wave (after the pause), or the end. */
+static void wave_over(req_state *rs)
+{
+    rollout_state *ro = rs->rollout;
+    size_t w = ro->wave;
+    int last = rs->released == rs->chains;
+    ro->halted = !last && ro->failed_targets > rs->ro->failure_budget;
+    results_flush(rs);
+    json_t *member = json_pack("{s:I, s:o, s:I, s:I, s:s}", "wave", (json_int_t)w, "counts",
+                               pw_reply_counts_json(&ro->counts[w]), "failedTargets",
+                               (json_int_t)ro->failed_targets, "failureBudget",
+                               (json_int_t)rs->ro->failure_budget, "next",
+                               last ? "end" : ro->halted ? "halt" : "wave");
+    emit_rollout(rs, "wave", member, NULL, 0);
+    if (ro->halted) {
+        /* the later waves never start: each of their targets is skipped */
+        for (size_t v = w + 1; v < ro->waves; v++)
+            ro->counts[v].skipped = ro->counts[v].targets;
+        skip_ops(rs, rs->released * rs->per, rs->count);
+        rs->done = rs->chains;
+    }
+    if (ro->halted || last) {
+        finish_request(rs); /* rs is gone */
+        return;
+    }
+    ro->wave++;
+    if (rs->ro->pause_s) {
+        ro->wave_timer =
+            pw_loop_timer_add(rs->ex->loop, (uint64_t)rs->ro->pause_s * 1000, wave_due, rs);
+        if (ro->wave_timer) return;
+    }
+    release_wave(rs);
+}
+
+/* Chain c is over.  A plain request is over with its chain; a rollout counts the target and
+ * ends its wave when it was the wave's last. */
+static void chain_over(req_state *rs, size_t c)
+{
+    rs->done++;
+    if (!rs->ro) {
+        finish_request(rs);
+        return;
+    }
+    rollout_state *ro = rs->rollout;
+    const char *st = chain_status(rs, c);
+    pw_reply_counts *n = &ro->counts[ro->wave];
+    if (!strcmp(st, "failed")) {
+        n->failed++;
+        ro->failed_targets++;
+    } else if (!strcmp(st, "planned")) {
+        n->planned++;
+    } else if (!strcmp(st, "succeeded")) {
+        n->succeeded++;
+    } else {
+        n->unchanged++;
+    }
+    results_push(rs, c);
+    if (rs->done == rs->released) wave_over(rs);
+}
+
+/* ------------------------------------------------------------------ events */
+
 static void finish_request(req_state *rs)
 {
     pw_exec *ex = rs->ex;
-    pw_log(rs->failed ? PW_LOG_WARN : PW_LOG_INFO, pw_request_id(rs->req),
-           rs->failed ? "request.failed" : "request.succeeded", "%zu operations%s", rs->count,
-           pw_request_dry_run(rs->req) ? " (dry run)" : "");
-    emit(rs, rs->failed ? "failed" : "succeeded", -1, 1);
+    const char *rid = pw_request_id(rs->req);
+    if (rs->ro) {
+        rollout_state *ro = rs->rollout;
+        pw_reply_counts all = {0};
+        json_t *waves = json_array();
+        for (size_t w = 0; w < ro->waves; w++) {
+            const pw_reply_counts *n = &ro->counts[w];
+            all.targets += n->targets;
+            all.succeeded += n->succeeded;
+            all.unchanged += n->unchanged;
+            all.planned += n->planned;
+            all.failed += n->failed;
+            all.skipped += n->skipped;
+            json_t *one = pw_reply_counts_json(n);
+            if (one) json_object_set_new(one, "wave", json_integer((json_int_t)w));
+            json_array_append_new(waves, one);
+        }
+        char msg[256];
+        json_t *error = NULL;
+        if (ro->halted) {
+            snprintf(msg, sizeof msg,
+                     "%zu failed targets by the end of wave %zu, over the failure budget of %zu: "
+                     "%zu targets of later waves skipped",
+                     ro->failed_targets, ro->wave, rs->ro->failure_budget, all.skipped);
+            error = pw_reply_error("RolloutHalted", msg, 0);
+        } else if (all.failed) {
+            snprintf(msg, sizeof msg,
+                     "%zu of %zu targets failed (within the failure budget of %zu): every wave "
+                     "ran",
+                     all.failed, all.targets, rs->ro->failure_budget);
+            error = pw_reply_error("TargetsFailed", msg, 0);
+        }
+        pw_log(error ? PW_LOG_WARN : PW_LOG_INFO, rid, error ? "rollout.failed" : "rollout.succeeded",
+               "%zu targets: %zu succeeded, %zu unchanged, %zu planned, %zu failed, %zu skipped",
+               all.targets, all.succeeded, all.unchanged, all.planned, all.failed, all.skipped);
+        json_t *member = json_pack("{s:I, s:o, s:o}", "targets", (json_int_t)rs->chains, "waves",
+                                   waves, "totals", pw_reply_counts_json(&all));
+        emit_rollout(rs, error ? "failed" : "succeeded", member, error, 1);
+        json_decref(error);
+    } else {
+        pw_log(rs->failed ? PW_LOG_WARN : PW_LOG_INFO, rid,
+               rs->failed ? "request.failed" : "request.succeeded", "%zu operations%s", rs->count,
+               pw_request_dry_run(rs->req) ? " (dry run)" : "");
+        emit(rs, rs->failed ? "failed" : "succeeded", -1, 1);
+    }
     ex->in_flight--;
     req_free(rs);
 }
@@ -290,13 +609,14 @@ static void record_ids(op_state *os, const pw_azure_result *r)
     snprintf(os->az_client_request_id, sizeof os->az_client_request_id, "%s", r->client_request_id);
 }
 
-/* The operation is over (any final status): free its lane, move the request on. */
+/* The operation is over (any final status): free its lane, move its chain on; a failure
+ * skips the rest of the chain. */
 static void finish_op(op_state *os, op_status status)
 {
     req_state *rs = os->rs;
     pw_exec *ex = rs->ex;
     lane *ln = os->lane;
-    int stops = status == OP_FAILED || status == OP_UNKNOWN; /* the request ends failed */
+    int stops = status == OP_FAILED || status == OP_UNKNOWN; /* the chain ends failed */
     os->status = status;
     os->held = 0;
     os->duration_ms = pw_loop_now_ms(ex->loop) - os->start_ms;
@@ -310,39 +630,24 @@ static void finish_op(op_state *os, op_status status)
            (unsigned long long)os->duration_ms);
     ln->busy = 0;
     lane_remove(ln, rs, os->index);
-    rs->next_op = os->index + 1;
-
-    lane *others_small[16], **others = others_small;
-    size_t n_others = 0;
-    if (stops && rs->count > 16) {
-        others = malloc(rs->count * sizeof *others);
-        if (!others)
-            others =
-                others_small; /* degrade: kick at most 16 (others start at their next finish) */
-    }
-    size_t cap = others == others_small ? 16 : rs->count;
+    queue_kick(ex, ln);
+    size_t c = os->index / rs->per, end = (c + 1) * rs->per;
+    chain *ch = &rs->chain[c];
+    ch->next = os->index + 1;
     if (stops) {
-        rs->failed = 1;
-        rs->failed_index = (long)os->index;
-        for (size_t j = os->index + 1; j < rs->count; j++) {
-            rs->ops[j].status = OP_SKIPPED;
-            lane *lj = rs->ops[j].lane;
-            if (lj && lane_remove(lj, rs, j) && lj != ln) {
-                size_t k = 0;
-                while (k < n_others && others[k] != lj)
-                    k++;
-                if (k == n_others && n_others < cap) others[n_others++] = lj;
-            }
+        ch->failed = 1;
+        if (!rs->failed) {
+            rs->failed = 1;
+            rs->failed_index = (long)os->index;
         }
-        rs->next_op = rs->count;
+        skip_ops(rs, ch->next, end);
+        ch->next = end;
     }
-    lane *next_lane = rs->next_op < rs->count ? rs->ops[rs->next_op].lane : NULL;
-    if (rs->next_op >= rs->count) finish_request(rs); /* rs is gone from here on */
-    kick(ex, ln);
-    for (size_t k = 0; k < n_others; k++)
-        kick(ex, others[k]);
-    if (others != others_small) free(others);
-    if (next_lane && next_lane != ln) kick(ex, next_lane);
+    if (ch->next < end)
+        queue_kick(ex, rs->ops[ch->next].lane);
+    else
+        chain_over(rs, c); /* rs may be gone from here on */
+    run_kicks(ex);
 }
 
 static void fail_op(op_state *os, const pw_azure_result *r)
@@ -379,6 +684,7 @@ static void progress_due(pw_loop *loop, void *ctx)
 static void progress_emit(op_state *os)
 {
     pw_exec *ex = os->rs->ex;
+    if (os->rs->ro) return; /* a rollout reports its targets as they finish */
     char key[sizeof os->progress_sent];
     progress_key(os, key);
     if (strcmp(key, os->progress_sent) == 0 || os->progress_timer) return;
@@ -840,7 +1146,7 @@ static void start_op(req_state *rs, size_t i)
     pw_log(PW_LOG_INFO, pw_request_id(rs->req), "op.started", "operation %zu %s via %s on %s", i,
            pw_plan_op_at(rs->plan, i)->op->kind_name,
            pw_ops_route_name(pw_plan_op_at(rs->plan, i)->op->route), os->lane->key);
-    emit(rs, "running", (long)i, 0);
+    if (!rs->ro) emit(rs, "running", (long)i, 0);
     issue(os, STEP_READ);
 }
 
@@ -851,11 +1157,13 @@ static void kick(pw_exec *ex, lane *ln)
 {
     if (ln->busy) return;
     if (!ln->head) {
-        lane_drop(ex, ln);
+        if (!ln->kick_queued) lane_drop(ex, ln);
         return;
     }
     lane_entry *e = ln->head;
-    if (!e->rs->started || e->rs->next_op != e->index) return;
+    const req_state *rs = e->rs;
+    size_t c = rs->per ? e->index / rs->per : 0;
+    if (!rs->started || c >= rs->released || rs->chain[c].next != e->index) return;
     switch (gate_of(e->rs)) {
     case PW_EXEC_GO:
         start_op(e->rs, e->index);
@@ -873,6 +1181,7 @@ static void kick(pw_exec *ex, lane *ln)
 /* An Azure call of rs is outstanding, or about to fail from the loop. */
 static int req_in_call(const req_state *rs)
 {
+    if (rs->rollout && rs->rollout->lister) return 1;
     for (size_t i = 0; i < rs->count; i++)
         if (rs->ops[i].in_call) return 1;
     return 0;
@@ -883,17 +1192,18 @@ static int req_in_call(const req_state *rs)
 static void drop_request(req_state *rs)
 {
     pw_exec *ex = rs->ex;
-    size_t from = rs->started ? rs->next_op : 0;
-    for (size_t j = from; rs->plan && j < rs->count; j++) {
+    size_t left = 0;
+    for (size_t j = 0; rs->plan && j < rs->count; j++) {
         op_state *os = &rs->ops[j];
-        if (!os->lane) continue;
+        if (!os->lane || (os->status != OP_PENDING && os->status != OP_RUNNING)) continue;
         if (os->status == OP_RUNNING) os->lane->busy = 0; /* held, or failing from a timer */
         lane_remove(os->lane, rs, j);
+        left++;
     }
     pw_log(PW_LOG_INFO, pw_request_id(rs->req), "request.dropped",
            "its partition is no longer ours: %zu of %zu operations not done, nothing more is "
            "reported (the message is redelivered to the partition's owner)",
-           rs->count - (rs->started ? rs->next_op : 0), rs->count);
+           left, rs->count);
     void (*dropped)(void *) = ex->owner.dropped;
     void *ctx = rs->ctx;
     ex->in_flight--;
@@ -936,11 +1246,14 @@ static void recheck_cb(pw_loop *loop, void *ctx)
     }
     for (req_state *rs = ex->reqs, *next; rs; rs = next) {
         next = rs->next;
-        if (!rs->started || rs->next_op >= rs->count) continue;
-        op_state *os = &rs->ops[rs->next_op];
-        if (os->held && gate_of(rs) == PW_EXEC_GO) {
-            os->held = 0;
-            issue(os, STEP_APPLY); /* (a call that cannot start fails from a timer) */
+        if (!rs->started) continue;
+        for (size_t c = 0; c < rs->released; c++) {
+            size_t i = rs->chain[c].next, in_flight = ex->in_flight;
+            if (i >= (c + 1) * rs->per || !rs->ops[i].held) continue;
+            if (gate_of(rs) != PW_EXEC_GO) break;
+            rs->ops[i].held = 0;
+            issue(&rs->ops[i], STEP_APPLY); /* (a call that cannot start fails from a timer) */
+            if (ex->in_flight != in_flight) break; /* (it failed at once and ended rs) */
         }
     }
     kick_all(ex);
@@ -965,44 +1278,193 @@ void pw_exec_recheck(pw_exec *ex)
 
 /* ------------------------------------------------------------------ submit */
 
-static void on_start(pw_loop *loop, void *ctx)
+/* A terminal failure before any operation ran: planning ran out of memory, or a selector's
+ * listing or expansion failed.  error.code, message, errors (borrowed, may be NULL). */
+static void fail_unstarted(req_state *rs, const char *code, const char *message,
+                           const json_t *errors)
 {
-    (void)loop;
-    req_state *rs = ctx;
-    rs->start_timer = NULL;
+    pw_exec *ex = rs->ex;
+    rs->failed = 1;
+    rs->failed_index = -1;
+    pw_log(PW_LOG_WARN, pw_request_id(rs->req), "request.failed", "%s: %s", code, message);
+    json_t *err = pw_reply_error(code, message, 0);
+    json_t *list = json_object_get(errors, "errors");
+    if (err && json_array_size(list)) json_object_set(err, "errors", list);
+    pw_reply_request r = {.request_id = pw_request_id(rs->req),
+                          .status = "failed",
+                          .worker_id = ex->worker_id,
+                          .sequence = ++rs->seq,
+                          .dry_run = pw_request_dry_run(rs->req),
+                          .operation_index = -1,
+                          .error = err,
+                          .error_index = -1};
+    json_t *ev = err ? pw_reply_request_event(&r) : NULL;
+    json_decref(err);
+    rs->cb(rs->ctx, ev, 1);
+    ex->in_flight--;
+    req_free(rs);
+}
+
+/* Sets up rs's operations once they are known (at submit, or once a selector's targets are
+ * listed): their states, chains, waves, plan, and their places in the lanes, which is what
+ * orders requests on one target.  rs->plan stays NULL when out of memory. */
+static void prepare(req_state *rs)
+{
+    pw_exec *ex = rs->ex;
+    size_t count = pw_request_op_count(rs->req);
+    size_t per = rs->ro ? rs->ro->templates : count;
+    size_t chains = per ? count / per : 0;
+    rs->ops = count ? calloc(count, sizeof *rs->ops) : NULL;
+    rs->chain = chains ? calloc(chains, sizeof *rs->chain) : NULL;
+    if (rs->ro && chains) rs->rollout->results = calloc(chains, sizeof *rs->rollout->results);
+    if ((count && !rs->ops) || (chains && !rs->chain) ||
+        (rs->ro && chains && !rs->rollout->results))
+        return;
+    rs->count = count;
+    rs->per = per;
+    rs->chains = chains;
+    if (rs->ro) {
+        rollout_state *ro = rs->rollout;
+        ro->waves = pw_rollout_waves(rs->ro, chains, ro->ends);
+        for (size_t w = 0; w < ro->waves; w++)
+            ro->counts[w].targets = ro->ends[w] - (w ? ro->ends[w - 1] : 0);
+    }
+    char err[256];
+    /* (pw_plan_new supplies the default version when the configuration has none) */
+    rs->plan =
+        pw_plan_new(rs->req, ex->cfg ? ex->cfg->azure.arm_api_version : NULL, err, sizeof err);
+    for (size_t i = 0; i < count; i++) {
+        rs->ops[i].rs = rs;
+        rs->ops[i].index = i;
+        rs->ops[i].percent = -1;
+    }
+    for (size_t c = 0; c < chains; c++)
+        rs->chain[c].next = c * per;
+    for (size_t i = 0; rs->plan && i < count; i++) {
+        lane *ln = lane_get(ex, pw_plan_op_at(rs->plan, i)->lane);
+        lane_entry *e = ln ? calloc(1, sizeof *e) : NULL;
+        if (!e) {
+            for (size_t j = 0; j < i; j++)
+                lane_remove(rs->ops[j].lane, rs, j); /* (empty lanes are dropped at next kick) */
+            pw_plan_free(rs->plan);
+            rs->plan = NULL;
+            break;
+        }
+        e->rs = rs;
+        e->index = i;
+        if (ln->tail)
+            ln->tail->next = e;
+        else
+            ln->head = e;
+        ln->tail = e;
+        rs->ops[i].lane = ln;
+    }
+}
+
+/* Starts a prepared request: accepted, then its first chains (a rollout's first wave). */
+static void begin(req_state *rs)
+{
+    pw_exec *ex = rs->ex;
     if (!rs->plan) {
-        /* planning failed (out of memory): a terminal failure, nothing applied */
-        rs->failed = 1;
-        rs->failed_index = -1;
-        pw_exec *ex = rs->ex;
-        json_t *err = pw_reply_error("InternalError", "the request could not be planned", 0);
-        pw_reply_request r = {.request_id = pw_request_id(rs->req),
-                              .status = "failed",
-                              .worker_id = ex->worker_id,
-                              .sequence = ++rs->seq,
-                              .operation_index = -1,
-                              .error = err,
-                              .error_index = -1};
-        json_t *ev = err ? pw_reply_request_event(&r) : NULL;
-        json_decref(err);
-        rs->cb(rs->ctx, ev, 1);
-        ex->in_flight--;
-        req_free(rs);
+        fail_unstarted(rs, "InternalError", "the request could not be planned", NULL);
         return;
     }
     if (gate_of(rs) == PW_EXEC_DROP) { /* revoked before it started: never answered here */
-        pw_exec *ex = rs->ex;
         drop_request(rs);
         schedule_recheck(ex); /* sweeps the lanes it left empty */
         return;
     }
     rs->started = 1;
-    emit(rs, "accepted", -1, 0);
-    if (rs->count == 0) { /* (the schema requires one; nothing to do is success) */
+    if (rs->ro) {
+        const rollout_state *ro = rs->rollout;
+        json_t *waves = json_array();
+        for (size_t w = 0; w < ro->waves; w++)
+            json_array_append_new(waves, json_pack("{s:I, s:I}", "wave", (json_int_t)w, "targets",
+                                                   (json_int_t)ro->counts[w].targets));
+        emit_rollout(rs, "accepted",
+                     json_pack("{s:I, s:I, s:o, s:I, s:I}", "targets", (json_int_t)rs->chains,
+                               "templates", (json_int_t)rs->per, "waves", waves, "failureBudget",
+                               (json_int_t)rs->ro->failure_budget, "pauseBetweenWavesSeconds",
+                               (json_int_t)rs->ro->pause_s),
+                     NULL, 0);
+    } else {
+        emit(rs, "accepted", -1, 0);
+    }
+    if (rs->chains == 0) { /* (the schema requires an operation; nothing to do is success) */
         finish_request(rs);
         return;
     }
-    kick(rs->ex, rs->ops[0].lane);
+    if (rs->ro) {
+        release_wave(rs);
+    } else {
+        rs->released = 1;
+        queue_kick(ex, rs->ops[0].lane);
+    }
+    run_kicks(ex);
+}
+
+/* A selector's targets are listed (or could not be): expanded into operations, prepared and
+ * begun, as a rollout over a list is at submit. */
+static void on_listed(void *ctx, json_t *targets, const char *code, const char *message)
+{
+    req_state *rs = ctx;
+    pw_exec *ex = rs->ex;
+    rs->rollout->lister = NULL; /* (it frees itself) */
+    if (gate_of(rs) == PW_EXEC_DROP) {
+        json_decref(targets);
+        drop_request(rs);
+        schedule_recheck(ex);
+        return;
+    }
+    if (!targets) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "listing the rollout's targets failed: %s", message);
+        fail_unstarted(rs, code, msg, NULL);
+        return;
+    }
+    pw_rejection rej;
+    int rc = pw_request_expand(rs->req, targets, &rej);
+    size_t listed = json_array_size(targets);
+    json_decref(targets);
+    if (rc != 0) {
+        /* TooManyTargets as the rejection says; a listed target that would be rejected
+         * fails the request as InvalidTarget, naming the rejection's code */
+        char msg[700];
+        snprintf(msg, sizeof msg, "a listed target: %s (%s)", rej.message, rej.code);
+        fail_unstarted(rs,
+                       rej.internal                                         ? "InternalError"
+                       : !strcmp(rej.code, PW_REJECT_TOO_MANY_TARGETS) ? rej.code
+                                                                            : "InvalidTarget",
+                       rej.internal || !strcmp(rej.code, PW_REJECT_TOO_MANY_TARGETS) ? rej.message
+                                                                                     : msg,
+                       rej.errors);
+        pw_rejection_clear(&rej);
+        return;
+    }
+    pw_log(PW_LOG_INFO, pw_request_id(rs->req), "rollout.listed", "%zu targets", listed);
+    prepare(rs);
+    begin(rs);
+}
+
+static void on_start(pw_loop *loop, void *ctx)
+{
+    (void)loop;
+    req_state *rs = ctx;
+    pw_exec *ex = rs->ex;
+    rs->start_timer = NULL;
+    if (!rs->ro || rs->ro->source == PW_REQUEST_TARGET_LIST) {
+        begin(rs);
+        return;
+    }
+    if (gate_of(rs) == PW_EXEC_DROP) {
+        drop_request(rs);
+        schedule_recheck(ex);
+        return;
+    }
+    char err[256];
+    uint64_t deadline = pw_loop_now_ms(ex->loop) + (uint64_t)ex->op_timeout_ms;
+    rs->rollout->lister = pw_rollout_list(ex->azure, rs->req, deadline, on_listed, rs, err, sizeof err);
+    if (!rs->rollout->lister) fail_unstarted(rs, "InternalError", err, NULL);
 }
 
 pw_exec *pw_exec_new(pw_loop *loop, pw_azure *azure, const pw_config *cfg, char *err, size_t errlen)
@@ -1052,8 +1514,12 @@ void pw_exec_free(pw_exec *ex)
 
 void pw_exec_submit(pw_exec *ex, pw_request *req, pw_exec_event_cb cb, void *ctx)
 {
-    size_t count = pw_request_op_count(req);
-    req_state *rs = calloc(1, sizeof *rs + count * sizeof(op_state));
+    req_state *rs = calloc(1, sizeof *rs);
+    const pw_request_rollout *ro = pw_request_rollout_of(req);
+    if (rs && ro && !(rs->rollout = calloc(1, sizeof *rs->rollout))) {
+        free(rs);
+        rs = NULL;
+    }
     if (!rs) {
         /* Nothing to report through: the caller's request stays unanswered and is
          * redelivered after a restart, like any request in flight at a crash. */
@@ -1065,36 +1531,10 @@ void pw_exec_submit(pw_exec *ex, pw_request *req, pw_exec_event_cb cb, void *ctx
     rs->req = req;
     rs->cb = cb;
     rs->ctx = ctx;
-    rs->count = count;
+    rs->ro = ro;
     rs->failed_index = -1;
-    char err[256];
-    /* (pw_plan_new supplies the default version when the configuration has none) */
-    rs->plan = pw_plan_new(req, ex->cfg ? ex->cfg->azure.arm_api_version : NULL, err, sizeof err);
-    for (size_t i = 0; i < count; i++) {
-        rs->ops[i].rs = rs;
-        rs->ops[i].index = i;
-        rs->ops[i].percent = -1;
-    }
-    /* Enqueue now, in arrival order: this is what orders requests on one target. */
-    for (size_t i = 0; rs->plan && i < count; i++) {
-        lane *ln = lane_get(ex, pw_plan_op_at(rs->plan, i)->lane);
-        lane_entry *e = ln ? calloc(1, sizeof *e) : NULL;
-        if (!e) {
-            for (size_t j = 0; j < i; j++)
-                lane_remove(rs->ops[j].lane, rs, j); /* (empty lanes are dropped at next kick) */
-            pw_plan_free(rs->plan);
-            rs->plan = NULL;
-            break;
-        }
-        e->rs = rs;
-        e->index = i;
-        if (ln->tail)
-            ln->tail->next = e;
-        else
-            ln->head = e;
-        ln->tail = e;
-        rs->ops[i].lane = ln;
-    }
+    /* Enqueue now, in arrival order (a selector's once its targets are listed). */
+    if (!ro || ro->source == PW_REQUEST_TARGET_LIST) prepare(rs);
     rs->next = ex->reqs;
     if (ex->reqs) ex->reqs->prev = rs;
     ex->reqs = rs;

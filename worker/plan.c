@@ -119,6 +119,15 @@ static char *arm_path(const pw_request_op *op, const char *suffix, const char *n
     return path;
 }
 
+char *pw_plan_arm_databases_path(const char *subscription_id, const char *resource_group,
+                                 const char *cluster)
+{
+    char *path = NULL;
+    if (asprintf(&path, ARM_CLUSTER_FMT "/databases", subscription_id, resource_group, cluster) < 0)
+        return NULL;
+    return path;
+}
+
 /* The lane of the entity op changes: "<cluster>" (cluster scope), "<cluster>/<db>",
  * "<cluster>/<db>/<table>", ".../<table>/column:<C>", ".../materialized-view:<V>",
  * ".../external-table:<E>", "<cluster>/workload_group:<G>".  Cluster and database names

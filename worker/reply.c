@@ -274,11 +274,35 @@ json_t *pw_reply_plan(const pw_plan *plan, size_t i)
                      call_json(&pop->apply, v));
 }
 
+/* Adds r's error (operationIndex = error_index) to ev; NULL (ev released) out of memory. */
+static json_t *request_error(json_t *ev, const pw_reply_request *r)
+{
+    if (!r->error) return ev;
+    json_t *err = json_deep_copy(r->error);
+    if (err && r->error_index >= 0)
+        json_object_set_new(err, "operationIndex", json_integer(r->error_index));
+    if (!err || json_object_set_new(ev, "error", err)) {
+        json_decref(ev);
+        return NULL;
+    }
+    return ev;
+}
+
 json_t *pw_reply_request_event(const pw_reply_request *r)
 {
     json_t *ev = pw_reply_frame(r->request_id, r->status, r->sequence, r->worker_id);
-    if (!ev) return NULL;
+    if (!ev) {
+        json_decref(r->rollout);
+        return NULL;
+    }
     if (r->dry_run) json_object_set_new(ev, "dryRun", json_true());
+    if (r->rollout) {
+        if (json_object_set_new(ev, "rollout", r->rollout)) {
+            json_decref(ev);
+            return NULL;
+        }
+        return request_error(ev, r);
+    }
     if (r->operation_index >= 0)
         json_object_set_new(ev, "operationIndex", json_integer(r->operation_index));
     json_t *ops = json_array();
@@ -291,16 +315,43 @@ json_t *pw_reply_request_event(const pw_reply_request *r)
         json_decref(ev);
         return NULL;
     }
-    if (r->error) {
-        json_t *err = json_deep_copy(r->error);
-        if (err && r->error_index >= 0)
-            json_object_set_new(err, "operationIndex", json_integer(r->error_index));
-        if (!err || json_object_set_new(ev, "error", err)) {
-            json_decref(ev);
-            return NULL;
+    return request_error(ev, r);
+}
+
+json_t *pw_reply_counts_json(const pw_reply_counts *c)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "targets", (json_int_t)c->targets,
+                     "succeeded", (json_int_t)c->succeeded, "unchanged", (json_int_t)c->unchanged,
+                     "planned", (json_int_t)c->planned, "failed", (json_int_t)c->failed,
+                     "skipped", (json_int_t)c->skipped);
+}
+
+json_t *pw_reply_target_result(const pw_reply_target *t)
+{
+    json_t *ops = json_array();
+    for (size_t i = 0; ops && i < t->count; i++)
+        if (json_array_append_new(ops, pw_reply_operation(&t->ops[i]))) {
+            json_decref(ops);
+            ops = NULL;
         }
+    if (!ops) return NULL;
+    return json_pack("{s:I, s:I, s:s, s:O, s:o}", "index", (json_int_t)t->index, "wave",
+                     (json_int_t)t->wave, "status", t->status, "target", t->target, "operations",
+                     ops);
+}
+
+int pw_reply_results_add(json_t *results, size_t *bytes, json_t *result)
+{
+    if (!result) return -1;
+    size_t size = json_dumpb(result, NULL, 0, JSON_COMPACT) + 1; /* (the comma) */
+    if (json_array_size(results) &&
+        (json_array_size(results) >= PW_REPLY_RESULTS_MAX || *bytes + size > PW_REPLY_RESULTS_BYTES)) {
+        json_decref(result);
+        return 0;
     }
-    return ev;
+    if (json_array_append_new(results, result)) return -1;
+    *bytes += size;
+    return 1;
 }
 
 json_t *pw_reply_op_error(const char *code, const char *message, int retryable, int http_status,

@@ -16,6 +16,8 @@
 #include "pw/value.h"
 
 #define REQUEST_SCHEMA_URI "https://adx-policy-worker.example/schemas/request.v1.json"
+/* a rollout's template on one target is checked as an operation of "operations" is */
+#define OPERATION_SCHEMA_URI REQUEST_SCHEMA_URI "#/$defs/operation"
 #define MAX_SCHEMA_FILES 256
 #define MAX_SCHEMA_DIR_DEPTH 4
 #define REPLY_TO_QUOTED 64 /* a disallowed replyTo is quoted up to this many bytes */
@@ -28,6 +30,7 @@ struct pw_request_checker {
     const pw_config *cfg;
     pw_schema_registry *registry;
     pw_schema *schema;
+    pw_schema *op_schema; /* one operation (a rollout's expansion) */
 };
 
 /* A validated operation with the storage its normalized strings need. */
@@ -45,6 +48,13 @@ struct pw_request {
     int dry_run;
     size_t op_count;
     op_slot *ops;
+    /* rollouts */
+    const pw_request_checker *chk; /* borrowed: a selector's expansion checks with it */
+    int is_rollout;
+    pw_request_rollout rollout;
+    const json_t *templates; /* rollout.operations (in doc) */
+    json_t *targets;         /* the targets, given or listed (owned reference) */
+    json_t *expanded;        /* the operations made of them: template + "target" (owned) */
 };
 
 /* ------------------------------------------------------- jansson's allocator */
@@ -154,6 +164,11 @@ pw_request_checker *pw_request_checker_new(const pw_config *cfg, char *err, size
         pw_err_set(err, errlen, "worker.schemas.dir: compiling %s: %s", REQUEST_SCHEMA_URI, e2);
         goto fail;
     }
+    chk->op_schema = pw_schema_compile(chk->registry, OPERATION_SCHEMA_URI, &opts, e2, sizeof e2);
+    if (!chk->op_schema) {
+        pw_err_set(err, errlen, "worker.schemas.dir: compiling %s: %s", OPERATION_SCHEMA_URI, e2);
+        goto fail;
+    }
     return chk;
 fail:
     pw_request_checker_free(chk);
@@ -164,6 +179,7 @@ void pw_request_checker_free(pw_request_checker *chk)
 {
     if (!chk) return;
     pw_schema_free(chk->schema);
+    pw_schema_free(chk->op_schema);
     pw_schema_registry_free(chk->registry);
     free(chk);
 }
@@ -401,22 +417,36 @@ static int find_nul(const json_t *v, char *ptr, size_t len, size_t cap, int *cut
     return 0;
 }
 
-/* 1 for /operations/<i>/target/<key> and /operations/<i>/principal/<key>: the names. */
-static int is_name_location(const char *ptr)
+/* Past "<digits>/" at p: the rest, or NULL when p does not start so. */
+static const char *past_index(const char *p)
 {
-    static const char ops[] = "/operations/";
-    if (strncmp(ptr, ops, sizeof ops - 1) != 0) return 0;
-    const char *p = ptr + sizeof ops - 1;
-    if (*p < '0' || *p > '9') return 0;
+    if (*p < '0' || *p > '9') return NULL;
     while (*p >= '0' && *p <= '9')
         p++;
-    if (strncmp(p, "/target/", 8) == 0)
-        p += 8;
-    else if (strncmp(p, "/principal/", 11) == 0)
-        p += 11;
-    else
-        return 0;
-    return *p && !strchr(p, '/');
+    return *p == '/' ? p + 1 : NULL;
+}
+
+/* 1 when p is one key: non-empty, no further segment. */
+static int one_key(const char *p)
+{
+    return p && *p && !strchr(p, '/');
+}
+
+/* 1 for the names: /operations/<i>/target/<key>, /operations/<i>/principal/<key>; in a
+ * rollout /rollout/targets/<t>/<key>, /rollout/targets/selector/<kind>/<key> and
+ * /rollout/operations/<i>/principal/<key>. */
+static int is_name_location(const char *ptr)
+{
+    const char *p;
+    if (!strncmp(ptr, "/rollout/targets/selector/", 26))
+        return (p = strchr(ptr + 26, '/')) != NULL && one_key(p + 1);
+    if (!strncmp(ptr, "/rollout/targets/", 17)) return one_key(past_index(ptr + 17));
+    int in_rollout = !strncmp(ptr, "/rollout/operations/", 20);
+    if (!in_rollout && strncmp(ptr, "/operations/", 12) != 0) return 0;
+    p = past_index(ptr + (in_rollout ? 20 : 12));
+    if (!p) return 0;
+    if (!in_rollout && !strncmp(p, "target/", 7)) return one_key(p + 7);
+    return !strncmp(p, "principal/", 10) && one_key(p + 10);
 }
 
 /* Rejects the request when a string or key holds a NUL or a lone surrogate (see above). */
@@ -485,22 +515,30 @@ static const char *target_str(const json_t *target, const char *key)
     return json_string_value(json_object_get(target, key));
 }
 
-/* Checks one name; on failure fills rej at /operations/i/target/<key>. */
-static int check_name(pw_rejection *rej, size_t i, const char *key, const char *value,
+/* Where an operation's own fields and its target's fields are in the request (JSON pointers,
+ * for rejection locations): /operations/3 and /operations/3/target, or in a rollout the
+ * template's and the target's, /rollout/operations/0 and /rollout/targets/5. */
+typedef struct op_where {
+    char op[48];
+    char target[80];
+} op_where;
+
+/* Checks one name; on failure fills rej at <target>/<key>. */
+static int check_name(pw_rejection *rej, const op_where *w, const char *key, const char *value,
                       pw_status (*rule)(const char *, char *, size_t))
 {
-    char why[256], where[96];
+    char why[256], where[128];
     if (rule(value, why, sizeof why) == PW_OK) return 0;
-    snprintf(where, sizeof where, "/operations/%zu/target/%s", i, key);
+    snprintf(where, sizeof where, "%s/%s", w->target, key);
     reject_at(rej, PW_REJECT_INVALID_NAME, where, why);
     return -1;
 }
 
-static int check_period(pw_rejection *rej, size_t i, const char *field, const char *text,
+static int check_period(pw_rejection *rej, const op_where *w, const char *field, const char *text,
                         int zero_allowed, int64_t *ticks)
 {
     char why[256], where[96];
-    snprintf(where, sizeof where, "/operations/%zu/%s", i, field);
+    snprintf(where, sizeof where, "%s/%s", w->op, field);
     if (!text) {
         reject_at(rej, PW_REJECT_SCHEMA, where, "required: an ISO-8601 duration");
         return -1;
@@ -542,7 +580,7 @@ static int check_period(pw_rejection *rej, size_t i, const char *field, const ch
 
 /* The kusto route names a principal by FQN: the given one, else built from the app id or
  * e-mail (see schemas/ops/database.principal.add.v1.json); it must pass the FQN rule. */
-static int principal_fqn(op_slot *slot, size_t i, pw_rejection *rej)
+static int principal_fqn(op_slot *slot, const op_where *w, pw_rejection *rej)
 {
     const json_t *p = slot->op.principal;
     const char *fqn = json_string_value(json_object_get(p, "fqn"));
@@ -567,7 +605,7 @@ static int principal_fqn(op_slot *slot, size_t i, pw_rejection *rej)
             field = "tenantName";
     }
     if (pw_names_principal_fqn(slot->fqn, why, sizeof why) != PW_OK) {
-        snprintf(where, sizeof where, "/operations/%zu/principal/%s", i, field);
+        snprintf(where, sizeof where, "%s/principal/%s", w->op, field);
         reject_at(rej, PW_REJECT_INVALID_NAME, where, why);
         return -1;
     }
@@ -593,18 +631,25 @@ static int kind_allowed(const pw_config *cfg, const char *kind_name, int privile
     return !cfg->kinds_allowed || listed(cfg->kinds_allowed, cfg->kinds_allowed_count, kind_name);
 }
 
-/* A rejection at /operations/<i>/<key> (key may hold further segments). */
-static int reject_op(pw_rejection *rej, const char *code, size_t i, const char *key,
+/* A rejection at <op>/<key> (key may hold further segments; "" for the operation). */
+static int reject_op(pw_rejection *rej, const char *code, const op_where *w, const char *key,
                      const char *what)
 {
     char where[128];
-    snprintf(where, sizeof where, "/operations/%zu%s%s", i, *key ? "/" : "", key);
+    snprintf(where, sizeof where, "%s%s%s", w->op, *key ? "/" : "", key);
     reject_at(rej, code, where, what);
     return -1;
 }
 
+/* A rejection at the operation's target. */
+static int reject_target(pw_rejection *rej, const char *code, const op_where *w, const char *what)
+{
+    reject_at(rej, code, w->target, what);
+    return -1;
+}
+
 /* The target fields each scope names its entity with (besides cluster and database). */
-static int target_names(const pw_request_checker *chk, size_t i, op_slot *slot, pw_rejection *rej)
+static int target_names(op_slot *slot, const op_where *w, pw_rejection *rej)
 {
     pw_request_op *op = &slot->op;
     const json_t *target = op->target;
@@ -635,36 +680,35 @@ static int target_names(const pw_request_checker *chk, size_t i, op_slot *slot, 
             char what[96];
             snprintf(what, sizeof what, "a %s operation names its %s", pw_ops_scope_name(scope),
                      needs[k].key);
-            return reject_op(rej, PW_REJECT_SCHEMA, i, "target", what);
+            return reject_target(rej, PW_REJECT_SCHEMA, w, what);
         }
-        if (check_name(rej, i, needs[k].key, v, pw_names_kusto_entity)) return -1;
+        if (check_name(rej, w, needs[k].key, v, pw_names_kusto_entity)) return -1;
     }
     if (pw_ops_at(op->kind)->value == PW_VT_WORKLOAD_GROUP) {
         if (!op->entity)
-            return reject_op(rej, PW_REJECT_SCHEMA, i, "target",
-                             "a workload group operation names target.workloadGroup");
-        if (check_name(rej, i, "workloadGroup", op->entity, pw_names_kusto_entity)) return -1;
+            return reject_target(rej, PW_REJECT_SCHEMA, w,
+                                 "a workload group operation names target.workloadGroup");
+        if (check_name(rej, w, "workloadGroup", op->entity, pw_names_kusto_entity)) return -1;
     }
     if (pw_ops_at(op->kind)->value == PW_VT_ASSIGNMENT) {
         if (!op->assignment)
-            return reject_op(rej, PW_REJECT_SCHEMA, i, "target",
-                             "a principal assignment operation names target.principalAssignment");
-        if (check_name(rej, i, "principalAssignment", op->assignment, pw_names_arm_child))
+            return reject_target(rej, PW_REJECT_SCHEMA, w,
+                                 "a principal assignment operation names target.principalAssignment");
+        if (check_name(rej, w, "principalAssignment", op->assignment, pw_names_arm_child))
             return -1;
     }
-    (void)chk;
     return 0;
 }
 
 /* The value fields a value type needs for alter and merge, and their JSON types. */
-static int check_value_fields(op_slot *slot, size_t i, pw_rejection *rej)
+static int check_value_fields(op_slot *slot, const op_where *w, pw_rejection *rej)
 {
     pw_request_op *op = &slot->op;
     const json_t *j = op->json;
     pw_value_type vt = pw_ops_at(op->kind)->value;
     if (op->action == PW_ACTION_DELETE) return 0;
     if (vt == PW_VT_STREAMING && json_object_get(j, "enabled") && op->kind.scope == PW_SCOPE_CLUSTER)
-        return reject_op(rej, PW_REJECT_SCHEMA, i, "enabled",
+        return reject_op(rej, PW_REJECT_SCHEMA, w, "enabled",
                          "the cluster's streaming ingestion policy is set as JSON (policy)");
     pw_value_field needs[PW_VALUE_FIELDS_MAX];
     size_t count = pw_value_fields(op, needs);
@@ -680,31 +724,31 @@ static int check_value_fields(op_slot *slot, size_t i, pw_rejection *rej)
                      : needs[k].type == JSON_OBJECT ? "an object"
                      : needs[k].type == JSON_ARRAY  ? "an array"
                                                     : "a string");
-            return reject_op(rej, PW_REJECT_SCHEMA, i, needs[k].key, what);
+            return reject_op(rej, PW_REJECT_SCHEMA, w, needs[k].key, what);
         }
         if (needs[k].type == JSON_STRING &&
             (json_string_length(v) < 1 || json_string_length(v) > PW_VALUE_TEXT_MAX)) {
             char what[96];
             snprintf(what, sizeof what, "%s has 1 to %d bytes", needs[k].key, PW_VALUE_TEXT_MAX);
-            return reject_op(rej, PW_REJECT_SCHEMA, i, needs[k].key, what);
+            return reject_op(rej, PW_REJECT_SCHEMA, w, needs[k].key, what);
         }
     }
     if (vt == PW_VT_ROWORDER) {
         const json_t *list = json_object_get(j, "rowOrder");
         size_t n = json_array_size(list);
         if (n < 1 || n > PW_VALUE_ROW_ORDER_MAX)
-            return reject_op(rej, PW_REJECT_SCHEMA, i, "rowOrder", "a row order has 1 to 16 columns");
+            return reject_op(rej, PW_REJECT_SCHEMA, w, "rowOrder", "a row order has 1 to 16 columns");
         for (size_t k = 0; k < n; k++) {
             const json_t *e = json_array_get(list, k);
             const char *col = json_string_value(json_object_get(e, "column"));
             const char *order = json_string_value(json_object_get(e, "order"));
             char key[48], why[256];
             snprintf(key, sizeof key, "rowOrder/%zu/column", k);
-            if (!col) return reject_op(rej, PW_REJECT_SCHEMA, i, key, "a row order entry names its column");
+            if (!col) return reject_op(rej, PW_REJECT_SCHEMA, w, key, "a row order entry names its column");
             if (order && strcmp(order, "asc") != 0 && strcmp(order, "desc") != 0)
-                return reject_op(rej, PW_REJECT_SCHEMA, i, key, "order is \"asc\" or \"desc\"");
+                return reject_op(rej, PW_REJECT_SCHEMA, w, key, "order is \"asc\" or \"desc\"");
             if (pw_names_kusto_entity(col, why, sizeof why) != PW_OK)
-                return reject_op(rej, PW_REJECT_INVALID_NAME, i, key, why);
+                return reject_op(rej, PW_REJECT_INVALID_NAME, w, key, why);
         }
     }
     if (vt == PW_VT_ASSIGNMENT) {
@@ -714,7 +758,7 @@ static int check_value_fields(op_slot *slot, size_t i, pw_rejection *rej)
             if (!json_is_string(json_object_get(a, keys[k]))) {
                 char key[48];
                 snprintf(key, sizeof key, "assignment/%s", keys[k]);
-                return reject_op(rej, PW_REJECT_SCHEMA, i, key, "required (a string)");
+                return reject_op(rej, PW_REJECT_SCHEMA, w, key, "required (a string)");
             }
         }
     }
@@ -722,27 +766,27 @@ static int check_value_fields(op_slot *slot, size_t i, pw_rejection *rej)
 }
 
 /* hotWindows: each a valid UTC datetime range, from before to. */
-static int check_hot_windows(const json_t *list, size_t i, pw_rejection *rej)
+static int check_hot_windows(const json_t *list, const op_where *w, pw_rejection *rej)
 {
     if (!list) return 0;
     if (!json_is_array(list) || json_array_size(list) > PW_VALUE_HOT_WINDOWS_MAX)
-        return reject_op(rej, PW_REJECT_SCHEMA, i, "hotWindows", "hotWindows is an array of at most 32 windows");
+        return reject_op(rej, PW_REJECT_SCHEMA, w, "hotWindows", "hotWindows is an array of at most 32 windows");
     for (size_t k = 0; k < json_array_size(list); k++) {
-        const json_t *w = json_array_get(list, k);
+        const json_t *win = json_array_get(list, k);
         char from[40], to[40], key[48];
         snprintf(key, sizeof key, "hotWindows/%zu", k);
-        if (pw_value_datetime(json_string_value(json_object_get(w, "from")), from, sizeof from) ||
-            pw_value_datetime(json_string_value(json_object_get(w, "to")), to, sizeof to))
-            return reject_op(rej, PW_REJECT_SCHEMA, i, key,
+        if (pw_value_datetime(json_string_value(json_object_get(win, "from")), from, sizeof from) ||
+            pw_value_datetime(json_string_value(json_object_get(win, "to")), to, sizeof to))
+            return reject_op(rej, PW_REJECT_SCHEMA, w, key,
                              "from and to are UTC datetimes (2021-01-01 or 2021-01-01T00:00:00Z)");
         if (strcmp(from, to) >= 0)
-            return reject_op(rej, PW_REJECT_SCHEMA, i, key, "a hot window's from is before its to");
+            return reject_op(rej, PW_REJECT_SCHEMA, w, key, "a hot window's from is before its to");
     }
     return 0;
 }
 
-static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, op_slot *slot,
-                    pw_rejection *rej)
+static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, const op_where *w,
+                    op_slot *slot, pw_rejection *rej)
 {
     pw_request_op *op = &slot->op;
     const json_t *target = json_object_get(jop, "target");
@@ -759,7 +803,7 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
     const pw_ops_scope *at = pw_ops_at(op->kind);
     op->action = PW_ACTION_ALTER;
     if (action && pw_ops_action_from_name(action, &op->action) != 0)
-        return reject_op(rej, PW_REJECT_SCHEMA, i, "action",
+        return reject_op(rej, PW_REJECT_SCHEMA, w, "action",
                          "action is \"alter\", \"merge\" or \"delete\"");
     if (!(at->actions & PW_ACTION_BIT(op->action))) {
         char what[160];
@@ -768,7 +812,7 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
                  at->actions & PW_ACTION_BIT(PW_ACTION_ALTER) ? " alter" : "",
                  at->actions & PW_ACTION_BIT(PW_ACTION_MERGE) ? " merge" : "",
                  at->actions & PW_ACTION_BIT(PW_ACTION_DELETE) ? " delete" : "");
-        return reject_op(rej, PW_REJECT_SCHEMA, i, "action", what);
+        return reject_op(rej, PW_REJECT_SCHEMA, w, "action", what);
     }
     /* The schemas say so too; re-checked because worker.schemas.dir can point elsewhere and
      * a table operation planned on the arm route would PATCH the whole database. */
@@ -780,7 +824,7 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
             char what[128];
             snprintf(what, sizeof what, "%s has only the %s route", op->kind_name,
                      routes & PW_ROUTE_BIT(PW_ROUTE_ARM) ? "arm" : "kusto");
-            return reject_op(rej, PW_REJECT_SCHEMA, i, "via",
+            return reject_op(rej, PW_REJECT_SCHEMA, w, "via",
                              routes == (PW_ROUTE_BIT(PW_ROUTE_ARM) | PW_ROUTE_BIT(PW_ROUTE_KUSTO))
                                  ? "via is \"arm\" or \"kusto\""
                                  : what);
@@ -794,7 +838,7 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
                             : json_object_get(jop, "recoverability")         ? "recoverability"
                                                                              : NULL;
         if (extra)
-            return reject_op(rej, PW_REJECT_SCHEMA, i, extra,
+            return reject_op(rej, PW_REJECT_SCHEMA, w, extra,
                              "the arm route sets the period only; \"via\": \"kusto\" takes this");
     }
     if (!kind_allowed(chk->cfg, op->kind_name, pw_ops_privileged(op->kind))) {
@@ -807,7 +851,7 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
         else
             snprintf(what, sizeof what, "%s is not in this worker's worker.kinds.allowed",
                      op->kind_name);
-        return reject_op(rej, PW_REJECT_NOT_ALLOWED, i, "kind", what);
+        return reject_op(rej, PW_REJECT_NOT_ALLOWED, w, "kind", what);
     }
     op->subscription_id = target_str(target, "subscriptionId");
     op->resource_group = target_str(target, "resourceGroup");
@@ -817,17 +861,17 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
 
     /* Every name given is checked, whichever route uses it: a bad name is a bad request. */
     if (op->subscription_id &&
-        check_name(rej, i, "subscriptionId", op->subscription_id, pw_names_subscription_id))
+        check_name(rej, w, "subscriptionId", op->subscription_id, pw_names_subscription_id))
         return -1;
     if (op->resource_group &&
-        check_name(rej, i, "resourceGroup", op->resource_group, pw_names_resource_group))
+        check_name(rej, w, "resourceGroup", op->resource_group, pw_names_resource_group))
         return -1;
-    if (cluster && check_name(rej, i, "cluster", cluster, pw_names_cluster)) return -1;
+    if (cluster && check_name(rej, w, "cluster", cluster, pw_names_cluster)) return -1;
     if (op->kind.scope != PW_SCOPE_CLUSTER &&
-        check_name(rej, i, "database", op->database,
+        check_name(rej, w, "database", op->database,
                    op->route == PW_ROUTE_ARM ? pw_names_arm_database : pw_names_kusto_entity))
         return -1;
-    if (target_names(chk, i, slot, rej) != 0) return -1;
+    if (target_names(slot, w, rej) != 0) return -1;
     if (uri) {
         char why[448], where[96]; /* why lists allowed host suffixes: room for several */
         const pw_config *cfg = chk->cfg;
@@ -836,7 +880,7 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
             cfg ? cfg->kusto_host_suffix_count : 0, slot->cluster_uri, sizeof slot->cluster_uri,
             slot->cluster, sizeof slot->cluster, why, sizeof why);
         if (st != PW_OK) {
-            snprintf(where, sizeof where, "/operations/%zu/target/clusterUri", i);
+            snprintf(where, sizeof where, "%s/clusterUri", w->target);
             reject_at(rej,
                       st == PW_ERR_NOT_ALLOWED ? PW_REJECT_HOST_NOT_ALLOWED
                                                : PW_REJECT_INVALID_CLUSTER_URI,
@@ -864,7 +908,7 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
     size_t path_len = pw_plan_arm_path_len(op);
     if (path_len > PW_PLAN_ARM_PATH_MAX) {
         char where[96], why[256];
-        snprintf(where, sizeof where, "/operations/%zu/target/database", i);
+        snprintf(where, sizeof where, "%s/database", w->target);
         snprintf(why, sizeof why,
                  "with this database name the ARM path is %zu bytes (a space takes 3 once "
                  "encoded), over the limit of %d; the kusto route takes the name",
@@ -872,18 +916,18 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
         reject_at(rej, PW_REJECT_INVALID_NAME, where, why);
         return -1;
     }
-    if (check_value_fields(slot, i, rej) != 0) return -1;
+    if (check_value_fields(slot, w, rej) != 0) return -1;
 
     switch (at->value) {
     case PW_VT_RETENTION:
         if (op->action == PW_ACTION_DELETE) return 0;
-        return check_period(rej, i, "softDeletePeriod",
+        return check_period(rej, w, "softDeletePeriod",
                             json_string_value(json_object_get(jop, "softDeletePeriod")), 0,
                             &op->period_ticks);
     case PW_VT_CACHING:
         if (op->action == PW_ACTION_DELETE) return 0;
-        if (check_hot_windows(json_object_get(jop, "hotWindows"), i, rej) != 0) return -1;
-        return check_period(rej, i, "hotCachePeriod",
+        if (check_hot_windows(json_object_get(jop, "hotWindows"), w, rej) != 0) return -1;
+        return check_period(rej, w, "hotCachePeriod",
                             json_string_value(json_object_get(jop, "hotCachePeriod")), 1,
                             &op->period_ticks);
     case PW_VT_PRINCIPAL_ADD:
@@ -893,7 +937,7 @@ static int check_op(const pw_request_checker *chk, const json_t *jop, size_t i, 
             reject(rej, PW_REJECT_SCHEMA, "operation %zu: no principal", i);
             return -1;
         }
-        if (op->route == PW_ROUTE_KUSTO) return principal_fqn(slot, i, rej);
+        if (op->route == PW_ROUTE_KUSTO) return principal_fqn(slot, w, rej);
         return 0;
     default:
         return 0;
@@ -914,6 +958,245 @@ static long unknown_kind_index(const json_t *ops)
             return (long)i;
     }
     return -1;
+}
+
+/* ----------------------------------------------------------------- rollouts */
+
+static size_t targets_max(const pw_config *cfg)
+{
+    return cfg && cfg->rollout_targets_max ? cfg->rollout_targets_max
+                                           : PW_CONFIG_ROLLOUT_TARGETS_MAX;
+}
+
+/* An operation schema's errors, their locations moved from the expanded operation (template
+ * + target) to where the request says it: the target's fields under w->target, the rest
+ * under w->op. */
+static void errors_relocate(json_t *basic, const op_where *w)
+{
+    size_t k;
+    json_t *e;
+    json_array_foreach(json_object_get(basic, "errors"), k, e)
+    {
+        const char *at = json_string_value(json_object_get(e, "instanceLocation"));
+        if (!at) continue;
+        char where[512];
+        if (!strncmp(at, "/target", 7) && (at[7] == '\0' || at[7] == '/'))
+            snprintf(where, sizeof where, "%s%s", w->target, at + 7);
+        else
+            snprintf(where, sizeof where, "%s%s", w->op, at);
+        json_object_set_new(e, "instanceLocation", json_string(where));
+    }
+}
+
+/* One template on one target: the operation it makes (new reference in *out, also on
+ * failure, NULL only when out of memory), checked as an operation of "operations" is. */
+static int check_expanded(const pw_request_checker *chk, const json_t *tmpl, const json_t *target,
+                          size_t index, const op_where *w, op_slot *slot, json_t **out,
+                          pw_rejection *rej)
+{
+    json_t *op = *out = json_copy((json_t *)tmpl); /* shallow: the values stay shared */
+    if (!op || json_object_set(op, "target", (json_t *)target) != 0) {
+        internal_error(rej, "out of memory");
+        return -1;
+    }
+    pw_schema_result result = {0};
+    pw_schema_status vs = pw_schema_validate(chk->op_schema, op, &result);
+    if (vs != PW_SCHEMA_VALID) {
+        rej->errors = pw_schema_result_to_basic(&result);
+        pw_schema_result_clear(&result);
+        errors_relocate(rej->errors, w);
+        const json_t *first = json_array_get(json_object_get(rej->errors, "errors"), 0);
+        const char *where = json_string_value(json_object_get(first, "instanceLocation"));
+        const char *what = json_string_value(json_object_get(first, "error"));
+        reject(rej, PW_REJECT_SCHEMA, "%s on %s breaks schemas/request.v1.json: %s: %s", w->op,
+               w->target, where ? where : w->op, what ? what : "");
+        return -1;
+    }
+    return check_op(chk, op, index, w, slot, rej);
+}
+
+/* Expands rollout over targets (borrowed) into req's operations; all or nothing.
+ * target_base: where target t is said to be ("/rollout/targets" + "/t"), or the selector's
+ * location for a probe (one_location). */
+static int expand(const pw_request_checker *chk, pw_request *req, const json_t *targets,
+                  const char *target_base, int one_location, pw_rejection *rej)
+{
+    size_t n = json_array_size(targets), per = json_array_size(req->templates);
+    size_t max = targets_max(chk->cfg);
+    if (n > max) {
+        reject_at(rej, PW_REJECT_TOO_MANY_TARGETS, "/rollout/targets",
+                  "more targets than worker.rollout.targets.max");
+        snprintf(rej->message, sizeof rej->message, "%zu targets, the limit is %zu", n, max);
+        return -1;
+    }
+    op_slot *slots = n ? calloc(n * per, sizeof *slots) : NULL;
+    json_t *expanded = json_array();
+    if ((n && !slots) || !expanded) {
+        free(slots);
+        json_decref(expanded);
+        internal_error(rej, "out of memory");
+        return -1;
+    }
+    for (size_t t = 0; t < n; t++) {
+        for (size_t k = 0; k < per; k++) {
+            op_where w;
+            snprintf(w.op, sizeof w.op, "/rollout/operations/%zu", k);
+            if (one_location)
+                snprintf(w.target, sizeof w.target, "%s", target_base);
+            else
+                snprintf(w.target, sizeof w.target, "%s/%zu", target_base, t);
+            json_t *op = NULL;
+            int rc = check_expanded(chk, json_array_get(req->templates, k),
+                                    json_array_get(targets, t), t * per + k, &w,
+                                    &slots[t * per + k], &op, rej);
+            if (op && json_array_append_new(expanded, op) != 0 && rc == 0) {
+                internal_error(rej, "out of memory");
+                rc = -1;
+            }
+            if (rc != 0) {
+                free(slots);
+                json_decref(expanded);
+                return -1;
+            }
+        }
+    }
+    free(req->ops);
+    json_decref(req->expanded);
+    json_decref(req->targets);
+    req->ops = slots;
+    req->op_count = n * per;
+    req->expanded = expanded;
+    req->targets = json_incref((json_t *)targets);
+    req->rollout.targets = n;
+    return 0;
+}
+
+/* waves: {canary, steps, failureBudget, pauseBetweenWavesSeconds}; the schema checked the
+ * types and ranges, this the order of the steps. */
+static int decode_waves(const json_t *waves, pw_request_rollout *ro, pw_rejection *rej)
+{
+    const json_t *v;
+    ro->canary = (v = json_object_get(waves, "canary")) ? (size_t)json_integer_value(v) : 1;
+    ro->failure_budget = (size_t)json_integer_value(json_object_get(waves, "failureBudget"));
+    ro->pause_s = (unsigned)json_integer_value(json_object_get(waves, "pauseBetweenWavesSeconds"));
+    const json_t *steps = json_object_get(waves, "steps");
+    ro->step_count = 0;
+    if (!steps) {
+        ro->steps[ro->step_count++] = 100;
+        return 0;
+    }
+    size_t k;
+    json_array_foreach(steps, k, v)
+    {
+        char where[64];
+        snprintf(where, sizeof where, "/rollout/waves/steps/%zu", k);
+        unsigned pct = (unsigned)strtoul(json_string_value(v), NULL, 10);
+        if (k >= PW_REQUEST_WAVE_STEPS_MAX || (k && pct <= ro->steps[k - 1])) {
+            reject_at(rej, PW_REJECT_SCHEMA, where,
+                      "steps are cumulative percentages of the targets: each above the last");
+            return -1;
+        }
+        ro->steps[ro->step_count++] = pct;
+    }
+    if (ro->steps[ro->step_count - 1] != 100) {
+        char where[64];
+        snprintf(where, sizeof where, "/rollout/waves/steps/%zu", ro->step_count - 1);
+        reject_at(rej, PW_REJECT_SCHEMA, where, "the last step is \"100%\": every target");
+        return -1;
+    }
+    return 0;
+}
+
+/* The probe a selector's templates are checked against at decode: the selector's fields and
+ * a placeholder for the name Azure will list (a name every rule accepts). */
+static json_t *selector_probe(const json_t *sel, const char *listed)
+{
+    json_t *probe = json_copy((json_t *)sel);
+    if (probe && json_object_set_new(probe, listed, json_string("probe")) != 0) {
+        json_decref(probe);
+        return NULL;
+    }
+    return probe;
+}
+
+static int decode_rollout(const pw_request_checker *chk, pw_request *req, const json_t *rollout,
+                          pw_rejection *rej)
+{
+    pw_request_rollout *ro = &req->rollout;
+    req->is_rollout = 1;
+    req->templates = json_object_get(rollout, "operations");
+    ro->templates = json_array_size(req->templates);
+    if (decode_waves(json_object_get(rollout, "waves"), ro, rej) != 0) return -1;
+    const json_t *targets = json_object_get(rollout, "targets");
+    if (json_is_array(targets)) {
+        ro->source = PW_REQUEST_TARGET_LIST;
+        return expand(chk, req, targets, "/rollout/targets", 0, rej);
+    }
+    const json_t *sel = json_object_get(targets, "selector");
+    const char *listed;
+    char where[64];
+    if ((ro->selector = json_object_get(sel, "databasesOf"))) {
+        ro->source = PW_REQUEST_DATABASES_OF;
+        listed = "database";
+        snprintf(where, sizeof where, "/rollout/targets/selector/databasesOf");
+    } else {
+        ro->selector = json_object_get(sel, "tablesOf");
+        ro->source = PW_REQUEST_TABLES_OF;
+        listed = "table";
+        snprintf(where, sizeof where, "/rollout/targets/selector/tablesOf");
+    }
+    json_t *probe = selector_probe(ro->selector, listed);
+    json_t *list = probe ? json_pack("[o]", probe) : NULL;
+    if (!list) {
+        internal_error(rej, "out of memory");
+        return -1;
+    }
+    /* the templates and the selector's names are checked now; the listed names later */
+    int rc = expand(chk, req, list, where, 1, rej);
+    json_decref(list);
+    if (rc != 0) return -1;
+    free(req->ops);
+    req->ops = NULL;
+    req->op_count = 0;
+    json_decref(req->expanded);
+    json_decref(req->targets);
+    req->expanded = req->targets = NULL;
+    ro->targets = 0;
+    return 0;
+}
+
+int pw_request_expand(pw_request *req, const json_t *targets, pw_rejection *rej)
+{
+    memset(rej, 0, sizeof *rej);
+    snprintf(rej->id, sizeof rej->id, "%s", req->id);
+    if (req->reply_to) snprintf(rej->reply_to, sizeof rej->reply_to, "%s", req->reply_to);
+    if (!req->is_rollout || req->rollout.source == PW_REQUEST_TARGET_LIST ||
+        !json_is_array(targets)) {
+        internal_error(rej, "not a selector's rollout");
+        return -1;
+    }
+    unsigned long failures = jansson_alloc_failures;
+    int rc = expand(req->chk, req, targets, "/rollout/targets", 0, rej);
+    if (rc == 0 && jansson_alloc_failures != failures) {
+        internal_error(rej, "out of memory");
+        rc = -1;
+    }
+    return rc;
+}
+
+const pw_request_rollout *pw_request_rollout_of(const pw_request *req)
+{
+    return req->is_rollout ? &req->rollout : NULL;
+}
+
+size_t pw_request_targets_max(const pw_request *req)
+{
+    return targets_max(req->chk ? req->chk->cfg : NULL);
+}
+
+const json_t *pw_request_target_at(const pw_request *req, size_t target)
+{
+    return json_array_get(req->targets, target);
 }
 
 /* ------------------------------------------------------------------ decode */
@@ -1017,9 +1300,20 @@ static pw_request *decode(const pw_request_checker *chk, const void *payload, si
     /* Before anything reads a string as a C string (the schema, the name rules). */
     if (check_nuls(doc, &sc, rej) != 0) goto fail;
 
-    const json_t *ops = json_object_get(doc, "operations");
+    /* a rollout's templates are its operations (targets come apart) */
+    const json_t *rollout = json_object_get(doc, "rollout");
+    const json_t *ops = json_object_get(rollout ? rollout : doc, "operations");
+    const char *ops_at = rollout ? "/rollout/operations" : "/operations";
+    const json_t *targets = json_object_get(rollout, "targets");
+    if (json_is_array(targets) && json_array_size(targets) > targets_max(cfg)) {
+        reject_at(rej, PW_REJECT_TOO_MANY_TARGETS, "/rollout/targets",
+                  "more targets than worker.rollout.targets.max");
+        snprintf(rej->message, sizeof rej->message, "%zu targets, the limit is %zu",
+                 json_array_size(targets), targets_max(cfg));
+        goto fail;
+    }
     if (json_is_array(ops) && json_array_size(ops) > max_ops) {
-        reject_at(rej, PW_REJECT_TOO_MANY_OPERATIONS, "/operations",
+        reject_at(rej, PW_REJECT_TOO_MANY_OPERATIONS, ops_at,
                   "more operations than worker.operations.max");
         snprintf(rej->message, sizeof rej->message, "%zu operations, the limit is %zu",
                  json_array_size(ops), max_ops);
@@ -1033,8 +1327,8 @@ static pw_request *decode(const pw_request_checker *chk, const void *payload, si
         pw_schema_result_clear(&result);
         long bad = json_is_array(ops) ? unknown_kind_index(ops) : -1;
         if (bad >= 0)
-            reject(rej, PW_REJECT_UNKNOWN_KIND,
-                   "/operations/%ld/kind: unknown operation kind \"%.64s\"", bad,
+            reject(rej, PW_REJECT_UNKNOWN_KIND, "%s/%ld/kind: unknown operation kind \"%.64s\"",
+                   ops_at, bad,
                    json_string_value(json_object_get(json_array_get(ops, (size_t)bad), "kind")));
         else if (vs == PW_SCHEMA_LIMIT)
             reject(rej, PW_REJECT_SCHEMA, "the request hit a validation limit");
@@ -1066,27 +1360,33 @@ static pw_request *decode(const pw_request_checker *chk, const void *payload, si
         internal_error(rej, "out of memory");
         goto fail;
     }
-    req->op_count = json_array_size(ops);
-    req->ops = calloc(req->op_count, sizeof *req->ops);
-    if (!req->ops) {
-        internal_error(rej, "out of memory");
-        goto fail;
-    }
-    for (size_t i = 0; i < req->op_count; i++)
-        if (check_op(chk, json_array_get(ops, i), i, &req->ops[i], rej) != 0) goto fail;
-
-    req->doc = doc;
+    req->chk = chk;
     req->id = json_string_value(jid);
     req->reply_to = reply_ok ? json_string_value(jreply) : NULL;
+    if (rollout) {
+        if (decode_rollout(chk, req, rollout, rej) != 0) goto fail;
+    } else {
+        req->op_count = json_array_size(ops);
+        req->ops = calloc(req->op_count, sizeof *req->ops);
+        if (!req->ops) {
+            internal_error(rej, "out of memory");
+            goto fail;
+        }
+        for (size_t i = 0; i < req->op_count; i++) {
+            op_where w;
+            snprintf(w.op, sizeof w.op, "/operations/%zu", i);
+            snprintf(w.target, sizeof w.target, "/operations/%zu/target", i);
+            if (check_op(chk, json_array_get(ops, i), i, &w, &req->ops[i], rej) != 0) goto fail;
+        }
+    }
+
+    req->doc = doc;
     req->dry_run = json_is_true(json_object_get(doc, "dryRun"));
     memset(rej, 0, sizeof *rej);
     return req;
 
 fail:
-    if (req) {
-        free(req->ops);
-        free(req);
-    }
+    pw_request_free(req); /* (its doc is not set yet) */
     json_decref(doc);
     return NULL;
 }
@@ -1137,6 +1437,8 @@ void pw_request_free(pw_request *req)
 {
     if (!req) return;
     free(req->ops);
+    json_decref(req->expanded);
+    json_decref(req->targets);
     json_decref(req->doc);
     free(req);
 }

@@ -230,6 +230,13 @@ void pw_azure_free(pw_azure *az);
 int pw_azure_arm(pw_azure *az, const char *method, const char *path, const json_t *body,
                  const pw_azure_call *call, char *err, size_t errlen);
 
+/* GET of a URL ARM gave for the next page of a list (nextLink: absolute, with its own query,
+ * api-version included), sent as it is.  It must be https on the ARM endpoint's host and
+ * port, like an LRO URL; otherwise -1 (err filled) and nothing is sent.  A read: paced,
+ * retried and answered as pw_azure_arm's GET. */
+int pw_azure_arm_next(pw_azure *az, const char *url, const pw_azure_call *call, char *err,
+                      size_t errlen);
+
 /* Kusto management command: POST <cluster_uri>/v1/rest/mgmt {"db":db,"csl":csl}.
  * The token audience is the cluster URI.  The result's body is the v1 response.
  * Returns 0 when started, -1 (err filled) when cluster_uri is not acceptable. */

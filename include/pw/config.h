@@ -19,6 +19,7 @@
 #define PW_CONFIG_OPERATION_TIMEOUT_MS 600000
 #define PW_CONFIG_QUEUE_TIMEOUT_MS 3600000
 #define PW_CONFIG_COALESCE_MAX 64
+#define PW_CONFIG_ROLLOUT_TARGETS_MAX 10000
 
 typedef struct pw_config_kv {
     char *key; /* without the "kafka." prefix */
@@ -56,6 +57,8 @@ typedef struct pw_config {
     long queue_timeout_ms;     /* worker.queue.timeout.ms: the longest an operation waits in
                                   all for Azure's budgets (pacing) before it fails; that wait
                                   does not count against operation_timeout_ms; default 3600000 */
+    size_t rollout_targets_max; /* worker.rollout.targets.max: targets one rollout may name or
+                                   a selector may expand to (TooManyTargets); default 10000 */
     size_t coalesce_max;       /* worker.coalesce.max: tables one `.alter tables (…)` command
                                   may carry (1: every write alone); default 64 */
     long drain_timeout_ms;     /* worker.drain.timeout.ms: SIGTERM drain deadline; default 30000 */

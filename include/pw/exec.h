@@ -36,7 +36,19 @@ typedef struct pw_exec pw_exec;
  * azure {requestId, correlationId, clientRequestId}, lro, error {code, message, retryable,
  * httpStatus?, azureCode?, operationUrl?}, codes as in pw/azure.h plus InternalError.
  * database.principal.add whose principal already holds the role succeeds without calling
- * addPrincipals (a redelivered request must not fail or duplicate). */
+ * addPrincipals (a redelivered request must not fail or duplicate).
+ *
+ * A rollout (pw_request_rollout_of) runs each target's operations as one chain (a failure
+ * skips only that target's later operations), its targets wave by wave (pw/rollout.h), and
+ * emits rollout events instead (pw/reply.h): accepted with the waves, running with the
+ * results of targets as they finish (no per-operation running events), wave as each wave
+ * ends, and the terminal event with the totals per wave (failed: RolloutHalted past the
+ * failure budget, TargetsFailed when some target failed within it).  A selector's targets
+ * are listed when the request starts and take their places in the lanes then; a listing that
+ * fails, or targets the expansion refuses (TooManyTargets, InvalidTarget), end the request
+ * failed before anything is written.  The ownership gate applies as to any request: asked
+ * before each operation and each write, a dropped rollout (between operations or waves, or
+ * once its listing ended) is released unanswered and redelivered whole. */
 typedef void (*pw_exec_event_cb)(void *ctx, json_t *event, int terminal);
 
 /* Whether the owner of a request still lets its work go on: asked before each operation

@@ -64,4 +64,11 @@ int pw_kql_parse_policy_for(const json_t *v1, const char *table, json_t **policy
  * NULL when the answer has no row (no such group).  0, or -1 with err filled. */
 int pw_kql_parse_workload_group(const json_t *v1, json_t **group, char *err, size_t errlen);
 
+/* Reads one string column of a v1 answer's first table, every row (`.show tables`:
+ * TableName): a new array of strings, in the answer's order, at most max + 1 of them (the
+ * caller knows a longer answer by that).  NULL with err filled when the answer has another
+ * shape (no such column, a cell that is no string). */
+json_t *pw_kql_parse_column(const json_t *v1, const char *column, size_t max, char *err,
+                            size_t errlen);
+
 #endif

@@ -72,6 +72,11 @@ char *pw_plan_coalesce_key(const pw_plan_op *pop);
 /* That command for the tables of several operations sharing pop's key.  New string. */
 char *pw_plan_tables_command(const pw_plan_op *pop, const char *const *tables, size_t n);
 
+/* The ARM path of a cluster's database list (Databases_ListByCluster, GET {C}/databases),
+ * for a rollout's databasesOf selector.  New string, NULL when out of memory. */
+char *pw_plan_arm_databases_path(const char *subscription_id, const char *resource_group,
+                                 const char *cluster);
+
 /* The ARM api-version the plan's ARM calls carry. */
 const char *pw_plan_api_version(const pw_plan *plan);
 

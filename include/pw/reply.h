@@ -96,8 +96,50 @@ typedef struct pw_reply_request {
     size_t count;
     const json_t *error; /* borrowed, or NULL */
     long error_index;    /* -1: none */
+    json_t *rollout;     /* a rollout's event: its "rollout" member (the callee takes it), in
+                            place of operations[] and operationIndex */
 } pw_reply_request;
 json_t *pw_reply_request_event(const pw_reply_request *r);
+
+/* ---------------------------------------------------------------- rollouts
+ *
+ * A rollout's events carry "rollout" instead of operations[] (schemas/README.md):
+ *   accepted  {"targets", "templates", "waves": [{"wave", "targets"}], "failureBudget",
+ *              "pauseBetweenWavesSeconds"}
+ *   running   {"wave", "results": [target results as they finished]}, chunked: at most
+ *             PW_REPLY_RESULTS_MAX results and about PW_REPLY_RESULTS_BYTES of them an event
+ *   wave      {"wave", "counts", "failedTargets", "failureBudget", "next": "wave" | "halt" |
+ *              "end"} as each wave ends
+ *   terminal  {"targets", "waves": [counts + "wave"], "totals": counts} */
+#define PW_REPLY_RESULTS_MAX 50
+#define PW_REPLY_RESULTS_BYTES (256 * 1024)
+
+/* Targets by outcome (a wave's, or all of them). */
+typedef struct pw_reply_counts {
+    size_t targets, succeeded, unchanged, planned, failed, skipped;
+} pw_reply_counts;
+
+/* {"targets", "succeeded", "unchanged", "planned", "failed", "skipped"}.  New reference. */
+json_t *pw_reply_counts_json(const pw_reply_counts *c);
+
+/* One target's result: {"index", "wave", "status", "target", "operations": [...]}, status
+ * succeeded (some operation wrote), unchanged (none needed to), planned (dry run), failed (an
+ * operation failed or its outcome is unknown; the target's later operations are skipped).
+ * Everything borrowed; ops[i].index is the template's.  New reference. */
+typedef struct pw_reply_target {
+    size_t index, wave;
+    const char *status;
+    const json_t *target;
+    const pw_reply_op *ops;
+    size_t count;
+} pw_reply_target;
+json_t *pw_reply_target_result(const pw_reply_target *t);
+
+/* Appends result (the callee takes it) to results while the chunk stays within
+ * PW_REPLY_RESULTS_MAX items and PW_REPLY_RESULTS_BYTES of JSON (*bytes so far; the first
+ * always goes, however large): 1 when taken, 0 when it belongs in the next event (result
+ * released), -1 out of memory. */
+int pw_reply_results_add(json_t *results, size_t *bytes, json_t *result);
 
 /* The `rejected` terminal event for rej (sequence 1; its schema errors, if any, under
  * error.errors).  New reference, NULL when out of memory. */

@@ -50,7 +50,7 @@ typedef struct pw_request_op {
  * MessageTooLarge, InvalidUtf8, InvalidJson, NestingTooDeep, NotAnObject, MissingId,
  * InvalidId, SchemaViolation, UnknownOperationKind, InvalidDuration, DurationOutOfRange,
  * InvalidName, InvalidClusterUri, ClusterHostNotAllowed, ReplyToNotAllowed, TooManyOperations,
- * OperationNotAllowed.
+ * OperationNotAllowed, TooManyTargets.
  * The PW_REJECT_* names below are those strings.
  *
  * internal = 1 (code InternalError) is not a verdict on the message: the worker itself
@@ -84,6 +84,7 @@ typedef struct pw_rejection {
 #define PW_REJECT_INVALID_CLUSTER_URI "InvalidClusterUri"
 #define PW_REJECT_HOST_NOT_ALLOWED "ClusterHostNotAllowed"
 #define PW_REJECT_NOT_ALLOWED "OperationNotAllowed"
+#define PW_REJECT_TOO_MANY_TARGETS "TooManyTargets"
 #define PW_REJECT_INTERNAL "InternalError" /* with internal = 1 only; never sent */
 
 /* Longest accepted period (soft delete or hot cache): 100 years of days. */
@@ -108,5 +109,51 @@ size_t pw_request_op_count(const pw_request *req);
 const pw_request_op *pw_request_op_at(const pw_request *req, size_t i); /* NULL past the end */
 
 void pw_request_free(pw_request *req);
+
+/* ---------------------------------------------------------------- rollouts
+ *
+ * A request may carry "rollout" instead of "operations": templates (operations without a
+ * target) applied to each of many targets, in waves (schemas/README.md).  Its operations
+ * are the expansion, target-major: operation i is template i % templates on target
+ * i / templates, each one checked exactly like an operation of "operations" (schema of its
+ * kind, names, cluster host allow-list).  A target list is expanded at decode; a selector
+ * (every database of a cluster, every table of a database) only once the executor has
+ * listed the targets (pw_request_expand): until then the request has no operations. */
+typedef enum pw_request_source {
+    PW_REQUEST_TARGET_LIST = 0,   /* "targets": [...] */
+    PW_REQUEST_DATABASES_OF,      /* "targets": {"selector": {"databasesOf": {...}}}: ARM list */
+    PW_REQUEST_TABLES_OF,         /* "targets": {"selector": {"tablesOf": {...}}}: .show tables */
+} pw_request_source;
+
+#define PW_REQUEST_WAVE_STEPS_MAX 100
+
+typedef struct pw_request_rollout {
+    pw_request_source source;
+    const json_t *selector; /* the databasesOf / tablesOf object (borrowed); NULL for a list */
+    size_t templates;       /* operations per target */
+    size_t targets;         /* targets expanded so far (0 before a selector's expansion) */
+    size_t canary;          /* waves.canary: targets of wave 0 (default 1; 0: none) */
+    unsigned steps[PW_REQUEST_WAVE_STEPS_MAX]; /* waves.steps: cumulative percentages, rising,
+                                                  the last 100 (default [100]) */
+    size_t step_count;
+    size_t failure_budget;  /* waves.failureBudget: failed targets tolerated in all (0) */
+    unsigned pause_s;       /* waves.pauseBetweenWavesSeconds (0) */
+} pw_request_rollout;
+
+/* The rollout block, or NULL for a request of plain operations. */
+const pw_request_rollout *pw_request_rollout_of(const pw_request *req);
+
+/* The most targets a rollout may have (worker.rollout.targets.max). */
+size_t pw_request_targets_max(const pw_request *req);
+
+/* Target t of a rollout (0 <= t < targets), as given or listed (borrowed); NULL past the end. */
+const json_t *pw_request_target_at(const pw_request *req, size_t target);
+
+/* Expands a selector's rollout over targets (an array of target objects in the order Azure
+ * listed them; borrowed): every (target, template) pair is checked as at decode.  Returns 0,
+ * or -1 with rej filled (TooManyTargets past worker.rollout.targets.max, or the rejection a
+ * target would have got in a list; internal when out of memory) and the request unchanged.
+ * The checker req was decoded with must still live. */
+int pw_request_expand(pw_request *req, const json_t *targets, pw_rejection *rej);
 
 #endif

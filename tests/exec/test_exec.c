@@ -1274,6 +1274,94 @@ static void outcome_unknown_not_failed(void **state)
     harness_close();
 }
 
+
+/* ---- rollouts ---- */
+
+/* A rollout over the default tables StormEvents and Logs: table.caching hot = period, waves
+ * as given (JSON). */
+static void submit_rollout(const char *id, owned *o, int dry_run, const char *period,
+                           const char *waves)
+{
+    char t[1024];
+    snprintf(t, sizeof t,
+             "{\"schema\":\"adx-policy-request/v1\",\"id\":\"%s\",\"requestedBy\":\"exec@contoso.com\","
+             "\"dryRun\":%s,\"rollout\":{\"targets\":[" KUSTO_TABLE_TARGET("StormEvents") ","
+             KUSTO_TABLE_TARGET("Logs") "],\"operations\":[{\"kind\":\"table.caching\","
+             "\"hotCachePeriod\":\"%s\"}],\"waves\":%s}}",
+             id, dry_run ? "true" : "false", period, waves);
+    pw_rejection rej;
+    pw_request *req = pw_request_decode(checker, t, strlen(t), &rej);
+    if (!req) fail_msg("request rejected: %s %s", rej.code, rej.message);
+    pw_exec_submit(H.ex, req, owned_event, o);
+}
+
+static int r1_wave_over(void)
+{
+    return count_events("r-1", "wave") > 0;
+}
+
+/* The ownership gate treats a rollout like any request: revoked in the pause between two
+ * waves, it is handed back without a terminal event, and the second wave never starts. */
+static void rollout_revoked_between_waves(void **state)
+{
+    (void)state;
+    sim_reset();
+    owned_open();
+    submit_rollout("r-1", &owners[0], 0, "P6D",
+                   "{\"canary\":1,\"steps\":[\"100%\"],\"pauseBetweenWavesSeconds\":30}");
+    run_until(r1_wave_over);
+    owners[0].drop = 1;
+    pw_exec_recheck(H.ex);
+    run_until(g1_dropped);
+    assert_int_equal(H.terminals, 0);
+    assert_int_equal(pw_exec_in_flight(H.ex), 0);
+    json_t *p = sim_table_policy("StormEvents", "caching");
+    assert_non_null(p);
+    json_decref(p);
+    p = sim_table_policy("Logs", "caching");
+    assert_null(p); /* the second wave's target was never written */
+    harness_close();
+}
+
+static int r2_over(void)
+{
+    return count_events("r-2", "succeeded") + count_events("r-2", "failed") > 0;
+}
+
+/* A dry run rollout reads and plans every target: each result carries its plan, nothing is
+ * written, the totals count every target planned. */
+static void rollout_dry_run_plans_every_target(void **state)
+{
+    (void)state;
+    sim_reset();
+    owned_open();
+    submit_rollout("r-2", &owners[0], 1, "P6D", "{\"canary\":1}");
+    run_until(r2_over);
+    json_t *calls = sim_calls();
+    assert_only_reads(calls);
+    json_decref(calls);
+    size_t results = 0;
+    for (size_t i = 0; i < H.n_events; i++) {
+        const json_t *ro = json_object_get(H.events[i], "rollout");
+        size_t k;
+        const json_t *r;
+        json_array_foreach(json_object_get(ro, "results"), k, r)
+        {
+            assert_string_equal(json_string_value(json_object_get(r, "status")), "planned");
+            assert_non_null(json_object_get(json_array_get(json_object_get(r, "operations"), 0),
+                                            "plan"));
+            results++;
+        }
+    }
+    assert_int_equal(results, 2);
+    const json_t *last = H.events[H.n_events - 1];
+    assert_string_equal(json_string_value(json_object_get(last, "status")), "succeeded");
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_object_get(last, "rollout"), "totals"), "planned")),
+                     2);
+    harness_close();
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -1340,6 +1428,8 @@ int main(void)
         cmocka_unit_test(held_request_waits_then_runs),
         cmocka_unit_test(running_events_are_paced),
         cmocka_unit_test(outcome_unknown_not_failed),
+        cmocka_unit_test(rollout_revoked_between_waves),
+        cmocka_unit_test(rollout_dry_run_plans_every_target),
     };
     rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
     test_sim_stop(&sim);

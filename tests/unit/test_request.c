@@ -505,7 +505,8 @@ static void reply_codes_listed(void **state)
     const char *codes[] = {PW_AZ_CODE_THROTTLED,   PW_AZ_CODE_UNAVAILABLE, PW_AZ_CODE_TLS,
                            PW_AZ_CODE_AUTH,        PW_AZ_CODE_FORBIDDEN,   PW_AZ_CODE_NOT_FOUND,
                            PW_AZ_CODE_BAD_REQUEST, PW_AZ_CODE_DEADLINE,    PW_AZ_CODE_LRO_FAILED,
-                           PW_AZ_CODE_PROTOCOL,    "InternalError"};
+                           PW_AZ_CODE_PROTOCOL,    "InternalError",        "RolloutHalted",
+                           "TargetsFailed",        "TooManyTargets",       "InvalidTarget"};
     for (size_t i = 0; i < sizeof codes / sizeof *codes; i++) {
         if (!reply_valid(failed_event(codes[i], codes[i]))) fail_msg("%s not accepted", codes[i]);
     }
@@ -1007,6 +1008,190 @@ static void out_of_memory_is_internal(void **state)
     pw_rejection_clear(&rej);
 }
 
+
+/* ------------------------------------------------------------------ rollouts */
+
+/* A rollout request over n database targets db0.. (ARM form) with one template each of
+ * database.caching and database.retention, and waves (NULL: none).  New reference. */
+static json_t *rollout(size_t n, json_t *waves)
+{
+    json_t *targets = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "db%zu", i);
+        json_t *t = arm_target();
+        json_object_set_new(t, "database", json_string(name));
+        json_array_append_new(targets, t);
+    }
+    json_t *r = json_pack("{s:s, s:s, s:s, s:{s:o, s:[{s:s, s:s}, {s:s, s:s}]}}", "schema",
+                          "adx-policy-request/v1", "id", "chg-2026-000123", "requestedBy", "me",
+                          "rollout", "targets", targets, "operations", "kind", "database.caching",
+                          "hotCachePeriod", "P5D", "kind", "database.retention",
+                          "softDeletePeriod", "P10D");
+    if (waves) json_object_set_new(json_object_get(r, "rollout"), "waves", waves);
+    return r;
+}
+
+static json_t *ro_member(json_t *r, const char *key)
+{
+    return json_object_get(json_object_get(r, "rollout"), key);
+}
+
+static json_t *selector(const char *kind, json_t *fields)
+{
+    json_t *r = rollout(1, NULL);
+    json_object_set_new(json_object_get(r, "rollout"), "targets",
+                        json_pack("{s:{s:o}}", "selector", kind, fields));
+    return r;
+}
+
+static void rollouts_decode(void **state)
+{
+    (void)state;
+    pw_rejection rej;
+    /* a list: target-major operations, each checked and planned like an operation */
+    pw_request *req = decode_json(
+        rollout(3, json_pack("{s:i, s:[s, s], s:i, s:i}", "canary", 0, "steps", "50%", "100%",
+                             "failureBudget", 2, "pauseBetweenWavesSeconds", 5)),
+        &rej);
+    if (!req) fail_msg("%s: %s", rej.code, rej.message);
+    const pw_request_rollout *ro = pw_request_rollout_of(req);
+    assert_non_null(ro);
+    assert_int_equal(ro->source, PW_REQUEST_TARGET_LIST);
+    assert_int_equal(ro->templates, 2);
+    assert_int_equal(ro->targets, 3);
+    assert_int_equal(ro->canary, 0);
+    assert_int_equal(ro->step_count, 2);
+    assert_int_equal(ro->steps[0], 50);
+    assert_int_equal(ro->failure_budget, 2);
+    assert_int_equal(ro->pause_s, 5);
+    assert_int_equal(pw_request_op_count(req), 6);
+    assert_string_equal(pw_request_op_at(req, 3)->kind_name, "database.retention");
+    assert_string_equal(pw_request_op_at(req, 3)->database, "db1");
+    assert_string_equal(pw_request_op_at(req, 4)->database, "db2");
+    assert_int_equal(pw_request_op_at(req, 5)->route, PW_ROUTE_ARM);
+    assert_string_equal(json_string_value(json_object_get(pw_request_target_at(req, 2), "database")),
+                        "db2");
+    pw_plan *plan = pw_plan_new(req, NULL, NULL, 0);
+    assert_non_null(plan);
+    assert_int_equal(pw_plan_count(plan), 6);
+    pw_plan_free(plan);
+    pw_request_free(req);
+
+    /* defaults: canary 1, steps [100%], budget 0, no pause */
+    req = decode_json(rollout(2, NULL), &rej);
+    assert_non_null(req);
+    ro = pw_request_rollout_of(req);
+    assert_int_equal(ro->canary, 1);
+    assert_int_equal(ro->step_count, 1);
+    assert_int_equal(ro->steps[0], 100);
+    assert_int_equal(ro->failure_budget, 0);
+    pw_request_free(req);
+    req = decode_json(base(), &rej);
+    assert_null(pw_request_rollout_of(req)); /* a plain request */
+    pw_request_free(req);
+
+    /* limits: targets (worker.rollout.targets.max), templates (worker.operations.max) */
+    cfg.rollout_targets_max = 4;
+    req = decode_json(rollout(4, NULL), &rej);
+    assert_non_null(req);
+    pw_request_free(req);
+    expect(rollout(5, NULL), PW_REJECT_TOO_MANY_TARGETS, "/rollout/targets");
+    cfg.rollout_targets_max = 0; /* (the default, 10000) */
+    json_t *r = rollout(1, NULL);
+    for (int i = 0; i < 4; i++)
+        json_array_append(ro_member(r, "operations"), json_array_get(ro_member(r, "operations"), 0));
+    expect(r, PW_REJECT_TOO_MANY_OPERATIONS, "/rollout/operations");
+
+    /* one bad target rejects the request, located at the target */
+    r = rollout(3, NULL);
+    json_object_set_new(json_array_get(ro_member(r, "targets"), 1), "cluster", json_string("Bad"));
+    expect(r, PW_REJECT_INVALID_NAME, "/rollout/targets/1/cluster");
+    r = rollout(2, NULL);
+    json_array_append_new(ro_member(r, "targets"),
+                          json_pack("{s:s, s:s}", "clusterUri", "https://evil.example.com",
+                                    "database", "d"));
+    json_array_set_new(ro_member(r, "operations"), 0,
+                       json_pack("{s:s, s:s, s:s}", "kind", "database.caching", "via", "kusto",
+                                 "hotCachePeriod", "P1D"));
+    json_array_remove(ro_member(r, "operations"), 1);
+    expect(r, PW_REJECT_SCHEMA, "/rollout/targets/0"); /* kusto route: no clusterUri */
+    r = rollout(1, NULL);
+    json_object_set_new(json_array_get(ro_member(r, "operations"), 1), "softDeletePeriod",
+                        json_string("P1Y"));
+    expect(r, PW_REJECT_INVALID_DURATION, "/rollout/operations/1/softDeletePeriod");
+    r = rollout(1, NULL);
+    json_object_set_new(json_array_get(ro_member(r, "operations"), 0), "kind",
+                        json_string("database.nosuch"));
+    expect(r, PW_REJECT_UNKNOWN_KIND, NULL);
+    r = rollout(1, NULL);
+    json_object_set_new(json_array_get(ro_member(r, "operations"), 0), "target", arm_target());
+    expect(r, PW_REJECT_SCHEMA, "/rollout/operations/0"); /* a template has no target */
+    r = rollout(1, NULL);
+    json_t *plain = base();
+    json_object_set(r, "operations", json_object_get(plain, "operations"));
+    json_decref(plain);
+    expect(r, PW_REJECT_SCHEMA, NULL); /* operations and rollout: one or the other */
+
+    /* waves: rising steps, the last 100% */
+    expect(rollout(2, json_pack("{s:[s, s]}", "steps", "50%", "50%")), PW_REJECT_SCHEMA,
+           "/rollout/waves/steps/1");
+    expect(rollout(2, json_pack("{s:[s]}", "steps", "50%")), PW_REJECT_SCHEMA,
+           "/rollout/waves/steps/0");
+    expect(rollout(2, json_pack("{s:[s]}", "steps", "0%")), PW_REJECT_SCHEMA,
+           "/rollout/waves/steps/0");
+    expect(rollout(2, json_pack("{s:i}", "canary", -1)), PW_REJECT_SCHEMA, "/rollout/waves/canary");
+
+    /* selectors: the shapes, the selector's names checked at decode, the listing later */
+    req = decode_json(selector("databasesOf", json_pack("{s:s, s:s, s:s}", "subscriptionId", SUB,
+                                                        "resourceGroup", "testrg", "cluster",
+                                                        "mykustocluster")),
+                      &rej);
+    if (!req) fail_msg("%s: %s", rej.code, rej.message);
+    ro = pw_request_rollout_of(req);
+    assert_int_equal(ro->source, PW_REQUEST_DATABASES_OF);
+    assert_int_equal(pw_request_op_count(req), 0);
+    assert_int_equal(pw_request_targets_max(req), PW_CONFIG_ROLLOUT_TARGETS_MAX);
+    json_t *listed = json_pack("[{s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s}]", "subscriptionId",
+                               SUB, "resourceGroup", "testrg", "cluster", "mykustocluster",
+                               "database", "a", "subscriptionId", SUB, "resourceGroup", "testrg",
+                               "cluster", "mykustocluster", "database", "b");
+    assert_int_equal(pw_request_expand(req, listed, &rej), 0);
+    assert_int_equal(pw_request_op_count(req), 4);
+    assert_int_equal(pw_request_rollout_of(req)->targets, 2);
+    assert_string_equal(pw_request_op_at(req, 2)->database, "b");
+    json_object_set_new(json_array_get(listed, 1), "database", json_string("__bad__"));
+    assert_int_equal(pw_request_expand(req, listed, &rej), -1); /* nothing changed */
+    assert_string_equal(rej.code, PW_REJECT_INVALID_NAME);
+    assert_int_equal(pw_request_op_count(req), 4);
+    pw_rejection_clear(&rej);
+    cfg.rollout_targets_max = 1;
+    assert_int_equal(pw_request_expand(req, listed, &rej), -1);
+    assert_string_equal(rej.code, PW_REJECT_TOO_MANY_TARGETS);
+    pw_rejection_clear(&rej);
+    cfg.rollout_targets_max = 0;
+    json_decref(listed);
+    pw_request_free(req);
+
+    r = selector("tablesOf", json_pack("{s:s, s:s}", "clusterUri", URI, "database", "db"));
+    json_array_set_new(ro_member(r, "operations"), 0,
+                       json_pack("{s:s, s:s}", "kind", "table.caching", "hotCachePeriod", "P1D"));
+    json_array_remove(ro_member(r, "operations"), 1);
+    req = decode_json(r, &rej);
+    if (!req) fail_msg("%s: %s", rej.code, rej.message);
+    assert_int_equal(pw_request_rollout_of(req)->source, PW_REQUEST_TABLES_OF);
+    pw_request_free(req);
+    expect(selector("databasesOf", json_pack("{s:s, s:s, s:s}", "subscriptionId", SUB,
+                                             "resourceGroup", "testrg", "cluster", "Bad")),
+           PW_REJECT_INVALID_NAME, "/rollout/targets/selector/databasesOf/cluster");
+    expect(selector("tablesOf", json_pack("{s:s, s:s}", "clusterUri", "https://x.example.com",
+                                          "database", "db")),
+           PW_REJECT_SCHEMA, NULL); /* a table selector under database kinds */
+    expect(selector("viewsOf", json_pack("{s:s}", "clusterUri", URI)), PW_REJECT_SCHEMA, NULL);
+    expect(selector("databasesOf", json_pack("{s:s}", "cluster", "mykustocluster")),
+           PW_REJECT_SCHEMA, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1028,6 +1213,7 @@ int main(void)
         cmocka_unit_test(nul_and_surrogate_escapes),
         cmocka_unit_test(arm_path_limit),
         cmocka_unit_test(messages_a_person_can_act_on),
+        cmocka_unit_test(rollouts_decode),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

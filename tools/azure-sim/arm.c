@@ -2,7 +2,7 @@
  *
  * Routes (matched case-insensitively; {C} = /subscriptions/{sub}/resourceGroups/{rg}/
  * providers/Microsoft.Kusto/clusters/{cluster}):
- *   GET {C}/databases (one page), GET|PUT|PATCH|DELETE {C}/databases/{db}
+ *   GET {C}/databases (pages: $top, $skiptoken, nextLink), GET|PUT|PATCH|DELETE {C}/databases/{db}
  *   POST {C}/databases/{db}/addPrincipals | removePrincipals | listPrincipals
  *   GET {C}/databases/{db}/principalAssignments, GET|PUT|DELETE .../principalAssignments/{name}
  *   GET {C}/principalAssignments,                GET|PUT|DELETE {C}/principalAssignments/{name}
@@ -1330,20 +1330,59 @@ static void handle_db(arm_ctx *c)
     lro_headers(c, op);
 }
 
-/* GET {C}/databases (Databases_ListByCluster): one page, no nextLink. */
+/* GET {C}/databases (Databases_ListByCluster): pageable, as ARM lists it.  A page holds $top
+ * databases (5..1000; others: 400 InvalidParameter) or settings.armListPageSize (1000), in
+ * state order; while more remain, nextLink is the same URL with $skiptoken (opaque to
+ * clients: here the offset) and the request's $top. */
 static void handle_db_list(arm_ctx *c)
 {
-    json_t *value = json_array();
-    size_t i;
+    const char *top_s = c->req->query ? c->req->query(c->req, "$top") : NULL;
+    const char *skip_s = c->req->query ? c->req->query(c->req, "$skiptoken") : NULL;
+    long top = sim_setting(c->st, "armListPageSize", 1000), skip = 0;
+    char *end = NULL;
+    if (top_s) {
+        top = strtol(top_s, &end, 10);
+        if (!*top_s || *end || top < 5 || top > 1000) {
+            arm_error_target(c, 400, "InvalidParameter", "$top",
+                             "The value of $top must be an integer from 5 to 1000.");
+            return;
+        }
+    }
+    if (top < 1) top = 1;
+    if (skip_s) {
+        skip = strtol(skip_s, &end, 10);
+        if (!*skip_s || *end || skip < 0) {
+            arm_error_target(c, 400, "InvalidParameter", "$skiptoken",
+                             "The $skiptoken is not valid.");
+            return;
+        }
+    }
+    json_t *value = json_array(), *all = json_object_get(c->jcluster, "databases");
+    size_t i, listed = 0, remaining = 0;
     json_t *db;
-    json_array_foreach(json_object_get(c->jcluster, "databases"), i, db)
+    json_array_foreach(all, i, db)
     {
-        if (!jstr(db, "name")) continue;
+        if (!jstr(db, "name") || i < (size_t)skip) continue;
+        if (listed == (size_t)top) {
+            remaining = 1;
+            break;
+        }
         json_array_append_new(value, render_db(jstr(c->jsub, "id"), jstr(c->jrg, "name"),
                                                c->jcluster, db, db_prov(c, db)));
+        listed++;
+    }
+    json_t *body = json_pack("{s:o}", "value", value);
+    if (remaining) {
+        char next[2048];
+        snprintf(next, sizeof next,
+                 ARM_HOST_URL "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Kusto/"
+                              "clusters/%s/databases?api-version=%s&$skiptoken=%zu%s%s",
+                 jstr(c->jsub, "id"), jstr(c->jrg, "name"), jstr(c->jcluster, "name"),
+                 c->api_version, i, top_s ? "&$top=" : "", top_s ? top_s : "");
+        json_object_set_new(body, "nextLink", json_string(next));
     }
     c->resp->status = 200;
-    set_body(c->resp, json_pack("{s:o}", "value", value));
+    set_body(c->resp, body);
 }
 
 static void handle_principals(arm_ctx *c)

@@ -32,6 +32,7 @@ typedef struct sim_kusto_caller {
  *        roles admins, users, viewers, unrestrictedviewers, ingestors, monitors
  *   .add|.drop|.set table [Db.]T admins|ingestors (...), materialized-view [Db.]V admins (...)
  *   .show database D principals, .show table T principals, .show materialized-view V principals
+ *   .show tables (the request's database: TableName, DatabaseName, Folder, DocString)
  *   .show workload_groups, .show workload_group G, .create-or-alter workload_group G J,
  *        .alter-merge workload_group G J, .drop workload_group G
  * Policy keywords: caching, retention, merge, partitioning, ingestionbatching,

@@ -147,6 +147,7 @@ typedef struct cmd {
     const char *notes;
     int skip_results;
     int wg;              /* 1: .show workload_groups; 2: a command on workload group wg_name */
+    int show_tables;     /* .show tables (of the request's database) */
     const char *wg_name; /* borrowed from the tokens */
 } cmd;
 
@@ -840,6 +841,12 @@ static int parse_command(ctx *c, parser *p, cmd *k)
     c->activity_type = k->verb == V_SHOW ? "DN.AdminCommand.PolicyShowCommand"
                                          : "DN.AdminCommand.PolicyAlterCommand";
 
+    if (k->verb == V_SHOW && accept_kw(p, "tables")) {
+        /* .show tables: every table of the request's database */
+        k->show_tables = 1;
+        if (peek(p)->type != SK_TOK_EOF) return syntax(c, p);
+        return 0;
+    }
     if (accept_kw(p, "workload_group") || accept_kw(p, "workload_groups")) {
         if (parse_workload_group(c, p, k, is_kw(&p->t->v[p->i - 1], "workload_groups"))) return -1;
     } else if (k->verb == V_CREATE_OR_ALTER) {
@@ -1145,6 +1152,7 @@ static const char *const ROLE_COLS[] = {
     "Role",         "PrincipalType", "PrincipalDisplayName",    "PrincipalObjectId",
     "PrincipalFQN", "Notes",         "RoleAssignmentIdentifier"};
 static const char *const WG_COLS[] = {"WorkloadGroupName", "WorkloadGroup"};
+static const char *const TABLES_COLS[] = {"TableName", "DatabaseName", "Folder", "DocString"};
 
 /* {"Tables":[{"TableName":"Table_0","Columns":[string columns],"Rows":[]}]}; *rows is
  * borrowed from the frame. */
@@ -1803,6 +1811,28 @@ out:
     return rc;
 }
 
+/* .show tables: TableName, DatabaseName, Folder, DocString (the documentation's columns),
+ * one row per table of the request's database, in state order; any database role may. */
+static int run_show_tables(ctx *c)
+{
+    if (!c->ctx_db) return fail_bad(c, "the request names no database for '.show tables'");
+    if (!may(c, c->ctx_db, 0)) return fail_forbidden(c, c->ctx_db, "show tables");
+    c->activity_type = "DN.AdminCommand.TablesShowCommand";
+    json_t *rows, *t;
+    size_t i;
+    c->body = frame_new(TABLES_COLS, 4, &rows);
+    const char *db = json_string_value(json_object_get(c->ctx_db, "name"));
+    json_array_foreach(json_object_get(c->ctx_db, "tables"), i, t)
+    {
+        const char *folder = json_string_value(json_object_get(t, "folder"));
+        const char *doc = json_string_value(json_object_get(t, "docString"));
+        json_array_append_new(rows, json_pack("[s, s, s, s]",
+                                              json_string_value(json_object_get(t, "name")), db,
+                                              folder ? folder : "", doc ? doc : ""));
+    }
+    return 0;
+}
+
 static int execute(ctx *c, const char *db, const char *csl)
 {
     sim_kusto_tokens toks = {0};
@@ -1832,7 +1862,9 @@ static int execute(ctx *c, const char *db, const char *csl)
                       1, "Entity name '%.1100s' of kind 'Database' does not exist.", db);
     }
     if (rc == 0) {
-        if (k->wg)
+        if (k->show_tables)
+            rc = run_show_tables(c);
+        else if (k->wg)
             rc = run_wg(c, k);
         else if (k->principals || ROLE_VERB(k->verb))
             rc = run_roles(c, k);

@@ -767,6 +767,7 @@ static const char *const SETTING_KEYS[] = {
     "lroDurationMs",         "lroRetryAfterSeconds",    "tokenLifetimeSeconds",
     "armWriteBucket",        "armWriteRefillPerSecond", "kustoMaxConcurrent",
     "kustoCommandLatencyMs", "armReadBucket",           "armReadRefillPerSecond",
+    "armListPageSize",
 };
 
 static void admin_error(sim_response *resp, int status, const char *code, const char *msg)

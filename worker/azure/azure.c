@@ -1142,6 +1142,34 @@ int pw_azure_arm(pw_azure *az, const char *method, const char *path, const json_
     return call_go(az, c, err, errlen);
 }
 
+int pw_azure_arm_next(pw_azure *az, const char *url, const pw_azure_call *call, char *err,
+                      size_t errlen)
+{
+    size_t n = url ? strlen(url) : 0;
+    if (n == 0 || n > MAX_PATH_BYTES + 1024 || !pw_http_same_origin(url, az->arm_endpoint)) {
+        pw_err_set(err, errlen, "a nextLink must be a URL on the ARM endpoint's host");
+        return -1;
+    }
+    for (const char *p = url; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch <= ' ' || ch >= 0x7f || ch == '#' || ch == '\\') {
+            pw_err_set(err, errlen, "a nextLink holds characters no URL may hold");
+            return -1;
+        }
+    }
+    az_call *c = call_new(az, call, 0, err, errlen);
+    if (!c) return -1;
+    snprintf(c->method, sizeof c->method, "GET");
+    c->url = strdup(url);
+    c->audience = strdup(az->arm_endpoint);
+    if (!c->url || !c->audience) {
+        pw_err_set(err, errlen, "out of memory");
+        call_discard(c);
+        return -1;
+    }
+    return call_go(az, c, err, errlen);
+}
+
 int pw_azure_kusto_mgmt(pw_azure *az, const char *cluster_uri, const char *db, const char *csl,
                         const pw_azure_call *call, char *err, size_t errlen)
 {

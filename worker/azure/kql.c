@@ -147,6 +147,37 @@ static int first_cell(const json_t *v1, const char *name, const json_t **cell, i
     return 0;
 }
 
+json_t *pw_kql_parse_column(const json_t *v1, const char *column, size_t max, char *err,
+                            size_t errlen)
+{
+    const json_t *table = json_array_get(json_object_get(v1, "Tables"), 0);
+    const json_t *rows = json_object_get(table, "Rows");
+    long col = column_index(json_object_get(table, "Columns"), column);
+    if (!json_is_array(rows) || col < 0) {
+        pw_err_set(err, errlen, "the answer has no result table with a %s column", column);
+        return NULL;
+    }
+    json_t *out = json_array();
+    size_t i;
+    const json_t *row;
+    json_array_foreach(rows, i, row)
+    {
+        if (!out || i > max) break;
+        const json_t *cell = json_array_get(row, (size_t)col);
+        if (!json_is_string(cell)) {
+            pw_err_set(err, errlen, "row %zu of the answer has no %s string", i, column);
+            json_decref(out);
+            return NULL;
+        }
+        if (json_array_append(out, (json_t *)cell) != 0) {
+            json_decref(out);
+            out = NULL;
+        }
+    }
+    if (!out) pw_err_set(err, errlen, "out of memory");
+    return out;
+}
+
 /* A cell holding JSON text (or JSON already): *doc a new reference, NULL for null. */
 static int cell_json(const json_t *cell, json_t **doc, char *err, size_t errlen)
 {

@@ -276,7 +276,8 @@ static void ctx_targets(req_ctx *c, const pw_request *req)
     if (!c->tracked) return;
     uint64_t keys[PW_OFFSETS_TARGETS_MAX];
     size_t n = req ? pw_request_op_count(req) : 0;
-    int known = n <= PW_OFFSETS_TARGETS_MAX;
+    /* a rollout's targets may be listed only later: they are not known here */
+    int known = n <= PW_OFFSETS_TARGETS_MAX && !(req && pw_request_rollout_of(req));
     for (size_t i = 0; known && i < n; i++) {
         char *key = pw_plan_lane_key(pw_request_op_at(req, i));
         if (!key) {
@@ -289,7 +290,8 @@ static void ctx_targets(req_ctx *c, const pw_request *req)
         keys[i] = h;
         free(key);
     }
-    pw_offsets_targets(c->s->ledger, c->topic, c->partition, c->offset, known ? keys : NULL, n);
+    pw_offsets_targets(c->s->ledger, c->topic, c->partition, c->offset, known ? keys : NULL,
+                       known ? n : PW_OFFSETS_TARGETS_MAX + 1);
 }
 
 /* The terminal message (reply or dead-letter) of one Kafka message is acknowledged, or can

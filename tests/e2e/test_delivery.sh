@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # e2e: the broker goes away while a request runs, so its terminal reply cannot be delivered
 # in time (message.timeout.ms); the worker produces it again until the broker acknowledges
-# it, and only then stores the offset.  The worker stays up.  Then a fatal producer error
+# it, and only then commits past its offset.  The worker stays up.  Then a fatal producer error
 # (sequence out of sync): the producer is replaced and the terminal reply still delivered.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -15,14 +15,23 @@ pw_kafka_ctl "$KAFKA_CTL" broker-down 1 >/dev/null || pw_fail "kafka-mock refuse
 pw_log "broker down while deliver-1 runs"
 pw_wait_until 60 grep -q '"event":"reply.delivery_retry"' "$PW_TMP/worker.err" ||
   pw_fail "no delivery retry while the broker was down"
-grep -q '"event":"kafka.stored".*adx.policy.requests' "$PW_TMP/worker.err" &&
-  pw_fail "an offset was stored before the terminal reply was delivered"
+# where deliver-1 is (partition, offset), and whether a commit went past it
+where=$(jq -r 'select(.requestId == "deliver-1" and .event == "request.received") | .msg' \
+  "$PW_TMP/worker.err" | head -1)
+part=$(printf '%s' "$where" | sed -E 's/.*\[([0-9]+)\].*/\1/')
+off=$(printf '%s' "$where" | sed -E 's/.*@ ([0-9]+).*/\1/')
+[ -n "$part" ] && [ -n "$off" ] || pw_fail "deliver-1 was not received: $where"
+committed_past() {
+  jq -r --arg p "[$part]" 'select(.event == "kafka.committed") | .msg | select(contains($p))' \
+    "$PW_TMP/worker.err" | sed -E 's/.*@ ([0-9]+).*/\1/' | awk -v o="$off" '$1 > o {f=1} END {exit !f}'
+}
+committed_past && pw_fail "deliver-1's offset was committed before its terminal reply was delivered"
 pw_kafka_ctl "$KAFKA_CTL" broker-up 1 >/dev/null || pw_fail "kafka-mock refused broker-up"
 pw_log "broker up"
 t=$(e2e_wait_terminal deliver-1 120)
 e2e_expect "deliver-1 succeeded" '.status == "succeeded"' "$t"
-pw_wait_until 60 grep -q '"event":"kafka.stored"' "$PW_TMP/worker.err" ||
-  pw_fail "the offset was not stored after the terminal reply was delivered"
+pw_wait_until 60 committed_past ||
+  pw_fail "deliver-1's offset was not committed after its terminal reply was delivered"
 e2e_worker_alive
 
 # The idempotent producer's sequence loses sync with the broker (a fatal error for that

@@ -7,6 +7,7 @@ pkgs=(
   librdkafka-dev libcurl4-openssl-dev libjansson-dev libssl-dev
   libmicrohttpd-dev libcmocka-dev libpcre2-dev
   kcat curl jq openssl ca-certificates procps iproute2 python3 python3-jsonschema valgrind
+  python3-prometheus-client
 )
 
 missing=()

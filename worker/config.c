@@ -1,5 +1,7 @@
 /* config.c: loads the worker's key=value configuration file and the AZURE_* environment. */
 #include "pw/config.h"
+
+#include "pw/admin.h"
 #include "pw/ops.h"
 
 #include <ctype.h>
@@ -148,7 +150,9 @@ static int set_defaults(pw_config *cfg, char *err, size_t errlen)
         replace_str(&cfg->reply_topic, "adx.policy.replies") ||
         replace_str(&cfg->dead_letter_topic, "adx.policy.deadletter") ||
         replace_str(&cfg->schemas_dir, PW_SOURCE_SCHEMAS_DIR) ||
-        replace_str(&cfg->log_level, "info"))
+        replace_str(&cfg->log_level, "info") ||
+        replace_str(&cfg->admin_listen, PW_CONFIG_ADMIN_LISTEN) ||
+        replace_str(&cfg->credential_check, "on"))
         goto oom;
     cfg->max_in_flight = 1000;
     cfg->max_uncommitted = 10000;
@@ -205,6 +209,8 @@ static const key_spec key_specs[] = {
     {"worker.kinds.allowed", K_LIST, 0, 0, F(kinds_allowed), 0},
     {"worker.kinds.privileged.allowed", K_LIST, 0, 0, F(kinds_privileged_allowed), 0},
     {"worker.log.level", K_STR, 0, 0, F(log_level), 0},
+    {"worker.admin.listen", K_STR, 0, 0, F(admin_listen), 0},
+    {"worker.credential.check", K_STR, 0, 0, F(credential_check), 0},
     NUMK("worker.inflight.max", max_in_flight, 1, 1000000),
     NUMK("worker.uncommitted.max", max_uncommitted, 1, 10000000),
     NUMK("worker.message.max.bytes", max_message_bytes, 2, 100 * 1024 * 1024),
@@ -521,6 +527,18 @@ static int check_values(pw_config *cfg, char *err, size_t errlen)
                    lvl);
         return -1;
     }
+    if (strcmp(cfg->credential_check, "on") && strcmp(cfg->credential_check, "off")) {
+        pw_err_set(err, errlen, "worker.credential.check: expected on or off, not \"%s\"",
+                   cfg->credential_check);
+        return -1;
+    }
+    if (cfg->admin_listen[0] && !pw_admin_listen_ok(cfg->admin_listen)) {
+        pw_err_set(err, errlen,
+                   "worker.admin.listen: \"%s\" is not HOST:PORT with an IP address (e.g. "
+                   "127.0.0.1:9464, [::1]:9464, 0.0.0.0:9464; empty disables it)",
+                   cfg->admin_listen);
+        return -1;
+    }
     const char *urls[][2] = {{"azure.authority.host", cfg->azure.authority_host},
                              {"azure.arm.endpoint", cfg->azure.arm_endpoint}};
     for (size_t i = 0; i < 2; i++) {
@@ -631,6 +649,8 @@ void pw_config_free(pw_config *cfg)
     free_list(cfg->kinds_allowed, cfg->kinds_allowed_count);
     free_list(cfg->kinds_privileged_allowed, cfg->kinds_privileged_allowed_count);
     free(cfg->log_level);
+    free(cfg->admin_listen);
+    free(cfg->credential_check);
     free_list(cfg->kusto_host_suffixes, cfg->kusto_host_suffix_count);
     if (cfg->azure.client_secret) {
         /* Do not leave the secret lying in freed heap memory. */

@@ -20,6 +20,7 @@
 #include "pw/reply.h"
 #include "pw/rollout.h"
 #include "pw/log.h"
+#include "pw/metrics.h"
 #include "pw/kql.h"
 #include "pw/plan.h"
 #include "pw/value.h"
@@ -450,6 +451,11 @@ static void skip_ops(req_state *rs, size_t from, size_t to)
 {
     for (size_t j = from; j < to; j++) {
         rs->ops[j].status = OP_SKIPPED;
+        if (rs->plan) {
+            const pw_request_op *rop = pw_plan_op_at(rs->plan, j)->op;
+            pw_metrics_add(PW_M_OPERATIONS, 1, rop->kind_name, pw_ops_route_name(rop->route),
+                           op_status_names[OP_SKIPPED]);
+        }
         lane *lj = rs->ops[j].lane;
         if (lj && lane_remove(lj, rs, j)) queue_kick(rs->ex, lj);
     }
@@ -624,6 +630,9 @@ static void finish_op(op_state *os, op_status status)
         pw_loop_timer_cancel(ex->loop, os->progress_timer);
         os->progress_timer = NULL;
     }
+    const pw_request_op *rop = pw_plan_op_at(rs->plan, os->index)->op;
+    pw_metrics_add(PW_M_OPERATIONS, 1, rop->kind_name, pw_ops_route_name(rop->route),
+                   op_status_names[status]);
     pw_log(stops ? PW_LOG_WARN : PW_LOG_INFO, pw_request_id(rs->req), "op.finished",
            "operation %zu %s: %s in %llu ms", os->index,
            pw_plan_op_at(rs->plan, os->index)->op->kind_name, op_status_names[status],

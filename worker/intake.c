@@ -1,12 +1,14 @@
 /* intake.c: Kafka consumer on the event loop: subscribe, rebalance, claims, pause/resume, commits. */
 #include "pw/intake.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pw/kafka.h"
 #include "pw/log.h"
+#include "pw/metrics.h"
 #include "pw/status.h"
 
 #define INTAKE_POLL_BATCH 500     /* messages per wake-up before yielding to the loop */
@@ -17,6 +19,7 @@
 #define INTAKE_COMMITTED_TIMEOUT_MS 5000
 #define INTAKE_COMMITTED_RETRY_TIMEOUT_MS 1000
 #define INTAKE_CLAIM_RETRY_MS 500 /* a claim refused or unsent is sent again */
+#define INTAKE_STATS_INTERVAL_MS "10000" /* librdkafka statistics, for the lag gauges */
 /* unless kafka.partition.assignment.strategy says otherwise */
 #define INTAKE_DEFAULT_ASSIGNOR "cooperative-sticky"
 /* Before this librdkafka version a commit that meets a cooperative rebalance fails with
@@ -34,6 +37,7 @@ struct pw_intake {
     pw_timer *again;
     int paused;
     int stopped;
+    int joined; /* an assignment came */
     int closed;
     int abandoned; /* close did not finish in time: destroy without closing again */
     /* A revoke whose release (commit, unassign) waits for pw_intake_release: the
@@ -264,6 +268,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         /* Paused until claimed (set either way: librdkafka keeps a partition paused across a
          * revoke and a later re-assignment, and the intake may have resumed in between). */
         pause_list(in, parts, 1);
+        in->joined = 1;
         in->assign_epoch++;
         if (!in->claiming) in->claiming = rd_kafka_topic_partition_list_new(parts->cnt);
         for (int i = 0; i < parts->cnt; i++) {
@@ -328,6 +333,31 @@ static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (offsets->elems[i].offset >= 0)
             pw_log(PW_LOG_DEBUG, NULL, "kafka.committed", "%s [%d] @ %lld", offsets->elems[i].topic,
                    (int)offsets->elems[i].partition, (long long)offsets->elems[i].offset);
+}
+
+/* librdkafka's statistics: each partition's consumer_lag as a gauge. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    json_t *st = json_loadb(json, len, 0, NULL);
+    const char *tname;
+    json_t *t;
+    json_object_foreach(json_object_get(st, "topics"), tname, t)
+    {
+        const char *pname;
+        json_t *p;
+        json_object_foreach(json_object_get(t, "partitions"), pname, p)
+        {
+            json_t *lag = json_object_get(p, "consumer_lag");
+            if (!strcmp(pname, "-1") || !json_is_integer(lag) || json_integer_value(lag) < 0)
+                continue;
+            pw_metrics_set(PW_M_CONSUMER_LAG, (double)json_integer_value(lag), tname, pname,
+                           NULL);
+        }
+    }
+    json_decref(st);
+    return 0; /* librdkafka frees json */
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -405,6 +435,16 @@ pw_intake *pw_intake_new(pw_loop *loop, const pw_config *cfg, const pw_intake_ha
         rd_kafka_conf_destroy(conf);
         goto fail;
     }
+    if (cfg->admin_listen[0]) {
+        if (!pw_config_kafka_get(cfg, "statistics.interval.ms") &&
+            rd_kafka_conf_set(conf, "statistics.interval.ms", INTAKE_STATS_INTERVAL_MS, rderr,
+                              sizeof rderr)) {
+            pw_err_set(err, errlen, "consumer configuration: %s", rderr);
+            rd_kafka_conf_destroy(conf);
+            goto fail;
+        }
+        rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(conf, offset_commit_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
@@ -453,6 +493,24 @@ void pw_intake_pause(pw_intake *in, int paused)
 int pw_intake_paused(const pw_intake *in)
 {
     return in->paused;
+}
+
+int pw_intake_joined(const pw_intake *in)
+{
+    return in->joined;
+}
+
+size_t pw_intake_paused_partitions(const pw_intake *in)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    size_t n = 0;
+    if (rd_kafka_assignment(in->rk, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR && parts)
+        for (int i = 0; i < parts->cnt; i++)
+            if (in->paused || in->stopped ||
+                !may_resume(in, parts->elems[i].topic, parts->elems[i].partition))
+                n++;
+    if (parts) rd_kafka_topic_partition_list_destroy(parts);
+    return n;
 }
 
 int pw_intake_revoking(const pw_intake *in)

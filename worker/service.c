@@ -14,11 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pw/admin.h"
 #include "pw/azure.h"
 #include "pw/exec.h"
 #include "pw/intake.h"
 #include "pw/log.h"
 #include "pw/loop.h"
+#include "pw/metrics.h"
 #include "pw/offsets.h"
 #include "pw/plan.h"
 #include "pw/producer.h"
@@ -33,6 +35,8 @@
 #define SVC_COMMIT_DELAY_MS 20 /* commit points are committed this soon (coalesced) */
 #define SVC_PROBE_RETRY_MS 1000      /* an unanswered or failed ownership probe is sent again */
 #define SVC_SKIP_MAX 10000           /* done offsets above the commit point kept per partition */
+#define SVC_CREDENTIAL_RETRY_MIN_MS 1000  /* the start-up credential check, tried again after */
+#define SVC_CREDENTIAL_RETRY_MAX_MS 60000 /* ... doubling up to this */
 
 #define SVC_DEAD_LETTER_HEADERS 9 /* six about the message, the correlation id, two when cut */
 
@@ -84,6 +88,7 @@ typedef struct req_ctx {
     int64_t offset;
     int tracked; /* in the offsets ledger */
     int terminal_sent;
+    uint64_t received_ms; /* when it was taken (pw_loop_now_ms) */
     part_state *part;
     unsigned epoch;       /* part's epoch when the message arrived */
     dead_letter_info *dl; /* owned; set while a dead letter is in flight */
@@ -121,6 +126,12 @@ struct svc {
     uint64_t stall_ms;
     int fenced;
     int closing; /* tearing down: contexts are freed without further bookkeeping */
+    pw_admin *admin; /* NULL when worker.admin.listen is empty */
+    /* The start-up credential check (worker.credential.check): until a token for ARM was
+     * obtained, nothing is consumed. */
+    int credential_ok;
+    int credential_failures;
+    pw_timer *credential_timer;
     /* This process's mark in its commits' metadata (random at start, see on_assigned). */
     char token[PW_OFFSETS_TOKEN_MAX + 1];
 };
@@ -182,10 +193,10 @@ static void finish_loop_if_drained(svc *s)
 static void update_backpressure(svc *s)
 {
     if (s->draining) return;
-    int over = s->in_flight >= s->cfg->max_in_flight ||
+    int over = !s->credential_ok || s->in_flight >= s->cfg->max_in_flight ||
                pw_offsets_pending_total(s->ledger) >= s->cfg->max_uncommitted;
     if (over != pw_intake_paused(s->intake)) {
-        if (over)
+        if (over && s->credential_ok)
             pw_log(PW_LOG_INFO, NULL, "worker.backpressure",
                    "pausing intake: %zu in flight, "
                    "%zu uncommitted",
@@ -367,6 +378,13 @@ static void send_event(req_ctx *c, json_t *event, int terminal)
                               terminal, terminal ? on_terminal_acked : NULL, terminal ? c : NULL,
                               err, sizeof err);
     free(text);
+    if (terminal && status) {
+        json_t *e = json_object_get(event, "error");
+        const char *code = json_string_value(json_object_get(e, "code"));
+        pw_metrics_add(PW_M_REQUESTS, 1, status, code ? code : "", NULL);
+        pw_metrics_observe(PW_M_REQUEST_SECONDS,
+                           (double)(pw_loop_now_ms(s->loop) - c->received_ms) / 1000, status);
+    }
     if (rc) {
         pw_log(PW_LOG_ERROR, c->id, "reply.send_failed", "%s", text ? err : "out of memory");
         /* Cannot even queue it: count it finished but leave its offset uncommitted. */
@@ -426,6 +444,7 @@ static void dead_letter(svc *s, req_ctx *c, const rd_kafka_message_t *msg, const
 {
     pw_log(PW_LOG_WARN, NULL, "request.deadletter", "%s [%d] @ %lld: %s: %s", c->topic,
            (int)msg->partition, (long long)msg->offset, rej->code, rej->message);
+    pw_metrics_add(PW_M_DEAD_LETTERS, 1, rej->code, NULL, NULL);
     dead_letter_info *dl = calloc(1, sizeof *dl);
     if (!dl) {
         /* Cannot even be queued: count it finished but leave its offset uncommitted. */
@@ -480,6 +499,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
     s->live = c;
     c->partition = msg->partition;
     c->offset = msg->offset;
+    c->received_ms = pw_loop_now_ms(s->loop);
     if ((c->part = part_get(s, topic, msg->partition))) {
         c->epoch = c->part->epoch;
         c->part->live++;
@@ -495,6 +515,7 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
          * before it on the same targets is replayed: answered already, nothing to do. */
         pw_log(PW_LOG_DEBUG, NULL, "request.already_done", "%s [%d] @ %lld", topic,
                (int)msg->partition, (long long)msg->offset);
+        pw_metrics_add(PW_M_SKIPPED_DONE, 1, NULL, NULL, NULL);
         ctx_targets(c, NULL);
         ctx_done(c);
         ctx_finished(c);
@@ -710,12 +731,76 @@ static int stall_check(svc *s)
     return 1;
 }
 
+/* What /readyz and the gauges say, from the loop's own state (the admin thread reads it). */
+static void report_state(svc *s)
+{
+    pw_metrics_set(PW_M_REQUESTS_IN_FLIGHT, (double)s->in_flight, NULL, NULL, NULL);
+    pw_metrics_set(PW_M_OPERATIONS_IN_FLIGHT, (double)pw_exec_in_flight(s->exec), NULL, NULL,
+                   NULL);
+    pw_metrics_set(PW_M_PARTITIONS_PAUSED, (double)pw_intake_paused_partitions(s->intake), NULL,
+                   NULL, NULL);
+    if (!s->admin) return;
+    pw_admin_beat(s->admin, pw_monotonic_ms());
+    char why[256];
+    snprintf(why, sizeof why, "not yet a member of group %s",
+             pw_config_kafka_get(s->cfg, "group.id") ? pw_config_kafka_get(s->cfg, "group.id")
+                                                     : "(none)");
+    pw_admin_ready(s->admin, PW_ADMIN_CONSUMER, pw_intake_joined(s->intake) ? NULL : why);
+    pw_admin_ready(s->admin, PW_ADMIN_PRODUCER,
+                   pw_producer_fatal(s->producer) ? "the Kafka producer failed for good" : NULL);
+}
+
 static void tick_cb(pw_loop *loop, void *ctx)
 {
     svc *s = ctx;
     s->tick_timer = pw_loop_timer_add(loop, SVC_TICK_MS, tick_cb, s);
     stall_check(s);
     s->last_tick_ms = pw_monotonic_ms();
+    report_state(s);
+}
+
+static void credential_check(svc *s);
+
+static void credential_retry_cb(pw_loop *loop, void *ctx)
+{
+    (void)loop;
+    svc *s = ctx;
+    s->credential_timer = NULL;
+    credential_check(s);
+}
+
+/* The start-up check's answer: a token, so requests may come; or why not, said once as an
+ * error (then as warnings), and tried again with backoff while /readyz says so. */
+static void credential_checked(void *ctx, const char *code, const char *message)
+{
+    svc *s = ctx;
+    if (!code) {
+        s->credential_ok = 1;
+        pw_log(PW_LOG_INFO, NULL, "credential.ok", "a token for ARM was obtained%s",
+               s->credential_failures ? " (after failures); taking requests" : "");
+        pw_admin_ready(s->admin, PW_ADMIN_CREDENTIAL, NULL);
+        update_backpressure(s);
+        return;
+    }
+    uint64_t delay = SVC_CREDENTIAL_RETRY_MIN_MS;
+    for (int i = 0; i < s->credential_failures && delay < SVC_CREDENTIAL_RETRY_MAX_MS; i++)
+        delay *= 2;
+    if (delay > SVC_CREDENTIAL_RETRY_MAX_MS) delay = SVC_CREDENTIAL_RETRY_MAX_MS;
+    char why[PW_ADMIN_REASON_MAX];
+    snprintf(why, sizeof why, "%s: %s", code, message ? message : "");
+    pw_log(s->credential_failures ? PW_LOG_WARN : PW_LOG_ERROR, NULL, "credential.failed",
+           "no token for ARM (%s); no request is taken until there is one; trying again in "
+           "%llu ms",
+           why, (unsigned long long)delay);
+    s->credential_failures++;
+    pw_admin_ready(s->admin, PW_ADMIN_CREDENTIAL, why);
+    s->credential_timer = pw_loop_timer_add(s->loop, delay, credential_retry_cb, s);
+}
+
+static void credential_check(svc *s)
+{
+    if (pw_azure_check_credential(s->azure, credential_checked, s))
+        credential_checked(s, "InternalError", "out of memory");
 }
 
 static pw_exec_gate gate_cb(void *ctx)
@@ -992,7 +1077,14 @@ int pw_service_run(const pw_config *cfg)
                             .on_assigned = on_assigned,
                             .commit_points = commit_points_cb,
                             .ctx = s};
+    if (cfg->admin_listen[0] && !(s->admin = pw_admin_start(cfg->admin_listen, err, sizeof err)))
+        goto start_failed;
+    s->credential_ok = strcmp(cfg->credential_check, "on") != 0;
+    pw_admin_ready(s->admin, PW_ADMIN_CREDENTIAL,
+                   s->credential_ok ? NULL : "checking: obtaining a token for ARM");
     if (!(s->intake = pw_intake_new(s->loop, cfg, &h, err, sizeof err))) goto start_failed;
+    update_backpressure(s); /* (paused until the credential is checked) */
+    if (!s->credential_ok) credential_check(s);
     pw_exec_owner owner = {.gate = gate_cb, .dropped = dropped_cb};
     pw_exec_set_owner(s->exec, &owner);
     /* (librdkafka always holds a value for it, its default when not configured) */
@@ -1046,6 +1138,8 @@ out:;
     pw_loop_timer_cancel(s->loop, s->revoke_timer);
     pw_loop_timer_cancel(s->loop, s->release_timer);
     pw_loop_timer_cancel(s->loop, s->commit_timer);
+    pw_loop_timer_cancel(s->loop, s->credential_timer);
+    pw_admin_stop(s->admin); /* (first: it reads the metrics the rest updates) */
     pw_intake_free(s->intake);
     pw_exec_free(s->exec); /* abandons unfinished requests: their contexts leak no callbacks */
     pw_producer_free(s->producer);

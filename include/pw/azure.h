@@ -250,6 +250,13 @@ int pw_azure_kusto_mgmt(pw_azure *az, const char *cluster_uri, const char *db, c
  * on_done never comes), 0 when the call must run to its end (or there is none). */
 int pw_azure_abandon(pw_azure *az, void *ctx);
 
+/* Obtains a token for ARM now (cached or fetched), to check the credential: cb runs once,
+ * later, with code NULL (a token) or a PW_AZ_CODE_* and Azure's message (scrubbed).  One
+ * check at a time; a second one replaces the first (no callback for it).  -1 on
+ * out-of-memory. */
+typedef void (*pw_azure_check_cb)(void *ctx, const char *code, const char *message);
+int pw_azure_check_credential(pw_azure *az, pw_azure_check_cb cb, void *ctx);
+
 /* Calls in flight (for drain and metrics). */
 size_t pw_azure_in_flight(const pw_azure *az);
 

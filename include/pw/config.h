@@ -20,6 +20,7 @@
 #define PW_CONFIG_QUEUE_TIMEOUT_MS 3600000
 #define PW_CONFIG_COALESCE_MAX 64
 #define PW_CONFIG_ROLLOUT_TARGETS_MAX 10000
+#define PW_CONFIG_ADMIN_LISTEN "127.0.0.1:9464" /* Prometheus' port range; loopback */
 
 typedef struct pw_config_kv {
     char *key; /* without the "kafka." prefix */
@@ -68,6 +69,10 @@ typedef struct pw_config {
     long reply_retry_backoff_ms; /* worker.reply.retry.backoff.ms: wait before re-producing a
                                     reply whose delivery failed; default 1000 */
     char *log_level;             /* worker.log.level: debug|info|warn|error; default info */
+    char *admin_listen;          /* worker.admin.listen: HOST:PORT of /healthz, /readyz and
+                                    /metrics; default PW_CONFIG_ADMIN_LISTEN; "" disables */
+    char *credential_check;      /* worker.credential.check: on (default) | off: obtain a token
+                                    for ARM before taking requests */
 
     char **kusto_host_suffixes; /* azure.kusto.host.suffixes: comma list; default the public and
                                    sovereign Kusto suffixes (".kusto.windows.net", ...) */

@@ -14,7 +14,9 @@
  * cooperative; cooperative-sticky by default from librdkafka 2.10 on, see intake.c;
  * kafka.partition.assignment.strategy chooses);
  * every partition assigned starts in the intake's pause state, whatever state
- * librdkafka kept for it from an earlier assignment. */
+ * librdkafka kept for it from an earlier assignment.
+ * With the admin endpoint on, librdkafka's statistics (statistics.interval.ms, 10 s unless
+ * configured) feed the consumer lag of every assigned partition (pw/metrics.h). */
 #ifndef PW_INTAKE_H
 #define PW_INTAKE_H
 
@@ -77,6 +79,11 @@ long pw_intake_session_timeout_ms(const pw_intake *in);
 
 /* librdkafka already knows the assignment was lost (session timeout, fenced member). */
 int pw_intake_assignment_lost(const pw_intake *in);
+
+/* 1 once the consumer joined its group (an assignment came, empty or not). */
+int pw_intake_joined(const pw_intake *in);
+/* Assigned partitions paused now (back-pressure, a revoke being drained, a claim). */
+size_t pw_intake_paused_partitions(const pw_intake *in);
 
 /* Commits the commit points now, asynchronously. */
 void pw_intake_commit(pw_intake *in);

@@ -113,6 +113,7 @@ worker.operation.timeout.ms=20000
 worker.drain.timeout.ms=15000
 worker.message.max.bytes=65536
 worker.log.level=${E2E_LOG_LEVEL:-debug}
+worker.admin.listen=127.0.0.1:0
 azure.tenant.id=$TENANT
 azure.client.id=$CLIENT
 azure.client.secret=$SECRET

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "pw/log.h"
+#include "pw/metrics.h"
 #include "pw/status.h"
 
 enum {
@@ -369,6 +370,12 @@ static void on_token(void *ctx, const pw_http_resp *r)
     pw_aad *aad = e->aad;
     e->xfer = NULL;
     e->retry_cause = NULL;
+    pw_metrics_add(PW_M_AZURE_REQUESTS, 1, PW_METRICS_HOST_AAD,
+                   pw_metrics_status_class(r->fail == PW_OK ? r->status : 0), NULL);
+    if (r->fail == PW_OK && r->status == 429)
+        pw_metrics_add(PW_M_AZURE_THROTTLED, 1, PW_METRICS_HOST_AAD, NULL, NULL);
+    pw_metrics_add(PW_M_TOKEN_REQUESTS, 1, r->fail == PW_OK && r->status == 200 ? "ok" : "failed",
+                   NULL, NULL);
     if (r->fail == PW_ERR_TLS) {
         fail_all(e, PW_AZ_CODE_TLS, 0, 0, r->error);
         return;

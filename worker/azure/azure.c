@@ -16,6 +16,7 @@
 #include "http.h"
 #include "pace.h"
 #include "pw/log.h"
+#include "pw/metrics.h"
 
 enum { MAX_PATH_BYTES = PW_AZ_ARM_PATH_MAX, MAX_CSL_BYTES = 1 << 20, MAX_ID_BYTES = 128 };
 
@@ -75,6 +76,9 @@ struct pw_azure {
     pw_pace *pace;
     pw_timer *pace_timer; /* admits what can go when it fires */
     uint64_t pace_due_ms;
+    pw_aad_wait *check_wait; /* pw_azure_check_credential's */
+    pw_azure_check_cb check_cb;
+    void *check_ctx;
     /* Requests of kinds that are not paced (the budget set to 0), for pw_azure_stats. */
     uint64_t unpaced_sent[PW_AZ_PACE_KINDS], unpaced_429[PW_AZ_PACE_KINDS];
 };
@@ -110,6 +114,17 @@ void pw_azure_config_defaults(pw_azure_config *cfg)
      * 2-core SKUs.  8 leaves more than half of that to everyone else (and matches azure-sim's
      * kustoMaxConcurrent); raise it for big clusters the worker has to itself. */
     cfg->kusto_concurrent_max = 8;
+}
+
+static const char *host_class(const az_call *c)
+{
+    return c->kusto ? PW_METRICS_HOST_KUSTO : PW_METRICS_HOST_ARM;
+}
+
+static void count_poll(az_call *c)
+{
+    c->polls++;
+    pw_metrics_add(PW_M_AZURE_LRO_POLLS, 1, NULL, NULL, NULL);
 }
 
 static const char *rid(const az_call *c)
@@ -345,6 +360,7 @@ static void finish(az_call *c, const char *code, int retryable, json_t *body, co
     pw_http_redact(az->http, r->azure_code, sizeof r->azure_code, r->azure_code,
                    strlen(r->azure_code));
     r->duration_ms = pw_loop_now_ms(az->loop) - c->started_ms;
+    pw_metrics_observe(PW_M_AZURE_CALL_SECONDS, (double)r->duration_ms / 1000, host_class(c));
     if (code)
         pw_log(PW_LOG_WARN, rid(c), "azure.call.failed",
                "%s %s failed: %s (HTTP %d, azure code %s, attempts %u, %llu ms, client request id "
@@ -649,6 +665,7 @@ static void retry_or_fail(az_call *c, const char *cause, const pw_http_resp *r, 
                    : -1;
     if (delay > az->cfg.max_retry_after_ms) delay = az->cfg.max_retry_after_ms;
     uint64_t now = pw_loop_now_ms(az->loop);
+    if (delay >= 0) pw_metrics_add(PW_M_AZURE_RETRY_AFTER, (double)delay / 1000, host_class(c), NULL, NULL);
     if (delay < 0) {
         delay = pw_http_backoff_ms(az->cfg.backoff_base_ms, az->cfg.backoff_max_ms,
                                    c->phase_attempts - 1, pw_http_random());
@@ -660,6 +677,7 @@ static void retry_or_fail(az_call *c, const char *cause, const pw_http_resp *r, 
         finish(c, cause, 1, NULL, "%s (the deadline passes before the next attempt)", why);
         return;
     }
+    pw_metrics_add(PW_M_AZURE_RETRIES, 1, host_class(c), NULL, NULL);
     pw_log(PW_LOG_INFO, rid(c), "azure.retry", "%s %s: %s; attempt %u in %ld ms", c->method,
            c->ph == PH_POLL ? c->poll_shown : c->url, why, c->phase_attempts + 1, delay);
     c->timer = pw_loop_timer_add(az->loop, (uint64_t)delay, timer_send, c);
@@ -686,6 +704,7 @@ static void retry_queued(az_call *c, const char *cause, const char *why)
         finish(c, cause, 1, NULL, "%s (the deadline passes before the next attempt)", why);
         return;
     }
+    pw_metrics_add(PW_M_AZURE_RETRIES, 1, host_class(c), NULL, NULL);
     pw_log(PW_LOG_INFO, rid(c), "azure.retry", "%s %s: %s; attempt %u when the budget allows",
            c->method, c->ph == PH_POLL ? c->poll_shown : c->url, why, c->phase_attempts + 1);
     if (a) { /* the hold was already over: go from the loop */
@@ -795,6 +814,9 @@ static void on_response(void *ctx, const pw_http_resp *r)
     pw_azure *az = c->az;
     c->xfer = NULL;
     int stopped = 0; /* this answer (a 429) stopped the call's budget */
+    pw_metrics_add(PW_M_AZURE_REQUESTS, 1, host_class(c),
+                   pw_metrics_status_class(r->fail == PW_OK ? r->status : 0), NULL);
+    if (r->fail == PW_OK && r->status == 429) pw_metrics_add(PW_M_AZURE_THROTTLED, 1, host_class(c), NULL, NULL);
     if (c->ticket.gate) {
         pw_azure_pace_kind kind = pw_pace_kind(c->ticket.gate);
         int status = r->fail == PW_OK ? (int)r->status : 0;
@@ -812,6 +834,8 @@ static void on_response(void *ctx, const pw_http_resp *r)
             .retry_after_ms = ra,
             .fallback_ms = fallback < LRO_POLL_MIN_MS ? LRO_POLL_MIN_MS : fallback};
         stopped = pw_pace_done(az->pace, &c->ticket, &a, pw_loop_now_ms(az->loop));
+        if (stopped && ra > 0)
+            pw_metrics_add(PW_M_AZURE_RETRY_AFTER, (double)ra / 1000, host_class(c), NULL, NULL);
         if (stopped)
             pw_log(PW_LOG_INFO, rid(c), "azure.pace.throttled",
                    "HTTP 429: the %s waits %ld ms (Retry-After)", pace_names[kind], ra);
@@ -951,7 +975,7 @@ static void on_response(void *ctx, const pw_http_resp *r)
             if (!status && r->status == 202) {
                 /* Not the contract (status URLs answer 200) but harmless: still running. */
                 json_decref(body);
-                c->polls++;
+                count_poll(c);
                 report_progress(c, "Running", -1);
                 start_poll(c, r, 0);
                 return;
@@ -961,7 +985,7 @@ static void on_response(void *ctx, const pw_http_resp *r)
                 finish(c, PW_AZ_CODE_PROTOCOL, 1, NULL, "operation status without a status");
                 return;
             }
-            c->polls++;
+            count_poll(c);
             report_progress(c, status, percent);
             int term = pw_http_lro_terminal(status);
             if (term == 1) {
@@ -991,7 +1015,7 @@ static void on_response(void *ctx, const pw_http_resp *r)
             }
             return;
         }
-        c->polls++;
+        count_poll(c);
         if (r->status == 202) {
             json_decref(body);
             report_progress(c, "Running", -1);
@@ -1076,6 +1100,24 @@ oom:
     pw_err_set(err, errlen, "out of memory");
     call_discard(c);
     return -1;
+}
+
+static void check_token(void *ctx, const pw_aad_result *t)
+{
+    pw_azure *az = ctx;
+    az->check_wait = NULL;
+    pw_azure_check_cb cb = az->check_cb;
+    az->check_cb = NULL;
+    if (cb) cb(az->check_ctx, t->token ? NULL : t->code, t->token ? NULL : t->message);
+}
+
+int pw_azure_check_credential(pw_azure *az, pw_azure_check_cb cb, void *ctx)
+{
+    pw_aad_cancel(az->aad, az->check_wait);
+    az->check_cb = cb;
+    az->check_ctx = ctx;
+    az->check_wait = pw_aad_get(az->aad, az->arm_endpoint, "credential-check", 0, check_token, az);
+    return az->check_wait ? 0 : -1;
 }
 
 int pw_azure_abandon(pw_azure *az, void *ctx)

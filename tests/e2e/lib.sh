@@ -255,6 +255,17 @@ e2e_worker_alive() {
   pw_alive "${1:-worker}" || pw_fail "${1:-worker} is not running"
 }
 
+# e2e_admin_url [NAME]: http://127.0.0.1:PORT of worker NAME's admin endpoint (it listens on
+# port 0: the port comes from its admin.listening log line); waits for that line.
+e2e__admin_line() {
+  jq -r 'select(.event == "admin.listening") | .msg' "$PW_TMP/$1.err" 2>/dev/null | head -1
+}
+e2e_admin_url() {
+  local name=${1:-worker}
+  pw_wait_until 30 test -n "$(e2e__admin_line "$name")" || pw_fail "$name: no admin.listening line"
+  echo "http://127.0.0.1:$(e2e__admin_line "$name" | sed -E 's/^[^:]*:([0-9]+).*/\1/')"
+}
+
 # e2e_seen STATUS [ID]: some reply event (of ID, when given) has STATUS.
 e2e_seen() {
   [ -f "$PW_TMP/replies.out" ] || return 1

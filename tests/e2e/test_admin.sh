@@ -21,10 +21,7 @@ wrong=not-the-right-secret-$$
 e2e_write_config "$PW_TMP/worker.conf" "azure.client.secret=$wrong" "kafka.statistics.interval.ms=1000"
 e2e_start_collectors
 e2e_start_worker worker "$PW_TMP/worker.conf"
-listen() { jq -r 'select(.event == "admin.listening") | .msg' "$PW_TMP/worker.err" 2>/dev/null | head -1; }
-pw_wait_until 30 test -n "$(listen)" || pw_fail "no admin.listening line"
-port=$(listen | sed -E 's/^[^:]*:([0-9]+).*/\1/')
-base=http://127.0.0.1:$port
+base=$(e2e_admin_url worker)
 # get PATH [METHOD]: prints "STATUS BODY"
 get() { curl -s -o "$PW_TMP/body" -w '%{http_code}' -X "${2:-GET}" "$base$1"; echo " $(cat "$PW_TMP/body")"; }
 

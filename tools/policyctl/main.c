@@ -1,5 +1,7 @@
 /* policyctl: offline tools for platform teams; `validate` checks request files against schemas/. */
+#include "pw/paths.h"
 #include "pw/schema.h"
+#include "pw/version.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,13 +20,14 @@ static void usage(FILE *f)
             "                      (needed only by schemas that $ref them)\n"
             "  --format-assertion  treat \"format\" as an assertion (the worker does not)\n"
             "  --json              print each file's result in the JSON Schema \"basic\" shape\n"
-            "  exit: 0 all valid, 1 some invalid, 2 usage or I/O error\n",
-            PW_POLICYCTL_SCHEMAS_DIR);
+            "  exit: 0 all valid, 1 some invalid, 2 usage or I/O error\n"
+            "usage: policyctl --help | --version\n",
+            pw_paths_schemas_dir());
 }
 
 static int cmd_validate(int argc, char **argv)
 {
-    const char *dir = PW_POLICYCTL_SCHEMAS_DIR, *meta = NULL;
+    const char *dir = pw_paths_schemas_dir(), *meta = NULL;
     int json_out = 0, first = 0;
     pw_schema_options opts = {0};
     for (int i = 0; i < argc; i++) {
@@ -117,6 +120,10 @@ int main(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "validate")) return cmd_validate(argc - 2, argv + 2);
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         usage(stdout);
+        return 0;
+    }
+    if (argc >= 2 && !strcmp(argv[1], "--version")) {
+        pw_version_print(stdout, "policyctl");
         return 0;
     }
     usage(stderr);

@@ -18,8 +18,7 @@ deps:
 	bash deploy/install-deps.sh
 
 configure:
-	cmake -S . -B $(BUILD) -DPW_SANITIZE=$(SANITIZE) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) \
-	  -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) -DPW_SANITIZE=$(SANITIZE) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS)
 
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -45,9 +44,11 @@ bench: deps
 	$(MAKE) build
 	bash bench/run.sh $(BUILD)
 
-# The programs, schemas, example configuration and --help texts under $(DESTDIR)$(PREFIX).
+# The programs, schemas, example configuration and --help texts under $(DESTDIR)$(PREFIX)
+# (the layout: CMakeLists.txt, "Install layout").  The prefix is chosen here, not when
+# configuring: the installed programs find their files from their own path.
 install: build
-	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
 
 # A .deb (CPack) in $(BUILD)/package/, installing under /usr.
 package: build

@@ -196,7 +196,8 @@ int main(int argc, char **argv)
     pw_log_set_level(parse_level(cfg.log_level));
     pw_kafka_check_limits(&cfg, check_only ? warn_check : warn_log, NULL);
     if (check_only) {
-        printf("configuration ok: %s\n", path ? path : "(environment)");
+        printf("configuration ok: %s (schemas: %s)\n", path ? path : "(environment)",
+               cfg.schemas_dir);
         pw_config_free(&cfg);
         return 0;
     }

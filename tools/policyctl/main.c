@@ -15,14 +15,14 @@ static void usage(FILE *f)
             "usage: policyctl validate [--schemas DIR] [--meta DIR] [--format-assertion] [--json]\n"
             "                          FILE...\n"
             "  Checks each request FILE against DIR/request.v1.json (every *.json under DIR\n"
-            "  is registered by its $id; default DIR: %s).\n"
+            "  is registered by its $id; default DIR: PREFIX/share/policy-worker/schemas for\n"
+            "  PREFIX/bin/policyctl, the source tree's schemas/ in a build tree).\n"
             "  --meta DIR          also register the 2020-12 meta-schemas found in DIR\n"
             "                      (needed only by schemas that $ref them)\n"
             "  --format-assertion  treat \"format\" as an assertion (the worker does not)\n"
             "  --json              print each file's result in the JSON Schema \"basic\" shape\n"
             "  exit: 0 all valid, 1 some invalid, 2 usage or I/O error\n"
-            "usage: policyctl --help | --version\n",
-            pw_paths_schemas_dir());
+            "usage: policyctl --help | --version\n");
 }
 
 static int cmd_validate(int argc, char **argv)

@@ -45,7 +45,7 @@ typedef struct pw_config {
     char **allowed_reply_topics; /* worker.replyto.allowed: comma list; reply_topic is always
                                     allowed */
     size_t allowed_reply_topic_count;
-    char *schemas_dir; /* worker.schemas.dir; default the source tree's schemas/ */
+    char *schemas_dir; /* worker.schemas.dir; default pw_paths_schemas_dir() (pw/paths.h) */
     /* worker.kinds.allowed: comma list of kinds (pw/ops.h); NULL (unset): every kind that is
      * not privileged.  worker.kinds.privileged.allowed: the privileged kinds allowed (empty by
      * default).  A privileged kind needs the second list, and the first when it is set. */

@@ -12,7 +12,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
-build=$(cd "${1:-$src/build-bench}" && pwd)
+build=$(cd "${1:-$src/build}" && pwd) # `make`: Release, no sanitizers
 export PW_BIN_DIR=$build/bin PW_SOURCE_DIR=$src E2E_LOG_LEVEL=info
 # shellcheck source=../tests/e2e/lib.sh
 . "$src/tests/e2e/lib.sh"

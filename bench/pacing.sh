@@ -7,9 +7,9 @@
 # (reads - 250) / 25), the 429s per kind and the failures.  A benchmark, not a test: it always
 # prints, and exits 1 only when a write failed or did not finish.
 #
-# Build first, optimised and without sanitizers, in a build directory of its own:
-#   make build BUILD=build-bench-pace SANITIZE=OFF CMAKE_FLAGS=-DCMAKE_BUILD_TYPE=Release
-#   bash bench/pacing.sh build-bench-pace
+# Build first, optimised and without sanitizers (what `make` builds, in build/):
+#   make
+#   bash bench/pacing.sh build
 # Env: PACING_N (writes, default 1000), PACING_DATABASES (default PACING_N),
 #      PACING_SIM_READS=0 turns azure-sim's read throttle (and the client's read pacing) off,
 #      PACING_BASELINE=1 adds a run with the client's pacing off (retries only, as before),
@@ -17,7 +17,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(dirname "$here")
-build=${1:-$src/build-bench-pace}
+build=${1:-$src/build}
 bin=$build/bin/pacing-bench
 sim=$build/bin/azure-sim
 n=${PACING_N:-1000}

@@ -1,4 +1,4 @@
-/* config.c: loads the worker's key=value configuration file and the AZURE_* environment. */
+/* config.c: loads the worker's key=value configuration file and its environment variables. */
 #include "pw/config.h"
 
 #include "pw/admin.h"
@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "pw/names.h"
+#include "pw/paths.h"
 
 #define CFG_MAX_LINE 8192   /* a longer line is an error, not a silent cut */
 #define CFG_MAX_LINES 10000 /* bounded file */
@@ -49,6 +50,69 @@ static int replace_cstr(const char **slot, const char *value)
     free((char *)*slot);
     *slot = copy;
     return 0;
+}
+
+extern char **environ;
+
+struct pw_config_origin {
+    char *key;   /* full name: "kafka.group.id" */
+    char *where; /* "FILE:LINE" or "environment PW_..." */
+};
+
+/* One load in progress: where problems go and how many there were. */
+typedef struct loader {
+    pw_config *cfg;
+    pw_config_report_fn report;
+    void *ctx;
+    int problems;
+} loader;
+
+static void problem(loader *L, const char *where, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void problem(loader *L, const char *where, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    L->problems++;
+    if (L->report) L->report(L->ctx, where, text);
+}
+
+/* Remembers that key was last set at where (a later setter replaces it). */
+static int set_origin(pw_config *cfg, const char *key, const char *where)
+{
+    for (size_t i = 0; i < cfg->origin_count; i++) {
+        if (!strcmp(cfg->origins[i].key, key)) {
+            char *w = strdup(where);
+            if (!w) return -1;
+            free(cfg->origins[i].where);
+            cfg->origins[i].where = w;
+            return 0;
+        }
+    }
+    struct pw_config_origin *grown =
+        realloc(cfg->origins, (cfg->origin_count + 1) * sizeof *cfg->origins);
+    if (!grown) return -1;
+    cfg->origins = grown;
+    struct pw_config_origin *o = &cfg->origins[cfg->origin_count];
+    o->key = strdup(key);
+    o->where = strdup(where);
+    if (!o->key || !o->where) {
+        free(o->key);
+        free(o->where);
+        return -1;
+    }
+    cfg->origin_count++;
+    return 0;
+}
+
+const char *pw_config_origin(const pw_config *cfg, const char *key)
+{
+    for (size_t i = 0; i < cfg->origin_count; i++)
+        if (!strcmp(cfg->origins[i].key, key)) return cfg->origins[i].where;
+    return NULL;
 }
 
 static void free_list(char **list, size_t n)
@@ -149,7 +213,7 @@ static int set_defaults(pw_config *cfg, char *err, size_t errlen)
         replace_str(&cfg->request_topic, "adx.policy.requests") ||
         replace_str(&cfg->reply_topic, "adx.policy.replies") ||
         replace_str(&cfg->dead_letter_topic, "adx.policy.deadletter") ||
-        replace_str(&cfg->schemas_dir, PW_SOURCE_SCHEMAS_DIR) ||
+        replace_str(&cfg->schemas_dir, pw_paths_schemas_dir()) ||
         replace_str(&cfg->log_level, "info") ||
         replace_str(&cfg->admin_listen, PW_CONFIG_ADMIN_LISTEN) ||
         replace_str(&cfg->credential_check, "on"))
@@ -377,54 +441,148 @@ static char *trim(char *s)
     return s;
 }
 
-static int load_file(pw_config *cfg, const char *path, char *err, size_t errlen)
+/* Reads the file line by line; a bad line is reported ("FILE:LINE: ...") and the next one
+ * read, so one pass lists every problem. */
+static void load_file(loader *L, const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        pw_err_set(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
+        problem(L, NULL, "%s: %s", path, strerror(errno));
+        return;
     }
     char *line = malloc(CFG_MAX_LINE + 2);
     if (!line) {
         fclose(f);
-        pw_err_set(err, errlen, "out of memory");
-        return -1;
+        problem(L, NULL, "out of memory");
+        return;
     }
-    int rc = 0;
     unsigned lineno = 0;
+    int skipping = 0; /* inside the rest of an overlong line */
+    char where[PATH_MAX + 32];
+    char err[512];
     while (fgets(line, CFG_MAX_LINE + 2, f)) {
+        size_t len = strlen(line);
+        int complete = len && line[len - 1] == '\n';
+        if (skipping) {
+            skipping = !complete;
+            continue;
+        }
         lineno++;
+        snprintf(where, sizeof where, "%s:%u", path, lineno);
         if (lineno > CFG_MAX_LINES) {
-            pw_err_set(err, errlen, "%s: more than %d lines", path, CFG_MAX_LINES);
-            rc = -1;
+            problem(L, NULL, "%s: more than %d lines", path, CFG_MAX_LINES);
             break;
         }
-        size_t len = strlen(line);
-        if (len > CFG_MAX_LINE && line[len - 1] != '\n') {
-            pw_err_set(err, errlen, "%s:%u: line longer than %d bytes", path, lineno, CFG_MAX_LINE);
-            rc = -1;
-            break;
+        if (len > CFG_MAX_LINE && !complete) {
+            problem(L, where, "line longer than %d bytes", CFG_MAX_LINE);
+            skipping = 1;
+            continue;
         }
         char *s = trim(line);
         if (!*s || *s == '#') continue;
         char *eq = strchr(s, '=');
         if (!eq) {
-            pw_err_set(err, errlen, "%s:%u: expected key=value", path, lineno);
-            rc = -1;
-            break;
+            problem(L, where, "expected key=value");
+            continue;
         }
         *eq = '\0';
         char *key = trim(s);
         char *value = trim(eq + 1);
-        if ((rc = pw_config_set(cfg, key, value, err, errlen))) break;
+        if (pw_config_set(L->cfg, key, value, err, sizeof err)) {
+            problem(L, where, "%s", err);
+            continue;
+        }
+        if (set_origin(L->cfg, key, where)) problem(L, where, "%s: out of memory", key);
     }
-    if (!rc && ferror(f)) {
-        pw_err_set(err, errlen, "%s: read error", path);
-        rc = -1;
-    }
+    if (ferror(f)) problem(L, NULL, "%s: read error", path);
     free(line);
     fclose(f);
-    return rc;
+}
+
+int pw_config_env_name(const char *key, char *out, size_t outlen)
+{
+    size_t o = 0;
+    const char *prefix = "PW_";
+    for (const char *p = prefix; *p; p++) {
+        if (o + 1 >= outlen) return -1;
+        out[o++] = *p;
+    }
+    for (const char *p = key; *p; p++) {
+        const char *rep;
+        char one[2] = {(char)toupper((unsigned char)*p), '\0'};
+        rep = *p == '.' ? "_" : *p == '_' ? "__" : *p == '-' ? "___" : one;
+        for (; *rep; rep++) {
+            if (o + 1 >= outlen) return -1;
+            out[o++] = *rep;
+        }
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* PW_A_B_C -> "a.b.c" ("__" -> "_", "___" -> "-"); name without the "PW_" prefix. */
+static int env_to_key(const char *name, size_t namelen, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < namelen;) {
+        char c;
+        if (name[i] == '_') {
+            size_t run = 0;
+            while (i + run < namelen && name[i + run] == '_' && run < 3)
+                run++;
+            c = run == 1 ? '.' : run == 2 ? '_' : '-';
+            i += run;
+        } else {
+            c = (char)tolower((unsigned char)name[i]);
+            i++;
+        }
+        if (o + 1 >= outlen) return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* Every PW_KAFKA_*, PW_WORKER_*, PW_AZURE_* variable, as if it were a line after the file's.
+ * Sorted by name, so the order (which matters only for kafka.* aliases) does not depend on
+ * the environment's. */
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void load_pw_env(loader *L)
+{
+    static const char *const prefixes[] = {"PW_KAFKA_", "PW_WORKER_", "PW_AZURE_"};
+    size_t n = 0;
+    for (char **e = environ; e && *e; e++)
+        n++;
+    const char **names = calloc(n ? n : 1, sizeof *names);
+    if (!names) {
+        problem(L, NULL, "out of memory");
+        return;
+    }
+    size_t m = 0;
+    for (char **e = environ; e && *e; e++)
+        for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+            if (!strncmp(*e, prefixes[i], strlen(prefixes[i])) && strchr(*e, '=')) names[m++] = *e;
+    qsort(names, m, sizeof *names, cmp_str);
+    char err[512], key[512], where[600];
+    for (size_t i = 0; i < m; i++) {
+        const char *eq = strchr(names[i], '=');
+        size_t namelen = (size_t)(eq - names[i]);
+        snprintf(where, sizeof where, "environment %.*s", (int)namelen, names[i]);
+        if (env_to_key(names[i] + 3, namelen - 3, key, sizeof key)) {
+            problem(L, where, "variable name too long");
+            continue;
+        }
+        if (pw_config_set(L->cfg, key, eq + 1, err, sizeof err)) {
+            problem(L, where, "%s", err);
+            continue;
+        }
+        if (set_origin(L->cfg, key, where)) problem(L, where, "%s: out of memory", key);
+    }
+    free(names);
 }
 
 int pw_config_set(pw_config *cfg, const char *key, const char *value, char *err, size_t errlen)
@@ -456,28 +614,27 @@ int pw_config_set(pw_config *cfg, const char *key, const char *value, char *err,
 
 /* Each kafka.* key goes through librdkafka once here, so a bad one fails at start with its
  * name instead of at the first rd_kafka_new. */
-static int check_kafka(const pw_config *cfg, char *err, size_t errlen)
+static void check_kafka(loader *L)
 {
+    const pw_config *cfg = L->cfg;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (!conf) {
-        pw_err_set(err, errlen, "out of memory");
-        return -1;
+        problem(L, NULL, "out of memory");
+        return;
     }
-    int rc = 0;
     for (size_t i = 0; i < cfg->kafka_count; i++) {
-        char rderr[512] = "";
+        char rderr[512] = "", full[512];
+        snprintf(full, sizeof full, "kafka.%s", cfg->kafka[i].key);
         if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, rderr, sizeof rderr) !=
             RD_KAFKA_CONF_OK) {
+            const char *where = pw_config_origin(cfg, full);
             if (is_sensitive_key(cfg->kafka[i].key))
-                pw_err_set(err, errlen, "kafka.%s: rejected by librdkafka", cfg->kafka[i].key);
+                problem(L, where, "kafka.%s: rejected by librdkafka", cfg->kafka[i].key);
             else
-                pw_err_set(err, errlen, "kafka.%s: %s", cfg->kafka[i].key, rderr);
-            rc = -1;
-            break;
+                problem(L, where, "kafka.%s: %s", cfg->kafka[i].key, rderr);
         }
     }
     rd_kafka_conf_destroy(conf);
-    return rc;
 }
 
 /* azure.ca.file is what libcurl (OpenSSL) will trust: PEM certificates.  A file with none
@@ -518,49 +675,42 @@ static int check_ca_file(const char *path, char *err, size_t errlen)
     return 0;
 }
 
-static int check_values(pw_config *cfg, char *err, size_t errlen)
+/* Values each key accepts alone but that cannot work; every one is reported. */
+static void check_values(loader *L)
 {
+    pw_config *cfg = L->cfg;
+    char err[512];
     const char *lvl = cfg->log_level;
     if (strcmp(lvl, "debug") && strcmp(lvl, "info") && strcmp(lvl, "warn") &&
-        strcmp(lvl, "error")) {
-        pw_err_set(err, errlen, "worker.log.level: expected debug, info, warn or error, not \"%s\"",
-                   lvl);
-        return -1;
-    }
-    if (strcmp(cfg->credential_check, "on") && strcmp(cfg->credential_check, "off")) {
-        pw_err_set(err, errlen, "worker.credential.check: expected on or off, not \"%s\"",
-                   cfg->credential_check);
-        return -1;
-    }
-    if (cfg->admin_listen[0] && !pw_admin_listen_ok(cfg->admin_listen)) {
-        pw_err_set(err, errlen,
-                   "worker.admin.listen: \"%s\" is not HOST:PORT with an IP address (e.g. "
-                   "127.0.0.1:9464, [::1]:9464, 0.0.0.0:9464; empty disables it)",
-                   cfg->admin_listen);
-        return -1;
-    }
+        strcmp(lvl, "error"))
+        problem(L, pw_config_origin(cfg, "worker.log.level"),
+                "worker.log.level: expected debug, info, warn or error, not \"%s\"", lvl);
+    if (strcmp(cfg->credential_check, "on") && strcmp(cfg->credential_check, "off"))
+        problem(L, pw_config_origin(cfg, "worker.credential.check"),
+                "worker.credential.check: expected on or off, not \"%s\"", cfg->credential_check);
+    if (cfg->admin_listen[0] && !pw_admin_listen_ok(cfg->admin_listen))
+        problem(L, pw_config_origin(cfg, "worker.admin.listen"),
+                "worker.admin.listen: \"%s\" is not HOST:PORT with an IP address (e.g. "
+                "127.0.0.1:9464, [::1]:9464, 0.0.0.0:9464; empty disables it)",
+                cfg->admin_listen);
     const char *urls[][2] = {{"azure.authority.host", cfg->azure.authority_host},
                              {"azure.arm.endpoint", cfg->azure.arm_endpoint}};
     for (size_t i = 0; i < 2; i++) {
-        if (urls[i][1] && strncmp(urls[i][1], "https://", 8)) {
-            pw_err_set(err, errlen, "%s: must be an https:// URL, not \"%s\"", urls[i][0],
-                       urls[i][1]);
-            return -1;
-        }
+        if (urls[i][1] && strncmp(urls[i][1], "https://", 8))
+            problem(L, pw_config_origin(cfg, urls[i][0]), "%s: must be an https:// URL, not \"%s\"",
+                    urls[i][0], urls[i][1]);
     }
-    if (cfg->azure.ca_file && access(cfg->azure.ca_file, R_OK)) {
-        pw_err_set(err, errlen, "azure.ca.file: %s: %s", cfg->azure.ca_file, strerror(errno));
-        return -1;
-    }
-    if (cfg->azure.ca_file && check_ca_file(cfg->azure.ca_file, err, errlen)) return -1;
+    const char *ca_where = pw_config_origin(cfg, "azure.ca.file");
+    if (cfg->azure.ca_file && access(cfg->azure.ca_file, R_OK))
+        problem(L, ca_where, "azure.ca.file: %s: %s", cfg->azure.ca_file, strerror(errno));
+    else if (cfg->azure.ca_file && check_ca_file(cfg->azure.ca_file, err, sizeof err))
+        problem(L, ca_where, "%s", err);
     for (size_t i = 0; i < cfg->kusto_host_suffix_count; i++) {
-        if (cfg->kusto_host_suffixes[i][0] != '.') {
-            pw_err_set(err, errlen, "azure.kusto.host.suffixes: \"%s\" must start with '.'",
-                       cfg->kusto_host_suffixes[i]);
-            return -1;
-        }
+        if (cfg->kusto_host_suffixes[i][0] != '.')
+            problem(L, pw_config_origin(cfg, "azure.kusto.host.suffixes"),
+                    "azure.kusto.host.suffixes: \"%s\" must start with '.'",
+                    cfg->kusto_host_suffixes[i]);
     }
-    return 0;
 }
 
 /* The Azure SDKs' environment variables: applied before the file, so a value the file sets
@@ -587,40 +737,82 @@ static int apply_env(pw_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
+int pw_config_load_report(pw_config *cfg, const char *path, pw_config_report_fn fn, void *ctx)
+{
+    loader L = {cfg, fn, ctx, 0};
+    char err[512] = "";
+    if (set_defaults(cfg, err, sizeof err) || apply_env(cfg, err, sizeof err)) {
+        problem(&L, NULL, "%s", err);
+        return L.problems;
+    }
+    if (path) load_file(&L, path);
+    load_pw_env(&L);
+    check_kafka(&L);
+    check_values(&L);
+    return L.problems;
+}
+
+/* pw_config_load's reporter: keeps the first problem as "WHERE: TEXT". */
+typedef struct first_problem {
+    char *err;
+    size_t errlen;
+    int seen;
+} first_problem;
+
+static void keep_first(void *ctx, const char *where, const char *text)
+{
+    first_problem *fp = ctx;
+    if (fp->seen++) return;
+    if (where)
+        pw_err_set(fp->err, fp->errlen, "%s: %s", where, text);
+    else
+        pw_err_set(fp->err, fp->errlen, "%s", text);
+}
+
 int pw_config_load(pw_config *cfg, const char *path, char *err, size_t errlen)
 {
-    if (set_defaults(cfg, err, errlen) || apply_env(cfg, err, errlen)) goto fail;
-    if (path && load_file(cfg, path, err, errlen)) goto fail;
-    if (check_kafka(cfg, err, errlen) || check_values(cfg, err, errlen)) goto fail;
-    return 0;
-fail:
+    first_problem fp = {err, errlen, 0};
+    if (pw_config_load_report(cfg, path, keep_first, &fp) == 0) return 0;
     pw_config_free(cfg);
     return -1;
 }
+
+int pw_config_require_report(const pw_config *cfg, pw_config_report_fn fn, void *ctx)
+{
+    loader L = {(pw_config *)cfg, fn, ctx, 0};
+    if (!cfg->azure.tenant_id) problem(&L, NULL, "azure.tenant.id: required (or AZURE_TENANT_ID)");
+    if (!cfg->azure.client_id) problem(&L, NULL, "azure.client.id: required (or AZURE_CLIENT_ID)");
+    if (!cfg->azure.client_secret)
+        problem(&L, NULL, "azure.client.secret: required (or AZURE_CLIENT_SECRET)");
+    if (!pw_config_kafka_get(cfg, "bootstrap.servers") &&
+        !pw_config_kafka_get(cfg, "metadata.broker.list"))
+        problem(&L, NULL, "kafka.bootstrap.servers: required");
+    if (!pw_config_kafka_get(cfg, "group.id")) problem(&L, NULL, "kafka.group.id: required");
+    /* Replies or dead letters on the request topic would be consumed as requests again. */
+    const char *topics[][2] = {{"worker.reply.topic", cfg->reply_topic},
+                               {"worker.deadletter.topic", cfg->dead_letter_topic}};
+    for (size_t i = 0; i < 2; i++) {
+        if (topics[i][1] && cfg->request_topic && !strcmp(topics[i][1], cfg->request_topic)) {
+            const char *where = pw_config_origin(cfg, topics[i][0]);
+            problem(&L, where ? where : pw_config_origin(cfg, "worker.request.topic"),
+                    "%s: \"%s\" is also worker.request.topic (the worker would consume its "
+                    "own output)",
+                    topics[i][0], topics[i][1]);
+        }
+    }
+    for (size_t i = 0; i < cfg->allowed_reply_topic_count; i++) {
+        if (cfg->request_topic && !strcmp(cfg->allowed_reply_topics[i], cfg->request_topic))
+            problem(&L, pw_config_origin(cfg, "worker.replyto.allowed"),
+                    "worker.replyto.allowed: \"%s\" is also worker.request.topic",
+                    cfg->allowed_reply_topics[i]);
+    }
+    return L.problems;
+}
+
 int pw_config_require(const pw_config *cfg, char *err, size_t errlen)
 {
-    if (!cfg->azure.tenant_id) {
-        pw_err_set(err, errlen, "azure.tenant.id: required (or AZURE_TENANT_ID)");
-        return -1;
-    }
-    if (!cfg->azure.client_id) {
-        pw_err_set(err, errlen, "azure.client.id: required (or AZURE_CLIENT_ID)");
-        return -1;
-    }
-    if (!cfg->azure.client_secret) {
-        pw_err_set(err, errlen, "azure.client.secret: required (or AZURE_CLIENT_SECRET)");
-        return -1;
-    }
-    if (!pw_config_kafka_get(cfg, "bootstrap.servers") &&
-        !pw_config_kafka_get(cfg, "metadata.broker.list")) {
-        pw_err_set(err, errlen, "kafka.bootstrap.servers: required");
-        return -1;
-    }
-    if (!pw_config_kafka_get(cfg, "group.id")) {
-        pw_err_set(err, errlen, "kafka.group.id: required");
-        return -1;
-    }
-    return 0;
+    first_problem fp = {err, errlen, 0};
+    return pw_config_require_report(cfg, keep_first, &fp) ? -1 : 0;
 }
 
 const char *pw_config_kafka_get(const pw_config *cfg, const char *key)
@@ -665,5 +857,10 @@ void pw_config_free(pw_config *cfg)
     free((char *)cfg->azure.arm_api_version);
     free((char *)cfg->azure.ca_file);
     free_list((char **)cfg->azure.connect_to, cfg->azure.connect_to_count);
+    for (size_t i = 0; i < cfg->origin_count; i++) {
+        free(cfg->origins[i].key);
+        free(cfg->origins[i].where);
+    }
+    free(cfg->origins);
     memset(cfg, 0, sizeof *cfg);
 }

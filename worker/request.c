@@ -11,6 +11,7 @@
 #include "pw/duration.h"
 #include "pw/reply.h"
 #include "pw/names.h"
+#include "pw/paths.h"
 #include "pw/plan.h"
 #include "pw/schema.h"
 #include "pw/value.h"
@@ -21,10 +22,6 @@
 #define MAX_SCHEMA_FILES 256
 #define MAX_SCHEMA_DIR_DEPTH 4
 #define REPLY_TO_QUOTED 64 /* a disallowed replyTo is quoted up to this many bytes */
-
-#ifndef PW_SOURCE_SCHEMAS_DIR
-#define PW_SOURCE_SCHEMAS_DIR "schemas"
-#endif
 
 struct pw_request_checker {
     const pw_config *cfg;
@@ -153,7 +150,7 @@ pw_request_checker *pw_request_checker_new(const pw_config *cfg, char *err, size
         goto fail;
     }
     const char *dir =
-        cfg && cfg->schemas_dir && *cfg->schemas_dir ? cfg->schemas_dir : PW_SOURCE_SCHEMAS_DIR;
+        cfg && cfg->schemas_dir && *cfg->schemas_dir ? cfg->schemas_dir : pw_paths_schemas_dir();
     size_t files = 0;
     if (load_dir(chk->registry, dir, 0, &files, err, errlen) != 0) goto fail;
     pw_schema_options opts = {0};

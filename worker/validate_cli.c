@@ -10,15 +10,17 @@
 #include "pw/config.h"
 #include "pw/reply.h"
 #include "pw/request.h"
+#include "pw/version.h"
 
-static int usage(void)
+static int usage(FILE *to)
 {
-    fprintf(stderr,
+    fprintf(to,
             "usage: policy-worker validate [--config FILE] [--json] FILE...\n"
             "  Checks each request FILE exactly as the worker checks a message.\n"
             "  --config FILE  the worker's configuration (limits, replyTo allow-list,\n"
             "                 Kusto host suffixes); default: built-in defaults\n"
             "  --json         print the `rejected` reply event for each rejected file\n"
+            "  --help, -h     this text; --version: the versions (policy-worker --version)\n"
             "  exit: 0 all accepted, 1 some rejected, 2 usage, I/O or configuration error\n");
     return 2;
 }
@@ -78,17 +80,23 @@ int pw_validate_cli(int argc, char **argv)
             config_path = argv[++i];
         } else if (!strcmp(argv[i], "--json")) {
             json_out = 1;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--version")) {
+            pw_version_print(stdout, "policy-worker");
+            return 0;
         } else if (!strcmp(argv[i], "--")) {
             first = i + 1;
             break;
         } else if (argv[i][0] == '-') {
-            return usage();
+            return usage(stderr);
         } else {
             first = i;
             break;
         }
     }
-    if (first >= argc) return usage();
+    if (first >= argc) return usage(stderr);
 
     char err[1024];
     pw_config cfg;

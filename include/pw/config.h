@@ -1,4 +1,4 @@
-/* pw/config.h: the worker's configuration, from a key=value file and AZURE_* env vars.
+/* pw/config.h: the worker's configuration, from a key=value file and the environment.
  *
  * File format (the librdkafka/kcat convention): one `key=value` per line, `#` starts a
  * comment line, blank lines ignored, whitespace around key and value trimmed.
@@ -6,7 +6,15 @@
  *   worker.*  topics, limits, timeouts (see the fields below)
  *   azure.*   identity and endpoints; AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,
  *             AZURE_AUTHORITY_HOST fill what the file leaves unset, as in the Azure SDKs.
- * An unknown worker.* or azure.* key, or a bad value, fails the load naming the key. */
+ * Environment (containers): every key can also be given as PW_<KEY>, where the key's
+ * letters are upper-cased and written with `_` for `.`, `__` for `_` and `___` for `-`
+ * (the convention of Confluent's images): PW_WORKER_INFLIGHT_MAX=10 is
+ * worker.inflight.max=10, PW_KAFKA_BOOTSTRAP_SERVERS is kafka.bootstrap.servers.  Only
+ * names starting PW_KAFKA_, PW_WORKER_ or PW_AZURE_ are read (PW_BIN_DIR and the like are
+ * not configuration); a PW_WORKER_/PW_AZURE_ name that is no key is an error like an
+ * unknown key in the file.  PW_* values are applied after the file, so they win over it.
+ * An unknown worker.* or azure.* key, or a bad value, fails the load naming the key (and
+ * FILE:LINE, or the environment variable, it came from). */
 #ifndef PW_CONFIG_H
 #define PW_CONFIG_H
 
@@ -38,7 +46,7 @@ typedef struct pw_config {
     char **allowed_reply_topics; /* worker.replyto.allowed: comma list; reply_topic is always
                                     allowed */
     size_t allowed_reply_topic_count;
-    char *schemas_dir; /* worker.schemas.dir; default the source tree's schemas/ */
+    char *schemas_dir; /* worker.schemas.dir; default pw_paths_schemas_dir() (pw/paths.h) */
     /* worker.kinds.allowed: comma list of kinds (pw/ops.h); NULL (unset): every kind that is
      * not privileged.  worker.kinds.privileged.allowed: the privileged kinds allowed (empty by
      * default).  A privileged kind needs the second list, and the first when it is set. */
@@ -82,10 +90,38 @@ typedef struct pw_config {
                               azure.authority.host, azure.arm.endpoint, azure.arm.api.version,
                               azure.ca.file, azure.connect.to (comma list), azure.*.ms timeouts;
                               its strings are owned by pw_config */
+
+    struct pw_config_origin *origins; /* where each key was set (pw_config_origin) */
+    size_t origin_count;
 } pw_config;
 
-/* Loads path (NULL: defaults + environment only).  Returns 0, or -1 with err naming the key.
- * Order: defaults, then AZURE_* environment, then the file (the file wins).  Every kafka.*
+/* One problem found while loading or checking: where is "FILE:LINE", "environment NAME" or
+ * NULL (a default, or no single place); text names the key ("worker.inflight.max: not a
+ * number: ..."), never a secret's value. */
+typedef void (*pw_config_report_fn)(void *ctx, const char *where, const char *text);
+
+/* Loads like pw_config_load but goes on past a problem and reports each one through fn:
+ * every bad line of the file, every bad PW_* variable, every kafka.* key librdkafka refuses,
+ * every bad value.  Returns the number of problems (0: loaded).  cfg is always left loaded
+ * as far as it could be (a refused value leaves the previous one) and must be freed. */
+int pw_config_load_report(pw_config *cfg, const char *path, pw_config_report_fn fn, void *ctx);
+
+/* What a running worker needs before it starts, every problem reported through fn:
+ * pw_config_require's checks plus worker.reply.topic / worker.deadletter.topic differing
+ * from worker.request.topic.  Returns the number of problems. */
+int pw_config_require_report(const pw_config *cfg, pw_config_report_fn fn, void *ctx);
+
+/* Where key (a full name, "kafka.group.id") got its value: "FILE:LINE" or "environment
+ * PW_..."; NULL when it has its default (or came from AZURE_*).  Owned by cfg. */
+const char *pw_config_origin(const pw_config *cfg, const char *key);
+
+/* The PW_* environment variable that sets key ("worker.inflight.max" ->
+ * "PW_WORKER_INFLIGHT_MAX").  Returns 0, or -1 when out does not hold it. */
+int pw_config_env_name(const char *key, char *out, size_t outlen);
+
+/* Loads path (NULL: defaults + environment only).  Returns 0, or -1 with err naming the key
+ * (the first problem; pw_config_load_report lists them all).  Order: defaults, then AZURE_*
+ * environment, then the file, then PW_* environment (each later one wins).  Every kafka.*
  * key is checked by librdkafka here.  Required values are not checked: see pw_config_require.
  * On failure cfg is left zeroed (nothing to free). */
 int pw_config_load(pw_config *cfg, const char *path, char *err, size_t errlen);
@@ -96,7 +132,8 @@ void pw_config_free(pw_config *cfg); /* frees the members; accepts a zeroed stru
 int pw_config_set(pw_config *cfg, const char *key, const char *value, char *err, size_t errlen);
 
 /* What a running worker needs: azure tenant/client id/secret, kafka.bootstrap.servers,
- * kafka.group.id.  Returns 0 or -1 with err naming the missing key. */
+ * kafka.group.id, reply and dead-letter topics other than the request topic.  Returns 0 or
+ * -1 with err naming the key (the first problem; pw_config_require_report lists them all). */
 int pw_config_require(const pw_config *cfg, char *err, size_t errlen);
 
 /* The last value of a kafka.* key (name without the prefix), or NULL. */

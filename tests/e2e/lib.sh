@@ -2,7 +2,8 @@
 # and helpers to send requests with kcat and read replies, the dead-letter topic and the
 # simulator's state and request log.  Source it after `set -euo pipefail`.
 #
-# Environment: PW_BIN_DIR (default <repo>/build/bin), PW_SOURCE_DIR (default <repo>),
+# Environment: PW_BIN_DIR (default <repo>/build/bin: the Release tree `make` builds; ctest sets
+# it to its own tree, build-asan/bin under `make test`), PW_SOURCE_DIR (default <repo>),
 # plus tests/lib/stack.sh's PW_TIMEOUT_SCALE and PW_KEEP.
 # shellcheck shell=bash disable=SC2034,SC2120
 # (variables here are used by the scripts that source this file)

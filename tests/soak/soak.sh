@@ -15,7 +15,7 @@
 #      SOAK_SECONDS (how long requests are produced; default 6 s per 100 requests, at least
 #      30), SOAK_SETTLE (300: wait for the last terminal replies), SOAK_SEED,
 #      SOAK_SMOKE=1 (a short check of the script: 200 requests, 40 targets, 2 kills),
-#      PW_BIN_DIR (the binaries under test, default <repo>/build/bin), PW_TIMEOUT_SCALE.
+#      PW_BIN_DIR (the binaries under test, default <repo>/build/bin, the Release tree of `make`), PW_TIMEOUT_SCALE.
 # The temp dir is kept (PW_KEEP=0 removes it); the figures are in its soak.json.
 # shellcheck source-path=SCRIPTDIR
 set -euo pipefail

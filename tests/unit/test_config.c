@@ -331,6 +331,166 @@ static void test_example_config_loads(void **state)
     clear_env();
 }
 
+/* Collects reported problems as "WHERE|TEXT" lines. */
+typedef struct problems {
+    char text[4096];
+    int n;
+} problems;
+
+static void collect(void *ctx, const char *where, const char *text)
+{
+    problems *p = ctx;
+    size_t used = strlen(p->text);
+    snprintf(p->text + used, sizeof p->text - used, "%s|%s\n", where ? where : "-", text);
+    p->n++;
+}
+
+static void clear_pw_env(void)
+{
+    const char *names[] = {"PW_KAFKA_BOOTSTRAP_SERVERS", "PW_KAFKA_GROUP_ID", "PW_WORKER_INFLIGHT_MAX",
+                           "PW_WORKER_NOPE", "PW_AZURE_CLIENT_SECRET", "PW_WORKER_REPLY_TOPIC",
+                           "PW_KAFKA_SSL_KEY_PASSWORD", "PW_BIN_DIR", "PW_WORKER_LOG_LEVEL",
+                           "PW_KAFKA_CLIENT_ID"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        unsetenv(names[i]);
+}
+
+/* PW_<KEY>: '.' as '_', '_' as '__', '-' as '___', upper case; both directions agree. */
+static void test_env_names(void **state)
+{
+    (void)state;
+    char name[128];
+    assert_int_equal(pw_config_env_name("worker.inflight.max", name, sizeof name), 0);
+    assert_string_equal(name, "PW_WORKER_INFLIGHT_MAX");
+    assert_int_equal(pw_config_env_name("kafka.bootstrap.servers", name, sizeof name), 0);
+    assert_string_equal(name, "PW_KAFKA_BOOTSTRAP_SERVERS");
+    assert_int_equal(pw_config_env_name("kafka.a_b-c.d", name, sizeof name), 0);
+    assert_string_equal(name, "PW_KAFKA_A__B___C_D");
+    assert_int_equal(pw_config_env_name("worker.inflight.max", name, 8), -1);
+}
+
+/* Every key from the environment, the file optional; PW_* wins over the file; names outside
+ * PW_KAFKA_/PW_WORKER_/PW_AZURE_ are not configuration. */
+static void test_env_keys(void **state)
+{
+    (void)state;
+    clear_env();
+    clear_pw_env();
+    setenv("PW_KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092", 1);
+    setenv("PW_KAFKA_GROUP_ID", "env-group", 1);
+    setenv("PW_WORKER_INFLIGHT_MAX", "7", 1);
+    setenv("PW_AZURE_CLIENT_SECRET", "env-secret", 1);
+    setenv("PW_BIN_DIR", "/not/configuration", 1);
+    setenv("AZURE_TENANT_ID", "t", 1);
+    setenv("AZURE_CLIENT_ID", "c", 1);
+    pw_config cfg;
+    char err[256] = "";
+    /* no file at all */
+    assert_int_equal(pw_config_load(&cfg, NULL, err, sizeof err), 0);
+    assert_string_equal(pw_config_kafka_get(&cfg, "bootstrap.servers"), "k1:9092,k2:9092");
+    assert_string_equal(pw_config_kafka_get(&cfg, "group.id"), "env-group");
+    assert_int_equal(cfg.max_in_flight, 7);
+    assert_string_equal(cfg.azure.client_secret, "env-secret");
+    assert_int_equal(pw_config_require(&cfg, err, sizeof err), 0);
+    assert_string_equal(pw_config_origin(&cfg, "worker.inflight.max"),
+                        "environment PW_WORKER_INFLIGHT_MAX");
+    pw_config_free(&cfg);
+    /* over a file: the environment wins, the file fills the rest */
+    assert_int_equal(load_text(&cfg, "worker.inflight.max=3\nkafka.group.id=file-group\n"
+                                     "worker.uncommitted.max=50\n",
+                               err, sizeof err),
+                     0);
+    assert_int_equal(cfg.max_in_flight, 7);
+    assert_string_equal(pw_config_kafka_get(&cfg, "group.id"), "env-group");
+    assert_int_equal(cfg.max_uncommitted, 50);
+    char where[128];
+    snprintf(where, sizeof where, "%s:3", tmp_path);
+    assert_string_equal(pw_config_origin(&cfg, "worker.uncommitted.max"), where);
+    pw_config_free(&cfg);
+    clear_env();
+    clear_pw_env();
+}
+
+/* A bad variable fails like a bad line, naming the variable; a secret's value never shows. */
+static void test_env_errors(void **state)
+{
+    (void)state;
+    clear_env();
+    clear_pw_env();
+    pw_config cfg;
+    char err[256] = "";
+    setenv("PW_WORKER_NOPE", "1", 1);
+    assert_int_equal(pw_config_load(&cfg, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "PW_WORKER_NOPE"));
+    assert_non_null(strstr(err, "worker.nope"));
+    unsetenv("PW_WORKER_NOPE");
+    setenv("PW_WORKER_INFLIGHT_MAX", "lots", 1);
+    assert_int_equal(pw_config_load(&cfg, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "environment PW_WORKER_INFLIGHT_MAX: worker.inflight.max"));
+    unsetenv("PW_WORKER_INFLIGHT_MAX");
+    setenv("PW_KAFKA_SSL_KEY_PASSWORD", "hunter2", 1);
+    setenv("PW_KAFKA_CLIENT_ID", "", 1); /* librdkafka takes an empty client.id */
+    assert_int_equal(pw_config_load(&cfg, NULL, err, sizeof err), 0);
+    assert_string_equal(pw_config_kafka_get(&cfg, "ssl.key.password"), "hunter2");
+    pw_config_free(&cfg);
+    clear_pw_env();
+}
+
+/* pw_config_load_report lists every problem, each with FILE:LINE (or the variable). */
+static void test_every_problem_reported(void **state)
+{
+    (void)state;
+    clear_env();
+    clear_pw_env();
+    setenv("PW_WORKER_LOG_LEVEL", "chatty", 1);
+    const char *p = write_file("kafka.bootstrap.servers=x:1\n"
+                               "worker.inflight.max=lots\n"
+                               "# a comment\n"
+                               "worker.nonsense=1\n"
+                               "kafka.acks=sometimes\n"
+                               "no equals sign\n"
+                               "azure.ca.file=/nonexistent/ca.pem\n"
+                               "worker.reply.topic=adx.policy.requests\n");
+    pw_config cfg;
+    problems got = {"", 0};
+    int n = pw_config_load_report(&cfg, p, collect, &got);
+    n += pw_config_require_report(&cfg, collect, &got);
+    char want[6][160];
+    snprintf(want[0], sizeof want[0], "%s:2|worker.inflight.max: not a number", p);
+    snprintf(want[1], sizeof want[1], "%s:4|worker.nonsense: unknown", p);
+    snprintf(want[2], sizeof want[2], "%s:5|kafka.acks: ", p);
+    snprintf(want[3], sizeof want[3], "%s:6|expected key=value", p);
+    snprintf(want[4], sizeof want[4], "%s:7|azure.ca.file: /nonexistent/ca.pem", p);
+    snprintf(want[5], sizeof want[5], "%s:8|worker.reply.topic: \"adx.policy.requests\" is also", p);
+    for (size_t i = 0; i < 6; i++)
+        if (!strstr(got.text, want[i])) fail_msg("missing \"%s\" in:\n%s", want[i], got.text);
+    if (!strstr(got.text, "environment PW_WORKER_LOG_LEVEL|worker.log.level: expected"))
+        fail_msg("no PW_WORKER_LOG_LEVEL problem in:\n%s", got.text);
+    if (!strstr(got.text, "-|kafka.group.id: required") ||
+        !strstr(got.text, "-|azure.tenant.id: required"))
+        fail_msg("required keys not all reported:\n%s", got.text);
+    assert_int_equal(n, got.n);
+    assert_true(n >= 10);
+    /* what could be loaded was: the file's good line */
+    assert_string_equal(pw_config_kafka_get(&cfg, "bootstrap.servers"), "x:1");
+    pw_config_free(&cfg);
+    unlink(p);
+    clear_pw_env();
+}
+
+/* From the build tree's bin/ (where this test runs) the default schemas are the source tree's. */
+static void test_default_schemas_dir(void **state)
+{
+    (void)state;
+    clear_env();
+    clear_pw_env();
+    pw_config cfg;
+    char err[256] = "";
+    assert_int_equal(pw_config_load(&cfg, NULL, err, sizeof err), 0);
+    assert_string_equal(cfg.schemas_dir, PW_SOURCE_DIR "/schemas");
+    pw_config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -345,6 +505,11 @@ int main(void)
         cmocka_unit_test(test_kind_lists),
         cmocka_unit_test(test_long_line),
         cmocka_unit_test(test_example_config_loads),
+        cmocka_unit_test(test_env_names),
+        cmocka_unit_test(test_env_keys),
+        cmocka_unit_test(test_env_errors),
+        cmocka_unit_test(test_every_problem_reported),
+        cmocka_unit_test(test_default_schemas_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,8 @@
  * Prints its base URL as the first stdout line, then serves until SIGINT/SIGTERM. */
 #include "sim_core.h"
 
+#include "pw/version.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +16,8 @@ static void usage(FILE *f)
                "  --listen    address and port (default 127.0.0.1:0 = a free port)\n"
                "  --state     JSON state to start from (default: the built-in default state)\n"
                "  --cert-dir  where ca.pem and the keys live (default "
-               "${TMPDIR:-/tmp}/azure-sim-<uid>)\n");
+               "${TMPDIR:-/tmp}/azure-sim-<uid>)\n"
+               "  --help      this text; --version: the version and the libraries'\n");
 }
 
 int main(int argc, char **argv)
@@ -25,6 +28,10 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--version")) {
+            pw_version_print(stdout, "azure-sim");
             return 0;
         }
         if (i + 1 >= argc) {

@@ -1,5 +1,6 @@
 /* jsonschema-suite: runs the official JSON Schema Test Suite (draft 2020-12) against pw_schema. */
 #include "pw/schema.h"
+#include "pw/version.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -130,14 +131,15 @@ static void run_dir(pw_schema_registry *reg, const char *dir, const char *label,
     }
 }
 
-static void usage(void)
+static void usage(FILE *to)
 {
-    fprintf(stderr,
+    fprintf(to,
             "usage: jsonschema-suite [--format-assertion] [--optional] [--only PATH]\n"
             "                        [--meta DIR] [-v] SUITE_DIR\n"
             "  runs SUITE_DIR/tests/draft2020-12/*.json (with --optional also optional/ and\n"
             "  optional/format/; --only runs one file or directory relative to draft2020-12/;\n"
-            "  --format-assertion applies to optional/format/ and to --only)\n");
+            "  --format-assertion applies to optional/format/ and to --only)\n"
+            "usage: jsonschema-suite --help | --version\n");
 }
 
 int main(int argc, char **argv)
@@ -145,7 +147,13 @@ int main(int argc, char **argv)
     int fmt = 0, optional = 0;
     const char *meta = NULL, *only = NULL, *dir = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--format-assertion"))
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--version")) {
+            pw_version_print(stdout, "jsonschema-suite");
+            return 0;
+        } else if (!strcmp(argv[i], "--format-assertion"))
             fmt = 1;
         else if (!strcmp(argv[i], "--optional"))
             optional = 1;
@@ -156,13 +164,13 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
         else if (argv[i][0] == '-' || dir) {
-            usage();
+            usage(stderr);
             return 2;
         } else
             dir = argv[i];
     }
     if (!dir) {
-        usage();
+        usage(stderr);
         return 2;
     }
     char path[4096], metabuf[4096];

@@ -19,6 +19,8 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "pw/version.h"
+
 /* Hard limits: every input from the command line or the control port is checked against them. */
 enum {
     KM_MAX_BROKERS = 32,
@@ -108,7 +110,8 @@ static void km_usage(FILE *f)
             "usage: kafka-mock [--brokers N] [--topic NAME[:PARTITIONS]]... [--replication N]\n"
             "                  [--control-port PORT] [--rtt MS]\n"
             "Prints the bootstrap list on stdout's first line, the control address on the second,\n"
-            "then runs until SIGINT/SIGTERM. See tools/kafka-mock/README.md.\n");
+            "then runs until SIGINT/SIGTERM. See tools/kafka-mock/README.md.\n"
+            "  --help: this text; --version: the version and the libraries'\n");
 }
 
 /* Parses a whole decimal integer in [lo, hi]; 0 on success. */
@@ -154,6 +157,10 @@ static km_status km_parse_args(int argc, char **argv, struct km_opts *o)
 
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             km_usage(stdout);
+            exit(0);
+        }
+        if (!strcmp(a, "--version")) {
+            pw_version_print(stdout, "kafka-mock");
             exit(0);
         }
         if (!val) {

@@ -1,5 +1,7 @@
 /* policyctl: offline tools for platform teams; `validate` checks request files against schemas/. */
+#include "pw/paths.h"
 #include "pw/schema.h"
+#include "pw/version.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,18 +15,19 @@ static void usage(FILE *f)
             "usage: policyctl validate [--schemas DIR] [--meta DIR] [--format-assertion] [--json]\n"
             "                          FILE...\n"
             "  Checks each request FILE against DIR/request.v1.json (every *.json under DIR\n"
-            "  is registered by its $id; default DIR: %s).\n"
+            "  is registered by its $id; default DIR: PREFIX/share/policy-worker/schemas for\n"
+            "  PREFIX/bin/policyctl, the source tree's schemas/ in a build tree).\n"
             "  --meta DIR          also register the 2020-12 meta-schemas found in DIR\n"
             "                      (needed only by schemas that $ref them)\n"
             "  --format-assertion  treat \"format\" as an assertion (the worker does not)\n"
             "  --json              print each file's result in the JSON Schema \"basic\" shape\n"
-            "  exit: 0 all valid, 1 some invalid, 2 usage or I/O error\n",
-            PW_POLICYCTL_SCHEMAS_DIR);
+            "  exit: 0 all valid, 1 some invalid, 2 usage or I/O error\n"
+            "usage: policyctl --help | --version\n");
 }
 
 static int cmd_validate(int argc, char **argv)
 {
-    const char *dir = PW_POLICYCTL_SCHEMAS_DIR, *meta = NULL;
+    const char *dir = pw_paths_schemas_dir(), *meta = NULL;
     int json_out = 0, first = 0;
     pw_schema_options opts = {0};
     for (int i = 0; i < argc; i++) {
@@ -117,6 +120,10 @@ int main(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "validate")) return cmd_validate(argc - 2, argv + 2);
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         usage(stdout);
+        return 0;
+    }
+    if (argc >= 2 && !strcmp(argv[1], "--version")) {
+        pw_version_print(stdout, "policyctl");
         return 0;
     }
     usage(stderr);

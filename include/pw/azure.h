@@ -3,13 +3,19 @@
  * cache/refresh and ARM long-running operations are handled here; callers say what
  * to send, not how to get it through.
  *
+ * Credentials (azure.credential, see pw_azure_credential below): a client secret, a client
+ * certificate's RS256 assertion, a federated token file (workload identity) or a managed
+ * identity endpoint (IMDS, App Service).  The managed-identity endpoint is the one origin
+ * reached over plain HTTP, and only on a loopback or link-local address.
+ *
  * Security contract: a bearer token is only ever sent to the configured ARM
  * endpoint host, to a Kusto cluster URI the caller has validated (https, no
  * user-info, port or path; re-checked here), or - for LRO polling - to a URL on
  * the ARM endpoint host.  TLS peers are always verified.  Secrets and tokens are
  * never logged and never copied into pw_azure_result.  Text Azure (or a proxy) supplies -
  * error messages and codes, ids, LRO URLs - goes through pw_http_redact (the configured
- * secret, client_secret=/client_assertion= values, Bearer credentials and JWT-shaped text
+ * secret, the latest assertion, federated token and identity header, client_secret= /
+ * client_assertion= values, Bearer credentials and JWT-shaped text
  * become "***") before it is logged or copied into a result: endpoints that echo a request
  * in their errors cannot leak it.  An access token that is not an RFC 6750 b64token (CR/LF
  * would add a header) is refused: AzureProtocolError.

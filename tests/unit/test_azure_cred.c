@@ -26,11 +26,16 @@
 #define TENANT "11111111-1111-1111-1111-111111111111"
 #define CLIENT "33333333-3333-3333-3333-333333333333"
 
-static const char *const ENV_VARS[] = {
-    "AZURE_TENANT_ID",   "AZURE_CLIENT_ID",          "AZURE_CLIENT_SECRET",
-    "AZURE_AUTHORITY_HOST", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_CLIENT_CERTIFICATE_PASSWORD",
-    "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER"};
+static const char *const ENV_VARS[] = {"AZURE_TENANT_ID",
+                                       "AZURE_CLIENT_ID",
+                                       "AZURE_CLIENT_SECRET",
+                                       "AZURE_AUTHORITY_HOST",
+                                       "AZURE_CLIENT_CERTIFICATE_PATH",
+                                       "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+                                       "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN",
+                                       "AZURE_FEDERATED_TOKEN_FILE",
+                                       "IDENTITY_ENDPOINT",
+                                       "IDENTITY_HEADER"};
 
 static void clear_env(void)
 {
@@ -301,11 +306,11 @@ static void test_assertion(void **state)
         while (k > 0 && b[--k] == '=')
             siglen--;
         EVP_MD_CTX *md = EVP_MD_CTX_new();
-        assert_int_equal(EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, X509_get0_pubkey(g_cert)),
-                         1);
-        assert_int_equal(EVP_DigestVerify(md, sig, (size_t)siglen, (const unsigned char *)a,
-                                          (size_t)(d2 - a)),
-                         1);
+        assert_int_equal(
+            EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, X509_get0_pubkey(g_cert)), 1);
+        assert_int_equal(
+            EVP_DigestVerify(md, sig, (size_t)siglen, (const unsigned char *)a, (size_t)(d2 - a)),
+            1);
         EVP_MD_CTX_free(md);
         free(b);
         json_decref(h);
@@ -387,7 +392,8 @@ static void test_http_secrets_and_plain(void **state)
     pw_loop *loop = pw_loop_new(err, sizeof err);
     pw_http_opts o = {.max_response_bytes = 1024,
                       .secret = "sec-1",
-                      .plain_http_endpoint = "http://127.0.0.1:8080/metadata/identity/oauth2/token"};
+                      .plain_http_endpoint =
+                          "http://127.0.0.1:8080/metadata/identity/oauth2/token"};
     pw_http *h = pw_http_new(loop, &o, err, sizeof err);
     assert_non_null(h);
     assert_int_equal(pw_http_set_secret(h, PW_HTTP_SECRET_ASSERTION, "assert+ion/value"), 0);
@@ -402,7 +408,8 @@ static void test_http_secrets_and_plain(void **state)
     pw_http_redact(h, out, sizeof out, in, strlen(in));
     assert_string_equal(out, "***");
     /* plain HTTP for the identity endpoint's origin alone */
-    assert_true(pw_http_plain_allowed(h, "http://127.0.0.1:8080/metadata/identity/oauth2/token?a=b"));
+    assert_true(
+        pw_http_plain_allowed(h, "http://127.0.0.1:8080/metadata/identity/oauth2/token?a=b"));
     assert_false(pw_http_plain_allowed(h, "http://127.0.0.1:8081/metadata/identity/oauth2/token"));
     assert_false(pw_http_plain_allowed(h, "http://management.azure.com/subscriptions"));
     assert_false(pw_http_plain_allowed(h, "http://u:p@127.0.0.1:8080/x"));

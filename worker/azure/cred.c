@@ -37,11 +37,16 @@ void pw_cred_wipe(char *s)
 const char *pw_azure_credential_name(pw_azure_credential c)
 {
     switch (c) {
-    case PW_AZ_CRED_SECRET: return "secret";
-    case PW_AZ_CRED_CERTIFICATE: return "certificate";
-    case PW_AZ_CRED_WORKLOAD: return "workload";
-    case PW_AZ_CRED_MANAGED: return "managed";
-    case PW_AZ_CRED_AUTO: break;
+    case PW_AZ_CRED_SECRET:
+        return "secret";
+    case PW_AZ_CRED_CERTIFICATE:
+        return "certificate";
+    case PW_AZ_CRED_WORKLOAD:
+        return "workload";
+    case PW_AZ_CRED_MANAGED:
+        return "managed";
+    case PW_AZ_CRED_AUTO:
+        break;
     }
     return "auto";
 }
@@ -55,13 +60,17 @@ static int set(const char *s)
 static int need_app(const pw_azure_config *cfg, const char *what, char *err, size_t errlen)
 {
     if (!set(cfg->tenant_id)) {
-        pw_err_set(err, errlen, "azure.tenant.id: required for azure.credential=%s (or "
-                   "AZURE_TENANT_ID)", what);
+        pw_err_set(err, errlen,
+                   "azure.tenant.id: required for azure.credential=%s (or "
+                   "AZURE_TENANT_ID)",
+                   what);
         return -1;
     }
     if (!set(cfg->client_id)) {
-        pw_err_set(err, errlen, "azure.client.id: required for azure.credential=%s (or "
-                   "AZURE_CLIENT_ID)", what);
+        pw_err_set(err, errlen,
+                   "azure.client.id: required for azure.credential=%s (or "
+                   "AZURE_CLIENT_ID)",
+                   what);
         return -1;
     }
     return 0;
@@ -105,15 +114,18 @@ int pw_azure_credential_select(const pw_azure_config *cfg, pw_azure_credential *
     } else if (!strcmp(name, "managed")) {
         c = PW_AZ_CRED_MANAGED;
     } else {
-        pw_err_set(err, errlen, "azure.credential: expected secret, certificate, workload, "
-                   "managed or auto, not \"%.40s\"", name);
+        pw_err_set(err, errlen,
+                   "azure.credential: expected secret, certificate, workload, "
+                   "managed or auto, not \"%.40s\"",
+                   name);
         return -1;
     }
     switch (c) {
     case PW_AZ_CRED_SECRET:
         if (need_app(cfg, "secret", err, errlen)) return -1;
         if (!set(cfg->client_secret)) {
-            pw_err_set(err, errlen, "azure.client.secret: required for azure.credential=secret "
+            pw_err_set(err, errlen,
+                       "azure.client.secret: required for azure.credential=secret "
                        "(or AZURE_CLIENT_SECRET)");
             return -1;
         }
@@ -121,7 +133,8 @@ int pw_azure_credential_select(const pw_azure_config *cfg, pw_azure_credential *
     case PW_AZ_CRED_CERTIFICATE:
         if (need_app(cfg, "certificate", err, errlen)) return -1;
         if (!set(cfg->client_certificate_path)) {
-            pw_err_set(err, errlen, "azure.client.certificate.path: required for "
+            pw_err_set(err, errlen,
+                       "azure.client.certificate.path: required for "
                        "azure.credential=certificate (or AZURE_CLIENT_CERTIFICATE_PATH)");
             return -1;
         }
@@ -129,14 +142,16 @@ int pw_azure_credential_select(const pw_azure_config *cfg, pw_azure_credential *
     case PW_AZ_CRED_WORKLOAD:
         if (need_app(cfg, "workload", err, errlen)) return -1;
         if (!set(cfg->federated_token_file)) {
-            pw_err_set(err, errlen, "azure.federated.token.file: required for "
+            pw_err_set(err, errlen,
+                       "azure.federated.token.file: required for "
                        "azure.credential=workload (or AZURE_FEDERATED_TOKEN_FILE)");
             return -1;
         }
         break;
     case PW_AZ_CRED_MANAGED:
         if (set(cfg->identity_endpoint) && !set(cfg->identity_header)) {
-            pw_err_set(err, errlen, "IDENTITY_ENDPOINT is set without IDENTITY_HEADER (the App "
+            pw_err_set(err, errlen,
+                       "IDENTITY_ENDPOINT is set without IDENTITY_HEADER (the App "
                        "Service / Container Apps form needs both; other forms are not "
                        "supported)");
             return -1;
@@ -154,8 +169,7 @@ int pw_azure_credential_select(const pw_azure_config *cfg, pw_azure_credential *
 char *pw_cred_b64(const unsigned char *p, size_t n, int std)
 {
     static const char url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    static const char plain[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char plain[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const char *tab = std ? plain : url;
     char *out = malloc(n / 3 * 4 + 5);
     if (!out) return NULL;
@@ -211,8 +225,7 @@ static char *der_b64(X509 *x, int std, int sha256)
     return out;
 }
 
-pw_cred_cert *pw_cred_cert_load(const char *path, const char *password, char *err,
-                                size_t errlen)
+pw_cred_cert *pw_cred_cert_load(const char *path, const char *password, char *err, size_t errlen)
 {
     pw_cred_cert *c = calloc(1, sizeof *c);
     X509 *certs[PW_CRED_CHAIN_MAX] = {0};
@@ -232,21 +245,19 @@ pw_cred_cert *pw_cred_cert_load(const char *path, const char *password, char *er
     long size = ftell(f);
     fclose(f);
     if (size > CERT_FILE_MAX) {
-        pw_err_set(err, errlen, "client certificate %s: larger than %d bytes", path,
-                   CERT_FILE_MAX);
+        pw_err_set(err, errlen, "client certificate %s: larger than %d bytes", path, CERT_FILE_MAX);
         goto fail;
     }
     /* The key: PEM_read_bio_PrivateKey skips the blocks that are no key. */
     b = BIO_new_file(path, "r");
     ERR_clear_error();
-    c->key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, (void *)(password ? password : ""))
-               : NULL;
+    c->key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, (void *)(password ? password : "")) : NULL;
     BIO_free(b);
     b = NULL;
     if (!c->key) {
         ERR_error_string_n(ERR_peek_last_error(), why, sizeof why);
-        pw_err_set(err, errlen, "client certificate %s: no readable private key (%s%s)", path,
-                   why, password ? "; wrong password?" : "; encrypted without a password?");
+        pw_err_set(err, errlen, "client certificate %s: no readable private key (%s%s)", path, why,
+                   password ? "; wrong password?" : "; encrypted without a password?");
         goto fail;
     }
     if (EVP_PKEY_base_id(c->key) != EVP_PKEY_RSA) {
@@ -322,12 +333,11 @@ char *pw_cred_assertion(const pw_cred_cert *c, const char *client_id, const char
     char *out = NULL, *h = NULL, *p = NULL, *input = NULL, *sig64 = NULL;
     unsigned char *sig = NULL;
     EVP_MD_CTX *md = NULL;
-    json_t *hdr = json_pack("{s:s,s:s,s:s}", "alg", "RS256", "typ", "JWT", "x5t#S256",
-                            c->x5t_s256);
-    json_t *claims = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "aud", token_url, "iss",
-                               client_id, "sub", client_id, "jti", jti, "nbf", (json_int_t)now,
-                               "iat", (json_int_t)now, "exp",
-                               (json_int_t)(now + PW_AZ_ASSERTION_LIFETIME_S));
+    json_t *hdr = json_pack("{s:s,s:s,s:s}", "alg", "RS256", "typ", "JWT", "x5t#S256", c->x5t_s256);
+    json_t *claims =
+        json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:I}", "aud", token_url, "iss", client_id, "sub",
+                  client_id, "jti", jti, "nbf", (json_int_t)now, "iat", (json_int_t)now, "exp",
+                  (json_int_t)(now + PW_AZ_ASSERTION_LIFETIME_S));
     if (!hdr || !claims) goto done;
     if (send_chain) {
         json_t *x5c = json_array();

@@ -24,8 +24,7 @@ typedef struct pw_cred_cert pw_cred_cert;
  * the certificate that matches it, plus any further certificates (the chain, kept in file
  * order after the leaf).  NULL with err naming the file and the problem (never the
  * password).  The file is read once: a rotated certificate needs a restart. */
-pw_cred_cert *pw_cred_cert_load(const char *path, const char *password, char *err,
-                                size_t errlen);
+pw_cred_cert *pw_cred_cert_load(const char *path, const char *password, char *err, size_t errlen);
 void pw_cred_cert_free(pw_cred_cert *c); /* NULL ok; wipes the key */
 
 /* The leaf's x5t#S256 thumbprint (base64url, 43 characters). */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "pw/names.h"
@@ -30,7 +31,7 @@
 /* Keys whose values are never echoed in an error message. */
 static int is_sensitive_key(const char *key)
 {
-    return strstr(key, "secret") || strstr(key, "password") || strstr(key, "sasl.oauthbearer") ||
+    return strstr(key, "secret") || strstr(key, "password") || strstr(key, "header") || strstr(key, "sasl.oauthbearer") ||
            strstr(key, "ssl.key.pem") || strstr(key, "ssl_key");
 }
 
@@ -247,7 +248,7 @@ oom:
     return -1;
 }
 
-typedef enum { K_STR, K_ASTR, K_LIST, K_NUM } key_type;
+typedef enum { K_STR, K_ASTR, K_LIST, K_NUM, K_BOOL } key_type;
 
 typedef struct key_spec {
     const char *name;
@@ -291,6 +292,13 @@ static const key_spec key_specs[] = {
     {"azure.tenant.id", K_ASTR, 0, 0, F(azure.tenant_id), 0},
     {"azure.client.id", K_ASTR, 0, 0, F(azure.client_id), 0},
     {"azure.client.secret", K_ASTR, 0, 0, F(azure.client_secret), 0},
+    {"azure.credential", K_ASTR, 0, 0, F(azure.credential), 0},
+    {"azure.client.certificate.path", K_ASTR, 0, 0, F(azure.client_certificate_path), 0},
+    {"azure.client.certificate.password", K_ASTR, 0, 0, F(azure.client_certificate_password), 0},
+    {"azure.client.send.certificate.chain", K_BOOL, 0, 1, F(azure.send_certificate_chain),
+     (int)sizeof(int)},
+    {"azure.federated.token.file", K_ASTR, 0, 0, F(azure.federated_token_file), 0},
+    {"azure.imds.endpoint", K_ASTR, 0, 0, F(azure.imds_endpoint), 0},
     {"azure.authority.host", K_ASTR, 0, 0, F(azure.authority_host), 0},
     {"azure.arm.endpoint", K_ASTR, 0, 0, F(azure.arm_endpoint), 0},
     {"azure.arm.api.version", K_ASTR, 0, 0, F(azure.arm_api_version), 0},
@@ -351,6 +359,14 @@ static int check_kinds(const key_spec *spec, char **list, size_t n, char *err, s
     return 0;
 }
 
+/* true/false/1/0 (any case: AZURE_CLIENT_SEND_CERTIFICATE_CHAIN's values); -1 otherwise. */
+static int parse_bool(const char *v)
+{
+    if (!strcasecmp(v, "true") || !strcmp(v, "1")) return 1;
+    if (!strcasecmp(v, "false") || !strcmp(v, "0")) return 0;
+    return -1;
+}
+
 static int apply_key(pw_config *cfg, const key_spec *spec, const char *value, char *err,
                      size_t errlen)
 {
@@ -383,6 +399,16 @@ static int apply_key(pw_config *cfg, const key_spec *spec, const char *value, ch
         free_list(*slot, *count);
         *slot = list;
         *count = n;
+        return 0;
+    }
+    case K_BOOL: {
+        int v = parse_bool(value);
+        if (v < 0) {
+            pw_err_set(err, errlen, "%s: expected true or false (or 1, 0), not \"%.40s\"",
+                       spec->name, value);
+            return -1;
+        }
+        *(int *)(base + spec->offset) = v;
         return 0;
     }
     case K_NUM: {
@@ -700,6 +726,26 @@ static void check_values(loader *L)
             problem(L, pw_config_origin(cfg, urls[i][0]), "%s: must be an https:// URL, not \"%s\"",
                     urls[i][0], urls[i][1]);
     }
+    static const char *const creds[] = {"auto", "secret", "certificate", "workload", "managed"};
+    size_t ci = 0;
+    while (cfg->azure.credential && ci < 5 && strcmp(cfg->azure.credential, creds[ci]))
+        ci++;
+    if (ci == 5)
+        problem(L, pw_config_origin(cfg, "azure.credential"),
+                "azure.credential: expected secret, certificate, workload, managed or auto, not "
+                "\"%.40s\"",
+                cfg->azure.credential);
+    if (cfg->azure.imds_endpoint && strncmp(cfg->azure.imds_endpoint, "http://", 7) &&
+        strncmp(cfg->azure.imds_endpoint, "https://", 8))
+        problem(L, pw_config_origin(cfg, "azure.imds.endpoint"),
+                "azure.imds.endpoint: must be an http:// or https:// URL, not \"%.200s\"",
+                cfg->azure.imds_endpoint);
+    const char *files[][2] = {{"azure.client.certificate.path", cfg->azure.client_certificate_path},
+                              {"azure.federated.token.file", cfg->azure.federated_token_file}};
+    for (size_t i = 0; i < 2; i++)
+        if (files[i][1] && access(files[i][1], R_OK))
+            problem(L, pw_config_origin(cfg, files[i][0]), "%s: %s: %s", files[i][0], files[i][1],
+                    strerror(errno));
     const char *ca_where = pw_config_origin(cfg, "azure.ca.file");
     if (cfg->azure.ca_file && access(cfg->azure.ca_file, R_OK))
         problem(L, ca_where, "azure.ca.file: %s: %s", cfg->azure.ca_file, strerror(errno));
@@ -725,6 +771,11 @@ static int apply_env(pw_config *cfg, char *err, size_t errlen)
         {"AZURE_CLIENT_ID", &cfg->azure.client_id},
         {"AZURE_CLIENT_SECRET", &cfg->azure.client_secret},
         {"AZURE_AUTHORITY_HOST", &cfg->azure.authority_host},
+        {"AZURE_CLIENT_CERTIFICATE_PATH", &cfg->azure.client_certificate_path},
+        {"AZURE_CLIENT_CERTIFICATE_PASSWORD", &cfg->azure.client_certificate_password},
+        {"AZURE_FEDERATED_TOKEN_FILE", &cfg->azure.federated_token_file},
+        {"IDENTITY_ENDPOINT", &cfg->azure.identity_endpoint},
+        {"IDENTITY_HEADER", &cfg->azure.identity_header},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
         const char *v = getenv(map[i].env);
@@ -733,6 +784,16 @@ static int apply_env(pw_config *cfg, char *err, size_t errlen)
             pw_err_set(err, errlen, "%s: out of memory", map[i].env);
             return -1;
         }
+    }
+    const char *chain = getenv("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN");
+    if (chain && *chain) {
+        int v = parse_bool(chain);
+        if (v < 0) {
+            pw_err_set(err, errlen, "AZURE_CLIENT_SEND_CERTIFICATE_CHAIN: expected true or false "
+                       "(or 1, 0)");
+            return -1;
+        }
+        cfg->azure.send_certificate_chain = v;
     }
     return 0;
 }
@@ -780,10 +841,10 @@ int pw_config_load(pw_config *cfg, const char *path, char *err, size_t errlen)
 int pw_config_require_report(const pw_config *cfg, pw_config_report_fn fn, void *ctx)
 {
     loader L = {(pw_config *)cfg, fn, ctx, 0};
-    if (!cfg->azure.tenant_id) problem(&L, NULL, "azure.tenant.id: required (or AZURE_TENANT_ID)");
-    if (!cfg->azure.client_id) problem(&L, NULL, "azure.client.id: required (or AZURE_CLIENT_ID)");
-    if (!cfg->azure.client_secret)
-        problem(&L, NULL, "azure.client.secret: required (or AZURE_CLIENT_SECRET)");
+    pw_azure_credential cred;
+    char cerr[512];
+    if (pw_azure_credential_select(&cfg->azure, &cred, cerr, sizeof cerr))
+        problem(&L, NULL, "%s", cerr);
     if (!pw_config_kafka_get(cfg, "bootstrap.servers") &&
         !pw_config_kafka_get(cfg, "metadata.broker.list"))
         problem(&L, NULL, "kafka.bootstrap.servers: required");
@@ -844,11 +905,18 @@ void pw_config_free(pw_config *cfg)
     free(cfg->admin_listen);
     free(cfg->credential_check);
     free_list(cfg->kusto_host_suffixes, cfg->kusto_host_suffix_count);
-    if (cfg->azure.client_secret) {
-        /* Do not leave the secret lying in freed heap memory. */
-        char *s = (char *)cfg->azure.client_secret;
-        explicit_bzero(s, strlen(s));
-    }
+    /* Do not leave secrets lying in freed heap memory. */
+    const char *secrets[] = {cfg->azure.client_secret, cfg->azure.client_certificate_password,
+                             cfg->azure.identity_header};
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
+        if (secrets[i]) explicit_bzero((char *)secrets[i], strlen(secrets[i]));
+    free((char *)cfg->azure.credential);
+    free((char *)cfg->azure.client_certificate_path);
+    free((char *)cfg->azure.client_certificate_password);
+    free((char *)cfg->azure.federated_token_file);
+    free((char *)cfg->azure.imds_endpoint);
+    free((char *)cfg->azure.identity_endpoint);
+    free((char *)cfg->azure.identity_header);
     free((char *)cfg->azure.tenant_id);
     free((char *)cfg->azure.client_id);
     free((char *)cfg->azure.client_secret);

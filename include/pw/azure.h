@@ -3,13 +3,19 @@
  * cache/refresh and ARM long-running operations are handled here; callers say what
  * to send, not how to get it through.
  *
+ * Credentials (azure.credential, see pw_azure_credential below): a client secret, a client
+ * certificate's RS256 assertion, a federated token file (workload identity) or a managed
+ * identity endpoint (IMDS, App Service).  The managed-identity endpoint is the one origin
+ * reached over plain HTTP, and only on a loopback or link-local address.
+ *
  * Security contract: a bearer token is only ever sent to the configured ARM
  * endpoint host, to a Kusto cluster URI the caller has validated (https, no
  * user-info, port or path; re-checked here), or - for LRO polling - to a URL on
  * the ARM endpoint host.  TLS peers are always verified.  Secrets and tokens are
  * never logged and never copied into pw_azure_result.  Text Azure (or a proxy) supplies -
  * error messages and codes, ids, LRO URLs - goes through pw_http_redact (the configured
- * secret, client_secret=/client_assertion= values, Bearer credentials and JWT-shaped text
+ * secret, the latest assertion, federated token and identity header, client_secret= /
+ * client_assertion= values, Bearer credentials and JWT-shaped text
  * become "***") before it is logged or copied into a result: endpoints that echo a request
  * in their errors cannot leak it.  An access token that is not an RFC 6750 b64token (CR/LF
  * would add a header) is refused: AzureProtocolError.
@@ -98,11 +104,49 @@
 
 typedef struct pw_azure pw_azure;
 
+/* Defaults (pw_azure_config_defaults and the configuration loader use these). */
+#define PW_AZ_AUTHORITY_HOST "https://login.microsoftonline.com"
+#define PW_AZ_CREDENTIAL_DEFAULT "auto"
+/* The Azure Instance Metadata Service's token endpoint.  Used only with credential
+ * "managed" and no other endpoint configured: auto never selects managed identity on the
+ * strength of this default (no blind probe of 169.254.169.254). */
+#define PW_AZ_IMDS_ENDPOINT "http://169.254.169.254/metadata/identity/oauth2/token"
+#define PW_AZ_IMDS_API_VERSION "2018-02-01"
+#define PW_AZ_IDENTITY_API_VERSION "2019-08-01" /* App Service / Container Apps form */
+#define PW_AZ_ASSERTION_LIFETIME_S 600          /* client assertions: exp = nbf + this */
+#define PW_AZ_FEDERATED_TOKEN_MAX 16384         /* bytes of AZURE_FEDERATED_TOKEN_FILE read */
+
+/* How the worker proves its identity to Entra ID (azure.credential).  AUTO picks, in the
+ * order of the Azure SDKs' EnvironmentCredential and DefaultAzureCredential, the first one
+ * the configuration (keys or environment) provides: secret (tenant, client id, secret),
+ * certificate (tenant, client id, certificate path), workload (tenant, client id,
+ * federated token file), managed (only when an identity endpoint is configured:
+ * IDENTITY_ENDPOINT, or azure.imds.endpoint set). */
+typedef enum pw_azure_credential {
+    PW_AZ_CRED_AUTO,
+    PW_AZ_CRED_SECRET,
+    PW_AZ_CRED_CERTIFICATE,
+    PW_AZ_CRED_WORKLOAD,
+    PW_AZ_CRED_MANAGED,
+} pw_azure_credential;
+
 typedef struct pw_azure_config {
-    const char *tenant_id;         /* required */
-    const char *client_id;         /* required */
-    const char *client_secret;     /* required for now (client-credentials grant) */
-    const char *authority_host;    /* default "https://login.microsoftonline.com" */
+    const char *credential;        /* "secret" | "certificate" | "workload" | "managed" | "auto";
+                                      NULL = PW_AZ_CREDENTIAL_DEFAULT */
+    const char *tenant_id;         /* required except for managed identity */
+    const char *client_id;         /* required except for managed identity (there: the
+                                      user-assigned identity's client id, NULL = system) */
+    const char *client_secret;     /* secret: the client-credentials grant's client_secret */
+    const char *client_certificate_path;     /* certificate: PEM with the certificate (chain)
+                                                and its private key */
+    const char *client_certificate_password; /* its key's passphrase; may be NULL */
+    int send_certificate_chain;    /* 1: the assertion's header carries x5c (SNI auth) */
+    const char *federated_token_file; /* workload: read again at each token fetch */
+    const char *imds_endpoint;     /* managed, IMDS form; NULL = not configured (then
+                                      PW_AZ_IMDS_ENDPOINT, and only with credential=managed) */
+    const char *identity_endpoint; /* managed, App Service form (IDENTITY_ENDPOINT) */
+    const char *identity_header;   /* its X-IDENTITY-HEADER secret (IDENTITY_HEADER) */
+    const char *authority_host;    /* default PW_AZ_AUTHORITY_HOST */
     const char *arm_endpoint;      /* default "https://management.azure.com" */
     const char *arm_api_version;   /* default "2025-02-14" */
     const char *ca_file;           /* NULL: the system trust store */
@@ -136,6 +180,14 @@ typedef struct pw_azure_config {
 
 /* Fills every field with its default (strings NULL where there is none). */
 void pw_azure_config_defaults(pw_azure_config *cfg);
+
+/* The credential cfg selects (cfg->credential, or for "auto" the rule above) with what it
+ * needs present: 0 and *out set, or -1 with err naming the missing key or environment
+ * variable (never a secret's value).  Pure: reads no environment, sends nothing. */
+int pw_azure_credential_select(const pw_azure_config *cfg, pw_azure_credential *out, char *err,
+                               size_t errlen);
+/* "secret", "certificate", "workload", "managed", "auto". */
+const char *pw_azure_credential_name(pw_azure_credential c);
 
 /* Stable error codes (pw_azure_result.code), shared with the reply contract. */
 #define PW_AZ_CODE_THROTTLED "Throttled" /* 429 until attempts/deadline ran out */

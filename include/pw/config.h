@@ -4,8 +4,11 @@
  * comment line, blank lines ignored, whitespace around key and value trimmed.
  *   kafka.*   passed through verbatim (prefix removed) to librdkafka, consumer and producer
  *   worker.*  topics, limits, timeouts (see the fields below)
- *   azure.*   identity and endpoints; AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET,
- *             AZURE_AUTHORITY_HOST fill what the file leaves unset, as in the Azure SDKs.
+ *   azure.*   identity and endpoints; the Azure SDKs' variables AZURE_TENANT_ID,
+ *             AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_AUTHORITY_HOST,
+ *             AZURE_CLIENT_CERTIFICATE_PATH, AZURE_CLIENT_CERTIFICATE_PASSWORD,
+ *             AZURE_CLIENT_SEND_CERTIFICATE_CHAIN, AZURE_FEDERATED_TOKEN_FILE, IDENTITY_ENDPOINT
+ *             and IDENTITY_HEADER fill what the file leaves unset (azure.credential, pw/azure.h).
  * Environment (containers): every key can also be given as PW_<KEY>, where the key's
  * letters are upper-cased and written with `_` for `.`, `__` for `_` and `___` for `-`
  * (the convention of Confluent's images): PW_WORKER_INFLIGHT_MAX=10 is
@@ -86,7 +89,10 @@ typedef struct pw_config {
                                    sovereign Kusto suffixes (".kusto.windows.net", ...) */
     size_t kusto_host_suffix_count;
 
-    pw_azure_config azure; /* azure.tenant.id, azure.client.id, azure.client.secret,
+    pw_azure_config azure; /* azure.credential, azure.tenant.id, azure.client.id,
+                              azure.client.secret, azure.client.certificate.path/.password,
+                              azure.client.send.certificate.chain, azure.federated.token.file,
+                              azure.imds.endpoint,
                               azure.authority.host, azure.arm.endpoint, azure.arm.api.version,
                               azure.ca.file, azure.connect.to (comma list), azure.*.ms timeouts;
                               its strings are owned by pw_config */
@@ -131,9 +137,10 @@ void pw_config_free(pw_config *cfg); /* frees the members; accepts a zeroed stru
  * Returns 0 or -1 with err naming the key (never echoing a secret value). */
 int pw_config_set(pw_config *cfg, const char *key, const char *value, char *err, size_t errlen);
 
-/* What a running worker needs: azure tenant/client id/secret, kafka.bootstrap.servers,
- * kafka.group.id, reply and dead-letter topics other than the request topic.  Returns 0 or
- * -1 with err naming the key (the first problem; pw_config_require_report lists them all). */
+/* What a running worker needs: a complete credential (pw_azure_credential_select),
+ * kafka.bootstrap.servers, kafka.group.id, reply and dead-letter topics other than the
+ * request topic.  Returns 0 or -1 with err naming the key (the first problem;
+ * pw_config_require_report lists them all). */
 int pw_config_require(const pw_config *cfg, char *err, size_t errlen);
 
 /* The last value of a kafka.* key (name without the prefix), or NULL. */

@@ -56,8 +56,12 @@ TOK=$(jq -r .access_token "$PW_TMP/body")
 st=$(sim_call GET "$SIM_DB_URL?api-version=2025-02-14" -H "Authorization: Bearer $TOK")
 [ "$st" != 401 ] || pw_fail "ARM refused a certificate-issued token"
 pw_log "ok: ARM accepts the token ($st)"
+# Entra ID refuses an assertion's jti a second time (replay).
 st=$(token_with "$good" "$SIM_CLUSTER/.default")
-expect_eq "kusto token with client_assertion" "$st" 200
+expect_eq "the same assertion again (jti replayed)" "$st" 401
+expect_body '.error_codes[0]' 700027
+st=$(token_with "$(assertion "$PW_TMP/app.key" "$SIM_TOKEN_URL" $CERT_APP $CERT_APP 600)" "$SIM_CLUSTER/.default")
+expect_eq "kusto token with a fresh client_assertion" "$st" 200
 
 bad() { # name code assertion
   st=$(token_with "$3")
@@ -80,7 +84,9 @@ claims() { # EXTRA-JQ: base64url claims for CERT_APP at the token endpoint, with
   jq -cn --arg aud "$SIM_TOKEN_URL" --arg app $CERT_APP --argjson now "$now" \
     "{aud: \$aud, iss: \$app, sub: \$app, jti: \"j$RANDOM\", nbf: (\$now - 10), exp: (\$now + 600)} | $1" | b64url
 }
-hdr() { printf '{"alg":"%s","typ":"JWT"}' "$1" | b64url; }
+X5T256=$(openssl x509 -in "$PW_TMP/app.pem" -outform DER | openssl dgst -sha256 -binary | b64url)
+# hdr ALG [THUMBPRINT-MEMBER]: the header names the registered certificate by x5t#S256
+hdr() { printf '{"alg":"%s","typ":"JWT","%s":"%s"}' "$1" "${2:-x5t#S256}" "${3:-$X5T256}" | b64url; }
 rs_sign() { printf '%s' "$1" | openssl dgst -sha256 -sign "$PW_TMP/app.key" -binary | b64url; }
 c=$(claims .)
 bad "alg none, no signature" 700027 "$(hdr none).$c."
@@ -97,9 +103,20 @@ c=$(claims '.nbf = $now + 3600 | .exp = $now + 7200')
 bad "nbf an hour ahead" 700024 "$(hdr RS256).$c.$(rs_sign "$(hdr RS256).$c")"
 c=$(claims '.aud = "https://management.azure.com"')
 bad "aud = a resource, not the token endpoint" 700027 "$(hdr RS256).$c.$(rs_sign "$(hdr RS256).$c")"
+c=$(claims 'del(.jti)')
+bad "no jti" 700027 "$(hdr RS256).$c.$(rs_sign "$(hdr RS256).$c")"
+c=$(claims .)
+h=$(printf '{"alg":"RS256","typ":"JWT"}' | b64url)
+bad "no thumbprint in the header" 700027 "$h.$c.$(rs_sign "$h.$c")"
+h=$(hdr RS256 'x5t#S256' "$(printf 'another certificate' | openssl dgst -sha256 -binary | b64url)")
+bad "thumbprint of an unregistered certificate" 700027 "$h.$c.$(rs_sign "$h.$c")"
 c=$(claims .)
 st=$(token_with "$(hdr RS256).$c.$(rs_sign "$(hdr RS256).$c")")
-expect_eq "hand-built RS256 assertion (control)" "$st" 200
+expect_eq "hand-built RS256 assertion with x5t#S256 (control)" "$st" 200
+c=$(claims .)
+h=$(hdr RS256 x5t "$(openssl x509 -in "$PW_TMP/app.pem" -outform DER | openssl dgst -sha1 -binary | b64url)")
+st=$(token_with "$h.$c.$(rs_sign "$h.$c")")
+expect_eq "hand-built RS256 assertion with the SHA-1 x5t (control)" "$st" 200
 # the secret flow is not open to a certificate-only app
 st=$(sim_call POST "$SIM_TOKEN_URL" -d grant_type=client_credentials -d client_id=$CERT_APP \
   -d client_secret=local-demo-secret --data-urlencode scope=https://management.azure.com/.default)

@@ -92,7 +92,9 @@ e2e_sim_table() {
   e2e_sim_state | jq -c --arg db "$DB" --arg t "$1" '[.subscriptions[].resourceGroups[].clusters[].databases[] | select(.name == $db) | .tables[] | select(.name == $t)][0]'
 }
 
-# e2e_write_config FILE [EXTRA-LINES...]: a worker configuration for this stack.
+# e2e_write_config FILE [EXTRA-LINES...]: a worker configuration for this stack.  With
+# E2E_NO_SECRET=1 it names no client secret (tests of the other credentials add their own
+# lines); E2E_NO_CLIENT_ID=1 leaves out azure.client.id too (a system-assigned identity).
 e2e_write_config() {
   local f=$1 line
   shift
@@ -116,8 +118,8 @@ worker.message.max.bytes=65536
 worker.log.level=${E2E_LOG_LEVEL:-debug}
 worker.admin.listen=127.0.0.1:0
 azure.tenant.id=$TENANT
-azure.client.id=$CLIENT
-azure.client.secret=$SECRET
+$([ "${E2E_NO_CLIENT_ID:-}" = 1 ] || echo "azure.client.id=$CLIENT")
+$([ "${E2E_NO_SECRET:-}" = 1 ] || echo "azure.client.secret=$SECRET")
 azure.connect.to=::127.0.0.1:$SIM_PORT
 azure.ca.file=$SIM_CA
 azure.connect.timeout.ms=2000

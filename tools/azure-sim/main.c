@@ -13,16 +13,21 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: azure-sim [--listen 127.0.0.1:PORT] [--state FILE] [--cert-dir DIR]\n"
+               "                 [--identity-listen 127.0.0.1:PORT]\n"
                "  --listen    address and port (default 127.0.0.1:0 = a free port)\n"
                "  --state     JSON state to start from (default: the built-in default state)\n"
                "  --cert-dir  where ca.pem and the keys live (default "
                "${TMPDIR:-/tmp}/azure-sim-<uid>)\n"
-               "  --help      this text; --version: the version and the libraries'\n");
+               "  --identity-listen  also serve the managed-identity endpoints (IMDS\n"
+               "              /metadata/identity/oauth2/token, App Service /msi/token) over\n"
+               "              plain HTTP on this loopback address; its URL is stdout's 2nd line\n"
+                "  --help      this text; --version: the version and the libraries'\n");
 }
 
 int main(int argc, char **argv)
 {
-    const char *listen = "127.0.0.1:0", *state_file = NULL, *cert_dir = NULL;
+    const char *listen = "127.0.0.1:0", *state_file = NULL, *cert_dir = NULL,
+               *identity_listen = NULL;
     char def_dir[512], err[512];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -44,6 +49,8 @@ int main(int argc, char **argv)
             state_file = argv[++i];
         else if (!strcmp(a, "--cert-dir"))
             cert_dir = argv[++i];
+        else if (!strcmp(a, "--identity-listen"))
+            identity_listen = argv[++i];
         else {
             usage(stderr);
             return 2;
@@ -92,7 +99,24 @@ int main(int argc, char **argv)
         json_decref(st.root);
         return 1;
     }
+    unsigned identity_port = 0;
+    if (identity_listen) {
+        identity_port = sim_server_identity_start(srv, identity_listen, err, sizeof(err));
+        if (!identity_port) {
+            fprintf(stderr, "azure-sim: %s\n", err);
+            sim_server_stop(srv);
+            sim_certs_clear(&certs);
+            json_decref(st.root);
+            return 1;
+        }
+    }
     printf("%s\n", st.base_url);
+    if (identity_port) {
+        char host[64];
+        snprintf(host, sizeof(host), "%.*s", (int)(strrchr(identity_listen, ':') - identity_listen),
+                 identity_listen);
+        printf("http://%s:%u\n", host, identity_port);
+    }
     fflush(stdout);
     fprintf(stderr, "azure-sim: serving %s; CA %s/ca.pem\n", st.base_url, cert_dir);
 

@@ -351,6 +351,14 @@ int sim_certs_load(const char *dir, char **names, size_t nnames, sim_certs *out,
         snprintf(out->signing_kid, sizeof(out->signing_kid), "%s", kid ? kid : "sim");
         free(kid);
     }
+    /* The test OIDC issuer's key (federated tokens minted by POST /_sim/federated-token). */
+    snprintf(kpath, sizeof(kpath), "%s/issuer-key.pem", dir);
+    out->issuer_key = load_or_create_key(kpath, &created);
+    if (!out->issuer_key) {
+        fail(err, errlen, "cannot create key", kpath);
+        goto done;
+    }
+    snprintf(out->issuer_kid, sizeof(out->issuer_kid), "azure-sim-test-issuer");
     rc = 0;
 done:
     EVP_PKEY_free(ca_key);
@@ -367,5 +375,6 @@ void sim_certs_clear(sim_certs *c)
     free(c->server_cert_pem);
     free(c->server_key_pem);
     EVP_PKEY_free(c->signing_key);
+    EVP_PKEY_free(c->issuer_key);
     memset(c, 0, sizeof(*c));
 }

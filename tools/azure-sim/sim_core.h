@@ -54,7 +54,14 @@ typedef struct sim_certs {
     char *server_key_pem;
     EVP_PKEY *signing_key; /* signs access tokens */
     char signing_kid[64];  /* base64url SHA-1 of the signing key's public DER */
+    EVP_PKEY *issuer_key;  /* signs the test OIDC issuer's federated tokens */
+    char issuer_kid[64];
 } sim_certs;
+
+/* The test OIDC issuer (a Kubernetes service account issuer stand-in): apps may register
+ * federated credentials with it; POST /_sim/federated-token mints its tokens. */
+#define SIM_TEST_ISSUER "https://oidc.azure-sim.test/issuer"
+#define SIM_FEDERATED_AUDIENCE "api://AzureADTokenExchange"
 
 /* Creates or reuses, in dir: ca.pem + ca-key.pem, server.pem + server-key.pem (covering
  * names[]), signing-key.pem.  0 = ok. */
@@ -75,6 +82,13 @@ int sim_jwt_parse(const char *token, json_t **header, json_t **claims);
 /* login.microsoftonline.com.  Called with st->lock held. */
 void sim_aad_handle(sim_state *st, const sim_certs *certs, const sim_request *req,
                     sim_response *resp);
+/* The managed-identity endpoints (plain HTTP listener): GET /metadata/identity/oauth2/token
+ * (IMDS) and GET /msi/token (App Service).  Called with st->lock held. */
+void sim_identity_handle(sim_state *st, const sim_certs *certs, const sim_request *req,
+                         sim_response *resp);
+/* A federated token of the test issuer (malloc'd): sub, aud, lifetime (may be negative). */
+char *sim_federated_token(const sim_certs *certs, const char *issuer, const char *subject,
+                          const char *audience, long lifetime_s);
 /* The AAD error body (status set by the caller). */
 json_t *sim_aad_error(const char *error, long code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -87,6 +101,10 @@ sim_server *sim_server_start(sim_state *st, const sim_certs *certs, const char *
                              size_t errlen);
 /* The bound port. */
 unsigned sim_server_port(const sim_server *srv);
+/* Also serves the managed-identity endpoints (IMDS and App Service forms) over plain HTTP
+ * on listen (a 127.x address only).  The bound port, or 0 with err. */
+unsigned sim_server_identity_start(sim_server *srv, const char *listen, char *err,
+                                   size_t errlen);
 void sim_server_stop(sim_server *srv);
 
 #endif

@@ -29,10 +29,12 @@
 #define AAD_HOST "login.microsoftonline.com"
 #define ARM_HOST "management.azure.com"
 
-enum host_kind { HOST_OTHER, HOST_AAD, HOST_ARM, HOST_KUSTO };
+enum host_kind { HOST_OTHER, HOST_AAD, HOST_ARM, HOST_KUSTO, HOST_IDENTITY };
 
 struct sim_server {
     struct MHD_Daemon *d;
+    struct MHD_Daemon *identity; /* plain HTTP, managed-identity endpoints; NULL when off */
+    unsigned identity_port;
     sim_state *st;
     const sim_certs *certs;
     unsigned port;
@@ -172,6 +174,8 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     if (strcasecmp(key, "Authorization") == 0) {
         size_t n = value ? strcspn(value, " ") : 0;
         snprintf(v, sizeof(v), "%.*s ***", (int)(n < 20 ? n : 20), value ? value : "");
+    } else if (strcasecmp(key, "X-IDENTITY-HEADER") == 0) {
+        snprintf(v, sizeof(v), "***");
     } else {
         snprintf(v, sizeof(v), "%s", value ? value : "");
     }
@@ -1012,6 +1016,47 @@ static void admin_token(sim_server *srv, const sim_request *req, sim_response *r
     free(tok);
 }
 
+/* POST /_sim/federated-token {"subject", "audience"?, "issuer"?, "lifetimeSeconds"?}: a token
+ * of the test OIDC issuer (SIM_TEST_ISSUER; audience default api://AzureADTokenExchange,
+ * lifetime 3600, may be negative), what a Kubernetes projected service account token is to
+ * Entra ID's workload identity federation.  Another issuer's name may be given: the token is
+ * still signed with the test issuer's key (Entra ID then fails its signature). */
+static void admin_federated_token(sim_server *srv, const sim_request *req, sim_response *resp)
+{
+    if (strcmp(req->method, "POST")) {
+        admin_error(resp, 405, "MethodNotAllowed", "Use POST on /_sim/federated-token.");
+        return;
+    }
+    json_t *in = parse_body(req, resp);
+    if (!in) return;
+    const char *sub = json_string_value(json_object_get(in, "subject"));
+    const char *aud = json_string_value(json_object_get(in, "audience"));
+    const char *iss = json_string_value(json_object_get(in, "issuer"));
+    json_t *life = json_object_get(in, "lifetimeSeconds");
+    if (!sub || (life && !json_is_integer(life)) ||
+        (json_object_get(in, "audience") && !aud) || (json_object_get(in, "issuer") && !iss)) {
+        admin_error(resp, 400, "InvalidRequest",
+                    "Needs subject (string); optional audience, issuer (strings) and "
+                    "lifetimeSeconds (integer, may be negative).");
+        json_decref(in);
+        return;
+    }
+    long l = life ? (long)json_integer_value(life) : 3600;
+    char *tok = sim_federated_token(srv->certs, iss ? iss : SIM_TEST_ISSUER, sub,
+                                    aud ? aud : SIM_FEDERATED_AUDIENCE, l);
+    if (!tok) {
+        admin_error(resp, 500, "InternalError", "The token could not be signed.");
+        json_decref(in);
+        return;
+    }
+    resp->status = 200;
+    resp->body = json_pack("{s:s,s:s,s:s,s:I}", "token", tok, "issuer", iss ? iss : SIM_TEST_ISSUER,
+                           "audience", aud ? aud : SIM_FEDERATED_AUDIENCE, "expires_in",
+                           (json_int_t)l);
+    free(tok);
+    json_decref(in);
+}
+
 static void admin_handle(sim_server *srv, const sim_request *req, sim_response *resp)
 {
     const char *p = req->path + 5; /* after "/_sim" */
@@ -1025,6 +1070,8 @@ static void admin_handle(sim_server *srv, const sim_request *req, sim_response *
         admin_faults(srv, req, resp);
     else if (!strcmp(p, "/token"))
         admin_token(srv, req, resp);
+    else if (!strcmp(p, "/federated-token"))
+        admin_federated_token(srv, req, resp);
     else if (!strcmp(p, "/health")) {
         resp->status = 200;
         pthread_mutex_lock(&srv->st->lock);
@@ -1035,7 +1082,7 @@ static void admin_handle(sim_server *srv, const sim_request *req, sim_response *
     } else
         admin_error(resp, 404, "NotFound",
                     "Unknown /_sim endpoint; see tools/azure-sim/README.md (state, settings, "
-                    "requests, faults, token, health).");
+                    "requests, faults, token, federated-token, health).");
 }
 
 /* ---- dispatch --------------------------------------------------------------------------- */
@@ -1351,6 +1398,99 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     return dispatch(srv, rc, url, method);
 }
 
+/* The plain-HTTP identity listener: GETs only (a body is ignored), no faults. */
+static enum MHD_Result identity_handler(void *cls, struct MHD_Connection *conn, const char *url,
+                                        const char *method, const char *version,
+                                        const char *upload_data, size_t *upload_data_size,
+                                        void **con_cls)
+{
+    sim_server *srv = cls;
+    req_ctx *rc = *con_cls;
+    (void)version;
+    (void)upload_data;
+    if (!rc) {
+        rc = uri_logger(NULL, url, conn);
+        if (!rc) return MHD_NO;
+        *con_cls = rc;
+    }
+    rc->conn = conn;
+    if (!rc->started) {
+        rc->started = 1;
+        const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+        size_t n = h ? strcspn(h, ":") : 0;
+        if (n >= sizeof(rc->host)) n = sizeof(rc->host) - 1;
+        for (size_t i = 0; i < n; i++)
+            rc->host[i] = (char)tolower((unsigned char)h[i]);
+        rc->host[n] = '\0';
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    sim_request req;
+    memset(&req, 0, sizeof(req));
+    req.method = method;
+    req.host = rc->host;
+    req.path = url;
+    req.body = "";
+    req.header = req_header;
+    req.query = req_query;
+    req.impl = rc;
+    req.activity_id = rc->activity_id;
+    rc->srv = srv;
+    sim_response resp;
+    memset(&resp, 0, sizeof(resp));
+    pthread_mutex_lock(&srv->st->lock);
+    sim_identity_handle(srv->st, srv->certs, &req, &resp);
+    pthread_mutex_unlock(&srv->st->lock);
+    enum MHD_Result r = send_response(conn, &resp);
+    log_request(srv, rc, method, HOST_IDENTITY, resp.status, 0);
+    json_decref(resp.body);
+    return r;
+}
+
+unsigned sim_server_identity_start(sim_server *srv, const char *listen, char *err, size_t errlen)
+{
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    char host[64];
+    const char *colon = strrchr(listen, ':');
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || (size_t)(colon - listen) >= sizeof(host) || !end || *end || port < 0 ||
+        port > 65535) {
+        snprintf(err, errlen, "--identity-listen needs 127.x.y.z:PORT, got '%s'", listen);
+        return 0;
+    }
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    /* Plain HTTP is served on loopback only (IMDS's contract, kept off every other address). */
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 ||
+        (ntohl(sa.sin_addr.s_addr) >> 24) != 127) {
+        snprintf(err, errlen, "--identity-listen: plain HTTP on a loopback address only, got '%s'",
+                 listen);
+        return 0;
+    }
+    sa.sin_port = htons((uint16_t)port);
+    srv->identity = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+            MHD_USE_ERROR_LOG,
+        0, NULL, NULL, identity_handler, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_logger, NULL, MHD_OPTION_NOTIFY_COMPLETED, completed,
+        NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+        MHD_OPTION_END);
+    if (!srv->identity) {
+        snprintf(err, errlen, "cannot listen on %s", listen);
+        return 0;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->identity, MHD_DAEMON_INFO_BIND_PORT);
+    srv->identity_port = di ? di->port : (unsigned)port;
+    return srv->identity_port;
+}
+
 sim_server *sim_server_start(sim_state *st, const sim_certs *certs, const char *listen, char *err,
                              size_t errlen)
 {
@@ -1417,6 +1557,7 @@ void sim_server_stop(sim_server *srv)
 {
     if (!srv) return;
     g_stopping = 1;
+    if (srv->identity) MHD_stop_daemon(srv->identity);
     if (srv->d) MHD_stop_daemon(srv->d);
     for (size_t i = 0; i < srv->log_count; i++)
         json_decref(srv->log[(srv->log_head + i) % LOG_CAP]);

@@ -1,4 +1,5 @@
-/* aad.c: AAD client-credentials tokens, one shared fetch and one cache entry per audience. */
+/* aad.c: access tokens from Entra ID (secret, certificate, workload identity) or a managed-identity
+ * endpoint, one shared fetch and one cache entry per audience. */
 #include "aad.h"
 
 #include <ctype.h>
@@ -7,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
+#include "cred.h"
 #include "pw/log.h"
 #include "pw/metrics.h"
 #include "pw/status.h"
@@ -53,8 +56,13 @@ struct aad_entry {
 struct pw_aad {
     pw_loop *loop;
     pw_http *http;
-    char *token_url;
-    char *client_id, *client_secret;
+    pw_azure_credential cred;
+    char *token_url; /* Entra ID's token endpoint; managed identity: the identity endpoint */
+    char *client_id, *client_secret; /* client_id may be NULL (system-assigned identity) */
+    pw_cred_cert *cert;              /* certificate */
+    char *token_file;                /* workload: read again at each fetch */
+    char *identity_header;           /* managed, App Service form; NULL: the IMDS form */
+    int send_chain;
     long request_timeout_ms, backoff_base_ms, backoff_max_ms, max_retry_after_ms;
     long margin_ms;
     unsigned max_attempts;
@@ -88,6 +96,29 @@ static void entry_free(pw_aad *aad, aad_entry *e)
     free(e);
 }
 
+/* A managed-identity endpoint: https://, or http:// on a loopback or link-local address
+ * (IMDS at 169.254.169.254, App Service's and Arc's on localhost); no user-info, query or
+ * fragment. */
+static int identity_endpoint_ok(const char *url)
+{
+    if (!url || strlen(url) > 1000 || strpbrk(url, "@?#\\ \t\r\n")) return 0;
+    if (!strncasecmp(url, "https://", 8)) return url[8] != '\0' && url[8] != '/';
+    if (strncasecmp(url, "http://", 7)) return 0;
+    const char *h = url + 7;
+    size_t n = h[0] == '[' ? strcspn(h, "]") + 1 : strcspn(h, ":/");
+    char host[256];
+    if (n == 0 || n >= sizeof host) return 0;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    if (!strcasecmp(host, "localhost") || !strcmp(host, "[::1]")) return 1;
+    unsigned a, b, c, d;
+    char tail;
+    if (sscanf(host, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) != 4 || a > 255 || b > 255 ||
+        c > 255 || d > 255)
+        return 0;
+    return a == 127 || (a == 169 && b == 254);
+}
+
 pw_aad *pw_aad_new(pw_loop *loop, pw_http *http, const pw_azure_config *cfg, char *err,
                    size_t errlen)
 {
@@ -98,21 +129,73 @@ pw_aad *pw_aad_new(pw_loop *loop, pw_http *http, const pw_azure_config *cfg, cha
     }
     aad->loop = loop;
     aad->http = http;
-    const char *authority =
-        cfg->authority_host ? cfg->authority_host : "https://login.microsoftonline.com";
-    size_t alen = strlen(authority);
-    while (alen > 0 && authority[alen - 1] == '/')
-        alen--;
-    size_t n = alen + strlen(cfg->tenant_id) + 64;
-    aad->token_url = malloc(n);
-    aad->client_id = strdup(cfg->client_id);
-    aad->client_secret = strdup(cfg->client_secret);
-    if (!aad->token_url || !aad->client_id || !aad->client_secret) {
+    if (pw_azure_credential_select(cfg, &aad->cred, err, errlen)) {
+        pw_aad_free(aad);
+        return NULL;
+    }
+    int oom = 0;
+    if (cfg->client_id && *cfg->client_id) oom |= !(aad->client_id = strdup(cfg->client_id));
+    if (aad->cred == PW_AZ_CRED_MANAGED) {
+        const char *ep = pw_aad_identity_endpoint(cfg);
+        if (!identity_endpoint_ok(ep)) {
+            pw_err_set(err, errlen,
+                       "managed identity endpoint \"%.200s\": must be an https:// URL, or an "
+                       "http:// URL on a loopback or link-local address, without user-info, "
+                       "query or fragment",
+                       ep);
+            pw_aad_free(aad);
+            return NULL;
+        }
+        oom |= !(aad->token_url = strdup(ep));
+        if (cfg->identity_endpoint && *cfg->identity_endpoint) {
+            oom |= !(aad->identity_header = strdup(cfg->identity_header));
+            if (!oom && pw_http_set_secret(http, PW_HTTP_SECRET_IDENTITY, cfg->identity_header))
+                oom = 1;
+        }
+    } else {
+        const char *authority = cfg->authority_host ? cfg->authority_host : PW_AZ_AUTHORITY_HOST;
+        size_t alen = strlen(authority);
+        while (alen > 0 && authority[alen - 1] == '/')
+            alen--;
+        size_t n = alen + strlen(cfg->tenant_id) + 64;
+        if ((aad->token_url = malloc(n)))
+            snprintf(aad->token_url, n, "%.*s/%s/oauth2/v2.0/token", (int)alen, authority,
+                     cfg->tenant_id);
+        oom |= !aad->token_url;
+    }
+    if (aad->cred == PW_AZ_CRED_SECRET) oom |= !(aad->client_secret = strdup(cfg->client_secret));
+    if (aad->cred == PW_AZ_CRED_WORKLOAD)
+        oom |= !(aad->token_file = strdup(cfg->federated_token_file));
+    if (oom) {
         pw_err_set(err, errlen, "out of memory");
         pw_aad_free(aad);
         return NULL;
     }
-    snprintf(aad->token_url, n, "%.*s/%s/oauth2/v2.0/token", (int)alen, authority, cfg->tenant_id);
+    if (aad->cred == PW_AZ_CRED_CERTIFICATE) {
+        aad->cert = pw_cred_cert_load(cfg->client_certificate_path,
+                                      cfg->client_certificate_password, err, errlen);
+        if (!aad->cert) {
+            pw_aad_free(aad);
+            return NULL;
+        }
+        aad->send_chain = cfg->send_certificate_chain;
+    }
+    if (aad->cred == PW_AZ_CRED_WORKLOAD) {
+        /* Read once now so that a missing or malformed file stops the start with its name;
+         * every fetch reads it again (Kubernetes rotates it). */
+        char *t = pw_cred_read_token_file(aad->token_file, err, errlen);
+        if (!t) {
+            pw_aad_free(aad);
+            return NULL;
+        }
+        pw_cred_wipe(t);
+    }
+    pw_log(PW_LOG_INFO, NULL, "aad.credential", "credential %s%s%s (%s)",
+           pw_azure_credential_name(aad->cred), aad->client_id ? ", client id " : "",
+           aad->client_id ? aad->client_id : "",
+           aad->cred == PW_AZ_CRED_MANAGED
+               ? (aad->identity_header ? "App Service identity endpoint" : "IMDS endpoint")
+               : "Entra ID token endpoint");
     aad->request_timeout_ms = cfg->request_timeout_ms;
     aad->backoff_base_ms = cfg->backoff_base_ms;
     aad->backoff_max_ms = cfg->backoff_max_ms;
@@ -131,9 +214,19 @@ void pw_aad_free(pw_aad *aad)
         entry_free(aad, e);
     }
     secret_free(aad->client_secret);
+    secret_free(aad->identity_header);
+    pw_cred_cert_free(aad->cert);
+    free(aad->token_file);
     free(aad->client_id);
     free(aad->token_url);
     free(aad);
+}
+
+const char *pw_aad_identity_endpoint(const pw_azure_config *cfg)
+{
+    if (cfg->identity_endpoint && *cfg->identity_endpoint) return cfg->identity_endpoint;
+    if (cfg->imds_endpoint && *cfg->imds_endpoint) return cfg->imds_endpoint;
+    return PW_AZ_IMDS_ENDPOINT;
 }
 
 static int entry_idle(const aad_entry *e)
@@ -380,7 +473,9 @@ static void on_token(void *ctx, const pw_http_resp *r)
         fail_all(e, PW_AZ_CODE_TLS, 0, 0, r->error);
         return;
     }
-    if (r->fail != PW_OK || r->status == 429 || r->status >= 500) {
+    /* IMDS answers 404 and 410 while it is being updated (the SDKs retry them). */
+    int imds_busy = aad->cred == PW_AZ_CRED_MANAGED && (r->status == 404 || r->status == 410);
+    if (r->fail != PW_OK || r->status == 429 || r->status >= 500 || imds_busy) {
         if (r->fail != PW_ERR_RANGE && r->fail != PW_ERR_INTERNAL && schedule_retry(e, r)) return;
         const char *code = r->status == 429 ? PW_AZ_CODE_THROTTLED : PW_AZ_CODE_UNAVAILABLE;
         if (r->fail == PW_ERR_RANGE || r->fail == PW_ERR_INTERNAL) code = PW_AZ_CODE_PROTOCOL;
@@ -402,9 +497,18 @@ static void on_token(void *ctx, const pw_http_resp *r)
     json_t *root = json_loadb(r->body, r->body_len, 0, NULL);
     json_t *tok = json_object_get(root, "access_token");
     json_t *exp = json_object_get(root, "expires_in");
+    json_t *exp_on = json_object_get(root, "expires_on");
     long long expires_in = json_is_integer(exp)  ? json_integer_value(exp)
                            : json_is_string(exp) ? strtoll(json_string_value(exp), NULL, 10)
-                                                 : 3600;
+                                                 : -1;
+    if (!exp) {
+        /* The App Service identity endpoint (2019-08-01) sends only expires_on (epoch
+         * seconds, as a string); IMDS sends both. */
+        long long on = json_is_integer(exp_on)  ? json_integer_value(exp_on)
+                       : json_is_string(exp_on) ? strtoll(json_string_value(exp_on), NULL, 10)
+                                                : 0;
+        expires_in = on > 0 ? on - (long long)time(NULL) : 3600;
+    }
     /* AAD access tokens live 1-24 h; a larger figure is not believed (and would overflow) */
     if (expires_in > MAX_TOKEN_LIFETIME_S) expires_in = MAX_TOKEN_LIFETIME_S;
     if (!json_is_string(tok) || json_string_length(tok) == 0 ||
@@ -449,44 +553,124 @@ static char *form_escape(const char *s)
     return curl_easy_escape(NULL, s, 0);
 }
 
+/* The client-credentials form: the secret, or a client assertion (a certificate's, or the
+ * federated token as Kubernetes last wrote it).  NULL with why filled on failure. */
+static char *token_form(pw_aad *aad, const char *scope, char *why, size_t whylen)
+{
+    char *cred = NULL; /* the credential value, before form-encoding */
+    if (aad->cred == PW_AZ_CRED_SECRET) {
+        cred = strdup(aad->client_secret);
+    } else if (aad->cred == PW_AZ_CRED_CERTIFICATE) {
+        char jti[37];
+        pw_http_guid(jti);
+        cred = pw_cred_assertion(aad->cert, aad->client_id, aad->token_url,
+                                 (long long)time(NULL), jti, aad->send_chain);
+        if (cred && pw_http_set_secret(aad->http, PW_HTTP_SECRET_ASSERTION, cred)) {
+            pw_cred_wipe(cred);
+            cred = NULL;
+        }
+    } else {
+        cred = pw_cred_read_token_file(aad->token_file, why, whylen);
+        if (!cred) return NULL;
+        if (pw_http_set_secret(aad->http, PW_HTTP_SECRET_FEDERATED, cred)) {
+            pw_cred_wipe(cred);
+            cred = NULL;
+        }
+    }
+    if (!cred) {
+        pw_err_set(why, whylen, "out of memory (or the assertion could not be signed)");
+        return NULL;
+    }
+    char *cid = form_escape(aad->client_id);
+    char *val = form_escape(cred);
+    char *scp = form_escape(scope);
+    char *form = NULL;
+    int rc = -1;
+    if (cid && val && scp) {
+        if (aad->cred == PW_AZ_CRED_SECRET)
+            rc = asprintf(&form,
+                          "grant_type=client_credentials&client_id=%s&client_secret=%s&scope=%s",
+                          cid, val, scp);
+        else
+            rc = asprintf(&form,
+                          "grant_type=client_credentials&client_id=%s&client_assertion_type=%s"
+                          "&client_assertion=%s&scope=%s",
+                          cid, "urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer",
+                          val, scp);
+    }
+    if (rc < 0) form = NULL;
+    if (val) {
+        explicit_bzero(val, strlen(val));
+        curl_free(val);
+    }
+    pw_cred_wipe(cred);
+    curl_free(cid);
+    curl_free(scp);
+    if (!form) pw_err_set(why, whylen, "out of memory");
+    return form;
+}
+
 static void start_fetch(aad_entry *e)
 {
     pw_aad *aad = e->aad;
-    char scope[1200];
+    char scope[1200], why[600] = "";
     size_t alen = strlen(e->audience);
     while (alen > 0 && e->audience[alen - 1] == '/')
         alen--;
-    snprintf(scope, sizeof scope, "%.*s/.default", (int)alen, e->audience);
-    char *cid = form_escape(aad->client_id);
-    char *sec = form_escape(aad->client_secret);
-    char *scp = form_escape(scope);
-    char *form = NULL;
-    if (cid && sec && scp &&
-        asprintf(&form, "grant_type=client_credentials&client_id=%s&client_secret=%s&scope=%s", cid,
-                 sec, scp) < 0)
-        form = NULL;
-    if (sec) {
-        explicit_bzero(sec, strlen(sec));
-        curl_free(sec);
+    pw_http_req req = {.timeout_ms = aad->request_timeout_ms};
+    char *form = NULL, *url = NULL, *hdr = NULL;
+    const char *headers[2];
+    if (aad->cred == PW_AZ_CRED_MANAGED) {
+        /* IMDS: GET <endpoint>?api-version=2018-02-01&resource=R[&client_id=C], Metadata: true.
+         * App Service: GET IDENTITY_ENDPOINT?api-version=2019-08-01&resource=R[&client_id=C],
+         * X-IDENTITY-HEADER: IDENTITY_HEADER. */
+        char res[1200];
+        snprintf(res, sizeof res, "%.*s", (int)alen, e->audience);
+        char *r = form_escape(res);
+        char *c = aad->client_id ? form_escape(aad->client_id) : NULL;
+        if (r && (c || !aad->client_id) &&
+            asprintf(&url, "%s?api-version=%s&resource=%s%s%s", aad->token_url,
+                     aad->identity_header ? PW_AZ_IDENTITY_API_VERSION : PW_AZ_IMDS_API_VERSION,
+                     r, c ? "&client_id=" : "", c ? c : "") < 0)
+            url = NULL;
+        curl_free(r);
+        curl_free(c);
+        if (url && aad->identity_header &&
+            asprintf(&hdr, "X-IDENTITY-HEADER: %s", aad->identity_header) < 0)
+            hdr = NULL;
+        if (!url || (aad->identity_header && !hdr)) {
+            free(url);
+            fail_all(e, PW_AZ_CODE_PROTOCOL, 1, 0, "out of memory");
+            return;
+        }
+        headers[0] = hdr ? hdr : "Metadata: true";
+        headers[1] = "Accept: application/json";
+        req.method = "GET";
+        req.url = url;
+    } else {
+        snprintf(scope, sizeof scope, "%.*s/.default", (int)alen, e->audience);
+        form = token_form(aad, scope, why, sizeof why);
+        if (!form) {
+            /* The credential cannot be had (the federated token file is missing or bad): no
+             * request is sent; retryable, since the file may come back. */
+            fail_all(e, aad->cred == PW_AZ_CRED_WORKLOAD ? PW_AZ_CODE_AUTH : PW_AZ_CODE_PROTOCOL,
+                     1, 0, why);
+            return;
+        }
+        headers[0] = "Content-Type: application/x-www-form-urlencoded";
+        headers[1] = "Accept: application/json";
+        req.method = "POST";
+        req.url = aad->token_url;
+        req.body = form;
+        req.body_len = strlen(form);
     }
-    curl_free(cid);
-    curl_free(scp);
-    if (!form) {
-        fail_all(e, PW_AZ_CODE_PROTOCOL, 1, 0, "out of memory");
-        return;
-    }
-    const char *headers[] = {"Content-Type: application/x-www-form-urlencoded",
-                             "Accept: application/json"};
-    pw_http_req req = {.method = "POST",
-                       .url = aad->token_url,
-                       .headers = headers,
-                       .header_count = 2,
-                       .body = form,
-                       .body_len = strlen(form),
-                       .timeout_ms = aad->request_timeout_ms};
+    req.headers = headers;
+    req.header_count = 2;
     e->attempts++;
     e->xfer = pw_http_start(aad->http, &req, on_token, e);
     secret_free(form);
+    secret_free(hdr);
+    free(url);
     if (!e->xfer) fail_all(e, PW_AZ_CODE_PROTOCOL, 1, 0, "out of memory");
 }
 

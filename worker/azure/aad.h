@@ -1,4 +1,18 @@
-/* aad.h: internal to worker/azure: AAD client-credentials tokens, cached per audience.
+/* aad.h: internal to worker/azure: access tokens, cached per audience.
+ *
+ * Where they come from (pw_azure_credential_select picks the credential):
+ * - secret, certificate, workload: Entra ID's client-credentials grant, POST
+ *   <authority>/<tenant>/oauth2/v2.0/token with client_secret, or with client_assertion =
+ *   a fresh certificate-signed JWT (cred.h) or the federated token file's content, read
+ *   again at every fetch (Kubernetes rotates it);
+ * - managed: GET <identity endpoint>?api-version=..&resource=<audience>[&client_id=..]:
+ *   IMDS (Metadata: true, 2018-02-01) or the App Service / Container Apps form
+ *   (IDENTITY_ENDPOINT with X-IDENTITY-HEADER: IDENTITY_HEADER, 2019-08-01).  The
+ *   endpoint may be plain HTTP on a loopback or link-local address only (pw_http allows
+ *   that one origin); IMDS's 404/410 (being updated) are retried like 5xx.
+ * Every answer goes through the same checks (b64token characters, bounded size and life);
+ * the assertion, the federated token and the identity header are registered with the
+ * redactor (pw_http_set_secret) before they are sent.
  *
  * One fetch per audience at a time; every caller waiting for that audience shares it.
  * A cached token is handed out until it expires.  From token_refresh_margin_ms before
@@ -38,11 +52,17 @@ typedef struct pw_aad_result {
 
 typedef void (*pw_aad_cb)(void *ctx, const pw_aad_result *res);
 
-/* cfg: tenant_id, client_id, client_secret, authority_host, request_timeout_ms,
- * max_attempts, backoff_*, max_retry_after_ms, token_refresh_margin_ms are used. */
+/* cfg: the credential fields, authority_host, request_timeout_ms, max_attempts, backoff_*,
+ * max_retry_after_ms, token_refresh_margin_ms are used.  Fails (err filled) when the
+ * credential is incomplete, the certificate or the federated token file cannot be read, or
+ * the identity endpoint is not acceptable. */
 pw_aad *pw_aad_new(pw_loop *loop, pw_http *http, const pw_azure_config *cfg, char *err,
                    size_t errlen);
 void pw_aad_free(pw_aad *aad); /* waiters are dropped without callbacks */
+
+/* The managed-identity endpoint cfg names: IDENTITY_ENDPOINT, else azure.imds.endpoint,
+ * else PW_AZ_IMDS_ENDPOINT.  Meaningful only when the credential is managed. */
+const char *pw_aad_identity_endpoint(const pw_azure_config *cfg);
 
 /* A usable (unexpired) cached token for the audience, or NULL.  *gen is set when non-NULL.
  * When the token is due for refresh, this schedules the background fetch. */

@@ -91,7 +91,7 @@ static const char *const pace_queued[PW_AZ_PACE_KINDS] = {
 void pw_azure_config_defaults(pw_azure_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->authority_host = "https://login.microsoftonline.com";
+    cfg->authority_host = PW_AZ_AUTHORITY_HOST;
     cfg->arm_endpoint = "https://management.azure.com";
     cfg->arm_api_version = "2025-02-14";
     cfg->connect_timeout_ms = 10000;
@@ -155,16 +155,10 @@ static char *strip_slash_dup(const char *s)
 
 pw_azure *pw_azure_new(pw_loop *loop, const pw_azure_config *cfg, char *err, size_t errlen)
 {
-    if (!cfg->tenant_id || !*cfg->tenant_id || strpbrk(cfg->tenant_id, "/?#@ ")) {
-        pw_err_set(err, errlen, "azure tenant id missing or malformed");
-        return NULL;
-    }
-    if (!cfg->client_id || !*cfg->client_id) {
-        pw_err_set(err, errlen, "azure client id missing");
-        return NULL;
-    }
-    if (!cfg->client_secret || !*cfg->client_secret) {
-        pw_err_set(err, errlen, "azure client secret missing");
+    pw_azure_credential cred;
+    if (pw_azure_credential_select(cfg, &cred, err, errlen)) return NULL;
+    if (cred != PW_AZ_CRED_MANAGED && strpbrk(cfg->tenant_id, "/?#@ ")) {
+        pw_err_set(err, errlen, "azure tenant id malformed");
         return NULL;
     }
     pw_azure_config d;
@@ -216,7 +210,9 @@ pw_azure *pw_azure_new(pw_loop *loop, const pw_azure_config *cfg, char *err, siz
                           .arm_read_refill_per_s = az->cfg.arm_read_refill_per_s,
                           .kusto_concurrent_max = az->cfg.kusto_concurrent_max,
                           .max_retry_after_ms = az->cfg.max_retry_after_ms};
-    az->pace = pw_pace_new(&lim, cfg->client_id);
+    /* ARM counts per principal: a system-assigned identity has no client id here. */
+    az->pace = pw_pace_new(&lim, cfg->client_id && *cfg->client_id ? cfg->client_id
+                                                                    : "managed-identity");
     az->cfg.authority_host = authority;
     az->arm_endpoint = strip_slash_dup(arm);
     az->arm_api_version = strdup(cfg->arm_api_version ? cfg->arm_api_version : d.arm_api_version);
@@ -233,11 +229,16 @@ pw_azure *pw_azure_new(pw_loop *loop, const pw_azure_config *cfg, char *err, siz
                        .connect_timeout_ms = az->cfg.connect_timeout_ms,
                        .max_host_connections = az->cfg.max_host_connections,
                        .max_response_bytes = az->cfg.max_response_bytes,
-                       .secret = cfg->client_secret};
+                       .secret = cred == PW_AZ_CRED_SECRET ? cfg->client_secret : NULL,
+                       .plain_http_endpoint =
+                           cred == PW_AZ_CRED_MANAGED ? pw_aad_identity_endpoint(cfg) : NULL};
     az->http = pw_http_new(loop, &ho, err, errlen);
     if (az->http) az->aad = pw_aad_new(loop, az->http, &az->cfg, err, errlen);
     /* Secrets, tenant and client id now live in pw_aad; drop the borrowed pointers. */
-    az->cfg.client_secret = NULL;
+    az->cfg.client_secret = az->cfg.client_certificate_password = NULL;
+    az->cfg.client_certificate_path = az->cfg.federated_token_file = NULL;
+    az->cfg.imds_endpoint = az->cfg.identity_endpoint = az->cfg.identity_header = NULL;
+    az->cfg.credential = NULL;
     az->cfg.tenant_id = az->cfg.client_id = NULL;
     az->cfg.authority_host = NULL;
     az->cfg.ca_file = NULL;

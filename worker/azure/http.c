@@ -63,7 +63,9 @@ struct pw_http {
     char *ca_file;
     long connect_timeout_ms;
     size_t max_response_bytes;
-    char *secret, *secret_form; /* what pw_http_redact removes besides its patterns */
+    char *secret[PW_HTTP_SECRET_SLOTS], *secret_form[PW_HTTP_SECRET_SLOTS]; /* what
+                                 pw_http_redact removes besides its patterns (raw, form-encoded) */
+    char *plain_origin; /* "http://host:port" of the one endpoint plain HTTP may reach */
     pw_http_xfer *xfers;
     long max_host;
     host_pool *pools[POOL_SLOTS];
@@ -283,15 +285,15 @@ pw_http *pw_http_new(pw_loop *loop, const pw_http_opts *opts, char *err, size_t 
     http->connect_timeout_ms = opts->connect_timeout_ms;
     http->max_response_bytes = opts->max_response_bytes;
     if (opts->ca_file && !(http->ca_file = strdup(opts->ca_file))) goto oom;
-    if (opts->secret && *opts->secret) {
-        char *form = curl_easy_escape(NULL, opts->secret, 0);
-        http->secret = strdup(opts->secret);
-        http->secret_form = form ? strdup(form) : NULL;
-        if (form) {
-            explicit_bzero(form, strlen(form));
-            curl_free(form);
+    if (pw_http_set_secret(http, PW_HTTP_SECRET_CLIENT, opts->secret)) goto oom;
+    if (opts->plain_http_endpoint && !strncasecmp(opts->plain_http_endpoint, "http://", 7)) {
+        url_parts p;
+        if (parse_url(opts->plain_http_endpoint, &p) == 0) {
+            if (asprintf(&http->plain_origin, "http://%s:%s", p.host, p.port ? p.port : "80") < 0)
+                http->plain_origin = NULL;
+            parts_free(&p);
+            if (!http->plain_origin) goto oom;
         }
-        if (!http->secret || !http->secret_form) goto oom;
     }
     for (size_t i = 0; i < opts->connect_to_count; i++) {
         struct curl_slist *n = curl_slist_append(http->connect_to, opts->connect_to[i]);
@@ -334,9 +336,46 @@ void pw_http_free(pw_http *http)
     pw_loop_timer_cancel(http->loop, http->fail_timer);
     curl_slist_free_all(http->connect_to);
     free(http->ca_file);
-    secret_free(http->secret);
-    secret_free(http->secret_form);
+    for (unsigned i = 0; i < PW_HTTP_SECRET_SLOTS; i++) {
+        secret_free(http->secret[i]);
+        secret_free(http->secret_form[i]);
+    }
+    free(http->plain_origin);
     free(http);
+}
+
+int pw_http_set_secret(pw_http *http, unsigned slot, const char *secret)
+{
+    if (slot >= PW_HTTP_SECRET_SLOTS) return -1;
+    secret_free(http->secret[slot]);
+    secret_free(http->secret_form[slot]);
+    http->secret[slot] = http->secret_form[slot] = NULL;
+    if (!secret || !*secret) return 0;
+    char *form = curl_easy_escape(NULL, secret, 0);
+    http->secret[slot] = strdup(secret);
+    http->secret_form[slot] = form ? strdup(form) : NULL;
+    if (form) {
+        explicit_bzero(form, strlen(form));
+        curl_free(form);
+    }
+    if (http->secret[slot] && http->secret_form[slot]) return 0;
+    secret_free(http->secret[slot]);
+    secret_free(http->secret_form[slot]);
+    http->secret[slot] = http->secret_form[slot] = NULL;
+    return -1;
+}
+
+int pw_http_plain_allowed(const pw_http *http, const char *url)
+{
+    if (!http->plain_origin || !url || strncasecmp(url, "http://", 7)) return 0;
+    url_parts p;
+    if (parse_url(url, &p) < 0) return 0;
+    char origin[600];
+    int n = snprintf(origin, sizeof origin, "http://%s:%s", p.host, p.port ? p.port : "80");
+    int ok = !p.user && !p.password && n > 0 && (size_t)n < sizeof origin &&
+             strcasecmp(origin, http->plain_origin) == 0;
+    parts_free(&p);
+    return ok;
 }
 
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
@@ -568,14 +607,17 @@ pw_http_xfer *pw_http_start(pw_http *http, const pw_http_req *req, pw_http_cb cb
     CURL *e = x->easy;
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
     curl_easy_setopt(e, CURLOPT_URL, req->url);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+    /* https only, except the configured identity endpoint's own origin (see http.h). */
+    int plain = pw_http_plain_allowed(http, req->url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, plain ? "http" : "https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
     if (http->ca_file) curl_easy_setopt(e, CURLOPT_CAINFO, http->ca_file);
-    if (http->connect_to) curl_easy_setopt(e, CURLOPT_CONNECT_TO, http->connect_to);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    if (http->connect_to && !plain) curl_easy_setopt(e, CURLOPT_CONNECT_TO, http->connect_to);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+                     plain ? (long)CURL_HTTP_VERSION_1_1 : (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, http->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 60000L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -889,7 +931,11 @@ void pw_http_redact(const pw_http *http, char *dst, size_t dstlen, const char *s
         dst[0] = '\0'; /* nothing rather than something unredacted */
         return;
     }
-    const char *secrets[2] = {http ? http->secret : NULL, http ? http->secret_form : NULL};
+    const char *secrets[2 * PW_HTTP_SECRET_SLOTS] = {0};
+    for (unsigned k = 0; http && k < PW_HTTP_SECRET_SLOTS; k++) {
+        secrets[2 * k] = http->secret[k];
+        secrets[2 * k + 1] = http->secret_form[k];
+    }
     size_t o = 0, i = 0;
     int full = 0;
     while (i < srclen && !full) {
@@ -897,7 +943,7 @@ void pw_http_redact(const pw_http *http, char *dst, size_t dstlen, const char *s
         size_t left = srclen - i;
         unsigned char prev = i ? (unsigned char)src[i - 1] : ' ';
         size_t skip = 0;
-        for (size_t k = 0; k < 2 && !skip; k++) {
+        for (size_t k = 0; k < 2 * PW_HTTP_SECRET_SLOTS && !skip; k++) {
             size_t sl = secrets[k] ? strlen(secrets[k]) : 0;
             if (sl && sl <= left && memcmp(p, secrets[k], sl) == 0) {
                 full |= emit(out, dstlen, &o, REDACTED, 3);

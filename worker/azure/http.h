@@ -22,7 +22,21 @@ typedef struct pw_http_opts {
                                   whatever connect_to says); the rest wait in FIFO order */
     size_t max_response_bytes;
     const char *secret; /* the client secret, copied: pw_http_redact removes it; may be NULL */
+    /* The managed-identity endpoint (an http:// or https:// URL) or NULL.  When it is http://,
+     * its origin (scheme, host, port) alone may be reached over plain HTTP (IMDS and the App
+     * Service identity endpoint are plain HTTP on a local address); every other http:// URL
+     * is refused, and connect_to does not apply to it (the endpoint is an address already). */
+    const char *plain_http_endpoint;
 } pw_http_opts;
+
+/* What pw_http_redact removes literally besides its patterns, one slot per kind. */
+enum {
+    PW_HTTP_SECRET_CLIENT,    /* the client secret (pw_http_opts.secret) */
+    PW_HTTP_SECRET_ASSERTION, /* the latest client assertion sent */
+    PW_HTTP_SECRET_FEDERATED, /* the latest federated token read */
+    PW_HTTP_SECRET_IDENTITY,  /* the managed-identity endpoint's X-IDENTITY-HEADER */
+    PW_HTTP_SECRET_SLOTS
+};
 
 typedef struct pw_http_req {
     const char *method;
@@ -57,6 +71,14 @@ typedef void (*pw_http_cb)(void *ctx, const pw_http_resp *resp);
 
 pw_http *pw_http_new(pw_loop *loop, const pw_http_opts *opts, char *err, size_t errlen);
 void pw_http_free(pw_http *http); /* abandons exchanges in flight without callbacks */
+
+/* Replaces the secret of a slot (copied; NULL or "" clears it).  -1 on out-of-memory
+ * (the slot is then cleared). */
+int pw_http_set_secret(pw_http *http, unsigned slot, const char *secret);
+
+/* 1 when url may be fetched over plain HTTP: http:// on the origin of
+ * opts.plain_http_endpoint (see above). */
+int pw_http_plain_allowed(const pw_http *http, const char *url);
 
 /* NULL only on out-of-memory. */
 pw_http_xfer *pw_http_start(pw_http *http, const pw_http_req *req, pw_http_cb cb, void *ctx);
@@ -94,7 +116,8 @@ void pw_http_parse_error(const pw_http *http, const char *body, size_t len, char
 /* The one scrubber for text that came from Azure (or a proxy in between) before it reaches
  * a log line or a reply.  Copies src (srclen bytes) into dst, NUL-terminated, cut to
  * dstlen - 1 bytes on a character boundary, with "***" in place of: http's secret (as
- * configured and form-encoded), the values after "client_secret=" and "client_assertion=",
+ * configured and form-encoded, and every other slot of pw_http_set_secret), the values after
+ * "client_secret=" and "client_assertion=",
  * the credentials after "Bearer ", and JWT-shaped text ("eyJ" + base64url with at least a
  * second '.'-separated segment).  Redaction happens before the cut, so a secret cut in two
  * is still found.  http may be NULL (patterns only); src may be dst.  Out of memory leaves

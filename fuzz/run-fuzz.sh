@@ -29,6 +29,7 @@ request)
         "$here/request_fuzz.c" $schema_src \
         "$src/worker/request.c" "$src/worker/ops.c" "$src/worker/value.c" "$src/worker/names.c" \
         "$src/worker/duration.c" "$src/worker/status.c" "$src/worker/reply.c" "$src/worker/plan.c" \
+        "$src/worker/paths.c" \
         "$src/worker/azure/kql.c"
     ;;
 *)

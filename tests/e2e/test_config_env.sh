@@ -33,7 +33,7 @@ for want in "$f:3: worker.inflight.max: not a number" "$f:4: worker.nonsense: un
             "$f:5: kafka.acks: " "$f:6: azure.ca.file: $PW_TMP/garbage-ca.pem holds no PEM certificate" \
             "$f:7: worker.reply.topic: \"adx.policy.requests\" is also worker.request.topic" \
             "$f:8: worker.schemas.dir" "environment PW_WORKER_LOG_LEVEL: worker.log.level" \
-            "azure.client.secret: required" "configuration problems in $f"; do
+            "azure.credential=auto: no credential is configured" "configuration problems in $f"; do
   grep -qF -- "$want" "$PW_TMP/bad.log" || pw_fail "--check-config did not report: $want; got: $(cat "$PW_TMP/bad.log")"
 done
 n=$(grep -c '^policy-worker: error: ' "$PW_TMP/bad.log")

@@ -212,35 +212,56 @@ static int second_round_seen(member *a, member *b)
     return seen(a, b, 0) >= 2 && seen(a, b, 1) >= 2;
 }
 
-static void test_paused_partition_given_back_is_consumed(void **state)
+/* A mock cluster (behind a producer) with the topic, the intake's configuration, a loop. */
+typedef struct stack {
+    rd_kafka_t *p;
+    rd_kafka_mock_cluster_t *mc;
+    pw_config cfg;
+    pw_loop *loop;
+} stack;
+
+static void stack_open(stack *st)
 {
-    (void)state;
     char err[256];
     rd_kafka_conf_t *pc = rd_kafka_conf_new();
     assert_int_equal(rd_kafka_conf_set(pc, "test.mock.num.brokers", "1", err, sizeof err), 0);
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
-    assert_non_null(p);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(p);
-    assert_non_null(mc);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC, PARTITIONS, 1), 0);
+    st->p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
+    assert_non_null(st->p);
+    st->mc = rd_kafka_handle_mock_cluster(st->p);
+    assert_non_null(st->mc);
+    assert_int_equal(rd_kafka_mock_topic_create(st->mc, TOPIC, PARTITIONS, 1), 0);
+    config(&st->cfg, rd_kafka_mock_cluster_bootstraps(st->mc));
+    st->loop = pw_loop_new(err, sizeof err);
+    assert_non_null(st->loop);
+}
 
-    pw_config cfg;
-    config(&cfg, rd_kafka_mock_cluster_bootstraps(mc));
-    pw_loop *loop = pw_loop_new(err, sizeof err);
-    assert_non_null(loop);
+static void stack_close(stack *st)
+{
+    pw_loop_free(st->loop);
+    pw_config_free(&st->cfg);
+    rd_kafka_destroy(st->p);
+}
+
+static void test_paused_partition_given_back_is_consumed(void **state)
+{
+    (void)state;
+    stack st;
+    stack_open(&st);
+    rd_kafka_t *p = st.p;
+    pw_loop *loop = st.loop;
 
     /* A alone: both partitions, one message each. */
     member a = {0}, b = {0};
     for (int32_t i = 0; i < PARTITIONS; i++)
         produce(p, i);
-    join(&a, loop, &cfg);
+    join(&a, loop, &st.cfg);
     assert_true(run_until(loop, &a, NULL, a_has_all));
 
     /* A pauses (backpressure); B joins; A's partitions are revoked, A resumes while it has
      * none, then gets one of its paused partitions back. */
     pw_intake_pause(a.in, 1);
     a.resume_after_revoke = 1;
-    join(&b, loop, &cfg);
+    join(&b, loop, &st.cfg);
     assert_true(run_until(loop, &a, &b, split));
     assert_true(a.resumed_in_gap);
     assert_false(pw_intake_paused(a.in));
@@ -256,9 +277,7 @@ static void test_paused_partition_given_back_is_consumed(void **state)
     assert_int_equal(pw_intake_close(a.in, 10000), 0);
     pw_intake_free(b.in);
     pw_intake_free(a.in);
-    pw_loop_free(loop);
-    pw_config_free(&cfg);
-    rd_kafka_destroy(p);
+    stack_close(&st);
 }
 
 static int b_consumed_second_round(member *a, member *b)
@@ -283,17 +302,11 @@ static void test_claim_before_messages(void **state)
 {
     (void)state;
     char err[256];
-    rd_kafka_conf_t *pc = rd_kafka_conf_new();
-    assert_int_equal(rd_kafka_conf_set(pc, "test.mock.num.brokers", "1", err, sizeof err), 0);
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
-    assert_non_null(p);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(p);
-    assert_non_null(mc);
-    assert_int_equal(rd_kafka_mock_topic_create(mc, TOPIC, PARTITIONS, 1), 0);
-    pw_config cfg;
-    config(&cfg, rd_kafka_mock_cluster_bootstraps(mc));
-    pw_loop *loop = pw_loop_new(err, sizeof err);
-    assert_non_null(loop);
+    stack st;
+    stack_open(&st);
+    rd_kafka_t *p = st.p;
+    rd_kafka_mock_cluster_t *mc = st.mc;
+    pw_loop *loop = st.loop;
     /* a plain consumer of the same group id, never joining: reads the group's commits */
     rd_kafka_conf_t *sc = rd_kafka_conf_new();
     assert_int_equal(rd_kafka_conf_set(sc, "bootstrap.servers",
@@ -307,7 +320,7 @@ static void test_claim_before_messages(void **state)
     member a = {.name = "a", .side = side}, b = {.name = "b", .side = side};
     for (int32_t i = 0; i < PARTITIONS; i++)
         produce(p, i);
-    join(&a, loop, &cfg);
+    join(&a, loop, &st.cfg);
     assert_true(run_until(loop, &a, NULL, a_has_all));
     for (int32_t i = 0; i < PARTITIONS; i++)
         a.commit_at[i] = 1;
@@ -319,7 +332,7 @@ static void test_claim_before_messages(void **state)
     a.side = NULL; /* (A's later messages are not under test) */
     for (int32_t i = 0; i < PARTITIONS; i++)
         produce(p, i);
-    join(&b, loop, &cfg);
+    join(&b, loop, &st.cfg);
     rd_kafka_mock_push_request_errors(mc, 8 /* OffsetCommit */, 3,
                                       RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
                                       RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
@@ -339,9 +352,7 @@ static void test_claim_before_messages(void **state)
     pw_intake_free(b.in);
     pw_intake_free(a.in);
     rd_kafka_destroy(side);
-    pw_loop_free(loop);
-    pw_config_free(&cfg);
-    rd_kafka_destroy(p);
+    stack_close(&st);
 }
 
 int main(void)

@@ -124,7 +124,7 @@ int pw_validate_cli_run(const char *prog, int argc, char **argv)
             free(files);
             return 0;
         } else if (!strcmp(a, "--version")) {
-            pw_version_print(stdout, "policy-worker");
+            pw_version_print(stdout, strncmp(prog, "policyctl", 9) ? "policy-worker" : "policyctl");
             free(files);
             return 0;
         } else {

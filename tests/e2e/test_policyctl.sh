@@ -40,6 +40,10 @@ run nofollow submit -b "$KAFKA" "$PW_TMP/pc-nofollow.json"
 [ "$RC" = 0 ] || pw_fail "--no-follow: exit $RC: $(out nofollow)"
 grep -qF "submitted pc-nofollow to $REQ_TOPIC" "$PW_TMP/nofollow.out" || pw_fail "no-follow: $(out nofollow)"
 e2e_wait_terminal pc-nofollow >/dev/null
+req pc-nofollow-json table.caching
+run nofollowj submit -b "$KAFKA" --no-follow --json "$PW_TMP/pc-nofollow-json.json"
+[ "$RC" = 0 ] && jq -e --arg t "$REQ_TOPIC" '. == {submitted: "pc-nofollow-json", topic: $t}' "$PW_TMP/nofollowj.out" >/dev/null ||
+  pw_fail "--no-follow --json: exit $RC: $(out nofollowj)"
 req pc-ok database.retention
 run ok submit -X "bootstrap.servers=$KAFKA" "$PW_TMP/pc-ok.json" --follow --timeout "$T"
 [ "$RC" = 0 ] || pw_fail "succeeded: exit $RC: $(out ok)"
@@ -98,7 +102,7 @@ run w1 watch -b "$KAFKA" --from-beginning --filter id=pc-ok --max-events 2 --tim
 [ "$(wc -l <"$PW_TMP/w1.out")" = 2 ] || pw_fail "watch --max-events 2: $(out w1)"
 sed -n 1p "$PW_TMP/w1.out" | grep -qE '^20[0-9-]+T[0-9:.]+Z pc-ok #1 accepted \| \[0\] database.retention' || pw_fail "watch line: $(out w1)"
 run w2 watch -b "$KAFKA" --from-beginning --filter 'status=succeeded' --filter 'id=pc-*' --timeout 8
-[ "$(cut -d' ' -f2 "$PW_TMP/w2.out" | sort | tr '\n' ' ')" = "pc-json pc-late pc-nofollow pc-ok pc-plan " ] || pw_fail "watch --filter: $(out w2)"
+[ "$(cut -d' ' -f2 "$PW_TMP/w2.out" | sort | tr '\n' ' ')" = "pc-json pc-late pc-nofollow pc-nofollow-json pc-ok pc-plan " ] || pw_fail "watch --filter: $(out w2)"
 run w3 watch -b "$KAFKA" --from-beginning --filter 'kind=table.*' --filter 'status=failed' --json --timeout 8
 jq -e -s 'length == 1 and .[0].requestId == "pc-fail"' "$PW_TMP/w3.out" >/dev/null || pw_fail "watch --json: $(out w3)"
 run w4 watch -b "$KAFKA" --filter colour=red

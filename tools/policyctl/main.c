@@ -228,8 +228,13 @@ static int cmd_submit(int argc, char **argv, int plan)
         return 3;
     }
     if (!follow) {
-        if (!a.json) printf("submitted %s to %s (replies on %s)\n", id, ctl_client_request_topic(c),
-                            ctl_client_reply_topic(c));
+        if (a.json) {
+            json_t *j = json_pack("{s:s, s:s}", "submitted", id, "topic", ctl_client_request_topic(c));
+            if (j) print_json_line(j);
+            json_decref(j);
+        } else
+            printf("submitted %s to %s (replies on %s)\n", id, ctl_client_request_topic(c),
+                   ctl_client_reply_topic(c));
         ctl_client_free(c);
         return 0;
     }
@@ -296,7 +301,7 @@ static int cmd_status(int argc, char **argv)
             json_decref(ev);
             continue;
         }
-        /* a new processing (redelivery) starts at sequence 1: forget the older one */
+        /* the last event wins: a redelivered request's new processing comes after the old */
         ctl_view_event(v, ev);
         json_decref(last);
         last = ev;

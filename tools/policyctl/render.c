@@ -149,6 +149,8 @@ void ctl_render_op(const json_t *op, char *buf, size_t len)
     if (q)
         add(buf, len, &pos, "  waiting for %s (%d ahead)", str(q, "waitingFor"),
             (int)json_integer_value(json_object_get(q, "ahead")));
+    json_int_t queued = json_integer_value(json_object_get(op, "queuedMs"));
+    if (queued > 0) add(buf, len, &pos, "  queued %dms", (int)queued);
     const json_t *before = json_object_get(op, "before"), *after = json_object_get(op, "after");
     if (json_is_object(before) || json_is_object(after)) {
         add(buf, len, &pos, "  ");

@@ -86,6 +86,29 @@ run nokafka submit "$PW_TMP/pc-late.json"
 [ "$RC" = 2 ] || pw_fail "no brokers: exit $RC"
 grep -qF "no Kafka brokers" "$PW_TMP/nokafka.err" || pw_fail "no brokers: $(out nokafka)"
 
+# 4b. a rollout: its events as lines (targets per wave, the wave's end, the totals)
+jq -n --arg u "$CLUSTER_URI" --arg d "$DB" '{schema: "adx-policy-request/v1", id: "pc-roll",
+  requestedBy: "e2e@contoso.com", rollout: {targets: [{clusterUri: $u, database: $d, table: "StormEvents"},
+  {clusterUri: $u, database: $d, table: "Logs"}], operations: [{kind: "table.caching", hotCachePeriod: "P6D"}],
+  waves: {canary: 1, steps: ["100%"]}}}' >"$PW_TMP/pc-roll.json"
+run roll submit -b "$KAFKA" --follow "$PW_TMP/pc-roll.json" --timeout "$T"
+[ "$RC" = 0 ] || pw_fail "rollout: exit $RC: $(out roll)"
+for l in 'accepted  rollout of 2 targets x 1 templates in 2 waves' "wave 0: $CLUSTER/$DB/StormEvents=succeeded" \
+  'wave done: 1 targets, 1 succeeded; next: wave' 'succeeded  2 targets, 2 succeeded'; do
+  grep -qF -- "${l/wave done/wave 0 done}" "$PW_TMP/roll.out" || pw_fail "rollout: no line with: $l: $(out roll)"
+done
+
+# 4c. status of a request still running (a 5 s LRO): exit 4
+e2e_sim_settings '{"lroDurationMs": 5000}'
+req pc-slow database.retention '.operations[0].softDeletePeriod = "P40D"'
+run slow submit -b "$KAFKA" --no-follow "$PW_TMP/pc-slow.json"
+pw_wait_until 30 e2e_seen running pc-slow || pw_fail "pc-slow never ran"
+run stslow status -b "$KAFKA" pc-slow
+[ "$RC" = 4 ] || pw_fail "status in progress: exit $RC: $(out stslow)"
+grep -qE '^pc-slow #[0-9]+ (accepted|running)' "$PW_TMP/stslow.out" || pw_fail "status in progress: $(out stslow)"
+e2e_wait_terminal pc-slow >/dev/null
+e2e_sim_settings '{"lroDurationMs": 1500}'
+
 # 5. status: the last event of a request; unknown ids exit 3
 run st status -b "$KAFKA" pc-ok
 [ "$RC" = 0 ] || pw_fail "status: exit $RC: $(out st)"
@@ -102,7 +125,7 @@ run w1 watch -b "$KAFKA" --from-beginning --filter id=pc-ok --max-events 2 --tim
 [ "$(wc -l <"$PW_TMP/w1.out")" = 2 ] || pw_fail "watch --max-events 2: $(out w1)"
 sed -n 1p "$PW_TMP/w1.out" | grep -qE '^20[0-9-]+T[0-9:.]+Z pc-ok #1 accepted \| \[0\] database.retention' || pw_fail "watch line: $(out w1)"
 run w2 watch -b "$KAFKA" --from-beginning --filter 'status=succeeded' --filter 'id=pc-*' --timeout 8
-[ "$(cut -d' ' -f2 "$PW_TMP/w2.out" | sort | tr '\n' ' ')" = "pc-json pc-late pc-nofollow pc-nofollow-json pc-ok pc-plan " ] || pw_fail "watch --filter: $(out w2)"
+[ "$(cut -d' ' -f2 "$PW_TMP/w2.out" | sort | tr '\n' ' ')" = "pc-json pc-late pc-nofollow pc-nofollow-json pc-ok pc-plan pc-roll pc-slow " ] || pw_fail "watch --filter: $(out w2)"
 run w3 watch -b "$KAFKA" --from-beginning --filter 'kind=table.*' --filter 'status=failed' --json --timeout 8
 jq -e -s 'length == 1 and .[0].requestId == "pc-fail"' "$PW_TMP/w3.out" >/dev/null || pw_fail "watch --json: $(out w3)"
 run w4 watch -b "$KAFKA" --filter colour=red

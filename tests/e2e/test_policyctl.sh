@@ -44,6 +44,18 @@ req pc-nofollow-json table.caching
 run nofollowj submit -b "$KAFKA" --no-follow --json "$PW_TMP/pc-nofollow-json.json"
 [ "$RC" = 0 ] && jq -e --arg t "$REQ_TOPIC" '. == {submitted: "pc-nofollow-json", topic: $t}' "$PW_TMP/nofollowj.out" >/dev/null ||
   pw_fail "--no-follow --json: exit $RC: $(out nofollowj)"
+# plan of a value already in place: unchanged, the Kusto read shown, no apply
+req pc-plan2 table.caching
+run plan2 plan -b "$KAFKA" "$PW_TMP/pc-plan2.json" --timeout "$T"
+[ "$RC" = 0 ] || pw_fail "plan unchanged: exit $RC: $(out plan2)"
+grep -qF "  = table.caching alter $CLUSTER/$DB/StormEvents via kusto  (unchanged)" "$PW_TMP/plan2.out" || pw_fail "plan unchanged: $(out plan2)"
+grep -qF "read   $CLUSTER_URI/$DB: .show table ['StormEvents'] policy caching" "$PW_TMP/plan2.out" || pw_fail "plan: no Kusto read: $(out plan2)"
+! grep -q 'apply' "$PW_TMP/plan2.out" || pw_fail "plan unchanged shows an apply: $(out plan2)"
+grep -qF "Plan: 0 to change, 1 unchanged." "$PW_TMP/plan2.out" || pw_fail "plan unchanged summary: $(out plan2)"
+# submit from stdin
+req pc-stdin table.caching '.operations[0].hotCachePeriod = "P4D"'
+rc=0; "$ctl" submit -b "$KAFKA" --follow --timeout "$T" - <"$PW_TMP/pc-stdin.json" >"$PW_TMP/stdin.out" 2>&1 || rc=$?
+[ "$rc" = 0 ] && grep -qF "pc-stdin succeeded: 1 changed" "$PW_TMP/stdin.out" || pw_fail "submit -: exit $rc: $(cat "$PW_TMP/stdin.out")"
 req pc-ok database.retention
 run ok submit -X "bootstrap.servers=$KAFKA" "$PW_TMP/pc-ok.json" --follow --timeout "$T"
 [ "$RC" = 0 ] || pw_fail "succeeded: exit $RC: $(out ok)"
@@ -125,7 +137,7 @@ run w1 watch -b "$KAFKA" --from-beginning --filter id=pc-ok --max-events 2 --tim
 [ "$(wc -l <"$PW_TMP/w1.out")" = 2 ] || pw_fail "watch --max-events 2: $(out w1)"
 sed -n 1p "$PW_TMP/w1.out" | grep -qE '^20[0-9-]+T[0-9:.]+Z pc-ok #1 accepted \| \[0\] database.retention' || pw_fail "watch line: $(out w1)"
 run w2 watch -b "$KAFKA" --from-beginning --filter 'status=succeeded' --filter 'id=pc-*' --timeout 8
-[ "$(cut -d' ' -f2 "$PW_TMP/w2.out" | sort | tr '\n' ' ')" = "pc-json pc-late pc-nofollow pc-nofollow-json pc-ok pc-plan pc-roll pc-slow " ] || pw_fail "watch --filter: $(out w2)"
+[ "$(cut -d' ' -f2 "$PW_TMP/w2.out" | sort | tr '\n' ' ')" = "pc-json pc-late pc-nofollow pc-nofollow-json pc-ok pc-plan pc-plan2 pc-roll pc-slow pc-stdin " ] || pw_fail "watch --filter: $(out w2)"
 run w3 watch -b "$KAFKA" --from-beginning --filter 'kind=table.*' --filter 'status=failed' --json --timeout 8
 jq -e -s 'length == 1 and .[0].requestId == "pc-fail"' "$PW_TMP/w3.out" >/dev/null || pw_fail "watch --json: $(out w3)"
 run w4 watch -b "$KAFKA" --filter colour=red

@@ -76,7 +76,7 @@ rc=0; "$ctl" validate 2>/dev/null || rc=$?
 [ "$rc" = 2 ] || pw_fail "no file: exit $rc"
 
 # 6. examples/: one request file per kind, each accepted (privileged kinds with a configuration
-# that allows them, as a deployment must), and nothing else there but local.conf and README.md
+# that allows them, as a deployment must), and no request file for a kind that does not exist
 "$pw" kinds --json >"$PW_TMP/kinds.json"
 allowed=$(jq -r '[.[] | select(.privileged) | .kind] | join(",")' "$PW_TMP/kinds.json")
 printf 'worker.kinds.privileged.allowed=%s\n' "$allowed" >"$PW_TMP/priv.conf"

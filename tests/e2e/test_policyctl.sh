@@ -140,6 +140,20 @@ run w2 watch -b "$KAFKA" --from-beginning --filter 'status=succeeded' --filter '
 [ "$(cut -d' ' -f2 "$PW_TMP/w2.out" | sort | tr '\n' ' ')" = "pc-json pc-late pc-nofollow pc-nofollow-json pc-ok pc-plan pc-plan2 pc-roll pc-slow pc-stdin " ] || pw_fail "watch --filter: $(out w2)"
 run w3 watch -b "$KAFKA" --from-beginning --filter 'kind=table.*' --filter 'status=failed' --json --timeout 8
 jq -e -s 'length == 1 and .[0].requestId == "pc-fail"' "$PW_TMP/w3.out" >/dev/null || pw_fail "watch --json: $(out w3)"
+# from now on: only what comes after it is positioned (its stderr line says so)
+pw_spawn wlive "$ctl" watch -b "$KAFKA" --filter id=pc-live --max-events 3 --timeout "$T"
+pw_wait_until 30 grep -q 'watching adx.policy.replies from now on' "$PW_TMP/wlive.err" || pw_fail "watch: not started"
+# and a request with replyTo is followed on that topic
+req pc-live table.caching ".operations[0].hotCachePeriod = \"P3D\" | .replyTo = \"$ALT_REPLY_TOPIC\""
+run live submit -b "$KAFKA" --follow --timeout "$T" "$PW_TMP/pc-live.json"
+[ "$RC" = 0 ] || pw_fail "replyTo followed: exit $RC: $(out live)"
+grep -qF "following on $ALT_REPLY_TOPIC" "$PW_TMP/live.out" || pw_fail "replyTo: $(out live)"
+req pc-live2 table.caching '.operations[0].hotCachePeriod = "P2D"'
+jq '.id = "pc-live"' "$PW_TMP/pc-live2.json" >"$PW_TMP/pc-live3.json"
+run live3 submit -b "$KAFKA" --follow --timeout "$T" "$PW_TMP/pc-live3.json"
+pw_wait_exit wlive 30 >/dev/null 2>&1 || true
+[ "$(wc -l <"$PW_TMP/wlive.out")" = 3 ] && [ "$(grep -c ' pc-live #' "$PW_TMP/wlive.out")" = 3 ] ||
+  pw_fail "watch from now on: $(cat "$PW_TMP/wlive.out")"
 run w4 watch -b "$KAFKA" --filter colour=red
 [ "$RC" = 2 ] || pw_fail "watch bad filter: exit $RC"
 pw_log PASS

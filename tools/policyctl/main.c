@@ -37,7 +37,8 @@ static void usage(FILE *f)
             "       policyctl --help | --version\n"
             "KAFKA: -F FILE (the worker's configuration: kafka.* keys, worker.request.topic,\n"
             "       worker.reply.topic), -b BROKERS, -X key=value (librdkafka; later wins),\n"
-            "       --topic NAME (requests), -t/--reply-topic NAME (default: the worker's).\n"
+            "       --topic NAME (requests), -t/--reply-topic NAME (default: the request's\n"
+            "       replyTo, else the worker's reply topic).\n"
             "submit  produces FILE keyed by its id and, on a terminal by default, follows it on\n"
             "        the reply topic until its terminal event: one line per operation (kind,\n"
             "        target, route, status, attempts, LRO progress, waits, before -> after),\n"
@@ -205,6 +206,13 @@ static int cmd_submit(int argc, char **argv, int plan)
     json_t *req = read_request(a.arg);
     if (!req) return 2;
     if (plan) json_object_set_new(req, "dryRun", json_true());
+    /* the worker answers on the request's replyTo when its allow-list has it: follow there */
+    const char *reply_to = json_string_value(json_object_get(req, "replyTo"));
+    char reply_topic[256] = "";
+    if (!a.kafka.reply_topic && reply_to && *reply_to) {
+        snprintf(reply_topic, sizeof reply_topic, "%s", reply_to);
+        a.kafka.reply_topic = reply_topic;
+    }
     char *body = json_dumps(req, JSON_COMPACT);
     char id[256];
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(req, "id")));
@@ -380,6 +388,8 @@ static int cmd_watch(int argc, char **argv)
         fprintf(stderr, "policyctl: %s\n", err);
         return 2;
     }
+    fprintf(stderr, "policyctl: watching %s from %s\n", ctl_client_reply_topic(c),
+            a.from_beginning ? "the beginning" : "now on");
     double deadline = a.timeout > 0 ? now_s() + a.timeout : 0;
     long seen = 0;
     int rc = 0;

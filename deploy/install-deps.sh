@@ -10,13 +10,14 @@ build_pkgs=(
   librdkafka-dev libcurl4-openssl-dev libjansson-dev libssl-dev
   libmicrohttpd-dev libcmocka-dev libpcre2-dev
 )
-# Tests: clang for the fuzz targets; kcat, curl, jq for the end-to-end tests; python3-yaml
+# Tests: clang for the fuzz targets; kcat, curl, jq for the end-to-end tests; tmux for the
+# terminal test of policyctl submit --follow; python3-yaml
 # for the deploy/ manifests' test; python3-prometheus-client to parse /metrics; systemd for `systemd-analyze verify`; dpkg-dev
 # (dpkg-shlibdeps) and file for `make package` (CPack's .deb and its Depends).
 test_pkgs=(
   clang libclang-rt-14-dev
   kcat curl jq openssl ca-certificates procps iproute2 python3 python3-jsonschema valgrind
-  python3-yaml systemd dpkg-dev file python3-prometheus-client
+  python3-yaml systemd dpkg-dev file python3-prometheus-client tmux
 )
 case ${1:-} in
   --build) pkgs=("${build_pkgs[@]}") ;;

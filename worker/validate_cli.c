@@ -12,16 +12,21 @@
 #include "pw/request.h"
 #include "pw/version.h"
 
-static int usage(FILE *to)
+static int usage(FILE *to, const char *prog)
 {
     fprintf(to,
-            "usage: policy-worker validate [--config FILE] [--json] FILE...\n"
-            "  Checks each request FILE exactly as the worker checks a message.\n"
+            "usage: %s [--config FILE] [--schemas DIR] [--json] FILE...|-\n"
+            "  Checks each request FILE exactly as the worker checks a message (\"-\": stdin);\n"
+            "  every schema error of a file is reported, not only the first.\n"
             "  --config FILE  the worker's configuration (limits, replyTo allow-list,\n"
             "                 Kusto host suffixes); default: built-in defaults\n"
-            "  --json         print the `rejected` reply event for each rejected file\n"
-            "  --help, -h     this text; --version: the versions (policy-worker --version)\n"
-            "  exit: 0 all accepted, 1 some rejected, 2 usage, I/O or configuration error\n");
+            "  --schemas DIR  the schemas directory (worker.schemas.dir)\n"
+            "  --json         one JSON line per file: the `rejected` reply event, or\n"
+            "                 {\"file\",\"valid\":true,\"status\":\"accepted\",\"requestId\"}\n"
+            "  --help, -h     this text; --version: the versions\n"
+            "  Options may come anywhere; \"--\" ends them.\n"
+            "  exit: 0 all accepted, 1 some rejected, 2 usage, I/O or configuration error\n",
+            prog);
     return 2;
 }
 
@@ -29,7 +34,8 @@ static int usage(FILE *to)
  * MessageTooLarge rather than read whole.  Returns NULL with errno set on failure. */
 static char *read_bounded(const char *path, size_t limit, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
+    int is_stdin = !strcmp(path, "-");
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
     if (!f) return NULL;
     char *buf = malloc(limit + 1);
     if (!buf) {
@@ -39,7 +45,7 @@ static char *read_bounded(const char *path, size_t limit, size_t *len)
     }
     *len = fread(buf, 1, limit + 1, f);
     int failed = ferror(f);
-    fclose(f);
+    if (!is_stdin) fclose(f);
     if (failed) {
         free(buf);
         errno = EIO;
@@ -54,6 +60,7 @@ static void print_rejection(const char *path, const pw_rejection *rej, int json_
     if (json_out) {
         json_t *ev = pw_reply_rejection(rej, worker_id);
         json_object_set_new(ev, "file", json_string(path));
+        json_object_set_new(ev, "valid", json_false());
         char *s = json_dumps(ev, JSON_COMPACT);
         printf("%s\n", s ? s : "{}");
         free(s);
@@ -71,51 +78,89 @@ static void print_rejection(const char *path, const pw_rejection *rej, int json_
     }
 }
 
-int pw_validate_cli(int argc, char **argv)
+static void print_accepted(const char *path, const pw_request *req, int json_out)
 {
-    const char *config_path = NULL;
-    int json_out = 0, first = argc;
+    if (!json_out) {
+        printf("%s: accepted: %s\n", path, pw_request_id(req));
+        return;
+    }
+    json_t *j = json_pack("{s:s, s:b, s:s, s:s}", "file", path, "valid", 1, "status", "accepted",
+                          "requestId", pw_request_id(req));
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    printf("%s\n", s ? s : "{}");
+    free(s);
+    json_decref(j);
+}
+
+int pw_validate_cli_run(const char *prog, int argc, char **argv)
+{
+    const char *config_path = NULL, *schemas_dir = NULL;
+    int json_out = 0, nfiles = 0, stdin_used = 0, opts_done = 0;
+    /* Options anywhere: the files are collected in argv order into files[]. */
+    char **files = calloc((size_t)(argc > 0 ? argc : 1), sizeof *files);
+    if (!files) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        return 2;
+    }
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+        const char *a = argv[i];
+        if (opts_done || !strcmp(a, "-") || a[0] != '-') {
+            if (!strcmp(a, "-") && stdin_used++) {
+                fprintf(stderr, "%s: \"-\" (stdin) given twice\n", prog);
+                free(files);
+                return 2;
+            }
+            files[nfiles++] = argv[i];
+        } else if (!strcmp(a, "--")) {
+            opts_done = 1;
+        } else if (!strcmp(a, "--config") && i + 1 < argc) {
             config_path = argv[++i];
-        } else if (!strcmp(argv[i], "--json")) {
+        } else if (!strcmp(a, "--schemas") && i + 1 < argc) {
+            schemas_dir = argv[++i];
+        } else if (!strcmp(a, "--json")) {
             json_out = 1;
-        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
+        } else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout, prog);
+            free(files);
             return 0;
-        } else if (!strcmp(argv[i], "--version")) {
-            pw_version_print(stdout, "policy-worker");
+        } else if (!strcmp(a, "--version")) {
+            pw_version_print(stdout, strncmp(prog, "policyctl", 9) ? "policy-worker" : "policyctl");
+            free(files);
             return 0;
-        } else if (!strcmp(argv[i], "--")) {
-            first = i + 1;
-            break;
-        } else if (argv[i][0] == '-') {
-            return usage(stderr);
         } else {
-            first = i;
-            break;
+            fprintf(stderr, "%s: unknown option %s\n", prog, a);
+            free(files);
+            return usage(stderr, prog);
         }
     }
-    if (first >= argc) return usage(stderr);
+    if (nfiles == 0) {
+        free(files);
+        return usage(stderr, prog);
+    }
 
     char err[1024];
     pw_config cfg;
-    if (pw_config_load(&cfg, config_path, err, sizeof err)) {
-        fprintf(stderr, "policy-worker validate: %s\n", err);
+    if (pw_config_load(&cfg, config_path, err, sizeof err) ||
+        (schemas_dir && pw_config_set(&cfg, "worker.schemas.dir", schemas_dir, err, sizeof err))) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        pw_config_free(&cfg);
+        free(files);
         return 2;
     }
     pw_request_checker *chk = pw_request_checker_new(&cfg, err, sizeof err);
     if (!chk) {
-        fprintf(stderr, "policy-worker validate: %s\n", err);
+        fprintf(stderr, "%s: %s\n", prog, err);
         pw_config_free(&cfg);
+        free(files);
         return 2;
     }
     int rc = 0;
-    for (int i = first; i < argc; i++) {
+    for (int i = 0; i < nfiles; i++) {
+        const char *path = files[i];
         size_t len = 0;
-        char *buf = read_bounded(argv[i], cfg.max_message_bytes, &len);
+        char *buf = read_bounded(path, cfg.max_message_bytes, &len);
         if (!buf) {
-            fprintf(stderr, "policy-worker validate: %s: %s\n", argv[i], strerror(errno));
+            fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
             rc = 2;
             continue;
         }
@@ -123,13 +168,13 @@ int pw_validate_cli(int argc, char **argv)
         memset(&rej, 0, sizeof rej);
         pw_request *req = pw_request_decode(chk, buf, len, &rej);
         if (req) {
-            if (!json_out) printf("%s: accepted: %s\n", argv[i], pw_request_id(req));
+            print_accepted(path, req, json_out);
             pw_request_free(req);
         } else if (rej.internal) { /* no verdict: the check itself failed (out of memory) */
-            fprintf(stderr, "policy-worker validate: %s: %s\n", argv[i], rej.message);
+            fprintf(stderr, "%s: %s: %s\n", prog, path, rej.message);
             rc = 2;
         } else {
-            print_rejection(argv[i], &rej, json_out, cfg.worker_id);
+            print_rejection(path, &rej, json_out, cfg.worker_id);
             if (rc == 0) rc = 1;
         }
         pw_rejection_clear(&rej);
@@ -137,5 +182,11 @@ int pw_validate_cli(int argc, char **argv)
     }
     pw_request_checker_free(chk);
     pw_config_free(&cfg);
+    free(files);
     return rc;
+}
+
+int pw_validate_cli(int argc, char **argv)
+{
+    return pw_validate_cli_run("policy-worker validate", argc, argv);
 }

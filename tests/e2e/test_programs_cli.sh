@@ -33,5 +33,7 @@ done
 # the subcommands' own help
 "$PW_BIN_DIR/policy-worker" validate --help | grep -q '^usage: policy-worker validate' ||
   pw_fail "policy-worker validate --help"
+"$PW_BIN_DIR/policyctl" validate --help | grep -q '^usage: policyctl validate' ||
+  pw_fail "policyctl validate --help"
 pw_log "$n programs: --help and --version"
 pw_log PASS

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "pw/reply.h"
 #include "pw/rollout.h"
@@ -26,7 +27,8 @@
 
 #define LANE_BUCKETS 1024u
 #define PROGRESS_MIN_INTERVAL_MS 1000 /* running events of one operation, at most one per */
-#define PROGRESS_KEY_MAX 96 /* what a running event shows: "<lro status>|<percent>|<attempts>|<queued>" */
+#define PROGRESS_KEY_MAX                                                                           \
+    96 /* what a running event shows: "<lro status>|<percent>|<attempts>|<queued>" */
 
 typedef enum op_status {
     OP_PENDING = 0,
@@ -75,6 +77,7 @@ typedef struct op_state {
     pw_timer *fail_timer; /* a call that could not start fails from the loop, not inline */
     char *apply_command;  /* owned: the write decided after the read (an array merge) */
     struct batch *batch;  /* the coalesced write it waits in or went with, else NULL */
+    struct share *share;  /* the shared ARM read it waits in or went with, else NULL */
     int has_lro;
     char lro_status[32];
     unsigned polls;
@@ -148,11 +151,16 @@ struct pw_exec {
     pw_exec_owner owner;
     pw_timer *recheck_timer;
     struct batch *batches; /* coalesced writes: one per key with members waiting or in flight */
+    struct share *shares;  /* shared ARM reads: one per database list with members */
     lane *kicks;           /* lanes to kick once the current change is done (run_kicks) */
 };
 
 static void kick(pw_exec *ex, lane *ln);
 static void issue(op_state *os, op_step step);
+static void issue_call(op_state *os, op_step step);
+static int share_join(op_state *os, op_step step);
+static void share_resume(struct share *sh);
+static int share_abandon(op_state *os);
 static void apply_op(op_state *os);
 static void schedule_recheck(pw_exec *ex);
 
@@ -491,7 +499,9 @@ static void wave_over(req_state *rs)
                                pw_reply_counts_json(&ro->counts[w]), "failedTargets",
                                (json_int_t)ro->failed_targets, "failureBudget",
                                (json_int_t)rs->ro->failure_budget, "next",
-                               last ? "end" : ro->halted ? "halt" : "wave");
+                               last         ? "end"
+                               : ro->halted ? "halt"
+                                            : "wave");
     emit_rollout(rs, "wave", member, NULL, 0);
     if (ro->halted) {
         /* the later waves never start: each of their targets is skipped */
@@ -576,7 +586,8 @@ static void finish_request(req_state *rs)
                      all.failed, all.targets, rs->ro->failure_budget);
             error = pw_reply_error("TargetsFailed", msg, 0);
         }
-        pw_log(error ? PW_LOG_WARN : PW_LOG_INFO, rid, error ? "rollout.failed" : "rollout.succeeded",
+        pw_log(error ? PW_LOG_WARN : PW_LOG_INFO, rid,
+               error ? "rollout.failed" : "rollout.succeeded",
                "%zu targets: %zu succeeded, %zu unchanged, %zu planned, %zu failed, %zu skipped",
                all.targets, all.succeeded, all.unchanged, all.planned, all.failed, all.skipped);
         json_t *member = json_pack("{s:I, s:o, s:o}", "targets", (json_int_t)rs->chains, "waves",
@@ -664,8 +675,7 @@ static void fail_op(op_state *os, const pw_azure_result *r)
 static void progress_key(const op_state *os, char out[PROGRESS_KEY_MAX])
 {
     char key[PROGRESS_KEY_MAX]; /* (out may be os's own progress_sent) */
-    snprintf(key, sizeof key, "%s|%d|%u|%s", os->lro_status, os->percent, os->attempts,
-             os->queued);
+    snprintf(key, sizeof key, "%s|%d|%u|%s", os->lro_status, os->percent, os->attempts, os->queued);
     memcpy(out, key, sizeof key);
 }
 
@@ -741,7 +751,9 @@ static void on_queued(void *ctx, const pw_azure_progress *p)
 {
     op_state *os = ctx;
     snprintf(os->queued, sizeof os->queued, "%s",
-             p->queued && !strncmp(p->queued, "queued: ", 8) ? p->queued + 8 : p->queued ? p->queued : "");
+             p->queued && !strncmp(p->queued, "queued: ", 8) ? p->queued + 8
+             : p->queued                                     ? p->queued
+                                                             : "");
     os->queue_level = p->level;
     os->queue_capacity = p->capacity;
     os->queue_ahead = p->ahead;
@@ -768,9 +780,12 @@ static void on_done(void *ctx, const pw_azure_result *r)
 {
     op_state *os = ctx;
     struct batch *b = os->step == STEP_APPLY ? os->batch : NULL;
+    struct share *sh = os->step != STEP_APPLY ? os->share : NULL;
     os->batch = NULL;
+    os->share = NULL;
     op_done(ctx, r);
     if (b) batch_resume(b);
+    if (sh) share_resume(sh);
 }
 
 static void op_done(void *ctx, const pw_azure_result *r)
@@ -850,8 +865,8 @@ static void op_done(void *ctx, const pw_azure_result *r)
 /* Writes that set the same policy to the same value on tables of one database go as one
  * `.alter tables (…)` command (pw_plan_coalesce_key).  Per key at most one write is in
  * flight; the writes ready meanwhile wait and go together when it ends (up to
- * worker.coalesce.max tables a command), each operation still reported on its own.  A coalesced command that
- * fails is sent again table by table, so one bad table fails alone. */
+ * worker.coalesce.max tables a command), each operation still reported on its own.  A coalesced
+ * command that fails is sent again table by table, so one bad table fails alone. */
 #define BATCH_MAX 256 /* the most worker.coalesce.max may say */
 
 typedef struct batch {
@@ -1037,7 +1052,8 @@ static void batch_flush(pw_loop *loop, void *ctx)
     for (size_t i = 0; i < n; i++) {
         op_state *os = b->sent[i];
         tables[i] = pw_plan_op_at(os->rs->plan, os->index)->op->table;
-        if (os->deadline_ms && (!deadline || os->deadline_ms < deadline)) deadline = os->deadline_ms;
+        if (os->deadline_ms && (!deadline || os->deadline_ms < deadline))
+            deadline = os->deadline_ms;
         long left = ex->queue_timeout_ms - (long)os->queued_ms;
         if (left < queue_timeout) queue_timeout = left > 0 ? left : 1;
     }
@@ -1068,18 +1084,283 @@ static void batch_flush(pw_loop *loop, void *ctx)
            "%zu table writes in one command", n);
 }
 
+/* ---------------------------------------------------------- shared reads */
+
+/* ARM reads of databases of one cluster (an operation's read, or its read after the write)
+ * share its database list (pw_plan_op.read_list).  Per cluster at most one such read is in
+ * flight; the reads that become ready meanwhile wait and go when it ends: one alone as its
+ * GET, several as one GET {C}/databases, its pages followed (nextLink) only until every member
+ * is found.  Each member gets its database's entry as its answer, with the list's ids and
+ * attempts; a member its pages do not hold, and every member of a list that fails, is read
+ * again alone.  So 1,000 operations queued at one moment cost one list, not 1,000 GETs of
+ * ARM's read budget. */
+#define SHARE_MAX 1000 /* members of one list; more wait for the next */
+
+typedef struct share {
+    struct share *next;
+    pw_exec *ex;
+    char *path; /* the list's path (the first member's read_list) */
+    op_state **waiting, **sent;
+    size_t n_waiting, cap_waiting, n_sent, cap_sent, left; /* left: sent members not found */
+    int in_flight; /* a read of this cluster is outstanding (the list, or a member's alone) */
+    int listing;   /* that read is the list (ctx: the share) */
+    pw_timer *flush_timer;
+} share;
+
+static void share_free(share *sh)
+{
+    pw_exec *ex = sh->ex;
+    for (share **p = &ex->shares; *p; p = &(*p)->next) {
+        if (*p == sh) {
+            *p = sh->next;
+            break;
+        }
+    }
+    if (sh->flush_timer) pw_loop_timer_cancel(ex->loop, sh->flush_timer);
+    free(sh->waiting);
+    free(sh->sent);
+    free(sh->path);
+    free(sh);
+}
+
+static void share_flush(pw_loop *loop, void *ctx);
+
+static void share_schedule(share *sh)
+{
+    if (!sh->flush_timer) sh->flush_timer = pw_loop_timer_add(sh->ex->loop, 0, share_flush, sh);
+    if (!sh->flush_timer) share_flush(sh->ex->loop, sh);
+}
+
+/* The read of this cluster ended: what waits goes next, an idle share goes away. */
+static void share_resume(share *sh)
+{
+    sh->in_flight = 0;
+    sh->listing = 0;
+    sh->n_sent = sh->left = 0;
+    if (!sh->n_waiting) {
+        share_free(sh);
+        return;
+    }
+    share_schedule(sh);
+}
+
+/* os's read (step) waits for its cluster's shared read.  0 when it does; -1 when it goes
+ * alone (no list holds its answer, coalescing is off, or out of memory). */
+static int share_join(op_state *os, op_step step)
+{
+    pw_exec *ex = os->rs->ex;
+    const pw_plan_op *pop = pw_plan_op_at(os->rs->plan, os->index);
+    if (!pop->read_list || ex->coalesce_max < 2) return -1;
+    share *sh = ex->shares;
+    while (sh && strcasecmp(sh->path, pop->read_list) != 0)
+        sh = sh->next;
+    if (!sh) {
+        sh = calloc(1, sizeof *sh);
+        if (!sh || !(sh->path = strdup(pop->read_list))) {
+            free(sh);
+            return -1;
+        }
+        sh->ex = ex;
+        sh->next = ex->shares;
+        ex->shares = sh;
+    }
+    if (sh->n_waiting == sh->cap_waiting) {
+        size_t cap = sh->cap_waiting ? sh->cap_waiting * 2 : 16;
+        op_state **g = realloc(sh->waiting, cap * sizeof *g);
+        if (!g) {
+            if (!sh->in_flight && !sh->n_waiting) share_free(sh);
+            return -1;
+        }
+        sh->waiting = g;
+        sh->cap_waiting = cap;
+    }
+    sh->waiting[sh->n_waiting++] = os;
+    os->step = step;
+    os->in_call = 1; /* it waits for its read */
+    os->share = sh;
+    if (!sh->in_flight) share_schedule(sh);
+    return 0;
+}
+
+/* Member os reads alone after all (not found, or the list failed); the share does not wait. */
+static void share_alone(op_state *os)
+{
+    os->share = NULL;
+    os->in_call = 0;
+    issue_call(os, os->step);
+}
+
+static void share_on_queued(void *ctx, const pw_azure_progress *p)
+{
+    share *sh = ctx;
+    for (size_t i = 0; i < sh->n_sent; i++)
+        if (sh->sent[i]) on_queued(sh->sent[i], p);
+}
+
+static int share_list(share *sh, const char *next_link);
+
+static void share_on_done(void *ctx, const pw_azure_result *r)
+{
+    share *sh = ctx;
+    const char *next = r->ok ? json_string_value(json_object_get(r->body, "nextLink")) : NULL;
+    /* members handed their answers may start reads of this cluster: they wait (in_flight) */
+    for (size_t i = 0; i < sh->n_sent; i++) {
+        op_state *os = sh->sent[i];
+        if (!os) continue;
+        const json_t *entry =
+            r->ok ? pw_plan_list_entry(pw_plan_op_at(os->rs->plan, os->index), r->body) : NULL;
+        if (!entry && r->ok && next) continue; /* perhaps on a later page */
+        sh->sent[i] = NULL;
+        sh->left--;
+        if (!entry) {
+            /* the list failed, or its last page does not hold it: its own GET says why */
+            call_ended(os, r);
+            share_alone(os);
+            continue;
+        }
+        pw_azure_result one = *r;
+        one.body = (json_t *)entry;
+        os->share = NULL;
+        op_done(os, &one);
+    }
+    if (sh->left && next && share_list(sh, next) == 0) return;
+    for (size_t i = 0; i < sh->n_sent; i++) /* (a next page that could not be asked for) */
+        if (sh->sent[i]) share_alone(sh->sent[i]);
+    share_resume(sh);
+}
+
+/* Asks for the list (next_link NULL: its first page).  0 when started. */
+static int share_list(share *sh, const char *next_link)
+{
+    pw_exec *ex = sh->ex;
+    uint64_t deadline = 0;
+    long queue_timeout = ex->queue_timeout_ms;
+    op_state *first = NULL;
+    for (size_t i = 0; i < sh->n_sent; i++) {
+        op_state *os = sh->sent[i];
+        if (!os) continue;
+        if (!first) first = os;
+        if (os->deadline_ms && (!deadline || os->deadline_ms < deadline))
+            deadline = os->deadline_ms;
+        long left = ex->queue_timeout_ms - (long)os->queued_ms;
+        if (left < queue_timeout) queue_timeout = left > 0 ? left : 1;
+    }
+    if (!first) return -1;
+    pw_azure_call call = {.request_id = pw_request_id(first->rs->req),
+                          .deadline_ms = deadline,
+                          .queue_timeout_ms = queue_timeout,
+                          .on_queued = share_on_queued,
+                          .on_done = share_on_done,
+                          .ctx = sh,
+                          .read_only = 1};
+    char err[256];
+    int rc = next_link ? pw_azure_arm_next(ex->azure, next_link, &call, err, sizeof err)
+                       : pw_azure_arm(ex->azure, "GET", sh->path, NULL, &call, err, sizeof err);
+    if (rc != 0) {
+        pw_log(PW_LOG_WARN, pw_request_id(first->rs->req), "op.shared_read_not_started", "%s", err);
+        return -1;
+    }
+    sh->in_flight = sh->listing = 1;
+    return 0;
+}
+
+static void share_flush(pw_loop *loop, void *ctx)
+{
+    (void)loop;
+    share *sh = ctx;
+    sh->flush_timer = NULL;
+    if (sh->in_flight || !sh->n_waiting) {
+        if (!sh->in_flight) share_resume(sh);
+        return;
+    }
+    size_t n = sh->n_waiting < SHARE_MAX ? sh->n_waiting : SHARE_MAX;
+    if (n == 1) { /* alone: its own GET, which the cluster's next reads wait for */
+        op_state *os = sh->waiting[0];
+        sh->n_waiting = 0;
+        sh->in_flight = 1;
+        os->in_call = 0;
+        issue_call(os, os->step); /* (os->share stays: on_done resumes the share) */
+        return;
+    }
+    if (sh->cap_sent < n) {
+        op_state **g = realloc(sh->sent, n * sizeof *g);
+        if (!g) { /* each alone */
+            while (sh->n_waiting)
+                share_alone(sh->waiting[--sh->n_waiting]);
+            share_resume(sh);
+            return;
+        }
+        sh->sent = g;
+        sh->cap_sent = n;
+    }
+    memcpy(sh->sent, sh->waiting, n * sizeof *sh->sent);
+    memmove(sh->waiting, sh->waiting + n, (sh->n_waiting - n) * sizeof *sh->waiting);
+    sh->n_waiting -= n;
+    sh->n_sent = sh->left = n;
+    if (share_list(sh, NULL) != 0) {
+        for (size_t i = 0; i < n; i++)
+            share_alone(sh->sent[i]);
+        share_resume(sh);
+        return;
+    }
+    pw_log(PW_LOG_DEBUG, pw_request_id(sh->sent[0]->rs->req), "op.shared_read",
+           "%zu database reads in one list", n);
+}
+
+/* A revoke abandons os's read: out of the queue, or out of the list in flight (the list
+ * itself is abandoned once no member is left).  1 when os no longer waits for anything. */
+static int share_abandon(op_state *os)
+{
+    share *sh = os->share;
+    pw_exec *ex = os->rs->ex;
+    for (size_t i = 0; i < sh->n_waiting; i++) {
+        if (sh->waiting[i] != os) continue;
+        memmove(sh->waiting + i, sh->waiting + i + 1,
+                (sh->n_waiting - i - 1) * sizeof *sh->waiting);
+        sh->n_waiting--;
+        os->share = NULL;
+        if (!sh->in_flight && !sh->n_waiting) share_free(sh);
+        return 1;
+    }
+    if (!sh->listing) { /* its own GET in flight */
+        if (!pw_azure_abandon(ex->azure, os)) return 0;
+        os->share = NULL;
+        share_resume(sh);
+        return 1;
+    }
+    for (size_t i = 0; i < sh->n_sent; i++) {
+        if (sh->sent[i] != os) continue;
+        sh->sent[i] = NULL;
+        os->share = NULL;
+        if (--sh->left == 0 && pw_azure_abandon(ex->azure, sh)) share_resume(sh);
+        return 1;
+    }
+    return 0;
+}
+
 static void on_not_started(pw_loop *loop, void *ctx)
 {
     (void)loop;
     op_state *os = ctx;
     batch *b = os->step == STEP_APPLY ? os->batch : NULL;
+    struct share *sh = os->step != STEP_APPLY ? os->share : NULL;
     os->fail_timer = NULL;
     os->batch = NULL;
+    os->share = NULL;
     finish_op(os, OP_FAILED);
     if (b) batch_resume(b);
+    if (sh) share_resume(sh);
 }
 
+/* Sends the call of os's step: a read that can share its cluster's database list waits for
+ * it (share_join), anything else goes alone. */
 static void issue(op_state *os, op_step step)
+{
+    if (step != STEP_APPLY && share_join(os, step) == 0) return;
+    issue_call(os, step);
+}
+
+static void issue_call(op_state *os, op_step step)
 {
     req_state *rs = os->rs;
     pw_exec *ex = rs->ex;
@@ -1096,6 +1377,8 @@ static void issue(op_state *os, op_step step)
         .on_done = on_done,
         .ctx = os,
         .read_only = step == STEP_READ, /* (a read after the write reports that write) */
+        /* a database's PATCH: the read after it is shared with others of its cluster */
+        .no_final_get = step == STEP_APPLY && pop->read_list && ex->coalesce_max >= 2,
     };
     char err[256];
     int rc;
@@ -1126,9 +1409,12 @@ static void issue(op_state *os, op_step step)
         os->fail_timer = pw_loop_timer_add(ex->loop, 0, on_not_started, os);
         if (!os->fail_timer) {
             batch *b = step == STEP_APPLY ? os->batch : NULL;
+            struct share *sh = step != STEP_APPLY ? os->share : NULL;
             os->batch = NULL;
+            os->share = NULL;
             finish_op(os, OP_FAILED);
             if (b) batch_resume(b);
+            if (sh) share_resume(sh);
         }
     }
 }
@@ -1217,7 +1503,10 @@ static void abandon_calls(req_state *rs)
 {
     for (size_t i = 0; i < rs->count; i++) {
         op_state *os = &rs->ops[i];
-        if (os->in_call && !os->batch && pw_azure_abandon(rs->ex->azure, os)) os->in_call = 0;
+        if (os->in_call && os->share
+                ? share_abandon(os)
+                : os->in_call && !os->batch && pw_azure_abandon(rs->ex->azure, os))
+            os->in_call = 0;
     }
 }
 
@@ -1432,9 +1721,9 @@ static void on_listed(void *ctx, json_t *targets, const char *code, const char *
         char msg[700];
         snprintf(msg, sizeof msg, "a listed target: %s (%s)", rej.message, rej.code);
         fail_unstarted(rs,
-                       rej.internal                                         ? "InternalError"
+                       rej.internal                                    ? "InternalError"
                        : !strcmp(rej.code, PW_REJECT_TOO_MANY_TARGETS) ? rej.code
-                                                                            : "InvalidTarget",
+                                                                       : "InvalidTarget",
                        rej.internal || !strcmp(rej.code, PW_REJECT_TOO_MANY_TARGETS) ? rej.message
                                                                                      : msg,
                        rej.errors);
@@ -1463,7 +1752,8 @@ static void on_start(pw_loop *loop, void *ctx)
     }
     char err[256];
     uint64_t deadline = pw_loop_now_ms(ex->loop) + (uint64_t)ex->op_timeout_ms;
-    rs->rollout->lister = pw_rollout_list(ex->azure, rs->req, deadline, on_listed, rs, err, sizeof err);
+    rs->rollout->lister =
+        pw_rollout_list(ex->azure, rs->req, deadline, on_listed, rs, err, sizeof err);
     if (!rs->rollout->lister) fail_unstarted(rs, "InternalError", err, NULL);
 }
 
@@ -1494,6 +1784,8 @@ void pw_exec_free(pw_exec *ex)
     if (ex->recheck_timer) pw_loop_timer_cancel(ex->loop, ex->recheck_timer);
     while (ex->batches)
         batch_free(ex->batches);
+    while (ex->shares)
+        share_free(ex->shares);
     while (ex->reqs)
         req_free(ex->reqs);
     for (unsigned b = 0; b < LANE_BUCKETS; b++) {

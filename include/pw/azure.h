@@ -205,14 +205,18 @@ typedef struct pw_azure_call {
      * stops while the call waits), and waiting is bounded by this many ms over the call's
      * life (past it: DeadlineExceeded, "queued longer than ...").  0: queue time counts. */
     long queue_timeout_ms;
-    pw_azure_progress_cb on_queued;   /* once per budget a request of the call waits for; may be
-                                         NULL; never from inside the starting call */
-    pw_azure_done_cb on_done;         /* called exactly once, never from inside the starting call;
-                                         the call is already gone (in_flight excludes it), and the
-                                         callback may start new calls */
+    pw_azure_progress_cb on_queued; /* once per budget a request of the call waits for; may be
+                                       NULL; never from inside the starting call */
+    pw_azure_done_cb on_done;       /* called exactly once, never from inside the starting call;
+                                       the call is already gone (in_flight excludes it), and the
+                                       callback may start new calls */
     void *ctx;
-    int read_only; /* 1: the call changes nothing (a read, or a Kusto .show): it may be
-                      abandoned even while a request of it is on the wire */
+    int read_only;    /* 1: the call changes nothing (a read, or a Kusto .show): it may be
+                         abandoned even while a request of it is on the wire */
+    int no_final_get; /* 1: a PUT/PATCH followed as a long-running operation ends when it
+                         Succeeded, with no body: the caller reads the resource itself (e.g.
+                         with other reads, one list for many); a write answered 200/201 without
+                         an operation to follow still returns its answer's body */
 } pw_azure_call;
 
 /* Copies everything it needs from cfg.  NULL with err filled on bad configuration. */

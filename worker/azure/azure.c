@@ -53,11 +53,12 @@ struct az_call {
     pw_azure_progress_cb on_queued;
     pw_azure_done_cb on_done;
     void *ctx;
-    long queue_timeout_ms;  /* > 0: queue time stops the deadline (pw_azure_call) */
-    uint64_t queued_at;     /* when the current wait for admission began; 0: not waiting */
-    uint64_t left_ms;       /* deadline time left when that wait began */
-    int queue_expired;      /* the deadline timer fired for the queue bound */
-    int read_only;          /* pw_azure_call.read_only */
+    long queue_timeout_ms; /* > 0: queue time stops the deadline (pw_azure_call) */
+    uint64_t queued_at;    /* when the current wait for admission began; 0: not waiting */
+    uint64_t left_ms;      /* deadline time left when that wait began */
+    int queue_expired;     /* the deadline timer fired for the queue bound */
+    int read_only;         /* pw_azure_call.read_only */
+    int no_final_get;      /* pw_azure_call.no_final_get */
     pw_pace_ticket ticket; /* the current request's admission (pace.h) */
     unsigned queued_told;  /* bit per pw_azure_pace_kind: on_queued was called for it */
     pw_azure_result res;
@@ -773,6 +774,10 @@ static void after_lro_success(az_call *c, json_t *body)
 {
     if (strcmp(c->method, "PUT") == 0 || strcmp(c->method, "PATCH") == 0) {
         json_decref(body);
+        if (c->no_final_get) { /* the caller reads the resource itself */
+            finish(c, NULL, 0, NULL, NULL);
+            return;
+        }
         c->ph = PH_FINAL;
         c->phase_attempts = 0;
         send_now(c);
@@ -1042,6 +1047,7 @@ static az_call *call_new(pw_azure *az, const pw_azure_call *call, int kusto, cha
     c->deadline_ms = call->deadline_ms;
     c->queue_timeout_ms = call->queue_timeout_ms;
     c->read_only = call->read_only;
+    c->no_final_get = call->no_final_get;
     c->started_ms = pw_loop_now_ms(az->loop);
     if (call->request_id) snprintf(c->request_id, sizeof c->request_id, "%s", call->request_id);
     char guid[37];

@@ -62,6 +62,11 @@ struct lane {
     int busy;
     lane *next_kick; /* in the executor's list of lanes to kick (kick_queued set) */
     int kick_queued;
+    /* The answer the last operation's value came from (owned) and the read it stands for
+     * (read_identity), kept from that operation's end to the next kick: when the next
+     * operation starts right then and reads the same, that answer is its before. */
+    json_t *last_answer;
+    char *last_read;
 };
 
 typedef struct op_state {
@@ -78,6 +83,10 @@ typedef struct op_state {
     char *apply_command;  /* owned: the write decided after the read (an array merge) */
     struct batch *batch;  /* the coalesced write it waits in or went with, else NULL */
     struct share *share;  /* the shared ARM read it waits in or went with, else NULL */
+    json_t *answer;       /* owned: the answer its before (unchanged) or after came from, in the
+                             shape of its read, for the lane's next operation */
+    json_t *reused;       /* owned: the previous operation's answer, its before (reuse_timer) */
+    pw_timer *reuse_timer;
     int has_lro;
     char lro_status[32];
     unsigned polls;
@@ -200,8 +209,30 @@ static void lane_drop(pw_exec *ex, lane *ln)
     while (*pp && *pp != ln)
         pp = &(*pp)->next_in_bucket;
     if (*pp) *pp = ln->next_in_bucket;
+    json_decref(ln->last_answer);
+    free(ln->last_read);
     free(ln->key);
     free(ln);
+}
+
+static void lane_forget(lane *ln)
+{
+    json_decref(ln->last_answer);
+    free(ln->last_read);
+    ln->last_answer = NULL;
+    ln->last_read = NULL;
+}
+
+/* What op's read asks, as text: two operations with the same identity read the same. */
+static char *read_identity(const pw_plan_op *pop)
+{
+    const pw_plan_call *c = &pop->read;
+    char *id = NULL;
+    int n = c->route == PW_ROUTE_ARM
+                ? asprintf(&id, "arm %s %s", c->method, c->path ? c->path : "")
+                : asprintf(&id, "kusto %s\n%s\n%s", c->cluster_uri ? c->cluster_uri : "",
+                           c->database ? c->database : "", c->command ? c->command : "");
+    return n < 0 ? NULL : id;
 }
 
 /* Removes the entry of (rs, index) from its lane.  Returns 1 when it was the head. */
@@ -319,6 +350,9 @@ static void req_free(req_state *rs)
     for (size_t i = 0; i < rs->count; i++) {
         if (rs->ops[i].fail_timer) pw_loop_timer_cancel(ex->loop, rs->ops[i].fail_timer);
         if (rs->ops[i].progress_timer) pw_loop_timer_cancel(ex->loop, rs->ops[i].progress_timer);
+        if (rs->ops[i].reuse_timer) pw_loop_timer_cancel(ex->loop, rs->ops[i].reuse_timer);
+        json_decref(rs->ops[i].answer);
+        json_decref(rs->ops[i].reused);
         json_decref(rs->ops[i].before);
         json_decref(rs->ops[i].after);
         json_decref(rs->ops[i].error);
@@ -640,6 +674,14 @@ static void finish_op(op_state *os, op_status status)
            pw_plan_op_at(rs->plan, os->index)->op->kind_name, op_status_names[status],
            (unsigned long long)os->duration_ms);
     ln->busy = 0;
+    lane_forget(ln);
+    if ((status == OP_SUCCEEDED || status == OP_UNCHANGED) && os->answer) {
+        ln->last_read = read_identity(pw_plan_op_at(rs->plan, os->index));
+        if (ln->last_read) {
+            ln->last_answer = os->answer;
+            os->answer = NULL;
+        }
+    }
     lane_remove(ln, rs, os->index);
     queue_kick(ex, ln);
     size_t c = os->index / rs->per, end = (c + 1) * rs->per;
@@ -826,6 +868,8 @@ static void op_done(void *ctx, const pw_azure_result *r)
         if (pw_value_unchanged(pop->op, pop->desired, value)) {
             /* already in place: no write (a redelivered or repeated request writes nothing) */
             os->after = json_incref(value);
+            json_decref(os->answer);
+            os->answer = json_incref(r->body);
             record_ids(os, r);
             finish_op(os, OP_UNCHANGED);
             return;
@@ -841,7 +885,10 @@ static void op_done(void *ctx, const pw_azure_result *r)
         return;
     case STEP_APPLY:
         if (parsed && !pop->after_from_reread) {
+            /* the write's answer is its value, in the shape of the read */
             os->after = value;
+            json_decref(os->answer);
+            os->answer = json_incref(r->body);
             verify_after(os, pop);
             return;
         }
@@ -855,6 +902,8 @@ static void op_done(void *ctx, const pw_azure_result *r)
             finish_op(os, OP_SUCCEEDED);
             return;
         }
+        json_decref(os->answer);
+        os->answer = json_incref(r->body);
         verify_after(os, pop);
         return;
     }
@@ -1419,6 +1468,23 @@ static void issue_call(op_state *os, op_step step)
     }
 }
 
+/* The before of os is the answer its lane's previous operation ended with. */
+static void on_reused(pw_loop *loop, void *ctx)
+{
+    (void)loop;
+    op_state *os = ctx;
+    json_t *answer = os->reused;
+    os->reuse_timer = NULL;
+    os->reused = NULL;
+    os->step = STEP_READ;
+    pw_log(PW_LOG_DEBUG, pw_request_id(os->rs->req), "op.before_reused",
+           "operation %zu: before is the previous operation's answer on %s", os->index,
+           os->lane->key);
+    pw_azure_result r = {.ok = 1, .http_status = 200, .body = answer};
+    op_done(os, &r);
+    json_decref(answer);
+}
+
 static void start_op(req_state *rs, size_t i)
 {
     pw_exec *ex = rs->ex;
@@ -1433,6 +1499,23 @@ static void start_op(req_state *rs, size_t i)
            pw_plan_op_at(rs->plan, i)->op->kind_name,
            pw_ops_route_name(pw_plan_op_at(rs->plan, i)->op->route), os->lane->key);
     if (!rs->ro) emit(rs, "running", (long)i, 0);
+    lane *ln = os->lane;
+    json_t *prev = ln->last_answer;
+    char *id = prev ? read_identity(pw_plan_op_at(rs->plan, i)) : NULL;
+    int same = id && strcmp(id, ln->last_read) == 0;
+    free(id);
+    if (same) {
+        /* the previous operation on this target just ended with this read's answer: it is
+         * this one's before, no second read (from the loop, as an answer comes) */
+        os->reuse_timer = pw_loop_timer_add(ex->loop, 0, on_reused, os);
+        if (os->reuse_timer) {
+            os->reused = prev;
+            ln->last_answer = NULL;
+            lane_forget(ln);
+            return;
+        }
+    }
+    lane_forget(ln);
     issue(os, STEP_READ);
 }
 
@@ -1449,15 +1532,20 @@ static void kick(pw_exec *ex, lane *ln)
     lane_entry *e = ln->head;
     const req_state *rs = e->rs;
     size_t c = rs->per ? e->index / rs->per : 0;
-    if (!rs->started || c >= rs->released || rs->chain[c].next != e->index) return;
+    if (!rs->started || c >= rs->released || rs->chain[c].next != e->index) {
+        lane_forget(ln); /* not back to back: the next one reads afresh */
+        return;
+    }
     switch (gate_of(e->rs)) {
     case PW_EXEC_GO:
         start_op(e->rs, e->index);
         return;
     case PW_EXEC_DROP:
+        lane_forget(ln);
         schedule_recheck(ex);
         return;
     case PW_EXEC_HOLD:
+        lane_forget(ln);
         return;
     }
 }
@@ -1797,6 +1885,7 @@ void pw_exec_free(pw_exec *ex)
                 free(e);
             }
             ex->buckets[b] = ln->next_in_bucket;
+            lane_forget(ln);
             free(ln->key);
             free(ln);
         }

@@ -1557,6 +1557,68 @@ static void one_read_after_each_arm_write(void **state)
     harness_close();
 }
 
+/* Kusto .show commands logged with this csl (on mykustodatabase). */
+static size_t count_csl(const json_t *calls, const char *csl)
+{
+    size_t n = 0;
+    for (size_t from = 0;; n++) {
+        long i = find_call(calls, from, "POST", "/v1/rest/mgmt", csl);
+        if (i < 0) return n;
+        from = (size_t)i + 1;
+    }
+}
+
+/* Operations on one target back to back: the next one's before is the answer the previous
+ * one ended with (its read after the write, or the write's own answer), not a second read;
+ * a value already in place is then unchanged without any call. */
+static void before_reused_back_to_back(void **state)
+{
+    (void)state;
+    sim_reset();
+    harness_open();
+    submit_ops("bb-1", 0,
+               "{\"kind\":\"database.caching\",\"target\":" ARM_TARGET
+               ",\"hotCachePeriod\":\"P3D\"}");
+    submit_ops("bb-2", 0,
+               "{\"kind\":\"database.retention\",\"target\":" ARM_TARGET
+               ",\"softDeletePeriod\":\"P20D\"}");
+    submit_ops("bb-3", 0,
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET(
+                   "Logs") ",\"hotCachePeriod\":\"P3D\"}");
+    submit_ops("bb-4", 0,
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET(
+                   "Logs") ",\"hotCachePeriod\":\"P4D\"}");
+    submit_ops("bb-5", 0,
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET(
+                   "Logs") ",\"hotCachePeriod\":\"P4D\"}");
+    run_until_terminals(5);
+    json_t *evs[64];
+    size_t n = request_events("bb-2", evs, 64);
+    const json_t *op = terminal_op(evs, n, 0);
+    assert_string_equal(json_string_value(json_object_get(op, "status")), "succeeded");
+    check_value(op, "before", "softDeletePeriod", "P365D");
+    check_value(op, "after", "softDeletePeriod", "P20D");
+    n = request_events("bb-4", evs, 64);
+    op = terminal_op(evs, n, 0);
+    assert_string_equal(json_string_value(json_object_get(op, "status")), "succeeded");
+    check_value(op, "before", "hotCachePeriod", "P3D");
+    n = request_events("bb-5", evs, 64);
+    op = terminal_op(evs, n, 0);
+    assert_string_equal(json_string_value(json_object_get(op, "status")), "unchanged");
+    check_value(op, "before", "hotCachePeriod", "P4D");
+    json_t *calls = sim_calls();
+    size_t single, lists;
+    count_arm_gets(calls, &single, &lists);
+    size_t shows = count_csl(calls, ".show table ['Logs'] policy caching");
+    if (single + lists != 3 || shows != 1) { /* bb-1 before and after, bb-2 after; one .show */
+        dump_calls(calls);
+        fail_msg("expected 3 ARM database reads and one .show: %zu + %zu, %zu", single, lists,
+                 shows);
+    }
+    json_decref(calls);
+    harness_close();
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -1608,6 +1670,7 @@ int main(void)
         cmocka_unit_test(shared_database_reads),
         cmocka_unit_test(shared_read_failure_falls_back),
         cmocka_unit_test(one_read_after_each_arm_write),
+        cmocka_unit_test(before_reused_back_to_back),
         cmocka_unit_test(kusto_routes),
         cmocka_unit_test(principal_add_arm),
         cmocka_unit_test(principal_add_kusto),

@@ -1136,13 +1136,13 @@ static void batch_flush(pw_loop *loop, void *ctx)
 /* ---------------------------------------------------------- shared reads */
 
 /* ARM reads of databases of one cluster (an operation's read, or its read after the write)
- * share its database list (pw_plan_op.read_list).  Per cluster at most one such read is in
- * flight; the reads that become ready meanwhile wait and go when it ends: one alone as its
- * GET, several as one GET {C}/databases, its pages followed (nextLink) only until every member
- * is found.  Each member gets its database's entry as its answer, with the list's ids and
- * attempts; a member its pages do not hold, and every member of a list that fails, is read
- * again alone.  So 1,000 operations queued at one moment cost one list, not 1,000 GETs of
- * ARM's read budget. */
+ * share its database list (pw_plan_op.read_list).  The reads that become ready at one moment
+ * (one loop iteration) go together: one alone as its GET, several as one GET {C}/databases,
+ * its pages followed (nextLink) only until every member is found; while a list is in flight,
+ * the reads that become ready wait for it to end and go together next.  Each member gets its
+ * database's entry as its answer, with the list's ids and attempts; a member its pages do not hold,
+ * and every member of a list that fails, is read again alone.  So 1,000 operations queued at one
+ * moment cost one list, not 1,000 GETs of ARM's read budget. */
 #define SHARE_MAX 1000 /* members of one list; more wait for the next */
 
 typedef struct share {
@@ -1151,8 +1151,7 @@ typedef struct share {
     char *path; /* the list's path (the first member's read_list) */
     op_state **waiting, **sent;
     size_t n_waiting, cap_waiting, n_sent, cap_sent, left; /* left: sent members not found */
-    int in_flight; /* a read of this cluster is outstanding (the list, or a member's alone) */
-    int listing;   /* that read is the list (ctx: the share) */
+    int in_flight; /* the list is outstanding (ctx: the share) */
     pw_timer *flush_timer;
 } share;
 
@@ -1184,7 +1183,6 @@ static void share_schedule(share *sh)
 static void share_resume(share *sh)
 {
     sh->in_flight = 0;
-    sh->listing = 0;
     sh->n_sent = sh->left = 0;
     if (!sh->n_waiting) {
         share_free(sh);
@@ -1309,7 +1307,7 @@ static int share_list(share *sh, const char *next_link)
         pw_log(PW_LOG_WARN, pw_request_id(first->rs->req), "op.shared_read_not_started", "%s", err);
         return -1;
     }
-    sh->in_flight = sh->listing = 1;
+    sh->in_flight = 1;
     return 0;
 }
 
@@ -1323,12 +1321,11 @@ static void share_flush(pw_loop *loop, void *ctx)
         return;
     }
     size_t n = sh->n_waiting < SHARE_MAX ? sh->n_waiting : SHARE_MAX;
-    if (n == 1) { /* alone: its own GET, which the cluster's next reads wait for */
+    if (n == 1) { /* alone: its own GET (a lone read waits for nobody) */
         op_state *os = sh->waiting[0];
         sh->n_waiting = 0;
-        sh->in_flight = 1;
-        os->in_call = 0;
-        issue_call(os, os->step); /* (os->share stays: on_done resumes the share) */
+        share_alone(os);
+        share_resume(sh);
         return;
     }
     if (sh->cap_sent < n) {
@@ -1369,12 +1366,6 @@ static int share_abandon(op_state *os)
         sh->n_waiting--;
         os->share = NULL;
         if (!sh->in_flight && !sh->n_waiting) share_free(sh);
-        return 1;
-    }
-    if (!sh->listing) { /* its own GET in flight */
-        if (!pw_azure_abandon(ex->azure, os)) return 0;
-        os->share = NULL;
-        share_resume(sh);
         return 1;
     }
     for (size_t i = 0; i < sh->n_sent; i++) {

@@ -121,7 +121,8 @@ typedef struct pw_azure_config {
                                    */
     long max_host_connections;    /* exchanges in flight per real host (the URL's host:port, also
                                      when connect_to sends several hosts to one address): each
-                                     holds a connection over HTTP/1.1; default 16 */
+                                     holds a connection over HTTP/1.1; default
+                                     PW_CONFIG_HOST_CONNECTIONS_MAX (64) */
     /* Pacing (see "Pacing" above); proposed configuration keys in [].  A bucket or limit of 0
      * turns that pacing off, below 0 means the default; a refill below 1 means the default. */
     long arm_write_bucket;       /* ARM writes per (principal, subscription): burst; default 200

@@ -2,6 +2,7 @@
  * ARM long-running operations, pacing and the call deadline, on top of pw_http, pw_aad and
  * pw_pace. */
 #include "pw/azure.h"
+#include "pw/config.h"
 #include "pw/status.h"
 
 #include <stdarg.h>
@@ -100,7 +101,7 @@ void pw_azure_config_defaults(pw_azure_config *cfg)
     cfg->max_retry_after_ms = 60000;
     cfg->lro_poll_default_ms = 5000;
     cfg->token_refresh_margin_ms = 300000;
-    cfg->max_host_connections = 16;
+    cfg->max_host_connections = PW_CONFIG_HOST_CONNECTIONS_MAX;
     /* ARM's documented defaults per principal and subscription (token-bucket model, 2024). */
     cfg->arm_write_bucket = 200;
     cfg->arm_write_refill_per_s = 10;

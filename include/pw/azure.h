@@ -65,8 +65,10 @@
  *   250 / 25 per s reads, learn.microsoft.com "Understand how Azure Resource Manager
  *   throttles requests", token-bucket revision).  Every answer's
  *   x-ms-ratelimit-remaining-subscription-writes / -reads corrects the level: it becomes at
- *   most the server's count less the bucket's requests still in flight (ARM answers parallel
- *   requests in no set order, so any of them may be uncounted).  A count only lowers the level
+ *   most the server's count less the bucket's requests admitted after the answered one and
+ *   still in flight (ARM answers parallel requests in no set order, so those may be
+ *   uncounted; the ones admitted before it were sent before it, and one the server counted
+ *   later lowers the level again with its own answer).  A count only lowers the level
  *   (a higher one is stale: an earlier request answered late), except one above the bucket's
  *   size, which shows the bucket is larger: size and level follow it.  A 429 without a remaining
  * count above 0 drains the bucket: level 0, and nothing of that bucket is sent before Retry-After

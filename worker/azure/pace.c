@@ -300,12 +300,19 @@ int pw_pace_done(pw_pace *p, pw_pace_ticket *t, const pw_pace_answer *a, uint64_
         return 1;
     }
     if (a->remaining >= 0) {
-        /* The server's count, less every request still in flight: the server answers them in
-         * no particular order (parallel connections), so any of them may be uncounted yet.
-         * That bounds what may be sent from below; an answer can therefore only lower the
-         * level - a stale count (an early request answered late) is higher and changes
-         * nothing - unless it shows the bucket to be larger than we were told. */
-        double seen = (double)a->remaining - (double)g->in_flight;
+        /* The server's count, less the requests admitted after this one and still in flight:
+         * those may have reached the server after it (parallel connections), so they may be
+         * uncounted yet.  The ones admitted before it were sent before it (the client sends
+         * in admission order per host) and are taken as counted: one that was not shows a
+         * lower count with its own answer, which then lowers the level.  (Subtracting every
+         * request in flight instead held a burst of 200 writes about 5 s below the server's
+         * level: answers to the burst arrive out of order, each taken off again.)  An answer
+         * can only lower the level - a stale count (an early request answered late) is higher
+         * and changes nothing - unless it shows the bucket to be larger than we were told. */
+        size_t later = 0;
+        for (const pw_pace_ticket *u = g->f_tail; u && u->seq > t->seq; u = u->prev)
+            later++;
+        double seen = (double)a->remaining - (double)later;
         if ((double)a->remaining > g->capacity) {
             g->capacity = (double)a->remaining;
             if (seen > g->level) g->level = seen;

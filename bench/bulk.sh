@@ -10,7 +10,8 @@
 #             write commands sent and elapsed; baseline: worker.coalesce.max=1.
 # Env: BENCH_MODES (default "arm coalesce"), BENCH_N (default 1000), BENCH_BASE_BIN (a bin/
 # directory of another build, e.g. main's: its default run is one more row of the same table,
-# "before" beside "after"), BENCH_BASELINES=0 (skip the pacing-off / coalesce.max=1 rows).
+# "before" beside "after"), BENCH_BASELINES=0 (skip the pacing-off / coalesce.max=1 rows),
+# BENCH_KEEP=DIR (keep each run's requests, replies, simulator log and worker log there).
 # Not part of make test.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -70,7 +71,14 @@ run() {
     done_n=$(jq -r 'select(.payload | fromjson | .status | IN("succeeded", "failed", "rejected")) | .key' \
       "$PW_TMP/$name.replies" | sort -u | wc -l)
   done
-  local elapsed=$((SECONDS - t0))
+  # elapsed: the first request's timestamp to the last terminal reply's (both set by librdkafka
+  # on this host), not the polling above
+  timeout 60 kcat -q -C -b "$KAFKA" -t "$REQ_TOPIC" -o beginning -e -J >"$PW_TMP/$name.requests" 2>/dev/null || true
+  local elapsed
+  elapsed=$(jq -n -r --slurpfile rq "$PW_TMP/$name.requests" --slurpfile rp "$PW_TMP/$name.replies" '
+    ([$rp[] | select(.payload | fromjson | .status | IN("succeeded", "failed", "rejected")) | .ts] | max)
+      - ([$rq[] | .ts] | min) | . / 1000 | . * 10 | floor | . / 10')
+  [ -n "$elapsed" ] || elapsed=$((SECONDS - t0))
   local ok failed writes throttled reads=-
   ok=$(jq -r 'select(.payload | fromjson | .status == "succeeded") | .key' "$PW_TMP/$name.replies" | sort -u | wc -l)
   failed=$(jq -r 'select(.payload | fromjson | .status | IN("failed", "rejected")) | .key' "$PW_TMP/$name.replies" | sort -u | wc -l)
@@ -85,6 +93,7 @@ run() {
     writes=$(jq '[.requests[] | select(.path | test("/v1/rest/mgmt")) | .body | fromjson | .csl | select(startswith(".alter"))] | length' "$PW_TMP/$name.log")
     throttled=$(jq '[.requests[] | select((.path | test("/v1/rest/mgmt")) and .status == 429)] | length' "$PW_TMP/$name.log")
   fi
+  [ -z "${BENCH_KEEP:-}" ] || cp "$PW_TMP/$name".* "$BENCH_KEEP/" 2>/dev/null || true
   pw_stop "$name" TERM 60 >/dev/null || true
   pw_stop "kafka-$name" TERM 30 >/dev/null || true
   pw_stop "sim-$name" TERM 30 >/dev/null || true

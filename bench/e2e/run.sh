@@ -132,7 +132,7 @@ run() {
   e2e_start_worker "$name" "$PW_TMP/$name.conf"
   local perf_pid=
   if [ -n "${BENCH_PERF:-}" ]; then # profile the worker: perf record -g into $BENCH_PERF.<name>
-    perf record -q -F 499 -g -p "$(pw_pid "$name")" -o "$BENCH_PERF.$name" >/dev/null 2>&1 &
+    perf record -q -F 999 --call-graph dwarf,16384 -p "$(pw_pid "$name")" -o "$BENCH_PERF.$name" >/dev/null 2>&1 &
     perf_pid=$!
   fi
   gen "$name" "$count" >"$PW_TMP/$name.lines"
@@ -154,6 +154,11 @@ run() {
   done
   timeout 60 kcat -q -C -b "$KAFKA" -t "$REQ_TOPIC" -o beginning -e -J >"$PW_TMP/requests.json" 2>/dev/null || true
   cp "$PW_TMP/replies.json" "$PW_TMP/$name.replies.json"
+  # the worker's CPU time (user + system, clock ticks) and its log lines, per request
+  local ticks lines
+  ticks=$(awk '{print $14 + $15}' "/proc/$(pw_pid "$name")/stat" 2>/dev/null || echo 0)
+  lines=$(wc -l <"$PW_TMP/$name.err")
+  pw_log "$name: CPU $(awk -v t="$ticks" -v n="$count" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t * 1000 / hz / n }') ms a request, $(awk -v l="$lines" -v n="$count" 'BEGIN { printf "%.1f", l / n }') log lines a request"
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null || true; fi
   pw_stop "$name" TERM 60 >/dev/null || true
   pw_stop "kafka-$name" TERM 30 >/dev/null || true

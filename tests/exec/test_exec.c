@@ -1619,6 +1619,41 @@ static void before_reused_back_to_back(void **state)
     harness_close();
 }
 
+/* At info, an operation logs what a reader follows it by (started, finished, the request's
+ * end), not every Azure call it made: those are in its reply events. */
+static void info_log_is_per_operation(void **state)
+{
+    (void)state;
+    sim_reset();
+    harness_open();
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    dup2(fileno(f), STDERR_FILENO);
+    pw_log_set_level(PW_LOG_INFO);
+    submit_ops("lg-1", 0,
+               "{\"kind\":\"database.caching\",\"target\":" ARM_TARGET
+               ",\"hotCachePeriod\":\"P5D\"}");
+    run_until_terminals(1);
+    pw_log_set_level(PW_LOG_WARN);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    rewind(f);
+    char line[4096];
+    size_t lines = 0, calls = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strstr(line, "\"event\":\"aad.")) continue; /* (the harness's first token) */
+        lines++;
+        if (strstr(line, "\"event\":\"azure.call.ok\"")) calls++;
+        if (lines > 4 || calls) fprintf(stderr, "logged: %s", line);
+    }
+    fclose(f);
+    assert_int_equal(calls, 0);
+    assert_true(lines <= 4); /* op.started, azure.lro.start, op.finished, request.succeeded */
+    harness_close();
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -1671,6 +1706,7 @@ int main(void)
         cmocka_unit_test(shared_read_failure_falls_back),
         cmocka_unit_test(one_read_after_each_arm_write),
         cmocka_unit_test(before_reused_back_to_back),
+        cmocka_unit_test(info_log_is_per_operation),
         cmocka_unit_test(kusto_routes),
         cmocka_unit_test(principal_add_arm),
         cmocka_unit_test(principal_add_kusto),

@@ -353,8 +353,8 @@ static void finish(az_call *c, const char *code, int retryable, json_t *body, co
                "%s): %s",
                c->method, c->url, code, r->http_status, r->azure_code[0] ? r->azure_code : "-",
                r->attempts, (unsigned long long)r->duration_ms, r->client_request_id, r->message);
-    else
-        pw_log(PW_LOG_INFO, rid(c), "azure.call.ok",
+    else /* (debug: every operation's reply events carry its ids, attempts and time) */
+        pw_log(PW_LOG_DEBUG, rid(c), "azure.call.ok",
                "%s %s succeeded (HTTP %d, attempts %u, %llu ms, azure request id %s)", c->method,
                c->url, r->http_status, r->attempts, (unsigned long long)r->duration_ms,
                r->request_id[0] ? r->request_id : "-");

@@ -1353,8 +1353,9 @@ static void share_flush(pw_loop *loop, void *ctx)
            "%zu database reads in one list", n);
 }
 
-/* A revoke abandons os's read: out of the queue, or out of the list in flight (the list
- * itself is abandoned once no member is left).  1 when os no longer waits for anything. */
+/* A revoke abandons os's read: out of the queue, or (a read before the write) out of the list
+ * in flight (the list itself is abandoned once no member is left).  1 when os no longer waits
+ * for anything. */
 static int share_abandon(op_state *os)
 {
     share *sh = os->share;
@@ -1370,6 +1371,9 @@ static int share_abandon(op_state *os)
     }
     for (size_t i = 0; i < sh->n_sent; i++) {
         if (sh->sent[i] != os) continue;
+        /* a read after a write reports that write: like any such call, it is abandoned only
+         * while it waits (above), not once its list may be on the wire */
+        if (os->step == STEP_REREAD) return 0;
         sh->sent[i] = NULL;
         os->share = NULL;
         if (--sh->left == 0 && pw_azure_abandon(ex->azure, sh)) share_resume(sh);

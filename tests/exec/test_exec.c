@@ -1654,6 +1654,52 @@ static void info_log_is_per_operation(void **state)
     harness_close();
 }
 
+static int shared_three_dropped(void)
+{
+    return owners[0].dropped && owners[1].dropped && owners[2].dropped;
+}
+
+static int shared_three_running(void)
+{
+    return count_events("sd-bulkdb0", "running") && count_events("sd-bulkdb1", "running") &&
+           count_events("sd-bulkdb2", "running");
+}
+
+/* A revoke abandons reads that went together as one database list while it is in flight:
+ * every request is handed back, nothing is written. */
+static void revoked_during_a_shared_read(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_bulk_databases(3);
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"latencyMs\": 1500, \"hosts\": [\"management.azure.com\"]}");
+    owned_open();
+    for (int i = 0; i < 3; i++) {
+        char id[32], ops[512];
+        snprintf(id, sizeof id, "sd-bulkdb%d", i);
+        snprintf(ops, sizeof ops,
+                 "{\"kind\":\"database.caching\",\"target\":{\"subscriptionId\":\"" SUB
+                 "\",\"resourceGroup\":\"testrg\",\"cluster\":\"mykustocluster\","
+                 "\"database\":\"bulkdb%d\"},\"hotCachePeriod\":\"P6D\"}",
+                 i);
+        submit_owned(id, &owners[i], ops);
+    }
+    run_until(shared_three_running);
+    for (int i = 0; i < 3; i++)
+        owners[i].drop = 1;
+    pw_exec_recheck(H.ex);
+    run_until(shared_three_dropped);
+    assert_int_equal(H.terminals, 0);
+    assert_int_equal(pw_exec_in_flight(H.ex), 0);
+    /* handed back while the list was still unanswered (the simulator logs what it answered) */
+    json_t *calls = sim_calls();
+    assert_int_equal(json_array_size(calls), 0);
+    json_decref(calls);
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
+    harness_close();
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -1707,6 +1753,7 @@ int main(void)
         cmocka_unit_test(one_read_after_each_arm_write),
         cmocka_unit_test(before_reused_back_to_back),
         cmocka_unit_test(info_log_is_per_operation),
+        cmocka_unit_test(revoked_during_a_shared_read),
         cmocka_unit_test(kusto_routes),
         cmocka_unit_test(principal_add_arm),
         cmocka_unit_test(principal_add_kusto),

@@ -21,8 +21,13 @@ struct pw_pace_gate {
     size_t in_flight, queued;
     pw_pace_ticket *q_head, *q_tail; /* queued, FIFO */
     pw_pace_ticket *f_head, *f_tail; /* in flight, in admission order */
-    pw_pace_gate *hnext;             /* hash chain */
-    pw_pace_gate *bprev, *bnext;     /* the busy list: gates with something queued */
+    /* The lowest remaining count answered since the bucket last had nothing in flight, and
+     * when: once every request is answered, it was counted after all of them (ARM) */
+    double epoch_min;
+    uint64_t epoch_min_at;
+    int epoch_seen;
+    pw_pace_gate *hnext;         /* hash chain */
+    pw_pace_gate *bprev, *bnext; /* the busy list: gates with something queued */
     int busy;
 };
 
@@ -295,6 +300,7 @@ int pw_pace_done(pw_pace *p, pw_pace_ticket *t, const pw_pace_answer *a, uint64_
         }
         if (g->level > 0.0) g->level = 0.0;
         g->at_ms = now_ms;
+        g->epoch_seen = 0;
         if (now_ms + (uint64_t)ms > g->blocked_until_ms)
             g->blocked_until_ms = now_ms + (uint64_t)ms;
         return 1;
@@ -320,6 +326,21 @@ int pw_pace_done(pw_pace *p, pw_pace_ticket *t, const pw_pace_answer *a, uint64_
             g->level = seen;
         }
         g->at_ms = now_ms;
+        if (!g->epoch_seen || (double)a->remaining < g->epoch_min) {
+            g->epoch_min = (double)a->remaining;
+            g->epoch_min_at = now_ms;
+            g->epoch_seen = 1;
+        }
+    }
+    if (g->in_flight == 0 && g->epoch_seen) {
+        /* Every request admitted is answered: the lowest count among the answers is the
+         * server's level after the last of them it counted, plus what refilled since - exact
+         * where the estimate above took requests answered out of order off twice. */
+        double exact = g->epoch_min + (double)(now_ms - g->epoch_min_at) * g->refill_per_ms;
+        if (exact > g->capacity) exact = g->capacity;
+        if (exact > g->level) g->level = exact;
+        g->at_ms = now_ms;
+        g->epoch_seen = 0;
     }
     return 0;
 }

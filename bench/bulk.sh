@@ -8,7 +8,11 @@
 #   coalesce  1,000 table.caching changes over 4 databases x 250 tables (two values), Kusto
 #             commands of 50 ms (kustoCommandLatencyMs) at the default 8 per cluster: Kusto
 #             write commands sent and elapsed; baseline: worker.coalesce.max=1.
-# Env: BENCH_MODES (default "arm coalesce"), BENCH_N (default 1000).  Not part of make test.
+# Env: BENCH_MODES (default "arm coalesce"), BENCH_N (default 1000), BENCH_BASE_BIN (a bin/
+# directory of another build, e.g. main's: its default run is one more row of the same table,
+# "before" beside "after"), BENCH_BASELINES=0 (skip the pacing-off / coalesce.max=1 rows),
+# BENCH_KEEP=DIR (keep each run's requests, replies, simulator log and worker log there).
+# Not part of make test.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/.." && pwd)
@@ -45,7 +49,7 @@ gen() { # PREFIX MODE
   }'
 }
 
-# run NAME MODE [CONFIG-LINES...]: prints "elapsed_s succeeded failed writes throttled"
+# run NAME MODE [CONFIG-LINES...]: prints "elapsed_s succeeded failed writes throttled reads"
 run() {
   local name=$1 mode=$2
   shift 2
@@ -67,8 +71,15 @@ run() {
     done_n=$(jq -r 'select(.payload | fromjson | .status | IN("succeeded", "failed", "rejected")) | .key' \
       "$PW_TMP/$name.replies" | sort -u | wc -l)
   done
-  local elapsed=$((SECONDS - t0))
-  local ok failed writes throttled
+  # elapsed: the first request's timestamp to the last terminal reply's (both set by librdkafka
+  # on this host), not the polling above
+  timeout 60 kcat -q -C -b "$KAFKA" -t "$REQ_TOPIC" -o beginning -e -J >"$PW_TMP/$name.requests" 2>/dev/null || true
+  local elapsed
+  elapsed=$(jq -n -r --slurpfile rq "$PW_TMP/$name.requests" --slurpfile rp "$PW_TMP/$name.replies" '
+    ([$rp[] | select(.payload | fromjson | .status | IN("succeeded", "failed", "rejected")) | .ts] | max)
+      - ([$rq[] | .ts] | min) | . / 1000 | . * 10 | floor | . / 10')
+  [ -n "$elapsed" ] || elapsed=$((SECONDS - t0))
+  local ok failed writes throttled reads=-
   ok=$(jq -r 'select(.payload | fromjson | .status == "succeeded") | .key' "$PW_TMP/$name.replies" | sort -u | wc -l)
   failed=$(jq -r 'select(.payload | fromjson | .status | IN("failed", "rejected")) | .key' "$PW_TMP/$name.replies" | sort -u | wc -l)
   e2e_sim GET /_sim/requests >"$PW_TMP/$name.log"
@@ -77,20 +88,22 @@ run() {
   if [ "$mode" = arm ]; then
     writes=$(jq '[.requests[] | select(.method == "PATCH")] | length' "$PW_TMP/$name.log")
     throttled=$(jq '[.requests[] | select(.host == "management.azure.com" and .status == 429)] | length' "$PW_TMP/$name.log")
+    reads=$(jq '[.requests[] | select(.host == "management.azure.com" and .method == "GET")] | length' "$PW_TMP/$name.log")
   else
     writes=$(jq '[.requests[] | select(.path | test("/v1/rest/mgmt")) | .body | fromjson | .csl | select(startswith(".alter"))] | length' "$PW_TMP/$name.log")
     throttled=$(jq '[.requests[] | select((.path | test("/v1/rest/mgmt")) and .status == 429)] | length' "$PW_TMP/$name.log")
   fi
+  [ -z "${BENCH_KEEP:-}" ] || cp "$PW_TMP/$name".* "$BENCH_KEEP/" 2>/dev/null || true
   pw_stop "$name" TERM 60 >/dev/null || true
   pw_stop "kafka-$name" TERM 30 >/dev/null || true
   pw_stop "sim-$name" TERM 30 >/dev/null || true
-  echo "$elapsed $ok $failed $writes $throttled"
+  echo "$elapsed $ok $failed $writes $throttled $reads"
 }
 
 row() { # LABEL RESULT
-  local e ok f w t
-  read -r e ok f w t <<<"$2"
-  printf '%-46s %8ss %10s %8s %14s %10s\n' "$1" "$e" "$ok" "$f" "$w" "$t"
+  local e ok f w t r
+  read -r e ok f w t r <<<"$2"
+  printf '%-46s %8ss %10s %8s %14s %10s %10s\n' "$1" "$e" "$ok" "$f" "$w" "$t" "$r"
 }
 
 for mode in ${BENCH_MODES:-arm coalesce}; do
@@ -99,17 +112,22 @@ for mode in ${BENCH_MODES:-arm coalesce}; do
     echo "bench arm: $n database.caching writes over $n databases; azure-sim's ARM buckets at their"
     echo "defaults (writes 200 + 10/s); ideal $(((n - 200) / 10)) s"
     paced=$(run arm-paced arm)
-    unpaced=$(run arm-unpaced arm azure.arm.writes.burst=0 azure.arm.reads.burst=0 azure.attempts.max=8)
-    printf '%-46s %9s %10s %8s %14s %10s\n' run elapsed succeeded failed "ARM PATCHes" "ARM 429s"
+    [ -z "${BENCH_BASE_BIN:-}" ] || base=$(PW_BIN_DIR=$(cd "$BENCH_BASE_BIN" && pwd) run arm-base arm)
+    [ "${BENCH_BASELINES:-1}" = 0 ] ||
+      unpaced=$(run arm-unpaced arm azure.arm.writes.burst=0 azure.arm.reads.burst=0 azure.attempts.max=8)
+    printf '%-46s %9s %10s %8s %14s %10s %10s\n' run elapsed succeeded failed "ARM PATCHes" "ARM 429s" "ARM GETs"
     row "policy-worker, pacing on (default)" "$paced"
-    row "policy-worker, client pacing off" "$unpaced"
+    [ -z "${BENCH_BASE_BIN:-}" ] || row "  the same, $BENCH_BASE_BIN" "$base"
+    [ "${BENCH_BASELINES:-1}" = 0 ] || row "policy-worker, client pacing off" "$unpaced"
   else
     echo "bench coalesce: $n table.caching changes over 4 databases x 250 tables (two values);"
     echo "Kusto commands of 50 ms, 8 at once per cluster"
     coal=$(run coal-on coalesce)
-    single=$(run coal-off coalesce worker.coalesce.max=1)
+    [ -z "${BENCH_BASE_BIN:-}" ] || base=$(PW_BIN_DIR=$(cd "$BENCH_BASE_BIN" && pwd) run coal-base coalesce)
+    [ "${BENCH_BASELINES:-1}" = 0 ] || single=$(run coal-off coalesce worker.coalesce.max=1)
     printf '%-46s %9s %10s %8s %14s %10s\n' run elapsed succeeded failed "Kusto writes" "Kusto 429s"
     row "policy-worker, coalescing on (default 64)" "$coal"
-    row "policy-worker, worker.coalesce.max=1" "$single"
+    [ -z "${BENCH_BASE_BIN:-}" ] || row "  the same, $BENCH_BASE_BIN" "$base"
+    [ "${BENCH_BASELINES:-1}" = 0 ] || row "policy-worker, worker.coalesce.max=1" "$single"
   fi
 done

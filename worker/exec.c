@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "pw/reply.h"
 #include "pw/rollout.h"
@@ -27,7 +28,8 @@
 
 #define LANE_BUCKETS 1024u
 #define PROGRESS_MIN_INTERVAL_MS 1000 /* running events of one operation, at most one per */
-#define PROGRESS_KEY_MAX 96 /* what a running event shows: "<lro status>|<percent>|<attempts>|<queued>" */
+#define PROGRESS_KEY_MAX                                                                           \
+    96 /* what a running event shows: "<lro status>|<percent>|<attempts>|<queued>" */
 
 typedef enum op_status {
     OP_PENDING = 0,
@@ -61,6 +63,11 @@ struct lane {
     int busy;
     lane *next_kick; /* in the executor's list of lanes to kick (kick_queued set) */
     int kick_queued;
+    /* The answer the last operation's value came from (owned) and the read it stands for
+     * (read_identity), kept from that operation's end to the next kick: when the next
+     * operation starts right then and reads the same, that answer is its before. */
+    json_t *last_answer;
+    char *last_read;
 };
 
 typedef struct op_state {
@@ -76,6 +83,11 @@ typedef struct op_state {
     pw_timer *fail_timer; /* a call that could not start fails from the loop, not inline */
     char *apply_command;  /* owned: the write decided after the read (an array merge) */
     struct batch *batch;  /* the coalesced write it waits in or went with, else NULL */
+    struct share *share;  /* the shared ARM read it waits in or went with, else NULL */
+    json_t *answer;       /* owned: the answer its before (unchanged) or after came from, in the
+                             shape of its read, for the lane's next operation */
+    json_t *reused;       /* owned: the previous operation's answer, its before (reuse_timer) */
+    pw_timer *reuse_timer;
     int has_lro;
     char lro_status[32];
     unsigned polls;
@@ -149,11 +161,16 @@ struct pw_exec {
     pw_exec_owner owner;
     pw_timer *recheck_timer;
     struct batch *batches; /* coalesced writes: one per key with members waiting or in flight */
+    struct share *shares;  /* shared ARM reads: one per database list with members */
     lane *kicks;           /* lanes to kick once the current change is done (run_kicks) */
 };
 
 static void kick(pw_exec *ex, lane *ln);
 static void issue(op_state *os, op_step step);
+static void issue_call(op_state *os, op_step step);
+static int share_join(op_state *os, op_step step);
+static void share_resume(struct share *sh);
+static int share_abandon(op_state *os);
 static void apply_op(op_state *os);
 static void schedule_recheck(pw_exec *ex);
 
@@ -193,8 +210,30 @@ static void lane_drop(pw_exec *ex, lane *ln)
     while (*pp && *pp != ln)
         pp = &(*pp)->next_in_bucket;
     if (*pp) *pp = ln->next_in_bucket;
+    json_decref(ln->last_answer);
+    free(ln->last_read);
     free(ln->key);
     free(ln);
+}
+
+static void lane_forget(lane *ln)
+{
+    json_decref(ln->last_answer);
+    free(ln->last_read);
+    ln->last_answer = NULL;
+    ln->last_read = NULL;
+}
+
+/* What op's read asks, as text: two operations with the same identity read the same. */
+static char *read_identity(const pw_plan_op *pop)
+{
+    const pw_plan_call *c = &pop->read;
+    char *id = NULL;
+    int n = c->route == PW_ROUTE_ARM
+                ? asprintf(&id, "arm %s %s", c->method, c->path ? c->path : "")
+                : asprintf(&id, "kusto %s\n%s\n%s", c->cluster_uri ? c->cluster_uri : "",
+                           c->database ? c->database : "", c->command ? c->command : "");
+    return n < 0 ? NULL : id;
 }
 
 /* Removes the entry of (rs, index) from its lane.  Returns 1 when it was the head. */
@@ -312,6 +351,9 @@ static void req_free(req_state *rs)
     for (size_t i = 0; i < rs->count; i++) {
         if (rs->ops[i].fail_timer) pw_loop_timer_cancel(ex->loop, rs->ops[i].fail_timer);
         if (rs->ops[i].progress_timer) pw_loop_timer_cancel(ex->loop, rs->ops[i].progress_timer);
+        if (rs->ops[i].reuse_timer) pw_loop_timer_cancel(ex->loop, rs->ops[i].reuse_timer);
+        json_decref(rs->ops[i].answer);
+        json_decref(rs->ops[i].reused);
         json_decref(rs->ops[i].before);
         json_decref(rs->ops[i].after);
         json_decref(rs->ops[i].error);
@@ -497,7 +539,9 @@ static void wave_over(req_state *rs)
                                pw_reply_counts_json(&ro->counts[w]), "failedTargets",
                                (json_int_t)ro->failed_targets, "failureBudget",
                                (json_int_t)rs->ro->failure_budget, "next",
-                               last ? "end" : ro->halted ? "halt" : "wave");
+                               last         ? "end"
+                               : ro->halted ? "halt"
+                                            : "wave");
     emit_rollout(rs, "wave", member, NULL, 0);
     if (ro->halted) {
         /* the later waves never start: each of their targets is skipped */
@@ -582,7 +626,8 @@ static void finish_request(req_state *rs)
                      all.failed, all.targets, rs->ro->failure_budget);
             error = pw_reply_error("TargetsFailed", msg, 0);
         }
-        pw_log(error ? PW_LOG_WARN : PW_LOG_INFO, rid, error ? "rollout.failed" : "rollout.succeeded",
+        pw_log(error ? PW_LOG_WARN : PW_LOG_INFO, rid,
+               error ? "rollout.failed" : "rollout.succeeded",
                "%zu targets: %zu succeeded, %zu unchanged, %zu planned, %zu failed, %zu skipped",
                all.targets, all.succeeded, all.unchanged, all.planned, all.failed, all.skipped);
         json_t *member = json_pack("{s:I, s:o, s:o}", "targets", (json_int_t)rs->chains, "waves",
@@ -638,6 +683,14 @@ static void finish_op(op_state *os, op_status status)
            pw_plan_op_at(rs->plan, os->index)->op->kind_name, op_status_names[status],
            (unsigned long long)os->duration_ms);
     ln->busy = 0;
+    lane_forget(ln);
+    if ((status == OP_SUCCEEDED || status == OP_UNCHANGED) && os->answer) {
+        ln->last_read = read_identity(pw_plan_op_at(rs->plan, os->index));
+        if (ln->last_read) {
+            ln->last_answer = os->answer;
+            os->answer = NULL;
+        }
+    }
     lane_remove(ln, rs, os->index);
     queue_kick(ex, ln);
     size_t c = os->index / rs->per, end = (c + 1) * rs->per;
@@ -673,8 +726,7 @@ static void fail_op(op_state *os, const pw_azure_result *r)
 static void progress_key(const op_state *os, char out[PROGRESS_KEY_MAX])
 {
     char key[PROGRESS_KEY_MAX]; /* (out may be os's own progress_sent) */
-    snprintf(key, sizeof key, "%s|%d|%u|%s", os->lro_status, os->percent, os->attempts,
-             os->queued);
+    snprintf(key, sizeof key, "%s|%d|%u|%s", os->lro_status, os->percent, os->attempts, os->queued);
     memcpy(out, key, sizeof key);
 }
 
@@ -750,7 +802,9 @@ static void on_queued(void *ctx, const pw_azure_progress *p)
 {
     op_state *os = ctx;
     snprintf(os->queued, sizeof os->queued, "%s",
-             p->queued && !strncmp(p->queued, "queued: ", 8) ? p->queued + 8 : p->queued ? p->queued : "");
+             p->queued && !strncmp(p->queued, "queued: ", 8) ? p->queued + 8
+             : p->queued                                     ? p->queued
+                                                             : "");
     os->queue_level = p->level;
     os->queue_capacity = p->capacity;
     os->queue_ahead = p->ahead;
@@ -777,9 +831,12 @@ static void on_done(void *ctx, const pw_azure_result *r)
 {
     op_state *os = ctx;
     struct batch *b = os->step == STEP_APPLY ? os->batch : NULL;
+    struct share *sh = os->step != STEP_APPLY ? os->share : NULL;
     os->batch = NULL;
+    os->share = NULL;
     op_done(ctx, r);
     if (b) batch_resume(b);
+    if (sh) share_resume(sh);
 }
 
 static void op_done(void *ctx, const pw_azure_result *r)
@@ -820,6 +877,8 @@ static void op_done(void *ctx, const pw_azure_result *r)
         if (pw_value_unchanged(pop->op, pop->desired, value)) {
             /* already in place: no write (a redelivered or repeated request writes nothing) */
             os->after = json_incref(value);
+            json_decref(os->answer);
+            os->answer = json_incref(r->body);
             record_ids(os, r);
             finish_op(os, OP_UNCHANGED);
             return;
@@ -835,7 +894,10 @@ static void op_done(void *ctx, const pw_azure_result *r)
         return;
     case STEP_APPLY:
         if (parsed && !pop->after_from_reread) {
+            /* the write's answer is its value, in the shape of the read */
             os->after = value;
+            json_decref(os->answer);
+            os->answer = json_incref(r->body);
             verify_after(os, pop);
             return;
         }
@@ -849,6 +911,8 @@ static void op_done(void *ctx, const pw_azure_result *r)
             finish_op(os, OP_SUCCEEDED);
             return;
         }
+        json_decref(os->answer);
+        os->answer = json_incref(r->body);
         verify_after(os, pop);
         return;
     }
@@ -859,8 +923,8 @@ static void op_done(void *ctx, const pw_azure_result *r)
 /* Writes that set the same policy to the same value on tables of one database go as one
  * `.alter tables (…)` command (pw_plan_coalesce_key).  Per key at most one write is in
  * flight; the writes ready meanwhile wait and go together when it ends (up to
- * worker.coalesce.max tables a command), each operation still reported on its own.  A coalesced command that
- * fails is sent again table by table, so one bad table fails alone. */
+ * worker.coalesce.max tables a command), each operation still reported on its own.  A coalesced
+ * command that fails is sent again table by table, so one bad table fails alone. */
 #define BATCH_MAX 256 /* the most worker.coalesce.max may say */
 
 typedef struct batch {
@@ -1046,7 +1110,8 @@ static void batch_flush(pw_loop *loop, void *ctx)
     for (size_t i = 0; i < n; i++) {
         op_state *os = b->sent[i];
         tables[i] = pw_plan_op_at(os->rs->plan, os->index)->op->table;
-        if (os->deadline_ms && (!deadline || os->deadline_ms < deadline)) deadline = os->deadline_ms;
+        if (os->deadline_ms && (!deadline || os->deadline_ms < deadline))
+            deadline = os->deadline_ms;
         long left = ex->queue_timeout_ms - (long)os->queued_ms;
         if (left < queue_timeout) queue_timeout = left > 0 ? left : 1;
     }
@@ -1077,18 +1142,278 @@ static void batch_flush(pw_loop *loop, void *ctx)
            "%zu table writes in one command", n);
 }
 
+/* ---------------------------------------------------------- shared reads */
+
+/* ARM reads of databases of one cluster (an operation's read, or its read after the write)
+ * share its database list (pw_plan_op.read_list).  The reads that become ready at one moment
+ * (one loop iteration) go together: one alone as its GET, several as one GET {C}/databases,
+ * its pages followed (nextLink) only until every member is found; while a list is in flight,
+ * the reads that become ready wait for it to end and go together next.  Each member gets its
+ * database's entry as its answer, with the list's ids and attempts; a member its pages do not hold,
+ * and every member of a list that fails, is read again alone.  So 1,000 operations queued at one
+ * moment cost one list, not 1,000 GETs of ARM's read budget. */
+#define SHARE_MAX 1000 /* members of one list; more wait for the next */
+
+typedef struct share {
+    struct share *next;
+    pw_exec *ex;
+    char *path; /* the list's path (the first member's read_list) */
+    op_state **waiting, **sent;
+    size_t n_waiting, cap_waiting, n_sent, cap_sent, left; /* left: sent members not found */
+    int in_flight; /* the list is outstanding (ctx: the share) */
+    pw_timer *flush_timer;
+} share;
+
+static void share_free(share *sh)
+{
+    pw_exec *ex = sh->ex;
+    for (share **p = &ex->shares; *p; p = &(*p)->next) {
+        if (*p == sh) {
+            *p = sh->next;
+            break;
+        }
+    }
+    if (sh->flush_timer) pw_loop_timer_cancel(ex->loop, sh->flush_timer);
+    free(sh->waiting);
+    free(sh->sent);
+    free(sh->path);
+    free(sh);
+}
+
+static void share_flush(pw_loop *loop, void *ctx);
+
+static void share_schedule(share *sh)
+{
+    if (!sh->flush_timer) sh->flush_timer = pw_loop_timer_add(sh->ex->loop, 0, share_flush, sh);
+    if (!sh->flush_timer) share_flush(sh->ex->loop, sh);
+}
+
+/* The read of this cluster ended: what waits goes next, an idle share goes away. */
+static void share_resume(share *sh)
+{
+    sh->in_flight = 0;
+    sh->n_sent = sh->left = 0;
+    if (!sh->n_waiting) {
+        share_free(sh);
+        return;
+    }
+    share_schedule(sh);
+}
+
+/* os's read (step) waits for its cluster's shared read.  0 when it does; -1 when it goes
+ * alone (no list holds its answer, coalescing is off, or out of memory). */
+static int share_join(op_state *os, op_step step)
+{
+    pw_exec *ex = os->rs->ex;
+    const pw_plan_op *pop = pw_plan_op_at(os->rs->plan, os->index);
+    if (!pop->read_list || ex->coalesce_max < 2) return -1;
+    share *sh = ex->shares;
+    while (sh && strcasecmp(sh->path, pop->read_list) != 0)
+        sh = sh->next;
+    if (!sh) {
+        sh = calloc(1, sizeof *sh);
+        if (!sh || !(sh->path = strdup(pop->read_list))) {
+            free(sh);
+            return -1;
+        }
+        sh->ex = ex;
+        sh->next = ex->shares;
+        ex->shares = sh;
+    }
+    if (sh->n_waiting == sh->cap_waiting) {
+        size_t cap = sh->cap_waiting ? sh->cap_waiting * 2 : 16;
+        op_state **g = realloc(sh->waiting, cap * sizeof *g);
+        if (!g) {
+            if (!sh->in_flight && !sh->n_waiting) share_free(sh);
+            return -1;
+        }
+        sh->waiting = g;
+        sh->cap_waiting = cap;
+    }
+    sh->waiting[sh->n_waiting++] = os;
+    os->step = step;
+    os->in_call = 1; /* it waits for its read */
+    os->share = sh;
+    if (!sh->in_flight) share_schedule(sh);
+    return 0;
+}
+
+/* Member os reads alone after all (not found, or the list failed); the share does not wait. */
+static void share_alone(op_state *os)
+{
+    os->share = NULL;
+    os->in_call = 0;
+    issue_call(os, os->step);
+}
+
+static void share_on_queued(void *ctx, const pw_azure_progress *p)
+{
+    share *sh = ctx;
+    for (size_t i = 0; i < sh->n_sent; i++)
+        if (sh->sent[i]) on_queued(sh->sent[i], p);
+}
+
+static int share_list(share *sh, const char *next_link);
+
+static void share_on_done(void *ctx, const pw_azure_result *r)
+{
+    share *sh = ctx;
+    const char *next = r->ok ? json_string_value(json_object_get(r->body, "nextLink")) : NULL;
+    /* members handed their answers may start reads of this cluster: they wait (in_flight) */
+    for (size_t i = 0; i < sh->n_sent; i++) {
+        op_state *os = sh->sent[i];
+        if (!os) continue;
+        const json_t *entry =
+            r->ok ? pw_plan_list_entry(pw_plan_op_at(os->rs->plan, os->index), r->body) : NULL;
+        if (!entry && r->ok && next) continue; /* perhaps on a later page */
+        sh->sent[i] = NULL;
+        sh->left--;
+        if (!entry) {
+            /* the list failed, or its last page does not hold it: its own GET says why */
+            call_ended(os, r);
+            share_alone(os);
+            continue;
+        }
+        pw_azure_result one = *r;
+        one.body = (json_t *)entry;
+        os->share = NULL;
+        op_done(os, &one);
+    }
+    if (sh->left && next && share_list(sh, next) == 0) return;
+    for (size_t i = 0; i < sh->n_sent; i++) /* (a next page that could not be asked for) */
+        if (sh->sent[i]) share_alone(sh->sent[i]);
+    share_resume(sh);
+}
+
+/* Asks for the list (next_link NULL: its first page).  0 when started. */
+static int share_list(share *sh, const char *next_link)
+{
+    pw_exec *ex = sh->ex;
+    uint64_t deadline = 0;
+    long queue_timeout = ex->queue_timeout_ms;
+    op_state *first = NULL;
+    for (size_t i = 0; i < sh->n_sent; i++) {
+        op_state *os = sh->sent[i];
+        if (!os) continue;
+        if (!first) first = os;
+        if (os->deadline_ms && (!deadline || os->deadline_ms < deadline))
+            deadline = os->deadline_ms;
+        long left = ex->queue_timeout_ms - (long)os->queued_ms;
+        if (left < queue_timeout) queue_timeout = left > 0 ? left : 1;
+    }
+    if (!first) return -1;
+    pw_azure_call call = {.request_id = pw_request_id(first->rs->req),
+                          .deadline_ms = deadline,
+                          .queue_timeout_ms = queue_timeout,
+                          .on_queued = share_on_queued,
+                          .on_done = share_on_done,
+                          .ctx = sh,
+                          .read_only = 1};
+    char err[256];
+    int rc = next_link ? pw_azure_arm_next(ex->azure, next_link, &call, err, sizeof err)
+                       : pw_azure_arm(ex->azure, "GET", sh->path, NULL, &call, err, sizeof err);
+    if (rc != 0) {
+        pw_log(PW_LOG_WARN, pw_request_id(first->rs->req), "op.shared_read_not_started", "%s", err);
+        return -1;
+    }
+    sh->in_flight = 1;
+    return 0;
+}
+
+static void share_flush(pw_loop *loop, void *ctx)
+{
+    (void)loop;
+    share *sh = ctx;
+    sh->flush_timer = NULL;
+    if (sh->in_flight || !sh->n_waiting) {
+        if (!sh->in_flight) share_resume(sh);
+        return;
+    }
+    size_t n = sh->n_waiting < SHARE_MAX ? sh->n_waiting : SHARE_MAX;
+    if (n == 1) { /* alone: its own GET (a lone read waits for nobody) */
+        op_state *os = sh->waiting[0];
+        sh->n_waiting = 0;
+        share_alone(os);
+        share_resume(sh);
+        return;
+    }
+    if (sh->cap_sent < n) {
+        op_state **g = realloc(sh->sent, n * sizeof *g);
+        if (!g) { /* each alone */
+            while (sh->n_waiting)
+                share_alone(sh->waiting[--sh->n_waiting]);
+            share_resume(sh);
+            return;
+        }
+        sh->sent = g;
+        sh->cap_sent = n;
+    }
+    memcpy(sh->sent, sh->waiting, n * sizeof *sh->sent);
+    memmove(sh->waiting, sh->waiting + n, (sh->n_waiting - n) * sizeof *sh->waiting);
+    sh->n_waiting -= n;
+    sh->n_sent = sh->left = n;
+    if (share_list(sh, NULL) != 0) {
+        for (size_t i = 0; i < n; i++)
+            share_alone(sh->sent[i]);
+        share_resume(sh);
+        return;
+    }
+    pw_log(PW_LOG_DEBUG, pw_request_id(sh->sent[0]->rs->req), "op.shared_read",
+           "%zu database reads in one list", n);
+}
+
+/* A revoke abandons os's read: out of the queue, or (a read before the write) out of the list
+ * in flight (the list itself is abandoned once no member is left).  1 when os no longer waits
+ * for anything. */
+static int share_abandon(op_state *os)
+{
+    share *sh = os->share;
+    pw_exec *ex = os->rs->ex;
+    for (size_t i = 0; i < sh->n_waiting; i++) {
+        if (sh->waiting[i] != os) continue;
+        memmove(sh->waiting + i, sh->waiting + i + 1,
+                (sh->n_waiting - i - 1) * sizeof *sh->waiting);
+        sh->n_waiting--;
+        os->share = NULL;
+        if (!sh->in_flight && !sh->n_waiting) share_free(sh);
+        return 1;
+    }
+    for (size_t i = 0; i < sh->n_sent; i++) {
+        if (sh->sent[i] != os) continue;
+        /* a read after a write reports that write: like any such call, it is abandoned only
+         * while it waits (above), not once its list may be on the wire */
+        if (os->step == STEP_REREAD) return 0;
+        sh->sent[i] = NULL;
+        os->share = NULL;
+        if (--sh->left == 0 && pw_azure_abandon(ex->azure, sh)) share_resume(sh);
+        return 1;
+    }
+    return 0;
+}
+
 static void on_not_started(pw_loop *loop, void *ctx)
 {
     (void)loop;
     op_state *os = ctx;
     batch *b = os->step == STEP_APPLY ? os->batch : NULL;
+    struct share *sh = os->step != STEP_APPLY ? os->share : NULL;
     os->fail_timer = NULL;
     os->batch = NULL;
+    os->share = NULL;
     finish_op(os, OP_FAILED);
     if (b) batch_resume(b);
+    if (sh) share_resume(sh);
 }
 
+/* Sends the call of os's step: a read that can share its cluster's database list waits for
+ * it (share_join), anything else goes alone. */
 static void issue(op_state *os, op_step step)
+{
+    if (step != STEP_APPLY && share_join(os, step) == 0) return;
+    issue_call(os, step);
+}
+
+static void issue_call(op_state *os, op_step step)
 {
     req_state *rs = os->rs;
     pw_exec *ex = rs->ex;
@@ -1105,6 +1430,8 @@ static void issue(op_state *os, op_step step)
         .on_done = on_done,
         .ctx = os,
         .read_only = step == STEP_READ, /* (a read after the write reports that write) */
+        /* a database's PATCH: the read after it is shared with others of its cluster */
+        .no_final_get = step == STEP_APPLY && pop->read_list && ex->coalesce_max >= 2,
     };
     char err[256];
     int rc;
@@ -1135,11 +1462,31 @@ static void issue(op_state *os, op_step step)
         os->fail_timer = pw_loop_timer_add(ex->loop, 0, on_not_started, os);
         if (!os->fail_timer) {
             batch *b = step == STEP_APPLY ? os->batch : NULL;
+            struct share *sh = step != STEP_APPLY ? os->share : NULL;
             os->batch = NULL;
+            os->share = NULL;
             finish_op(os, OP_FAILED);
             if (b) batch_resume(b);
+            if (sh) share_resume(sh);
         }
     }
+}
+
+/* The before of os is the answer its lane's previous operation ended with. */
+static void on_reused(pw_loop *loop, void *ctx)
+{
+    (void)loop;
+    op_state *os = ctx;
+    json_t *answer = os->reused;
+    os->reuse_timer = NULL;
+    os->reused = NULL;
+    os->step = STEP_READ;
+    pw_log(PW_LOG_DEBUG, pw_request_id(os->rs->req), "op.before_reused",
+           "operation %zu: before is the previous operation's answer on %s", os->index,
+           os->lane->key);
+    pw_azure_result r = {.ok = 1, .http_status = 200, .body = answer};
+    op_done(os, &r);
+    json_decref(answer);
 }
 
 static void start_op(req_state *rs, size_t i)
@@ -1156,6 +1503,23 @@ static void start_op(req_state *rs, size_t i)
            pw_plan_op_at(rs->plan, i)->op->kind_name,
            pw_ops_route_name(pw_plan_op_at(rs->plan, i)->op->route), os->lane->key);
     if (!rs->ro) emit(rs, "running", (long)i, 0);
+    lane *ln = os->lane;
+    json_t *prev = ln->last_answer;
+    char *id = prev ? read_identity(pw_plan_op_at(rs->plan, i)) : NULL;
+    int same = id && strcmp(id, ln->last_read) == 0;
+    free(id);
+    if (same) {
+        /* the previous operation on this target just ended with this read's answer: it is
+         * this one's before, no second read (from the loop, as an answer comes) */
+        os->reuse_timer = pw_loop_timer_add(ex->loop, 0, on_reused, os);
+        if (os->reuse_timer) {
+            os->reused = prev;
+            ln->last_answer = NULL;
+            lane_forget(ln);
+            return;
+        }
+    }
+    lane_forget(ln);
     issue(os, STEP_READ);
 }
 
@@ -1172,15 +1536,20 @@ static void kick(pw_exec *ex, lane *ln)
     lane_entry *e = ln->head;
     const req_state *rs = e->rs;
     size_t c = rs->per ? e->index / rs->per : 0;
-    if (!rs->started || c >= rs->released || rs->chain[c].next != e->index) return;
+    if (!rs->started || c >= rs->released || rs->chain[c].next != e->index) {
+        lane_forget(ln); /* not back to back: the next one reads afresh */
+        return;
+    }
     switch (gate_of(e->rs)) {
     case PW_EXEC_GO:
         start_op(e->rs, e->index);
         return;
     case PW_EXEC_DROP:
+        lane_forget(ln);
         schedule_recheck(ex);
         return;
     case PW_EXEC_HOLD:
+        lane_forget(ln);
         return;
     }
 }
@@ -1226,7 +1595,10 @@ static void abandon_calls(req_state *rs)
 {
     for (size_t i = 0; i < rs->count; i++) {
         op_state *os = &rs->ops[i];
-        if (os->in_call && !os->batch && pw_azure_abandon(rs->ex->azure, os)) os->in_call = 0;
+        if (os->in_call && os->share
+                ? share_abandon(os)
+                : os->in_call && !os->batch && pw_azure_abandon(rs->ex->azure, os))
+            os->in_call = 0;
     }
 }
 
@@ -1441,9 +1813,9 @@ static void on_listed(void *ctx, json_t *targets, const char *code, const char *
         char msg[700];
         snprintf(msg, sizeof msg, "a listed target: %s (%s)", rej.message, rej.code);
         fail_unstarted(rs,
-                       rej.internal                                         ? "InternalError"
+                       rej.internal                                    ? "InternalError"
                        : !strcmp(rej.code, PW_REJECT_TOO_MANY_TARGETS) ? rej.code
-                                                                            : "InvalidTarget",
+                                                                       : "InvalidTarget",
                        rej.internal || !strcmp(rej.code, PW_REJECT_TOO_MANY_TARGETS) ? rej.message
                                                                                      : msg,
                        rej.errors);
@@ -1472,7 +1844,8 @@ static void on_start(pw_loop *loop, void *ctx)
     }
     char err[256];
     uint64_t deadline = pw_loop_now_ms(ex->loop) + (uint64_t)ex->op_timeout_ms;
-    rs->rollout->lister = pw_rollout_list(ex->azure, rs->req, deadline, on_listed, rs, err, sizeof err);
+    rs->rollout->lister =
+        pw_rollout_list(ex->azure, rs->req, deadline, on_listed, rs, err, sizeof err);
     if (!rs->rollout->lister) fail_unstarted(rs, "InternalError", err, NULL);
 }
 
@@ -1503,6 +1876,8 @@ void pw_exec_free(pw_exec *ex)
     if (ex->recheck_timer) pw_loop_timer_cancel(ex->loop, ex->recheck_timer);
     while (ex->batches)
         batch_free(ex->batches);
+    while (ex->shares)
+        share_free(ex->shares);
     while (ex->reqs)
         req_free(ex->reqs);
     for (unsigned b = 0; b < LANE_BUCKETS; b++) {
@@ -1514,6 +1889,7 @@ void pw_exec_free(pw_exec *ex)
                 free(e);
             }
             ex->buckets[b] = ln->next_in_bucket;
+            lane_forget(ln);
             free(ln->key);
             free(ln);
         }

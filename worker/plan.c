@@ -57,8 +57,8 @@ static size_t arm_path_len(const pw_request_op *op, const char *suffix, const ch
     int head = op->kind.scope == PW_SCOPE_CLUSTER
                    ? snprintf(NULL, 0, ARM_CLUSTER_FMT, op->subscription_id, op->resource_group,
                               op->cluster)
-                   : snprintf(NULL, 0, ARM_DATABASES_FMT, op->subscription_id,
-                              op->resource_group, op->cluster);
+                   : snprintf(NULL, 0, ARM_DATABASES_FMT, op->subscription_id, op->resource_group,
+                              op->cluster);
     size_t n = (head < 0 ? 0 : (size_t)head) + strlen(suffix) + (name ? strlen(name) : 0);
     if (op->kind.scope != PW_SCOPE_CLUSTER) n += encode_database(op->database, NULL, 0);
     return n;
@@ -219,8 +219,8 @@ static int build_arm(pw_plan_op *pop, const pw_request_op *op)
             return 0;
         }
         pop->apply.method = "PUT";
-        pop->apply.body = json_pack(
-            "{s:o}", "properties", assignment_properties(json_object_get(op->json, "assignment")));
+        pop->apply.body = json_pack("{s:o}", "properties",
+                                    assignment_properties(json_object_get(op->json, "assignment")));
         return pop->apply.body ? 0 : -1;
     default: {
         /* a database property (softDeletePeriod, hotCachePeriod): PATCH changes only it */
@@ -231,9 +231,11 @@ static int build_arm(pw_plan_op *pop, const pw_request_op *op)
             return -1;
         pop->read.method = "GET";
         pop->apply.method = "PATCH";
-        pop->apply.body =
-            json_pack("{s:s, s:{s:s}}", "kind", "ReadWrite", "properties", prop, iso);
-        return pop->apply.body ? 0 : -1;
+        pop->apply.body = json_pack("{s:s, s:{s:s}}", "kind", "ReadWrite", "properties", prop, iso);
+        /* the database resource is also an entry of its cluster's database list */
+        pop->read_list =
+            pw_plan_arm_databases_path(op->subscription_id, op->resource_group, op->cluster);
+        return pop->apply.body && pop->read_list ? 0 : -1;
     }
     }
 }
@@ -380,6 +382,7 @@ void pw_plan_free(pw_plan *plan)
         call_clear(&plan->ops[i].apply);
         json_decref(plan->ops[i].desired);
         free(plan->ops[i].lane);
+        free(plan->ops[i].read_list);
     }
     free(plan->ops);
     free(plan);
@@ -393,6 +396,22 @@ size_t pw_plan_count(const pw_plan *plan)
 const pw_plan_op *pw_plan_op_at(const pw_plan *plan, size_t i)
 {
     return i < plan->count ? &plan->ops[i] : NULL;
+}
+
+const json_t *pw_plan_list_entry(const pw_plan_op *pop, const json_t *page)
+{
+    const char *cluster = pop->op->cluster, *db = pop->op->database;
+    size_t cl = cluster ? strlen(cluster) : 0, i;
+    const json_t *entry;
+    if (!cluster || !db) return NULL;
+    json_array_foreach(json_object_get(page, "value"), i, entry)
+    {
+        const char *name = json_string_value(json_object_get(entry, "name"));
+        if (name && strncasecmp(name, cluster, cl) == 0 && name[cl] == '/' &&
+            strcasecmp(name + cl + 1, db) == 0)
+            return entry;
+    }
+    return NULL;
 }
 
 const char *pw_plan_api_version(const pw_plan *plan)

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# bench/e2e/naive.sh SIM_PORT CA_FILE N DATABASES: the approach policy-worker replaces, as a
+# bench/e2e/naive.sh SIM_PORT CA_FILE N DATABASES [WORKLOAD]: the approach policy-worker replaces, as a
 # shell script: one change at a time, each one what a per-change SDK script does (a token,
 # read the current value, write, wait for the long-running operation), with curl against
 # azure-sim through the real Azure host names (--connect-to).  The same N changes as
-# bench/e2e/run.sh's gen.  ARM operations are polled every 100 ms (the worker's floor with
+# bench/e2e/run.sh's gen (WORKLOAD: mix, the default, or issue).  ARM operations are polled every 100 ms (the worker's floor with
 # Retry-After: 0), a new token is fetched per change.
 # Prints "rate p50 p99 succeeded count" (requests/s, ms to completion from the start, as if
 # all N changes had been asked for at once).
 set -euo pipefail
-port=$1 ca=$2 n=$3 ndb=$4
+port=$1 ca=$2 n=$3 ndb=$4 workload=${5:-mix}
 tenant=11111111-1111-1111-1111-111111111111 client=33333333-3333-3333-3333-333333333333
 secret=local-demo-secret
 sub=22222222-2222-2222-2222-222222222222 rg=testrg cluster=mykustocluster
@@ -47,6 +47,19 @@ start=$(now_ms) ok=0 lat=()
 for i in $(seq 1 "$n"); do
   db=benchdb$((i % ndb)) t=T$(((i / ndb) % 4)) d=$((1 + i % 300))
   rc=0
+  if [ "$workload" = issue ]; then
+    tg=$((i % 200)) d=$((1 + i / 200))
+    db=benchdb$((tg / 2))
+    case $((tg % 2 * 2)):$(((i / 200) % 2)) in
+      0:0) arm_change "$db" "{\"hotCachePeriod\":\"P${d}D\"}" || rc=$? ;;
+      0:1) arm_change "$db" "{\"softDeletePeriod\":\"P${d}D\"}" || rc=$? ;;
+      2:0) kusto_change "$db" T0 alter "caching hot = ${d}d" caching || rc=$? ;;
+      2:1) kusto_change "$db" T0 alter-merge "retention softdelete = ${d}d" retention || rc=$? ;;
+    esac
+    [ "$rc" = 0 ] && ok=$((ok + 1))
+    lat+=($(($(now_ms) - start)))
+    continue
+  fi
   case $((i % 4)) in
     0) arm_change "$db" "{\"softDeletePeriod\":\"P${d}D\"}" || rc=$? ;;
     1) kusto_change "$db" "$t" alter "caching hot = $((d % 30 + 1))d" caching || rc=$? ;;

@@ -71,8 +71,10 @@
  *   250 / 25 per s reads, learn.microsoft.com "Understand how Azure Resource Manager
  *   throttles requests", token-bucket revision).  Every answer's
  *   x-ms-ratelimit-remaining-subscription-writes / -reads corrects the level: it becomes at
- *   most the server's count less the bucket's requests still in flight (ARM answers parallel
- *   requests in no set order, so any of them may be uncounted).  A count only lowers the level
+ *   most the server's count less the bucket's requests admitted after the answered one and
+ *   still in flight (ARM answers parallel requests in no set order, so those may be
+ *   uncounted; the ones admitted before it were sent before it, and one the server counted
+ *   later lowers the level again with its own answer).  A count only lowers the level
  *   (a higher one is stale: an earlier request answered late), except one above the bucket's
  *   size, which shows the bucket is larger: size and level follow it.  A 429 without a remaining
  * count above 0 drains the bucket: level 0, and nothing of that bucket is sent before Retry-After
@@ -165,7 +167,8 @@ typedef struct pw_azure_config {
                                    */
     long max_host_connections;    /* exchanges in flight per real host (the URL's host:port, also
                                      when connect_to sends several hosts to one address): each
-                                     holds a connection over HTTP/1.1; default 16 */
+                                     holds a connection over HTTP/1.1; default
+                                     PW_CONFIG_HOST_CONNECTIONS_MAX (64) */
     /* Pacing (see "Pacing" above); proposed configuration keys in [].  A bucket or limit of 0
      * turns that pacing off, below 0 means the default; a refill below 1 means the default. */
     long arm_write_bucket;       /* ARM writes per (principal, subscription): burst; default 200
@@ -257,14 +260,18 @@ typedef struct pw_azure_call {
      * stops while the call waits), and waiting is bounded by this many ms over the call's
      * life (past it: DeadlineExceeded, "queued longer than ...").  0: queue time counts. */
     long queue_timeout_ms;
-    pw_azure_progress_cb on_queued;   /* once per budget a request of the call waits for; may be
-                                         NULL; never from inside the starting call */
-    pw_azure_done_cb on_done;         /* called exactly once, never from inside the starting call;
-                                         the call is already gone (in_flight excludes it), and the
-                                         callback may start new calls */
+    pw_azure_progress_cb on_queued; /* once per budget a request of the call waits for; may be
+                                       NULL; never from inside the starting call */
+    pw_azure_done_cb on_done;       /* called exactly once, never from inside the starting call;
+                                       the call is already gone (in_flight excludes it), and the
+                                       callback may start new calls */
     void *ctx;
-    int read_only; /* 1: the call changes nothing (a read, or a Kusto .show): it may be
-                      abandoned even while a request of it is on the wire */
+    int read_only;    /* 1: the call changes nothing (a read, or a Kusto .show): it may be
+                         abandoned even while a request of it is on the wire */
+    int no_final_get; /* 1: a PUT/PATCH followed as a long-running operation ends when it
+                         Succeeded, with no body: the caller reads the resource itself (e.g.
+                         with other reads, one list for many); a write answered 200/201 without
+                         an operation to follow still returns its answer's body */
 } pw_azure_call;
 
 /* Copies everything it needs from cfg.  NULL with err filled on bad configuration. */

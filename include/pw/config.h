@@ -32,6 +32,11 @@
 #define PW_CONFIG_COALESCE_MAX 64
 #define PW_CONFIG_ROLLOUT_TARGETS_MAX 10000
 #define PW_CONFIG_ADMIN_LISTEN "127.0.0.1:9464" /* Prometheus' port range; loopback */
+/* azure.host.connections.max: exchanges (HTTP/1.1 connections) in flight per real host.  Sized
+ * for a service: a worker with hundreds of operations in flight over 50 ms round trips keeps
+ * 64 exchanges busy on ARM alone (bench/e2e, issue workload: 16 held it at ~220 requests/s,
+ * 64 reached ~320; 128 and 256 added nothing). */
+#define PW_CONFIG_HOST_CONNECTIONS_MAX 64
 
 typedef struct pw_config_kv {
     char *key; /* without the "kafka." prefix */
@@ -58,25 +63,25 @@ typedef struct pw_config {
     char **kinds_privileged_allowed;
     size_t kinds_privileged_allowed_count;
 
-    size_t max_in_flight;      /* worker.inflight.max: requests being processed; default 1000 */
-    size_t max_uncommitted;    /* worker.uncommitted.max: messages received but not yet
-                                  committable (in flight or behind one); default 10000 */
-    size_t max_message_bytes;  /* worker.message.max.bytes; default 1048576 */
-    unsigned max_json_depth;   /* worker.json.max.depth; default 32 */
-    size_t max_operations;     /* worker.operations.max per request; default 100 */
-    long operation_timeout_ms; /* worker.operation.timeout.ms: deadline per operation; default
-                                  600000 */
-    long queue_timeout_ms;     /* worker.queue.timeout.ms: the longest an operation waits in
-                                  all for Azure's budgets (pacing) before it fails; that wait
-                                  does not count against operation_timeout_ms; default 3600000 */
+    size_t max_in_flight;       /* worker.inflight.max: requests being processed; default 1000 */
+    size_t max_uncommitted;     /* worker.uncommitted.max: messages received but not yet
+                                   committable (in flight or behind one); default 10000 */
+    size_t max_message_bytes;   /* worker.message.max.bytes; default 1048576 */
+    unsigned max_json_depth;    /* worker.json.max.depth; default 32 */
+    size_t max_operations;      /* worker.operations.max per request; default 100 */
+    long operation_timeout_ms;  /* worker.operation.timeout.ms: deadline per operation; default
+                                   600000 */
+    long queue_timeout_ms;      /* worker.queue.timeout.ms: the longest an operation waits in
+                                   all for Azure's budgets (pacing) before it fails; that wait
+                                   does not count against operation_timeout_ms; default 3600000 */
     size_t rollout_targets_max; /* worker.rollout.targets.max: targets one rollout may name or
                                    a selector may expand to (TooManyTargets); default 10000 */
-    size_t coalesce_max;       /* worker.coalesce.max: tables one `.alter tables (…)` command
-                                  may carry (1: every write alone); default 64 */
-    long drain_timeout_ms;     /* worker.drain.timeout.ms: SIGTERM drain deadline; default 30000 */
-    long teardown_timeout_ms;  /* worker.teardown.timeout.ms: releasing the Kafka and Azure
-                                  clients after the worker stopped, past which the process
-                                  exits without them; default 5000 */
+    size_t coalesce_max;        /* worker.coalesce.max: tables one `.alter tables (…)` command
+                                   may carry (1: every write alone); default 64 */
+    long drain_timeout_ms;      /* worker.drain.timeout.ms: SIGTERM drain deadline; default 30000 */
+    long teardown_timeout_ms;   /* worker.teardown.timeout.ms: releasing the Kafka and Azure
+                                   clients after the worker stopped, past which the process
+                                   exits without them; default 5000 */
     long reply_retry_backoff_ms; /* worker.reply.retry.backoff.ms: wait before re-producing a
                                     reply whose delivery failed; default 1000 */
     char *log_level;             /* worker.log.level: debug|info|warn|error; default info */

@@ -31,6 +31,9 @@ typedef struct pw_plan_op {
     pw_plan_call apply;      /* makes the change */
     int after_from_reread;   /* 1: after comes from repeating read (the apply answer lacks it) */
     int read_absent_ok;      /* 1: a 404 on read means "none" (an ARM principal assignment) */
+    char *read_list;         /* arm: the list that holds read's answer among others (a database
+                                resource: its cluster's GET {C}/databases), or NULL; see
+                                pw_plan_list_entry */
     json_t *desired;         /* the value desired after the change (pw_value_desired) */
     char *lane;              /* "<cluster>/<database lower-cased>[/<table>]", see plan.c */
 } pw_plan_op;
@@ -76,6 +79,11 @@ char *pw_plan_tables_command(const pw_plan_op *pop, const char *const *tables, s
  * for a rollout's databasesOf selector.  New string, NULL when out of memory. */
 char *pw_plan_arm_databases_path(const char *subscription_id, const char *resource_group,
                                  const char *cluster);
+
+/* The entry of pop's read answer in a page of pop->read_list (ARM's {"value": [...]}): the
+ * database whose "name" is "<cluster>/<database>" (case-insensitively).  Borrowed from page;
+ * NULL when the page does not hold it. */
+const json_t *pw_plan_list_entry(const pw_plan_op *pop, const json_t *page);
 
 /* The ARM api-version the plan's ARM calls carry. */
 const char *pw_plan_api_version(const pw_plan *plan);

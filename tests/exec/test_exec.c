@@ -1274,7 +1274,6 @@ static void outcome_unknown_not_failed(void **state)
     harness_close();
 }
 
-
 /* ---- rollouts ---- */
 
 /* A rollout over the default tables StormEvents and Logs: table.caching hot = period, waves
@@ -1283,12 +1282,15 @@ static void submit_rollout(const char *id, owned *o, int dry_run, const char *pe
                            const char *waves)
 {
     char t[1024];
-    snprintf(t, sizeof t,
-             "{\"schema\":\"adx-policy-request/v1\",\"id\":\"%s\",\"requestedBy\":\"exec@contoso.com\","
-             "\"dryRun\":%s,\"rollout\":{\"targets\":[" KUSTO_TABLE_TARGET("StormEvents") ","
-             KUSTO_TABLE_TARGET("Logs") "],\"operations\":[{\"kind\":\"table.caching\","
-             "\"hotCachePeriod\":\"%s\"}],\"waves\":%s}}",
-             id, dry_run ? "true" : "false", period, waves);
+    snprintf(
+        t, sizeof t,
+        "{\"schema\":\"adx-policy-request/v1\",\"id\":\"%s\",\"requestedBy\":\"exec@contoso.com\","
+        "\"dryRun\":%s,\"rollout\":{\"targets\":[" KUSTO_TABLE_TARGET(
+            "StormEvents") "," KUSTO_TABLE_TARGET("Logs") "],\"operations\":[{\"kind\":\"table."
+                                                          "caching\","
+                                                          "\"hotCachePeriod\":\"%s\"}],\"waves\":%"
+                                                          "s}}",
+        id, dry_run ? "true" : "false", period, waves);
     pw_rejection rej;
     pw_request *req = pw_request_decode(checker, t, strlen(t), &rej);
     if (!req) fail_msg("request rejected: %s %s", rej.code, rej.message);
@@ -1348,8 +1350,8 @@ static void rollout_dry_run_plans_every_target(void **state)
         json_array_foreach(json_object_get(ro, "results"), k, r)
         {
             assert_string_equal(json_string_value(json_object_get(r, "status")), "planned");
-            assert_non_null(json_object_get(json_array_get(json_object_get(r, "operations"), 0),
-                                            "plan"));
+            assert_non_null(
+                json_object_get(json_array_get(json_object_get(r, "operations"), 0), "plan"));
             results++;
         }
     }
@@ -1359,6 +1361,342 @@ static void rollout_dry_run_plans_every_target(void **state)
     assert_int_equal(json_integer_value(json_object_get(
                          json_object_get(json_object_get(last, "rollout"), "totals"), "planned")),
                      2);
+    harness_close();
+}
+
+/* ---- shared reads and reuse (issue 10: no redundant round trips) ---- */
+
+#define CLUSTER_PATH                                                                               \
+    "/subscriptions/" SUB "/resourceGroups/testrg/providers/Microsoft.Kusto/clusters/"             \
+    "mykustocluster"
+#define LIST_PATH CLUSTER_PATH "/databases?api-version=2025-02-14"
+
+/* The default state with databases bulkdb0..bulkdb<n-1> (copies of mykustodatabase) added. */
+static void sim_bulk_databases(int n)
+{
+    json_t *st = json_deep_copy(default_state);
+    json_t *dbs = json_object_get(
+        json_array_get(
+            json_object_get(
+                json_array_get(
+                    json_object_get(json_array_get(json_object_get(st, "subscriptions"), 0),
+                                    "resourceGroups"),
+                    0),
+                "clusters"),
+            0),
+        "databases");
+    json_t *proto = json_array_get(dbs, 0);
+    for (int i = 0; i < n; i++) {
+        json_t *db = json_deep_copy(proto);
+        char name[32];
+        snprintf(name, sizeof name, "bulkdb%d", i);
+        json_object_set_new(db, "name", json_string(name));
+        json_array_append_new(dbs, db);
+    }
+    char *text = json_dumps(st, JSON_COMPACT);
+    sim_admin_do("PUT", "/_sim/state", text);
+    free(text);
+    json_decref(st);
+    sim_admin_do("PATCH", "/_sim/settings",
+                 "{\"lroDurationMs\": 300, \"lroRetryAfterSeconds\": 1, \"armListPageSize\": 2}");
+    sim_admin_do("DELETE", "/_sim/requests", NULL);
+}
+
+static void submit_bulk_caching(const char *prefix, const char *db, const char *period)
+{
+    char id[64], ops[512];
+    snprintf(id, sizeof id, "%s-%s", prefix, db);
+    snprintf(ops, sizeof ops,
+             "{\"kind\":\"database.caching\",\"target\":{\"subscriptionId\":\"" SUB
+             "\",\"resourceGroup\":\"testrg\",\"cluster\":\"mykustocluster\",\"database\":\"%s\"},"
+             "\"hotCachePeriod\":\"%s\"}",
+             db, period);
+    submit_ops(id, 0, ops);
+}
+
+/* ARM GETs of one database's path (query included), and of the cluster's list (every page). */
+static void count_arm_gets(const json_t *calls, size_t *single, size_t *lists)
+{
+    size_t i, len = strlen(CLUSTER_PATH "/databases");
+    json_t *c;
+    *single = *lists = 0;
+    json_array_foreach(calls, i, c)
+    {
+        const char *m = json_string_value(json_object_get(c, "method"));
+        const char *p = json_string_value(json_object_get(c, "path"));
+        if (strcmp(m, "GET") != 0 || strncmp(p, CLUSTER_PATH "/databases", len)) continue;
+        if (p[len] == '?')
+            (*lists)++;
+        else
+            (*single)++;
+    }
+}
+
+/* Database reads of one cluster queued at one moment go as one database list, its pages
+ * followed; a database no page holds is read alone (and fails as its own GET says); each
+ * operation is reported on its own with its own before and after. */
+static void shared_database_reads(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_bulk_databases(5);
+    harness_open();
+    char db[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(db, sizeof db, "bulkdb%d", i);
+        submit_bulk_caching("sh", db, "P7D");
+    }
+    submit_bulk_caching("sh", "nosuchdb", "P7D");
+    run_until_terminals(6);
+    json_t *evs[64];
+    for (int i = 0; i < 5; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "sh-bulkdb%d", i);
+        size_t n = request_events(id, evs, 64);
+        const json_t *op = terminal_op(evs, n, 0);
+        assert_string_equal(json_string_value(json_object_get(op, "status")), "succeeded");
+        check_value(op, "before", "hotCachePeriod", "P31D");
+        check_value(op, "after", "hotCachePeriod", "P7D");
+        assert_true(strlen(json_string_value(
+                        json_object_get(json_object_get(op, "azure"), "requestId"))) > 0);
+    }
+    size_t n = request_events("sh-nosuchdb", evs, 64);
+    const json_t *op = terminal_op(evs, n, 0);
+    assert_string_equal(json_string_value(json_object_get(op, "status")), "failed");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(op, "error"), "code")),
+                        "NotFound");
+    json_t *calls = sim_calls();
+    size_t single, lists;
+    count_arm_gets(calls, &single, &lists);
+    /* 6 databases at 2 a page: the before reads took 3 pages (nosuchdb on none), then
+     * nosuchdb was read alone; no bulkdb was read alone before its write */
+    long first_list = find_call(calls, 0, "GET", LIST_PATH, NULL);
+    int ok = first_list == 0 && lists >= 3 &&
+             find_call(calls, 0, "GET", CLUSTER_PATH "/databases/nosuchdb?api-version=2025-02-14",
+                       NULL) > 0;
+    for (int i = 0; i < 5; i++) {
+        char path[512];
+        snprintf(path, sizeof path, CLUSTER_PATH "/databases/bulkdb%d?api-version=2025-02-14", i);
+        long get = find_call(calls, 0, "GET", path, NULL),
+             patch = find_call(calls, 0, "PATCH", path, NULL);
+        ok = ok && patch > 0 && (get < 0 || get > patch);
+    }
+    if (!ok) {
+        dump_calls(calls);
+        fail_msg("expected the before reads in list pages (%zu lists, %zu GETs alone)", lists,
+                 single);
+    }
+    assert_int_equal(count_method(calls, "PATCH"), 5);
+    json_decref(calls);
+    harness_close();
+}
+
+/* A shared list that fails is not the members' failure: each reads alone. */
+static void shared_read_failure_falls_back(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_bulk_databases(3);
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\":[{\"count\":1,\"status\":400,\"host\":\"management.azure.com\"}]}");
+    harness_open();
+    char db[16];
+    for (int i = 0; i < 3; i++) {
+        snprintf(db, sizeof db, "bulkdb%d", i);
+        submit_bulk_caching("sf", db, "P8D");
+    }
+    run_until_terminals(3);
+    json_t *evs[64];
+    for (int i = 0; i < 3; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "sf-bulkdb%d", i);
+        size_t n = request_events(id, evs, 64);
+        const json_t *op = terminal_op(evs, n, 0);
+        assert_string_equal(json_string_value(json_object_get(op, "status")), "succeeded");
+        check_value(op, "before", "hotCachePeriod", "P31D");
+    }
+    json_t *calls = sim_calls();
+    int ok = find_call(calls, 0, "GET", LIST_PATH, NULL) == 0;
+    for (int i = 0; i < 3; i++) {
+        char path[512];
+        snprintf(path, sizeof path, CLUSTER_PATH "/databases/bulkdb%d?api-version=2025-02-14", i);
+        long get = find_call(calls, 0, "GET", path, NULL),
+             patch = find_call(calls, 0, "PATCH", path, NULL);
+        ok = ok && get > 0 && patch > get;
+    }
+    if (!ok) {
+        dump_calls(calls);
+        fail_msg("expected the failed list first, then each database read alone before its write");
+    }
+    json_decref(calls);
+    harness_close();
+}
+
+/* A database's PATCH followed as a long-running operation ends without the client's own
+ * final GET: the read after the write is the operation's (shared) read, one per write. */
+static void one_read_after_each_arm_write(void **state)
+{
+    (void)state;
+    sim_reset();
+    harness_open();
+    submit_ops("rr-1", 0,
+               "{\"kind\":\"database.caching\",\"target\":" ARM_TARGET
+               ",\"hotCachePeriod\":\"P9D\"}");
+    run_until_terminals(1);
+    json_t *calls = sim_calls();
+    size_t single, lists;
+    count_arm_gets(calls, &single, &lists);
+    if (single != 2 || lists != 0) { /* before, after: no third GET */
+        dump_calls(calls);
+        fail_msg("expected 2 GETs of the database: %zu (+%zu lists)", single, lists);
+    }
+    json_decref(calls);
+    json_t *evs[64];
+    size_t n = request_events("rr-1", evs, 64);
+    check_value(terminal_op(evs, n, 0), "after", "hotCachePeriod", "P9D");
+    harness_close();
+}
+
+/* Kusto .show commands logged with this csl (on mykustodatabase). */
+static size_t count_csl(const json_t *calls, const char *csl)
+{
+    size_t n = 0;
+    for (size_t from = 0;; n++) {
+        long i = find_call(calls, from, "POST", "/v1/rest/mgmt", csl);
+        if (i < 0) return n;
+        from = (size_t)i + 1;
+    }
+}
+
+/* Operations on one target back to back: the next one's before is the answer the previous
+ * one ended with (its read after the write, or the write's own answer), not a second read;
+ * a value already in place is then unchanged without any call. */
+static void before_reused_back_to_back(void **state)
+{
+    (void)state;
+    sim_reset();
+    harness_open();
+    submit_ops("bb-1", 0,
+               "{\"kind\":\"database.caching\",\"target\":" ARM_TARGET
+               ",\"hotCachePeriod\":\"P3D\"}");
+    submit_ops("bb-2", 0,
+               "{\"kind\":\"database.retention\",\"target\":" ARM_TARGET
+               ",\"softDeletePeriod\":\"P20D\"}");
+    submit_ops("bb-3", 0,
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET(
+                   "Logs") ",\"hotCachePeriod\":\"P3D\"}");
+    submit_ops("bb-4", 0,
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET(
+                   "Logs") ",\"hotCachePeriod\":\"P4D\"}");
+    submit_ops("bb-5", 0,
+               "{\"kind\":\"table.caching\",\"target\":" KUSTO_TABLE_TARGET(
+                   "Logs") ",\"hotCachePeriod\":\"P4D\"}");
+    run_until_terminals(5);
+    json_t *evs[64];
+    size_t n = request_events("bb-2", evs, 64);
+    const json_t *op = terminal_op(evs, n, 0);
+    assert_string_equal(json_string_value(json_object_get(op, "status")), "succeeded");
+    check_value(op, "before", "softDeletePeriod", "P365D");
+    check_value(op, "after", "softDeletePeriod", "P20D");
+    n = request_events("bb-4", evs, 64);
+    op = terminal_op(evs, n, 0);
+    assert_string_equal(json_string_value(json_object_get(op, "status")), "succeeded");
+    check_value(op, "before", "hotCachePeriod", "P3D");
+    n = request_events("bb-5", evs, 64);
+    op = terminal_op(evs, n, 0);
+    assert_string_equal(json_string_value(json_object_get(op, "status")), "unchanged");
+    check_value(op, "before", "hotCachePeriod", "P4D");
+    json_t *calls = sim_calls();
+    size_t single, lists;
+    count_arm_gets(calls, &single, &lists);
+    size_t shows = count_csl(calls, ".show table ['Logs'] policy caching");
+    if (single + lists != 3 || shows != 1) { /* bb-1 before and after, bb-2 after; one .show */
+        dump_calls(calls);
+        fail_msg("expected 3 ARM database reads and one .show: %zu + %zu, %zu", single, lists,
+                 shows);
+    }
+    json_decref(calls);
+    harness_close();
+}
+
+/* At info, an operation logs what a reader follows it by (started, finished, the request's
+ * end), not every Azure call it made: those are in its reply events. */
+static void info_log_is_per_operation(void **state)
+{
+    (void)state;
+    sim_reset();
+    harness_open();
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    dup2(fileno(f), STDERR_FILENO);
+    pw_log_set_level(PW_LOG_INFO);
+    submit_ops("lg-1", 0,
+               "{\"kind\":\"database.caching\",\"target\":" ARM_TARGET
+               ",\"hotCachePeriod\":\"P5D\"}");
+    run_until_terminals(1);
+    pw_log_set_level(PW_LOG_WARN);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    rewind(f);
+    char line[4096];
+    size_t lines = 0, calls = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strstr(line, "\"event\":\"aad.")) continue; /* (the harness's first token) */
+        lines++;
+        if (strstr(line, "\"event\":\"azure.call.ok\"")) calls++;
+        if (lines > 4 || calls) fprintf(stderr, "logged: %s", line);
+    }
+    fclose(f);
+    assert_int_equal(calls, 0);
+    assert_true(lines <= 4); /* op.started, azure.lro.start, op.finished, request.succeeded */
+    harness_close();
+}
+
+static int shared_three_dropped(void)
+{
+    return owners[0].dropped && owners[1].dropped && owners[2].dropped;
+}
+
+static int shared_three_running(void)
+{
+    return count_events("sd-bulkdb0", "running") && count_events("sd-bulkdb1", "running") &&
+           count_events("sd-bulkdb2", "running");
+}
+
+/* A revoke abandons reads that went together as one database list while it is in flight:
+ * every request is handed back, nothing is written. */
+static void revoked_during_a_shared_read(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_bulk_databases(3);
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"latencyMs\": 1500, \"hosts\": [\"management.azure.com\"]}");
+    owned_open();
+    for (int i = 0; i < 3; i++) {
+        char id[32], ops[512];
+        snprintf(id, sizeof id, "sd-bulkdb%d", i);
+        snprintf(ops, sizeof ops,
+                 "{\"kind\":\"database.caching\",\"target\":{\"subscriptionId\":\"" SUB
+                 "\",\"resourceGroup\":\"testrg\",\"cluster\":\"mykustocluster\","
+                 "\"database\":\"bulkdb%d\"},\"hotCachePeriod\":\"P6D\"}",
+                 i);
+        submit_owned(id, &owners[i], ops);
+    }
+    run_until(shared_three_running);
+    for (int i = 0; i < 3; i++)
+        owners[i].drop = 1;
+    pw_exec_recheck(H.ex);
+    run_until(shared_three_dropped);
+    assert_int_equal(H.terminals, 0);
+    assert_int_equal(pw_exec_in_flight(H.ex), 0);
+    /* handed back while the list was still unanswered (the simulator logs what it answered) */
+    json_t *calls = sim_calls();
+    assert_int_equal(json_array_size(calls), 0);
+    json_decref(calls);
+    sim_admin_do("DELETE", "/_sim/faults", NULL);
     harness_close();
 }
 
@@ -1410,6 +1748,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(database_retention_arm),
         cmocka_unit_test(database_caching_arm),
+        cmocka_unit_test(shared_database_reads),
+        cmocka_unit_test(shared_read_failure_falls_back),
+        cmocka_unit_test(one_read_after_each_arm_write),
+        cmocka_unit_test(before_reused_back_to_back),
+        cmocka_unit_test(info_log_is_per_operation),
+        cmocka_unit_test(revoked_during_a_shared_read),
         cmocka_unit_test(kusto_routes),
         cmocka_unit_test(principal_add_arm),
         cmocka_unit_test(principal_add_kusto),

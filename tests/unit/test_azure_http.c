@@ -366,8 +366,38 @@ static void test_pace_refill(void **state)
     pw_pace_free(p);
 }
 
-/* The server's remaining count caps the level, less every request still in flight; a higher
- * (stale) count changes nothing; a count above the size enlarges the bucket. */
+/* Answers out of order take requests off twice; once every request is answered, the lowest
+ * count among them is the server's level (plus the refill since). */
+static void test_pace_settles_when_all_answered(void **state)
+{
+    (void)state;
+    pw_pace *p = pace_with(10, 1, 250, 25, 8);
+    pw_pace_gate *g = gate(p, PW_AZ_PACE_ARM_WRITE, "sub", 0);
+    pw_pace_ticket a = {0}, b = {0}, c = {0};
+    assert_int_equal(pw_pace_acquire(p, g, &a, 0, 0), 1);
+    assert_int_equal(pw_pace_acquire(p, g, &b, 0, 0), 1);
+    assert_int_equal(pw_pace_acquire(p, g, &c, 0, 0), 1);
+    /* the server counted c, a, b (remaining 9, 8, 7); the answers come b, a, c */
+    pw_pace_answer ans = {.status = 200, .remaining = 7, .retry_after_ms = -1};
+    assert_int_equal(pw_pace_done(p, &b, &ans, 0), 0);
+    assert_true(pw_pace_level(g, 0) > 5.999 && pw_pace_level(g, 0) < 6.001); /* 7 - c */
+    ans.remaining = 8;
+    assert_int_equal(pw_pace_done(p, &a, &ans, 0), 0);
+    assert_true(pw_pace_level(g, 0) > 5.999 && pw_pace_level(g, 0) < 6.001);
+    ans.remaining = 9;
+    assert_int_equal(pw_pace_done(p, &c, &ans, 0), 0);
+    assert_true(pw_pace_level(g, 0) > 6.999 && pw_pace_level(g, 0) < 7.001); /* settled */
+    /* the next burst starts afresh: its own lowest count */
+    assert_int_equal(pw_pace_acquire(p, g, &a, 0, 2000), 1);
+    ans.remaining = 4; /* (another tool spent some) */
+    assert_int_equal(pw_pace_done(p, &a, &ans, 2000), 0);
+    assert_true(pw_pace_level(g, 2000) > 3.999 && pw_pace_level(g, 2000) < 4.001);
+    pw_pace_free(p);
+}
+
+/* The server's remaining count caps the level, less the requests admitted after the answered
+ * one and still in flight; a higher (stale) count changes nothing; a count above the size
+ * enlarges the bucket. */
 static void test_pace_header_correction(void **state)
 {
     (void)state;
@@ -380,13 +410,15 @@ static void test_pace_header_correction(void **state)
     assert_true(pw_pace_level(g, 0) > 6.999 && pw_pace_level(g, 0) < 7.001);
     pw_pace_answer ans = {.status = 200, .remaining = 5, .retry_after_ms = -1};
     assert_int_equal(pw_pace_done(p, &c, &ans, 0), 0); /* answered first, sent last */
-    assert_true(pw_pace_level(g, 0) > 2.999 && pw_pace_level(g, 0) < 3.001); /* 5 - a - b */
+    /* a and b were sent before c: counted (they were not: their own answers lower it) */
+    assert_true(pw_pace_level(g, 0) > 4.999 && pw_pace_level(g, 0) < 5.001);
     ans.remaining = 3;
     assert_int_equal(pw_pace_done(p, &a, &ans, 0), 0);
     assert_true(pw_pace_level(g, 0) > 1.999 && pw_pace_level(g, 0) < 2.001); /* 3 - b */
     ans.remaining = 9; /* b reached the server first: its count is stale */
     assert_int_equal(pw_pace_done(p, &b, &ans, 0), 0);
-    assert_true(pw_pace_level(g, 0) > 1.999 && pw_pace_level(g, 0) < 2.001);
+    /* ... and so a's 3 counted it: with every request answered, the lowest count stands */
+    assert_true(pw_pace_level(g, 0) > 2.999 && pw_pace_level(g, 0) < 3.001);
     /* Lower than we thought (another tool spends the same budget): honoured, refill goes on. */
     assert_int_equal(pw_pace_acquire(p, g, &d, 0, 0), 1);
     ans.remaining = 0;
@@ -552,14 +584,23 @@ static void test_pace_off_and_bounds(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_retry_after),       cmocka_unit_test(test_backoff_bounds),
-        cmocka_unit_test(test_same_origin),       cmocka_unit_test(test_cluster_uri),
-        cmocka_unit_test(test_parse_error),       cmocka_unit_test(test_redact),
-        cmocka_unit_test(test_lro_terminal),      cmocka_unit_test(test_guid),
-        cmocka_unit_test(test_azure_arguments),   cmocka_unit_test(test_header_count),
-        cmocka_unit_test(test_pace_refill),       cmocka_unit_test(test_pace_header_correction),
-        cmocka_unit_test(test_pace_drain_on_429), cmocka_unit_test(test_pace_fifo),
-        cmocka_unit_test(test_pace_kusto),        cmocka_unit_test(test_pace_off_and_bounds),
+        cmocka_unit_test(test_retry_after),
+        cmocka_unit_test(test_backoff_bounds),
+        cmocka_unit_test(test_same_origin),
+        cmocka_unit_test(test_cluster_uri),
+        cmocka_unit_test(test_parse_error),
+        cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_lro_terminal),
+        cmocka_unit_test(test_guid),
+        cmocka_unit_test(test_azure_arguments),
+        cmocka_unit_test(test_header_count),
+        cmocka_unit_test(test_pace_refill),
+        cmocka_unit_test(test_pace_header_correction),
+        cmocka_unit_test(test_pace_settles_when_all_answered),
+        cmocka_unit_test(test_pace_drain_on_429),
+        cmocka_unit_test(test_pace_fifo),
+        cmocka_unit_test(test_pace_kusto),
+        cmocka_unit_test(test_pace_off_and_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

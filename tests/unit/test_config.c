@@ -59,6 +59,9 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.teardown_timeout_ms, 5000);
     assert_string_equal(cfg.log_level, "info");
     assert_non_null(cfg.worker_id);
+    /* sized for a service: 16 exchanges per host held a worker to ~220 requests/s (bench/e2e) */
+    assert_int_equal(cfg.azure.max_host_connections, 64);
+    assert_int_equal(PW_CONFIG_HOST_CONNECTIONS_MAX, 64);
     /* The public and sovereign clouds, the same list the name checks fall back to. */
     const char *suffixes[] = {".kusto.windows.net", ".kusto.chinacloudapi.cn",
                               ".kusto.usgovcloudapi.net", ".kustomfa.windows.net"};
@@ -283,13 +286,15 @@ static void test_kind_lists(void **state)
     clear_env();
     pw_config cfg;
     char err[256] = "";
-    assert_int_equal(load_text(&cfg, "worker.kinds.allowed=table.merge,database.retention\n"
-                                     "worker.kinds.privileged.allowed=cluster.callout\n",
+    assert_int_equal(load_text(&cfg,
+                               "worker.kinds.allowed=table.merge,database.retention\n"
+                               "worker.kinds.privileged.allowed=cluster.callout\n",
                                err, sizeof err),
                      0);
     assert_int_equal(cfg.kinds_allowed_count, 2);
     assert_int_equal(cfg.kinds_privileged_allowed_count, 1);
-    assert_int_equal(pw_config_set(&cfg, "worker.kinds.allowed", "table.nosuch", err, sizeof err), -1);
+    assert_int_equal(pw_config_set(&cfg, "worker.kinds.allowed", "table.nosuch", err, sizeof err),
+                     -1);
     assert_non_null(strstr(err, "worker.kinds.allowed"));
     assert_non_null(strstr(err, "table.nosuch"));
     assert_int_equal(

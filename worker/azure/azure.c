@@ -2,6 +2,7 @@
  * ARM long-running operations, pacing and the call deadline, on top of pw_http, pw_aad and
  * pw_pace. */
 #include "pw/azure.h"
+#include "pw/config.h"
 #include "pw/status.h"
 
 #include <stdarg.h>
@@ -54,11 +55,12 @@ struct az_call {
     pw_azure_progress_cb on_queued;
     pw_azure_done_cb on_done;
     void *ctx;
-    long queue_timeout_ms;  /* > 0: queue time stops the deadline (pw_azure_call) */
-    uint64_t queued_at;     /* when the current wait for admission began; 0: not waiting */
-    uint64_t left_ms;       /* deadline time left when that wait began */
-    int queue_expired;      /* the deadline timer fired for the queue bound */
-    int read_only;          /* pw_azure_call.read_only */
+    long queue_timeout_ms; /* > 0: queue time stops the deadline (pw_azure_call) */
+    uint64_t queued_at;    /* when the current wait for admission began; 0: not waiting */
+    uint64_t left_ms;      /* deadline time left when that wait began */
+    int queue_expired;     /* the deadline timer fired for the queue bound */
+    int read_only;         /* pw_azure_call.read_only */
+    int no_final_get;      /* pw_azure_call.no_final_get */
     pw_pace_ticket ticket; /* the current request's admission (pace.h) */
     unsigned queued_told;  /* bit per pw_azure_pace_kind: on_queued was called for it */
     pw_azure_result res;
@@ -103,7 +105,7 @@ void pw_azure_config_defaults(pw_azure_config *cfg)
     cfg->max_retry_after_ms = 60000;
     cfg->lro_poll_default_ms = 5000;
     cfg->token_refresh_margin_ms = 300000;
-    cfg->max_host_connections = 16;
+    cfg->max_host_connections = PW_CONFIG_HOST_CONNECTIONS_MAX;
     /* ARM's documented defaults per principal and subscription (token-bucket model, 2024). */
     cfg->arm_write_bucket = 200;
     cfg->arm_write_refill_per_s = 10;
@@ -368,8 +370,8 @@ static void finish(az_call *c, const char *code, int retryable, json_t *body, co
                "%s): %s",
                c->method, c->url, code, r->http_status, r->azure_code[0] ? r->azure_code : "-",
                r->attempts, (unsigned long long)r->duration_ms, r->client_request_id, r->message);
-    else
-        pw_log(PW_LOG_INFO, rid(c), "azure.call.ok",
+    else /* (debug: every operation's reply events carry its ids, attempts and time) */
+        pw_log(PW_LOG_DEBUG, rid(c), "azure.call.ok",
                "%s %s succeeded (HTTP %d, attempts %u, %llu ms, azure request id %s)", c->method,
                c->url, r->http_status, r->attempts, (unsigned long long)r->duration_ms,
                r->request_id[0] ? r->request_id : "-");
@@ -793,6 +795,10 @@ static void after_lro_success(az_call *c, json_t *body)
 {
     if (strcmp(c->method, "PUT") == 0 || strcmp(c->method, "PATCH") == 0) {
         json_decref(body);
+        if (c->no_final_get) { /* the caller reads the resource itself */
+            finish(c, NULL, 0, NULL, NULL);
+            return;
+        }
         c->ph = PH_FINAL;
         c->phase_attempts = 0;
         send_now(c);
@@ -1067,6 +1073,7 @@ static az_call *call_new(pw_azure *az, const pw_azure_call *call, int kusto, cha
     c->deadline_ms = call->deadline_ms;
     c->queue_timeout_ms = call->queue_timeout_ms;
     c->read_only = call->read_only;
+    c->no_final_get = call->no_final_get;
     c->started_ms = pw_loop_now_ms(az->loop);
     if (call->request_id) snprintf(c->request_id, sizeof c->request_id, "%s", call->request_id);
     char guid[37];

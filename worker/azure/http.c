@@ -1,6 +1,7 @@
 /* http.c: HTTPS exchanges over libcurl multi (socket API) driven by pw_loop, plus Azure protocol
  * helpers. */
 #include "http.h"
+#include "pw/config.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -24,7 +25,7 @@
 #define POOL_KEY_MAX 520 /* "host:port" of a URL; URLs here are bounded well below */
 #define IDLE_EASY_MAX 64 /* easy handles kept for reuse (curl_easy_reset keeps their caches) */
 #define CACHE_PER_HOST                                                                             \
-    8 /* CURLMOPT_MAXCONNECTS = max_host_connections x this: idle                                  \
+    4 /* CURLMOPT_MAXCONNECTS = max_host_connections x this (256 at the default 64): idle          \
          connections for AAD, ARM and a few busy clusters survive a lull */
 
 typedef struct host_pool host_pool;
@@ -306,7 +307,8 @@ pw_http *pw_http_new(pw_loop *loop, const pw_http_opts *opts, char *err, size_t 
     curl_multi_setopt(http->multi, CURLMOPT_SOCKETDATA, http);
     curl_multi_setopt(http->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
     curl_multi_setopt(http->multi, CURLMOPT_TIMERDATA, http);
-    http->max_host = opts->max_host_connections > 0 ? opts->max_host_connections : 16;
+    http->max_host = opts->max_host_connections > 0 ? opts->max_host_connections
+                                                    : PW_CONFIG_HOST_CONNECTIONS_MAX;
     /* No per-host limit in curl (see "Pools"); the idle cache sized for several hosts. */
     curl_multi_setopt(http->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
     curl_multi_setopt(http->multi, CURLMOPT_MAXCONNECTS, http->max_host * CACHE_PER_HOST);

@@ -21,8 +21,13 @@ struct pw_pace_gate {
     size_t in_flight, queued;
     pw_pace_ticket *q_head, *q_tail; /* queued, FIFO */
     pw_pace_ticket *f_head, *f_tail; /* in flight, in admission order */
-    pw_pace_gate *hnext;             /* hash chain */
-    pw_pace_gate *bprev, *bnext;     /* the busy list: gates with something queued */
+    /* The lowest remaining count answered since the bucket last had nothing in flight, and
+     * when: once every request is answered, it was counted after all of them (ARM) */
+    double epoch_min;
+    uint64_t epoch_min_at;
+    int epoch_seen;
+    pw_pace_gate *hnext;         /* hash chain */
+    pw_pace_gate *bprev, *bnext; /* the busy list: gates with something queued */
     int busy;
 };
 
@@ -295,17 +300,25 @@ int pw_pace_done(pw_pace *p, pw_pace_ticket *t, const pw_pace_answer *a, uint64_
         }
         if (g->level > 0.0) g->level = 0.0;
         g->at_ms = now_ms;
+        g->epoch_seen = 0;
         if (now_ms + (uint64_t)ms > g->blocked_until_ms)
             g->blocked_until_ms = now_ms + (uint64_t)ms;
         return 1;
     }
     if (a->remaining >= 0) {
-        /* The server's count, less every request still in flight: the server answers them in
-         * no particular order (parallel connections), so any of them may be uncounted yet.
-         * That bounds what may be sent from below; an answer can therefore only lower the
-         * level - a stale count (an early request answered late) is higher and changes
-         * nothing - unless it shows the bucket to be larger than we were told. */
-        double seen = (double)a->remaining - (double)g->in_flight;
+        /* The server's count, less the requests admitted after this one and still in flight:
+         * those may have reached the server after it (parallel connections), so they may be
+         * uncounted yet.  The ones admitted before it were sent before it (the client sends
+         * in admission order per host) and are taken as counted: one that was not shows a
+         * lower count with its own answer, which then lowers the level.  (Subtracting every
+         * request in flight instead held a burst of 200 writes about 5 s below the server's
+         * level: answers to the burst arrive out of order, each taken off again.)  An answer
+         * can only lower the level - a stale count (an early request answered late) is higher
+         * and changes nothing - unless it shows the bucket to be larger than we were told. */
+        size_t later = 0;
+        for (const pw_pace_ticket *u = g->f_tail; u && u->seq > t->seq; u = u->prev)
+            later++;
+        double seen = (double)a->remaining - (double)later;
         if ((double)a->remaining > g->capacity) {
             g->capacity = (double)a->remaining;
             if (seen > g->level) g->level = seen;
@@ -313,6 +326,21 @@ int pw_pace_done(pw_pace *p, pw_pace_ticket *t, const pw_pace_answer *a, uint64_
             g->level = seen;
         }
         g->at_ms = now_ms;
+        if (!g->epoch_seen || (double)a->remaining < g->epoch_min) {
+            g->epoch_min = (double)a->remaining;
+            g->epoch_min_at = now_ms;
+            g->epoch_seen = 1;
+        }
+    }
+    if (g->in_flight == 0 && g->epoch_seen) {
+        /* Every request admitted is answered: the lowest count among the answers is the
+         * server's level after the last of them it counted, plus what refilled since - exact
+         * where the estimate above took requests answered out of order off twice. */
+        double exact = g->epoch_min + (double)(now_ms - g->epoch_min_at) * g->refill_per_ms;
+        if (exact > g->capacity) exact = g->capacity;
+        if (exact > g->level) g->level = exact;
+        g->at_ms = now_ms;
+        g->epoch_seen = 0;
     }
     return 0;
 }

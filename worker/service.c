@@ -473,7 +473,7 @@ static void send_event(req_ctx *c, json_t *event, int terminal)
     pw_reply_audit_add(event, &audit);
     const char *status = json_string_value(json_object_get(event, "status"));
     pw_log_kv(terminal ? PW_LOG_INFO : PW_LOG_DEBUG, c->id, "reply.event",
-              (pw_log_field[]){PW_LOG_S("status", status ? status : "?"),
+              (pw_log_field[]){PW_LOG_S("replyStatus", status ? status : "?"),
                                PW_LOG_S("replyTopic", c->reply_topic),
                                PW_LOG_N("replyPartition", c->reply_partition)},
               3, "%s -> %s", status ? status : "?", c->reply_topic);

@@ -32,7 +32,11 @@ typedef struct pw_log_field {
     const char *str; /* NULL: the field is the number num */
     long long num;
 } pw_log_field;
-#define PW_LOG_S(k, v) ((pw_log_field){(k), (v) ? (v) : "", 0})
+static inline pw_log_field pw_log_field_s(const char *key, const char *v)
+{
+    return (pw_log_field){key, v ? v : "", 0};
+}
+#define PW_LOG_S(k, v) pw_log_field_s((k), (v))
 #define PW_LOG_N(k, v) ((pw_log_field){(k), NULL, (long long)(v)})
 
 /* pw_log with fields (n of them; f may be NULL when n is 0). */

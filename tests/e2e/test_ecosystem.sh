@@ -125,6 +125,19 @@ for k, evs in events.items():
             check(l.get(key) == v, f"{k}: log line {l.get('event')}: {key}={l.get(key)!r}, want {v!r}")
     if k != "ce-rejected":
         check(any(l["event"].startswith("azure.") for l in mine), f"{k}: no azure.* line with its id")
+    if k == "ce-traced":
+        # structured fields, not prose: method, host, path, HTTP status, Azure request id
+        ok = [l for l in mine if l["event"] == "azure.call.ok" and l.get("method") == "PATCH"]
+        check(len(ok) == 1 and ok[0].get("host") == "management.azure.com"
+              and ok[0].get("path", "").startswith("/subscriptions/") and "?" not in ok[0].get("path", "")
+              and ok[0].get("status") == 200 and len(ok[0].get("azureRequestId", "")) > 0,
+              f"{k}: azure.call.ok keys: {ok}")
+        done = [l for l in mine if l["event"] == "azure.http.done"]
+        check(done and all(isinstance(l.get("status"), int) and l.get("host") and l.get("path")
+                           and "azureRequestId" in l for l in done), f"{k}: azure.http.done keys")
+        sent = [l for l in mine if l["event"] == "azure.http.send"]
+        check(sent and all(l.get("method") in ("GET", "PATCH") and l.get("host") and isinstance(l.get("attempt"), int)
+                           for l in sent), f"{k}: azure.http.send keys")
     rec = [l for l in mine if l["event"] in ("request.received", "request.rejected")]
     check(len(rec) == 1, f"{k}: received/rejected lines {len(rec)}")
 if fail:

@@ -152,8 +152,8 @@ void pw_log(pw_log_level level, const char *request_id, const char *event, const
     va_end(ap);
 }
 
-void pw_log_kv(pw_log_level level, const char *request_id, const char *event,
-               const pw_log_field *f, size_t n, const char *fmt, ...)
+void pw_log_kv(pw_log_level level, const char *request_id, const char *event, const pw_log_field *f,
+               size_t n, const char *fmt, ...)
 {
     if (level < min_level) return;
     va_list ap;

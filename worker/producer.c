@@ -101,9 +101,8 @@ static int produce_one(pw_producer *pr, out_msg *m)
     m->attempts++;
     rd_kafka_resp_err_t e = rd_kafka_producev(
         pr->rk, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_PARTITION(m->partition),
-        RD_KAFKA_V_KEY(m->key, m->key_len),
-        RD_KAFKA_V_VALUE(m->value, m->len), RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_HEADERS(hdrs),
-        RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
+        RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->value, m->len),
+        RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
     if (!e) return 0; /* hdrs now owned by librdkafka */
     if (hdrs) rd_kafka_headers_destroy(hdrs);
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return 1;

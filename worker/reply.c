@@ -117,9 +117,9 @@ static const struct {
 /* The frame: never cut (each is bounded where it is made). */
 static int is_frame_key(const char *key)
 {
-    static const char *const frame[] = {
-        "schema",         "requestId",   "status", "sequence", "time",           "workerId",
-        "dryRun",         "operationIndex", "requestedBy", "reason", "source", "deliveryAttempt"};
+    static const char *const frame[] = {"schema",      "requestId", "status", "sequence",
+                                        "time",        "workerId",  "dryRun", "operationIndex",
+                                        "requestedBy", "reason",    "source", "deliveryAttempt"};
     for (size_t i = 0; i < sizeof frame / sizeof frame[0]; i++)
         if (!strcmp(key, frame[i])) return 1;
     return 0;

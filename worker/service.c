@@ -42,7 +42,7 @@
 #define SVC_REPLY_TOPIC_HEADER "kafka_replyTopic"         /* Spring request/reply */
 #define SVC_REPLY_PARTITION_HEADER "kafka_replyPartition" /* 4-byte big-endian int */
 #define SVC_TOPIC_NAME_MAX 249                            /* Kafka's limit on a topic name */
-#define SVC_SEEN_MAX 4096 /* offsets per partition whose deliveries are counted */
+#define SVC_SEEN_MAX 4096        /* offsets per partition whose deliveries are counted */
 #define SVC_REQUESTED_BY_MAX 256 /* audit texts kept (request.v1.json's bounds) */
 #define SVC_REASON_MAX 1024
 /* CloudEvents (Kafka protocol binding, binary mode): the type's reverse-DNS prefix is the
@@ -427,7 +427,8 @@ static void ce_source(const char *worker_id, char *out, size_t len)
 
 /* The texts a reply's headers point into, for as long as it is being sent. */
 typedef struct reply_headers {
-    char id[37], source[SVC_TOPIC_NAME_MAX * 3 + 32], type[64], traceparent[PW_TRACE_PARENT_LEN + 1];
+    char id[37], source[SVC_TOPIC_NAME_MAX * 3 + 32], type[64],
+        traceparent[PW_TRACE_PARENT_LEN + 1];
     char sequence[16];
 } reply_headers;
 
@@ -566,8 +567,8 @@ static int dead_letter_send(req_ctx *c, const void *payload, size_t len)
         h[n++] = (pw_producer_header){"kafka_dlt-original-timestamp-type", dl->timestamp_type,
                                       strlen(dl->timestamp_type)};
     }
-    h[n++] = (pw_producer_header){"kafka_dlt-exception-message", dl->exception,
-                                  strlen(dl->exception)};
+    h[n++] =
+        (pw_producer_header){"kafka_dlt-exception-message", dl->exception, strlen(dl->exception)};
     /* The room is counted with the two truncation headers, whether they are needed or not. */
     pw_producer_header *cut_h = &h[n];
     cut_h[0] = (pw_producer_header){"pw-payload-truncated", "true", 4};
@@ -606,13 +607,12 @@ static void put_be(unsigned char *out, uint64_t v, size_t bytes)
 static void dead_letter(svc *s, req_ctx *c, const rd_kafka_message_t *msg, const pw_rejection *rej)
 {
     pw_log_kv(PW_LOG_WARN, NULL, "request.deadletter",
-              (pw_log_field[]){PW_LOG_S("code", rej->code), PW_LOG_S("topic", c->topic),
-                               PW_LOG_N("partition", msg->partition),
-                               PW_LOG_N("offset", msg->offset),
-                               PW_LOG_N("deliveryAttempt", c->attempt),
-                               PW_LOG_S("traceId", c->trace.trace_id)},
-              6, "%s [%d] @ %lld: %s: %s", c->topic, (int)msg->partition,
-              (long long)msg->offset, rej->code, rej->message);
+              (pw_log_field[]){
+                  PW_LOG_S("code", rej->code), PW_LOG_S("topic", c->topic),
+                  PW_LOG_N("partition", msg->partition), PW_LOG_N("offset", msg->offset),
+                  PW_LOG_N("deliveryAttempt", c->attempt), PW_LOG_S("traceId", c->trace.trace_id)},
+              6, "%s [%d] @ %lld: %s: %s", c->topic, (int)msg->partition, (long long)msg->offset,
+              rej->code, rej->message);
     pw_metrics_add(PW_M_DEAD_LETTERS, 1, rej->code, NULL, NULL);
     dead_letter_info *dl = calloc(1, sizeof *dl);
     if (dl && msg->key) {
@@ -714,7 +714,7 @@ static unsigned count_delivery(part_state *p, int64_t offset)
     if (lo < p->nseen && p->seen[lo].offset == offset) return ++p->seen[lo].count;
     if (!p->seen && !(p->seen = malloc(SVC_SEEN_MAX * sizeof *p->seen))) return 1;
     if (p->nseen == SVC_SEEN_MAX) { /* the lowest offset goes */
-        if (lo == 0) return 1;     /* (lower than every kept one: not counted) */
+        if (lo == 0) return 1;      /* (lower than every kept one: not counted) */
         memmove(p->seen, p->seen + 1, (p->nseen - 1) * sizeof *p->seen);
         p->nseen--;
         lo--;
@@ -762,8 +762,8 @@ static void log_context(req_ctx *c)
 /* Where the reply goes when the body names no replyTo: the kafka_replyTopic header (Spring
  * request/reply) when present.  Returns 0 with *topic set (NULL: the default), or -1 when
  * the header names a topic the configuration does not allow (why filled). */
-static int header_reply_topic(const svc *s, const rd_kafka_message_t *msg, char **topic,
-                              char *why, size_t whylen)
+static int header_reply_topic(const svc *s, const rd_kafka_message_t *msg, char **topic, char *why,
+                              size_t whylen)
 {
     *topic = NULL;
     size_t size = 0;

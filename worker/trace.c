@@ -27,8 +27,8 @@ static int hex_field(const char *s, size_t n, int nonzero)
 int pw_trace_parent_valid(const char *s, size_t len)
 {
     if (!s || len != PW_TRACE_PARENT_LEN) return 0;
-    return s[0] == '0' && s[1] == '0' && s[2] == '-' && hex_field(s + 3, 32, 1) &&
-           s[35] == '-' && hex_field(s + 36, 16, 1) && s[52] == '-' && hex_field(s + 53, 2, 0);
+    return s[0] == '0' && s[1] == '0' && s[2] == '-' && hex_field(s + 3, 32, 1) && s[35] == '-' &&
+           hex_field(s + 36, 16, 1) && s[52] == '-' && hex_field(s + 53, 2, 0);
 }
 
 int pw_trace_state_valid(const char *s, size_t len)

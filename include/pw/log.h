@@ -40,9 +40,8 @@ static inline pw_log_field pw_log_field_s(const char *key, const char *v)
 #define PW_LOG_N(k, v) ((pw_log_field){(k), NULL, (long long)(v)})
 
 /* pw_log with fields (n of them; f may be NULL when n is 0). */
-void pw_log_kv(pw_log_level level, const char *request_id, const char *event,
-               const pw_log_field *f, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+void pw_log_kv(pw_log_level level, const char *request_id, const char *event, const pw_log_field *f,
+               size_t n, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* A request's context: fields added to every line logged with its request id (the trace
  * id, who asked and why, the Kafka coordinates, the delivery attempt), whoever logs it.  The

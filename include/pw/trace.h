@@ -5,8 +5,8 @@
 
 #include <stddef.h>
 
-#define PW_TRACE_PARENT_LEN 55   /* "00-" 32 hex "-" 16 hex "-" 2 hex */
-#define PW_TRACE_STATE_MAX 512   /* a longer tracestate is not carried */
+#define PW_TRACE_PARENT_LEN 55 /* "00-" 32 hex "-" 16 hex "-" 2 hex */
+#define PW_TRACE_STATE_MAX 512 /* a longer tracestate is not carried */
 #define PW_TRACE_STATE_MEMBERS 32
 
 typedef struct pw_trace {
@@ -14,7 +14,7 @@ typedef struct pw_trace {
     char parent_id[17]; /* the request's span (16 hex), or "" when this worker started it */
     char flags[3];      /* 2 hex digits: the request's, or "00" for a trace started here */
     char state[PW_TRACE_STATE_MAX + 1]; /* the request's tracestate when valid, else "" */
-    int started;        /* 1: the request had no valid traceparent, the ids are random */
+    int started; /* 1: the request had no valid traceparent, the ids are random */
 } pw_trace;
 
 /* Fills t from a request's headers (either may be NULL; neither needs a NUL): version 00

@@ -105,8 +105,8 @@ static int consume(char **argv)
         char *k = m->key ? hex(m->key, m->key_len) : NULL;
         json_object_set_new(line, "key", k ? json_string(k) : json_null());
         free(k);
-        json_object_set_new(line, "value", json_stringn_nocheck(m->payload ? m->payload : "",
-                                                                 m->len));
+        json_object_set_new(line, "value",
+                            json_stringn_nocheck(m->payload ? m->payload : "", m->len));
         json_t *hs = json_array();
         rd_kafka_headers_t *h = NULL;
         if (!rd_kafka_message_headers(m, &h)) {

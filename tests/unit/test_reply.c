@@ -217,10 +217,8 @@ static void test_audit_kept(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fits_unchanged),
-        cmocka_unit_test(test_long_strings_cut),
-        cmocka_unit_test(test_many_operations_cut),
-        cmocka_unit_test(test_smallest_form),
+        cmocka_unit_test(test_fits_unchanged),      cmocka_unit_test(test_long_strings_cut),
+        cmocka_unit_test(test_many_operations_cut), cmocka_unit_test(test_smallest_form),
         cmocka_unit_test(test_audit_kept),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

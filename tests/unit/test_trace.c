@@ -37,8 +37,8 @@ static void traceparent_checks(void **state)
 static void tracestate_checks(void **state)
 {
     (void)state;
-    const char *ok[] = {"congo=t61rcWkgMzE", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
-                        "a=1 , b=2", "x@y=z"};
+    const char *ok[] = {"congo=t61rcWkgMzE", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", "a=1 , b=2",
+                        "x@y=z"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         assert_true(pw_trace_state_valid(ok[i], strlen(ok[i])));
     const char *bad[] = {"", "novalue", "=v", "k=", "k=v\x01", "k=v\xc3\xa9", ","};

@@ -396,16 +396,17 @@ static void finish(az_call *c, const char *code, int retryable, json_t *body, co
                         PW_LOG_S("code", code ? code : "")};
     size_t nf = sizeof f / sizeof f[0] - (code ? 0 : 1);
     if (code)
-        pw_log_kv(PW_LOG_WARN, rid(c), "azure.call.failed", f, nf,
-               "%s %s failed: %s (HTTP %d, azure code %s, attempts %u, %llu ms, client request id "
-               "%s): %s",
-               c->method, c->url, code, r->http_status, r->azure_code[0] ? r->azure_code : "-",
-               r->attempts, (unsigned long long)r->duration_ms, r->client_request_id, r->message);
+        pw_log_kv(
+            PW_LOG_WARN, rid(c), "azure.call.failed", f, nf,
+            "%s %s failed: %s (HTTP %d, azure code %s, attempts %u, %llu ms, client request id "
+            "%s): %s",
+            c->method, c->url, code, r->http_status, r->azure_code[0] ? r->azure_code : "-",
+            r->attempts, (unsigned long long)r->duration_ms, r->client_request_id, r->message);
     else
         pw_log_kv(PW_LOG_INFO, rid(c), "azure.call.ok", f, nf,
-               "%s %s succeeded (HTTP %d, attempts %u, %llu ms, azure request id %s)", c->method,
-               c->url, r->http_status, r->attempts, (unsigned long long)r->duration_ms,
-               r->request_id[0] ? r->request_id : "-");
+                  "%s %s succeeded (HTTP %d, attempts %u, %llu ms, azure request id %s)", c->method,
+                  c->url, r->http_status, r->attempts, (unsigned long long)r->duration_ms,
+                  r->request_id[0] ? r->request_id : "-");
     pw_azure_done_cb cb = c->on_done;
     void *ctx = c->ctx;
     pw_azure_result copy = *r;
@@ -911,10 +912,9 @@ static void on_response(void *ctx, const pw_http_resp *r)
     url_parts(c->ph == PH_POLL ? c->poll_shown : c->url, &where);
     pw_log_kv(PW_LOG_DEBUG, rid(c), "azure.http.done",
               (pw_log_field[]){PW_LOG_S("host", where.host), PW_LOG_S("path", where.path),
-                               PW_LOG_N("status", r->status),
-                               PW_LOG_S("azureRequestId", shown_id)},
-              4, "%s -> HTTP %ld (azure request id %s)",
-           c->ph == PH_POLL ? c->poll_shown : c->url, r->status, shown_id[0] ? shown_id : "-");
+                               PW_LOG_N("status", r->status), PW_LOG_S("azureRequestId", shown_id)},
+              4, "%s -> HTTP %ld (azure request id %s)", c->ph == PH_POLL ? c->poll_shown : c->url,
+              r->status, shown_id[0] ? shown_id : "-");
 
     if (r->status == 401) {
         if (!c->refreshed) {
@@ -1179,9 +1179,8 @@ int pw_azure_abandon(pw_azure *az, void *ctx)
         pw_log_kv(PW_LOG_INFO, rid(c), "azure.call.abandoned",
                   (pw_log_field[]){PW_LOG_S("method", c->method), PW_LOG_S("host", u.host),
                                    PW_LOG_S("path", u.path), PW_LOG_N("attempts", c->res.attempts)},
-                  4,
-               "%s %s abandoned after %u attempts (%s)", c->method, c->url, c->res.attempts,
-               c->xfer ? "a read on the wire" : "nothing on the wire");
+                  4, "%s %s abandoned after %u attempts (%s)", c->method, c->url, c->res.attempts,
+                  c->xfer ? "a read on the wire" : "nothing on the wire");
         call_release(c);
         return 1;
     }

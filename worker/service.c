@@ -16,6 +16,7 @@
 
 #include "pw/admin.h"
 #include "pw/azure.h"
+#include "pw/deliveries.h"
 #include "pw/exec.h"
 #include "pw/intake.h"
 #include "pw/log.h"
@@ -73,11 +74,6 @@ typedef struct dead_letter_info {
     char exception[sizeof(((pw_rejection *)0)->code) + sizeof(((pw_rejection *)0)->message) + 2];
 } dead_letter_info;
 
-/* How many times this process received an offset (deliveryAttempt). */
-typedef struct seen_offset {
-    int64_t offset;
-    unsigned count;
-} seen_offset;
 
 /* A partition this process was given, as ownership goes: the executor's gate asks it
  * whether a request's work may go on.  Kept until exit (bounded by the partition count). */
@@ -105,8 +101,7 @@ typedef struct part_state {
     /* Deliveries of each offset to this process, ascending (kept across releases: a
      * partition that comes back redelivers from its commit); the lowest are dropped beyond
      * SVC_SEEN_MAX. */
-    seen_offset *seen;
-    size_t nseen;
+    pw_deliveries *seen;
 } part_state;
 
 /* One message from intake until its terminal reply is acknowledged. */
@@ -699,30 +694,12 @@ static void read_trace(req_ctx *c, const rd_kafka_message_t *msg)
 }
 
 /* deliveryAttempt: 1 + how many times this process received (topic, partition, offset)
- * before.  The seen list is ascending; offsets mostly come in order, so an append. */
+ * before (the last SVC_SEEN_MAX offsets of the partition). */
 static unsigned count_delivery(part_state *p, int64_t offset)
 {
     if (!p) return 1;
-    size_t lo = 0, hi = p->nseen;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (p->seen[mid].offset < offset)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < p->nseen && p->seen[lo].offset == offset) return ++p->seen[lo].count;
-    if (!p->seen && !(p->seen = malloc(SVC_SEEN_MAX * sizeof *p->seen))) return 1;
-    if (p->nseen == SVC_SEEN_MAX) { /* the lowest offset goes */
-        if (lo == 0) return 1;      /* (lower than every kept one: not counted) */
-        memmove(p->seen, p->seen + 1, (p->nseen - 1) * sizeof *p->seen);
-        p->nseen--;
-        lo--;
-    }
-    memmove(p->seen + lo + 1, p->seen + lo, (p->nseen - lo) * sizeof *p->seen);
-    p->seen[lo] = (seen_offset){offset, 1};
-    p->nseen++;
-    return 1;
+    if (!p->seen) p->seen = pw_deliveries_new(SVC_SEEN_MAX);
+    return pw_deliveries_count(p->seen, offset);
 }
 
 /* The request's requestedBy and reason, from its JSON (a rejected one's too, as far as it
@@ -1514,7 +1491,7 @@ out:;
         s->parts = p->next;
         free(p->skip);
         free(p->mem);
-        free(p->seen);
+        pw_deliveries_free(p->seen);
         free(p->topic);
         free(p);
     }

@@ -1667,7 +1667,8 @@ static void fail_unstarted(req_state *rs, const char *code, const char *message,
     pw_exec *ex = rs->ex;
     rs->failed = 1;
     rs->failed_index = -1;
-    pw_log(PW_LOG_WARN, pw_request_id(rs->req), "request.failed", "%s: %s", code, message);
+    pw_log_kv(PW_LOG_WARN, pw_request_id(rs->req), "request.failed",
+              (pw_log_field[]){PW_LOG_S("code", code)}, 1, "%s: %s", code, message);
     json_t *err = pw_reply_error(code, message, 0);
     json_t *list = json_object_get(errors, "errors");
     if (err && json_array_size(list)) json_object_set(err, "errors", list);

@@ -18,7 +18,10 @@
 typedef struct out_msg {
     struct out_msg *next;
     char *topic;
-    char *key;
+    int32_t partition; /* RD_KAFKA_PARTITION_UA: the partitioner's (by key) */
+    char *key;         /* key_len bytes (any), or NULL for none */
+    size_t key_len;
+    char *log_id; /* the request id its log lines carry, or NULL */
     void *value;
     size_t len;
     rd_kafka_headers_t *headers; /* template; a copy goes with each produce */
@@ -51,6 +54,7 @@ static void out_free(out_msg *m)
     if (!m) return;
     free(m->topic);
     free(m->key);
+    free(m->log_id);
     free(m->value);
     if (m->headers) rd_kafka_headers_destroy(m->headers);
     free(m);
@@ -96,9 +100,9 @@ static int produce_one(pw_producer *pr, out_msg *m)
     rd_kafka_headers_t *hdrs = m->headers ? rd_kafka_headers_copy(m->headers) : NULL;
     m->attempts++;
     rd_kafka_resp_err_t e = rd_kafka_producev(
-        pr->rk, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_KEY(m->key, m->key ? strlen(m->key) : 0),
-        RD_KAFKA_V_VALUE(m->value, m->len), RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_HEADERS(hdrs),
-        RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
+        pr->rk, RD_KAFKA_V_TOPIC(m->topic), RD_KAFKA_V_PARTITION(m->partition),
+        RD_KAFKA_V_KEY(m->key, m->key_len), RD_KAFKA_V_VALUE(m->value, m->len),
+        RD_KAFKA_V_MSGFLAGS(0), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
     if (!e) return 0; /* hdrs now owned by librdkafka */
     if (hdrs) rd_kafka_headers_destroy(hdrs);
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return 1;
@@ -106,7 +110,7 @@ static int produce_one(pw_producer *pr, out_msg *m)
         pr->fatal = 1; /* replaced on the next drain; the message waits for the new instance */
         return 1;
     }
-    pw_log(PW_LOG_ERROR, m->key, "reply.produce_failed", "topic %s: %s", m->topic,
+    pw_log(PW_LOG_ERROR, m->log_id, "reply.produce_failed", "topic %s: %s", m->topic,
            rd_kafka_err2str(e));
     return -1;
 }
@@ -168,7 +172,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
         return;
     }
     if (!m->must_deliver) {
-        pw_log(PW_LOG_WARN, m->key, "reply.delivery_failed",
+        pw_log(PW_LOG_WARN, m->log_id, "reply.delivery_failed",
                "topic %s: %s (progress event "
                "dropped)",
                m->topic, rd_kafka_err2str(msg->err));
@@ -179,14 +183,14 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaqu
      * a bounded number of attempts, in case the broker's limit is being raised, then it is
      * given up so that its sender can do without it. */
     if (refused_for_content(msg->err) && m->attempts >= PW_PRODUCER_REFUSED_ATTEMPTS) {
-        pw_log(PW_LOG_ERROR, m->key, "reply.refused", "topic %s: %s, %u attempts: given up",
+        pw_log(PW_LOG_ERROR, m->log_id, "reply.refused", "topic %s: %s, %u attempts: given up",
                m->topic, rd_kafka_err2str(msg->err), m->attempts);
         out_finish(pr, m, 0);
         return;
     }
     /* A terminal reply or dead-letter message: its offset must not be committed before it
      * is delivered, so it goes out again until it is (broker down, timeouts: no bound). */
-    pw_log(PW_LOG_WARN, m->key, "reply.delivery_retry", "topic %s attempt %u: %s", m->topic,
+    pw_log(PW_LOG_WARN, m->log_id, "reply.delivery_retry", "topic %s attempt %u: %s", m->topic,
            m->attempts, rd_kafka_err2str(msg->err));
     fifo_push(pr, m);
     pr->hold_until_ms = pw_loop_now_ms(pr->loop) + (uint64_t)pr->cfg->reply_retry_backoff_ms;
@@ -299,19 +303,40 @@ int pw_producer_send(pw_producer *pr, const char *topic, const char *key, const 
                      size_t len, const pw_producer_header *headers, size_t header_count,
                      int must_deliver, pw_producer_acked_cb cb, void *ctx, char *err, size_t errlen)
 {
+    pw_producer_msg msg = {.topic = topic,
+                           .partition = -1,
+                           .key = key,
+                           .key_len = key ? strlen(key) : 0,
+                           .log_id = key,
+                           .value = value,
+                           .len = len,
+                           .headers = headers,
+                           .header_count = header_count};
+    return pw_producer_produce(pr, &msg, must_deliver, cb, ctx, err, errlen);
+}
+
+int pw_producer_produce(pw_producer *pr, const pw_producer_msg *msg, int must_deliver,
+                        pw_producer_acked_cb cb, void *ctx, char *err, size_t errlen)
+{
     out_msg *m = calloc(1, sizeof *m);
     if (!m) goto oom;
-    m->topic = strdup(topic);
-    m->key = key ? strdup(key) : NULL;
-    m->value = malloc(len ? len : 1);
-    if (!m->topic || (key && !m->key) || !m->value) goto oom;
-    if (len) memcpy(m->value, value, len);
-    m->len = len;
-    if (header_count) {
-        m->headers = rd_kafka_headers_new(header_count);
-        for (size_t i = 0; i < header_count; i++)
-            rd_kafka_header_add(m->headers, headers[i].name, -1, headers[i].value,
-                                (ssize_t)headers[i].len);
+    m->topic = strdup(msg->topic);
+    m->partition = msg->partition >= 0 ? msg->partition : RD_KAFKA_PARTITION_UA;
+    if (msg->key) {
+        m->key = malloc(msg->key_len ? msg->key_len : 1);
+        if (m->key) memcpy(m->key, msg->key, msg->key_len);
+        m->key_len = msg->key_len;
+    }
+    m->log_id = msg->log_id ? strdup(msg->log_id) : NULL;
+    m->value = malloc(msg->len ? msg->len : 1);
+    if (!m->topic || (msg->key && !m->key) || (msg->log_id && !m->log_id) || !m->value) goto oom;
+    if (msg->len) memcpy(m->value, msg->value, msg->len);
+    m->len = msg->len;
+    if (msg->header_count) {
+        m->headers = rd_kafka_headers_new(msg->header_count);
+        for (size_t i = 0; i < msg->header_count; i++)
+            rd_kafka_header_add(m->headers, msg->headers[i].name, -1, msg->headers[i].value,
+                                (ssize_t)msg->headers[i].len);
     }
     m->must_deliver = must_deliver;
     m->cb = cb;
@@ -327,10 +352,10 @@ oom:
     return -1;
 }
 
-size_t pw_producer_value_room(const pw_producer *pr, const char *key,
+size_t pw_producer_value_room(const pw_producer *pr, size_t key_len,
                               const pw_producer_header *headers, size_t header_count)
 {
-    size_t used = PW_KAFKA_RECORD_OVERHEAD + (key ? strlen(key) : 0);
+    size_t used = PW_KAFKA_RECORD_OVERHEAD + key_len;
     for (size_t i = 0; i < header_count; i++)
         used += PW_KAFKA_HEADER_OVERHEAD + strlen(headers[i].name) + headers[i].len;
     return used < pr->record_max ? pr->record_max - used : 0;

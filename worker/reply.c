@@ -117,8 +117,9 @@ static const struct {
 /* The frame: never cut (each is bounded where it is made). */
 static int is_frame_key(const char *key)
 {
-    static const char *const frame[] = {"schema", "requestId", "status", "sequence",
-                                        "time",   "workerId",  "dryRun", "operationIndex"};
+    static const char *const frame[] = {"schema",      "requestId", "status", "sequence",
+                                        "time",        "workerId",  "dryRun", "operationIndex",
+                                        "requestedBy", "reason",    "source", "deliveryAttempt"};
     for (size_t i = 0; i < sizeof frame / sizeof frame[0]; i++)
         if (!strcmp(key, frame[i])) return 1;
     return 0;
@@ -380,4 +381,22 @@ json_t *pw_reply_rejection(const pw_rejection *rej, const char *worker_id)
         json_object_set(error, "errors", errors);
     json_object_set_new(ev, "error", error);
     return ev;
+}
+
+int pw_reply_audit_add(json_t *event, const pw_reply_audit *a)
+{
+    int rc = 0;
+    if (a->requested_by)
+        rc |= json_object_set_new(event, "requestedBy", pw_reply_string(a->requested_by));
+    if (a->reason) rc |= json_object_set_new(event, "reason", pw_reply_string(a->reason));
+    json_t *src = json_object();
+    if (src) {
+        rc |= json_object_set_new(src, "topic", pw_reply_string(a->topic));
+        rc |= json_object_set_new(src, "partition", json_integer(a->partition));
+        rc |= json_object_set_new(src, "offset", json_integer(a->offset));
+    }
+    rc |= json_object_set_new(event, "source", src);
+    rc |= json_object_set_new(event, "deliveryAttempt",
+                              json_integer(a->delivery_attempt ? a->delivery_attempt : 1));
+    return rc ? -1 : 0;
 }

@@ -16,6 +16,7 @@
 
 #include "pw/admin.h"
 #include "pw/azure.h"
+#include "pw/deliveries.h"
 #include "pw/exec.h"
 #include "pw/intake.h"
 #include "pw/log.h"
@@ -26,6 +27,7 @@
 #include "pw/producer.h"
 #include "pw/reply.h"
 #include "pw/request.h"
+#include "pw/trace.h"
 
 #define SVC_CORRELATION_HEADER "kafka_correlationId"
 #define SVC_CORRELATION_MAX 1024     /* a longer header is not echoed (logged instead) */
@@ -38,7 +40,21 @@
 #define SVC_CREDENTIAL_RETRY_MIN_MS 1000  /* the start-up credential check, tried again after */
 #define SVC_CREDENTIAL_RETRY_MAX_MS 60000 /* ... doubling up to this */
 
-#define SVC_DEAD_LETTER_HEADERS 9 /* six about the message, the correlation id, two when cut */
+#define SVC_REPLY_TOPIC_HEADER "kafka_replyTopic"         /* Spring request/reply */
+#define SVC_REPLY_PARTITION_HEADER "kafka_replyPartition" /* 4-byte big-endian int */
+#define SVC_TOPIC_NAME_MAX 249                            /* Kafka's limit on a topic name */
+#define SVC_SEEN_MAX 4096        /* offsets per partition whose deliveries are counted */
+#define SVC_REQUESTED_BY_MAX 256 /* audit texts kept (request.v1.json's bounds) */
+#define SVC_REASON_MAX 1024
+/* CloudEvents (Kafka protocol binding, binary mode): the type's reverse-DNS prefix is the
+ * project's own domain, the one its schemas' $id use (schemas/README.md, CloudEvents). */
+#define SVC_CE_TYPE_PREFIX "example.adx-policy-worker.adx.policy."
+#define SVC_CE_SOURCE_PREFIX "/adx-policy-worker/"
+#define SVC_CE_DATASCHEMA "https://adx-policy-worker.example/schemas/reply.v1.json"
+#define SVC_REPLY_HEADERS 12 /* correlation id, eight ce_/content-type, trace context (2) */
+/* A dead letter's own headers (besides the original message's): six pw-* about the
+ * message, six kafka_dlt-*, two when cut. */
+#define SVC_DEAD_LETTER_HEADERS 14
 
 typedef struct svc svc;
 
@@ -48,7 +64,16 @@ typedef struct dead_letter_info {
     char code[sizeof(((pw_rejection *)0)->code)];
     char message[sizeof(((pw_rejection *)0)->message)];
     char partition[16], offset[24], bytes[24];
+    /* the original message: key, headers, timestamp (Spring's kafka_dlt-* headers) */
+    void *key;
+    size_t key_len;
+    rd_kafka_headers_t *headers; /* owned, or NULL */
+    unsigned char be_partition[4], be_offset[8], be_timestamp[8];
+    int has_timestamp;
+    const char *timestamp_type;
+    char exception[sizeof(((pw_rejection *)0)->code) + sizeof(((pw_rejection *)0)->message) + 2];
 } dead_letter_info;
+
 
 /* A partition this process was given, as ownership goes: the executor's gate asks it
  * whether a request's work may go on.  Kept until exit (bounded by the partition count). */
@@ -73,6 +98,10 @@ typedef struct part_state {
     int64_t mem_below;
     int64_t *mem;
     size_t nmem;
+    /* Deliveries of each offset to this process, ascending (kept across releases: a
+     * partition that comes back redelivers from its commit); the lowest are dropped beyond
+     * SVC_SEEN_MAX. */
+    pw_deliveries *seen;
 } part_state;
 
 /* One message from intake until its terminal reply is acknowledged. */
@@ -92,6 +121,11 @@ typedef struct req_ctx {
     part_state *part;
     unsigned epoch;       /* part's epoch when the message arrived */
     dead_letter_info *dl; /* owned; set while a dead letter is in flight */
+    int reply_partition;  /* kafka_replyPartition, or -1 */
+    pw_trace trace;       /* the request's trace context (or one started for it) */
+    char *requested_by, *reason; /* audit (NULL: not given) */
+    unsigned attempt;            /* deliveryAttempt */
+    pw_log_context *logctx;      /* the fields of every log line with its id */
 } req_ctx;
 
 struct svc {
@@ -172,9 +206,16 @@ static void ctx_free(req_ctx *c)
             c->s->live = c->next;
         if (c->next) c->next->prev = c->prev;
     }
+    pw_log_context_pop(c->logctx);
     free(c->reply_topic);
     free(c->correlation);
     free(c->topic);
+    free(c->requested_by);
+    free(c->reason);
+    if (c->dl) {
+        free(c->dl->key);
+        if (c->dl->headers) rd_kafka_headers_destroy(c->dl->headers);
+    }
     free(c->dl);
     free(c);
 }
@@ -354,18 +395,89 @@ static size_t ctx_headers(const req_ctx *c, pw_producer_header *h)
     return 1;
 }
 
+/* A random (version 4) UUID, 36 characters: each reply event's ce_id. */
+static void uuid_new(char *out)
+{
+    char hex[33];
+    pw_trace_random_hex(hex, 32);
+    hex[12] = '4';
+    hex[16] = "89ab"[hex[16] % 4];
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
+/* ce_source: the prefix and worker.id, the id percent-encoded outside RFC 3986's unreserved
+ * characters (a URI-reference, as the attribute must be). */
+static void ce_source(const char *worker_id, char *out, size_t len)
+{
+    size_t n = (size_t)snprintf(out, len, "%s", SVC_CE_SOURCE_PREFIX);
+    for (const unsigned char *p = (const unsigned char *)worker_id; *p && n + 4 < len; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~", *p))
+            out[n++] = (char)*p;
+        else
+            n += (size_t)snprintf(out + n, len - n, "%%%02X", *p);
+    }
+    out[n] = '\0';
+}
+
+/* The texts a reply's headers point into, for as long as it is being sent. */
+typedef struct reply_headers {
+    char id[37], source[SVC_TOPIC_NAME_MAX * 3 + 32], type[64],
+        traceparent[PW_TRACE_PARENT_LEN + 1];
+    char sequence[16];
+} reply_headers;
+
+/* The headers of one reply event: the correlation id, the CloudEvents attributes (binary
+ * mode: ce_* and content-type) and the trace context.  Returns the count. */
+static size_t reply_headers_fill(const req_ctx *c, const json_t *event, reply_headers *t,
+                                 pw_producer_header *h)
+{
+    size_t n = ctx_headers(c, h);
+    const char *status = json_string_value(json_object_get(event, "status"));
+    const char *time = json_string_value(json_object_get(event, "time"));
+    uuid_new(t->id);
+    ce_source(c->s->cfg->worker_id, t->source, sizeof t->source);
+    snprintf(t->type, sizeof t->type, "%s%s", SVC_CE_TYPE_PREFIX, status ? status : "unknown");
+    pw_trace_child(&c->trace, t->traceparent);
+#define HDR(name, v) (h[n++] = (pw_producer_header){(name), (v), strlen(v)})
+    HDR("ce_specversion", "1.0");
+    HDR("ce_id", t->id);
+    HDR("ce_source", t->source);
+    HDR("ce_type", t->type);
+    if (time) HDR("ce_time", time);
+    HDR("ce_subject", c->id);
+    HDR("ce_dataschema", SVC_CE_DATASCHEMA);
+    HDR("content-type", "application/json");
+    HDR("traceparent", t->traceparent);
+    if (c->trace.state[0]) HDR("tracestate", c->trace.state);
+#undef HDR
+    return n;
+}
+
 /* Produces one reply event, cut to what Kafka carries (it says "truncated" then); terminal
- * ones are retried until acknowledged or given up (on_terminal_acked). */
+ * ones are retried until acknowledged or given up (on_terminal_acked).  Every event gets the
+ * request's audit fields here (pw_reply_audit_add). */
 static void send_event(req_ctx *c, json_t *event, int terminal)
 {
     svc *s = c->s;
+    pw_reply_audit audit = {.requested_by = c->requested_by,
+                            .reason = c->reason,
+                            .topic = c->topic,
+                            .partition = (int)c->partition,
+                            .offset = (long long)c->offset,
+                            .delivery_attempt = c->attempt};
+    pw_reply_audit_add(event, &audit);
     const char *status = json_string_value(json_object_get(event, "status"));
-    pw_log(terminal ? PW_LOG_INFO : PW_LOG_DEBUG, c->id, "reply.event", "%s -> %s",
-           status ? status : "?", c->reply_topic);
+    pw_log_kv(terminal ? PW_LOG_INFO : PW_LOG_DEBUG, c->id, "reply.event",
+              (pw_log_field[]){PW_LOG_S("replyStatus", status ? status : "?"),
+                               PW_LOG_S("replyTopic", c->reply_topic),
+                               PW_LOG_N("replyPartition", c->reply_partition)},
+              3, "%s -> %s", status ? status : "?", c->reply_topic);
     char err[256] = "";
-    pw_producer_header h[1];
-    size_t nh = ctx_headers(c, h);
-    size_t room = pw_producer_value_room(s->producer, c->id, h, nh);
+    pw_producer_header h[SVC_REPLY_HEADERS];
+    reply_headers texts;
+    size_t nh = reply_headers_fill(c, event, &texts, h);
+    size_t room = pw_producer_value_room(s->producer, strlen(c->id), h, nh);
     int cut = 0;
     char *text = pw_reply_dump_fit(event, room, &cut);
     if (text && cut)
@@ -373,10 +485,19 @@ static void send_event(req_ctx *c, json_t *event, int terminal)
                "%s event cut to %zu bytes to fit the producer's and broker's limits (%zu)",
                status ? status : "?", strlen(text), room);
     int rc = -1;
-    if (text)
-        rc = pw_producer_send(s->producer, c->reply_topic, c->id, text, strlen(text), h, nh,
-                              terminal, terminal ? on_terminal_acked : NULL, terminal ? c : NULL,
-                              err, sizeof err);
+    if (text) {
+        pw_producer_msg m = {.topic = c->reply_topic,
+                             .partition = c->reply_partition,
+                             .key = c->id,
+                             .key_len = strlen(c->id),
+                             .log_id = c->id,
+                             .value = text,
+                             .len = strlen(text),
+                             .headers = h,
+                             .header_count = nh};
+        rc = pw_producer_produce(s->producer, &m, terminal, terminal ? on_terminal_acked : NULL,
+                                 terminal ? c : NULL, err, sizeof err);
+    }
     free(text);
     if (terminal && status) {
         json_t *e = json_object_get(event, "error");
@@ -404,27 +525,50 @@ static void on_exec_event(void *ctx, json_t *event, int terminal)
     json_decref(event);
 }
 
-/* Produces c's dead letter: the payload (NULL: none, the headers-only form) cut to the
+/* Produces c's dead letter: the original key and headers, then the pw-* and Spring's
+ * kafka_dlt-* headers, and the payload (NULL: none, the headers-only form) cut to the
  * worker's bound and to what the producer and a default broker carry, headers included.
  * Returns 0, or -1 (logged) when it cannot even be queued. */
 static int dead_letter_send(req_ctx *c, const void *payload, size_t len)
 {
     svc *s = c->s;
     const dead_letter_info *dl = c->dl;
-    pw_producer_header h[SVC_DEAD_LETTER_HEADERS];
+    size_t orig = dl->headers ? rd_kafka_header_cnt(dl->headers) : 0;
+    pw_producer_header *h = calloc(orig + SVC_DEAD_LETTER_HEADERS, sizeof *h);
+    if (!h) {
+        pw_log(PW_LOG_ERROR, NULL, "deadletter.send_failed", "out of memory");
+        return -1;
+    }
     size_t n = 0;
+    for (size_t i = 0; i < orig; i++) {
+        const char *name;
+        const void *val;
+        size_t size;
+        if (rd_kafka_header_get_all(dl->headers, i, &name, &val, &size)) break;
+        h[n++] = (pw_producer_header){name, val ? val : "", val ? size : 0};
+    }
     h[n++] = (pw_producer_header){"pw-error-code", dl->code, strlen(dl->code)};
     h[n++] = (pw_producer_header){"pw-error-message", dl->message, strlen(dl->message)};
     h[n++] = (pw_producer_header){"pw-source-topic", c->topic, strlen(c->topic)};
     h[n++] = (pw_producer_header){"pw-source-partition", dl->partition, strlen(dl->partition)};
     h[n++] = (pw_producer_header){"pw-source-offset", dl->offset, strlen(dl->offset)};
     h[n++] = (pw_producer_header){"pw-worker", s->cfg->worker_id, strlen(s->cfg->worker_id)};
-    n += ctx_headers(c, &h[n]);
+    /* Spring Kafka's DeadLetterPublishingRecoverer: numbers big-endian binary */
+    h[n++] = (pw_producer_header){"kafka_dlt-original-topic", c->topic, strlen(c->topic)};
+    h[n++] = (pw_producer_header){"kafka_dlt-original-partition", dl->be_partition, 4};
+    h[n++] = (pw_producer_header){"kafka_dlt-original-offset", dl->be_offset, 8};
+    if (dl->has_timestamp) {
+        h[n++] = (pw_producer_header){"kafka_dlt-original-timestamp", dl->be_timestamp, 8};
+        h[n++] = (pw_producer_header){"kafka_dlt-original-timestamp-type", dl->timestamp_type,
+                                      strlen(dl->timestamp_type)};
+    }
+    h[n++] =
+        (pw_producer_header){"kafka_dlt-exception-message", dl->exception, strlen(dl->exception)};
     /* The room is counted with the two truncation headers, whether they are needed or not. */
     pw_producer_header *cut_h = &h[n];
     cut_h[0] = (pw_producer_header){"pw-payload-truncated", "true", 4};
     cut_h[1] = (pw_producer_header){"pw-payload-bytes", dl->bytes, strlen(dl->bytes)};
-    size_t room = pw_producer_value_room(s->producer, NULL, h, n + 2);
+    size_t room = pw_producer_value_room(s->producer, dl->key ? dl->key_len : 0, h, n + 2);
     if (room > s->cfg->max_message_bytes) room = s->cfg->max_message_bytes;
     if (!payload) len = 0;
     if (dl->headers_only || len > room) {
@@ -432,23 +576,58 @@ static int dead_letter_send(req_ctx *c, const void *payload, size_t len)
         n += 2;
     }
     char err[256] = "";
-    if (pw_producer_send(s->producer, s->cfg->dead_letter_topic, NULL, payload ? payload : "", len,
-                         h, n, 1, on_terminal_acked, c, err, sizeof err)) {
+    pw_producer_msg m = {.topic = s->cfg->dead_letter_topic,
+                         .partition = -1,
+                         .key = dl->key,
+                         .key_len = dl->key_len,
+                         .value = payload ? payload : "",
+                         .len = len,
+                         .headers = h,
+                         .header_count = n};
+    int rc = pw_producer_produce(s->producer, &m, 1, on_terminal_acked, c, err, sizeof err);
+    free(h);
+    if (rc) {
         pw_log(PW_LOG_ERROR, NULL, "deadletter.send_failed", "%s", err);
         return -1;
     }
     return 0;
 }
 
+static void put_be(unsigned char *out, uint64_t v, size_t bytes)
+{
+    for (size_t i = 0; i < bytes; i++)
+        out[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+}
+
 static void dead_letter(svc *s, req_ctx *c, const rd_kafka_message_t *msg, const pw_rejection *rej)
 {
-    pw_log(PW_LOG_WARN, NULL, "request.deadletter", "%s [%d] @ %lld: %s: %s", c->topic,
-           (int)msg->partition, (long long)msg->offset, rej->code, rej->message);
+    pw_log_kv(PW_LOG_WARN, NULL, "request.deadletter",
+              (pw_log_field[]){
+                  PW_LOG_S("code", rej->code), PW_LOG_S("topic", c->topic),
+                  PW_LOG_N("partition", msg->partition), PW_LOG_N("offset", msg->offset),
+                  PW_LOG_N("deliveryAttempt", c->attempt), PW_LOG_S("traceId", c->trace.trace_id)},
+              6, "%s [%d] @ %lld: %s: %s", c->topic, (int)msg->partition, (long long)msg->offset,
+              rej->code, rej->message);
     pw_metrics_add(PW_M_DEAD_LETTERS, 1, rej->code, NULL, NULL);
     dead_letter_info *dl = calloc(1, sizeof *dl);
-    if (!dl) {
+    if (dl && msg->key) {
+        dl->key = malloc(msg->key_len ? msg->key_len : 1);
+        if (dl->key) {
+            memcpy(dl->key, msg->key, msg->key_len);
+            dl->key_len = msg->key_len;
+        }
+    }
+    rd_kafka_headers_t *hdrs = NULL;
+    if (dl && !rd_kafka_message_headers(msg, &hdrs) && hdrs)
+        dl->headers = rd_kafka_headers_copy(hdrs);
+    if (!dl || (msg->key && !dl->key) || (hdrs && !dl->headers)) {
         /* Cannot even be queued: count it finished but leave its offset uncommitted. */
         pw_log(PW_LOG_ERROR, NULL, "deadletter.send_failed", "out of memory");
+        if (dl) {
+            free(dl->key);
+            if (dl->headers) rd_kafka_headers_destroy(dl->headers);
+        }
+        free(dl);
         ctx_finished(c);
         return;
     }
@@ -457,17 +636,37 @@ static void dead_letter(svc *s, req_ctx *c, const rd_kafka_message_t *msg, const
     snprintf(dl->partition, sizeof dl->partition, "%d", (int)msg->partition);
     snprintf(dl->offset, sizeof dl->offset, "%lld", (long long)msg->offset);
     snprintf(dl->bytes, sizeof dl->bytes, "%zu", msg->len);
+    snprintf(dl->exception, sizeof dl->exception, "%s: %s", rej->code, rej->message);
+    put_be(dl->be_partition, (uint32_t)msg->partition, 4);
+    put_be(dl->be_offset, (uint64_t)msg->offset, 8);
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(msg, &tstype);
+    if (ts >= 0 && tstype != RD_KAFKA_TIMESTAMP_NOT_AVAILABLE) {
+        dl->has_timestamp = 1;
+        put_be(dl->be_timestamp, (uint64_t)ts, 8);
+        dl->timestamp_type =
+            tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? "LogAppendTime" : "CreateTime";
+    }
     c->dl = dl;
     if (dead_letter_send(c, msg->payload, msg->len)) ctx_finished(c);
 }
 
-static void copy_correlation(req_ctx *c, const rd_kafka_message_t *msg)
+/* The last value of header name, or NULL. */
+static const void *header_get(const rd_kafka_message_t *msg, const char *name, size_t *size)
 {
     rd_kafka_headers_t *hdrs = NULL;
     const void *val = NULL;
+    *size = 0;
+    if (rd_kafka_message_headers(msg, &hdrs) || !hdrs) return NULL;
+    if (rd_kafka_header_get_last(hdrs, name, &val, size) || !val) return NULL;
+    return val;
+}
+
+static void copy_correlation(req_ctx *c, const rd_kafka_message_t *msg)
+{
     size_t size = 0;
-    if (rd_kafka_message_headers(msg, &hdrs) || !hdrs) return;
-    if (rd_kafka_header_get_last(hdrs, SVC_CORRELATION_HEADER, &val, &size) || !val) return;
+    const void *val = header_get(msg, SVC_CORRELATION_HEADER, &size);
+    if (!val) return;
     if (size > SVC_CORRELATION_MAX) {
         pw_log(PW_LOG_WARN, NULL, "request.correlation_dropped",
                "%s header of %zu bytes is "
@@ -479,6 +678,123 @@ static void copy_correlation(req_ctx *c, const rd_kafka_message_t *msg)
     if (!c->correlation) return;
     memcpy(c->correlation, val, size);
     c->correlation_len = size;
+}
+
+/* The request's trace context from its traceparent/tracestate headers, or a new trace. */
+static void read_trace(req_ctx *c, const rd_kafka_message_t *msg)
+{
+    size_t tp_len = 0, ts_len = 0;
+    const void *tp = header_get(msg, "traceparent", &tp_len);
+    const void *ts = header_get(msg, "tracestate", &ts_len);
+    if (pw_trace_from_headers(&c->trace, tp, tp_len, ts, ts_len) && tp)
+        pw_log(PW_LOG_WARN, NULL, "request.traceparent_invalid",
+               "%s [%d] @ %lld: the traceparent header is not a valid version-00 one; a new "
+               "trace %s is started",
+               c->topic, (int)c->partition, (long long)c->offset, c->trace.trace_id);
+}
+
+/* deliveryAttempt: 1 + how many times this process received (topic, partition, offset)
+ * before (the last SVC_SEEN_MAX offsets of the partition). */
+static unsigned count_delivery(part_state *p, int64_t offset)
+{
+    if (!p) return 1;
+    if (!p->seen) p->seen = pw_deliveries_new(SVC_SEEN_MAX);
+    return pw_deliveries_count(p->seen, offset);
+}
+
+/* The request's requestedBy and reason, from its JSON (a rejected one's too, as far as it
+ * is JSON with those as strings); cut to the request schema's bounds. */
+static void read_audit(req_ctx *c, const rd_kafka_message_t *msg)
+{
+    if (!msg->payload || !msg->len) return;
+    json_t *doc = json_loadb(msg->payload, msg->len, JSON_REJECT_DUPLICATES, NULL);
+    if (!json_is_object(doc)) {
+        json_decref(doc);
+        return;
+    }
+    const char *by = json_string_value(json_object_get(doc, "requestedBy"));
+    const char *why = json_string_value(json_object_get(doc, "reason"));
+    if (by) c->requested_by = strndup(by, SVC_REQUESTED_BY_MAX);
+    if (why) c->reason = strndup(why, SVC_REASON_MAX);
+    if (c->requested_by) pw_reply_scrub(c->requested_by); /* (a cut may split a character) */
+    if (c->reason) pw_reply_scrub(c->reason);
+    json_decref(doc);
+}
+
+/* From here on every log line with c's id carries the request's audit and trace fields. */
+static void log_context(req_ctx *c)
+{
+    pw_log_field f[8];
+    size_t n = 0;
+    f[n++] = PW_LOG_S("traceId", c->trace.trace_id);
+    if (c->requested_by) f[n++] = PW_LOG_S("requestedBy", c->requested_by);
+    if (c->reason) f[n++] = PW_LOG_S("reason", c->reason);
+    f[n++] = PW_LOG_S("topic", c->topic);
+    f[n++] = PW_LOG_N("partition", c->partition);
+    f[n++] = PW_LOG_N("offset", c->offset);
+    f[n++] = PW_LOG_N("deliveryAttempt", c->attempt);
+    c->logctx = pw_log_context_push(c->id, f, n);
+}
+
+/* Where the reply goes when the body names no replyTo: the kafka_replyTopic header (Spring
+ * request/reply) when present.  Returns 0 with *topic set (NULL: the default), or -1 when
+ * the header names a topic the configuration does not allow (why filled). */
+static int header_reply_topic(const svc *s, const rd_kafka_message_t *msg, char **topic, char *why,
+                              size_t whylen)
+{
+    *topic = NULL;
+    size_t size = 0;
+    const char *val = header_get(msg, SVC_REPLY_TOPIC_HEADER, &size);
+    if (!val) return 0;
+    char name[SVC_TOPIC_NAME_MAX + 1];
+    int ok = size && size <= SVC_TOPIC_NAME_MAX && !memchr(val, '\0', size);
+    if (ok) {
+        memcpy(name, val, size);
+        name[size] = '\0';
+        ok = pw_config_reply_topic_allowed(s->cfg, name);
+    }
+    if (!ok) {
+        snprintf(why, whylen,
+                 "the %s header \"%.*s%s\" is not allowed: the worker replies to its reply "
+                 "topic (worker.reply.topic) or to a topic listed in worker.replyto.allowed",
+                 SVC_REPLY_TOPIC_HEADER, (int)(size > 64 ? 64 : size), val, size > 64 ? "..." : "");
+        pw_reply_scrub(why);
+        return -1;
+    }
+    *topic = strdup(name);
+    return 0;
+}
+
+/* kafka_replyPartition: a 4-byte big-endian partition, or -1 (none, or not such a value). */
+static int header_reply_partition(const rd_kafka_message_t *msg)
+{
+    size_t size = 0;
+    const unsigned char *v = header_get(msg, SVC_REPLY_PARTITION_HEADER, &size);
+    if (!v) return -1;
+    if (size != 4 || (v[0] & 0x80)) {
+        pw_log(PW_LOG_WARN, NULL, "request.reply_partition_ignored",
+               "%s header of %zu bytes is not a 4-byte big-endian partition; ignored",
+               SVC_REPLY_PARTITION_HEADER, size);
+        return -1;
+    }
+    return (int)(((uint32_t)v[0] << 24) | ((uint32_t)v[1] << 16) | ((uint32_t)v[2] << 8) | v[3]);
+}
+
+/* Sends c's rejected event (its id and reply topic set). */
+static void send_rejection(svc *s, req_ctx *c, const pw_rejection *rej)
+{
+    pw_log_kv(PW_LOG_WARN, c->id, "request.rejected", (pw_log_field[]){PW_LOG_S("code", rej->code)},
+              1, "%s: %s", rej->code, rej->message);
+    json_t *event = pw_reply_rejection(rej, s->cfg->worker_id);
+    if (!c->reply_topic || !event) {
+        pw_log(PW_LOG_ERROR, c->id, "intake.nomem", "rejection not sent");
+        json_decref(event);
+        ctx_finished(c);
+    } else {
+        c->terminal_sent = 1;
+        send_event(c, event, 1);
+        json_decref(event);
+    }
 }
 
 static void on_message(void *ctx, const rd_kafka_message_t *msg)
@@ -500,10 +816,12 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
     c->partition = msg->partition;
     c->offset = msg->offset;
     c->received_ms = pw_loop_now_ms(s->loop);
+    c->reply_partition = -1;
     if ((c->part = part_get(s, topic, msg->partition))) {
         c->epoch = c->part->epoch;
         c->part->live++;
     }
+    c->attempt = count_delivery(c->part, msg->offset);
     pw_status st = pw_offsets_track(s->ledger, topic, msg->partition, msg->offset);
     c->tracked = st == PW_OK;
     if (st)
@@ -522,6 +840,11 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
         return;
     }
     copy_correlation(c, msg);
+    read_trace(c, msg);
+    read_audit(c, msg);
+    char *header_topic = NULL;
+    char header_why[256] = "";
+    int header_bad = header_reply_topic(s, msg, &header_topic, header_why, sizeof header_why);
 
     pw_rejection rej;
     memset(&rej, 0, sizeof rej);
@@ -542,26 +865,41 @@ static void on_message(void *ctx, const rd_kafka_message_t *msg)
             dead_letter(s, c, msg, &rej);
         } else {
             snprintf(c->id, sizeof c->id, "%s", rej.id);
-            c->reply_topic = strdup(rej.reply_to[0] ? rej.reply_to : s->cfg->reply_topic);
-            pw_log(PW_LOG_WARN, c->id, "request.rejected", "%s: %s", rej.code, rej.message);
-            json_t *event = pw_reply_rejection(&rej, s->cfg->worker_id);
-            if (!c->reply_topic || !event) {
-                pw_log(PW_LOG_ERROR, c->id, "intake.nomem", "rejection not sent");
-                json_decref(event);
-                ctx_finished(c);
-            } else {
-                c->terminal_sent = 1;
-                send_event(c, event, 1);
-                json_decref(event);
-            }
+            log_context(c);
+            /* the body's replyTo wins; else the header's when allowed; else the default */
+            int body_refused = !strcmp(rej.code, PW_REJECT_REPLY_TO); /* the body's: default */
+            const char *to = rej.reply_to[0] ? rej.reply_to : body_refused ? NULL : header_topic;
+            if (!rej.reply_to[0] && !body_refused && header_topic)
+                c->reply_partition = header_reply_partition(msg);
+            c->reply_topic = strdup(to ? to : s->cfg->reply_topic);
+            send_rejection(s, c, &rej);
         }
         pw_rejection_clear(&rej);
+        free(header_topic);
         update_backpressure(s);
         return;
     }
     snprintf(c->id, sizeof c->id, "%s", pw_request_id(req));
+    log_context(c);
     const char *rt = pw_request_reply_to(req);
+    if (!rt && header_bad) {
+        /* kafka_replyTopic is held to replyTo's allow-list: the same rejection */
+        pw_request_free(req);
+        ctx_targets(c, NULL); /* answered without a write */
+        memset(&rej, 0, sizeof rej);
+        snprintf(rej.code, sizeof rej.code, "%s", PW_REJECT_REPLY_TO);
+        snprintf(rej.message, sizeof rej.message, "%s", header_why);
+        snprintf(rej.id, sizeof rej.id, "%s", c->id);
+        c->reply_topic = strdup(s->cfg->reply_topic);
+        send_rejection(s, c, &rej);
+        pw_rejection_clear(&rej);
+        update_backpressure(s);
+        return;
+    }
+    if (!rt && header_topic) rt = header_topic;
+    if (!pw_request_reply_to(req)) c->reply_partition = header_reply_partition(msg);
     c->reply_topic = strdup(rt ? rt : s->cfg->reply_topic);
+    free(header_topic);
     if (!c->reply_topic) {
         pw_log(PW_LOG_ERROR, c->id, "intake.nomem", "request dropped");
         pw_request_free(req);
@@ -1153,6 +1491,7 @@ out:;
         s->parts = p->next;
         free(p->skip);
         free(p->mem);
+        pw_deliveries_free(p->seen);
         free(p->topic);
         free(p);
     }

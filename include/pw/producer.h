@@ -40,10 +40,27 @@ int pw_producer_send(pw_producer *pr, const char *topic, const char *key, const 
                      int must_deliver, pw_producer_acked_cb cb, void *ctx, char *err,
                      size_t errlen);
 
-/* The most value bytes a message with this key and these headers may carry and still fit
- * what the producer sends and a broker with Kafka's default limit stores
- * (pw_kafka_record_max, framing included); 0 when the key and headers alone do not fit. */
-size_t pw_producer_value_room(const pw_producer *pr, const char *key,
+/* One message for pw_producer_produce; everything is copied. */
+typedef struct pw_producer_msg {
+    const char *topic;
+    int partition;   /* -1: the partitioner's choice (by key); else that partition */
+    const void *key; /* key_len bytes of any content; NULL: no key */
+    size_t key_len;
+    const char *log_id; /* the request id the producer's log lines about it carry, or NULL */
+    const void *value;
+    size_t len;
+    const pw_producer_header *headers;
+    size_t header_count;
+} pw_producer_msg;
+
+/* pw_producer_send for any message: a given partition, a binary key.  Same contract. */
+int pw_producer_produce(pw_producer *pr, const pw_producer_msg *msg, int must_deliver,
+                        pw_producer_acked_cb cb, void *ctx, char *err, size_t errlen);
+
+/* The most value bytes a message with a key of key_len bytes and these headers may carry and still
+ * fit what the producer sends and a broker with Kafka's default limit stores (pw_kafka_record_max,
+ * framing included); 0 when the key and headers alone do not fit. */
+size_t pw_producer_value_room(const pw_producer *pr, size_t key_len,
                               const pw_producer_header *headers, size_t header_count);
 
 /* Messages sent and not yet acknowledged or given up. */

@@ -145,6 +145,22 @@ int pw_reply_results_add(json_t *results, size_t *bytes, json_t *result);
  * error.errors).  New reference, NULL when out of memory. */
 json_t *pw_reply_rejection(const pw_rejection *rej, const char *worker_id);
 
+/* The audit trail every event of a request carries (schemas/README.md, Audit): who asked
+ * and why, the request message's Kafka coordinates and its delivery attempt.  Borrowed. */
+typedef struct pw_reply_audit {
+    const char *requested_by; /* NULL: unknown (a rejected request without one): left out */
+    const char *reason;       /* NULL: the request gave none: left out */
+    const char *topic;        /* the request's topic, partition and offset */
+    int partition;
+    long long offset;
+    unsigned delivery_attempt; /* >= 1 */
+} pw_reply_audit;
+
+/* Sets "requestedBy", "reason", "source": {"topic", "partition", "offset"} and
+ * "deliveryAttempt" on event (part of the frame: never cut by pw_reply_dump_fit).  Returns 0,
+ * -1 when out of memory. */
+int pw_reply_audit_add(json_t *event, const pw_reply_audit *a);
+
 /* Writes the current UTC time as 2026-11-24T15:30:00.123Z. */
 void pw_reply_time(char *buf, size_t len);
 

@@ -172,13 +172,54 @@ static void test_smallest_form(void **state)
     json_decref(ev);
 }
 
+/* The audit fields are set, follow reply.v1.json, and stay in the smallest form. */
+static void test_audit_kept(void **state)
+{
+    (void)state;
+    json_t *ev = failed_event(50, 5000);
+    pw_reply_audit a = {.requested_by = "alice@contoso.com",
+                        .reason = "CHG-1",
+                        .topic = "adx.policy.requests",
+                        .partition = 3,
+                        .offset = 1234567890123LL,
+                        .delivery_attempt = 2};
+    assert_int_equal(pw_reply_audit_add(ev, &a), 0);
+    int cut = 0;
+    char *text = pw_reply_dump_fit(ev, 600, &cut);
+    assert_non_null(text);
+    assert_int_equal(cut, 1);
+    json_t *j = load_checked(text);
+    assert_int_equal(json_array_size(json_object_get(j, "operations")), 0); /* the smallest */
+    assert_string_equal(json_string_value(json_object_get(j, "requestedBy")), "alice@contoso.com");
+    assert_string_equal(json_string_value(json_object_get(j, "reason")), "CHG-1");
+    json_t *src = json_object_get(j, "source");
+    assert_string_equal(json_string_value(json_object_get(src, "topic")), "adx.policy.requests");
+    assert_int_equal(json_integer_value(json_object_get(src, "partition")), 3);
+    assert_true(json_integer_value(json_object_get(src, "offset")) == 1234567890123LL);
+    assert_int_equal(json_integer_value(json_object_get(j, "deliveryAttempt")), 2);
+    json_decref(j);
+    free(text);
+    /* without requestedBy/reason: left out, still valid */
+    json_t *ev2 = pw_reply_frame("chg-2", "rejected", 1, "w1");
+    json_object_set_new(ev2, "error", pw_reply_error("InvalidJson", "x", 0));
+    pw_reply_audit b = {.topic = "t", .partition = 0, .offset = 0, .delivery_attempt = 1};
+    assert_int_equal(pw_reply_audit_add(ev2, &b), 0);
+    text = pw_reply_dump_fit(ev2, 100000, &cut);
+    j = load_checked(text);
+    assert_null(json_object_get(j, "requestedBy"));
+    assert_null(json_object_get(j, "reason"));
+    json_decref(j);
+    free(text);
+    json_decref(ev2);
+    json_decref(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fits_unchanged),
-        cmocka_unit_test(test_long_strings_cut),
-        cmocka_unit_test(test_many_operations_cut),
-        cmocka_unit_test(test_smallest_form),
+        cmocka_unit_test(test_fits_unchanged),      cmocka_unit_test(test_long_strings_cut),
+        cmocka_unit_test(test_many_operations_cut), cmocka_unit_test(test_smallest_form),
+        cmocka_unit_test(test_audit_kept),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -134,6 +134,27 @@ static const char *rid(const az_call *c)
     return c->request_id[0] ? c->request_id : NULL;
 }
 
+/* A URL's host and path (without the query) for a log line's "host" and "path" keys. */
+typedef struct url_shown {
+    char host[256], path[2048];
+} url_shown;
+
+static const url_shown *url_parts(const char *url, url_shown *u)
+{
+    u->host[0] = u->path[0] = '\0';
+    const char *p = url ? strstr(url, "://") : NULL;
+    if (!p) return u;
+    p += 3;
+    size_t h = strcspn(p, "/?#");
+    snprintf(u->host, sizeof u->host, "%.*s", (int)(h < sizeof u->host ? h : sizeof u->host - 1),
+             p);
+    p += h;
+    size_t n = strcspn(p, "?#");
+    snprintf(u->path, sizeof u->path, "%.*s", (int)(n < sizeof u->path ? n : sizeof u->path - 1),
+             p);
+    return u;
+}
+
 static int valid_origin(const char *url)
 {
     /* An https origin: scheme and host (optional port), nothing after but an optional "/". */
@@ -364,17 +385,30 @@ static void finish(az_call *c, const char *code, int retryable, json_t *body, co
                    strlen(r->azure_code));
     r->duration_ms = pw_loop_now_ms(az->loop) - c->started_ms;
     pw_metrics_observe(PW_M_AZURE_CALL_SECONDS, (double)r->duration_ms / 1000, host_class(c));
+    url_shown u;
+    url_parts(c->url, &u);
+    pw_log_field f[] = {PW_LOG_S("method", c->method),
+                        PW_LOG_S("host", u.host),
+                        PW_LOG_S("path", u.path),
+                        PW_LOG_N("status", r->http_status),
+                        PW_LOG_S("azureRequestId", r->request_id),
+                        PW_LOG_S("clientRequestId", r->client_request_id),
+                        PW_LOG_N("attempts", r->attempts),
+                        PW_LOG_N("durationMs", r->duration_ms),
+                        PW_LOG_S("code", code ? code : "")};
+    size_t nf = sizeof f / sizeof f[0] - (code ? 0 : 1);
     if (code)
-        pw_log(PW_LOG_WARN, rid(c), "azure.call.failed",
-               "%s %s failed: %s (HTTP %d, azure code %s, attempts %u, %llu ms, client request id "
-               "%s): %s",
-               c->method, c->url, code, r->http_status, r->azure_code[0] ? r->azure_code : "-",
-               r->attempts, (unsigned long long)r->duration_ms, r->client_request_id, r->message);
+        pw_log_kv(
+            PW_LOG_WARN, rid(c), "azure.call.failed", f, nf,
+            "%s %s failed: %s (HTTP %d, azure code %s, attempts %u, %llu ms, client request id "
+            "%s): %s",
+            c->method, c->url, code, r->http_status, r->azure_code[0] ? r->azure_code : "-",
+            r->attempts, (unsigned long long)r->duration_ms, r->client_request_id, r->message);
     else /* (debug: every operation's reply events carry its ids, attempts and time) */
-        pw_log(PW_LOG_DEBUG, rid(c), "azure.call.ok",
-               "%s %s succeeded (HTTP %d, attempts %u, %llu ms, azure request id %s)", c->method,
-               c->url, r->http_status, r->attempts, (unsigned long long)r->duration_ms,
-               r->request_id[0] ? r->request_id : "-");
+        pw_log_kv(PW_LOG_DEBUG, rid(c), "azure.call.ok", f, nf,
+                  "%s %s succeeded (HTTP %d, attempts %u, %llu ms, azure request id %s)", c->method,
+                  c->url, r->http_status, r->attempts, (unsigned long long)r->duration_ms,
+                  r->request_id[0] ? r->request_id : "-");
     pw_azure_done_cb cb = c->on_done;
     void *ctx = c->ctx;
     pw_azure_result copy = *r;
@@ -643,8 +677,12 @@ static void send_with(az_call *c, const char *token, unsigned gen)
                        .timeout_ms = timeout};
     c->phase_attempts++;
     if (c->ph == PH_MAIN) c->res.attempts++;
-    pw_log(PW_LOG_DEBUG, rid(c), "azure.http.send", "%s %s (attempt %u)", method, url,
-           c->phase_attempts);
+    url_shown u;
+    url_parts(url, &u);
+    pw_log_kv(PW_LOG_DEBUG, rid(c), "azure.http.send",
+              (pw_log_field[]){PW_LOG_S("method", method), PW_LOG_S("host", u.host),
+                               PW_LOG_S("path", u.path), PW_LOG_N("attempt", c->phase_attempts)},
+              4, "%s %s (attempt %u)", method, url, c->phase_attempts);
     c->xfer = pw_http_start(az->http, &req, on_response, c);
     explicit_bzero(auth, strlen(auth)); /* not memset: a store before free may be dropped */
     free(auth);
@@ -876,8 +914,13 @@ static void on_response(void *ctx, const pw_http_resp *r)
     const char *any_id = r->request_id[0] ? r->request_id : r->activity_id;
     char shown_id[sizeof r->request_id];
     pw_http_redact(az->http, shown_id, sizeof shown_id, any_id, strlen(any_id));
-    pw_log(PW_LOG_DEBUG, rid(c), "azure.http.done", "%s -> HTTP %ld (azure request id %s)",
-           c->ph == PH_POLL ? c->poll_shown : c->url, r->status, shown_id[0] ? shown_id : "-");
+    url_shown where;
+    url_parts(c->ph == PH_POLL ? c->poll_shown : c->url, &where);
+    pw_log_kv(PW_LOG_DEBUG, rid(c), "azure.http.done",
+              (pw_log_field[]){PW_LOG_S("host", where.host), PW_LOG_S("path", where.path),
+                               PW_LOG_N("status", r->status), PW_LOG_S("azureRequestId", shown_id)},
+              4, "%s -> HTTP %ld (azure request id %s)", c->ph == PH_POLL ? c->poll_shown : c->url,
+              r->status, shown_id[0] ? shown_id : "-");
 
     if (r->status == 401) {
         if (!c->refreshed) {
@@ -1101,8 +1144,13 @@ static int call_go(pw_azure *az, az_call *c, char *err, size_t errlen)
     if (c->next) c->next->prev = c;
     az->calls = c;
     az->n_calls++;
-    pw_log(PW_LOG_DEBUG, rid(c), "azure.call.start", "%s %s (client request id %s)", c->method,
-           c->url, c->res.client_request_id);
+    url_shown u;
+    url_parts(c->url, &u);
+    pw_log_kv(PW_LOG_DEBUG, rid(c), "azure.call.start",
+              (pw_log_field[]){PW_LOG_S("method", c->method), PW_LOG_S("host", u.host),
+                               PW_LOG_S("path", u.path),
+                               PW_LOG_S("clientRequestId", c->res.client_request_id)},
+              4, "%s %s (client request id %s)", c->method, c->url, c->res.client_request_id);
     return 0;
 oom:
     pw_err_set(err, errlen, "out of memory");
@@ -1133,9 +1181,13 @@ int pw_azure_abandon(pw_azure *az, void *ctx)
     for (az_call *c = az->calls; c; c = c->next) {
         if (c->ctx != ctx) continue;
         if (c->ph != PH_MAIN || (!c->read_only && c->xfer)) return 0;
-        pw_log(PW_LOG_INFO, rid(c), "azure.call.abandoned",
-               "%s %s abandoned after %u attempts (%s)", c->method, c->url, c->res.attempts,
-               c->xfer ? "a read on the wire" : "nothing on the wire");
+        url_shown u;
+        url_parts(c->url, &u);
+        pw_log_kv(PW_LOG_INFO, rid(c), "azure.call.abandoned",
+                  (pw_log_field[]){PW_LOG_S("method", c->method), PW_LOG_S("host", u.host),
+                                   PW_LOG_S("path", u.path), PW_LOG_N("attempts", c->res.attempts)},
+                  4, "%s %s abandoned after %u attempts (%s)", c->method, c->url, c->res.attempts,
+                  c->xfer ? "a read on the wire" : "nothing on the wire");
         call_release(c);
         return 1;
     }

@@ -102,6 +102,7 @@ typedef struct op_state {
     double queue_level, queue_capacity;
     size_t queue_ahead;
     uint64_t queued_ms;
+    uint64_t share_wait_at; /* when it began to wait for its cluster's shared read (0: not) */
     pw_timer *progress_timer;
 } op_state;
 
@@ -1231,6 +1232,7 @@ static int share_join(op_state *os, op_step step)
         sh->cap_waiting = cap;
     }
     sh->waiting[sh->n_waiting++] = os;
+    os->share_wait_at = pw_loop_now_ms(ex->loop);
     os->step = step;
     os->in_call = 1; /* it waits for its read */
     os->share = sh;
@@ -1238,9 +1240,22 @@ static int share_join(op_state *os, op_step step)
     return 0;
 }
 
+/* os stops waiting for a shared read to be sent: that wait is queue time, like a wait for a
+ * pacing budget (it does not count against the operation's deadline, but against
+ * worker.queue.timeout.ms). */
+static void share_wait_over(op_state *os)
+{
+    if (!os->share_wait_at) return;
+    uint64_t waited = pw_loop_now_ms(os->rs->ex->loop) - os->share_wait_at;
+    os->share_wait_at = 0;
+    os->queued_ms += waited;
+    if (os->deadline_ms) os->deadline_ms += waited;
+}
+
 /* Member os reads alone after all (not found, or the list failed); the share does not wait. */
 static void share_alone(op_state *os)
 {
+    share_wait_over(os);
     os->share = NULL;
     os->in_call = 0;
     issue_call(os, os->step);
@@ -1265,7 +1280,11 @@ static void share_on_done(void *ctx, const pw_azure_result *r)
         if (!os) continue;
         const json_t *entry =
             r->ok ? pw_plan_list_entry(pw_plan_op_at(os->rs->plan, os->index), r->body) : NULL;
-        if (!entry && r->ok && next) continue; /* perhaps on a later page */
+        if (!entry && r->ok && next) { /* perhaps on a later page */
+            os->queued_ms += r->queued_ms; /* (this page's queue time is not its deadline's) */
+            if (os->deadline_ms) os->deadline_ms += r->queued_ms;
+            continue;
+        }
         sh->sent[i] = NULL;
         sh->left--;
         if (!entry) {
@@ -1349,6 +1368,8 @@ static void share_flush(pw_loop *loop, void *ctx)
         sh->cap_sent = n;
     }
     memcpy(sh->sent, sh->waiting, n * sizeof *sh->sent);
+    for (size_t i = 0; i < n; i++)
+        share_wait_over(sh->sent[i]);
     memmove(sh->waiting, sh->waiting + n, (sh->n_waiting - n) * sizeof *sh->waiting);
     sh->n_waiting -= n;
     sh->n_sent = sh->left = n;

@@ -159,12 +159,17 @@ e2e_start_collectors() {
     -X topic.metadata.refresh.interval.ms=1000
 }
 
-# e2e_stack: everything above, with the worker "worker" and the config $PW_TMP/worker.conf.
-e2e_stack() {
+# e2e_services: the tools checked, a temp dir, kafka-mock and azure-sim (no worker yet).
+e2e_services() {
   e2e_require
   pw_tmpdir >/dev/null
   e2e_start_kafka
   e2e_start_sim
+}
+
+# e2e_stack: everything above, with the worker "worker" and the config $PW_TMP/worker.conf.
+e2e_stack() {
+  e2e_services
   e2e_write_config "$PW_TMP/worker.conf" "$@"
   e2e_start_collectors
   e2e_start_worker worker "$PW_TMP/worker.conf"

@@ -5,10 +5,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 # Tokens live 2 s from the start, the start-up credential check's token too (so the setting
 # comes before the worker); the worker refreshes at expiry (margin 0).
-e2e_require
-pw_tmpdir >/dev/null
-e2e_start_kafka
-e2e_start_sim
+e2e_services
 e2e_sim_settings '{"tokenLifetimeSeconds":2}'
 e2e_write_config "$PW_TMP/worker.conf" worker.operation.timeout.ms=8000 azure.token.refresh.margin.ms=0
 e2e_start_collectors

@@ -5,10 +5,7 @@
 # reply.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-e2e_require
-pw_tmpdir >/dev/null
-e2e_start_kafka
-e2e_start_sim
+e2e_services
 e2e_write_config "$PW_TMP/worker-a.conf" worker.id=worker-a worker.drain.timeout.ms=1000
 e2e_write_config "$PW_TMP/worker-b.conf" worker.id=worker-b worker.drain.timeout.ms=1000
 e2e_start_collectors

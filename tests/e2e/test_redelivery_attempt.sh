@@ -8,10 +8,7 @@
 # number.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-e2e_require
-pw_tmpdir >/dev/null
-e2e_start_kafka
-e2e_start_sim
+e2e_services
 e2e_write_config "$PW_TMP/worker-a.conf" worker.id=worker-a worker.drain.timeout.ms=1000 \
   worker.operation.timeout.ms=120000
 E2E_NO_SECRET=1 e2e_write_config "$PW_TMP/worker-b.conf" worker.id=worker-b \

@@ -7,10 +7,7 @@
 # no operation of the partition it lost, and the database must end at P40D.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-e2e_require
-pw_tmpdir >/dev/null
-e2e_start_kafka
-e2e_start_sim
+e2e_services
 e2e_write_config "$PW_TMP/worker-a.conf" worker.id=worker-a
 e2e_write_config "$PW_TMP/worker-b.conf" worker.id=worker-b
 e2e_start_collectors

@@ -1491,6 +1491,41 @@ static void shared_database_reads(void **state)
     harness_close();
 }
 
+/* Reads that wait for a shared list in flight wait as for a budget: that time does not count
+ * against their deadline.  The first list (A, B) is throttled for ~4 s; C and D, ready
+ * meanwhile, wait for it with 1.5 s deadlines and still succeed. */
+static void waiting_for_a_shared_read_is_queue_time(void **state)
+{
+    (void)state;
+    sim_reset();
+    sim_bulk_databases(4);
+    sim_admin_do("PUT", "/_sim/faults",
+                 "{\"failNext\": [{\"count\": 2, \"status\": 429, \"retryAfter\": 2, "
+                 "\"host\": \"management.azure.com\"}]}");
+    long saved = cfg.operation_timeout_ms;
+    cfg.operation_timeout_ms = 1500;
+    harness_open();
+    submit_bulk_caching("qw", "bulkdb0", "P7D");
+    submit_bulk_caching("qw", "bulkdb1", "P7D");
+    uint64_t start = pw_loop_now_ms(H.loop);
+    while (pw_loop_now_ms(H.loop) - start < 500)
+        assert_int_equal(pw_loop_run_once(H.loop, 50), 0);
+    submit_bulk_caching("qw", "bulkdb2", "P7D");
+    submit_bulk_caching("qw", "bulkdb3", "P7D");
+    run_until_terminals(4);
+    json_t *evs[64];
+    for (int i = 0; i < 4; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "qw-bulkdb%d", i);
+        size_t n = request_events(id, evs, 64);
+        const json_t *op = terminal_op(evs, n, 0);
+        if (strcmp(json_string_value(json_object_get(op, "status")), "succeeded") != 0)
+            fail_msg("%s: %s", id, json_dumps(op, JSON_COMPACT));
+    }
+    harness_close();
+    cfg.operation_timeout_ms = saved;
+}
+
 /* A shared list that fails is not the members' failure: each reads alone. */
 static void shared_read_failure_falls_back(void **state)
 {
@@ -1750,6 +1785,7 @@ int main(void)
         cmocka_unit_test(database_caching_arm),
         cmocka_unit_test(shared_database_reads),
         cmocka_unit_test(shared_read_failure_falls_back),
+        cmocka_unit_test(waiting_for_a_shared_read_is_queue_time),
         cmocka_unit_test(one_read_after_each_arm_write),
         cmocka_unit_test(before_reused_back_to_back),
         cmocka_unit_test(info_log_is_per_operation),

@@ -131,7 +131,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
 }
 
 /* "HOST:PORT" as a socket address; -1 when it is not one. */
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len)
+static int parse_listen(const char *listen, struct sockaddr_storage *ss)
 {
     char host[64];
     const char *colon;
@@ -156,13 +156,11 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
     if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
         v4->sin_port = htons((uint16_t)port);
-        *len = sizeof *v4;
         return 0;
     }
     if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
         v6->sin6_family = AF_INET6;
         v6->sin6_port = htons((uint16_t)port);
-        *len = sizeof *v6;
         return 0;
     }
     return -1;
@@ -171,15 +169,13 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
 int pw_admin_listen_ok(const char *listen)
 {
     struct sockaddr_storage ss;
-    socklen_t len;
-    return parse_listen(listen, &ss, &len) == 0;
+    return parse_listen(listen, &ss) == 0;
 }
 
 pw_admin *pw_admin_start(const char *listen, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
-    socklen_t sslen = 0;
-    if (parse_listen(listen, &ss, &sslen)) {
+    if (parse_listen(listen, &ss)) {
         pw_err_set(err, errlen,
                    "worker.admin.listen: '%s' is not HOST:PORT with an IP address (e.g. "
                    "127.0.0.1:9464, [::1]:9464, 0.0.0.0:9464)",
@@ -211,7 +207,6 @@ pw_admin *pw_admin_start(const char *listen, char *err, size_t errlen)
     a->port = info ? (int)info->port : 0;
     pw_log(PW_LOG_INFO, NULL, "admin.listening", "%.*s:%d (/healthz, /readyz, /metrics)",
            (int)(strrchr(listen, ':') - listen), listen, a->port);
-    (void)sslen;
     return a;
 }
 

@@ -1079,11 +1079,12 @@ static void report_state(svc *s)
                    NULL, NULL);
     if (!s->admin) return;
     pw_admin_beat(s->admin, pw_monotonic_ms());
-    char why[256];
-    snprintf(why, sizeof why, "not yet a member of group %s",
-             pw_config_kafka_get(s->cfg, "group.id") ? pw_config_kafka_get(s->cfg, "group.id")
-                                                     : "(none)");
-    pw_admin_ready(s->admin, PW_ADMIN_CONSUMER, pw_intake_joined(s->intake) ? NULL : why);
+    char why[256] = "";
+    if (!pw_intake_joined(s->intake)) {
+        const char *group = pw_config_kafka_get(s->cfg, "group.id");
+        snprintf(why, sizeof why, "not yet a member of group %s", group ? group : "(none)");
+    }
+    pw_admin_ready(s->admin, PW_ADMIN_CONSUMER, why[0] ? why : NULL);
     pw_admin_ready(s->admin, PW_ADMIN_PRODUCER,
                    pw_producer_fatal(s->producer) ? "the Kafka producer failed for good" : NULL);
 }

@@ -41,7 +41,7 @@ done
 final=$PW_TMP/screen.$n
 pw_log "$n screens; percentages seen: $(sort -un "$PW_TMP/percents" | tr '\n' ' ')"
 [ "$(sort -un "$PW_TMP/percents" | wc -l)" -ge 2 ] || pw_fail "no progress redrawn: percentages $(sort -un "$PW_TMP/percents" | tr '\n' ' ')"
-grep -qE '^  \[0\] database.retention mykustocluster/mykustodatabase via arm  succeeded  attempts=[0-9]+  lro Succeeded \[#{20}\] 100%  softDeletePeriod=P365D -> softDeletePeriod=P10D *$' "$final" ||
+grep -qE '^  \[0\] database.retention mykustocluster/mykustodatabase via arm  succeeded  attempts=[0-9]+  lro Succeeded \[#{20}\] 100%  (queued [0-9]+ms  )?softDeletePeriod=P365D -> softDeletePeriod=P10D *$' "$final" ||
   pw_fail "final operation line: $(cat "$final")"
 grep -q '^tty-1 succeeded: 1 changed, 0 unchanged *$' "$final" || pw_fail "result line: $(cat "$final")"
 grep -q '^EXIT=0 *$' "$final" || pw_fail "exit: $(cat "$final")"
